@@ -1,0 +1,561 @@
+/*
+ * cli.c — the hconn command: a small curl-like client on libhconn.
+ *
+ *   hconn [options] URL
+ *
+ * One request per run. On failure it prints one line, "hconn: <error
+ * name>: <detail>", and exits with the error's code negated (HCONN_E...),
+ * so scripts can tell a DNS failure from a truncated body or an HTTP error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hconn-build.h"
+#include "hconn.h"
+#include "url.h"
+#include "wire.h"
+
+#define CLI_CHUNK (64 * 1024) /* body bytes per read */
+
+/* A body to send; for now always in memory. */
+struct cli_body {
+    char *data;  /* malloc'd, NULL for no body */
+    size_t len;  /* bytes in data */
+};
+
+/* Everything the command line asks for. */
+struct cli {
+    const char *method;           /* -X, else derived */
+    struct hconn_header *headers; /* -H fields, names/values malloc'd */
+    size_t nheaders;
+    char **header_bufs;           /* the mutable copies the fields point in */
+    struct cli_body body;         /* -d / --data-binary parts joined */
+    bool has_data;                /* some -d / --data-binary was given */
+    bool include;                 /* -i */
+    bool head_only;               /* -I */
+    const char *output;           /* -o FILE, NULL for stdout */
+    bool fail;                    /* -f */
+    bool verbose;                 /* -v */
+    bool silent;                  /* -s */
+    double timeout;               /* -m */
+    const char *socket_path;      /* --socket */
+    const char *url;              /* the URL operand */
+};
+
+/* Where the body goes, opened on first use. */
+struct cli_out {
+    const char *path; /* -o FILE, NULL for stdout */
+    FILE *fp;         /* NULL until opened */
+    bool wrote;       /* something was written */
+};
+
+static const char cli_usage[] =
+    "Usage: hconn [options] URL\n"
+    "Fetch an http:// or https:// URL through hconnd, the local HTTP/1.1\n"
+    "connection pool, and write the response body to standard output.\n"
+    "\n"
+    "Options:\n"
+    "  -X, --request METHOD     request method (default GET, POST with -d)\n"
+    "  -H, --header 'Name: value'  add a request header field (repeatable)\n"
+    "  -d, --data DATA          send DATA as a form body (repeatable, joined\n"
+    "                           with '&'); @FILE reads FILE without its CR/LF\n"
+    "                           bytes, @- reads standard input\n"
+    "      --data-binary DATA   send DATA as is; @FILE reads FILE verbatim\n"
+    "  -i, --include            print the status line and headers before "
+    "the body\n"
+    "  -I, --head               send HEAD and print the response head only\n"
+    "  -o, --output FILE        write the body to FILE instead of stdout\n"
+    "  -f, --fail               fail with http_error on status 400 or "
+    "above,\n"
+    "                           printing no body\n"
+    "  -v, --verbose            show the request and response heads on "
+    "stderr\n"
+    "  -s, --silent             print no error message (exit status only)\n"
+    "  -m, --max-time SECONDS   timeout for the request (0 = none)\n"
+    "      --socket PATH        hconnd socket (default $HCONN_SOCKET, else\n"
+    "                           $XDG_RUNTIME_DIR/hconnd.sock if present, "
+    "else\n"
+    "                           " HCONN_DEFAULT_SOCKET ")\n"
+    "  -h, --help               show this help and exit\n"
+    "  -V, --version            show the version and exit\n"
+    "\n"
+    "-d and --data-binary imply POST and, unless -H gives one,\n"
+    "Content-Type: application/x-www-form-urlencoded.\n"
+    "\n"
+    "Exit status: 0 after a complete response. On failure one line\n"
+    "\"hconn: <error>: <detail>\" goes to stderr and the exit status is the\n"
+    "error's HCONN_E... code negated (e.g. 12 incomplete_read, 25\n"
+    "daemon_unavailable, 29 http_error with -f); a body cut short is always\n"
+    "a failure, even after output started.\n";
+
+/* Prints "hconn: <name>: <detail>" unless silent; returns the exit status
+ * for code. */
+static int
+cli_error(const struct cli *o, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+cli_error(const struct cli *o, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!o->silent) {
+        fprintf(stderr, "hconn: %s: ", hconn_error_name(code));
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+    }
+    return -code;
+}
+
+/* Reads all of path ("-" = stdin) into *buf, *len. Returns 0 or -errno. */
+static int
+cli_read_file(const char *path, char **buf, size_t *len)
+{
+    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    size_t cap = CLI_CHUNK, n = 0;
+    char *p = NULL;
+    int e = 0;
+
+    if (!fp)
+        return -errno;
+    for (;;) {
+        char *bigger;
+        size_t got;
+
+        if (!p || cap - n < CLI_CHUNK) {
+            cap = p ? cap * 2 : cap;
+            bigger = realloc(p, cap);
+            if (!bigger) {
+                e = ENOMEM;
+                break;
+            }
+            p = bigger;
+        }
+        got = fread(p + n, 1, cap - n, fp);
+        n += got;
+        if (got == 0) {
+            if (ferror(fp))
+                e = errno ? errno : EIO;
+            break;
+        }
+    }
+    if (fp != stdin)
+        fclose(fp);
+    if (e) {
+        free(p);
+        return -e;
+    }
+    *buf = p;
+    *len = n;
+    return 0;
+}
+
+/* Adds one -d / --data-binary argument to the body. Returns 0 or an exit
+ * status. */
+static int
+cli_add_data(struct cli *o, const char *arg, bool binary)
+{
+    char *part = NULL, *joined;
+    size_t plen = 0;
+
+    if (arg[0] == '@') {
+        int rc = cli_read_file(arg + 1, &part, &plen);
+
+        if (rc < 0)
+            return cli_error(o, HCONN_EIO_ERROR, "cannot read %s: %s",
+                             arg + 1, strerror(-rc));
+        if (!binary) { /* curl's -d @file drops CR and LF */
+            size_t k = 0;
+
+            for (size_t i = 0; i < plen; i++)
+                if (part[i] != '\r' && part[i] != '\n')
+                    part[k++] = part[i];
+            plen = k;
+        }
+    } else {
+        plen = strlen(arg);
+    }
+    joined = realloc(o->body.data, o->body.len + (o->has_data ? 1 : 0) +
+                                       plen + 1);
+    if (!joined) {
+        free(part);
+        return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
+    }
+    if (o->has_data)
+        joined[o->body.len++] = '&';
+    memcpy(joined + o->body.len, part ? part : arg, plen);
+    o->body.len += plen;
+    o->body.data = joined;
+    o->has_data = true;
+    free(part);
+    return 0;
+}
+
+/* Adds one -H 'Name: value'. Returns 0 or an exit status. */
+static int
+cli_add_header(struct cli *o, const char *arg)
+{
+    char *buf = strdup(arg), *colon, *value, *end;
+    struct hconn_header *h;
+    char **bufs;
+
+    if (!buf)
+        return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
+    colon = strchr(buf, ':');
+    if (!colon || colon == buf) {
+        free(buf);
+        return cli_error(o, HCONN_EINVALID_HEADER,
+                         "-H '%s': expected 'Name: value'", arg);
+    }
+    *colon = '\0';
+    value = colon + 1;
+    value += strspn(value, " \t");
+    end = value + strlen(value);
+    while (end > value && strchr(" \t\r\n", end[-1]))
+        *--end = '\0';
+    h = realloc(o->headers, (o->nheaders + 1) * sizeof(*h));
+    if (h)
+        o->headers = h;
+    bufs = realloc(o->header_bufs, (o->nheaders + 1) * sizeof(*bufs));
+    if (bufs)
+        o->header_bufs = bufs;
+    if (!h || !bufs) {
+        free(buf);
+        return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
+    }
+    o->headers[o->nheaders] = (struct hconn_header){buf, value};
+    o->header_bufs[o->nheaders++] = buf;
+    return 0;
+}
+
+/* Whether a -H field named name was given. */
+static bool
+cli_has_header(const struct cli *o, const char *name)
+{
+    for (size_t i = 0; i < o->nheaders; i++)
+        if (strcasecmp(o->headers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Frees what parsing allocated. */
+static void
+cli_free(struct cli *o)
+{
+    for (size_t i = 0; i < o->nheaders; i++)
+        free(o->header_bufs[i]);
+    free(o->header_bufs);
+    free(o->headers);
+    free(o->body.data);
+}
+
+/* Parses the command line. Returns 0 to go on, or an exit status (-1 for
+ * a clean exit 0 after --help / --version). */
+static int
+cli_parse(struct cli *o, int argc, char **argv)
+{
+    enum { OPT_DATA_BINARY = 256, OPT_SOCKET };
+    static const struct option longopts[] = {
+        {"request", required_argument, NULL, 'X'},
+        {"header", required_argument, NULL, 'H'},
+        {"data", required_argument, NULL, 'd'},
+        {"data-binary", required_argument, NULL, OPT_DATA_BINARY},
+        {"include", no_argument, NULL, 'i'},
+        {"head", no_argument, NULL, 'I'},
+        {"output", required_argument, NULL, 'o'},
+        {"fail", no_argument, NULL, 'f'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"silent", no_argument, NULL, 's'},
+        {"max-time", required_argument, NULL, 'm'},
+        {"socket", required_argument, NULL, OPT_SOCKET},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch, rc;
+    char *end;
+
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":X:H:d:iIo:fvsm:hV", longopts,
+                             NULL)) != -1) {
+        rc = 0;
+        switch (ch) {
+        case 'X':
+            o->method = optarg;
+            break;
+        case 'H':
+            rc = cli_add_header(o, optarg);
+            break;
+        case 'd':
+            rc = cli_add_data(o, optarg, false);
+            break;
+        case OPT_DATA_BINARY:
+            rc = cli_add_data(o, optarg, true);
+            break;
+        case 'i':
+            o->include = true;
+            break;
+        case 'I':
+            o->head_only = true;
+            break;
+        case 'o':
+            o->output = optarg;
+            break;
+        case 'f':
+            o->fail = true;
+            break;
+        case 'v':
+            o->verbose = true;
+            break;
+        case 's':
+            o->silent = true;
+            break;
+        case 'm':
+            errno = 0;
+            o->timeout = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(o->timeout >= 0))
+                rc = cli_error(o, HCONN_EINVALID_ARGUMENT,
+                               "-m '%s': expected seconds >= 0", optarg);
+            break;
+        case OPT_SOCKET:
+            o->socket_path = optarg;
+            break;
+        case 'h':
+            fputs(cli_usage, stdout);
+            return -1;
+        case 'V':
+            printf("hconn %s (libhconn, wire protocol %d)\n", HCONN_VERSION,
+                   WIRE_VERSION);
+            return -1;
+        case ':':
+            if (strncmp(argv[optind - 1], "--", 2) != 0)
+                return cli_error(o, HCONN_EINVALID_ARGUMENT,
+                                 "option -%c needs an argument (see --help)",
+                                 optopt);
+            return cli_error(o, HCONN_EINVALID_ARGUMENT,
+                             "option %s needs an argument (see --help)",
+                             argv[optind - 1]);
+        default:
+            if (strncmp(argv[optind - 1], "--", 2) != 0)
+                return cli_error(o, HCONN_EINVALID_ARGUMENT,
+                                 "unknown option -%c (see --help)", optopt);
+            return cli_error(o, HCONN_EINVALID_ARGUMENT,
+                             "unknown option %s (see --help)",
+                             argv[optind - 1]);
+        }
+        if (rc)
+            return rc;
+    }
+    if (optind != argc - 1)
+        return cli_error(o, HCONN_EINVALID_ARGUMENT,
+                         optind == argc ? "no URL given (see --help)"
+                                        : "more than one URL given");
+    o->url = argv[optind];
+    if (!o->method)
+        o->method = o->head_only ? "HEAD" : o->has_data ? "POST" : "GET";
+    return 0;
+}
+
+/* Prints the request head as hconnd will send it (http.client's rules for
+ * Host, Accept-Encoding and Content-Length) to stderr. */
+static void
+cli_verbose_request(const struct cli *o, const struct url *u,
+                    const char *hostport)
+{
+    fprintf(stderr, "> %s %s HTTP/1.1\r\n", o->method, u->target);
+    if (!cli_has_header(o, "Host"))
+        fprintf(stderr, "> Host: %s\r\n", hostport);
+    if (!cli_has_header(o, "Accept-Encoding"))
+        fprintf(stderr, "> Accept-Encoding: identity\r\n");
+    for (size_t i = 0; i < o->nheaders; i++)
+        fprintf(stderr, "> %s: %s\r\n", o->headers[i].name,
+                o->headers[i].value);
+    if (!cli_has_header(o, "Content-Length") &&
+        !cli_has_header(o, "Transfer-Encoding")) {
+        if (o->has_data)
+            fprintf(stderr, "> Content-Length: %zu\r\n", o->body.len);
+        else if (!strcmp(o->method, "POST") || !strcmp(o->method, "PUT") ||
+                 !strcmp(o->method, "PATCH"))
+            fprintf(stderr, "> Content-Length: 0\r\n");
+    }
+    fprintf(stderr, "> \r\n");
+}
+
+/* Writes the status line and header fields, each line prefixed. */
+static void
+cli_write_head(FILE *fp, const char *prefix, hconn_response *r)
+{
+    const struct hconn_header *h;
+    size_t n = hconn_response_getheaders(r, &h);
+
+    fprintf(fp, "%sHTTP/%s %d %s\r\n", prefix,
+            hconn_response_version(r) == 10 ? "1.0" : "1.1",
+            hconn_response_status(r), hconn_response_reason(r));
+    for (size_t i = 0; i < n; i++)
+        fprintf(fp, "%s%s: %s\r\n", prefix, h[i].name, h[i].value);
+    fprintf(fp, "%s\r\n", prefix);
+}
+
+/* Opens the output on first use. Returns it, or NULL with errno set. */
+static FILE *
+cli_out_open(struct cli_out *out)
+{
+    if (!out->fp)
+        out->fp = out->path ? fopen(out->path, "wb") : stdout;
+    return out->fp;
+}
+
+/* Sends the request. The body is in memory for now; a file body could go
+ * out here through hconn_putrequest/putheader/endheaders/send instead. */
+static int
+cli_send(hconn *c, const struct cli *o, const struct url *u)
+{
+    struct hconn_header *h = o->headers;
+    size_t n = o->nheaders;
+    int rc;
+
+    if (o->has_data && !cli_has_header(o, "Content-Type")) {
+        h = malloc((n + 1) * sizeof(*h));
+        if (!h)
+            return HCONN_ENO_MEMORY;
+        if (n)
+            memcpy(h, o->headers, n * sizeof(*h));
+        h[n++] = (struct hconn_header){"Content-Type",
+                                       "application/x-www-form-urlencoded"};
+    }
+    rc = hconn_request(c, o->method, u->target,
+                       o->has_data ? (o->body.data ? o->body.data : "")
+                                   : NULL,
+                       o->body.len, h, n);
+    if (h != o->headers)
+        free(h);
+    return rc;
+}
+
+/* Runs the request; returns the exit status. */
+static int
+cli_run(struct cli *o)
+{
+    struct hconn_options opts = {0};
+    struct cli_out out = {.path = o->output};
+    char err[256], hostport[URL_HOST_MAX + 16], authority[URL_HOST_MAX + 3];
+    hconn_response *r = NULL;
+    hconn *c = NULL;
+    struct url u;
+    int rc, status;
+    bool v6;
+
+    rc = url_parse(o->url, &u, err, sizeof(err));
+    if (rc < 0)
+        return cli_error(o, rc, "%s", err);
+    v6 = strchr(u.host, ':') != NULL;
+    snprintf(authority, sizeof(authority), v6 ? "[%s]" : "%s", u.host);
+    if (u.port != (u.tls ? 443 : 80))
+        snprintf(hostport, sizeof(hostport), "%s:%u", authority, u.port);
+    else
+        snprintf(hostport, sizeof(hostport), "%s", authority);
+
+    opts.socket_path = o->socket_path;
+    opts.timeout = o->timeout;
+    opts.tls = u.tls;
+    rc = hconn_new(&c, authority, u.port, &opts);
+    if (rc < 0) {
+        status = cli_error(o, rc, "%s", c ? hconn_errmsg(c) : "out of memory");
+        hconn_close(c);
+        return status;
+    }
+    if (o->verbose)
+        cli_verbose_request(o, &u, hostport);
+    rc = cli_send(c, o, &u);
+    if (rc == 0)
+        rc = hconn_getresponse(c, &r);
+    if (rc < 0) {
+        status = cli_error(o, rc, "%s",
+                           rc == HCONN_ENO_MEMORY ? "out of memory"
+                                                  : hconn_errmsg(c));
+        hconn_close(c);
+        return status;
+    }
+    if (o->verbose) {
+        fprintf(stderr, "* %s\n",
+                hconn_response_reused(r) ? "reused pooled connection"
+                                         : "new connection");
+        cli_write_head(stderr, "< ", r);
+    }
+    if (o->fail && hconn_response_status(r) >= 400) {
+        status = cli_error(o, HCONN_EHTTP_ERROR, "%d %s",
+                           hconn_response_status(r),
+                           hconn_response_reason(r));
+        hconn_close(c);
+        return status;
+    }
+    if (o->include || o->head_only) {
+        if (!cli_out_open(&out))
+            goto write_failed;
+        cli_write_head(out.fp, "", r);
+        out.wrote = true;
+    }
+    for (;;) {
+        static char buf[CLI_CHUNK];
+        ssize_t n = hconn_response_readinto(r, buf, sizeof(buf));
+
+        if (n < 0) {
+            if (out.path && out.fp)
+                status = cli_error(o, (int)n, "%s (partial output in %s)",
+                                   hconn_errmsg(c), out.path);
+            else
+                status = cli_error(o, (int)n, "%s", hconn_errmsg(c));
+            if (out.fp && out.fp != stdout)
+                fclose(out.fp);
+            else if (out.fp)
+                fflush(out.fp);
+            hconn_close(c);
+            return status;
+        }
+        if (n == 0)
+            break;
+        if (!cli_out_open(&out) || fwrite(buf, 1, (size_t)n, out.fp) != (size_t)n)
+            goto write_failed;
+        out.wrote = true;
+    }
+    hconn_close(c);
+    if (!cli_out_open(&out))
+        return cli_error(o, HCONN_EIO_ERROR, "cannot open %s: %s", out.path,
+                         strerror(errno));
+    if ((out.fp == stdout ? fflush(out.fp) : fclose(out.fp)) != 0)
+        return cli_error(o, HCONN_EIO_ERROR, "writing %s: %s",
+                         out.path ? out.path : "standard output",
+                         strerror(errno));
+    return 0;
+
+write_failed:
+    status = cli_error(o, HCONN_EIO_ERROR, "%s %s: %s",
+                       out.fp ? "writing" : "cannot open",
+                       out.path ? out.path : "standard output",
+                       strerror(errno));
+    if (out.fp && out.fp != stdout)
+        fclose(out.fp);
+    hconn_close(c);
+    return status;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cli o = {0};
+    int status = cli_parse(&o, argc, argv);
+
+    if (status == 0)
+        status = cli_run(&o);
+    else if (status < 0)
+        status = 0;
+    cli_free(&o);
+    return status;
+}

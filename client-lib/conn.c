@@ -1,0 +1,852 @@
+/*
+ * conn.c — the connection object (http.client's HTTPConnection): options,
+ * request messages (whole, or putrequest/putheader/endheaders/send), the
+ * queue of requests awaiting their response, and getresponse, which walks
+ * the daemon's in-order reply stream.
+ *
+ * Stream invariants: replies come in request order and never interleave.
+ * Between heads the stream is "between responses"; after a head with a
+ * body it is "in_body" until that response's end or error frame. Only the
+ * response that owns the body (body_owner) reads it; a response closed
+ * early leaves in_body set and getresponse drains the rest.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "hconn-build.h"
+#include "hconn-private.h"
+
+/* ---- Errors ------------------------------------------------------------ */
+
+int
+conn_error(struct hconn *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Records a failure on a queued request (first failure wins). */
+static void
+pending_fail(struct pending *p, int code, const char *message)
+{
+    if (p->error)
+        return;
+    p->error = code;
+    p->message = strdup(message);
+}
+
+int
+conn_broken(struct hconn *c, int code)
+{
+    char msg[HCONN_ERRMSG_MAX];
+
+    snprintf(msg, sizeof(msg), "%s", c->errmsg);
+    transport_close(c);
+    for (size_t i = 0; i < c->pend_count; i++)
+        pending_fail(&c->pend[c->pend_first + i], code, msg);
+    if (c->body_owner) {
+        struct hconn_response *r = c->body_owner;
+        size_t used = strlen(c->errmsg);
+
+        if (r->length >= 0)
+            snprintf(c->errmsg + used, sizeof(c->errmsg) - used,
+                     " (after %" PRIu64 " of %" PRId64 " body bytes)",
+                     r->received, r->length);
+        else
+            snprintf(c->errmsg + used, sizeof(c->errmsg) - used,
+                     " (after %" PRIu64 " body bytes)", r->received);
+        response_fail(r, code);
+        snprintf(c->errmsg, sizeof(c->errmsg), "%s", msg);
+    }
+    c->in_body = false;
+    c->body_owner = NULL;
+    if (c->state == CONN_BODY_STREAM)
+        c->state = CONN_IDLE;
+    return code;
+}
+
+bool
+conn_id_matches(const struct wire_reply *rep, int64_t id)
+{
+    if (!rep->id)
+        return rep->kind == WIRE_REPLY_ERROR;
+    return json_is_integer(rep->id) && json_integer_value(rep->id) == id;
+}
+
+/* Whether s contains the decimal number v. */
+static bool
+conn_mentions(const char *s, int64_t v)
+{
+    char num[24];
+
+    snprintf(num, sizeof(num), "%" PRId64, v);
+    return strstr(s, num) != NULL;
+}
+
+int
+conn_reply_error(struct hconn *c, const struct wire_reply *rep)
+{
+    const char *msg = rep->message && *rep->message
+                          ? rep->message
+                          : hconn_strerror(rep->error);
+
+    if (rep->received >= 0 && rep->expected >= 0 &&
+        !(conn_mentions(msg, rep->received) &&
+          conn_mentions(msg, rep->expected)))
+        return conn_error(c, rep->error,
+                          "%s (received %" PRId64 " of %" PRId64 " bytes)",
+                          msg, rep->received, rep->expected);
+    if (rep->received >= 0 && !conn_mentions(msg, rep->received))
+        return conn_error(c, rep->error, "%s (received %" PRId64 " bytes)",
+                          msg, rep->received);
+    return conn_error(c, rep->error, "%s", msg);
+}
+
+int
+conn_copy_headers(json_t *pairs, struct hconn_header **out, size_t *n)
+{
+    size_t count = json_is_array(pairs) ? json_array_size(pairs) : 0;
+    size_t bytes = 0;
+    struct hconn_header *h;
+    char *s;
+
+    *out = NULL;
+    *n = 0;
+    for (size_t i = 0; i < count; i++) {
+        json_t *pair = json_array_get(pairs, i);
+        bytes += strlen(json_string_value(json_array_get(pair, 0))) + 1;
+        bytes += strlen(json_string_value(json_array_get(pair, 1))) + 1;
+    }
+    h = malloc(count * sizeof(*h) + bytes + 1);
+    if (!h)
+        return HCONN_ENO_MEMORY;
+    s = (char *)(h + count);
+    for (size_t i = 0; i < count; i++) {
+        json_t *pair = json_array_get(pairs, i);
+        const char *name = json_string_value(json_array_get(pair, 0));
+        const char *value = json_string_value(json_array_get(pair, 1));
+        size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+
+        h[i].name = memcpy(s, name, nl);
+        s += nl;
+        h[i].value = memcpy(s, value, vl);
+        s += vl;
+    }
+    *out = h;
+    *n = count;
+    return 0;
+}
+
+/* ---- Validation (as http.client's putrequest/putheader) --------------- */
+
+/* RFC 9110 tchar. */
+static bool
+conn_is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= 'A' && ch <= 'Z') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Whether s is a non-empty token. */
+static bool
+conn_is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!conn_is_tchar((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* Checks method and request-target. Returns 0 or a code with detail. */
+static int
+conn_check_request_line(struct hconn *c, const char *method, const char *url)
+{
+    if (!method || !conn_is_token(method))
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "invalid method %s%s%s: must be a token",
+                          method ? "\"" : "", method ? method : "(null)",
+                          method ? "\"" : "");
+    if (!url || !*url)
+        return conn_error(c, HCONN_EINVALID_URL, "empty request-target");
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return conn_error(c, HCONN_EINVALID_URL,
+                              "URL can't contain control characters or "
+                              "space (byte 0x%02x at offset %zu)",
+                              *p, (size_t)(p - (const unsigned char *)url));
+    return 0;
+}
+
+/* Checks one header field. Returns 0 or HCONN_EINVALID_HEADER. */
+static int
+conn_check_header(struct hconn *c, const char *name, const char *value)
+{
+    if (!name || !conn_is_token(name))
+        return conn_error(c, HCONN_EINVALID_HEADER,
+                          "invalid header name \"%s\"", name ? name : "");
+    if (!value)
+        return conn_error(c, HCONN_EINVALID_HEADER,
+                          "header %s has no value", name);
+    if (strpbrk(value, "\r\n"))
+        return conn_error(c, HCONN_EINVALID_HEADER,
+                          "invalid header value for %s: contains CR or LF",
+                          name);
+    return 0;
+}
+
+/* Appends [name, value] to a header array. Returns 0 or a code. */
+static int
+conn_append_header(struct hconn *c, json_t *arr, const char *name,
+                   const char *value)
+{
+    json_t *pair = json_pack("[oo]", wire_string_from_bytes(name, strlen(name)),
+                             wire_string_from_bytes(value, strlen(value)));
+
+    if (!pair || json_array_append_new(arr, pair) < 0)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    return 0;
+}
+
+/* Builds a checked [[name, value]...] array. Returns 0 or a code. */
+static int
+conn_headers_json(struct hconn *c, const struct hconn_header *headers,
+                  size_t n, json_t **out)
+{
+    json_t *arr = json_array();
+    int rc;
+
+    *out = NULL;
+    if (!arr)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    if (n && !headers) {
+        json_decref(arr);
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "headers is NULL but nheaders is %zu", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = conn_check_header(c, headers[i].name, headers[i].value);
+        if (rc == 0)
+            rc = conn_append_header(c, arr, headers[i].name,
+                                    headers[i].value);
+        if (rc < 0) {
+            json_decref(arr);
+            return rc;
+        }
+    }
+    *out = arr;
+    return 0;
+}
+
+/* ---- The request queue ------------------------------------------------- */
+
+/* Makes room for one more queued request. Returns 0 or HCONN_ENO_MEMORY. */
+static int
+conn_pending_reserve(struct hconn *c)
+{
+    size_t cap;
+    struct pending *p;
+
+    if (c->pend_first + c->pend_count < c->pend_cap)
+        return 0;
+    if (c->pend_first > 0) {
+        memmove(c->pend, c->pend + c->pend_first,
+                c->pend_count * sizeof(*c->pend));
+        c->pend_first = 0;
+        return 0;
+    }
+    cap = c->pend_cap ? c->pend_cap * 2 : 8;
+    p = realloc(c->pend, cap * sizeof(*p));
+    if (!p)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    c->pend = p;
+    c->pend_cap = cap;
+    return 0;
+}
+
+/* Queues request id (room was reserved). */
+static void
+conn_pending_push(struct hconn *c, int64_t id, bool head)
+{
+    c->pend[c->pend_first + c->pend_count++] = (struct pending){
+        .id = id,
+        .head = head,
+    };
+}
+
+/* Drops the oldest queued request. */
+static void
+conn_pending_pop(struct hconn *c)
+{
+    free(c->pend[c->pend_first].message);
+    c->pend_first++;
+    if (--c->pend_count == 0)
+        c->pend_first = 0;
+}
+
+/* ---- Building and sending requests ------------------------------------ */
+
+/* A request message without its body field; headers is stolen. */
+static json_t *
+conn_request_msg(struct hconn *c, int64_t id, const char *method,
+                 const char *target, json_t *headers, bool skip_host,
+                 bool skip_accept_encoding)
+{
+    json_t *m = json_object();
+    bool ok = m != NULL;
+
+    if (!ok) {
+        json_decref(headers);
+        return NULL;
+    }
+    ok &= json_object_set_new(m, "id", json_integer(id)) == 0;
+    ok &= json_object_set_new(m, "method", json_string(method)) == 0;
+    ok &= json_object_set_new(
+              m, "host",
+              json_string(c->tunnel ? c->tunnel_host : c->host)) == 0;
+    ok &= json_object_set_new(
+              m, "port", json_integer(c->tunnel ? c->tunnel_port : c->port)) ==
+          0;
+    ok &= json_object_set_new(m, "tls", json_boolean(c->tls)) == 0;
+    ok &= json_object_set_new(m, "target",
+                              wire_string_from_bytes(target, strlen(target))) ==
+          0;
+    ok &= json_object_set_new(m, "headers", headers) == 0;
+    if (skip_host)
+        ok &= json_object_set_new(m, "skip_host", json_true()) == 0;
+    if (skip_accept_encoding)
+        ok &= json_object_set_new(m, "skip_accept_encoding", json_true()) ==
+              0;
+    if (c->timeout > 0)
+        ok &= json_object_set_new(m, "timeout", json_real(c->timeout)) == 0;
+    if (c->tunnel) {
+        json_t *proxy = json_pack("{sssisO}", "host", c->host, "port",
+                                  (int)c->port, "headers", c->tunnel_headers);
+        ok &= json_object_set_new(m, "proxy", proxy) == 0;
+    }
+    if (!ok) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Connects if needed and makes room to queue one request. */
+static int
+conn_ready_to_send(struct hconn *c)
+{
+    int rc = hconn_connect(c);
+
+    if (rc == 0)
+        rc = conn_pending_reserve(c);
+    return rc;
+}
+
+/* Sends request message m (stolen) with its inline body, if any, and
+ * queues it. Returns 0 or a code. */
+static int
+conn_send_request(struct hconn *c, json_t *m, int64_t id, const char *method,
+                  const void *body, size_t len)
+{
+    int rc;
+
+    if (!m)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    rc = transport_send_msg(c, m, body, body ? len : 0);
+    json_decref(m);
+    if (rc < 0)
+        return rc;
+    conn_pending_push(c, id, strcmp(method, "HEAD") == 0);
+    return 0;
+}
+
+int
+hconn_request(hconn *c, const char *method, const char *url,
+              const void *body, size_t body_len,
+              const struct hconn_header *headers, size_t nheaders)
+{
+    json_t *hdrs, *m;
+    int64_t id;
+    int rc;
+
+    if (c->state != CONN_IDLE)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          c->state == CONN_REQ_STARTED
+                              ? "a putrequest is unfinished"
+                              : "the streamed body of request %" PRId64
+                                " is unfinished (getresponse ends it)",
+                          c->stream_id);
+    rc = conn_check_request_line(c, method, url);
+    if (rc == 0)
+        rc = conn_headers_json(c, headers, nheaders, &hdrs);
+    if (rc < 0)
+        return rc;
+    rc = conn_ready_to_send(c);
+    if (rc < 0) {
+        json_decref(hdrs);
+        return rc;
+    }
+    id = c->next_id++;
+    m = conn_request_msg(c, id, method, url, hdrs, false, false);
+    if (m && body &&
+        json_object_set_new(m, "data", json_integer((json_int_t)body_len)) <
+            0) {
+        json_decref(m);
+        m = NULL;
+    }
+    return conn_send_request(c, m, id, method, body, body_len);
+}
+
+int
+hconn_putrequest(hconn *c, const char *method, const char *url,
+                 bool skip_host, bool skip_accept_encoding)
+{
+    int rc;
+
+    if (c->state != CONN_IDLE)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          c->state == CONN_REQ_STARTED
+                              ? "a putrequest is unfinished"
+                              : "the streamed body of request %" PRId64
+                                " is unfinished (getresponse ends it)",
+                          c->stream_id);
+    rc = conn_check_request_line(c, method, url);
+    if (rc < 0)
+        return rc;
+    c->put_method = strdup(method);
+    c->put_target = strdup(url);
+    c->put_headers = json_array();
+    if (!c->put_method || !c->put_target || !c->put_headers) {
+        free(c->put_method);
+        free(c->put_target);
+        json_decref(c->put_headers);
+        c->put_method = c->put_target = NULL;
+        c->put_headers = NULL;
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    }
+    c->put_skip_host = skip_host;
+    c->put_skip_accept_encoding = skip_accept_encoding;
+    c->state = CONN_REQ_STARTED;
+    return 0;
+}
+
+int
+hconn_putheader(hconn *c, const char *name, const char *value)
+{
+    int rc;
+
+    if (c->state != CONN_REQ_STARTED)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          "putheader without putrequest");
+    rc = conn_check_header(c, name, value);
+    if (rc == 0)
+        rc = conn_append_header(c, c->put_headers, name, value);
+    return rc;
+}
+
+/* Forgets putrequest's state. */
+static void
+conn_put_clear(struct hconn *c)
+{
+    free(c->put_method);
+    free(c->put_target);
+    json_decref(c->put_headers);
+    c->put_method = c->put_target = NULL;
+    c->put_headers = NULL;
+}
+
+/* How the body of the request being put is framed: sets *stream and
+ * *length (-1 unknown) from Content-Length / Transfer-Encoding. */
+static int
+conn_put_framing(struct hconn *c, bool *stream, int64_t *length)
+{
+    size_t i;
+    json_t *pair;
+    bool te = false;
+
+    *stream = false;
+    *length = -1;
+    json_array_foreach(c->put_headers, i, pair)
+    {
+        const char *name = json_string_value(json_array_get(pair, 0));
+        const char *value = json_string_value(json_array_get(pair, 1));
+
+        if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            te = true;
+        } else if (strcasecmp(name, "Content-Length") == 0) {
+            char *end;
+            long long v;
+
+            errno = 0;
+            v = strtoll(value, &end, 10);
+            if (!*value || *end || errno || v < 0 || value[0] == '-' ||
+                value[0] == '+' || (*length >= 0 && *length != v))
+                return conn_error(c, HCONN_EINVALID_HEADER,
+                                  "invalid Content-Length \"%s\"", value);
+            *length = v;
+        }
+    }
+    if (te) {
+        *stream = true;
+        *length = -1;
+    } else if (*length > 0) {
+        *stream = true;
+    }
+    return 0;
+}
+
+int
+hconn_endheaders(hconn *c, const void *body, size_t len)
+{
+    bool stream = false;
+    int64_t length = -1, id;
+    json_t *m;
+    int rc;
+
+    if (c->state != CONN_REQ_STARTED)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          "endheaders without putrequest");
+    if (!body)
+        rc = conn_put_framing(c, &stream, &length);
+    else
+        rc = 0;
+    if (rc == 0)
+        rc = conn_ready_to_send(c);
+    if (rc < 0) {
+        conn_put_clear(c);
+        c->state = CONN_IDLE;
+        return rc;
+    }
+    id = c->next_id++;
+    m = conn_request_msg(c, id, c->put_method, c->put_target,
+                         json_incref(c->put_headers), c->put_skip_host,
+                         c->put_skip_accept_encoding);
+    if (m && body &&
+        json_object_set_new(m, "data", json_integer((json_int_t)len)) < 0) {
+        json_decref(m);
+        m = NULL;
+    }
+    /* With a Content-Length, "length" tells hconnd not to chunk. */
+    if (m && stream &&
+        (json_object_set_new(m, "body", json_string("stream")) < 0 ||
+         (length >= 0 &&
+          json_object_set_new(m, "length", json_integer(length)) < 0))) {
+        json_decref(m);
+        m = NULL;
+    }
+    c->state = CONN_IDLE;
+    rc = conn_send_request(c, m, id, c->put_method, body, len);
+    conn_put_clear(c);
+    if (rc == 0 && stream) {
+        c->state = CONN_BODY_STREAM;
+        c->stream_id = id;
+        c->stream_length = length;
+        c->stream_sent = 0;
+    }
+    return rc;
+}
+
+/* Sends the end frame of the streamed body. Returns 0 or a code. */
+static int
+conn_end_stream(struct hconn *c)
+{
+    json_t *id = json_integer(c->stream_id);
+    json_t *m = id ? wire_end_frame(id, NULL) : NULL;
+    int rc;
+
+    json_decref(id);
+    c->state = CONN_IDLE;
+    if (!m)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    rc = transport_send_msg(c, m, NULL, 0);
+    json_decref(m);
+    return rc;
+}
+
+int
+hconn_send(hconn *c, const void *data, size_t len)
+{
+    json_t *id, *m;
+    int rc;
+
+    if (c->state != CONN_BODY_STREAM)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          "no streamed request body is open");
+    if (c->stream_length >= 0 &&
+        len > (uint64_t)c->stream_length - c->stream_sent)
+        return conn_error(c, HCONN_EBODY_LENGTH,
+                          "sending %zu more bytes would exceed "
+                          "Content-Length %" PRId64 " (%" PRIu64 " sent)",
+                          len, c->stream_length, c->stream_sent);
+    if (len == 0)
+        return 0;
+    if (!data)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT, "data is NULL");
+    id = json_integer(c->stream_id);
+    m = id ? wire_data_frame(id, len) : NULL;
+    json_decref(id);
+    if (!m)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    rc = transport_send_msg(c, m, data, len);
+    json_decref(m);
+    if (rc < 0)
+        return rc;
+    c->stream_sent += len;
+    if (c->stream_length >= 0 && c->stream_sent == (uint64_t)c->stream_length)
+        return conn_end_stream(c);
+    return 0;
+}
+
+/* ---- Responses --------------------------------------------------------- */
+
+/* One step of discarding the rest of a closed response's body. Returns 0
+ * or a code (the stream then broke). */
+static int
+conn_drain_step(struct hconn *c)
+{
+    struct wire_reply rep;
+    json_t *msg;
+    const char *p;
+    int rc;
+
+    if (c->payload_left > 0) {
+        size_t n = transport_payload_avail(c, &p);
+
+        if (n > 0) {
+            transport_payload_consume(c, n);
+            return 0;
+        }
+        return transport_fill(c);
+    }
+    rc = transport_next_reply(c, &msg, &rep);
+    if (rc < 0)
+        return rc;
+    if (!conn_id_matches(&rep, c->body_id) ||
+        rep.kind == WIRE_REPLY_HEAD || rep.kind == WIRE_REPLY_OP) {
+        json_decref(msg);
+        conn_error(c, HCONN_EBAD_MESSAGE,
+                   "unexpected reply from hconnd inside the body of "
+                   "request %" PRId64,
+                   c->body_id);
+        return conn_broken(c, HCONN_EBAD_MESSAGE);
+    }
+    if (rep.kind == WIRE_REPLY_END || rep.kind == WIRE_REPLY_ERROR)
+        c->in_body = false;
+    json_decref(msg);
+    return 0;
+}
+
+/* Returns the oldest queued request's failure and drops it. */
+static int
+conn_pending_failed(struct hconn *c)
+{
+    struct pending *p = &c->pend[c->pend_first];
+    int code = p->error;
+
+    snprintf(c->errmsg, sizeof(c->errmsg), "%s",
+             p->message ? p->message : hconn_strerror(code));
+    conn_pending_pop(c);
+    return code;
+}
+
+int
+hconn_getresponse(hconn *c, hconn_response **respp)
+{
+    struct pending *p;
+
+    *respp = NULL;
+    if (c->state == CONN_REQ_STARTED)
+        return conn_error(c, HCONN_ERESPONSE_NOT_READY,
+                          "putrequest without endheaders");
+    if (c->state == CONN_BODY_STREAM)
+        conn_end_stream(c); /* a failure fails the queue: reported below */
+    if (c->pend_count == 0)
+        return conn_error(c, HCONN_ERESPONSE_NOT_READY,
+                          "no request is awaiting a response");
+    if (c->body_owner)
+        return conn_error(c, HCONN_ERESPONSE_NOT_READY,
+                          "the previous response's body has not been read "
+                          "to its end or closed");
+    p = &c->pend[c->pend_first];
+    for (;;) {
+        struct wire_reply rep;
+        json_t *msg;
+        int rc;
+
+        if (!p->error && c->fd < 0)
+            pending_fail(p, HCONN_ECONNECTION_CLOSED,
+                         "not connected to hconnd");
+        if (p->error)
+            return conn_pending_failed(c);
+        if (c->in_body) {
+            conn_drain_step(c);
+            continue;
+        }
+        if (transport_next_reply(c, &msg, &rep) < 0)
+            continue;
+        if (!conn_id_matches(&rep, p->id) ||
+            (rep.kind != WIRE_REPLY_HEAD && rep.kind != WIRE_REPLY_ERROR &&
+             rep.kind != WIRE_REPLY_CONTINUE)) {
+            json_decref(msg);
+            conn_error(c, HCONN_EBAD_MESSAGE,
+                       "unexpected reply from hconnd while waiting for the "
+                       "response to request %" PRId64,
+                       p->id);
+            conn_broken(c, HCONN_EBAD_MESSAGE);
+            continue;
+        }
+        if (rep.kind == WIRE_REPLY_CONTINUE) {
+            json_decref(msg); /* 100-continue is not used yet */
+            continue;
+        }
+        if (rep.kind == WIRE_REPLY_ERROR) {
+            rc = conn_reply_error(c, &rep);
+            json_decref(msg);
+            conn_pending_pop(c);
+            return rc;
+        }
+        rc = response_new(c, p, &rep, respp);
+        json_decref(msg);
+        conn_pending_pop(c);
+        return rc;
+    }
+}
+
+/* ---- The connection object -------------------------------------------- */
+
+/* The daemon socket to use: opts, $HCONN_SOCKET, a user daemon's socket in
+ * $XDG_RUNTIME_DIR if it exists, else the system one. malloc'd. */
+static char *
+conn_socket_path(const struct hconn_options *opts)
+{
+    const char *env = getenv("HCONN_SOCKET");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    struct stat st;
+    char *path;
+
+    if (opts && opts->socket_path)
+        return strdup(opts->socket_path);
+    if (env && *env)
+        return strdup(env);
+    if (xdg && *xdg &&
+        asprintf(&path, "%s/hconnd.sock", xdg) >= 0) {
+        if (stat(path, &st) == 0)
+            return path;
+        free(path);
+    }
+    return strdup(HCONN_DEFAULT_SOCKET);
+}
+
+int
+hconn_new(hconn **connp, const char *host, int port,
+          const struct hconn_options *opts)
+{
+    struct hconn *c;
+    char err[256];
+    int rc;
+
+    if (!connp)
+        return HCONN_EINVALID_ARGUMENT;
+    *connp = c = calloc(1, sizeof(*c));
+    if (!c)
+        return HCONN_ENO_MEMORY;
+    c->fd = -1;
+    c->next_id = 1;
+    c->state = CONN_IDLE;
+    wire_reader_init(&c->reader, WIRE_MAX_LINE);
+    c->tls = opts && opts->tls;
+    c->socket_path = conn_socket_path(opts);
+    if (!c->socket_path)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    if (opts && (isnan(opts->timeout) || opts->timeout < 0))
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "invalid timeout %g", opts->timeout);
+    c->timeout = opts ? opts->timeout : 0;
+    if (!host)
+        return conn_error(c, HCONN_EINVALID_URL, "no host given");
+    rc = url_parse_authority(host, port, c->tls ? 443 : 80, c->host, &c->port,
+                             err, sizeof(err));
+    if (rc < 0)
+        return conn_error(c, rc, "%s", err);
+    return 0;
+}
+
+int
+hconn_set_tunnel(hconn *c, const char *host, int port,
+                 const struct hconn_header *headers, size_t nheaders)
+{
+    char err[256];
+    json_t *hdrs;
+    int rc;
+
+    if (!host)
+        return conn_error(c, HCONN_EINVALID_URL, "no tunnel host given");
+    rc = conn_headers_json(c, headers, nheaders, &hdrs);
+    if (rc < 0)
+        return rc;
+    rc = url_parse_authority(host, port, c->tls ? 443 : 80, c->tunnel_host,
+                             &c->tunnel_port, err, sizeof(err));
+    if (rc < 0) {
+        json_decref(hdrs);
+        c->tunnel = false;
+        return conn_error(c, rc, "%s", err);
+    }
+    json_decref(c->tunnel_headers);
+    c->tunnel_headers = hdrs;
+    c->tunnel = true;
+    return 0;
+}
+
+int
+hconn_connect(hconn *c)
+{
+    if (c->fd >= 0)
+        return 0;
+    return transport_connect(c);
+}
+
+int
+hconn_fileno(const hconn *c)
+{
+    return c ? c->fd : -1;
+}
+
+void
+hconn_set_debuglevel(hconn *c, int level)
+{
+    c->debuglevel = level;
+}
+
+const char *
+hconn_errmsg(const hconn *c)
+{
+    return c ? c->errmsg : "";
+}
+
+void
+hconn_close(hconn *c)
+{
+    if (!c)
+        return;
+    transport_close(c);
+    while (c->responses)
+        response_free(c->responses);
+    for (size_t i = 0; i < c->pend_count; i++)
+        free(c->pend[c->pend_first + i].message);
+    free(c->pend);
+    conn_put_clear(c);
+    json_decref(c->tunnel_headers);
+    free(c->socket_path);
+    free(c);
+}

@@ -1,0 +1,187 @@
+/*
+ * hconn-private.h — libhconn's internal structures, shared by conn.c (the
+ * connection and its request queue), response.c (responses and body
+ * reads) and transport.c (the daemon socket). Not installed.
+ */
+#ifndef HCONN_PRIVATE_H
+#define HCONN_PRIVATE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "hconn.h"
+#include "url.h"
+#include "wire.h"
+
+#define HCONN_CHUNK (64 * 1024) /* socket reads are at least this big */
+#define HCONN_ERRMSG_MAX 512    /* bytes of an error detail, NUL incl. */
+
+/* Where the putrequest/putheader/endheaders/send sequence stands. */
+enum conn_state {
+    CONN_IDLE,        /* a new request may start */
+    CONN_REQ_STARTED, /* putrequest done, collecting headers */
+    CONN_BODY_STREAM, /* endheaders sent "body":"stream": send() frames */
+};
+
+/* A request sent whose response head getresponse has not returned yet. */
+struct pending {
+    int64_t id;      /* the request's wire id */
+    bool head;       /* HEAD request: the response has no body */
+    int error;       /* set when it failed before its head arrived */
+    char *message;   /* malloc'd detail of error */
+};
+
+/* The HTTP response object (HTTPResponse). */
+struct hconn_response {
+    struct hconn *conn;          /* owner; frees us in hconn_close */
+    struct hconn_response *prev; /* conn's list of open responses */
+    struct hconn_response *next;
+    int64_t id;                  /* wire id of the request */
+    int status;                  /* e.g. 200 */
+    char *reason;                /* malloc'd reason phrase */
+    int version;                 /* 10 or 11 */
+    bool reused;                 /* sent on a pooled connection */
+    struct hconn_header *headers; /* malloc'd array with its strings */
+    size_t nheaders;
+    struct hconn_header *trailers; /* same, from the end frame */
+    size_t ntrailers;
+    char **joined;               /* getheader's joined values, owned */
+    size_t njoined;
+    int64_t length;              /* announced body length, -1 unknown */
+    int64_t length_left;         /* body bytes still due, -1 unknown */
+    uint64_t received;           /* body bytes handed to the caller */
+    bool ended;                  /* the end frame arrived: body complete */
+    int error;                   /* sticky error that ended the body */
+    char *errmsg;                /* malloc'd detail of error */
+};
+
+/* The connection object (HTTPConnection). */
+struct hconn {
+    /* Where requests go. */
+    char host[URL_HOST_MAX + 1]; /* origin host, IPv6 without brackets */
+    uint16_t port;               /* origin port */
+    bool tls;                    /* https */
+    bool tunnel;                 /* set_tunnel: host/port is the proxy */
+    char tunnel_host[URL_HOST_MAX + 1]; /* origin behind the proxy */
+    uint16_t tunnel_port;
+    json_t *tunnel_headers;      /* [[name, value]...] for CONNECT */
+    char *socket_path;           /* malloc'd daemon socket path */
+    double timeout;              /* seconds, 0 = none */
+    int debuglevel;              /* > 0: protocol lines to stderr */
+
+    /* The daemon socket and what was received from it. */
+    int fd;                      /* -1 when not connected */
+    bool eof;                    /* the daemon closed its side */
+    char *rbuf;                  /* received bytes not yet taken */
+    size_t rpos;                 /* first unread byte in rbuf */
+    size_t rlen;                 /* end of the received bytes */
+    size_t rcap;                 /* size of rbuf */
+    struct wire_reader reader;   /* line reader state */
+    uint64_t payload_left;       /* raw bytes of the current data frame
+                                    still to take from the stream */
+
+    /* Requests. */
+    int64_t next_id;             /* wire id of the next request */
+    struct pending *pend;        /* queue of requests awaiting a head */
+    size_t pend_first;           /* index of the oldest entry */
+    size_t pend_count;           /* entries in use from pend_first */
+    size_t pend_cap;             /* entries allocated */
+    enum conn_state state;       /* putrequest sequence */
+    char *put_method;            /* putrequest's method, malloc'd */
+    char *put_target;            /* putrequest's target, malloc'd */
+    bool put_skip_host;
+    bool put_skip_accept_encoding;
+    json_t *put_headers;         /* [[name, value]...] put so far */
+    int64_t stream_id;           /* id of the request whose body streams */
+    int64_t stream_length;       /* its Content-Length, -1 unknown */
+    uint64_t stream_sent;        /* body bytes sent so far */
+
+    /* The response stream. */
+    bool in_body;                /* the stream is inside a response body */
+    int64_t body_id;             /* id of that response */
+    struct hconn_response *body_owner; /* its object; NULL once closed */
+    struct hconn_response *responses;  /* every response not yet freed */
+
+    char errmsg[HCONN_ERRMSG_MAX]; /* detail of the last error */
+};
+
+/* ---- conn.c ------------------------------------------------------------ */
+
+/* Sets c's error detail from a format; returns code. */
+int conn_error(struct hconn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The daemon stream is unusable: closes the socket and fails the body in
+ * progress and every outstanding request with code and the current detail.
+ * Returns code. */
+int conn_broken(struct hconn *c, int code);
+
+/* Whether a reply's id is the expected one (a missing id on an error reply
+ * is accepted: the daemon could not read ours). */
+bool conn_id_matches(const struct wire_reply *rep, int64_t id);
+
+/* Sets c's detail from an error reply (message, received/expected) and
+ * returns its code. */
+int conn_reply_error(struct hconn *c, const struct wire_reply *rep);
+
+/* Copies a [[name, value]...] array into a malloc'd header array (strings
+ * in the same block). Returns 0 or HCONN_ENO_MEMORY. */
+int conn_copy_headers(json_t *pairs, struct hconn_header **out, size_t *n);
+
+/* ---- response.c -------------------------------------------------------- */
+
+/* Builds the response for a head reply of request p; takes the body's end
+ * frame at once when no body follows. Returns 0 or a negative code. */
+int response_new(struct hconn *c, const struct pending *p,
+                 const struct wire_reply *head, struct hconn_response **rp);
+
+/* Marks r failed with code and c's current detail (first error wins). */
+void response_fail(struct hconn_response *r, int code);
+
+/* Frees a response without touching the stream (conn teardown). */
+void response_free(struct hconn_response *r);
+
+/* ---- transport.c ------------------------------------------------------- */
+
+/* Connects c->fd to the daemon. Returns 0 or HCONN_EDAEMON_UNAVAILABLE. */
+int transport_connect(struct hconn *c);
+
+/* Closes the socket and forgets every byte received. */
+void transport_close(struct hconn *c);
+
+/* Encodes msg as a line and sends it, then payload (len bytes, may be 0).
+ * Returns 0 or a negative code after conn_broken. */
+int transport_send_msg(struct hconn *c, const json_t *msg,
+                       const void *payload, size_t len);
+
+/* Takes the next message from the stream (no payload may be pending).
+ * *msgp is the decoded object the reply borrows from: json_decref it.
+ * A data reply sets c->payload_left. Returns 0 or a negative code after
+ * conn_broken. */
+int transport_next_reply(struct hconn *c, json_t **msgp,
+                         struct wire_reply *rep);
+
+/* Bytes of the current data frame already buffered; *p points at them. */
+size_t transport_payload_avail(struct hconn *c, const char **p);
+
+/* Drops n bytes (at most the available payload) from the buffer. */
+void transport_payload_consume(struct hconn *c, size_t n);
+
+/* Receives payload bytes straight into buf (nothing buffered, n at most
+ * payload_left); blocks for at least one. Returns the count or a negative
+ * code after conn_broken. */
+ssize_t transport_payload_direct(struct hconn *c, void *buf, size_t n);
+
+/* Waits for and buffers more bytes from the daemon. Returns 0 or a negative
+ * code after conn_broken. */
+int transport_fill(struct hconn *c);
+
+/* Writes one protocol line to stderr when debugging ("send: "/"reply: "). */
+void transport_debug(const struct hconn *c, const char *prefix,
+                     const char *line, size_t len);
+
+#endif

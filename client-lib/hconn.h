@@ -1,0 +1,259 @@
+/*
+ * hconn.h — libhconn, the client library of hconnd.
+ *
+ * A C mirror of Python's http.client with python-dugong's stricter rules:
+ * an hconn is an HTTPConnection, an hconn_response an HTTPResponse. The
+ * HTTP work is done by hconnd; the library speaks its JSON-lines protocol
+ * (proto/PROTOCOL.md) over a Unix socket.
+ *
+ * Conventions:
+ * - Functions that can fail return 0 (or a byte count) on success and a
+ *   negative HCONN_E... code (hconn_error.h) on failure; hconn_errmsg()
+ *   then gives a one-line detail. hconn_error_name() and hconn_strerror()
+ *   name and describe a code.
+ * - No global state. An hconn and its responses belong to one thread at a
+ *   time; use one hconn per thread.
+ * - Pipelining (dugong): hconn_request() may be called many times before
+ *   hconn_getresponse(); responses come back in request order. While a
+ *   write to the daemon would block, the library reads whatever the daemon
+ *   sends meanwhile into memory, so a large request body can never
+ *   deadlock against responses the daemon is writing back; that buffer is
+ *   only bounded by what the daemon sends before the write completes.
+ * - Bodies are never cut short silently: a read returns 0 only after the
+ *   daemon said the body is complete. A body that ends early is an error
+ *   (incomplete_read, connection_closed, remote_disconnected, ...).
+ * - Calls block. With a timeout (hconn_options.timeout) every wait on the
+ *   daemon socket gives up after twice the timeout plus one second, so the
+ *   daemon's own, more precise timeout error normally arrives first; a
+ *   local timeout (HCONN_ETIMEOUT) drops the daemon connection.
+ * - Errors that leave the daemon stream unusable (the daemon closed the
+ *   socket, a malformed reply, a local timeout or I/O error) close the
+ *   daemon socket and fail every outstanding request with the same code;
+ *   the next hconn_request() connects again.
+ */
+#ifndef HCONN_H
+#define HCONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hconn_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hconn hconn;                   /* an HTTPConnection */
+typedef struct hconn_response hconn_response; /* an HTTPResponse */
+
+/* A header field: name and value, NUL-terminated. */
+struct hconn_header {
+    const char *name;
+    const char *value;
+};
+
+/* Connection options; a zero-filled struct (or NULL) means defaults. */
+struct hconn_options {
+    const char *socket_path; /* hconnd socket; NULL: $HCONN_SOCKET, else
+                                $XDG_RUNTIME_DIR/hconnd.sock if that file
+                                exists, else /run/hconnd/hconnd.sock */
+    double timeout;          /* seconds, sent with each request and used
+                                for local socket waits; 0 = none */
+    bool tls;                /* https (HTTPSConnection): port default 443 */
+};
+
+/* ---- Connection ------------------------------------------------------- */
+
+/*
+ * HTTPConnection(host, port). host is "host", "host:port", "[v6]" or
+ * "[v6]:port"; port > 0 overrides the one in host, else 80 (443 with tls).
+ * Does not connect. *connp is set whenever memory allowed, even on error,
+ * so hconn_errmsg() works: the caller hconn_close()s it in every case.
+ * Returns 0, HCONN_EINVALID_URL (bad host or port), HCONN_EINVALID_ARGUMENT
+ * (NULL connp, negative timeout) or HCONN_ENO_MEMORY (*connp NULL).
+ */
+int hconn_new(hconn **connp, const char *host, int port,
+              const struct hconn_options *opts);
+
+/*
+ * http.client's set_tunnel: requests go to host:port (the origin) through
+ * a CONNECT tunnel of the proxy this hconn was created with; headers are
+ * sent with the CONNECT request (copied). port <= 0: from host, else
+ * 80/443. Applies to requests made afterwards. Returns 0,
+ * HCONN_EINVALID_URL, HCONN_EINVALID_HEADER or HCONN_ENO_MEMORY.
+ */
+int hconn_set_tunnel(hconn *c, const char *host, int port,
+                     const struct hconn_header *headers, size_t nheaders);
+
+/*
+ * Connects to the daemon; a no-op when connected. hconn_request() and
+ * hconn_putrequest() connect lazily. Returns 0 or HCONN_EDAEMON_UNAVAILABLE
+ * ("cannot connect to hconnd at PATH: reason").
+ */
+int hconn_connect(hconn *c);
+
+/*
+ * Sends a whole request now: method, url (the request-target, e.g.
+ * "/index.html"), an optional body and extra header fields (name/value
+ * pairs, order and duplicates kept). body NULL means no body (hconnd adds
+ * Content-Length: 0 for POST, PUT and PATCH); otherwise body_len bytes are
+ * sent inline. hconnd adds Host and Accept-Encoding: identity as
+ * http.client does. Returns 0, HCONN_EINVALID_ARGUMENT (bad method),
+ * HCONN_EINVALID_URL (control bytes or space in url), HCONN_EINVALID_HEADER,
+ * HCONN_ECANNOT_SEND_REQUEST (a putrequest() is unfinished), or a
+ * connection error (HCONN_EDAEMON_UNAVAILABLE, HCONN_ECONNECTION_CLOSED,
+ * HCONN_ETIMEOUT, ...).
+ */
+int hconn_request(hconn *c, const char *method, const char *url,
+                  const void *body, size_t body_len,
+                  const struct hconn_header *headers, size_t nheaders);
+
+/*
+ * Starts a request piece by piece: putrequest, putheader..., endheaders,
+ * then send... for a streamed body. skip_host / skip_accept_encoding stop
+ * hconnd from adding Host / Accept-Encoding. Nothing is sent before
+ * endheaders. Returns 0, HCONN_ECANNOT_SEND_REQUEST (another putrequest or
+ * streamed body is unfinished), HCONN_EINVALID_ARGUMENT, HCONN_EINVALID_URL.
+ */
+int hconn_putrequest(hconn *c, const char *method, const char *url,
+                     bool skip_host, bool skip_accept_encoding);
+
+/* Adds a header field to the request started by hconn_putrequest().
+ * Returns 0, HCONN_ECANNOT_SEND_REQUEST (no putrequest) or
+ * HCONN_EINVALID_HEADER (name not a token, CR/LF/NUL in value). */
+int hconn_putheader(hconn *c, const char *name, const char *value);
+
+/*
+ * Sends the request started by hconn_putrequest(). body != NULL: len bytes
+ * sent inline. body == NULL: if the fields put include Content-Length > 0
+ * or Transfer-Encoding, the body is streamed with hconn_send() (with
+ * Content-Length, the body ends by itself once that many bytes were sent;
+ * otherwise, or if fewer were sent, hconn_getresponse() ends it); else the
+ * request has no body. Returns 0, HCONN_ECANNOT_SEND_REQUEST (no
+ * putrequest), HCONN_EINVALID_HEADER (bad Content-Length) or a connection
+ * error.
+ */
+int hconn_endheaders(hconn *c, const void *body, size_t len);
+
+/*
+ * Sends len bytes of a streamed request body (raw bytes: hconnd does the
+ * chunked encoding). Returns 0, HCONN_ECANNOT_SEND_REQUEST (no streamed
+ * body open), HCONN_EBODY_LENGTH (more than the Content-Length put; nothing
+ * of this call is sent) or a connection error.
+ */
+int hconn_send(hconn *c, const void *data, size_t len);
+
+/*
+ * The response to the oldest request not yet answered; blocks until its
+ * head arrives. Ends an open streamed body first. Discards the rest of a
+ * response that was closed unread. Returns 0 with *respp set (free it with
+ * hconn_response_close, or let hconn_close do it), or:
+ * HCONN_ERESPONSE_NOT_READY when no request is outstanding, a putrequest is
+ * unfinished, or the previous response still has an unread body (read it to
+ * the end or close it first, as http.client requires); the daemon's error
+ * code for the request (HCONN_ECONNECT_FAILED, HCONN_ETIMEOUT,
+ * HCONN_EDENIED, ...) with its message; or a connection error.
+ */
+int hconn_getresponse(hconn *c, hconn_response **respp);
+
+/* The daemon socket's descriptor, -1 when not connected. */
+int hconn_fileno(const hconn *c);
+
+/* Closes the daemon socket and frees c and every response still open. */
+void hconn_close(hconn *c);
+
+/* level > 0: each protocol line sent or received (never body bytes) goes
+ * to stderr prefixed "send: " / "reply: ", as http.client's debuglevel. */
+void hconn_set_debuglevel(hconn *c, int level);
+
+/* Detail of the last error on c (or one of its responses); "" if none. */
+const char *hconn_errmsg(const hconn *c);
+
+/* ---- Response --------------------------------------------------------- */
+
+/* Status code, e.g. 200. */
+int hconn_response_status(const hconn_response *r);
+
+/* Reason phrase as the server sent it (may be ""). */
+const char *hconn_response_reason(const hconn_response *r);
+
+/* HTTP version of the response: 10 or 11. */
+int hconn_response_version(const hconn_response *r);
+
+/* True when hconnd sent the request on a pooled keep-alive connection. */
+bool hconn_response_reused(const hconn_response *r);
+
+/* Body bytes still to read when the length is known, else -1 (as
+ * http.client's .length). 0 for HEAD, 1xx, 204 and 304 responses. */
+int64_t hconn_response_length(const hconn_response *r);
+
+/* Value of header name (case-insensitive); repeats are joined with ", ";
+ * default_value when absent. The string is owned by r. */
+const char *hconn_response_getheader(hconn_response *r, const char *name,
+                                     const char *default_value);
+
+/* Sets *headers to all header fields in order, duplicates kept; returns
+ * their number. Owned by r. */
+size_t hconn_response_getheaders(const hconn_response *r,
+                                 const struct hconn_header **headers);
+
+/* Like getheaders, for the trailer fields of a chunked body; empty until
+ * the body was read to its end. */
+size_t hconn_response_gettrailers(const hconn_response *r,
+                                  const struct hconn_header **trailers);
+
+/*
+ * Reads up to n body bytes into buf; blocks until n bytes, the end of the
+ * body, or an error. Returns the bytes read (fewer than n only at the end
+ * of the body; 0 once the body is complete, or when n is 0), or a
+ * negative code. If an
+ * error arrives after some bytes were copied in this call, returns those
+ * bytes; the next call returns the error (and so does every later call).
+ * A body cut short is always an error, never a short read followed by 0:
+ * HCONN_EINCOMPLETE_READ, HCONN_ECONNECTION_CLOSED (hconnd's socket
+ * closed mid-body), HCONN_EREMOTE_DISCONNECTED, HCONN_ETIMEOUT, ...
+ */
+ssize_t hconn_response_read(hconn_response *r, void *buf, size_t n);
+
+/* Like hconn_response_read, but returns as soon as at least one byte is
+ * available (http.client's read1). */
+ssize_t hconn_response_readinto(hconn_response *r, void *buf, size_t n);
+
+/*
+ * Reads the whole rest of the body (read() without amt). On success *bufp
+ * is a malloc'd buffer of *lenp bytes plus a terminating NUL the caller
+ * frees. On error returns the code with *bufp NULL and *lenp 0: no partial
+ * body is returned.
+ */
+int hconn_response_read_all(hconn_response *r, void **bufp, size_t *lenp);
+
+/*
+ * Reads one line, up to and including '\n', at most size - 1 bytes, and
+ * NUL-terminates it. Returns its length, 0 at the end of the body, or a
+ * negative code (HCONN_EINVALID_ARGUMENT when size < 2; errors as read).
+ */
+ssize_t hconn_response_readline(hconn_response *r, char *buf, size_t size);
+
+/* True when the body was read to its end (or failed): nothing is left. */
+bool hconn_response_closed(const hconn_response *r);
+
+/* The daemon socket's descriptor (as hconn_fileno). */
+int hconn_response_fileno(const hconn_response *r);
+
+/* Frees r. An unread body is discarded: the connection drains it before
+ * the next response. NULL is a no-op. */
+void hconn_response_close(hconn_response *r);
+
+/* ---- Tables ------------------------------------------------------------ */
+
+/* Reason phrase for a status code (http.client.responses), NULL when
+ * unknown. */
+const char *hconn_responses(int status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * config.c — defaults and the JSON config file. The key table is the one
+ * list of settings: loading, validation and the docs follow it.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "hconn-build.h"
+
+enum config_type { CONFIG_SIZE, CONFIG_SECONDS, CONFIG_STRING };
+
+struct config_key {
+    const char *name;
+    enum config_type type;
+    size_t offset;
+    double min, max; /* accepted range for numbers */
+};
+
+#define KEY(name, type, field, min, max)                                       \
+    {name, type, offsetof(struct config, field), min, max}
+static const struct config_key config_keys[] = {
+    KEY("socket", CONFIG_STRING, socket_path, 0, 0),
+    KEY("max_message_bytes", CONFIG_SIZE, max_message_bytes, 1024, 1 << 30),
+    KEY("max_inline_body_bytes", CONFIG_SIZE, max_inline_body_bytes, 0,
+        1ULL << 40),
+    KEY("max_clients", CONFIG_SIZE, max_clients, 1, 1 << 20),
+    KEY("max_requests_per_client", CONFIG_SIZE, max_requests_per_client, 1,
+        1 << 20),
+    KEY("pool_max_per_origin", CONFIG_SIZE, pool_max_per_origin, 1, 1 << 20),
+    KEY("pool_max_total", CONFIG_SIZE, pool_max_total, 1, 1 << 20),
+    KEY("stream_buffer_bytes", CONFIG_SIZE, stream_buffer_bytes, 4096,
+        1 << 30),
+    KEY("client_body_buffer_bytes", CONFIG_SIZE, client_body_buffer_bytes,
+        4096, 1ULL << 40),
+    KEY("connect_timeout", CONFIG_SECONDS, connect_timeout, 0.001, 86400),
+    KEY("read_timeout", CONFIG_SECONDS, read_timeout, 0.001, 86400),
+    KEY("idle_timeout", CONFIG_SECONDS, idle_timeout, 0.001, 86400),
+    KEY("shutdown_timeout", CONFIG_SECONDS, shutdown_timeout, 0, 86400),
+};
+#undef KEY
+
+const char *
+config_default_socket(void)
+{
+    static char path[4096];
+    const char *runtime = getenv("XDG_RUNTIME_DIR");
+
+    if (geteuid() == 0 || runtime == NULL || *runtime == '\0')
+        return HCONN_DEFAULT_SOCKET;
+    snprintf(path, sizeof path, "%s/hconnd.sock", runtime);
+    return path;
+}
+
+void
+config_init(struct config *cfg)
+{
+    *cfg = (struct config){
+        .socket_path = strdup(config_default_socket()),
+        .max_message_bytes = 1024 * 1024,
+        .max_inline_body_bytes = 64 * 1024 * 1024,
+        .max_clients = 4096,
+        .max_requests_per_client = 1024,
+        .pool_max_per_origin = 16,
+        .pool_max_total = 512,
+        .stream_buffer_bytes = 256 * 1024,
+        .client_body_buffer_bytes = 16 * 1024 * 1024,
+        .connect_timeout = 10,
+        .read_timeout = 60,
+        .idle_timeout = 60,
+        .shutdown_timeout = 10,
+    };
+}
+
+void
+config_clear(struct config *cfg)
+{
+    free(cfg->socket_path);
+    cfg->socket_path = NULL;
+}
+
+/* Stores one JSON value into the field key describes, range-checked. */
+static int
+config_set(struct config *cfg, const struct config_key *key, json_t *value,
+           char *err, size_t errlen)
+{
+    char *field = (char *)cfg + key->offset;
+    double n;
+
+    if (key->type == CONFIG_STRING) {
+        if (!json_is_string(value)) {
+            snprintf(err, errlen, "\"%s\" must be a string", key->name);
+            return -1;
+        }
+        free(*(char **)field);
+        *(char **)field = strdup(json_string_value(value));
+        return 0;
+    }
+    if (!json_is_number(value) ||
+        (key->type == CONFIG_SIZE && !json_is_integer(value))) {
+        snprintf(err, errlen, "\"%s\" must be %s", key->name,
+                 key->type == CONFIG_SIZE ? "an integer" : "a number");
+        return -1;
+    }
+    n = json_number_value(value);
+    if (n < key->min || n > key->max) {
+        snprintf(err, errlen, "\"%s\" must be between %g and %g", key->name,
+                 key->min, key->max);
+        return -1;
+    }
+    if (key->type == CONFIG_SIZE)
+        *(size_t *)field = (size_t)json_integer_value(value);
+    else
+        *(double *)field = n;
+    return 0;
+}
+
+int
+config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+    struct config next = *cfg;
+    json_error_t jerr;
+    const char *name;
+    json_t *root, *value;
+    char detail[256];
+
+    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column,
+                 jerr.text);
+        return -1;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s: the top level must be an object", path);
+        goto fail;
+    }
+    next.socket_path = strdup(cfg->socket_path);
+    json_object_foreach(root, name, value) {
+        const struct config_key *key = NULL;
+
+        for (size_t i = 0; i < sizeof config_keys / sizeof *config_keys; i++)
+            if (strcmp(config_keys[i].name, name) == 0)
+                key = &config_keys[i];
+        if (key == NULL) {
+            snprintf(err, errlen, "%s: unknown key \"%s\"", path, name);
+            goto fail_next;
+        }
+        if (config_set(&next, key, value, detail, sizeof detail) < 0) {
+            snprintf(err, errlen, "%s: %s", path, detail);
+            goto fail_next;
+        }
+    }
+    json_decref(root);
+    config_clear(cfg);
+    *cfg = next;
+    return 0;
+
+fail_next:
+    config_clear(&next);
+fail:
+    json_decref(root);
+    return -1;
+}

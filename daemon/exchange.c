@@ -1,0 +1,740 @@
+/*
+ * exchange.c — one request through the pool and the HTTP/1.1 codec.
+ *
+ * Lifecycle: new (head formatted, so a bad request fails before anything
+ * is leased) → LEASING → ACTIVE (head and body written, response parsed
+ * event by event into replies) → DONE. A request that fails on a reused
+ * connection before any response byte arrived goes back to LEASING once,
+ * on a fresh connection, when it is safe to replay.
+ *
+ * Memory per exchange is bounded: upstream reading stops while out holds
+ * stream_buffer_bytes, and the request body is either the client's inline
+ * body (bounded by max_inline_body_bytes) or a streamed window.
+ *
+ * Only the session frees exchanges, and only from its own callbacks, so
+ * nothing here can free an exchange another call is still inside.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "exchange.h"
+#include "hconn_error.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+#include "upstream.h"
+
+#define exchange_of_waiter(w)                                                  \
+    ((struct exchange *)((char *)(w)-offsetof(struct exchange, waiter)))
+
+static void exchange_process(struct exchange *ex);
+
+static const struct config *
+exchange_cfg(const struct exchange *ex)
+{
+    return ex->session->srv->cfg;
+}
+
+static struct exchange *
+exchange_alloc(struct session *s, json_t *id)
+{
+    struct exchange *ex = calloc(1, sizeof *ex);
+
+    if (ex == NULL)
+        return NULL;
+    ex->session = s;
+    ex->id = json_incref(id);
+    ex->out = evbuffer_new();
+    ex->body = evbuffer_new();
+    if (ex->out == NULL || ex->body == NULL) {
+        exchange_free(ex);
+        return NULL;
+    }
+    return ex;
+}
+
+/* Queues one reply line (reply is stolen). */
+static void
+exchange_reply(struct exchange *ex, json_t *reply)
+{
+    size_t len;
+    char *line = reply != NULL ? wire_encode(reply, &len) : NULL;
+
+    json_decref(reply);
+    if (line == NULL) {
+        /* Without memory for a reply the client cannot be told anything
+         * reliable; close it rather than let it wait forever. */
+        log_error("out of memory encoding a reply");
+        ex->abort_session = true;
+    } else {
+        evbuffer_add(ex->out, line, len);
+        free(line);
+    }
+    session_schedule_flush(ex->session);
+}
+
+struct exchange *
+exchange_new_reply(struct session *s, json_t *reply)
+{
+    struct exchange *ex = exchange_alloc(s, NULL);
+
+    if (ex == NULL) {
+        json_decref(reply);
+        return NULL;
+    }
+    ex->state = EXCHANGE_DONE;
+    exchange_reply(ex, reply);
+    return ex;
+}
+
+/* Finds a request header field by name (case-insensitive). */
+static const char *
+exchange_request_header(const struct wire_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+/* True when value, a comma-separated list, holds token (any case). */
+static bool
+exchange_list_has(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+
+    for (const char *p = value; p != NULL && *p != '\0';) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (strncasecmp(p, token, n) == 0 &&
+            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
+            return true;
+        p = strchr(p, ',');
+    }
+    return false;
+}
+
+/* RFC 9110 §9.2.2: idempotent methods may be sent again after a failure
+ * the client cannot see past; an Idempotency-Key header makes any method
+ * so by the sender's word. */
+static bool
+exchange_is_replayable(const struct wire_request *req)
+{
+    static const char *const idempotent[] = {"GET",   "HEAD",   "OPTIONS",
+                                             "TRACE", "PUT",    "DELETE"};
+
+    if (req->body == WIRE_BODY_STREAM)
+        return false; /* the body is not held */
+    if (exchange_request_header(req, "Idempotency-Key") != NULL)
+        return true;
+    for (size_t i = 0; i < sizeof idempotent / sizeof *idempotent; i++)
+        if (strcmp(req->method, idempotent[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Formats the HTTP head; on a bad method, target or header the exchange
+ * fails before anything is leased, so nothing malformed is ever sent. */
+static int
+exchange_format_head(struct exchange *ex)
+{
+    const struct wire_request *req = &ex->m.req;
+    struct http1_header *fields;
+    struct http1_request hreq = {
+        .method = req->method,
+        .target = req->target,
+        .host = req->host,
+        .port = req->port,
+        .tls = req->tls,
+        .nheaders = req->nheaders,
+        .skip_host = req->skip_host,
+        .skip_accept_encoding = req->skip_accept_encoding,
+        .content_length = -1,
+    };
+    char err[256];
+    int rc;
+
+    fields = calloc(req->nheaders + 1, sizeof *fields);
+    if (fields == NULL)
+        return HCONN_ENO_MEMORY;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        fields[i].name = req->headers[i].name;
+        fields[i].name_len = strlen(req->headers[i].name);
+        fields[i].value = req->headers[i].value;
+        fields[i].value_len = strlen(req->headers[i].value);
+    }
+    hreq.headers = fields;
+    if (req->body == WIRE_BODY_INLINE) {
+        hreq.content_length = req->length;
+    } else if (req->body == WIRE_BODY_STREAM) {
+        /* A declared length becomes Content-Length; a caller-supplied
+         * Content-Length or Transfer-Encoding means the caller frames the
+         * body itself (http.client's putheader path); otherwise chunked. */
+        if (req->length >= 0)
+            hreq.content_length = req->length;
+        else if (exchange_request_header(req, "Content-Length") == NULL &&
+                 exchange_request_header(req, "Transfer-Encoding") == NULL)
+            hreq.chunked = ex->chunked = true;
+    }
+    rc = http1_format_request(&hreq, &ex->head, &ex->head_len, err,
+                              sizeof err);
+    free(fields);
+    if (rc < 0)
+        exchange_fail(ex, rc, "%s", err);
+    return rc;
+}
+
+struct exchange *
+exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
+                     json_t *id)
+{
+    struct exchange *ex = exchange_alloc(s, id);
+    const struct wire_request *req;
+    const char *connection;
+
+    if (ex == NULL)
+        return NULL;
+    ex->msg = json_incref(msg);
+    ex->m = *m;
+    /* The exchange owns the request's allocations now. */
+    memset(&m->req, 0, sizeof m->req);
+    req = &ex->m.req;
+    ex->state = EXCHANGE_LEASING;
+    snprintf(ex->target_desc, sizeof ex->target_desc,
+             strchr(req->host, ':') ? "%s %s://[%s]:%u%s" : "%s %s://%s:%u%s",
+             req->method, req->tls ? "https" : "http", req->host, req->port,
+             req->target);
+    connection = exchange_request_header(req, "Connection");
+    ex->request_close = connection && exchange_list_has(connection, "close");
+    ex->replayable = exchange_is_replayable(req);
+    ex->body_retained = ex->replayable;
+
+    if (req->tls) {
+        exchange_fail(ex, HCONN_EUNSUPPORTED,
+                      "https is not supported by this hconnd yet");
+    } else if (req->has_proxy) {
+        exchange_fail(ex, HCONN_EUNSUPPORTED,
+                      "\"proxy\" is not supported by this hconnd yet");
+    } else if (req->expect_continue) {
+        exchange_fail(ex, HCONN_EUNSUPPORTED,
+                      "\"expect_continue\" is not supported by this hconnd "
+                      "yet");
+    } else {
+        exchange_format_head(ex);
+    }
+    return ex;
+}
+
+static void
+exchange_timeval(double seconds, struct timeval *tv)
+{
+    tv->tv_sec = (time_t)seconds;
+    tv->tv_usec = (suseconds_t)((seconds - (double)tv->tv_sec) * 1e6);
+}
+
+static double
+exchange_read_timeout(const struct exchange *ex)
+{
+    return ex->m.req.timeout > 0 ? ex->m.req.timeout
+                                 : exchange_cfg(ex)->read_timeout;
+}
+
+size_t
+exchange_body_held(const struct exchange *ex)
+{
+    return evbuffer_get_length(ex->body);
+}
+
+/* Frees the held request body and its share of the client's budget:
+ * once the response has begun (or the exchange ended) no replay can need
+ * it. */
+static void
+exchange_drop_body(struct exchange *ex)
+{
+    size_t held = evbuffer_get_length(ex->body);
+
+    if (held == 0)
+        return;
+    evbuffer_drain(ex->body, held);
+    session_body_held(ex->session, -(ssize_t)held);
+    session_resume_reading(ex->session);
+}
+
+/* Writes what the client has sent of the body so far, as far as the
+ * upstream's output window allows. */
+static void
+exchange_pump_body(struct exchange *ex)
+{
+    struct evbuffer *output;
+    size_t window = exchange_cfg(ex)->stream_buffer_bytes;
+    size_t unsent, n, queued;
+
+    if (ex->state != EXCHANGE_ACTIVE || ex->request_sent)
+        return;
+    output = bufferevent_get_output(ex->up->bev);
+    queued = evbuffer_get_length(output);
+    unsent = evbuffer_get_length(ex->body) -
+             (ex->body_retained ? (size_t)ex->body_sent : 0);
+    n = unsent;
+    if (queued >= window)
+        n = 0;
+    else if (n > window - queued)
+        n = window - queued;
+    if (n > 0 && ex->chunked) {
+        char line[HTTP1_CHUNK_HEADER_MAX];
+
+        evbuffer_add(output, line, http1_format_chunk_header(n, line));
+    }
+    if (n > 0 && ex->body_retained) {
+        /* Copy, keeping the bytes for a replay on a fresh connection. */
+        struct evbuffer_ptr pos;
+        struct evbuffer_iovec vec[16];
+        size_t left = n;
+
+        evbuffer_ptr_set(ex->body, &pos, (size_t)ex->body_sent,
+                         EVBUFFER_PTR_SET);
+        while (left > 0) {
+            int nvec = evbuffer_peek(ex->body, (ev_ssize_t)left, &pos, vec, 16);
+
+            for (int i = 0; i < nvec && left > 0; i++) {
+                size_t len = vec[i].iov_len < left ? vec[i].iov_len : left;
+
+                evbuffer_add(output, vec[i].iov_base, len);
+                left -= len;
+                evbuffer_ptr_set(ex->body, &pos, len, EVBUFFER_PTR_ADD);
+            }
+        }
+    } else if (n > 0) {
+        evbuffer_remove_buffer(ex->body, output, n);
+        session_body_held(ex->session, -(ssize_t)n);
+        session_resume_reading(ex->session);
+    }
+    if (n > 0 && ex->chunked)
+        evbuffer_add(output, "\r\n", 2);
+    ex->body_sent += n;
+    if (ex->body_complete && n == unsent) {
+        if (ex->chunked)
+            evbuffer_add(output, HTTP1_LAST_CHUNK,
+                         sizeof HTTP1_LAST_CHUNK - 1);
+        ex->request_sent = true;
+    }
+}
+
+void
+exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
+{
+    if (ex->state == EXCHANGE_DONE) {
+        /* The response (or an error) came first; the rest of the body has
+         * nowhere to go. */
+        evbuffer_drain(src, n);
+        return;
+    }
+    evbuffer_remove_buffer(src, ex->body, n);
+    ex->body_received += n;
+    session_body_held(ex->session, (ssize_t)n);
+    exchange_pump_body(ex);
+}
+
+void
+exchange_end_body(struct exchange *ex)
+{
+    const struct wire_request *req = &ex->m.req;
+
+    if (ex->state == EXCHANGE_DONE)
+        return;
+    if (req->body == WIRE_BODY_STREAM && req->length >= 0 &&
+        ex->body_received != (uint64_t)req->length) {
+        exchange_fail(ex, HCONN_EBODY_LENGTH,
+                      "body ended after %llu bytes but \"length\" declared "
+                      "%lld",
+                      (unsigned long long)ex->body_received,
+                      (long long)req->length);
+        return;
+    }
+    ex->body_complete = true;
+    exchange_pump_body(ex);
+}
+
+static void
+exchange_read_cb(struct bufferevent *bev, void *arg)
+{
+    exchange_process(arg);
+}
+
+static void
+exchange_write_cb(struct bufferevent *bev, void *arg)
+{
+    exchange_pump_body(arg);
+}
+
+static void
+exchange_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct exchange *ex = arg;
+    double t = exchange_read_timeout(ex);
+
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (what & BEV_EVENT_READING)
+            exchange_fail(ex, HCONN_ETIMEOUT,
+                          "no response bytes from %s for %g s",
+                          ex->up->peer, t);
+        else
+            exchange_fail(ex, HCONN_ETIMEOUT,
+                          "sending the request to %s stalled for %g s",
+                          ex->up->peer, t);
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && (what & BEV_EVENT_WRITING)) {
+        /* The server stopped taking the request (it may have answered
+         * early, e.g. 413): stop sending and read on; the connection
+         * cannot be kept since request_sent stays false. */
+        bufferevent_disable(bev, EV_WRITE);
+        return;
+    }
+    /* EOF, or an error such as a reset: let the parser decide what the
+     * bytes so far amount to (a close-delimited body ends here; anything
+     * else is cut short). */
+    ex->eof = true;
+    exchange_process(ex);
+}
+
+static void
+exchange_attach(struct exchange *ex, struct upstream *up)
+{
+    struct timeval tv;
+    struct evbuffer *output = bufferevent_get_output(up->bev);
+
+    ex->up = up;
+    ex->state = EXCHANGE_ACTIVE;
+    ex->reused = up->requests > 0;
+    ex->eof = false;
+    ex->read_paused = false;
+    ex->response_bytes = 0;
+    ex->request_sent = false;
+    ex->body_sent = 0;
+    http1_parser_init(&ex->parser, strcmp(ex->m.req.method, "HEAD") == 0,
+                      ex->request_close);
+    log_debug("client %lu: %s on upstream %lu (%s)", ex->session->id,
+              ex->target_desc, up->id, ex->reused ? "reused" : "new");
+
+    exchange_timeval(exchange_read_timeout(ex), &tv);
+    bufferevent_setcb(up->bev, exchange_read_cb, exchange_write_cb,
+                      exchange_event_cb, ex);
+    bufferevent_set_timeouts(up->bev, &tv, &tv);
+    bufferevent_setwatermark(up->bev, EV_WRITE,
+                             exchange_cfg(ex)->stream_buffer_bytes / 4, 0);
+    bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+    evbuffer_add(output, ex->head, ex->head_len);
+    if (ex->m.req.body == WIRE_BODY_NONE)
+        ex->request_sent = true;
+    else
+        exchange_pump_body(ex);
+    /* The server may have closed the connection while it sat idle in the
+     * pool; bytes already buffered are handled as they arrive. */
+}
+
+static void
+exchange_lease_cb(struct pool_waiter *w, struct upstream *up, int error,
+                  const char *message)
+{
+    struct exchange *ex = exchange_of_waiter(w);
+
+    if (error != 0)
+        exchange_fail(ex, error, "%s", message);
+    else
+        exchange_attach(ex, up);
+}
+
+void
+exchange_start(struct exchange *ex)
+{
+    const struct wire_request *req = &ex->m.req;
+    struct pool_target target = {
+        .host = req->host, .port = req->port, .tls = req->tls};
+    double timeout = req->timeout > 0 ? req->timeout
+                                      : exchange_cfg(ex)->connect_timeout;
+    struct upstream *up;
+    int rc;
+
+    if (ex->state != EXCHANGE_LEASING)
+        return;
+    ex->attempts++;
+    ex->waiter.cb = exchange_lease_cb;
+    ex->waiter.fresh = ex->attempts > 1;
+    rc = pool_lease(ex->session->srv->pool, &target, &ex->waiter, &up,
+                    timeout);
+    if (rc < 0)
+        exchange_fail(ex, rc, "cannot lease a connection for %s",
+                      ex->target_desc);
+    else if (up != NULL)
+        exchange_attach(ex, up);
+}
+
+/* A reused connection died before answering: send the request again on a
+ * fresh one (RFC 9110 §9.2.2), once. */
+static bool
+exchange_retry(struct exchange *ex)
+{
+    if (!ex->reused || !ex->replayable || ex->attempts > 1 ||
+        ex->response_bytes != 0 || ex->head_replied ||
+        evbuffer_get_length(bufferevent_get_input(ex->up->bev)) != 0)
+        return false;
+    log_info("client %lu: %s: reused upstream %lu closed before answering; "
+             "retrying on a new connection",
+             ex->session->id, ex->target_desc, ex->up->id);
+    ex->session->srv->stats.retries++;
+    pool_drop(ex->up);
+    ex->up = NULL;
+    ex->state = EXCHANGE_LEASING;
+    exchange_start(ex);
+    return true;
+}
+
+/* Turns parsed header fields into the protocol's [[name, value], ...]. */
+static json_t *
+exchange_headers_json(const struct http1_header *h, size_t n)
+{
+    json_t *list = json_array();
+    char small[512];
+
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        char *value = h[i].value_len < sizeof small
+                          ? small
+                          : malloc(h[i].value_len + 1);
+        size_t len;
+
+        if (value == NULL) {
+            json_decref(list);
+            return NULL;
+        }
+        len = http1_unfold_value(value, h[i].value, h[i].value_len);
+        json_array_append_new(
+            list,
+            json_pack("[o,o]", wire_string_from_bytes(h[i].name, h[i].name_len),
+                      wire_string_from_bytes(value, len)));
+        if (value != small)
+            free(value);
+    }
+    return list;
+}
+
+static void
+exchange_reply_head(struct exchange *ex, const struct http1_event *ev)
+{
+    const struct http1_parser *p = &ex->parser;
+    int64_t length = p->framing == HTTP1_FRAMING_LENGTH ? p->content_length
+                     : p->framing == HTTP1_FRAMING_NONE ? 0
+                                                        : -1;
+
+    exchange_reply(ex,
+                   wire_reply_head(ex->id, ev->status,
+                                   wire_string_from_bytes(ev->reason,
+                                                          ev->reason_len),
+                                   ev->version,
+                                   exchange_headers_json(ev->headers,
+                                                         ev->nheaders),
+                                   length, ex->reused));
+    ex->head_replied = true;
+}
+
+static void
+exchange_reply_data(struct exchange *ex, const char *data, size_t len)
+{
+    if (!ex->m.req.raw) {
+        json_t *frame = wire_data_frame(ex->id, len);
+        size_t n;
+        char *line = frame != NULL ? wire_encode(frame, &n) : NULL;
+
+        json_decref(frame);
+        if (line == NULL) {
+            ex->abort_session = true;
+            return;
+        }
+        evbuffer_add(ex->out, line, n);
+        free(line);
+    }
+    evbuffer_add(ex->out, data, len);
+    session_schedule_flush(ex->session);
+}
+
+/* The response is complete: pool the connection if it is clean. */
+static void
+exchange_finish(struct exchange *ex, const struct http1_event *ev)
+{
+    struct upstream *up = ex->up;
+    bool keep = http1_parser_keep_alive(&ex->parser) && ex->request_sent &&
+                !ex->eof &&
+                evbuffer_get_length(bufferevent_get_input(up->bev)) == 0;
+
+    if (!ex->m.req.raw)
+        exchange_reply(ex, wire_end_frame(ex->id, exchange_headers_json(
+                                                      ev->headers,
+                                                      ev->nheaders)));
+    else
+        session_schedule_flush(ex->session);
+    ex->state = EXCHANGE_DONE;
+    ex->up = NULL;
+    exchange_drop_body(ex);
+    ex->session->srv->stats.responses++;
+    log_info("client %lu: %s -> %d, %llu bytes, %s connection%s",
+             ex->session->id, ex->target_desc, ex->parser.status,
+             (unsigned long long)ex->parser.body_received,
+             ex->reused ? "reused" : "new", keep ? "" : ", not kept");
+    if (keep)
+        pool_release(up);
+    else
+        pool_drop(up);
+}
+
+/* Runs the parser over what the upstream has sent, until it needs more
+ * bytes, the client's window is full, or the response ends. */
+static void
+exchange_process(struct exchange *ex)
+{
+    struct evbuffer *in;
+    size_t window = exchange_cfg(ex)->stream_buffer_bytes;
+
+    while (ex->state == EXCHANGE_ACTIVE) {
+        struct evbuffer_iovec seg = {0};
+        struct http1_event ev;
+        size_t avail, consumed;
+
+        in = bufferevent_get_input(ex->up->bev);
+        avail = evbuffer_get_length(in);
+        if (avail > 0)
+            evbuffer_peek(in, -1, NULL, &seg, 1);
+        ev = http1_parser_next(&ex->parser, seg.iov_base, seg.iov_len,
+                               ex->eof && seg.iov_len == avail, &consumed);
+        switch (ev.kind) {
+        case HTTP1_NEED_DATA:
+            evbuffer_drain(in, consumed);
+            ex->response_bytes += consumed;
+            if (seg.iov_len - consumed < avail - consumed) {
+                /* The next token straddles buffer chains: join them. */
+                evbuffer_pullup(in, -1);
+                continue;
+            }
+            return;
+        case HTTP1_INTERIM:
+            log_debug("client %lu: %s: interim %d", ex->session->id,
+                      ex->target_desc, ev.status);
+            break;
+        case HTTP1_HEAD:
+            exchange_reply_head(ex, &ev);
+            break;
+        case HTTP1_DATA:
+            exchange_reply_data(ex, ev.data, ev.len);
+            break;
+        case HTTP1_END:
+            evbuffer_drain(in, consumed);
+            exchange_finish(ex, &ev);
+            return;
+        case HTTP1_ERROR:
+            if (exchange_retry(ex))
+                return;
+            exchange_fail(ex, ev.error, "%s: %s", ex->up->peer,
+                          ex->parser.errmsg);
+            return;
+        }
+        evbuffer_drain(in, consumed);
+        ex->response_bytes += consumed;
+        if (ev.kind == HTTP1_HEAD && ex->request_sent)
+            exchange_drop_body(ex);
+        if (evbuffer_get_length(ex->out) >= window) {
+            /* The client is behind: stop reading until it catches up. */
+            ex->read_paused = true;
+            bufferevent_disable(ex->up->bev, EV_READ);
+            return;
+        }
+    }
+}
+
+void
+exchange_resume(struct exchange *ex)
+{
+    if (!ex->read_paused || ex->state != EXCHANGE_ACTIVE ||
+        evbuffer_get_length(ex->out) >= exchange_cfg(ex)->stream_buffer_bytes)
+        return;
+    ex->read_paused = false;
+    bufferevent_enable(ex->up->bev, EV_READ);
+    /* Bytes already buffered raise no new read event. */
+    exchange_process(ex);
+}
+
+void
+exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    json_t *reply;
+
+    if (ex->state == EXCHANGE_DONE)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+
+    if (ex->up != NULL) {
+        pool_drop(ex->up);
+        ex->up = NULL;
+    }
+    pool_cancel(&ex->waiter);
+    ex->state = EXCHANGE_DONE;
+    exchange_drop_body(ex);
+    ex->session->srv->stats.errors[-code]++;
+    log_info("client %lu: %s -> %s: %s", ex->session->id, ex->target_desc,
+             hconn_error_name(code), message);
+
+    if (ex->m.req.raw && ex->head_replied) {
+        /* The body is unframed: no room for an error line. Closing early
+         * leaves the reader short of the head's "length". */
+        ex->abort_session = true;
+        session_schedule_flush(ex->session);
+        return;
+    }
+    reply = wire_reply_error(ex->id, code, message);
+    if (reply != NULL && code == HCONN_EINCOMPLETE_READ) {
+        json_object_set_new(reply, "received",
+                            json_integer((json_int_t)ex->parser.body_received));
+        if (ex->parser.framing == HTTP1_FRAMING_LENGTH)
+            json_object_set_new(reply, "expected",
+                                json_integer(ex->parser.content_length));
+    }
+    exchange_reply(ex, reply);
+}
+
+void
+exchange_free(struct exchange *ex)
+{
+    struct wire_client_msg *m;
+
+    if (ex == NULL)
+        return;
+    if (ex->up != NULL) {
+        /* Mid-request or mid-response: unknown state, never pooled. */
+        pool_drop(ex->up);
+        ex->up = NULL;
+    }
+    pool_cancel(&ex->waiter);
+    if (ex->body != NULL) {
+        session_body_held(ex->session,
+                          -(ssize_t)evbuffer_get_length(ex->body));
+        evbuffer_free(ex->body);
+    }
+    if (ex->out != NULL)
+        evbuffer_free(ex->out);
+    m = &ex->m;
+    wire_client_msg_clear(m);
+    json_decref(ex->msg);
+    json_decref(ex->id);
+    free(ex->head);
+    free(ex);
+}

@@ -1,0 +1,100 @@
+/*
+ * exchange.h — one request's trip: lease an upstream connection, write the
+ * request, drive the HTTP/1.1 parser over the response and turn its
+ * events into protocol replies in the exchange's own output buffer. The
+ * session moves that buffer to the client when the exchange's turn comes.
+ *
+ * An exchange is also the slot for a ready-made reply (op replies, errors
+ * about messages that are not requests), so every reply keeps its place
+ * in the client's order.
+ */
+#ifndef HCONND_EXCHANGE_H
+#define HCONND_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <jansson.h>
+
+#include "http1.h"
+#include "pool.h"
+#include "wire.h"
+
+struct evbuffer;
+struct session;
+struct upstream;
+
+enum exchange_state {
+    EXCHANGE_REPLY,   /* a ready-made reply; nothing to do upstream */
+    EXCHANGE_LEASING, /* waiting for a connection */
+    EXCHANGE_ACTIVE,  /* request going out, response coming in */
+    EXCHANGE_DONE,    /* the last reply (end or error) is in out */
+};
+
+struct exchange {
+    struct session *session;
+    TAILQ_ENTRY(exchange) entry;  /* the session's queue, in order */
+    enum exchange_state state;
+    json_t *id;                   /* echoed on every reply (owned) */
+    json_t *msg;                  /* the request message (owned) */
+    struct wire_client_msg m;     /* validated; m.req borrows from msg */
+    char target_desc[320];        /* "GET http://h:p/x" for logs */
+    char *head;                   /* the formatted HTTP request head */
+    size_t head_len;
+    struct evbuffer *body;        /* request body bytes held (see below) */
+    uint64_t body_received;       /* body bytes that came from the client */
+    uint64_t body_sent;           /* bytes of body already written */
+    bool body_complete;           /* the client sent the whole body */
+    bool body_retained;           /* body keeps sent bytes for a replay */
+    bool chunked;                 /* body goes upstream chunk-encoded */
+    bool replayable;              /* safe to send again on a new connection */
+    bool request_close;           /* the request said Connection: close */
+    bool request_sent;            /* head + whole body written */
+    unsigned attempts;            /* connections tried */
+    struct pool_waiter waiter;    /* lease in progress */
+    struct upstream *up;          /* leased connection */
+    bool reused;                  /* up had served a request before */
+    bool eof;                     /* upstream closed (or failed) */
+    bool read_paused;             /* out is full: not reading upstream */
+    uint64_t response_bytes;      /* bytes read upstream, this attempt */
+    struct http1_parser parser;
+    bool head_replied;            /* the head reply is in out */
+    bool abort_session;           /* raw mode failed mid-body: close */
+    struct evbuffer *out;         /* replies not yet moved to the client */
+};
+
+/* A slot holding one ready reply (stolen) for the client, in order. */
+struct exchange *exchange_new_reply(struct session *s, json_t *reply);
+
+/* A request from a validated message; takes over msg and m->req. On a
+ * request that cannot be sent (bad header, bad method), the exchange is
+ * created DONE with the error reply in out. Returns NULL on ENOMEM. */
+struct exchange *exchange_new_request(struct session *s, json_t *msg,
+                                      struct wire_client_msg *m, json_t *id);
+
+/* Starts leasing a connection for a request. */
+void exchange_start(struct exchange *ex);
+
+/* Moves n body bytes from src into the exchange (and upstream when it is
+ * connected). */
+void exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n);
+
+/* The client has sent the whole body. */
+void exchange_end_body(struct exchange *ex);
+
+/* Body bytes held that still count against the client's buffer budget. */
+size_t exchange_body_held(const struct exchange *ex);
+
+/* Called after the session took bytes from out: reads upstream again if
+ * that had been paused. */
+void exchange_resume(struct exchange *ex);
+
+/* Ends the exchange with an error reply, dropping its connection. */
+void exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Frees ex; a connection still mid-response is closed, never pooled. */
+void exchange_free(struct exchange *ex);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * log.h — one line per event on stderr, filtered by verbosity (-v).
+ */
+#ifndef HCONND_LOG_H
+#define HCONND_LOG_H
+
+enum log_level {
+    LOG_LEVEL_ERROR,
+    LOG_LEVEL_WARN,
+    LOG_LEVEL_INFO,  /* shown with -v: start, stop, one line per request */
+    LOG_LEVEL_DEBUG, /* shown with -vv: connections, pool decisions */
+};
+
+/* Sets which levels are written: LOG_LEVEL_WARN + verbosity and below. */
+void log_set_verbosity(int verbosity);
+
+/* True when messages of level would be written (skip costly formatting). */
+int log_enabled(enum log_level level);
+
+void log_write(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_write(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+#endif

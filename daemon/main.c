@@ -1,0 +1,214 @@
+/*
+ * main.c — hconnd: command line, set-up, the event loop, and an orderly
+ * stop on SIGTERM/SIGINT (stop accepting, finish what is in flight up to
+ * shutdown_timeout, close everything).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "hconn-build.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "server.h"
+#include "session.h"
+
+static void
+main_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: hconnd [-v]... [--socket PATH] [--config FILE]\n"
+            "\n"
+            "Local HTTP/1.1 connection-pooling daemon.\n"
+            "\n"
+            "  -s, --socket PATH   listen on PATH (default: %s)\n"
+            "  -c, --config FILE   read settings from the JSON FILE\n"
+            "  -v, --verbose       log more: -v requests, -vv connections\n"
+            "  -h, --help          show this help\n"
+            "  -V, --version       show the version\n",
+            config_default_socket());
+}
+
+void
+server_session_closed(struct server *srv)
+{
+    if (srv->shutting_down && srv->nsessions == 0)
+        event_base_loopexit(srv->base, NULL);
+}
+
+static void
+main_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+
+    log_warn("%zu clients still busy after %g s; closing them",
+             srv->nsessions, srv->cfg->shutdown_timeout);
+    event_base_loopexit(srv->base, NULL);
+}
+
+static void
+main_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    struct session *s, *next;
+    struct timeval tv;
+
+    if (srv->shutting_down) {
+        log_info("second signal: stopping now");
+        event_base_loopexit(srv->base, NULL);
+        return;
+    }
+    log_info("%s: stopping; draining %zu clients", strsignal((int)sig),
+             srv->nsessions);
+    srv->shutting_down = true;
+    listener_close(srv->listener);
+    srv->listener = NULL;
+    pool_close_idle(srv->pool);
+    TAILQ_FOREACH_SAFE(s, &srv->sessions, entry, next)
+        session_drain(s);
+    if (srv->nsessions == 0) {
+        event_base_loopexit(srv->base, NULL);
+        return;
+    }
+    tv.tv_sec = (time_t)srv->cfg->shutdown_timeout;
+    tv.tv_usec = (suseconds_t)((srv->cfg->shutdown_timeout -
+                                (double)tv.tv_sec) *
+                               1e6);
+    srv->shutdown_timer = evtimer_new(srv->base, main_shutdown_timeout_cb,
+                                      srv);
+    if (srv->shutdown_timer != NULL)
+        evtimer_add(srv->shutdown_timer, &tv);
+}
+
+/* The resolver: resolv.conf and /etc/hosts when there are any; a machine
+ * without nameservers still resolves numeric hosts and /etc/hosts. */
+static struct evdns_base *
+main_dns_new(struct event_base *base)
+{
+    struct evdns_base *dns;
+
+    dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                   EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (dns != NULL)
+        return dns;
+    log_warn("no usable resolv.conf; resolving from /etc/hosts only");
+    dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (dns != NULL)
+        evdns_base_load_hosts(dns, NULL);
+    return dns;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"config", required_argument, NULL, 'c'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct config cfg;
+    struct server srv = {0};
+    struct event *sigterm = NULL, *sigint = NULL;
+    const char *socket_path = NULL, *config_path = NULL;
+    char err[512];
+    int opt, verbosity = 0, status = EXIT_FAILURE;
+
+    while ((opt = getopt_long(argc, argv, "s:c:vhV", options, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            socket_path = optarg;
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'v':
+            verbosity++;
+            break;
+        case 'h':
+            main_usage(stdout);
+            return EXIT_SUCCESS;
+        case 'V':
+            printf("hconnd %s (wire protocol 1)\n", HCONN_VERSION);
+            return EXIT_SUCCESS;
+        default:
+            main_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        main_usage(stderr);
+        return 2;
+    }
+    log_set_verbosity(verbosity);
+    signal(SIGPIPE, SIG_IGN);
+
+    config_init(&cfg);
+    if (config_path != NULL && config_load(&cfg, config_path, err,
+                                           sizeof err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (socket_path != NULL) {
+        free(cfg.socket_path);
+        cfg.socket_path = strdup(socket_path);
+    }
+
+    TAILQ_INIT(&srv.sessions);
+    srv.cfg = &cfg;
+    srv.stats.started = time(NULL);
+    srv.base = event_base_new();
+    if (srv.base == NULL || (srv.dns = main_dns_new(srv.base)) == NULL) {
+        log_error("cannot set up the event loop");
+        goto out;
+    }
+    srv.pool = pool_new(srv.base, srv.dns, &cfg, &srv.stats);
+    srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
+    if (srv.pool == NULL || srv.listener == NULL) {
+        log_error("%s", srv.pool == NULL ? "out of memory" : err);
+        goto out;
+    }
+    sigterm = evsignal_new(srv.base, SIGTERM, main_signal_cb, &srv);
+    sigint = evsignal_new(srv.base, SIGINT, main_signal_cb, &srv);
+    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0) {
+        log_error("cannot install signal handlers");
+        goto out;
+    }
+    log_warn("listening on %s", cfg.socket_path);
+
+    if (event_base_dispatch(srv.base) < 0) {
+        log_error("event loop failed");
+        goto out;
+    }
+    status = EXIT_SUCCESS;
+    log_warn("stopped");
+
+out:
+    while (!TAILQ_EMPTY(&srv.sessions))
+        session_free(TAILQ_FIRST(&srv.sessions));
+    listener_close(srv.listener);
+    pool_free(srv.pool);
+    if (sigterm != NULL)
+        event_free(sigterm);
+    if (sigint != NULL)
+        event_free(sigint);
+    if (srv.shutdown_timer != NULL)
+        event_free(srv.shutdown_timer);
+    if (srv.dns != NULL)
+        evdns_base_free(srv.dns, 0);
+    if (srv.base != NULL)
+        event_base_free(srv.base);
+    config_clear(&cfg);
+    return status;
+}

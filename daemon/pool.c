@@ -1,0 +1,463 @@
+/*
+ * pool.c — bookkeeping for the shared upstream connection pool.
+ *
+ * Origins live in a small chained hash table keyed by a string that names
+ * everything making a connection unshareable (scheme, host, port; TLS and
+ * proxy settings join it as they arrive). Each origin keeps its idle
+ * connections most-recently-used first (warm sockets, warm TLS state) and
+ * a FIFO of waiting leases. A global idle list, oldest first, picks the
+ * victim when the total limit is reached.
+ *
+ * Each waiter is matched with at most one connect attempt: a failed
+ * connect fails exactly one waiter, so a dead origin cannot keep a queue
+ * spinning, and a released connection goes to the first waiter in line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "hconn_error.h"
+#include "log.h"
+#include "pool.h"
+#include "server.h"
+#include "upstream.h"
+
+#define POOL_BUCKETS 256
+
+TAILQ_HEAD(upstream_list, upstream);
+TAILQ_HEAD(waiter_list, pool_waiter);
+
+struct pool_origin {
+    struct pool *pool;
+    char *key;                     /* "http://host:port" */
+    char *host;                    /* connect target */
+    uint16_t port;
+    bool tls;
+    struct upstream_list idle;     /* most recently used first */
+    struct waiter_list waiters;    /* FIFO of pending leases */
+    size_t nidle;                  /* in idle */
+    size_t nbusy;                  /* leased */
+    size_t nconnecting;            /* connects under way */
+    size_t nwaiting;               /* in waiters */
+    bool wanting;                  /* in pool->wanting */
+    struct pool_origin *hash_next; /* bucket chain */
+    TAILQ_ENTRY(pool_origin) wanting_entry;
+};
+
+struct pool {
+    struct event_base *base;
+    struct evdns_base *dns;
+    const struct config *cfg;
+    struct stats *stats;
+    struct pool_origin *buckets[POOL_BUCKETS];
+    struct upstream_list lru;      /* idle connections, oldest first */
+    size_t nopen;                  /* open or opening, all origins */
+    size_t nidle;                  /* idle, all origins */
+    /* Origins with more waiters than connects under way, held back by a
+     * limit; retried whenever a connection closes. */
+    TAILQ_HEAD(, pool_origin) wanting;
+};
+
+static void pool_grow_wanting(struct pool *pool);
+
+/* FNV-1a: short keys, no adversary who benefits from collisions beyond
+ * slowing their own lookups. */
+static unsigned
+pool_hash(const char *s)
+{
+    unsigned h = 2166136261u;
+
+    while (*s != '\0')
+        h = (h ^ (unsigned char)*s++) * 16777619u;
+    return h % POOL_BUCKETS;
+}
+
+static void
+pool_format_key(const struct pool_target *t, char *key, size_t len)
+{
+    const char *fmt = strchr(t->host, ':') ? "%s://[%s]:%u" : "%s://%s:%u";
+
+    snprintf(key, len, fmt, t->tls ? "https" : "http", t->host, t->port);
+}
+
+struct pool *
+pool_new(struct event_base *base, struct evdns_base *dns,
+         const struct config *cfg, struct stats *stats)
+{
+    struct pool *pool = calloc(1, sizeof *pool);
+
+    if (pool == NULL)
+        return NULL;
+    pool->base = base;
+    pool->dns = dns;
+    pool->cfg = cfg;
+    pool->stats = stats;
+    TAILQ_INIT(&pool->lru);
+    TAILQ_INIT(&pool->wanting);
+    return pool;
+}
+
+static struct pool_origin *
+pool_origin_find(struct pool *pool, const struct pool_target *t, bool create)
+{
+    char key[320];
+    unsigned b;
+    struct pool_origin *o;
+
+    pool_format_key(t, key, sizeof key);
+    b = pool_hash(key);
+    for (o = pool->buckets[b]; o != NULL; o = o->hash_next)
+        if (strcmp(o->key, key) == 0)
+            return o;
+    if (!create || (o = calloc(1, sizeof *o)) == NULL)
+        return NULL;
+    o->key = strdup(key);
+    o->host = strdup(t->host);
+    if (o->key == NULL || o->host == NULL) {
+        free(o->key);
+        free(o->host);
+        free(o);
+        return NULL;
+    }
+    o->pool = pool;
+    o->port = t->port;
+    o->tls = t->tls;
+    TAILQ_INIT(&o->idle);
+    TAILQ_INIT(&o->waiters);
+    o->hash_next = pool->buckets[b];
+    pool->buckets[b] = o;
+    return o;
+}
+
+/* Frees an origin nothing refers to any more. */
+static void
+pool_origin_maybe_free(struct pool_origin *o)
+{
+    struct pool_origin **p;
+
+    if (o->nidle + o->nbusy + o->nconnecting + o->nwaiting != 0)
+        return;
+    if (o->wanting)
+        TAILQ_REMOVE(&o->pool->wanting, o, wanting_entry);
+    for (p = &o->pool->buckets[pool_hash(o->key)]; *p != o;
+         p = &(*p)->hash_next)
+        ;
+    *p = o->hash_next;
+    free(o->key);
+    free(o->host);
+    free(o);
+}
+
+static void
+pool_idle_remove(struct upstream *up)
+{
+    struct pool_origin *o = up->origin;
+
+    TAILQ_REMOVE(&o->idle, up, origin_entry);
+    TAILQ_REMOVE(&o->pool->lru, up, lru_entry);
+    o->nidle--;
+    o->pool->nidle--;
+    up->idle = false;
+}
+
+/* Frees up and lets waiting origins use the slot it held; the origin
+ * stays, even if unused now. */
+static void
+pool_discard(struct upstream *up, const char *why)
+{
+    struct pool_origin *o = up->origin;
+
+    if (up->idle)
+        pool_idle_remove(up);
+    o->pool->nopen--;
+    log_debug("upstream %lu: closed (%s, %u requests): %s", up->id, o->key,
+              up->requests, why);
+    upstream_free(up);
+    pool_grow_wanting(o->pool);
+}
+
+/* Closes up and frees its origin if nothing else uses it. */
+static void
+pool_close(struct upstream *up, const char *why)
+{
+    struct pool_origin *o = up->origin;
+
+    pool_discard(up, why);
+    pool_origin_maybe_free(o);
+}
+
+/* An idle connection has nothing to say: any byte is a protocol error
+ * (or a late part of a response we already finished). */
+static void
+pool_idle_read_cb(struct bufferevent *bev, void *arg)
+{
+    pool_close(arg, "unexpected bytes from the server while idle");
+}
+
+static void
+pool_idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    pool_close(arg, (what & BEV_EVENT_TIMEOUT) ? "idle timeout"
+                    : (what & BEV_EVENT_EOF)   ? "closed by the server"
+                                               : "socket error while idle");
+}
+
+/* Puts a connection in the idle lists under watch. */
+static void
+pool_idle_add(struct upstream *up)
+{
+    struct pool_origin *o = up->origin;
+    double t = o->pool->cfg->idle_timeout;
+    struct timeval tv = {.tv_sec = (time_t)t,
+                         .tv_usec = (suseconds_t)((t - (time_t)t) * 1e6)};
+
+    bufferevent_setcb(up->bev, pool_idle_read_cb, NULL, pool_idle_event_cb,
+                      up);
+    bufferevent_set_timeouts(up->bev, &tv, NULL);
+    bufferevent_setwatermark(up->bev, EV_READ, 0, 0);
+    bufferevent_enable(up->bev, EV_READ);
+    TAILQ_INSERT_HEAD(&o->idle, up, origin_entry);
+    TAILQ_INSERT_TAIL(&o->pool->lru, up, lru_entry);
+    o->nidle++;
+    o->pool->nidle++;
+    up->idle = true;
+}
+
+/* Hands a live connection to the waiter w (already unlinked). */
+static void
+pool_hand_over(struct upstream *up, struct pool_waiter *w)
+{
+    up->origin->nbusy++;
+    w->origin = NULL;
+    w->cb(w, up, 0, NULL);
+}
+
+/* Takes the first waiter in line, skipping fresh ones unless any is
+ * acceptable (a new connection suits everyone). */
+static struct pool_waiter *
+pool_origin_next_waiter(struct pool_origin *o, bool fresh_ok)
+{
+    struct pool_waiter *w;
+
+    TAILQ_FOREACH(w, &o->waiters, entry)
+        if (fresh_ok || !w->fresh)
+            break;
+    if (w != NULL) {
+        TAILQ_REMOVE(&o->waiters, w, entry);
+        o->nwaiting--;
+    }
+    return w;
+}
+
+static void
+pool_connected_cb(struct upstream *up, int error, const char *message,
+                  void *arg)
+{
+    struct pool_origin *o = up->origin;
+    struct pool_waiter *w;
+
+    o->nconnecting--;
+    w = pool_origin_next_waiter(o, true);
+    if (error != 0) {
+        log_debug("upstream %lu: %s", up->id, message);
+        o->pool->nopen--;
+        upstream_free(up);
+        if (w != NULL) {
+            w->origin = NULL;
+            w->cb(w, NULL, error, message);
+        }
+        pool_grow_wanting(o->pool);
+        pool_origin_maybe_free(o);
+        return;
+    }
+    if (w != NULL)
+        pool_hand_over(up, w);
+    else
+        pool_idle_add(up);
+}
+
+/* Makes room for one more connection under the total limit, closing the
+ * oldest idle connection if need be. */
+static bool
+pool_make_room(struct pool *pool)
+{
+    struct upstream *victim;
+    struct pool_origin *o;
+
+    if (pool->nopen < pool->cfg->pool_max_total)
+        return true;
+    victim = TAILQ_FIRST(&pool->lru);
+    if (victim == NULL)
+        return false;
+    /* Not pool_close: that would re-enter pool_grow_wanting. */
+    o = victim->origin;
+    pool_idle_remove(victim);
+    pool->nopen--;
+    log_debug("upstream %lu: closed to make room (total limit %zu)",
+              victim->id, pool->cfg->pool_max_total);
+    upstream_free(victim);
+    pool_origin_maybe_free(o);
+    return true;
+}
+
+/* Starts connects until every waiter has one under way, as far as the
+ * limits allow; remembers the origin if they don't. */
+static void
+pool_origin_grow(struct pool_origin *o)
+{
+    struct pool *pool = o->pool;
+    bool short_of;
+
+    while (o->nconnecting < o->nwaiting &&
+           o->nidle + o->nbusy + o->nconnecting <
+               pool->cfg->pool_max_per_origin &&
+           pool_make_room(pool)) {
+        struct pool_waiter *w = TAILQ_FIRST(&o->waiters);
+        struct upstream *up = upstream_new(pool->base, o->host, o->port);
+
+        if (up == NULL)
+            break;
+        up->origin = o;
+        o->nconnecting++;
+        pool->nopen++;
+        pool->stats->reuse_misses++;
+        log_debug("upstream %lu: connecting to %s", up->id, o->key);
+        upstream_connect(up, pool->dns, w->timeout, pool_connected_cb, o);
+    }
+    short_of = o->nconnecting < o->nwaiting;
+    if (short_of && !o->wanting)
+        TAILQ_INSERT_TAIL(&pool->wanting, o, wanting_entry);
+    else if (!short_of && o->wanting)
+        TAILQ_REMOVE(&pool->wanting, o, wanting_entry);
+    o->wanting = short_of;
+}
+
+static void
+pool_grow_wanting(struct pool *pool)
+{
+    struct pool_origin *o, *next;
+
+    TAILQ_FOREACH_SAFE(o, &pool->wanting, wanting_entry, next)
+        pool_origin_grow(o);
+}
+
+int
+pool_lease(struct pool *pool, const struct pool_target *target,
+           struct pool_waiter *w, struct upstream **out, double timeout)
+{
+    struct pool_origin *o = pool_origin_find(pool, target, true);
+    struct upstream *up;
+
+    *out = NULL;
+    if (o == NULL)
+        return HCONN_ENO_MEMORY;
+    while (!w->fresh && (up = TAILQ_FIRST(&o->idle)) != NULL) {
+        pool_idle_remove(up);
+        if (!upstream_is_reusable(up)) {
+            pool_discard(up, "closed or dirty when leased");
+            continue;
+        }
+        o->nbusy++;
+        pool->stats->reuse_hits++;
+        *out = up;
+        return 0;
+    }
+    w->origin = o;
+    w->timeout = timeout;
+    TAILQ_INSERT_TAIL(&o->waiters, w, entry);
+    o->nwaiting++;
+    pool_origin_grow(o);
+    return 0;
+}
+
+void
+pool_cancel(struct pool_waiter *w)
+{
+    struct pool_origin *o = w->origin;
+
+    if (o == NULL)
+        return;
+    TAILQ_REMOVE(&o->waiters, w, entry);
+    o->nwaiting--;
+    w->origin = NULL;
+    /* A connect started for this waiter goes on: the next waiter or the
+     * idle list will use it. */
+    pool_origin_grow(o);
+    pool_origin_maybe_free(o);
+}
+
+void
+pool_release(struct upstream *up)
+{
+    struct pool_origin *o = up->origin;
+    struct pool_waiter *w;
+
+    o->nbusy--;
+    up->requests++;
+    w = pool_origin_next_waiter(o, false);
+    if (w != NULL)
+        pool_hand_over(up, w);
+    else
+        pool_idle_add(up);
+}
+
+void
+pool_drop(struct upstream *up)
+{
+    up->origin->nbusy--;
+    pool_close(up, "not reusable");
+}
+
+void
+pool_close_idle(struct pool *pool)
+{
+    struct upstream *up;
+
+    while ((up = TAILQ_FIRST(&pool->lru)) != NULL)
+        pool_close(up, "shutting down");
+}
+
+void
+pool_free(struct pool *pool)
+{
+    if (pool == NULL)
+        return;
+    pool_close_idle(pool);
+    for (size_t b = 0; b < POOL_BUCKETS; b++)
+        if (pool->buckets[b] != NULL)
+            log_warn("pool freed with origin %s still in use",
+                     pool->buckets[b]->key);
+    free(pool);
+}
+
+size_t
+pool_count(const struct pool *pool, size_t *idle)
+{
+    if (idle != NULL)
+        *idle = pool->nidle;
+    return pool->nopen;
+}
+
+json_t *
+pool_stats(const struct pool *pool)
+{
+    json_t *origins = json_object();
+
+    for (size_t b = 0; b < POOL_BUCKETS; b++) {
+        for (struct pool_origin *o = pool->buckets[b]; o != NULL;
+             o = o->hash_next) {
+            json_object_set_new(
+                origins, o->key,
+                json_pack("{s:I, s:I, s:I, s:I}", "idle", (json_int_t)o->nidle,
+                          "busy", (json_int_t)o->nbusy, "connecting",
+                          (json_int_t)o->nconnecting, "waiting",
+                          (json_int_t)o->nwaiting));
+        }
+    }
+    return origins;
+}

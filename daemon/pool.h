@@ -1,0 +1,83 @@
+/*
+ * pool.h — the shared pool of upstream connections, keyed by origin.
+ *
+ * A request leases a connection for one exchange and gives it back with
+ * pool_release (clean, keep-alive) or pool_drop (anything else). Idle
+ * connections are watched: a close, a stray byte or the idle timeout
+ * drops them. Limits per origin and in total; past them, leases wait in
+ * FIFO order and the oldest idle connection of another origin is closed
+ * to make room.
+ */
+#ifndef HCONND_POOL_H
+#define HCONND_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <jansson.h>
+
+struct config;
+struct evdns_base;
+struct event_base;
+struct pool;
+struct pool_origin;
+struct pool_waiter;
+struct stats;
+struct upstream;
+
+/* Where a request goes; everything that makes connections unshareable
+ * belongs here, since it forms the pool key. */
+struct pool_target {
+    const char *host;
+    uint16_t port;
+    bool tls;
+};
+
+/* A lease's outcome: up with error 0, or up NULL with HCONN_E... */
+typedef void (*pool_lease_cb)(struct pool_waiter *w, struct upstream *up,
+                              int error, const char *message);
+
+/* A pending lease; embedded in its owner, zero-filled before use. */
+struct pool_waiter {
+    pool_lease_cb cb;
+    bool fresh;                      /* needs a new connection (a retry) */
+    double timeout;                  /* connect timeout, seconds */
+    struct pool_origin *origin;      /* set while waiting */
+    TAILQ_ENTRY(pool_waiter) entry;  /* origin's FIFO */
+};
+
+struct pool *pool_new(struct event_base *base, struct evdns_base *dns,
+                      const struct config *cfg, struct stats *stats);
+
+/* Closes every connection and frees the pool; no lease may be pending. */
+void pool_free(struct pool *pool);
+
+/*
+ * Leases a connection to target for w. Returns 0 with *up set when an
+ * idle connection was ready (never for a fresh waiter), or 0 with *up NULL
+ * when w->cb will be called later (w must stay valid until then or until
+ * pool_cancel), or HCONN_ENO_MEMORY.
+ */
+int pool_lease(struct pool *pool, const struct pool_target *target,
+               struct pool_waiter *w, struct upstream **up, double timeout);
+
+/* Withdraws a waiting lease; its callback will not run. */
+void pool_cancel(struct pool_waiter *w);
+
+/* Returns a leased connection after a complete keep-alive response. */
+void pool_release(struct upstream *up);
+
+/* Closes a leased connection that must not be reused. */
+void pool_drop(struct upstream *up);
+
+/* Closes idle connections (shutdown); leased ones finish first. */
+void pool_close_idle(struct pool *pool);
+
+/* Connections open or opening, idle ones among them. */
+size_t pool_count(const struct pool *pool, size_t *idle);
+
+/* {origin: {"idle", "busy", "connecting", "waiting"}} for stats. */
+json_t *pool_stats(const struct pool *pool);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * server.h — the daemon-wide context every module reaches through its
+ * owner: the event loop, the resolver, settings, the pool and figures.
+ */
+#ifndef HCONND_SERVER_H
+#define HCONND_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "hconn_error.h"
+
+/* BSD's safe iteration (the current element may be removed); glibc's
+ * sys/queue.h lacks it. */
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                             \
+    for ((var) = TAILQ_FIRST(head);                                            \
+         (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1); (var) = (tvar))
+#endif
+
+struct config;
+struct pool;
+struct listener;
+struct session;
+
+/* Running figures, reported by {"op":"stats"}. */
+struct stats {
+    time_t started;                      /* for uptime */
+    uint64_t clients_total;              /* client connections accepted */
+    uint64_t requests;                   /* requests received */
+    uint64_t responses;                  /* responses completed */
+    uint64_t reuse_hits;                 /* leases served from idle */
+    uint64_t reuse_misses;               /* leases that needed a connect */
+    uint64_t retries;                    /* replays on a fresh connection */
+    uint64_t errors[HCONN_ERROR_COUNT];  /* error replies, by -code */
+};
+
+TAILQ_HEAD(session_list, session);
+
+struct server {
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct config *cfg;
+    struct pool *pool;
+    struct listener *listener;
+    struct session_list sessions; /* every connected client */
+    size_t nsessions;
+    struct stats stats;
+    bool shutting_down;           /* SIGTERM seen: drain, accept nothing */
+    struct event *shutdown_timer; /* forces the exit after the drain time */
+};
+
+/* Called when a session ends, so a draining server can exit. */
+void server_session_closed(struct server *srv);
+
+#endif

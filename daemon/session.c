@@ -1,0 +1,518 @@
+/*
+ * session.c — one client connection.
+ *
+ * Input: message lines (wire codec), each possibly followed by a payload
+ * that goes into an exchange's body or is skipped. Every request, and
+ * every reply that is not part of a request (op replies, errors about bad
+ * lines), takes a slot in the queue; output is the queue's slots written
+ * strictly in order, the head slot first.
+ *
+ * Backpressure both ways: the client's output never holds much more than
+ * stream_buffer_bytes (exchanges stop reading upstream when their own
+ * buffer fills), and reading the client pauses while the request bodies it
+ * sent are held beyond client_body_buffer_bytes, or a streamed body is
+ * a window ahead of its upstream.
+ *
+ * Exchanges are freed only here (flush, free), from the loop, never from
+ * inside an exchange's own call chain.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "exchange.h"
+#include "hconn-build.h"
+#include "hconn_error.h"
+#include "log.h"
+#include "pool.h"
+#include "server.h"
+#include "session.h"
+
+static unsigned long session_next_id = 1;
+
+static void session_read(struct session *s);
+
+static const struct config *
+session_cfg(const struct session *s)
+{
+    return s->srv->cfg;
+}
+
+/* Appends a slot to the queue. */
+static void
+session_enqueue(struct session *s, struct exchange *ex)
+{
+    if (ex == NULL) {
+        log_error("client %lu: out of memory; closing", s->id);
+        s->closing = true;
+        session_schedule_flush(s);
+        return;
+    }
+    TAILQ_INSERT_TAIL(&s->queue, ex, entry);
+    session_schedule_flush(s);
+}
+
+static void
+session_reply(struct session *s, json_t *reply)
+{
+    session_enqueue(s, exchange_new_reply(s, reply));
+}
+
+static void
+session_reply_error(struct session *s, json_t *id, int code,
+                    const char *message)
+{
+    s->srv->stats.errors[-code]++;
+    log_info("client %lu: %s: %s", s->id, hconn_error_name(code), message);
+    session_reply(s, wire_reply_error(id, code, message));
+}
+
+/* Skips n payload bytes that belong to a rejected message. */
+static void
+session_skip_payload(struct session *s, uint64_t n)
+{
+    s->payload_to = NULL;
+    s->payload_left = n;
+    s->payload_ends_body = false;
+}
+
+/* The exchange whose streamed body is still open under id. */
+static struct exchange *
+session_find_stream(struct session *s, json_t *id)
+{
+    struct exchange *ex;
+
+    if (id == NULL)
+        return NULL;
+    TAILQ_FOREACH(ex, &s->queue, entry)
+        if (ex->msg != NULL && ex->m.req.body == WIRE_BODY_STREAM &&
+            !ex->body_complete && json_equal(ex->id, id))
+            return ex;
+    return NULL;
+}
+
+static json_t *
+session_stats(struct session *s)
+{
+    struct server *srv = s->srv;
+    struct stats *st = &srv->stats;
+    size_t idle, open = pool_count(srv->pool, &idle);
+    json_t *errors = json_object();
+
+    for (int i = 1; i < HCONN_ERROR_COUNT; i++)
+        if (st->errors[i] != 0)
+            json_object_set_new(errors, hconn_error_name(-i),
+                                json_integer((json_int_t)st->errors[i]));
+    return json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, "
+        "s:o}",
+        "op", "stats", "uptime", (json_int_t)(time(NULL) - st->started),
+        "clients", (json_int_t)srv->nsessions, "clients_total",
+        (json_int_t)st->clients_total, "requests", (json_int_t)st->requests,
+        "responses", (json_int_t)st->responses, "reuse_hits",
+        (json_int_t)st->reuse_hits, "reuse_misses",
+        (json_int_t)st->reuse_misses, "retries", (json_int_t)st->retries,
+        "pool", "open", (json_int_t)open, "idle", (json_int_t)idle, "origins",
+        pool_stats(srv->pool), "errors", errors);
+}
+
+static void
+session_handle_op(struct session *s, const struct wire_client_msg *m)
+{
+    json_t *reply;
+
+    if (strcmp(m->op, "hello") == 0)
+        reply = json_pack("{s:s, s:i, s:s}", "op", "hello", "version",
+                          WIRE_VERSION, "server", "hconnd/" HCONN_VERSION);
+    else
+        reply = session_stats(s);
+    if (reply != NULL && m->id != NULL)
+        json_object_set(reply, "id", m->id);
+    session_reply(s, reply);
+}
+
+static void
+session_handle_request(struct session *s, json_t *msg,
+                       struct wire_client_msg *m)
+{
+    const struct config *cfg = session_cfg(s);
+    const struct wire_request *req = &m->req;
+    json_t *seq = json_integer((json_int_t)++s->next_seq);
+    json_t *id = m->id != NULL ? m->id : seq;
+    uint64_t payload = m->has_data ? m->data_len : 0;
+    struct exchange *ex;
+    char message[160];
+
+    s->srv->stats.requests++;
+    if (s->srv->shutting_down) {
+        session_reply_error(s, id, HCONN_ESHUTTING_DOWN,
+                            "hconnd is shutting down; no new requests");
+        session_skip_payload(s, payload);
+    } else if (s->requests_in_flight >= cfg->max_requests_per_client) {
+        snprintf(message, sizeof message,
+                 "too many requests in flight on this connection (limit %zu)",
+                 cfg->max_requests_per_client);
+        session_reply_error(s, id, HCONN_ELIMIT_EXCEEDED, message);
+        session_skip_payload(s, payload);
+    } else if (req->body == WIRE_BODY_INLINE &&
+               (uint64_t)req->length > cfg->max_inline_body_bytes) {
+        snprintf(message, sizeof message,
+                 "\"data\": %lld bytes exceeds the inline body limit of %zu; "
+                 "use \"body\": \"stream\"",
+                 (long long)req->length, cfg->max_inline_body_bytes);
+        session_reply_error(s, id, HCONN_ELIMIT_EXCEEDED, message);
+        session_skip_payload(s, payload);
+    } else {
+        ex = exchange_new_request(s, msg, m, id);
+        session_enqueue(s, ex);
+        if (ex != NULL) {
+            s->requests_in_flight++;
+            if (ex->m.req.raw)
+                s->raw = true;
+            exchange_start(ex);
+            if (ex->m.req.body == WIRE_BODY_INLINE) {
+                s->payload_to = ex;
+                s->payload_left = payload;
+                s->payload_ends_body = true;
+                if (payload == 0)
+                    exchange_end_body(ex);
+            }
+        }
+    }
+    json_decref(seq);
+}
+
+/* Acts on one decoded message line. */
+static void
+session_handle(struct session *s, json_t *msg)
+{
+    struct wire_client_msg m;
+    struct exchange *ex;
+    char err[512];
+    int rc;
+
+    rc = wire_parse_client_msg(msg, &m, err, sizeof err);
+    if (rc < 0) {
+        session_reply_error(s, m.id, rc, err);
+        if (m.framing_lost) {
+            /* Where the next message starts is unknown: stop here. */
+            s->closing = true;
+        } else if (m.has_data) {
+            session_skip_payload(s, m.data_len);
+        }
+    } else if (m.kind == WIRE_MSG_REQUEST) {
+        session_handle_request(s, msg, &m);
+    } else if (m.kind == WIRE_MSG_OP) {
+        session_handle_op(s, &m);
+    } else if ((ex = session_find_stream(s, m.id)) == NULL) {
+        snprintf(err, sizeof err,
+                 "\"id\": no request with a streamed body open under this id");
+        session_reply_error(s, m.id, HCONN_EBAD_MESSAGE, err);
+        if (m.has_data)
+            session_skip_payload(s, m.data_len);
+    } else if (m.kind == WIRE_MSG_DATA) {
+        s->payload_to = ex;
+        s->payload_left = m.data_len;
+        s->payload_ends_body = false;
+    } else {
+        exchange_end_body(ex);
+    }
+    wire_client_msg_clear(&m);
+}
+
+/* Moves payload bytes to their exchange. Returns false when reading must
+ * pause (a streamed body is a window ahead of its upstream). */
+static bool
+session_read_payload(struct session *s, struct evbuffer *in)
+{
+    size_t n = evbuffer_get_length(in);
+    struct exchange *ex = s->payload_to;
+
+    if (n > s->payload_left)
+        n = (size_t)s->payload_left;
+    if (ex == NULL)
+        evbuffer_drain(in, n);
+    else
+        exchange_add_body(ex, in, n);
+    s->payload_left -= n;
+    if (s->payload_left == 0 && ex != NULL && s->payload_ends_body)
+        exchange_end_body(ex);
+    if (s->payload_left == 0)
+        s->payload_to = NULL;
+    return ex == NULL || ex->m.req.body != WIRE_BODY_STREAM ||
+           exchange_body_held(ex) < session_cfg(s)->stream_buffer_bytes;
+}
+
+/* Takes the next message line off in, if a whole one is there. Returns
+ * false when more bytes are needed. */
+static bool
+session_read_line(struct session *s, struct evbuffer *in)
+{
+    struct evbuffer_ptr eol = evbuffer_search(in, "\n", 1, NULL);
+    size_t avail = evbuffer_get_length(in);
+    size_t len, consumed;
+    json_t *msg;
+    char err[256];
+    int rc;
+
+    if (eol.pos >= 0)
+        len = (size_t)eol.pos + 1;
+    else if (avail >= s->reader.max_line || s->reader.discarding)
+        len = avail; /* let the codec report or discard the long line */
+    else
+        return false;
+    rc = wire_read_line(&s->reader, (const char *)evbuffer_pullup(in, len),
+                        len, &consumed, &msg, err, sizeof err);
+    evbuffer_drain(in, consumed);
+    if (rc < 0)
+        session_reply_error(s, NULL, rc, err);
+    else if (msg != NULL)
+        session_handle(s, msg);
+    json_decref(msg);
+    return consumed > 0 || msg != NULL || rc < 0;
+}
+
+/* Reads what the client has sent, until it runs out, a limit says pause,
+ * or no more input is wanted. */
+static void
+session_read(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+
+    while (!s->closing && !s->raw && !s->reading_paused) {
+        if (s->payload_left > 0) {
+            if (evbuffer_get_length(in) == 0)
+                goto need_more;
+            if (!session_read_payload(s, in))
+                break;
+            continue;
+        }
+        if (s->body_held > session_cfg(s)->client_body_buffer_bytes)
+            break;
+        if (!session_read_line(s, in))
+            goto need_more;
+    }
+    if (s->closing || s->raw) {
+        /* Nothing more will be read: a raw request ends the session, and
+         * after lost framing the rest is noise. */
+        bufferevent_disable(s->bev, EV_READ);
+        return;
+    }
+    s->reading_paused = true;
+    bufferevent_disable(s->bev, EV_READ);
+    return;
+
+need_more:
+    if (s->input_ended) {
+        /* Whatever is left can never become a message. */
+        if (evbuffer_get_length(in) > 0 || s->payload_left > 0)
+            log_info("client %lu: input ended inside a message", s->id);
+        s->closing = true;
+        session_schedule_flush(s);
+    }
+}
+
+void
+session_resume_reading(struct session *s)
+{
+    if (!s->reading_paused)
+        return;
+    s->reading_paused = false;
+    if (!s->input_ended)
+        bufferevent_enable(s->bev, EV_READ);
+    /* Bytes already buffered raise no read event; read them off-stack. */
+    session_schedule_flush(s);
+}
+
+void
+session_body_held(struct session *s, ssize_t delta)
+{
+    s->body_held += (size_t)delta;
+}
+
+/* Removes a slot whose replies have all been written. */
+static void
+session_retire(struct session *s, struct exchange *ex)
+{
+    TAILQ_REMOVE(&s->queue, ex, entry);
+    if (ex->msg != NULL)
+        s->requests_in_flight--;
+    if (s->payload_to == ex)
+        s->payload_to = NULL; /* the rest of its payload is skipped */
+    if (ex->m.req.raw)
+        s->closing = true;
+    if (ex->abort_session)
+        s->closing = s->aborting = true;
+    exchange_free(ex);
+}
+
+/* Writes the queue's replies in order while the client's output has
+ * room. Returns false if the session was freed. */
+static bool
+session_flush(struct session *s)
+{
+    struct evbuffer *output = bufferevent_get_output(s->bev);
+    size_t window = session_cfg(s)->stream_buffer_bytes;
+    struct exchange *ex;
+
+    while (!s->aborting && (ex = TAILQ_FIRST(&s->queue)) != NULL) {
+        size_t queued = evbuffer_get_length(output);
+        size_t pending = evbuffer_get_length(ex->out);
+
+        if (pending > 0) {
+            if (queued >= window)
+                break;
+            evbuffer_remove_buffer(ex->out, output,
+                                   pending < window - queued ? pending
+                                                             : window - queued);
+            exchange_resume(ex);
+        }
+        if (ex->state != EXCHANGE_DONE || evbuffer_get_length(ex->out) != 0)
+            break;
+        session_retire(s, ex);
+    }
+    if (s->closing && (TAILQ_EMPTY(&s->queue) || s->aborting) &&
+        evbuffer_get_length(output) == 0) {
+        session_free(s);
+        return false;
+    }
+    return true;
+}
+
+static void
+session_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    if (!session_flush(s))
+        return;
+    if (!s->reading_paused && !s->closing && !s->raw &&
+        (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0 ||
+         s->input_ended))
+        session_read(s);
+    /* Reading may have queued replies or ended the session's input. */
+    if (s->closing)
+        session_flush(s);
+}
+
+void
+session_schedule_flush(struct session *s)
+{
+    event_active(s->flush_event, EV_TIMEOUT, 0);
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+    session_read(arg);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+    session_flush(arg);
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+        /* A half-close (socat after its input ends) still wants every
+         * reply owed; close once they are written. */
+        log_debug("client %lu: end of input", s->id);
+        s->input_ended = true;
+        bufferevent_disable(bev, EV_READ);
+        session_read(s);
+        session_flush(s);
+        return;
+    }
+    log_debug("client %lu: connection %s", s->id,
+              (what & BEV_EVENT_ERROR) ? strerror(errno) : "lost");
+    session_free(s);
+}
+
+struct session *
+session_new(struct server *srv, int fd)
+{
+    const struct config *cfg = srv->cfg;
+    struct session *s = calloc(1, sizeof *s);
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+
+    if (s == NULL) {
+        close(fd);
+        return NULL;
+    }
+    s->srv = srv;
+    s->id = session_next_id++;
+    TAILQ_INIT(&s->queue);
+    wire_reader_init(&s->reader, cfg->max_message_bytes);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        s->pid = cred.pid;
+        s->uid = cred.uid;
+        s->gid = cred.gid;
+    }
+    s->bev = bufferevent_socket_new(srv->base, fd,
+                                    BEV_OPT_CLOSE_ON_FREE |
+                                        BEV_OPT_DEFER_CALLBACKS);
+    s->flush_event = event_new(srv->base, -1, 0, session_flush_cb, s);
+    if (s->bev == NULL || s->flush_event == NULL) {
+        if (s->bev == NULL)
+            close(fd);
+        if (s->bev != NULL)
+            bufferevent_free(s->bev);
+        if (s->flush_event != NULL)
+            event_free(s->flush_event);
+        free(s);
+        return NULL;
+    }
+    bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
+                      session_event_cb, s);
+    bufferevent_setwatermark(s->bev, EV_WRITE, cfg->stream_buffer_bytes / 2,
+                             0);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
+    srv->nsessions++;
+    srv->stats.clients_total++;
+    log_info("client %lu: connected (pid %ld, uid %ld, gid %ld)", s->id,
+             (long)s->pid, (long)s->uid, (long)s->gid);
+    return s;
+}
+
+void
+session_drain(struct session *s)
+{
+    s->closing = true;
+    bufferevent_disable(s->bev, EV_READ);
+    session_schedule_flush(s);
+}
+
+void
+session_free(struct session *s)
+{
+    struct server *srv = s->srv;
+    struct exchange *ex;
+
+    while ((ex = TAILQ_FIRST(&s->queue)) != NULL) {
+        TAILQ_REMOVE(&s->queue, ex, entry);
+        exchange_free(ex);
+    }
+    TAILQ_REMOVE(&srv->sessions, s, entry);
+    srv->nsessions--;
+    bufferevent_free(s->bev);
+    event_free(s->flush_event);
+    log_info("client %lu: closed", s->id);
+    free(s);
+    server_session_closed(srv);
+}

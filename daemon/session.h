@@ -1,0 +1,64 @@
+/*
+ * session.h — one connected client: reads its protocol messages, queues
+ * an exchange per request and writes the replies back strictly in order.
+ */
+#ifndef HCONND_SESSION_H
+#define HCONND_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "wire.h"
+
+struct exchange;
+struct server;
+
+TAILQ_HEAD(exchange_list, exchange);
+
+struct session {
+    struct server *srv;
+    unsigned long id;              /* for logs */
+    pid_t pid;                     /* peer credentials (SO_PEERCRED) */
+    uid_t uid;
+    gid_t gid;
+    struct bufferevent *bev;       /* the client's socket */
+    struct wire_reader reader;
+    struct exchange_list queue;    /* replies owed, in order */
+    size_t requests_in_flight;     /* request exchanges in queue */
+    uint64_t next_seq;             /* ids for requests that have none */
+    size_t body_held;              /* request body bytes buffered */
+    struct exchange *payload_to;   /* where payload bytes go; NULL drops */
+    uint64_t payload_left;         /* payload bytes still to come */
+    bool payload_ends_body;        /* an inline body: end it after */
+    bool reading_paused;           /* backpressure on the client */
+    bool raw;                      /* a raw request came: read no more */
+    bool input_ended;              /* the client half-closed */
+    bool closing;                  /* close once the queue is flushed */
+    bool aborting;                 /* close once output is written, now */
+    struct event *flush_event;     /* runs session_flush off-stack */
+    TAILQ_ENTRY(session) entry;    /* server's list */
+};
+
+/* Takes over the connected client socket fd. Returns NULL on failure
+ * (fd closed). */
+struct session *session_new(struct server *srv, int fd);
+
+/* Closes the client and frees everything it owns. */
+void session_free(struct session *s);
+
+/* Asks for the queue to be written out from the loop (never re-entrant:
+ * exchanges call it from inside their own callbacks). */
+void session_schedule_flush(struct session *s);
+
+/* Reads the client again after its buffered body shrank. */
+void session_resume_reading(struct session *s);
+
+/* Adjusts the body byte count used for the client's buffer budget. */
+void session_body_held(struct session *s, ssize_t delta);
+
+/* SIGTERM: stop taking requests; close when in-flight ones are done. */
+void session_drain(struct session *s);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * upstream.h — one connection to an origin: resolve with evdns, connect
+ * each address in turn, all under one connect timeout. What runs over it
+ * (the pool's idle watch, an exchange) sets the bufferevent's callbacks.
+ */
+#ifndef HCONND_UPSTREAM_H
+#define HCONND_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct event_base;
+struct evdns_base;
+struct pool_origin;
+struct upstream;
+
+/* Connect outcome: error 0 and a usable bev, or HCONN_E... + message.
+ * Never called from within upstream_connect itself. */
+typedef void (*upstream_connect_cb)(struct upstream *up, int error,
+                                    const char *message, void *arg);
+
+struct upstream {
+    unsigned long id;                /* for logs */
+    struct pool_origin *origin;      /* the pool bucket it belongs to */
+    struct bufferevent *bev;         /* NULL until a connect is under way */
+    struct event_base *base;
+    struct evdns_getaddrinfo_request *dns_req; /* pending resolution */
+    struct evutil_addrinfo *addrs;   /* resolved addresses */
+    struct evutil_addrinfo *next_addr; /* the next one to try */
+    struct event *connect_timer;     /* bounds DNS + every connect */
+    struct event *fail_event;        /* delivers a failure off-stack */
+    int fail_error;                  /* what fail_event delivers */
+    char fail_message[256];
+    upstream_connect_cb cb;
+    void *cb_arg;
+    char host[256];                  /* what we resolve */
+    uint16_t port;
+    char peer[64];                   /* "addr:port" being tried, for logs */
+    bool connected;
+    bool idle;                       /* in the pool's idle lists */
+    unsigned requests;               /* responses completed on it */
+    TAILQ_ENTRY(upstream) origin_entry; /* origin's idle list */
+    TAILQ_ENTRY(upstream) lru_entry;    /* pool's idle list, oldest first */
+};
+
+/* Allocates an upstream for host:port; nothing starts yet. */
+struct upstream *upstream_new(struct event_base *base, const char *host,
+                              uint16_t port);
+
+/* Starts resolving and connecting; cb reports the outcome later. */
+void upstream_connect(struct upstream *up, struct evdns_base *dns,
+                      double timeout, upstream_connect_cb cb, void *arg);
+
+/* True when an idle connection can carry a request: open, and nothing
+ * unexpected waiting to be read. */
+bool upstream_is_reusable(struct upstream *up);
+
+/* Closes the connection and frees up, cancelling anything pending. */
+void upstream_free(struct upstream *up);
+
+#endif

@@ -1,0 +1,1252 @@
+/*
+ * http1.c — the sans-I/O HTTP/1.1 client codec (contract in http1.h).
+ *
+ * Requests: http1_format_request checks every byte the caller hands in
+ * before writing anything, then lays the head out the way http.client's
+ * putrequest/putheader/endheaders do, so a caller can never put a line
+ * break (or a second message) on the wire.
+ *
+ * Responses: http1_parser_next is a state machine over the caller's
+ * buffer. A head or trailer section is scanned line by line as bytes
+ * arrive, each byte once (p->scanned, p->line_start, p->nlines), so limits
+ * trip as early as they can and byte-at-a-time input stays linear; when
+ * the blank line arrives the section is indexed in one more pass and the
+ * event points into the caller's bytes. Bodies are handed back in place.
+ * Framing follows RFC 9112 §6.3 in order, refusing (not guessing) where a
+ * guess could desynchronise a pooled connection.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hconn_error.h"
+#include "http1.h"
+
+#define HTTP1_QUOTE_MAX 32 /* bytes of a culprit shown in a message */
+#define HTTP1_QUOTE_SIZE (HTTP1_QUOTE_MAX * 4 + 4) /* all \xHH, "...", NUL */
+
+/* ---- Shared helpers ----------------------------------------------------- */
+
+/* RFC 9110 §5.6.2: tchar, the bytes of a token (method, field name). */
+static bool
+http1_is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+        (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool
+http1_is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Hex digit value, or -1. */
+static int
+http1_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static char
+http1_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Field names and codings compare case-insensitively (RFC 9110 §5.1). */
+static bool
+http1_ieq(const char *s, size_t n, const char *lit)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (lit[i] == '\0' || http1_lower(s[i]) != http1_lower(lit[i]))
+            return false;
+    }
+    return lit[i] == '\0';
+}
+
+/* Whitespace around list elements and values. CR and LF count too: inside
+ * a parsed value they can only be part of an obs-fold (RFC 9112 §5.2). */
+static bool
+http1_is_ows(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void
+http1_trim(const char **s, size_t *n)
+{
+    while (*n > 0 && http1_is_ows((*s)[0])) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && http1_is_ows((*s)[*n - 1]))
+        (*n)--;
+}
+
+/* Copies a culprit into a message safely: a message may end up in a log
+ * line or a JSON reply, so controls and quotes become \xHH and long
+ * culprits are cut. */
+static const char *
+http1_quote(char out[HTTP1_QUOTE_SIZE], const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < n && i < HTTP1_QUOTE_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    if (n > HTTP1_QUOTE_MAX) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* One element at a time of a comma-separated field value (RFC 9110
+ * §5.6.1); elements come back trimmed, empty ones included. */
+struct http1_list {
+    const char *s; /* the whole value */
+    size_t n;      /* its length */
+    size_t pos;    /* where the next element starts */
+    bool done;     /* the last element has been returned */
+};
+
+static bool
+http1_list_next(struct http1_list *l, const char **elt, size_t *elt_len)
+{
+    size_t j = l->pos;
+
+    if (l->done)
+        return false;
+    while (j < l->n && l->s[j] != ',')
+        j++;
+    *elt = l->s + l->pos;
+    *elt_len = j - l->pos;
+    http1_trim(elt, elt_len);
+    if (j == l->n)
+        l->done = true;
+    else
+        l->pos = j + 1;
+    return true;
+}
+
+/* ---- Request heads ------------------------------------------------------ */
+
+/* Writes into the caller's err buffer, which may be absent. */
+static int __attribute__((format(printf, 4, 5)))
+http1_request_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* The automatic fields a request gets, decided once before both passes. */
+struct http1_auto {
+    bool host;              /* write Host */
+    bool accept_encoding;   /* write Accept-Encoding: identity */
+    bool bracket;           /* Host is an IPv6 literal: add [ ] */
+    bool port;              /* Host carries ":port" */
+    bool chunked;           /* write Transfer-Encoding: chunked */
+    int64_t content_length; /* write Content-Length: this, if >= 0 */
+};
+
+/* Sizes (p == NULL) or writes the head; the same code does both so the
+ * measured length and the written bytes cannot disagree. */
+struct http1_out {
+    char *p;       /* the buffer, or NULL to measure only */
+    size_t len;    /* bytes so far */
+    bool overflow; /* the length does not fit a size_t */
+};
+
+static void
+http1_put(struct http1_out *o, const char *s, size_t n)
+{
+    if (o->overflow || n > SIZE_MAX - o->len) {
+        o->overflow = true;
+        return;
+    }
+    if (o->p != NULL)
+        memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void
+http1_puts(struct http1_out *o, const char *s)
+{
+    http1_put(o, s, strlen(s));
+}
+
+static void
+http1_write_head(const struct http1_request *req, const struct http1_auto *a,
+                 struct http1_out *o)
+{
+    char num[32];
+
+    http1_puts(o, req->method);
+    http1_put(o, " ", 1);
+    http1_puts(o, req->target);
+    http1_put(o, " HTTP/1.1\r\n", 11);
+    if (a->host) {
+        http1_put(o, "Host: ", 6);
+        if (a->bracket)
+            http1_put(o, "[", 1);
+        http1_puts(o, req->host);
+        if (a->bracket)
+            http1_put(o, "]", 1);
+        if (a->port) {
+            snprintf(num, sizeof num, ":%u", (unsigned)req->port);
+            http1_puts(o, num);
+        }
+        http1_put(o, "\r\n", 2);
+    }
+    if (a->accept_encoding)
+        http1_puts(o, "Accept-Encoding: identity\r\n");
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http1_header *h = &req->headers[i];
+
+        http1_put(o, h->name, h->name_len);
+        http1_put(o, ": ", 2);
+        http1_put(o, h->value, h->value_len);
+        http1_put(o, "\r\n", 2);
+    }
+    if (a->chunked)
+        http1_puts(o, "Transfer-Encoding: chunked\r\n");
+    if (a->content_length >= 0) {
+        snprintf(num, sizeof num, "%" PRId64, a->content_length);
+        http1_puts(o, "Content-Length: ");
+        http1_puts(o, num);
+        http1_put(o, "\r\n", 2);
+    }
+    http1_put(o, "\r\n", 2);
+}
+
+/* http.client refuses a request-target (and host) with controls, space or
+ * DEL: each would end the request line early (InvalidURL). */
+static size_t
+http1_find_url_ctl(const char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c <= 0x20 || c == 0x7f)
+            return i;
+    }
+    return i;
+}
+
+/* Checks the caller's fields and notes which framing fields they gave. */
+static int
+http1_check_request_fields(const struct http1_request *req, bool *has_host,
+                           bool *has_ae, bool *has_cl, bool *has_te,
+                           char *err, size_t errlen)
+{
+    char q[HTTP1_QUOTE_SIZE];
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http1_header *h = &req->headers[i];
+
+        if (h->name == NULL || h->name_len == 0)
+            return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
+                                      "header %zu: empty field name", i + 1);
+        if (h->value == NULL && h->value_len > 0)
+            return http1_request_fail(err, errlen, HCONN_EINVALID_ARGUMENT,
+                                      "header \"%s\": value is NULL",
+                                      http1_quote(q, h->name, h->name_len));
+        for (size_t k = 0; k < h->name_len; k++) {
+            if (!http1_is_tchar((unsigned char)h->name[k]))
+                return http1_request_fail(
+                    err, errlen, HCONN_EINVALID_HEADER,
+                    "header name \"%s\" contains an invalid character at "
+                    "byte %zu",
+                    http1_quote(q, h->name, h->name_len), k);
+        }
+        /* RFC 9110 §5.5: CR, LF and NUL are never valid in a value; CR or
+         * LF would start a new field or end the head (header injection). */
+        for (size_t k = 0; k < h->value_len; k++) {
+            char c = h->value[k];
+
+            if (c == '\r' || c == '\n' || c == '\0')
+                return http1_request_fail(
+                    err, errlen, HCONN_EINVALID_HEADER,
+                    "header \"%s\" value contains %s at byte %zu",
+                    http1_quote(q, h->name, h->name_len),
+                    c == '\0' ? "NUL" : "CR/LF", k);
+        }
+        if (http1_ieq(h->name, h->name_len, "Host"))
+            *has_host = true;
+        else if (http1_ieq(h->name, h->name_len, "Accept-Encoding"))
+            *has_ae = true;
+        else if (http1_ieq(h->name, h->name_len, "Content-Length"))
+            *has_cl = true;
+        else if (http1_ieq(h->name, h->name_len, "Transfer-Encoding"))
+            *has_te = true;
+    }
+    return HCONN_OK;
+}
+
+/* http.client's _METHODS_EXPECTING_BODY, compared upper-cased as it does. */
+static bool
+http1_method_expects_body(const char *method)
+{
+    size_t n = strlen(method);
+
+    return http1_ieq(method, n, "POST") || http1_ieq(method, n, "PUT") ||
+           http1_ieq(method, n, "PATCH");
+}
+
+int
+http1_format_request(const struct http1_request *req, char **head,
+                     size_t *len, char *err, size_t errlen)
+{
+    struct http1_auto a = {.content_length = -1};
+    struct http1_out o = {0};
+    bool has_host = false, has_ae = false, has_cl = false, has_te = false;
+    char q[HTTP1_QUOTE_SIZE];
+    size_t bad;
+    int rc;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (head != NULL)
+        *head = NULL;
+    if (len != NULL)
+        *len = 0;
+    if (req == NULL || head == NULL || len == NULL ||
+        (req->nheaders > 0 && req->headers == NULL))
+        return http1_request_fail(err, errlen, HCONN_EINVALID_ARGUMENT,
+                                  "request: missing argument");
+
+    if (req->method == NULL || req->method[0] == '\0')
+        return http1_request_fail(err, errlen, HCONN_EINVALID_URL,
+                                  "method is empty");
+    for (size_t i = 0; req->method[i] != '\0'; i++) {
+        if (!http1_is_tchar((unsigned char)req->method[i]))
+            return http1_request_fail(
+                err, errlen, HCONN_EINVALID_URL,
+                "method \"%s\" contains an invalid character at byte %zu",
+                http1_quote(q, req->method, strlen(req->method)), i);
+    }
+    if (req->target == NULL || req->target[0] == '\0')
+        return http1_request_fail(err, errlen, HCONN_EINVALID_URL,
+                                  "target is empty");
+    bad = http1_find_url_ctl(req->target);
+    if (req->target[bad] != '\0')
+        return http1_request_fail(
+            err, errlen, HCONN_EINVALID_URL,
+            "target \"%s\" contains an invalid character at byte %zu",
+            http1_quote(q, req->target, strlen(req->target)), bad);
+    if (req->content_length < -1)
+        return http1_request_fail(err, errlen, HCONN_EINVALID_ARGUMENT,
+                                  "content_length %" PRId64 " is below -1",
+                                  req->content_length);
+    if (req->content_length >= 0 && req->chunked)
+        return http1_request_fail(err, errlen, HCONN_EINVALID_ARGUMENT,
+                                  "content_length and chunked both given");
+
+    rc = http1_check_request_fields(req, &has_host, &has_ae, &has_cl, &has_te,
+                                    err, errlen);
+    if (rc < 0)
+        return rc;
+    /* RFC 9112 §6.2: a sender MUST NOT send Content-Length together with
+     * Transfer-Encoding; an origin or proxy may pick either, which is how
+     * requests get smuggled. */
+    if (has_cl && (has_te || req->chunked))
+        return http1_request_fail(
+            err, errlen, HCONN_EINVALID_HEADER,
+            "header \"Content-Length\" conflicts with %s",
+            has_te ? "\"Transfer-Encoding\"" : "a chunked body");
+
+    /* putrequest: Host, then Accept-Encoding, unless skipped or given. */
+    a.host = !req->skip_host && !has_host;
+    if (a.host) {
+        size_t hl;
+
+        if (req->host == NULL || req->host[0] == '\0')
+            return http1_request_fail(err, errlen, HCONN_EINVALID_URL,
+                                      "host is empty");
+        hl = strlen(req->host);
+        bad = http1_find_url_ctl(req->host);
+        if (bad < hl)
+            return http1_request_fail(
+                err, errlen, HCONN_EINVALID_URL,
+                "host \"%s\" contains an invalid character at byte %zu",
+                http1_quote(q, req->host, hl), bad);
+        /* RFC 9110 §7.2 / RFC 3986 §3.2.2: an IPv6 literal is bracketed;
+         * tolerate a caller who already did. */
+        a.bracket = strchr(req->host, ':') != NULL && req->host[0] != '[';
+        /* Port 0 means "not given"; a default port is left out as
+         * http.client does. */
+        a.port = req->port != 0 && req->port != (req->tls ? 443 : 80);
+    }
+    a.accept_encoding = !req->skip_accept_encoding && !has_ae;
+    /* _send_request: automatic framing only when the caller gave none. */
+    if (!has_cl && !has_te) {
+        if (req->chunked)
+            a.chunked = true;
+        else if (req->content_length >= 0)
+            a.content_length = req->content_length;
+        else if (http1_method_expects_body(req->method))
+            a.content_length = 0;
+    }
+
+    http1_write_head(req, &a, &o);
+    if (o.overflow)
+        return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
+                                  "request head too large");
+    o.p = malloc(o.len);
+    if (o.p == NULL)
+        return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
+                                  "no memory for a %zu-byte request head",
+                                  o.len);
+    o.len = 0;
+    http1_write_head(req, &a, &o);
+    *head = o.p;
+    *len = o.len;
+    return HCONN_OK;
+}
+
+size_t
+http1_format_chunk_header(size_t n, char out[HTTP1_CHUNK_HEADER_MAX])
+{
+    static const char hex[] = "0123456789abcdef";
+    char digits[sizeof(size_t) * 2];
+    size_t nd = 0, len = 0;
+
+    do {
+        digits[nd++] = hex[n & 15];
+        n >>= 4;
+    } while (n != 0);
+    while (nd > 0)
+        out[len++] = digits[--nd];
+    out[len++] = '\r';
+    out[len++] = '\n';
+    out[len] = '\0';
+    return len;
+}
+
+/* ---- Response parser: errors -------------------------------------------- */
+
+/* Every failure goes through here: the parser stays FAILED and repeats the
+ * same code on every later call. */
+static int __attribute__((format(printf, 3, 4)))
+http1_fail(struct http1_parser *p, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(p->errmsg, sizeof p->errmsg, fmt, ap);
+    va_end(ap);
+    p->state = HTTP1_S_FAILED;
+    p->error = code;
+    return -1;
+}
+
+static int
+http1_fail_incomplete(struct http1_parser *p)
+{
+    if (p->framing == HTTP1_FRAMING_CHUNKED)
+        return http1_fail(p, HCONN_EINCOMPLETE_READ,
+                          "received %" PRIu64 " bytes of a chunked body",
+                          p->body_received);
+    return http1_fail(p, HCONN_EINCOMPLETE_READ,
+                      "received %" PRIu64 " of %" PRId64 " bytes",
+                      p->body_received, p->content_length);
+}
+
+/* Names the line a limit or syntax error is about. */
+static void
+http1_line_name(const struct http1_parser *p, bool trailers, char *out,
+                size_t outlen)
+{
+    if (!trailers && p->line_start == 0)
+        snprintf(out, outlen, "status line");
+    else
+        snprintf(out, outlen, "%s line %zu", trailers ? "trailer" : "header",
+                 p->nlines + 1);
+}
+
+/* ---- Response parser: heads and trailer sections ------------------------ */
+
+/* RFC 9112 §4: status-line = HTTP-version SP status-code SP [reason];
+ * checked as soon as the line is complete, before the rest of the head. */
+static int
+http1_check_status_line(struct http1_parser *p, const char *s, size_t n)
+{
+    char q[HTTP1_QUOTE_SIZE];
+    size_t v_end = 0, c_end;
+    int status;
+
+    while (v_end < n && s[v_end] != ' ')
+        v_end++;
+    /* RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT */
+    if (v_end != 8 || memcmp(s, "HTTP/", 5) != 0 || !http1_is_digit(s[5]) ||
+        s[6] != '.' || !http1_is_digit(s[7]))
+        return http1_fail(p, HCONN_EBAD_STATUS_LINE,
+                          "status line: malformed version \"%s\"",
+                          http1_quote(q, s, v_end));
+    if (s[5] != '1')
+        return http1_fail(p, HCONN_EUNKNOWN_PROTOCOL,
+                          "status line: version \"%s\" not supported",
+                          http1_quote(q, s, v_end));
+    if (v_end == n)
+        return http1_fail(p, HCONN_EBAD_STATUS_LINE,
+                          "status line: no status code after the version");
+    c_end = 9;
+    while (c_end < n && s[c_end] != ' ')
+        c_end++;
+    if (c_end - 9 != 3 || !http1_is_digit(s[9]) || !http1_is_digit(s[10]) ||
+        !http1_is_digit(s[11]))
+        return http1_fail(p, HCONN_EBAD_STATUS_LINE,
+                          "status line: status code \"%s\" is not 3 digits",
+                          http1_quote(q, s + 9, c_end - 9));
+    status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+    if (status < 100)
+        return http1_fail(p, HCONN_EBAD_STATUS_LINE,
+                          "status line: status code \"%s\" is out of range",
+                          http1_quote(q, s + 9, 3));
+    /* RFC 9112 §2.2: a bare CR is invalid; RFC 9110 §5.5 for NUL. */
+    for (size_t k = c_end; k < n; k++) {
+        if (s[k] == '\0' || s[k] == '\r')
+            return http1_fail(p, HCONN_EBAD_STATUS_LINE,
+                              "status line: reason contains %s at byte %zu",
+                              s[k] == '\0' ? "NUL" : "CR", k);
+    }
+    /* RFC 9110 §2.5: a higher minor version is handled as the highest
+     * minor version we implement, 1.1. */
+    p->version = s[7] == '0' ? 10 : 11;
+    p->status = status;
+    return 0;
+}
+
+/* RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, with
+ * obs-fold (§5.2) continuing the previous line. s[0..n) excludes the line
+ * end. */
+static int
+http1_check_field_line(struct http1_parser *p, const char *s, size_t n,
+                       bool trailers)
+{
+    const char *what = trailers ? "trailer" : "header";
+    char q[HTTP1_QUOTE_SIZE];
+    size_t line = p->nlines + 1, k = 0;
+    const char *colon;
+
+    /* Folded lines count as lines, as http.client counts them: the limit
+     * is what bounds the memory a head can take. */
+    if (p->nlines >= HTTP1_MAX_HEADERS)
+        return http1_fail(p, HCONN_ETOO_MANY_HEADERS,
+                          "%ss: more than %d field lines", what,
+                          HTTP1_MAX_HEADERS);
+    if (s[0] == ' ' || s[0] == '\t') {
+        if (p->nlines == 0)
+            return http1_fail(p, HCONN_EBAD_HEADER,
+                              "%s line %zu: continuation line before any "
+                              "field",
+                              what, line);
+    } else {
+        while (k < n && http1_is_tchar((unsigned char)s[k]))
+            k++;
+        if (k < n && s[k] == ':' && k == 0)
+            return http1_fail(p, HCONN_EBAD_HEADER,
+                              "%s line %zu: empty field name", what, line);
+        if (k == n || s[k] != ':') {
+            colon = memchr(s, ':', n);
+            if (colon == NULL)
+                return http1_fail(p, HCONN_EBAD_HEADER,
+                                  "%s line %zu: no colon", what, line);
+            /* RFC 9112 §5.1: no whitespace between name and colon. */
+            if (k > 0 && (s[k] == ' ' || s[k] == '\t')) {
+                size_t w = k;
+
+                while (s[w] == ' ' || s[w] == '\t')
+                    w++;
+                if (s + w == colon)
+                    return http1_fail(p, HCONN_EBAD_HEADER,
+                                      "%s line %zu: whitespace between field "
+                                      "name \"%s\" and colon",
+                                      what, line, http1_quote(q, s, k));
+            }
+            return http1_fail(p, HCONN_EBAD_HEADER,
+                              "%s line %zu: invalid character in field name "
+                              "at byte %zu",
+                              what, line, k);
+        }
+        k++;
+    }
+    /* RFC 9110 §5.5: CR (bare, here) and NUL are never valid in a value. */
+    for (; k < n; k++) {
+        if (s[k] == '\0' || s[k] == '\r')
+            return http1_fail(p, HCONN_EBAD_HEADER,
+                              "%s line %zu: value contains %s at byte %zu",
+                              what, line, s[k] == '\0' ? "NUL" : "CR", k);
+    }
+    p->nlines++;
+    return 0;
+}
+
+/*
+ * Scans base[0..n) (a head or a trailer section, from its first byte) for
+ * its end, checking each line as it completes. Returns 1 with *end set
+ * past the blank line, 0 when more bytes are needed, -1 on error. Resumes
+ * at p->scanned, so every byte is looked at once however input arrives.
+ */
+static int
+http1_scan_section(struct http1_parser *p, const char *base, size_t n,
+                   bool trailers, size_t *end)
+{
+    char q[HTTP1_QUOTE_SIZE], what[32];
+    bool status_line;
+
+    if (p->scanned > n || p->line_start > p->scanned)
+        return http1_fail(p, HCONN_EINVALID_ARGUMENT,
+                          "parser: unconsumed bytes were dropped");
+    /* Refuse a non-HTTP reply (or HTTP/0.9) at once rather than waiting
+     * for a line end that may never come. */
+    if (!trailers && p->line_start == 0) {
+        for (size_t k = p->scanned; k < n && k < 5; k++) {
+            if (base[k] != "HTTP/"[k])
+                return http1_fail(p, HCONN_EBAD_STATUS_LINE,
+                                  "status line: does not start with "
+                                  "\"HTTP/\" (got \"%s\")",
+                                  http1_quote(q, base, k + 1));
+        }
+    }
+    while (p->scanned < n) {
+        const char *lf = memchr(base + p->scanned, '\n', n - p->scanned);
+        size_t i, e;
+
+        if (lf == NULL) {
+            p->scanned = n;
+            break;
+        }
+        i = (size_t)(lf - base);
+        /* The limit counts the line end, as http.client's readline does. */
+        if (i + 1 - p->line_start > HTTP1_MAX_LINE)
+            goto too_long;
+        /* RFC 9112 §2.2: a bare LF ends a line too. */
+        e = i;
+        if (e > p->line_start && base[e - 1] == '\r')
+            e--;
+        status_line = !trailers && p->line_start == 0;
+        if (e == p->line_start && !status_line) {
+            *end = i + 1;
+            return 1;
+        }
+        if (status_line ? http1_check_status_line(p, base, e)
+                        : http1_check_field_line(p, base + p->line_start,
+                                                 e - p->line_start, trailers))
+            return -1;
+        p->line_start = p->scanned = i + 1;
+    }
+    /* This many bytes and no line end: the line cannot fit any more. */
+    if (n - p->line_start >= HTTP1_MAX_LINE)
+        goto too_long;
+    return 0;
+
+too_long:
+    http1_line_name(p, trailers, what, sizeof what);
+    return http1_fail(p, HCONN_ELINE_TOO_LONG, "%s: longer than %d bytes",
+                      what, HTTP1_MAX_LINE);
+}
+
+/* Indexes the field lines of base[pos..end) (checked already) into
+ * p->headers; an obs-fold extends the previous value over the line break,
+ * which http1_unfold_value turns into a space. */
+static size_t
+http1_collect_fields(struct http1_parser *p, const char *base, size_t pos,
+                     size_t end)
+{
+    size_t nh = 0;
+
+    while (pos < end) {
+        const char *lf = memchr(base + pos, '\n', end - pos);
+        size_t i = (size_t)(lf - base), e = i;
+
+        if (e > pos && base[e - 1] == '\r')
+            e--;
+        if (e == pos)
+            break;
+        if (base[pos] == ' ' || base[pos] == '\t') {
+            struct http1_header *h = &p->headers[nh - 1];
+
+            h->value_len = (size_t)(base + e - h->value);
+        } else {
+            const char *colon = memchr(base + pos, ':', e - pos);
+            struct http1_header *h = &p->headers[nh++];
+
+            h->name = base + pos;
+            h->name_len = (size_t)(colon - h->name);
+            h->value = colon + 1;
+            h->value_len = (size_t)(base + e - h->value);
+        }
+        pos = i + 1;
+    }
+    /* RFC 9112 §5.1: OWS before and after the value is not part of it. */
+    for (size_t k = 0; k < nh; k++)
+        http1_trim(&p->headers[k].value, &p->headers[k].value_len);
+    return nh;
+}
+
+/* ---- Response parser: framing ------------------------------------------- */
+
+/* Content-Length: 1*DIGIT; RFC 9110 §8.6 lets a recipient accept a list
+ * (or repeated fields) of one identical value; anything else is refused. */
+static int
+http1_content_length(struct http1_parser *p, size_t nh, int64_t *out)
+{
+    char q[HTTP1_QUOTE_SIZE];
+    bool have = false;
+    int64_t cl = 0;
+
+    for (size_t i = 0; i < nh; i++) {
+        const struct http1_header *h = &p->headers[i];
+        struct http1_list l = {h->value, h->value_len, 0, false};
+        const char *e;
+        size_t en;
+
+        if (!http1_ieq(h->name, h->name_len, "Content-Length"))
+            continue;
+        while (http1_list_next(&l, &e, &en)) {
+            int64_t v = 0;
+
+            if (en == 0)
+                return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
+                                  "Content-Length \"%s\": empty value",
+                                  http1_quote(q, h->value, h->value_len));
+            for (size_t k = 0; k < en; k++) {
+                if (!http1_is_digit(e[k]))
+                    return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
+                                      "Content-Length \"%s\": not a number",
+                                      http1_quote(q, h->value, h->value_len));
+                if (v > (INT64_MAX - (e[k] - '0')) / 10)
+                    return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
+                                      "Content-Length \"%s\": too large",
+                                      http1_quote(q, h->value, h->value_len));
+                v = v * 10 + (e[k] - '0');
+            }
+            if (have && v != cl)
+                return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
+                                  "Content-Length \"%s\": conflicting values",
+                                  http1_quote(q, h->value, h->value_len));
+            have = true;
+            cl = v;
+        }
+    }
+    *out = cl;
+    return 0;
+}
+
+/* RFC 9112 §6.1/§7: we decode chunked only, so the combined coding list
+ * must be exactly "chunked" (chunked last, and applied once). */
+static int
+http1_transfer_encoding(struct http1_parser *p, size_t nh)
+{
+    char q[HTTP1_QUOTE_SIZE], qe[HTTP1_QUOTE_SIZE];
+    const struct http1_header *last = NULL;
+    bool chunked = false;
+
+    for (size_t i = 0; i < nh; i++) {
+        const struct http1_header *h = &p->headers[i];
+        struct http1_list l = {h->value, h->value_len, 0, false};
+        const char *e;
+        size_t en;
+
+        if (!http1_ieq(h->name, h->name_len, "Transfer-Encoding"))
+            continue;
+        last = h;
+        while (http1_list_next(&l, &e, &en)) {
+            if (en == 0)
+                continue; /* RFC 9110 §5.6.1: empty elements don't count */
+            if (!http1_ieq(e, en, "chunked"))
+                return http1_fail(p, HCONN_EUNKNOWN_TRANSFER_ENCODING,
+                                  "Transfer-Encoding \"%s\": unsupported "
+                                  "coding \"%s\"",
+                                  http1_quote(q, h->value, h->value_len),
+                                  http1_quote(qe, e, en));
+            if (chunked)
+                return http1_fail(p, HCONN_EUNKNOWN_TRANSFER_ENCODING,
+                                  "Transfer-Encoding \"%s\": chunked applied "
+                                  "twice",
+                                  http1_quote(q, h->value, h->value_len));
+            chunked = true;
+        }
+    }
+    if (!chunked)
+        return http1_fail(p, HCONN_EUNKNOWN_TRANSFER_ENCODING,
+                          "Transfer-Encoding \"%s\": no coding",
+                          http1_quote(q, last->value, last->value_len));
+    return 0;
+}
+
+/* Decides framing (RFC 9112 §6.3, steps in order) and keep-alive for the
+ * final head whose nh fields are in p->headers. */
+static int
+http1_decide_framing(struct http1_parser *p, size_t nh)
+{
+    bool has_cl = false, has_te = false, conn_close = false, conn_keep = false;
+    bool reusable;
+
+    for (size_t i = 0; i < nh; i++) {
+        const struct http1_header *h = &p->headers[i];
+
+        if (http1_ieq(h->name, h->name_len, "Content-Length")) {
+            has_cl = true;
+        } else if (http1_ieq(h->name, h->name_len, "Transfer-Encoding")) {
+            has_te = true;
+        } else if (http1_ieq(h->name, h->name_len, "Connection")) {
+            /* RFC 9110 §7.6.1: a list of case-insensitive options. */
+            struct http1_list l = {h->value, h->value_len, 0, false};
+            const char *e;
+            size_t en;
+
+            while (http1_list_next(&l, &e, &en)) {
+                if (http1_ieq(e, en, "close"))
+                    conn_close = true;
+                else if (http1_ieq(e, en, "keep-alive"))
+                    conn_keep = true;
+            }
+        }
+    }
+
+    p->content_length = -1;
+    if (p->head_request || p->status < 200 || p->status == 204 ||
+        p->status == 304) {
+        /* Step 1: no body whatever the fields say. */
+        p->framing = HTTP1_FRAMING_NONE;
+    } else if (has_te && has_cl) {
+        /* Step 3 says Transfer-Encoding wins; but the pair is the mark of
+         * request smuggling, and a pooled connection must not guess. */
+        return http1_fail(p, HCONN_EBAD_FRAMING,
+                          "both Transfer-Encoding and Content-Length");
+    } else if (has_te) {
+        /* Step 4: chunked last, else (for a response) read until close;
+         * we only accept chunked, so any other list is refused. */
+        if (http1_transfer_encoding(p, nh) < 0)
+            return -1;
+        p->framing = HTTP1_FRAMING_CHUNKED;
+    } else if (has_cl) {
+        /* Step 5 (step 6 is for requests). */
+        if (http1_content_length(p, nh, &p->content_length) < 0)
+            return -1;
+        p->framing = HTTP1_FRAMING_LENGTH;
+    } else {
+        /* Step 7. */
+        p->framing = HTTP1_FRAMING_CLOSE;
+    }
+
+    /* RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with
+     * "keep-alive". §6.1: Transfer-Encoding in a 1.0 message means faulty
+     * framing, so such a connection is closed after the message. */
+    if (p->version == 11)
+        reusable = !conn_close;
+    else
+        reusable = conn_keep && !conn_close && !has_te;
+    p->keep_alive = reusable && !p->request_close &&
+                    p->framing != HTTP1_FRAMING_CLOSE;
+    return 0;
+}
+
+/* ---- Response parser: the state machine --------------------------------- */
+
+/* Each step either produces an event (returns true) or moves to another
+ * state having consumed bytes at *off (returns false). */
+
+static bool
+http1_step_head(struct http1_parser *p, const char *buf, size_t len, bool eof,
+                size_t *off, struct http1_event *ev)
+{
+    const char *base = buf + *off;
+    size_t n = len - *off, end, nh, sl_lf, sl_end;
+    int rc = http1_scan_section(p, base, n, false, &end);
+
+    if (rc < 0)
+        return true;
+    if (rc == 0) {
+        if (!eof) {
+            ev->kind = HTTP1_NEED_DATA;
+        } else if (n > 0) {
+            http1_fail(p, HCONN_EREMOTE_DISCONNECTED,
+                       "server closed the connection after %zu bytes of "
+                       "the response head",
+                       n);
+        } else if (p->status != 0) {
+            http1_fail(p, HCONN_EREMOTE_DISCONNECTED,
+                       "server closed the connection after an interim %d "
+                       "response",
+                       p->status);
+        } else {
+            http1_fail(p, HCONN_EREMOTE_DISCONNECTED,
+                       "server closed the connection without a response");
+        }
+        return true;
+    }
+
+    sl_lf = (size_t)((const char *)memchr(base, '\n', end) - base);
+    sl_end = sl_lf > 0 && base[sl_lf - 1] == '\r' ? sl_lf - 1 : sl_lf;
+    nh = http1_collect_fields(p, base, sl_lf + 1, end);
+    p->scanned = p->line_start = p->nlines = 0;
+    ev->status = p->status;
+    ev->version = p->version;
+    /* Checked: "HTTP/x.y NNN" then nothing, or SP and the reason. */
+    ev->reason = base + (sl_end > 12 ? 13 : sl_end);
+    ev->reason_len = sl_end > 12 ? sl_end - 13 : 0;
+    ev->headers = p->headers;
+    ev->nheaders = nh;
+
+    if (p->status == 101) {
+        http1_fail(p, HCONN_EUNSUPPORTED,
+                   "101 Switching Protocols is not supported");
+        return true;
+    }
+    if (p->status < 200) {
+        /* RFC 9110 §15.2: any other 1xx is interim; the final head
+         * follows. p->status keeps it only for the EOF message. */
+        ev->kind = HTTP1_INTERIM;
+        *off += end;
+        return true;
+    }
+    if (http1_decide_framing(p, nh) < 0)
+        return true;
+    ev->kind = HTTP1_HEAD;
+    *off += end;
+    p->state = p->framing == HTTP1_FRAMING_CHUNKED ? HTTP1_S_CHUNK_SIZE
+                                                   : HTTP1_S_BODY;
+    return true;
+}
+
+static bool
+http1_end(struct http1_parser *p, struct http1_event *ev)
+{
+    p->state = HTTP1_S_DONE;
+    ev->kind = HTTP1_END;
+    return true;
+}
+
+/* Hands back body bytes in place. */
+static bool
+http1_data(struct http1_parser *p, const char *buf, size_t n, size_t *off,
+           struct http1_event *ev)
+{
+    ev->kind = HTTP1_DATA;
+    ev->data = buf + *off;
+    ev->len = n;
+    *off += n;
+    p->body_received += n;
+    return true;
+}
+
+/* Content-Length, read-until-close and no-body responses. */
+static bool
+http1_step_body(struct http1_parser *p, const char *buf, size_t len, bool eof,
+                size_t *off, struct http1_event *ev)
+{
+    size_t n = len - *off;
+
+    if (p->framing == HTTP1_FRAMING_NONE)
+        return http1_end(p, ev);
+    if (p->framing == HTTP1_FRAMING_LENGTH) {
+        uint64_t left = (uint64_t)p->content_length - p->body_received;
+
+        if (left == 0)
+            return http1_end(p, ev);
+        if (n > 0)
+            return http1_data(p, buf, n < left ? n : (size_t)left, off, ev);
+        if (eof)
+            http1_fail_incomplete(p);
+        else
+            ev->kind = HTTP1_NEED_DATA;
+        return true;
+    }
+    if (n > 0)
+        return http1_data(p, buf, n, off, ev);
+    if (eof)
+        return http1_end(p, ev);
+    ev->kind = HTTP1_NEED_DATA;
+    return true;
+}
+
+/* RFC 9112 §7.1: chunk-size [chunk-ext] CRLF, with chunk-ext =
+ * *(BWS ";" ...) ignored. */
+static bool
+http1_step_chunk_size(struct http1_parser *p, const char *buf, size_t len,
+                      bool eof, size_t *off, struct http1_event *ev)
+{
+    const char *base = buf + *off, *lf = NULL;
+    size_t n = len - *off, e, k = 0;
+    char q[HTTP1_QUOTE_SIZE];
+    uint64_t size = 0;
+
+    if (p->scanned > n) {
+        http1_fail(p, HCONN_EINVALID_ARGUMENT,
+                   "parser: unconsumed bytes were dropped");
+        return true;
+    }
+    if (n > p->scanned)
+        lf = memchr(base + p->scanned, '\n', n - p->scanned);
+    if (lf == NULL) {
+        p->scanned = n;
+        if (n >= HTTP1_MAX_LINE)
+            http1_fail(p, HCONN_ELINE_TOO_LONG,
+                       "chunk-size line: longer than %d bytes",
+                       HTTP1_MAX_LINE);
+        else if (eof)
+            http1_fail_incomplete(p);
+        else
+            ev->kind = HTTP1_NEED_DATA;
+        return true;
+    }
+    if ((size_t)(lf - base) + 1 > HTTP1_MAX_LINE) {
+        http1_fail(p, HCONN_ELINE_TOO_LONG,
+                   "chunk-size line: longer than %d bytes", HTTP1_MAX_LINE);
+        return true;
+    }
+    e = (size_t)(lf - base);
+    if (e > 0 && base[e - 1] == '\r')
+        e--;
+    for (; k < e && http1_hex_value(base[k]) >= 0; k++) {
+        if (k == 16) {
+            http1_fail(p, HCONN_EBAD_CHUNK,
+                       "chunk size \"%s\": more than 16 hex digits",
+                       http1_quote(q, base, e));
+            return true;
+        }
+        size = size << 4 | (uint64_t)http1_hex_value(base[k]);
+    }
+    if (k == 0) {
+        http1_fail(p, HCONN_EBAD_CHUNK, "chunk size \"%s\": not a hex number",
+                   http1_quote(q, base, e));
+        return true;
+    }
+    while (k < e && (base[k] == ' ' || base[k] == '\t'))
+        k++;
+    if (k < e && base[k] != ';') {
+        http1_fail(p, HCONN_EBAD_CHUNK,
+                   "chunk size \"%s\": unexpected character at byte %zu",
+                   http1_quote(q, base, e), k);
+        return true;
+    }
+    if (size > (uint64_t)INT64_MAX - p->body_received) {
+        http1_fail(p, HCONN_EBAD_CHUNK, "chunk size \"%s\": too large",
+                   http1_quote(q, base, e));
+        return true;
+    }
+    *off += (size_t)(lf - base) + 1;
+    p->scanned = 0;
+    if (size == 0) {
+        /* The last chunk: a trailer section follows (§7.1.2). */
+        p->line_start = p->nlines = 0;
+        p->state = HTTP1_S_TRAILERS;
+    } else {
+        p->chunk_left = size;
+        p->state = HTTP1_S_CHUNK_DATA;
+    }
+    return false;
+}
+
+static bool
+http1_step_chunk_data(struct http1_parser *p, const char *buf, size_t len,
+                      bool eof, size_t *off, struct http1_event *ev)
+{
+    size_t n = len - *off;
+
+    if (n == 0) {
+        if (eof)
+            http1_fail_incomplete(p);
+        else
+            ev->kind = HTTP1_NEED_DATA;
+        return true;
+    }
+    if (n > p->chunk_left)
+        n = (size_t)p->chunk_left;
+    p->chunk_left -= n;
+    if (p->chunk_left == 0)
+        p->state = HTTP1_S_CHUNK_CRLF;
+    return http1_data(p, buf, n, off, ev);
+}
+
+/* The CRLF that closes chunk data (a bare LF is accepted, as for lines). */
+static bool
+http1_step_chunk_crlf(struct http1_parser *p, const char *buf, size_t len,
+                      bool eof, size_t *off, struct http1_event *ev)
+{
+    const char *base = buf + *off;
+    size_t n = len - *off, crlf = 0;
+
+    if (n >= 1 && base[0] == '\n')
+        crlf = 1;
+    else if (n >= 2 && base[0] == '\r' && base[1] == '\n')
+        crlf = 2;
+    else if (n >= 2 || (n == 1 && base[0] != '\r')) {
+        http1_fail(p, HCONN_EBAD_CHUNK,
+                   "no CRLF after chunk data (received %" PRIu64
+                   " bytes of a chunked body)",
+                   p->body_received);
+        return true;
+    }
+    if (crlf == 0) {
+        if (eof)
+            http1_fail_incomplete(p);
+        else
+            ev->kind = HTTP1_NEED_DATA;
+        return true;
+    }
+    *off += crlf;
+    p->state = HTTP1_S_CHUNK_SIZE;
+    return false;
+}
+
+/* RFC 9112 §7.1.2: trailer fields, kept and returned with END. */
+static bool
+http1_step_trailers(struct http1_parser *p, const char *buf, size_t len,
+                    bool eof, size_t *off, struct http1_event *ev)
+{
+    const char *base = buf + *off;
+    size_t end, nh;
+    int rc = http1_scan_section(p, base, len - *off, true, &end);
+
+    if (rc < 0)
+        return true;
+    if (rc == 0) {
+        if (eof)
+            http1_fail_incomplete(p);
+        else
+            ev->kind = HTTP1_NEED_DATA;
+        return true;
+    }
+    nh = http1_collect_fields(p, base, 0, end);
+    p->scanned = p->line_start = p->nlines = 0;
+    *off += end;
+    ev->headers = p->headers;
+    ev->nheaders = nh;
+    return http1_end(p, ev);
+}
+
+void
+http1_parser_init(struct http1_parser *p, bool head_request,
+                  bool request_close)
+{
+    memset(p, 0, sizeof *p);
+    p->head_request = head_request;
+    p->request_close = request_close;
+    p->state = HTTP1_S_HEAD;
+    p->framing = HTTP1_FRAMING_NONE;
+    p->content_length = -1;
+}
+
+/*
+ * One event per call. Outcomes: NEED_DATA (consumed = bytes the parser is
+ * done with, 0 inside a head or trailer section, whose bytes the next
+ * event will point at); INTERIM/HEAD (consumed = the head); DATA (consumed
+ * ends at the last data byte); END (consumed covers trailers, if any);
+ * ERROR (consumed 0). After END or ERROR every call returns the same kind
+ * (END without trailers, ERROR with the same code) and consumes nothing.
+ */
+struct http1_event
+http1_parser_next(struct http1_parser *p, const char *buf, size_t len,
+                  bool eof, size_t *consumed)
+{
+    struct http1_event ev = {.kind = HTTP1_ERROR};
+    size_t off = 0;
+    bool done = false;
+
+    if (buf == NULL) {
+        if (len != 0)
+            http1_fail(p, HCONN_EINVALID_ARGUMENT, "parser: NULL buffer");
+        buf = ""; /* keep pointer arithmetic defined */
+    }
+    while (!done) {
+        switch (p->state) {
+        case HTTP1_S_HEAD:
+            done = http1_step_head(p, buf, len, eof, &off, &ev);
+            break;
+        case HTTP1_S_BODY:
+            done = http1_step_body(p, buf, len, eof, &off, &ev);
+            break;
+        case HTTP1_S_CHUNK_SIZE:
+            done = http1_step_chunk_size(p, buf, len, eof, &off, &ev);
+            break;
+        case HTTP1_S_CHUNK_DATA:
+            done = http1_step_chunk_data(p, buf, len, eof, &off, &ev);
+            break;
+        case HTTP1_S_CHUNK_CRLF:
+            done = http1_step_chunk_crlf(p, buf, len, eof, &off, &ev);
+            break;
+        case HTTP1_S_TRAILERS:
+            done = http1_step_trailers(p, buf, len, eof, &off, &ev);
+            break;
+        case HTTP1_S_DONE:
+            ev.kind = HTTP1_END;
+            done = true;
+            break;
+        case HTTP1_S_FAILED:
+        default:
+            done = true;
+            break;
+        }
+    }
+    if (p->state == HTTP1_S_FAILED) {
+        ev = (struct http1_event){.kind = HTTP1_ERROR, .error = p->error};
+        off = 0;
+    }
+    if (consumed != NULL)
+        *consumed = off;
+    return ev;
+}
+
+bool
+http1_parser_keep_alive(const struct http1_parser *p)
+{
+    return p->state == HTTP1_S_DONE && p->keep_alive;
+}
+
+/* RFC 9112 §5.2: obs-fold = OWS CRLF RWS; the whole run (and a bare LF
+ * fold) becomes one SP, so a folded value reads as one line. */
+size_t
+http1_unfold_value(char *dst, const char *value, size_t value_len)
+{
+    size_t o = 0, i = 0;
+
+    while (i < value_len) {
+        if (value[i] != '\r' && value[i] != '\n') {
+            dst[o++] = value[i++];
+            continue;
+        }
+        while (o > 0 && (dst[o - 1] == ' ' || dst[o - 1] == '\t'))
+            o--;
+        while (i < value_len && http1_is_ows(value[i]))
+            i++;
+        dst[o++] = ' ';
+    }
+    dst[o] = '\0';
+    return o;
+}

@@ -1,0 +1,292 @@
+/*
+ * url.c — split an http(s) URL, or an HTTPConnection-style "host:port"
+ * argument, into host, port and request-target. Pure: no I/O, no
+ * allocation; results go into the caller's struct url.
+ *
+ * Hosts are DNS names or IPv4 literals (letters, digits, '-', '.', '_',
+ * case kept) or IPv6 literals (brackets in URLs, none in struct url; no
+ * zone ids). Any byte <= 0x20 or 0x7f in a URL is refused, so nothing a
+ * caller passes on can split a request line.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hconn_error.h"
+#include "url.h"
+
+#define URL_PORT_HTTP  80
+#define URL_PORT_HTTPS 443
+
+/* Fills err (if any) and returns HCONN_EINVALID_URL, for one-line fails. */
+static int __attribute__((format(printf, 3, 4)))
+url_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return HCONN_EINVALID_URL;
+}
+
+/* Bytes allowed in a reg-name or IPv4 host: what DNS names use. */
+static int
+url_is_name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+}
+
+/* Bytes allowed in an IPv6 literal (an embedded IPv4 tail included). */
+static int
+url_is_ipv6_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+           (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+}
+
+/* Checks host[0..len) as a host without brackets; the one rule for URLs,
+ * "host" arguments and the protocol's "host" fields. */
+static int
+url_check_hostn(const char *host, size_t len, char *err, size_t errlen)
+{
+    char addr[URL_HOST_MAX + 1];
+    struct in6_addr in6;
+
+    if (len == 0)
+        return url_fail(err, errlen, "empty host");
+    if (len > URL_HOST_MAX)
+        return url_fail(err, errlen, "host longer than %d bytes", URL_HOST_MAX);
+    if (memchr(host, ':', len) == NULL) {
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)host[i];
+
+            if (!url_is_name_char(c))
+                return url_fail(err, errlen,
+                                "invalid byte 0x%02x in host at position %zu",
+                                c, i);
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)host[i];
+
+        if (c == '%')
+            return url_fail(err, errlen,
+                            "IPv6 zone ids are not supported (position %zu)",
+                            i);
+        if (!url_is_ipv6_char(c))
+            return url_fail(err, errlen,
+                            "invalid byte 0x%02x in IPv6 address at position "
+                            "%zu",
+                            c, i);
+    }
+    memcpy(addr, host, len);
+    addr[len] = '\0';
+    if (inet_pton(AF_INET6, addr, &in6) != 1)
+        return url_fail(err, errlen, "invalid IPv6 address \"%s\"", addr);
+    return 0;
+}
+
+int
+url_check_host(const char *host, char *err, size_t errlen)
+{
+    if (host == NULL)
+        return url_fail(err, errlen, "empty host");
+    return url_check_hostn(host, strlen(host), err, errlen);
+}
+
+/* Parses the digits p[0..len) as a port 1..65535; empty is not a port. */
+static int
+url_parse_port(const char *p, size_t len, uint16_t *port, char *err,
+               size_t errlen)
+{
+    unsigned long v = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return url_fail(err, errlen, "nonnumeric port: '%.*s'",
+                            (int)(len > 32 ? 32 : len), p);
+        if (v <= 65535)
+            v = v * 10 + (unsigned long)(p[i] - '0');
+    }
+    if (len == 0 || v == 0 || v > 65535)
+        return url_fail(err, errlen, "port out of range: '%.*s'",
+                        (int)(len > 32 ? 32 : len), p);
+    *port = (uint16_t)v;
+    return 0;
+}
+
+/*
+ * Splits an authority a[0..len) ("host", "host:port", "[v6]", "[v6]:port",
+ * a trailing ':' meaning the default port) into out_host and, when a
+ * port is written, *port with *port_given set. Shared by both parsers;
+ * bare_v6 lets a host with two or more colons be an IPv6 literal without
+ * brackets (and without a port), which URLs do not allow.
+ */
+static int
+url_split_hostport(const char *a, size_t len, bool bare_v6,
+                   char out_host[URL_HOST_MAX + 1], uint16_t *port,
+                   bool *port_given, char *err, size_t errlen)
+{
+    const char *host = a, *colon = NULL;
+    size_t hostlen = len;
+    int rc;
+
+    *port_given = false;
+    if (len > 0 && a[0] == '[') {
+        const char *close = memchr(a, ']', len);
+
+        if (close == NULL)
+            return url_fail(err, errlen, "missing ']' after IPv6 address");
+        host = a + 1;
+        hostlen = (size_t)(close - host);
+        if (hostlen == 0)
+            return url_fail(err, errlen, "empty IPv6 address");
+        if (memchr(host, ':', hostlen) == NULL)
+            return url_fail(err, errlen,
+                            "not an IPv6 address in brackets: \"%.*s\"",
+                            (int)hostlen, host);
+        if (close + 1 < a + len) {
+            if (close[1] != ':')
+                return url_fail(err, errlen, "unexpected byte 0x%02x after ']'",
+                                (unsigned char)close[1]);
+            colon = close + 1;
+        }
+    } else {
+        colon = memchr(a, ':', len);
+        if (colon != NULL &&
+            memchr(colon + 1, ':', len - (size_t)(colon + 1 - a)) != NULL) {
+            /* Two or more colons: an IPv6 literal, no port. */
+            if (!bare_v6)
+                return url_fail(
+                    err, errlen,
+                    "more than one ':' in host (IPv6 addresses need "
+                    "brackets)");
+            colon = NULL;
+        } else if (colon != NULL) {
+            hostlen = (size_t)(colon - a);
+        }
+    }
+    if ((rc = url_check_hostn(host, hostlen, err, errlen)) != 0)
+        return rc;
+    if (colon != NULL) {
+        size_t plen = len - (size_t)(colon + 1 - a);
+
+        if (plen > 0) {
+            if ((rc = url_parse_port(colon + 1, plen, port, err, errlen)) != 0)
+                return rc;
+            *port_given = true;
+        }
+    }
+    memcpy(out_host, host, hostlen);
+    out_host[hostlen] = '\0';
+    return 0;
+}
+
+int
+url_parse(const char *s, struct url *out, char *err, size_t errlen)
+{
+    const char *p, *auth, *end;
+    size_t n, tlen;
+    int rc;
+
+    out->tls = false;
+    out->host[0] = '\0';
+    out->port = 0;
+    out->port_given = false;
+    out->target[0] = '\0';
+    if (s == NULL)
+        return url_fail(err, errlen, "empty URL");
+    for (size_t i = 0; s[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c <= 0x20 || c == 0x7f)
+            return url_fail(err, errlen,
+                            "control or space byte 0x%02x at position %zu", c,
+                            i);
+    }
+    if (strncasecmp(s, "http://", 7) == 0) {
+        auth = s + 7;
+    } else if (strncasecmp(s, "https://", 8) == 0) {
+        out->tls = true;
+        auth = s + 8;
+    } else {
+        return url_fail(err, errlen, "URL must start with http:// or https://");
+    }
+    n = strcspn(auth, "/?#");
+    if (memchr(auth, '@', n) != NULL)
+        return url_fail(err, errlen, "userinfo is not supported");
+    rc = url_split_hostport(auth, n, false, out->host, &out->port,
+                            &out->port_given, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (!out->port_given)
+        out->port = out->tls ? URL_PORT_HTTPS : URL_PORT_HTTP;
+
+    /* Path and query, cut at the fragment; "?q" alone becomes "/?q". */
+    p = auth + n;
+    end = p + strcspn(p, "#");
+    tlen = (size_t)(end - p);
+    if (tlen == 0 || p[0] != '/') {
+        if (tlen + 1 > URL_TARGET_MAX)
+            return url_fail(err, errlen, "target longer than %d bytes",
+                            URL_TARGET_MAX);
+        out->target[0] = '/';
+        memcpy(out->target + 1, p, tlen);
+        out->target[tlen + 1] = '\0';
+    } else {
+        if (tlen > URL_TARGET_MAX)
+            return url_fail(err, errlen, "target longer than %d bytes",
+                            URL_TARGET_MAX);
+        memcpy(out->target, p, tlen);
+        out->target[tlen] = '\0';
+    }
+    return 0;
+}
+
+int
+url_parse_authority(const char *host, int port, uint16_t default_port,
+                    char out_host[URL_HOST_MAX + 1], uint16_t *out_port,
+                    char *err, size_t errlen)
+{
+    size_t len;
+    bool given = false;
+    uint16_t p = default_port;
+    int rc;
+
+    out_host[0] = '\0';
+    if (host == NULL || host[0] == '\0')
+        return url_fail(err, errlen, "empty host");
+    if (port > 65535)
+        return url_fail(err, errlen, "port out of range: %d", port);
+    len = strlen(host);
+    if (port > 0) {
+        /* An explicit port wins: the host is taken whole, as http.client
+         * does, brackets around an IPv6 literal dropped. */
+        const char *h = host;
+
+        if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+            h++;
+            len -= 2;
+        }
+        if ((rc = url_check_hostn(h, len, err, errlen)) != 0)
+            return rc;
+        memcpy(out_host, h, len);
+        out_host[len] = '\0';
+        *out_port = (uint16_t)port;
+        return 0;
+    }
+    rc = url_split_hostport(host, len, true, out_host, &p, &given, err, errlen);
+    if (rc != 0)
+        return rc;
+    *out_port = given ? p : default_port;
+    return 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * url.h — split an http(s) URL into the parts a request needs. Pure.
+ *
+ * Shared by hconnd (the protocol's "url" field) and the hconn command.
+ */
+#ifndef HCONN_URL_H
+#define HCONN_URL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define URL_HOST_MAX 255 /* longest DNS name / address literal accepted */
+#define URL_TARGET_MAX 65535 /* longest request-target accepted */
+
+struct url {
+    bool tls;                       /* scheme was https */
+    char host[URL_HOST_MAX + 1];    /* host, IPv6 without brackets */
+    uint16_t port;                  /* explicit port, else 80/443 */
+    bool port_given;                /* the URL named a port */
+    char target[URL_TARGET_MAX + 1]; /* request-target: path and query,
+                                       "/" when the URL has no path; a copy,
+                                       since the fragment is cut off */
+};
+
+/*
+ * Parses "http[s]://host[:port][/path][?query]" (scheme case-insensitive,
+ * IPv6 literals in brackets, no userinfo, no fragment sent). Returns 0, or
+ * HCONN_EINVALID_URL with a message naming the problem in err.
+ */
+int url_parse(const char *s, struct url *out, char *err, size_t errlen);
+
+/*
+ * Parses an HTTPConnection-style host argument: "host", "host:port",
+ * "[v6]" or "[v6]:port". port > 0 overrides; else the one in host, else
+ * default_port. Returns 0 or HCONN_EINVALID_URL with err filled.
+ */
+int url_parse_authority(const char *host, int port, uint16_t default_port,
+                        char out_host[URL_HOST_MAX + 1], uint16_t *out_port,
+                        char *err, size_t errlen);
+
+/* Checks a host name or address literal (no brackets) for use on the wire:
+ * non-empty, at most URL_HOST_MAX bytes, no control, space or URL delimiter
+ * bytes. Returns 0 or HCONN_EINVALID_URL with err filled. */
+int url_check_host(const char *host, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1186 @@
+"""harness.py — real peers on loopback for the hconn integration tests.
+
+Everything here starts a real process or a real socket on 127.0.0.1 and
+cleans up after itself, on failure too:
+
+  Nginx        an nginx 1.22 origin (echo + dav modules) in a temp dir
+  Hconnd       the real daemon on a temp Unix socket, -vv log to a file
+  Wire         a strict little client for the JSON-lines protocol
+  FaultOrigin  a scripted origin that sends exact bytes (truncations,
+               resets, stalls) and records every connection and request
+  IntegrationTest
+               a unittest.TestCase base class wiring the above into
+               addCleanup, printing the daemon's log tail when a test fails
+
+Python 3.11 stdlib only. Paths come from the environment that meson sets:
+HCONN_BUILD_ROOT (the build dir) and HCONN_SOURCE_ROOT (the source tree);
+run by hand, they default to the first build*/ dir holding hconnd and to
+the tree this file lives in. HCONN_HCONND, HCONN_HCONN and HCONN_LIB_CHECK
+override the binaries' paths (meson sets them from the targets).
+"""
+
+import contextlib
+import errno
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+# ---- Paths ------------------------------------------------------------------
+
+SOURCE_ROOT = os.environ.get("HCONN_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def _default_build_root():
+    """The first build*/ dir of the source tree that holds a built hconnd."""
+    candidates = sorted(glob.glob(os.path.join(SOURCE_ROOT, "build*")))
+    for c in candidates:
+        if os.path.exists(os.path.join(c, "daemon", "hconnd")):
+            return c
+    return candidates[0] if candidates else os.path.join(SOURCE_ROOT, "build")
+
+
+BUILD_ROOT = os.environ.get("HCONN_BUILD_ROOT") or _default_build_root()
+HCONND = os.environ.get("HCONN_HCONND") or os.path.join(
+    BUILD_ROOT, "daemon", "hconnd")
+HCONN = os.environ.get("HCONN_HCONN") or os.path.join(
+    BUILD_ROOT, "client-lib", "hconn")
+LIB_CHECK = os.environ.get("HCONN_LIB_CHECK") or os.path.join(
+    BUILD_ROOT, "tests", "integration", "lib-check")
+
+NGINX = os.environ.get("HCONN_NGINX", "/usr/sbin/nginx")
+NGINX_ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+
+LOOPBACK = "127.0.0.1"
+
+
+def require_binary(testcase, path, what):
+    """Skips testcase (a TestCase or class) with a clear message when a
+    binary the test needs has not been built."""
+    if not os.access(path, os.X_OK):
+        raise unittest.SkipTest(f"{what} not built: {path} is missing "
+                                f"(HCONN_BUILD_ROOT={BUILD_ROOT})")
+
+
+# ---- Error codes ------------------------------------------------------------
+
+def error_codes():
+    """{wire name: positive CLI exit code}, read from proto/hconn_error.h in
+    table order (the CLI exits with -code; code = -index)."""
+    path = os.path.join(SOURCE_ROOT, "proto", "hconn_error.h")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    names = re.findall(r'X\(\s*[A-Z_0-9]+\s*,\s*"([a-z_0-9]+)"', text)
+    if not names or names[0] != "ok":
+        raise RuntimeError(f"cannot read the error table in {path}")
+    return {name: i for i, name in enumerate(names)}
+
+
+# ---- Ports ------------------------------------------------------------------
+
+def free_port(host=LOOPBACK):
+    """A TCP port that was free a moment ago (bind port 0, read it back).
+    Callers that hand it to another process must retry if the bind fails."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_tcp(host, port, timeout=10.0, proc=None):
+    """Waits until host:port accepts a connection; False on timeout or when
+    proc has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def wait_for_unix(path, timeout=10.0, proc=None):
+    """Waits until the Unix socket at path accepts a connection."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        if os.path.exists(path):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.settimeout(0.5)
+                s.connect(path)
+                return True
+            except OSError:
+                pass
+            finally:
+                s.close()
+        time.sleep(0.02)
+    return False
+
+
+def kill_group(proc, sig=signal.SIGKILL):
+    """Sends sig to proc's process group (started with start_new_session)
+    and reaps proc. Never touches other processes."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    else:
+        # The leader is gone; its group may still hold children.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def tail(text, lines=60):
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# ---- Test data --------------------------------------------------------------
+
+SMALL_BODY = b"hello world\n"
+CHUNKED_BODY = b"line1\nline2\nline3\n"
+HEADERS_BODY = b"headers\n"
+BIG_SIZE = 1024 * 1024
+
+
+def big_bytes(n=BIG_SIZE):
+    """n bytes where byte i = i % 251 (a prime, so 4 KiB pages differ)."""
+    pattern = bytes(range(251))
+    return (pattern * (n // 251 + 1))[:n]
+
+
+HUGE_SIZE = 100 * 1024 * 1024
+
+
+def write_huge_file(path, size=HUGE_SIZE):
+    """Writes size bytes cheaply (a 1 MiB block repeated, each copy stamped
+    with its index so reordering or repeats change the hash) and returns
+    the file's sha256 hex digest."""
+    block = bytearray(big_bytes(1024 * 1024))
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        written = 0
+        i = 0
+        while written < size:
+            block[0:16] = b"block %09d\n" % i
+            piece = bytes(block[:min(len(block), size - written)])
+            f.write(piece)
+            h.update(piece)
+            written += len(piece)
+            i += 1
+    return h.hexdigest()
+
+
+# ---- nginx ------------------------------------------------------------------
+
+NGINX_CONF = """\
+load_module {echo_module};
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    access_log {dir}/access.log combined;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    default_type application/octet-stream;
+    types {{
+        text/plain txt;
+    }}
+    sendfile on;
+    keepalive_requests 10000;
+    keepalive_timeout 75s;
+    server_tokens off;
+
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        root {dir}/www;
+
+        add_header X-Connection $connection always;
+        add_header X-Request-Method $request_method always;
+
+        location = /small.txt {{ }}
+        location = /big.bin {{ }}
+        location = /huge.bin {{ }}
+
+        location = /headers {{
+            default_type text/plain;
+            add_header X-Connection $connection always;
+            add_header X-Request-Method $request_method always;
+            add_header X-Dup a;
+            add_header X-Dup b;
+            return 200 "headers\\n";
+        }}
+
+        location = /chunked {{
+            default_type text/plain;
+            echo line1;
+            echo line2;
+            echo line3;
+        }}
+
+        location = /echo {{
+            default_type application/octet-stream;
+            client_body_buffer_size 16m;
+            client_max_body_size 16m;
+            echo_read_request_body;
+            echo_request_body;
+        }}
+
+        location = /missing {{
+            return 404;
+        }}
+
+        location /dav/ {{
+            dav_methods PUT DELETE;
+            create_full_put_path on;
+            client_max_body_size 200m;
+            client_body_buffer_size 1m;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """An nginx origin on 127.0.0.1 with the test locations (see NGINX_CONF).
+
+    with Nginx() as ng: ng.port, ng.url("/small.txt"), ng.root (docroot),
+    ng.dir (the temp dir), ng.access_log_text().
+    huge=True also writes www/huge.bin (100 MiB), its digest in ng.huge_sha256.
+    """
+
+    def __init__(self, huge=False, attempts=5):
+        self.huge = huge
+        self.attempts = attempts
+        self.proc = None
+        self.dir = None
+        self.port = None
+        self.huge_sha256 = None
+
+    # Context manager ----------------------------------------------------
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        if not os.access(NGINX, os.X_OK):
+            raise unittest.SkipTest(f"nginx not found at {NGINX} "
+                                    "(Debian: apt-get install nginx-light)")
+        if not os.path.exists(NGINX_ECHO_MODULE):
+            raise unittest.SkipTest(
+                f"nginx echo module missing: {NGINX_ECHO_MODULE} "
+                "(Debian: apt-get install libnginx-mod-http-echo)")
+        self.dir = tempfile.mkdtemp(prefix="hconn-nginx-")
+        self.root = os.path.join(self.dir, "www")
+        os.makedirs(os.path.join(self.root, "dav"))
+        os.makedirs(os.path.join(self.dir, "tmp"))
+        with open(os.path.join(self.root, "small.txt"), "wb") as f:
+            f.write(SMALL_BODY)
+        with open(os.path.join(self.root, "big.bin"), "wb") as f:
+            f.write(big_bytes())
+        if self.huge:
+            self.huge_sha256 = write_huge_file(
+                os.path.join(self.root, "huge.bin"))
+        last_log = ""
+        for _ in range(self.attempts):
+            self.port = free_port()
+            conf = os.path.join(self.dir, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF.format(dir=self.dir, port=self.port,
+                                          echo_module=NGINX_ECHO_MODULE))
+            errlog = open(os.path.join(self.dir, "stderr.log"), "wb")
+            try:
+                self.proc = subprocess.Popen(
+                    [NGINX, "-p", self.dir, "-c", conf,
+                     "-e", os.path.join(self.dir, "error.log")],
+                    stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog,
+                    start_new_session=True)
+            finally:
+                errlog.close()
+            if wait_for_tcp(LOOPBACK, self.port, 10.0, self.proc):
+                return
+            kill_group(self.proc)
+            self.proc = None
+            last_log = self._logs()
+            if "Address already in use" not in last_log:
+                break
+        raise RuntimeError(f"nginx did not start:\n{tail(last_log)}")
+
+    def _logs(self):
+        out = []
+        for name in ("stderr.log", "error.log"):
+            with contextlib.suppress(OSError):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    out.append(f.read())
+        return "\n".join(out)
+
+    def stop(self):
+        kill_group(self.proc, signal.SIGTERM)
+        self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    # Helpers ------------------------------------------------------------
+    def url(self, path="/"):
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    @property
+    def hostport(self):
+        return f"{LOOPBACK}:{self.port}"
+
+    def access_log_text(self):
+        with open(os.path.join(self.dir, "access.log"), errors="replace") as f:
+            return f.read()
+
+    def error_log_text(self):
+        return self._logs()
+
+
+# ---- hconnd -----------------------------------------------------------------
+
+class Hconnd:
+    """The real daemon on a temp socket: --socket DIR/hconnd.sock -vv.
+
+    with Hconnd() as d: d.socket, d.pid, d.env (environ + HCONN_SOCKET),
+    d.log_text(), d.peak_rss_kib(), d.stop() (SIGTERM; asserts exit 0).
+    """
+
+    def __init__(self, *extra_args, verbosity=2, timeout=10.0):
+        self.extra_args = list(extra_args)
+        self.verbosity = verbosity
+        self.timeout = timeout
+        self.proc = None
+        self.dir = None
+        self.returncode = None
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.print_log_tail(f"test failed: {exc_type.__name__}")
+        self.cleanup()
+        return False
+
+    def start(self):
+        if not os.access(HCONND, os.X_OK):
+            raise unittest.SkipTest(f"hconnd not built: {HCONND} is missing "
+                                    f"(HCONN_BUILD_ROOT={BUILD_ROOT})")
+        self.dir = tempfile.mkdtemp(prefix="hconnd-")
+        self.socket = os.path.join(self.dir, "hconnd.sock")
+        self.log_path = os.path.join(self.dir, "hconnd.log")
+        args = [HCONND, "--socket", self.socket]
+        if self.verbosity:
+            args.append("-" + "v" * self.verbosity)
+        args += self.extra_args
+        self.args = args
+        log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)
+        finally:
+            log.close()
+        self.pid = self.proc.pid
+        if not wait_for_unix(self.socket, self.timeout, self.proc):
+            rc = self.proc.poll()
+            raise RuntimeError(
+                f"hconnd did not accept on {self.socket} within "
+                f"{self.timeout}s (exit status {rc}); log:\n"
+                f"{tail(self.log_text())}")
+        self.env = dict(os.environ, HCONN_SOCKET=self.socket)
+
+    def log_text(self):
+        with contextlib.suppress(OSError):
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        return ""
+
+    def print_log_tail(self, why, lines=80):
+        if self.dir is None:
+            return
+        sys.stderr.write(f"\n---- hconnd log tail ({why}; {' '.join(self.args)}) ----\n")
+        sys.stderr.write(tail(self.log_text(), lines) + "\n")
+        sys.stderr.write("---- end of hconnd log ----\n")
+
+    def status_field(self, field):
+        """A field of /proc/PID/status in kiB (VmHWM, VmRSS ...)."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise KeyError(field)
+
+    def peak_rss_kib(self):
+        return self.status_field("VmHWM")
+
+    def rss_kib(self):
+        return self.status_field("VmRSS")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, wait; returns the exit status and asserts it is 0."""
+        if self.proc is None:
+            return self.returncode
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(self.proc)
+                self.returncode = self.proc.returncode
+                self.proc = None
+                raise AssertionError(
+                    f"hconnd did not exit within {timeout}s of SIGTERM; "
+                    f"log:\n{tail(self.log_text())}")
+        self.returncode = self.proc.returncode
+        kill_group(self.proc)  # reap any stray children of the group
+        self.proc = None
+        if self.returncode != 0:
+            raise AssertionError(
+                f"hconnd exited with status {self.returncode} after SIGTERM "
+                f"(expected 0); log:\n{tail(self.log_text())}")
+        return self.returncode
+
+    def cleanup(self):
+        """Kills whatever is left and removes the temp dir (no asserts)."""
+        if self.proc is not None:
+            kill_group(self.proc)
+            self.returncode = self.proc.returncode
+            self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+
+# ---- The protocol client ----------------------------------------------------
+
+class WireError(AssertionError):
+    """The daemon broke the protocol's framing (fails the test)."""
+
+
+class Wire:
+    """A strict JSON-lines client for hconnd, for raw protocol tests.
+
+    w = Wire(sock_path); w.send({"id": 1, "method": "GET", "url": u})
+    head, body, last = w.read_response(1)
+
+    Every read has a timeout (default 20 s): a daemon that stays silent
+    fails the test instead of hanging it.
+    """
+
+    MAX_LINE = 1024 * 1024
+    recv_size = 1 << 20     # bytes per recv(); a slow reader lowers it
+
+    def __init__(self, path=None, timeout=20.0):
+        self.sock = None
+        self.buf = bytearray()
+        self.timeout = timeout
+        if path is not None:
+            self.connect(path)
+
+    def connect(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(path)
+        return self
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # Sending ------------------------------------------------------------
+    def send(self, obj, payload=b""):
+        """Sends one message; with a payload, sets "data" to its length
+        (unless obj already has "data") and sends the bytes after it."""
+        if payload and "data" not in obj:
+            obj = dict(obj, data=len(payload))
+        line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+        self.sock.sendall(line + bytes(payload))
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def shutdown_write(self):
+        self.sock.shutdown(socket.SHUT_WR)
+
+    # Receiving ----------------------------------------------------------
+    def _fill(self):
+        try:
+            chunk = self.sock.recv(self.recv_size)
+        except socket.timeout:
+            raise WireError(f"no data from hconnd within {self.timeout}s "
+                            f"(buffered: {bytes(self.buf[:200])!r})") from None
+        return chunk
+
+    def read_line(self):
+        """One '\\n'-terminated line (without the '\\n'); None at EOF with
+        nothing buffered; a WireError for EOF inside a line."""
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line = bytes(self.buf[:i])
+                del self.buf[:i + 1]
+                return line
+            if len(self.buf) > self.MAX_LINE:
+                raise WireError("daemon line longer than 1 MiB")
+            chunk = self._fill()
+            if not chunk:
+                if self.buf:
+                    raise WireError("EOF inside a line: "
+                                    f"{bytes(self.buf[:200])!r}")
+                return None
+            self.buf += chunk
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            chunk = self._fill()
+            if not chunk:
+                raise WireError(f"EOF after {len(self.buf)} of {n} "
+                                "payload bytes")
+            self.buf += chunk
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def read_all(self):
+        """Everything until the daemon closes (raw mode)."""
+        while True:
+            chunk = self._fill()
+            if not chunk:
+                break
+            self.buf += chunk
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+    def read_message(self):
+        """The next message as a dict; a data frame's payload is in
+        msg["_payload"]. None at a clean EOF."""
+        line = self.read_line()
+        if line is None:
+            return None
+        try:
+            msg = json.loads(line)
+        except ValueError as e:
+            raise WireError(f"daemon sent a line that is not JSON ({e}): "
+                            f"{line[:300]!r}") from None
+        if not isinstance(msg, dict):
+            raise WireError(f"daemon sent a non-object: {line[:300]!r}")
+        if "data" in msg:
+            n = msg["data"]
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise WireError(f"bad data length in {msg!r}")
+            msg["_payload"] = self.read_exact(n)
+        return msg
+
+    def expect_eof(self):
+        """Asserts the daemon closed the connection with nothing more."""
+        line = self.read_line()
+        if line is not None:
+            raise WireError(f"expected EOF, got {line[:300]!r}")
+
+    def read_response(self, rid, max_body=None):
+        """Collects one request's frames: head, data frames, then an end
+        frame or an error. Returns (head, body, last) where head is the head
+        dict or None (error before a head), body the concatenated payload
+        bytes (or its length when max_body == 0, for huge bodies: see
+        read_response_stream), last the end or error dict.
+        Fails on a frame for another id, a frame out of place, or EOF."""
+        head = None
+        body = bytearray()
+        while True:
+            msg = self.read_message()
+            if msg is None:
+                raise WireError(f"EOF while reading the response to id "
+                                f"{rid!r} (head={head!r}, {len(body)} body "
+                                "bytes)")
+            if msg.get("id") != rid:
+                raise WireError(f"frame for id {msg.get('id')!r} while "
+                                f"reading id {rid!r}: {_brief(msg)}")
+            if "error" in msg:
+                return head, bytes(body), msg
+            if "status" in msg:
+                if head is not None:
+                    raise WireError(f"second head for id {rid!r}: {msg!r}")
+                head = msg
+                continue
+            if "continue" in msg:
+                raise WireError(f"unexpected continue for id {rid!r}")
+            if "data" in msg:
+                if head is None:
+                    raise WireError(f"data before head for id {rid!r}")
+                extra = set(msg) - {"id", "data", "_payload"}
+                if extra:
+                    raise WireError(f"data frame with fields {extra}: {msg!r}")
+                body += msg["_payload"]
+                if max_body is not None and len(body) > max_body:
+                    raise WireError(f"body for id {rid!r} exceeds {max_body}")
+                continue
+            if msg.get("end") is True:
+                if head is None:
+                    raise WireError(f"end before head for id {rid!r}")
+                return head, bytes(body), msg
+            raise WireError(f"unexpected frame for id {rid!r}: {msg!r}")
+
+    def read_response_stream(self, rid, on_data, head=None):
+        """Like read_response but hands each piece of the data payloads to
+        on_data instead of keeping it; returns (head, nbytes, last). head:
+        the head, when the caller already read it with read_message."""
+        n = 0
+        while True:
+            line = self.read_line()
+            if line is None:
+                raise WireError(f"EOF while streaming id {rid!r} after "
+                                f"{n} bytes")
+            msg = json.loads(line)
+            if msg.get("id") != rid:
+                raise WireError(f"frame for id {msg.get('id')!r} while "
+                                f"streaming id {rid!r}")
+            if "error" in msg:
+                return head, n, msg
+            if "status" in msg:
+                if head is not None:
+                    raise WireError("second head")
+                head = msg
+            elif "data" in msg:
+                if head is None:
+                    raise WireError("data before head")
+                length = msg["data"]
+                while length:
+                    if not self.buf:
+                        chunk = self._fill()
+                        if not chunk:
+                            raise WireError("EOF inside a data payload")
+                        self.buf += chunk
+                    take = min(length, len(self.buf))
+                    on_data(bytes(self.buf[:take]))
+                    del self.buf[:take]
+                    length -= take
+                    n += take
+            elif msg.get("end") is True:
+                if head is None:
+                    raise WireError("end before head")
+                return head, n, msg
+            else:
+                raise WireError(f"unexpected frame: {msg!r}")
+
+    def request(self, rid, method, url, payload=b"", **fields):
+        """Sends one request and returns read_response(rid)."""
+        obj = {"id": rid, "method": method, "url": url}
+        obj.update(fields)
+        self.send(obj, payload)
+        return self.read_response(rid)
+
+
+def _brief(msg):
+    m = dict(msg)
+    if "_payload" in m:
+        m["_payload"] = f"<{len(m['_payload'])} bytes>"
+    return repr(m)
+
+
+def header_values(head, name):
+    """All values of header name (case-insensitive) in a response head."""
+    return [v for n, v in head["headers"] if n.lower() == name.lower()]
+
+
+def header_value(head, name):
+    """The single value of header name; asserts there is exactly one."""
+    vals = header_values(head, name)
+    if len(vals) != 1:
+        raise AssertionError(f"expected one {name} header, got {vals!r} in "
+                             f"{head.get('headers')!r}")
+    return vals[0]
+
+
+# ---- The fault origin -------------------------------------------------------
+
+class OriginRequest:
+    """One request as the origin received it."""
+
+    def __init__(self, method, target, version, headers, body, conn_index):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers          # [(name, value)] in order, as bytes->str
+        self.body = body
+        self.conn_index = conn_index
+        self.complete = False
+
+    def header(self, name):
+        vals = [v for n, v in self.headers if n.lower() == name.lower()]
+        return vals[0] if vals else None
+
+    def __repr__(self):
+        return (f"<{self.method} {self.target} conn#{self.conn_index} "
+                f"{len(self.body)} body bytes>")
+
+
+class OriginConnection:
+    """One accepted connection and what happened on it."""
+
+    def __init__(self, index, peer):
+        self.index = index
+        self.peer = peer
+        self.requests = []
+        self.events = []        # ("request", target), ("drained", nbytes)
+                                # after a close/keep_open step, ("eof",),
+                                # ("exception", repr)
+        self.closed = threading.Event()
+
+
+class _PeerClosed(Exception):
+    pass
+
+
+class FaultOrigin:
+    """A scripted origin on 127.0.0.1 (one thread per connection).
+
+    scenarios: {path: [step, ...]}; path None is the default for paths not
+    listed. When a connection's first request arrives (or a later one that
+    a scenario did not consume itself), the origin looks up the scenario for
+    its path and runs the steps:
+
+      ("send", bytes)                 write the bytes
+      ("drip", bytes, n, interval)    write n bytes at a time, sleeping
+      ("sleep", seconds)
+      ("expect_request",)             read one more request on this
+                                      connection and record it (no dispatch);
+                                      a request at the head of a scenario is
+                                      the one that selected it and is skipped
+      ("close",)                      shutdown(SHUT_WR), drain, close
+      ("reset",)                      SO_LINGER 0, close (sends RST)
+      ("half_close",)                 shutdown(SHUT_WR), keep reading
+      ("keep_open",)                  stop scripting; hold the connection
+                                      open (reading and discarding) until the
+                                      peer closes or the origin stops
+
+    When the steps end with the connection still open, the origin serves
+    the next request on it (keep-alive). Unknown paths with no default get
+    a 404 with Content-Length.
+
+    Records: .connections (OriginConnection list, in accept order) and
+    .requests (every OriginRequest, in arrival order).
+    """
+
+    def __init__(self, scenarios=None):
+        self.scenarios = dict(scenarios or {})
+        self.connections = []
+        self.requests = []
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.stopping = threading.Event()
+        self.threads = []
+        self.sockets = set()
+        self.listener = None
+        self.errors = []
+
+    # Lifecycle ----------------------------------------------------------
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((LOOPBACK, 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        t = threading.Thread(target=self._accept_loop, daemon=True,
+                             name=f"fault-origin-{self.port}")
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        if self.listener is not None:
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
+            self.listener.close()
+        with self.lock:
+            socks = list(self.sockets)
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        for t in self.threads:
+            t.join(timeout=5)
+
+    def url(self, path="/"):
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    @property
+    def hostport(self):
+        return f"{LOOPBACK}:{self.port}"
+
+    # Waiting for the record ---------------------------------------------
+    def wait_for(self, predicate, timeout=10.0):
+        """Waits until predicate() (called under the lock) is true."""
+        with self.cond:
+            return self.cond.wait_for(predicate, timeout)
+
+    def wait_requests(self, n, timeout=10.0):
+        return self.wait_for(lambda: len(self.requests) >= n, timeout)
+
+    def wait_closed(self, timeout=10.0):
+        """Waits until every accepted connection has ended."""
+        deadline = time.monotonic() + timeout
+        for c in list(self.connections):
+            if not c.closed.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
+    # Accepting ----------------------------------------------------------
+    def _accept_loop(self):
+        while not self.stopping.is_set():
+            try:
+                s, peer = self.listener.accept()
+            except OSError:
+                return
+            with self.cond:
+                conn = OriginConnection(len(self.connections), peer)
+                self.connections.append(conn)
+                self.sockets.add(s)
+                self.cond.notify_all()
+            t = threading.Thread(target=self._serve, args=(s, conn),
+                                 daemon=True,
+                                 name=f"fault-conn-{conn.index}")
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, s, conn):
+        buf = bytearray()
+        s.settimeout(30.0)
+        try:
+            while not self.stopping.is_set():
+                req = self._read_request(s, buf, conn)
+                if req is None:
+                    return
+                steps = self.scenarios.get(req.target.split("?")[0],
+                                           self.scenarios.get(None))
+                if steps is None:
+                    steps = [("send", b"HTTP/1.1 404 Not Found\r\n"
+                              b"Content-Length: 0\r\n\r\n")]
+                if steps and steps[0][0] == "expect_request":
+                    steps = steps[1:]
+                if not self._run(s, buf, conn, steps):
+                    return
+        except _PeerClosed:
+            return
+        except Exception as e:  # recorded; tests assert on the record
+            with self.cond:
+                self.errors.append(repr(e))
+                conn.events.append(("exception", repr(e)))
+                self.cond.notify_all()
+        finally:
+            with self.cond:
+                self.sockets.discard(s)
+                self.cond.notify_all()
+            with contextlib.suppress(OSError):
+                s.close()
+            conn.closed.set()
+
+    def _run(self, s, buf, conn, steps):
+        """Runs steps; False when the connection is finished."""
+        for step in steps:
+            op = step[0]
+            if op == "send":
+                s.sendall(step[1])
+            elif op == "drip":
+                data, n, interval = step[1], step[2], step[3]
+                for i in range(0, len(data), n):
+                    s.sendall(data[i:i + n])
+                    time.sleep(interval)
+            elif op == "sleep":
+                time.sleep(step[1])
+            elif op == "expect_request":
+                if self._read_request(s, buf, conn) is None:
+                    return False
+            elif op == "close":
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_WR)
+                self._drain(s, conn, 2.0)
+                return False
+            elif op == "reset":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+                return False
+            elif op == "half_close":
+                s.shutdown(socket.SHUT_WR)
+            elif op == "keep_open":
+                self._drain(s, conn, None)
+                return False
+            else:
+                raise ValueError(f"unknown fault-origin step {step!r}")
+        return True
+
+    def _drain(self, s, conn, timeout):
+        """Reads and discards until EOF, stop, or timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        s.settimeout(0.2)
+        while not self.stopping.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            try:
+                data = s.recv(65536)
+                with self.cond:
+                    conn.events.append(("drained", len(data)) if data
+                                       else ("eof",))
+                    self.cond.notify_all()
+                if not data:
+                    return
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def _recv_more(self, s, buf):
+        while True:
+            try:
+                chunk = s.recv(65536)
+                break
+            except socket.timeout:
+                if self.stopping.is_set():
+                    raise _PeerClosed()
+        if not chunk:
+            raise _PeerClosed()
+        buf += chunk
+
+    def _read_request(self, s, buf, conn):
+        """Reads one request into the record; None if the peer closed
+        before a complete head (recorded as an "eof" event)."""
+        try:
+            while b"\r\n\r\n" not in buf:
+                if len(buf) > 1 << 20:
+                    raise ValueError("request head over 1 MiB")
+                self._recv_more(s, buf)
+            end = buf.index(b"\r\n\r\n")
+            head = bytes(buf[:end]).decode("latin-1")
+            del buf[:end + 4]
+            lines = head.split("\r\n")
+            parts = lines[0].split(" ")
+            if len(parts) != 3:
+                raise ValueError(f"bad request line {lines[0]!r}")
+            method, target, version = parts
+            headers = []
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if not sep:
+                    raise ValueError(f"bad header line {line!r}")
+                headers.append((name, value.strip(" \t")))
+            req = OriginRequest(method, target, version, headers, b"",
+                                conn.index)
+            # Recorded as soon as the head is in, so a test can see a
+            # request whose body never completes.
+            with self.cond:
+                conn.requests.append(req)
+                self.requests.append(req)
+                conn.events.append(("request", target))
+                self.cond.notify_all()
+            te = (req.header("Transfer-Encoding") or "").lower()
+            cl = req.header("Content-Length")
+            if te:
+                if te != "chunked":
+                    raise ValueError(f"transfer-encoding {te!r}")
+                req.body = self._read_chunked(s, buf)
+            elif cl is not None:
+                n = int(cl)
+                while len(buf) < n:
+                    self._recv_more(s, buf)
+                req.body = bytes(buf[:n])
+                del buf[:n]
+            with self.cond:
+                req.complete = True
+                self.cond.notify_all()
+            return req
+        except _PeerClosed:
+            with self.cond:
+                conn.events.append(("eof",))
+                self.cond.notify_all()
+            return None
+
+    def _read_chunked(self, s, buf):
+        body = bytearray()
+        while True:
+            while b"\r\n" not in buf:
+                self._recv_more(s, buf)
+            i = buf.index(b"\r\n")
+            size = int(bytes(buf[:i]).split(b";")[0], 16)
+            del buf[:i + 2]
+            if size == 0:
+                # trailers until an empty line
+                while True:
+                    while b"\r\n" not in buf:
+                        self._recv_more(s, buf)
+                    j = buf.index(b"\r\n")
+                    line = bytes(buf[:j])
+                    del buf[:j + 2]
+                    if not line:
+                        return bytes(body)
+            while len(buf) < size + 2:
+                self._recv_more(s, buf)
+            body += buf[:size]
+            if buf[size:size + 2] != b"\r\n":
+                raise ValueError("chunk not followed by CRLF")
+            del buf[:size + 2]
+
+
+def http_response(status=200, body=b"", reason=None, headers=(),
+                  length=True):
+    """A response head + body as bytes (Content-Length unless length is
+    False)."""
+    reasons = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}
+    reason = reason if reason is not None else reasons.get(status, "Status")
+    out = [f"HTTP/1.1 {status} {reason}".encode()]
+    for n, v in headers:
+        out.append(f"{n}: {v}".encode())
+    if length:
+        out.append(f"Content-Length: {len(body)}".encode())
+    return b"\r\n".join(out) + b"\r\n\r\n" + body
+
+
+# ---- unittest glue ----------------------------------------------------------
+
+class IntegrationTest(unittest.TestCase):
+    """A TestCase with helpers that start peers and clean them up."""
+
+    maxDiff = 4000
+
+    def _failed(self):
+        outcome = getattr(self, "_outcome", None)
+        return outcome is not None and not getattr(outcome, "success", True)
+
+    def start_nginx(self, **kw):
+        ng = Nginx(**kw)
+        self.addCleanup(ng.stop)
+        ng.start()
+        return ng
+
+    def start_daemon(self, *args, **kw):
+        """Starts hconnd; at cleanup checks it exits 0 on SIGTERM and prints
+        its log tail if the test failed."""
+        d = Hconnd(*args, **kw)
+        self.addCleanup(d.cleanup)
+        d.start()
+
+        def stop_and_report():
+            try:
+                if d.proc is not None:
+                    d.stop()
+            finally:
+                if self._failed():
+                    d.print_log_tail(f"{self.id()} failed")
+        self.addCleanup(stop_and_report)
+        return d
+
+    def start_origin(self, scenarios):
+        o = FaultOrigin(scenarios)
+        self.addCleanup(o.stop)
+        o.start()
+        return o
+
+    def wire(self, daemon, timeout=20.0):
+        w = Wire(daemon.socket, timeout=timeout)
+        self.addCleanup(w.close)
+        return w
+
+    def run_hconn(self, daemon, *args, input=None, timeout=60, env=None,
+                  cwd=None):
+        """Runs the hconn command against daemon; returns CompletedProcess
+        with bytes stdout/stderr."""
+        require_binary(self, HCONN, "hconn command")
+        e = dict(daemon.env)
+        if env:
+            e.update(env)
+        return subprocess.run([HCONN, *args], input=input,
+                              capture_output=True, env=e, timeout=timeout,
+                              cwd=cwd, start_new_session=True)
+
+    def assertOkResponse(self, head, last, status=200):
+        """Asserts a complete response with the given status."""
+        self.assertIsNotNone(head, f"no head; got {last!r}")
+        self.assertNotIn("error", last, f"error after head: {last!r}")
+        self.assertEqual(head["status"], status, f"head: {head!r}")
+        self.assertIs(last.get("end"), True, f"last frame: {last!r}")
+
+    def assertError(self, msg, name, rid=None):
+        """Asserts msg is an error reply named name (and for id rid)."""
+        self.assertIsInstance(msg, dict)
+        self.assertEqual(msg.get("error"), name, f"reply: {msg!r}")
+        self.assertIsInstance(msg.get("message"), str, f"reply: {msg!r}")
+        self.assertTrue(msg["message"], f"empty message: {msg!r}")
+        if rid is not None:
+            self.assertEqual(msg.get("id"), rid, f"reply: {msg!r}")
+
+
+def main():
+    """unittest.main, but exits 77 (meson's "skipped") when every test of
+    the module was skipped, 1 on failure, 0 on success."""
+    prog = unittest.main(verbosity=2, exit=False)
+    r = prog.result
+    if not r.wasSuccessful():
+        sys.exit(1)
+    if r.testsRun == 0 or len(r.skipped) == r.testsRun:
+        sys.exit(77)
+    sys.exit(0)

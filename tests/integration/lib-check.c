@@ -1,0 +1,715 @@
+/*
+ * lib-check.c — libhconn against a real hconnd and a real origin, as TAP.
+ *
+ *   lib-check HOST:PORT              nginx origin (the integration harness
+ *                                    configures the locations used below)
+ *   lib-check --truncated HOST:PORT  the scripted fault origin, whose
+ *                                    GET /truncated announces 1000 bytes,
+ *                                    sends 500 and closes
+ *
+ * The daemon socket comes from $HCONN_SOCKET. Prints "ok N - what" or
+ * "not ok N - what (detail)" per check and "1..N" at the end; exits 1 if
+ * any check failed.
+ *
+ * Origin locations relied on: /small.txt ("hello world\n"), /headers (two
+ * X-Dup fields "a" and "b", X-Connection: $connection), /big.bin (1 MiB,
+ * byte i = i % 251), /chunked ("line1\nline2\nline3\n", chunked), /missing
+ * (404), POST /echo (echoes the request body).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hconn.h"
+
+#define BIG_SIZE (1024 * 1024) /* bytes of /big.bin */
+
+static int checks;   /* checks run so far */
+static int failures; /* checks failed */
+
+/* Reports one check; detail (printf-style) is shown when it failed. */
+static bool
+check(bool ok, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool
+check(bool ok, const char *what, const char *fmt, ...)
+{
+    va_list ap;
+
+    checks++;
+    if (ok) {
+        printf("ok %d - %s\n", checks, what);
+    } else {
+        failures++;
+        printf("not ok %d - %s (", checks, what);
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        printf(")\n");
+    }
+    fflush(stdout);
+    return ok;
+}
+
+/* A new connection to the origin; exits if even that fails. */
+static hconn *
+connect_origin(const char *origin)
+{
+    hconn *c;
+    int rc = hconn_new(&c, origin, 0, NULL);
+
+    if (rc < 0) {
+        printf("Bail out! hconn_new(%s): %s: %s\n", origin,
+               hconn_error_name(rc), c ? hconn_errmsg(c) : "");
+        exit(1);
+    }
+    return c;
+}
+
+/* Sends method path (optional body) and gets the response head. Returns 0
+ * or a code; the error text is in hconn_errmsg(c). */
+static int
+fetch(hconn *c, const char *method, const char *path, const char *body,
+      hconn_response **rp)
+{
+    int rc = hconn_request(c, method, path, body, body ? strlen(body) : 0,
+                           NULL, 0);
+
+    *rp = NULL;
+    return rc < 0 ? rc : hconn_getresponse(c, rp);
+}
+
+/* The text of a failure for a detail line. */
+static const char *
+why(hconn *c, int rc)
+{
+    static char buf[600];
+
+    snprintf(buf, sizeof(buf), "%s: %s", hconn_error_name(rc),
+             hconn_errmsg(c));
+    return buf;
+}
+
+/* Reads the whole body with read(n) calls of size n into a malloc'd
+ * buffer. Returns 0 or the code that ended it. */
+static int
+read_by(hconn_response *r, size_t n, char **out, size_t *len)
+{
+    size_t cap = BIG_SIZE + 1, got = 0;
+    char *buf = malloc(cap);
+    char *chunk = malloc(n);
+    ssize_t k;
+
+    while (buf && chunk && (k = hconn_response_read(r, chunk, n)) != 0) {
+        if (k < 0) {
+            free(buf);
+            free(chunk);
+            return (int)k;
+        }
+        if (got + (size_t)k > cap) {
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger)
+                break;
+            buf = bigger;
+            cap *= 2;
+        }
+        memcpy(buf + got, chunk, (size_t)k);
+        got += (size_t)k;
+    }
+    free(chunk);
+    *out = buf;
+    *len = got;
+    return buf ? 0 : HCONN_ENO_MEMORY;
+}
+
+/* Whether buf is /big.bin's body. */
+static bool
+is_big(const char *buf, size_t len)
+{
+    if (len != BIG_SIZE)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)buf[i] != i % 251)
+            return false;
+    return true;
+}
+
+/* Checks that need no daemon. */
+static void
+check_offline(void)
+{
+    hconn *c;
+    int rc;
+    const char *nf = hconn_responses(404);
+
+    check(nf && strcmp(nf, "Not Found") == 0, "hconn_responses(404)",
+          "got %s", nf ? nf : "NULL");
+    check(hconn_responses(999) == NULL, "hconn_responses(999) is NULL",
+          "not NULL");
+    rc = hconn_new(&c, "[::1]:8080", 0, NULL);
+    check(rc == 0 && hconn_fileno(c) == -1,
+          "hconn_new(\"[::1]:8080\") parses, does not connect", "%s",
+          why(c, rc));
+    hconn_close(c);
+    rc = hconn_new(&c, "host:abc", 0, NULL);
+    check(rc == HCONN_EINVALID_URL && *hconn_errmsg(c),
+          "hconn_new(\"host:abc\") is invalid_url", "%s", why(c, rc));
+    hconn_close(c);
+    rc = hconn_new(&c, "127.0.0.1", 0, NULL);
+    if (rc == 0) {
+        rc = hconn_getresponse(c, &(hconn_response *){NULL});
+        check(rc == HCONN_ERESPONSE_NOT_READY,
+              "getresponse with no request is response_not_ready", "%s",
+              why(c, rc));
+        rc = hconn_send(c, "x", 1);
+        check(rc == HCONN_ECANNOT_SEND_REQUEST,
+              "send without a streamed body is cannot_send_request", "%s",
+              why(c, rc));
+        rc = hconn_request(c, "GET", "/a b", NULL, 0, NULL, 0);
+        check(rc == HCONN_EINVALID_URL, "a space in the target is invalid_url",
+              "%s", why(c, rc));
+        rc = hconn_request(c, "GET", "/", NULL, 0,
+                           &(struct hconn_header){"X-Bad", "a\r\nb"}, 1);
+        check(rc == HCONN_EINVALID_HEADER, "CR/LF in a value is invalid_header",
+              "%s", why(c, rc));
+    }
+    hconn_close(c);
+}
+
+/* GET /small.txt: head, read_all, closed() transitions. */
+static void
+check_small(hconn *c)
+{
+    hconn_response *r;
+    void *body = NULL;
+    size_t len = 0;
+    char byte;
+    int rc = fetch(c, "GET", "/small.txt", NULL, &r);
+
+    if (!check(rc == 0, "GET /small.txt", "%s", why(c, rc)))
+        return;
+    check(hconn_response_status(r) == 200 &&
+              strcmp(hconn_response_reason(r), "OK") == 0 &&
+              hconn_response_version(r) == 11,
+          "status 200, reason OK, version 11", "got %d \"%s\" %d",
+          hconn_response_status(r), hconn_response_reason(r),
+          hconn_response_version(r));
+    check(hconn_response_length(r) == 12, "length is 12 before reading",
+          "got %lld", (long long)hconn_response_length(r));
+    check(!hconn_response_closed(r), "closed() is false before reading",
+          "true");
+    check(hconn_fileno(c) >= 0, "fileno() is the daemon socket", "%d",
+          hconn_fileno(c));
+    rc = hconn_response_read_all(r, &body, &len);
+    check(rc == 0 && len == 12 && memcmp(body, "hello world\n", 12) == 0,
+          "read_all gives \"hello world\\n\"", "rc %s, %zu bytes",
+          why(c, rc), len);
+    free(body);
+    check(hconn_response_closed(r) && hconn_response_length(r) == 0,
+          "closed() is true after read_all", "closed %d length %lld",
+          hconn_response_closed(r), (long long)hconn_response_length(r));
+    rc = (int)hconn_response_read(r, &byte, 1);
+    check(rc == 0, "read after the end returns 0", "%d", rc);
+    hconn_response_close(r);
+
+    /* read(12) exactly: closed() turns true as in http.client. */
+    rc = fetch(c, "GET", "/small.txt", NULL, &r);
+    if (rc == 0) {
+        char buf[12];
+        ssize_t n = hconn_response_read(r, buf, sizeof(buf));
+
+        check(n == 12 && hconn_response_closed(r),
+              "read(length) reads all and closes", "n %zd closed %d", n,
+              hconn_response_closed(r));
+        hconn_response_close(r);
+    }
+}
+
+/* GET /headers: getheader joins and defaults, getheaders order. */
+static void
+check_headers(hconn *c)
+{
+    const struct hconn_header *h;
+    hconn_response *r;
+    size_t n, a = SIZE_MAX, b = SIZE_MAX;
+    const char *v, *conn1, *conn2;
+    char *saved = NULL;
+    int rc = fetch(c, "GET", "/headers", NULL, &r);
+
+    if (!check(rc == 0, "GET /headers", "%s", why(c, rc)))
+        return;
+    v = hconn_response_getheader(r, "x-dup", NULL);
+    check(v && strcmp(v, "a, b") == 0, "getheader(\"x-dup\") == \"a, b\"",
+          "got %s", v ? v : "NULL");
+    v = hconn_response_getheader(r, "X-DUP", NULL);
+    check(v && strcmp(v, "a, b") == 0, "getheader is case-insensitive",
+          "got %s", v ? v : "NULL");
+    v = hconn_response_getheader(r, "X-Absent", "dflt");
+    check(v && strcmp(v, "dflt") == 0, "getheader default for a missing field",
+          "got %s", v ? v : "NULL");
+    check(hconn_response_getheader(r, "X-Absent", NULL) == NULL,
+          "getheader default NULL", "not NULL");
+    n = hconn_response_getheaders(r, &h);
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(h[i].name, "X-Dup") == 0 && !strcmp(h[i].value, "a"))
+            a = i;
+        if (strcasecmp(h[i].name, "X-Dup") == 0 && !strcmp(h[i].value, "b"))
+            b = i;
+    }
+    check(a < b && b < n, "getheaders keeps both X-Dup fields in order",
+          "a at %zu, b at %zu of %zu", a, b, n);
+    conn1 = hconn_response_getheader(r, "X-Connection", NULL);
+    check(conn1 != NULL, "X-Connection present", "missing");
+    saved = conn1 ? strdup(conn1) : NULL;
+    hconn_response_close(r);
+
+    /* A second request reuses the pooled upstream connection. */
+    rc = fetch(c, "GET", "/headers", NULL, &r);
+    if (rc == 0) {
+        conn2 = hconn_response_getheader(r, "X-Connection", NULL);
+        check(hconn_response_reused(r) && saved && conn2 &&
+                  strcmp(saved, conn2) == 0,
+              "second GET /headers reuses the pooled connection",
+              "reused %d, X-Connection %s then %s", hconn_response_reused(r),
+              saved ? saved : "NULL", conn2 ? conn2 : "NULL");
+        hconn_response_close(r);
+    } else {
+        check(false, "second GET /headers", "%s", why(c, rc));
+    }
+    free(saved);
+}
+
+/* GET /big.bin with read(n) for several n, and with readinto. */
+static void
+check_big(hconn *c)
+{
+    static const size_t sizes[] = {1, 7, 4096, 1 << 20};
+    char what[64];
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        hconn_response *r;
+        char *body = NULL;
+        size_t len = 0;
+        int rc = fetch(c, "GET", "/big.bin", NULL, &r);
+
+        snprintf(what, sizeof(what), "GET /big.bin with read(%zu)", sizes[i]);
+        if (rc == 0)
+            rc = read_by(r, sizes[i], &body, &len);
+        check(rc == 0 && is_big(body, len) && hconn_response_closed(r), what,
+              "rc %s, %zu bytes", why(c, rc), len);
+        free(body);
+        hconn_response_close(r);
+    }
+
+    hconn_response *r;
+    int rc = fetch(c, "GET", "/big.bin", NULL, &r);
+    if (rc == 0) {
+        char *body = malloc(BIG_SIZE + 65536);
+        size_t got = 0;
+        ssize_t n;
+        bool short_ok = true;
+
+        while ((n = hconn_response_readinto(r, body + got, 65536)) > 0) {
+            got += (size_t)n;
+            if (got > BIG_SIZE)
+                break;
+        }
+        short_ok = n == 0;
+        check(short_ok && is_big(body, got), "GET /big.bin with readinto",
+              "last %zd (%s), %zu bytes", n, n < 0 ? why(c, (int)n) : "",
+              got);
+        free(body);
+        hconn_response_close(r);
+    }
+}
+
+/* GET /chunked: readline, read_all, unknown length. */
+static void
+check_chunked(hconn *c)
+{
+    static const char *const lines[] = {"line1\n", "line2\n", "line3\n"};
+    hconn_response *r;
+    char line[64];
+    ssize_t n;
+    void *body;
+    size_t len;
+    bool ok = true;
+    int rc = fetch(c, "GET", "/chunked", NULL, &r);
+
+    if (!check(rc == 0, "GET /chunked", "%s", why(c, rc)))
+        return;
+    check(hconn_response_length(r) == -1, "chunked length is -1", "%lld",
+          (long long)hconn_response_length(r));
+    for (int i = 0; i < 3; i++) {
+        n = hconn_response_readline(r, line, sizeof(line));
+        if (n != 6 || strcmp(line, lines[i]) != 0) {
+            ok = false;
+            check(false, "readline over /chunked", "line %d: %zd \"%s\"", i,
+                  n, n > 0 ? line : why(c, (int)n));
+            break;
+        }
+    }
+    if (ok) {
+        n = hconn_response_readline(r, line, sizeof(line));
+        check(n == 0, "readline over /chunked: three lines, then 0", "%zd",
+              n);
+        check(hconn_response_closed(r), "closed() after the end", "false");
+    }
+    hconn_response_close(r);
+
+    rc = fetch(c, "GET", "/chunked", NULL, &r);
+    if (rc == 0) {
+        n = hconn_response_readline(r, line, 4);
+        check(n == 3 && strcmp(line, "lin") == 0,
+              "readline stops at size - 1", "%zd \"%s\"", n, line);
+        rc = hconn_response_read_all(r, &body, &len);
+        check(rc == 0 && len == 15 &&
+                  memcmp(body, "e1\nline2\nline3\n", 15) == 0,
+              "read_all over the rest of /chunked", "rc %s, %zu bytes",
+              why(c, rc), len);
+        if (rc == 0)
+            free(body);
+        hconn_response_close(r);
+    }
+}
+
+/* 404, POST /echo, HEAD. */
+static void
+check_misc(hconn *c)
+{
+    hconn_response *r;
+    void *body;
+    size_t len;
+    char byte;
+    int rc = fetch(c, "GET", "/missing", NULL, &r);
+
+    if (check(rc == 0 && hconn_response_status(r) == 404,
+              "GET /missing is 404", "%s status %d", why(c, rc),
+              r ? hconn_response_status(r) : 0)) {
+        rc = hconn_response_read_all(r, &body, &len);
+        check(rc == 0, "404 body read to the end", "%s", why(c, rc));
+        if (rc == 0)
+            free(body);
+    }
+    hconn_response_close(r);
+
+    rc = fetch(c, "POST", "/echo", "ping=1&x=2", &r);
+    if (check(rc == 0 && hconn_response_status(r) == 200, "POST /echo",
+              "%s", why(c, rc))) {
+        rc = hconn_response_read_all(r, &body, &len);
+        check(rc == 0 && len == 10 && memcmp(body, "ping=1&x=2", 10) == 0,
+              "POST /echo echoes the inline body", "rc %s, %zu bytes",
+              why(c, rc), len);
+        if (rc == 0)
+            free(body);
+    }
+    hconn_response_close(r);
+
+    rc = fetch(c, "HEAD", "/small.txt", NULL, &r);
+    if (check(rc == 0 && hconn_response_status(r) == 200, "HEAD /small.txt",
+              "%s", why(c, rc))) {
+        const char *cl = hconn_response_getheader(r, "Content-Length", "");
+
+        check(hconn_response_length(r) == 0 && hconn_response_closed(r),
+              "HEAD: length 0 and closed at once", "length %lld closed %d",
+              (long long)hconn_response_length(r),
+              hconn_response_closed(r));
+        check(hconn_response_read(r, &byte, 1) == 0, "HEAD: read gives 0",
+              "not 0");
+        check(strcmp(cl, "12") == 0, "HEAD: Content-Length header kept",
+              "got \"%s\"", cl);
+    }
+    hconn_response_close(r);
+}
+
+/* 20 requests before the first getresponse; answers in order. */
+static void
+check_pipelining(hconn *c)
+{
+    char body[32], what[80];
+    int rc = 0, i, bad = -1;
+
+    for (i = 0; i < 20 && rc == 0; i++) {
+        if (i % 2 == 0) {
+            snprintf(body, sizeof(body), "request %d", i);
+            rc = hconn_request(c, "POST", "/echo", body, strlen(body), NULL,
+                               0);
+        } else {
+            rc = hconn_request(c, "GET", "/small.txt", NULL, 0, NULL, 0);
+        }
+    }
+    if (!check(rc == 0, "20 pipelined requests sent", "request %d: %s", i - 1,
+               why(c, rc)))
+        return;
+    for (i = 0; i < 20; i++) {
+        hconn_response *r;
+        void *got;
+        size_t len;
+
+        rc = hconn_getresponse(c, &r);
+        if (rc == 0)
+            rc = hconn_response_read_all(r, &got, &len);
+        if (rc < 0) {
+            bad = i;
+            snprintf(what, sizeof(what), "%s", why(c, rc));
+            hconn_response_close(r);
+            break;
+        }
+        if (i % 2 == 0)
+            snprintf(body, sizeof(body), "request %d", i);
+        else
+            snprintf(body, sizeof(body), "hello world\n");
+        if (len != strlen(body) || memcmp(got, body, len) != 0) {
+            bad = i;
+            snprintf(what, sizeof(what), "got %zu bytes \"%.*s\"", len,
+                     (int)(len < 20 ? len : 20), (char *)got);
+        }
+        free(got);
+        hconn_response_close(r);
+        if (bad >= 0)
+            break;
+    }
+    check(bad < 0, "20 pipelined responses come back in order",
+          "response %d: %s", bad, bad >= 0 ? what : "");
+}
+
+/* putrequest / putheader / endheaders / send. */
+static void
+check_streaming(hconn *c)
+{
+    hconn_response *r;
+    void *body;
+    size_t len;
+    int rc;
+
+    rc = hconn_putrequest(c, "POST", "/echo", false, false);
+    if (rc == 0)
+        rc = hconn_putheader(c, "Content-Length", "11");
+    if (rc == 0)
+        rc = hconn_putheader(c, "Content-Type", "text/plain");
+    if (rc == 0)
+        rc = hconn_endheaders(c, NULL, 0);
+    if (rc == 0)
+        rc = hconn_send(c, "hello ", 6);
+    if (rc == 0)
+        rc = hconn_send(c, "world", 5);
+    if (rc == 0)
+        rc = hconn_getresponse(c, &r);
+    if (check(rc == 0, "putrequest/putheader/endheaders/send POST /echo",
+              "%s", why(c, rc))) {
+        rc = hconn_response_read_all(r, &body, &len);
+        check(rc == 0 && len == 11 && memcmp(body, "hello world", 11) == 0,
+              "streamed body with Content-Length echoed", "rc %s, %zu bytes",
+              why(c, rc), len);
+        if (rc == 0)
+            free(body);
+        hconn_response_close(r);
+    }
+
+    rc = hconn_putrequest(c, "POST", "/echo", false, false);
+    if (rc == 0)
+        rc = hconn_putheader(c, "Content-Length", "3");
+    if (rc == 0)
+        rc = hconn_endheaders(c, NULL, 0);
+    if (rc == 0) {
+        rc = hconn_send(c, "abcd", 4);
+        check(rc == HCONN_EBODY_LENGTH,
+              "send beyond Content-Length is body_length", "%s", why(c, rc));
+        rc = hconn_send(c, "abc", 3);
+    }
+    if (rc == 0)
+        rc = hconn_getresponse(c, &r);
+    if (check(rc == 0, "request completes after a refused send", "%s",
+              why(c, rc))) {
+        rc = hconn_response_read_all(r, &body, &len);
+        check(rc == 0 && len == 3 && memcmp(body, "abc", 3) == 0,
+              "only the bytes sent are echoed", "rc %s, %zu bytes",
+              why(c, rc), len);
+        if (rc == 0)
+            free(body);
+        hconn_response_close(r);
+    }
+
+    rc = hconn_putrequest(c, "POST", "/echo", false, false);
+    if (rc == 0)
+        rc = hconn_putheader(c, "Transfer-Encoding", "chunked");
+    if (rc == 0)
+        rc = hconn_endheaders(c, NULL, 0);
+    if (rc == 0)
+        rc = hconn_send(c, "chunk1", 6);
+    if (rc == 0)
+        rc = hconn_send(c, "chunk2", 6);
+    if (rc == 0)
+        rc = hconn_getresponse(c, &r); /* sends the end frame */
+    if (check(rc == 0, "streamed body with Transfer-Encoding", "%s",
+              why(c, rc))) {
+        rc = hconn_response_read_all(r, &body, &len);
+        check(rc == 0 && len == 12 && memcmp(body, "chunk1chunk2", 12) == 0,
+              "chunked request body echoed", "rc %s, %zu bytes", why(c, rc),
+              len);
+        if (rc == 0)
+            free(body);
+        hconn_response_close(r);
+    }
+}
+
+/* response_not_ready, and draining a response closed unread. */
+static void
+check_states(hconn *c)
+{
+    hconn_response *r1, *r2;
+    void *body;
+    size_t len;
+    int rc;
+
+    rc = hconn_request(c, "GET", "/small.txt", NULL, 0, NULL, 0);
+    if (rc == 0)
+        rc = hconn_request(c, "GET", "/small.txt", NULL, 0, NULL, 0);
+    if (rc == 0)
+        rc = hconn_getresponse(c, &r1);
+    if (!check(rc == 0, "two requests, first response", "%s", why(c, rc)))
+        return;
+    rc = hconn_getresponse(c, &r2);
+    check(rc == HCONN_ERESPONSE_NOT_READY,
+          "getresponse before reading the previous body is "
+          "response_not_ready",
+          "%s", why(c, rc));
+    rc = hconn_response_read_all(r1, &body, &len);
+    if (rc == 0)
+        free(body);
+    rc = hconn_getresponse(c, &r2);
+    check(rc == 0, "getresponse works once the body was read", "%s",
+          why(c, rc));
+    hconn_response_close(r1);
+    if (rc == 0) {
+        rc = hconn_response_read_all(r2, &body, &len);
+        if (rc == 0)
+            free(body);
+        hconn_response_close(r2);
+    }
+
+    /* A response closed unread is drained before the next one. */
+    rc = hconn_request(c, "GET", "/big.bin", NULL, 0, NULL, 0);
+    if (rc == 0)
+        rc = hconn_request(c, "GET", "/small.txt", NULL, 0, NULL, 0);
+    if (rc == 0)
+        rc = hconn_getresponse(c, &r1);
+    if (rc == 0) {
+        char buf[100];
+
+        rc = (int)hconn_response_read(r1, buf, sizeof(buf));
+        hconn_response_close(r1);
+        rc = hconn_getresponse(c, &r2);
+    }
+    if (check(rc == 0, "response after one closed unread", "%s",
+              why(c, rc))) {
+        rc = hconn_response_read_all(r2, &body, &len);
+        check(rc == 0 && len == 12 && memcmp(body, "hello world\n", 12) == 0,
+              "the closed body was drained", "rc %s, %zu bytes", why(c, rc),
+              len);
+        if (rc == 0)
+            free(body);
+        hconn_response_close(r2);
+    }
+}
+
+/* Reads /truncated with read(size) until it ends; returns the final code
+ * and the byte count. */
+static int
+read_truncated(hconn *c, size_t size, size_t *total)
+{
+    hconn_response *r;
+    char buf[4096];
+    ssize_t n;
+    int rc = fetch(c, "GET", "/truncated", NULL, &r);
+
+    *total = 0;
+    if (rc < 0)
+        return rc;
+    while ((n = hconn_response_read(r, buf, size)) > 0)
+        *total += (size_t)n;
+    if (n < 0 && hconn_response_read(r, buf, size) != n)
+        n = 1; /* the error must stick */
+    hconn_response_close(r);
+    return (int)n;
+}
+
+/* The fault origin: every way of reading a truncated body fails. */
+static void
+check_truncated(hconn *c)
+{
+    static const size_t sizes[] = {1, 100, 500, 1000, 4096};
+    char what[80];
+    hconn_response *r;
+    void *body = (void *)1;
+    size_t total, len = 1;
+    int rc;
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        rc = read_truncated(c, sizes[i], &total);
+        snprintf(what, sizeof(what),
+                 "read(%zu) of /truncated ends in incomplete_read", sizes[i]);
+        check(rc == HCONN_EINCOMPLETE_READ && total == 500 &&
+                  strstr(hconn_errmsg(c), "500") &&
+                  strstr(hconn_errmsg(c), "1000"),
+              what, "%d %s after %zu bytes", rc, why(c, rc), total);
+    }
+    rc = fetch(c, "GET", "/truncated", NULL, &r);
+    if (rc == 0) {
+        rc = hconn_response_read_all(r, &body, &len);
+        check(rc == HCONN_EINCOMPLETE_READ && body == NULL && len == 0 &&
+                  hconn_response_closed(r),
+              "read_all of /truncated is incomplete_read, no partial buffer",
+              "%s", why(c, rc));
+        hconn_response_close(r);
+    } else {
+        check(false, "GET /truncated", "%s", why(c, rc));
+    }
+    rc = fetch(c, "GET", "/truncated", NULL, &r);
+    if (rc == 0) {
+        char buf[64];
+        ssize_t n;
+        size_t got = 0;
+
+        while ((n = hconn_response_readinto(r, buf, sizeof(buf))) > 0)
+            got += (size_t)n;
+        check(n == HCONN_EINCOMPLETE_READ && got == 500,
+              "readinto of /truncated ends in incomplete_read",
+              "%zd after %zu bytes", n, got);
+        hconn_response_close(r);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    bool truncated = argc == 3 && strcmp(argv[1], "--truncated") == 0;
+    const char *origin = argv[argc - 1];
+    hconn *c;
+
+    if (!(argc == 2 && argv[1][0] != '-') && !truncated) {
+        fprintf(stderr, "usage: lib-check [--truncated] HOST:PORT\n"
+                        "(the daemon socket comes from $HCONN_SOCKET)\n");
+        return 2;
+    }
+    c = connect_origin(origin);
+    if (truncated) {
+        check_truncated(c);
+    } else {
+        check_offline();
+        check_small(c);
+        check_headers(c);
+        check_big(c);
+        check_chunked(c);
+        check_misc(c);
+        check_pipelining(c);
+        check_streaming(c);
+        check_states(c);
+    }
+    hconn_close(c);
+    printf("1..%d\n", checks);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Shell mode: the README's socat one-liner, verbatim, and the hello op
+through socat."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import SMALL_BODY, big_bytes  # noqa: E402
+
+# The one-liner as the README and DESIGN.md give it; URL and SOCK vary.
+ONE_LINER = ("printf '%s\\n' '{\"method\":\"GET\",\"url\":\"'\"$URL\"'\","
+             "\"raw\":true}' | socat - UNIX-CONNECT:$SOCK | tail -n +2")
+
+
+class SocatOneLiner(harness.IntegrationTest):
+
+    @classmethod
+    def setUpClass(cls):
+        if shutil.which("socat") is None:
+            raise harness.unittest.SkipTest(
+                "socat not installed (Debian: apt-get install socat)")
+        cls.nginx = harness.Nginx()
+        cls.addClassCleanup(cls.nginx.stop)
+        cls.nginx.start()
+
+    def setUp(self):
+        self.daemon = self.start_daemon()
+
+    def sh(self, script, **env):
+        return subprocess.run(
+            ["sh", "-c", script], capture_output=True, timeout=30,
+            env=dict(self.daemon.env, SOCK=self.daemon.socket, **env),
+            start_new_session=True)
+
+    def test_readme_one_liner_prints_exactly_the_body(self):
+        r = self.sh(ONE_LINER, URL=self.nginx.url("/small.txt"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, SMALL_BODY)
+
+    def test_readme_one_liner_literal_text(self):
+        # Exactly the characters a user pastes, port and socket filled in.
+        line = ("printf '%s\\n' '{\"method\":\"GET\",\"url\":\"http://127.0.0.1:"
+                + str(self.nginx.port) + "/small.txt\",\"raw\":true}' | "
+                "socat - UNIX-CONNECT:$SOCK | tail -n +2")
+        r = self.sh(line)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, SMALL_BODY)
+
+    def test_raw_mode_first_line_is_the_json_head(self):
+        r = self.sh(ONE_LINER.replace(" | tail -n +2", ""),
+                    URL=self.nginx.url("/small.txt"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        line, nl, body = r.stdout.partition(b"\n")
+        self.assertEqual(nl, b"\n")
+        head = json.loads(line)
+        self.assertEqual(head["status"], 200, head)
+        self.assertEqual(head["length"], len(SMALL_BODY), head)
+        self.assertEqual(body, SMALL_BODY)
+
+    def test_raw_mode_binary_body_is_exact(self):
+        r = self.sh(ONE_LINER, URL=self.nginx.url("/big.bin"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout), len(big_bytes()))
+        self.assertEqual(hashlib.sha256(r.stdout).hexdigest(),
+                         hashlib.sha256(big_bytes()).hexdigest())
+
+    def test_raw_mode_chunked_body_is_decoded(self):
+        r = self.sh(ONE_LINER, URL=self.nginx.url("/chunked"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, harness.CHUNKED_BODY)
+
+    def test_hello_op_through_socat(self):
+        r = self.sh("printf '%s\\n' '{\"op\":\"hello\"}' | "
+                    "socat - UNIX-CONNECT:$SOCK")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.split(b"\n")
+        self.assertEqual(lines[-1], b"", r.stdout)
+        self.assertEqual(len(lines), 2, f"expected one reply line: {r.stdout!r}")
+        msg = json.loads(lines[0])
+        self.assertIsInstance(msg, dict)
+        self.assertNotIn("error", msg, msg)
+        self.assertEqual(msg.get("op"), "hello", msg)
+        self.assertEqual(msg.get("version"), 1, msg)
+        self.assertNotIn("id", msg)
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,2116 @@
+/*
+ * test-http1.c — the HTTP/1.1 client codec (proto/http1.c).
+ *
+ * Response cases are a table: input bytes, the request's properties, and
+ * the expected transcript (events, heads, body, trailers, final error,
+ * keep-alive, stray bytes). Every case is run three ways — all bytes at
+ * once (with EOF in the same call), one byte at a time, and in random-size
+ * pieces from a fixed seed — and the three transcripts must be identical
+ * before the first is compared with the table. The runner keeps its own
+ * buffer, calls the parser until NEED_DATA and drops what it consumed, as
+ * the daemon does; it also checks that every pointer in an event lies in
+ * the bytes that event consumed and that END/ERROR repeat with nothing
+ * consumed. Limits are exercised by generated cases at and just past each
+ * limit. Request heads are compared byte for byte.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hconn_error.h"
+#include "http1.h"
+
+/* ---- A growable transcript buffer --------------------------------------- */
+
+struct sbuf {
+    char *s;    /* NUL-terminated; may hold NULs (body) */
+    size_t len; /* bytes in s */
+    size_t cap; /* bytes allocated */
+};
+
+static void
+sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->s = realloc(b->s, cap);
+        assert_non_null(b->s);
+        b->cap = cap;
+    }
+    if (n > 0)
+        memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void __attribute__((format(printf, 2, 3)))
+sb_addf(struct sbuf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < sizeof tmp);
+    sb_add(b, tmp, (size_t)n);
+}
+
+static const char *
+sb_str(const struct sbuf *b)
+{
+    return b->s ? b->s : "";
+}
+
+static void
+sb_free(struct sbuf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- Response cases ----------------------------------------------------- */
+
+struct response_case {
+    const char *name;
+    const char *input;    /* what the server sends */
+    size_t input_len;     /* 0: strlen(input) */
+    bool head;            /* the request was HEAD */
+    bool request_close;   /* the request said Connection: close */
+    bool eof;             /* the server closes after input */
+    const char *events;   /* e.g. "INTERIM 100, HEAD 200 LENGTH, DATA, END" */
+    const char *heads;    /* every head: status line, "Name: value" lines;
+                             NULL: not checked */
+    const char *body;     /* all DATA concatenated; NULL: empty */
+    const char *trailers; /* END's fields as "Name: value\n"; NULL: none */
+    int error;            /* the final ERROR's code, or 0 */
+    const char *errmsg;   /* a substring of errmsg; NULL: not checked */
+    bool keep_alive;      /* http1_parser_keep_alive after END */
+    size_t leftover;      /* bytes left unconsumed after END */
+    size_t ndata;         /* DATA events when fed at once; 0: not checked */
+};
+
+/* Bytes with embedded NULs need an explicit length. */
+#define BYTES(s) .input = (s), .input_len = sizeof(s) - 1
+
+static const struct response_case response_cases[] = {
+    /* -- Content-Length ------------------------------------------------ */
+    {
+        .name = "200 with Content-Length",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                 "Content-Type: text/plain\r\n\r\nhello",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .heads = "HTTP/1.1 200 OK\nContent-Length: 5\n"
+                 "Content-Type: text/plain\n",
+        .body = "hello",
+        .keep_alive = true,
+        .ndata = 1,
+    },
+    {
+        .name = "Content-Length body never overruns: stray bytes stay",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiEXTRA",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "hi",
+        .keep_alive = true,
+        .leftover = 5,
+        .ndata = 1,
+    },
+    {
+        .name = "Content-Length 0",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "same Content-Length twice",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                 "content-length: 3\r\n\r\nabc",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "abc",
+        .keep_alive = true,
+    },
+    {
+        .name = "Content-Length list 1,1",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 1,1\r\n\r\nx",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "x",
+        .keep_alive = true,
+    },
+    {
+        .name = "Content-Length list with OWS and leading zeros",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 2 , 02\r\n\r\nab",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "ab",
+        .keep_alive = true,
+    },
+    {
+        .name = "conflicting Content-Length fields",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n"
+                 "Content-Length: 13\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+        .errmsg = "Content-Length \"13\": conflicting values",
+    },
+    {
+        .name = "conflicting Content-Length list",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 12, 13\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+        .errmsg = "Content-Length \"12, 13\": conflicting values",
+    },
+    {
+        .name = "Content-Length with a sign",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+        .errmsg = "Content-Length \"+5\": not a number",
+    },
+    {
+        .name = "negative Content-Length",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+        .errmsg = "Content-Length \"-1\": not a number",
+    },
+    {
+        .name = "Content-Length overflow",
+        .input = "HTTP/1.1 200 OK\r\n"
+                 "Content-Length: 99999999999999999999999\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+        .errmsg = "too large",
+    },
+    {
+        .name = "Content-Length INT64_MAX + 1",
+        .input = "HTTP/1.1 200 OK\r\n"
+                 "Content-Length: 9223372036854775808\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+        .errmsg = "too large",
+    },
+    {
+        .name = "Content-Length INT64_MAX is a length",
+        .input = "HTTP/1.1 200 OK\r\n"
+                 "Content-Length: 9223372036854775807\r\n\r\nab",
+        .eof = true,
+        .events = "HEAD 200 LENGTH, DATA, ERROR",
+        .body = "ab",
+        .error = HCONN_EINCOMPLETE_READ,
+        .errmsg = "received 2 of 9223372036854775807 bytes",
+    },
+    {
+        .name = "empty Content-Length",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+        .errmsg = "empty value",
+    },
+    {
+        .name = "Content-Length with an empty list element",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 5,\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+    },
+    {
+        .name = "hex Content-Length",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+    },
+    {
+        .name = "truncated Content-Length body",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        .eof = true,
+        .events = "HEAD 200 LENGTH, DATA, ERROR",
+        .body = "abc",
+        .error = HCONN_EINCOMPLETE_READ,
+        .errmsg = "received 3 of 10 bytes",
+    },
+    {
+        .name = "Content-Length body with no byte before EOF",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+        .eof = true,
+        .events = "HEAD 200 LENGTH, ERROR",
+        .error = HCONN_EINCOMPLETE_READ,
+        .errmsg = "received 0 of 10 bytes",
+    },
+    {
+        .name = "complete Content-Length body then EOF",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+        .eof = true,
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "abc",
+        .keep_alive = true, /* the caller sees the EOF itself */
+    },
+
+    /* -- Read until close, HTTP/1.0, Connection ------------------------- */
+    {
+        .name = "HTTP/1.0 close-delimited",
+        .input = "HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n"
+                 "<html>until close</html>",
+        .eof = true,
+        .events = "HEAD 200 CLOSE, DATA, END",
+        .heads = "HTTP/1.0 200 OK\nContent-Type: text/html\n",
+        .body = "<html>until close</html>",
+        .ndata = 1,
+    },
+    {
+        .name = "HTTP/1.0 keep-alive with Content-Length",
+        .input = "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n"
+                 "Content-Length: 3\r\n\r\nabc",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "abc",
+        .keep_alive = true,
+    },
+    {
+        .name = "HTTP/1.0 with Content-Length but no keep-alive",
+        .input = "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "abc",
+    },
+    {
+        .name = "HTTP/1.0 keep-alive but close-delimited",
+        .input = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nabc",
+        .eof = true,
+        .events = "HEAD 200 CLOSE, DATA, END",
+        .body = "abc",
+    },
+    {
+        .name = "HTTP/1.0 keep-alive and close: close wins",
+        .input = "HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+    },
+    {
+        .name = "HTTP/1.1 close-delimited",
+        .input = "HTTP/1.1 200 OK\r\n\r\nxyz",
+        .eof = true,
+        .events = "HEAD 200 CLOSE, DATA, END",
+        .body = "xyz",
+    },
+    {
+        .name = "HTTP/1.1 close-delimited empty body",
+        .input = "HTTP/1.1 200 OK\r\n\r\n",
+        .eof = true,
+        .events = "HEAD 200 CLOSE, END",
+    },
+    {
+        .name = "Connection: close",
+        .input = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                 "Content-Length: 2\r\n\r\nok",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "ok",
+    },
+    {
+        .name = "Connection list with close, any case",
+        .input = "HTTP/1.1 200 OK\r\nConnection: Upgrade,  CLOSE \r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+    },
+    {
+        .name = "Connection: closed is not close",
+        .input = "HTTP/1.1 200 OK\r\nConnection: closed\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "request asked to close",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        .request_close = true,
+        .events = "HEAD 200 LENGTH, END",
+    },
+
+    /* -- No body -------------------------------------------------------- */
+    {
+        .name = "HEAD with Content-Length",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
+        .head = true,
+        .events = "HEAD 200 NONE, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "HEAD with Transfer-Encoding: chunked",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        .head = true,
+        .events = "HEAD 200 NONE, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "HEAD answered by HTTP/1.0",
+        .input = "HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\n",
+        .head = true,
+        .events = "HEAD 200 NONE, END",
+    },
+    {
+        .name = "204",
+        .input = "HTTP/1.1 204 No Content\r\n\r\n",
+        .events = "HEAD 204 NONE, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "204 with Content-Length",
+        .input = "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n",
+        .events = "HEAD 204 NONE, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "304",
+        .input = "HTTP/1.1 304 Not Modified\r\nETag: \"abc\"\r\n"
+                 "Content-Length: 42\r\n\r\n",
+        .events = "HEAD 304 NONE, END",
+        .heads = "HTTP/1.1 304 Not Modified\nETag: \"abc\"\n"
+                 "Content-Length: 42\n",
+        .keep_alive = true,
+    },
+
+    /* -- Interim responses --------------------------------------------- */
+    {
+        .name = "100 then 200",
+        .input = "HTTP/1.1 100 Continue\r\n\r\n"
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        .events = "INTERIM 100, HEAD 200 LENGTH, DATA, END",
+        .heads = "HTTP/1.1 100 Continue\n"
+                 "HTTP/1.1 200 OK\nContent-Length: 2\n",
+        .body = "ok",
+        .keep_alive = true,
+    },
+    {
+        .name = "102 and 103 then 200",
+        .input = "HTTP/1.1 102 Processing\r\n\r\n"
+                 "HTTP/1.1 103 Early Hints\r\n"
+                 "Link: </style.css>; rel=preload\r\n"
+                 "Link: </script.js>; rel=preload\r\n\r\n"
+                 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        .events = "INTERIM 102, INTERIM 103, HEAD 200 LENGTH, END",
+        .heads = "HTTP/1.1 102 Processing\n"
+                 "HTTP/1.1 103 Early Hints\n"
+                 "Link: </style.css>; rel=preload\n"
+                 "Link: </script.js>; rel=preload\n"
+                 "HTTP/1.1 200 OK\nContent-Length: 0\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "unknown 1xx is interim",
+        .input = "HTTP/1.1 199 Whatever\r\nX: y\r\n\r\n"
+                 "HTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\nx",
+        .events = "INTERIM 199, HEAD 404 LENGTH, DATA, END",
+        .body = "x",
+        .keep_alive = true,
+    },
+    {
+        .name = "101 is refused",
+        .input = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\n\r\n\x81\x05hello",
+        .events = "ERROR",
+        .error = HCONN_EUNSUPPORTED,
+        .errmsg = "101 Switching Protocols is not supported",
+    },
+    {
+        .name = "EOF after an interim response",
+        .input = "HTTP/1.1 100 Continue\r\n\r\n",
+        .eof = true,
+        .events = "INTERIM 100, ERROR",
+        .error = HCONN_EREMOTE_DISCONNECTED,
+        .errmsg = "after an interim 100 response",
+    },
+
+    /* -- Status lines --------------------------------------------------- */
+    {
+        .name = "garbage status line",
+        .input = "garbage\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "status line: does not start with \"HTTP/\" (got \"g\")",
+    },
+    {
+        .name = "status code of 2 digits",
+        .input = "HTTP/1.1 20\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "status code \"20\" is not 3 digits",
+    },
+    {
+        .name = "status code of 4 digits",
+        .input = "HTTP/1.1 2000 X\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "status code \"2000\" is not 3 digits",
+    },
+    {
+        .name = "status code below 100",
+        .input = "HTTP/1.1 099 Low\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "out of range",
+    },
+    {
+        .name = "status code not a number",
+        .input = "HTTP/1.1 2x0 OK\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+    },
+    {
+        .name = "ICY",
+        .input = "ICY 200 OK\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "(got \"I\")",
+    },
+    {
+        .name = "lower-case http",
+        .input = "http/1.1 200 OK\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+    },
+    {
+        .name = "empty line before the status line",
+        .input = "\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "(got \"\\x0d\")",
+    },
+    {
+        .name = "no status code",
+        .input = "HTTP/1.1\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "no status code",
+    },
+    {
+        .name = "two spaces after the version",
+        .input = "HTTP/1.1  200 OK\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+    },
+    {
+        .name = "malformed version",
+        .input = "HTTP/1.10 200 OK\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "status line: malformed version \"HTTP/1.10\"",
+    },
+    {
+        .name = "version without minor",
+        .input = "HTTP/2 200 OK\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "malformed version \"HTTP/2\"",
+    },
+    {
+        .name = "HTTP/2.0",
+        .input = "HTTP/2.0 200 OK\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EUNKNOWN_PROTOCOL,
+        .errmsg = "status line: version \"HTTP/2.0\" not supported",
+    },
+    {
+        .name = "HTTP/0.9",
+        .input = "HTTP/0.9 200 OK\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EUNKNOWN_PROTOCOL,
+        .errmsg = "version \"HTTP/0.9\" not supported",
+    },
+    {
+        .name = "HTTP/1.2 is handled as 1.1",
+        .input = "HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .heads = "HTTP/1.1 200 OK\nContent-Length: 0\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "no reason and no space",
+        .input = "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .heads = "HTTP/1.1 200 \nContent-Length: 0\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "empty reason",
+        .input = "HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n",
+        .events = "HEAD 404 LENGTH, END",
+        .heads = "HTTP/1.1 404 \nContent-Length: 0\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "reason with spaces and tabs",
+        .input = "HTTP/1.1 500 Internal\tServer  Error\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 500 LENGTH, END",
+        .heads = "HTTP/1.1 500 Internal\tServer  Error\nContent-Length: 0\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "NUL in the reason",
+        BYTES("HTTP/1.1 200 O\0K\r\n\r\n"),
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "reason contains NUL at byte 14",
+    },
+    {
+        .name = "bare CR in the reason",
+        .input = "HTTP/1.1 200 O\rK\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_STATUS_LINE,
+        .errmsg = "reason contains CR",
+    },
+
+    /* -- EOF before the head ends --------------------------------------- */
+    {
+        .name = "EOF before any byte",
+        .input = "",
+        .eof = true,
+        .events = "ERROR",
+        .error = HCONN_EREMOTE_DISCONNECTED,
+        .errmsg = "without a response",
+    },
+    {
+        .name = "EOF inside the status line",
+        .input = "HTTP/1.1 2",
+        .eof = true,
+        .events = "ERROR",
+        .error = HCONN_EREMOTE_DISCONNECTED,
+        .errmsg = "after 10 bytes of the response head",
+    },
+    {
+        .name = "EOF mid-head",
+        .input = "HTTP/1.1 200 OK\r\nContent-Le",
+        .eof = true,
+        .events = "ERROR",
+        .error = HCONN_EREMOTE_DISCONNECTED,
+        .errmsg = "after 27 bytes of the response head",
+    },
+    {
+        .name = "EOF before the blank line",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n",
+        .eof = true,
+        .events = "ERROR",
+        .error = HCONN_EREMOTE_DISCONNECTED,
+    },
+
+    /* -- Header fields -------------------------------------------------- */
+    {
+        .name = "duplicates, order and case kept",
+        .input = "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-Mixed-CASE: v\r\n"
+                 "set-cookie: b=2\r\nContent-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .heads = "HTTP/1.1 200 OK\nSet-Cookie: a=1\nX-Mixed-CASE: v\n"
+                 "set-cookie: b=2\nContent-Length: 0\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "value OWS trimmed, inner whitespace kept",
+        .input = "HTTP/1.1 200 OK\r\nX-A: \t v  a l \t \r\nX-Empty:\r\n"
+                 "X-Spaces:    \r\nX-B:tight\r\nContent-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .heads = "HTTP/1.1 200 OK\nX-A: v  a l\nX-Empty: \nX-Spaces: \n"
+                 "X-B: tight\nContent-Length: 0\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "obs-fold continues the previous value",
+        .input = "HTTP/1.1 200 OK\r\nX-Folded: first\r\n   second \r\n"
+                 "\tthird\r\nX-After: z\r\nContent-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .heads = "HTTP/1.1 200 OK\nX-Folded: first second third\n"
+                 "X-After: z\nContent-Length: 0\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "obs-fold onto an empty value",
+        .input = "HTTP/1.1 200 OK\r\nX-Folded:\r\n value\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .heads = "HTTP/1.1 200 OK\nX-Folded: value\nContent-Length: 0\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "obs-fold in a framing field",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length:\r\n 3\r\n\r\nabc",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "abc",
+        .keep_alive = true,
+    },
+    {
+        .name = "obs-fold before any field",
+        .input = "HTTP/1.1 200 OK\r\n folded\r\nContent-Length: 0\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_HEADER,
+        .errmsg = "header line 1: continuation line before any field",
+    },
+    {
+        .name = "space before colon",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                 "X-Foo : bar\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_HEADER,
+        .errmsg = "header line 2: whitespace between field name \"X-Foo\" "
+                  "and colon",
+    },
+    {
+        .name = "space inside a field name",
+        .input = "HTTP/1.1 200 OK\r\nX Foo: bar\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_HEADER,
+        .errmsg = "header line 1: invalid character in field name at byte 1",
+    },
+    {
+        .name = "no colon",
+        .input = "HTTP/1.1 200 OK\r\nA: b\r\nC: d\r\nNoColonHere\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_HEADER,
+        .errmsg = "header line 3: no colon",
+    },
+    {
+        .name = "empty field name",
+        .input = "HTTP/1.1 200 OK\r\n: value\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_HEADER,
+        .errmsg = "empty field name",
+    },
+    {
+        .name = "NUL in a value",
+        BYTES("HTTP/1.1 200 OK\r\nX-A: a\0b\r\n\r\n"),
+        .events = "ERROR",
+        .error = HCONN_EBAD_HEADER,
+        .errmsg = "header line 1: value contains NUL at byte 6",
+    },
+    {
+        .name = "bare CR in a value",
+        .input = "HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_HEADER,
+        .errmsg = "value contains CR",
+    },
+    {
+        .name = "bare LF line endings",
+        .input = "HTTP/1.1 200 OK\nContent-Length: 4\nX-A:  b \n\nbody",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .heads = "HTTP/1.1 200 OK\nContent-Length: 4\nX-A: b\n",
+        .body = "body",
+        .keep_alive = true,
+    },
+    {
+        .name = "mixed line endings",
+        .input = "HTTP/1.1 200 OK\nContent-Length: 4\r\nX-A: b\n\r\nbody",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "body",
+        .keep_alive = true,
+    },
+
+    /* -- Transfer-Encoding ---------------------------------------------- */
+    {
+        .name = "chunked with extensions and trailers",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5;name=value\r\nhello\r\n"
+                 "6 ; a=\"b;c\"\r\n world\r\n"
+                 "0;last\r\nX-Checksum: abc\r\nX-Other:  d \r\n\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "hello world",
+        .trailers = "X-Checksum: abc\nX-Other: d\n",
+        .keep_alive = true,
+        .ndata = 2,
+    },
+    {
+        .name = "chunked, no trailers, stray bytes stay",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "3\r\nabc\r\n0\r\n\r\nHTTP/1.1",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "abc",
+        .keep_alive = true,
+        .leftover = 8,
+        .ndata = 1,
+    },
+    {
+        .name = "chunked, upper-case hex and coding",
+        .input = "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: Chunked\r\n\r\n"
+                 "A\r\n0123456789\r\n0000000000000001\r\n!\r\n0\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "0123456789!",
+        .keep_alive = true,
+        .ndata = 2,
+    },
+    {
+        .name = "chunked with bare LF",
+        .input = "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n"
+                 "2\nab\n1\nc\n0\nX-T: 1\n\n",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "abc",
+        .trailers = "X-T: 1\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "chunked with empty list elements",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: , chunked,\r\n\r\n"
+                 "0\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "chunked HTTP/1.0: parsed, then closed",
+        .input = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "x",
+    },
+    {
+        .name = "chunked with Connection: close",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                 "Connection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "x",
+    },
+    {
+        .name = "Content-Length with chunked",
+        .input = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_FRAMING,
+        .errmsg = "both Transfer-Encoding and Content-Length",
+    },
+    {
+        .name = "Transfer-Encoding gzip",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EUNKNOWN_TRANSFER_ENCODING,
+        .errmsg = "Transfer-Encoding \"gzip\": unsupported coding \"gzip\"",
+    },
+    {
+        .name = "Transfer-Encoding gzip, chunked",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EUNKNOWN_TRANSFER_ENCODING,
+    },
+    {
+        .name = "Transfer-Encoding over two fields",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EUNKNOWN_TRANSFER_ENCODING,
+    },
+    {
+        .name = "chunked not last",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EUNKNOWN_TRANSFER_ENCODING,
+    },
+    {
+        .name = "chunked twice",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EUNKNOWN_TRANSFER_ENCODING,
+        .errmsg = "chunked applied twice",
+    },
+    {
+        .name = "Transfer-Encoding identity",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EUNKNOWN_TRANSFER_ENCODING,
+    },
+    {
+        .name = "empty Transfer-Encoding",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EUNKNOWN_TRANSFER_ENCODING,
+        .errmsg = "no coding",
+    },
+
+    /* -- Chunk syntax --------------------------------------------------- */
+    {
+        .name = "chunk size zz",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "zz\r\n",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_EBAD_CHUNK,
+        .errmsg = "chunk size \"zz\": not a hex number",
+    },
+    {
+        .name = "empty chunk size",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "\r\n",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_EBAD_CHUNK,
+        .errmsg = "chunk size \"\": not a hex number",
+    },
+    {
+        .name = "chunk size of 17 hex digits",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "00000000000000005\r\nhello\r\n0\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_EBAD_CHUNK,
+        .errmsg = "more than 16 hex digits",
+    },
+    {
+        .name = "chunk size above INT64_MAX",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "8000000000000000\r\n",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_EBAD_CHUNK,
+        .errmsg = "too large",
+    },
+    {
+        .name = "chunk size UINT64_MAX",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "ffffffffffffffff\r\n",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_EBAD_CHUNK,
+        .errmsg = "too large",
+    },
+    {
+        .name = "chunk size with a sign",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "-5\r\n",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_EBAD_CHUNK,
+    },
+    {
+        .name = "chunk size with junk after it",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5 x\r\nhello\r\n",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_EBAD_CHUNK,
+        .errmsg = "unexpected character at byte 2",
+    },
+    {
+        .name = "no CRLF after chunk data",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5\r\nhelloX\r\n0\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, ERROR",
+        .body = "hello",
+        .error = HCONN_EBAD_CHUNK,
+        .errmsg = "no CRLF after chunk data",
+    },
+    {
+        .name = "CR then junk after chunk data",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5\r\nhello\r\r0\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, ERROR",
+        .body = "hello",
+        .error = HCONN_EBAD_CHUNK,
+    },
+    {
+        .name = "bad trailer line",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "1\r\nx\r\n0\r\nX-Ok: 1\r\nbroken trailer\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, ERROR",
+        .body = "x",
+        .error = HCONN_EBAD_HEADER,
+        .errmsg = "trailer line 2: no colon",
+    },
+    {
+        .name = "truncated chunk data",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "2\r\nab\r\n5\r\nhel",
+        .eof = true,
+        .events = "HEAD 200 CHUNKED, DATA, ERROR",
+        .body = "abhel",
+        .error = HCONN_EINCOMPLETE_READ,
+        .errmsg = "received 5 bytes of a chunked body",
+    },
+    {
+        .name = "truncated chunk-size line",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "2\r\nab\r\n1",
+        .eof = true,
+        .events = "HEAD 200 CHUNKED, DATA, ERROR",
+        .body = "ab",
+        .error = HCONN_EINCOMPLETE_READ,
+        .errmsg = "received 2 bytes of a chunked body",
+    },
+    {
+        .name = "truncated before the CRLF after data",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "2\r\nab\r",
+        .eof = true,
+        .events = "HEAD 200 CHUNKED, DATA, ERROR",
+        .body = "ab",
+        .error = HCONN_EINCOMPLETE_READ,
+    },
+    {
+        .name = "truncated trailer section",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "2\r\nab\r\n0\r\nX-T: 1\r\n",
+        .eof = true,
+        .events = "HEAD 200 CHUNKED, DATA, ERROR",
+        .body = "ab",
+        .error = HCONN_EINCOMPLETE_READ,
+    },
+    {
+        .name = "chunked body with no chunk before EOF",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        .eof = true,
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_EINCOMPLETE_READ,
+        .errmsg = "received 0 bytes of a chunked body",
+    },
+};
+
+/* ---- The runner --------------------------------------------------------- */
+
+enum feed_mode {
+    FEED_ALL,    /* everything in one call, EOF with it */
+    FEED_BYTES,  /* one byte per call, EOF in a call of its own */
+    FEED_RANDOM, /* random-size pieces from a fixed seed */
+};
+
+static const char *const feed_names[] = {"all at once", "byte by byte",
+                                         "random pieces"};
+
+/* What one run produced; three runs of a case must agree. */
+struct response_run {
+    struct sbuf events;   /* kinds, collapsed DATA */
+    struct sbuf heads;    /* every head, as in response_case.heads */
+    struct sbuf body;     /* DATA concatenated */
+    struct sbuf trailers; /* END's fields */
+    int error;            /* ERROR's code */
+    char errmsg[192];     /* ERROR's message */
+    bool keep_alive;      /* after END */
+    bool ended;           /* the run ended with END */
+    size_t leftover;      /* unconsumed bytes at the end */
+    size_t ndata;         /* DATA events */
+    uint64_t body_received;
+    enum http1_framing framing;
+};
+
+static const char *
+framing_name(enum http1_framing f)
+{
+    switch (f) {
+    case HTTP1_FRAMING_NONE:
+        return "NONE";
+    case HTTP1_FRAMING_LENGTH:
+        return "LENGTH";
+    case HTTP1_FRAMING_CHUNKED:
+        return "CHUNKED";
+    case HTTP1_FRAMING_CLOSE:
+        return "CLOSE";
+    }
+    return "?";
+}
+
+static bool
+in_bytes(const char *p, size_t n, const char *lo, const char *hi)
+{
+    return p >= lo && p <= hi && n <= (size_t)(hi - p);
+}
+
+/* Appends fields as "Name: unfolded value\n", checking they lie in
+ * [lo, hi). */
+static void
+dump_fields(const char *who, const struct http1_header *h, size_t n,
+            const char *lo, const char *hi, struct sbuf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *v = malloc(h[i].value_len + 1);
+        size_t vl;
+
+        assert_non_null(v);
+        if (!in_bytes(h[i].name, h[i].name_len, lo, hi) ||
+            !in_bytes(h[i].value, h[i].value_len, lo, hi))
+            fail_msg("%s: field %zu points outside the consumed bytes", who,
+                     i);
+        vl = http1_unfold_value(v, h[i].value, h[i].value_len);
+        sb_add(out, h[i].name, h[i].name_len);
+        sb_add(out, ": ", 2);
+        sb_add(out, v, vl);
+        sb_add(out, "\n", 1);
+        free(v);
+    }
+}
+
+static void
+add_event(struct response_run *r, const char *token)
+{
+    if (r->events.len > 0)
+        sb_add(&r->events, ", ", 2);
+    sb_add(&r->events, token, strlen(token));
+}
+
+/* Records one event; buf[0..consumed) are the bytes it consumed. */
+static void
+record_event(const char *who, const struct http1_parser *p,
+             const struct http1_event *ev, const char *buf, size_t consumed,
+             struct response_run *r)
+{
+    const char *hi = buf + consumed;
+    char token[64];
+
+    switch (ev->kind) {
+    case HTTP1_NEED_DATA:
+        return;
+    case HTTP1_INTERIM:
+    case HTTP1_HEAD:
+        if (!in_bytes(ev->reason, ev->reason_len, buf, hi))
+            fail_msg("%s: reason points outside the head", who);
+        if (ev->version != 10 && ev->version != 11)
+            fail_msg("%s: version %d", who, ev->version);
+        sb_addf(&r->heads, "HTTP/1.%d %d ", ev->version % 10, ev->status);
+        sb_add(&r->heads, ev->reason, ev->reason_len);
+        sb_add(&r->heads, "\n", 1);
+        dump_fields(who, ev->headers, ev->nheaders, buf, hi, &r->heads);
+        if (ev->kind == HTTP1_INTERIM) {
+            snprintf(token, sizeof token, "INTERIM %d", ev->status);
+        } else {
+            snprintf(token, sizeof token, "HEAD %d %s", ev->status,
+                     framing_name(p->framing));
+            r->framing = p->framing;
+            if (p->status != ev->status || p->version != ev->version)
+                fail_msg("%s: parser fields disagree with HEAD", who);
+            if (http1_parser_keep_alive(p))
+                fail_msg("%s: keep_alive true before END", who);
+        }
+        add_event(r, token);
+        break;
+    case HTTP1_DATA:
+        if (ev->len == 0 || ev->data + ev->len != hi ||
+            !in_bytes(ev->data, ev->len, buf, hi))
+            fail_msg("%s: DATA of %zu bytes does not end where consumed "
+                     "does",
+                     who, ev->len);
+        if (r->ndata++ == 0 || strcmp(r->events.s + r->events.len - 4,
+                                      "DATA") != 0)
+            add_event(r, "DATA");
+        sb_add(&r->body, ev->data, ev->len);
+        break;
+    case HTTP1_END:
+        add_event(r, "END");
+        dump_fields(who, ev->headers, ev->nheaders, buf, hi, &r->trailers);
+        r->keep_alive = http1_parser_keep_alive(p);
+        r->ended = true;
+        if (p->body_received != r->body.len)
+            fail_msg("%s: body_received %llu, DATA gave %zu", who,
+                     (unsigned long long)p->body_received, r->body.len);
+        break;
+    case HTTP1_ERROR:
+        add_event(r, "ERROR");
+        r->error = ev->error;
+        snprintf(r->errmsg, sizeof r->errmsg, "%s", p->errmsg);
+        if (ev->error >= 0 || consumed != 0)
+            fail_msg("%s: ERROR with code %d, consumed %zu", who, ev->error,
+                     consumed);
+        if (http1_parser_keep_alive(p))
+            fail_msg("%s: keep_alive true after ERROR", who);
+        break;
+    }
+}
+
+static uint32_t
+xorshift32(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* Feeds the case's input one way, as the daemon would. */
+static void
+run_feed(const struct response_case *c, const char *in, size_t n,
+         enum feed_mode mode, struct response_run *r)
+{
+    struct http1_parser p;
+    char *buf = malloc(n + 1);
+    char who[160];
+    size_t have = 0, fed = 0;
+    uint32_t rng = 0x2545f491;
+    bool terminal = false;
+    enum http1_event_kind tkind = HTTP1_NEED_DATA;
+    int terror = 0;
+
+    assert_non_null(buf);
+    snprintf(who, sizeof who, "%s [%s]", c->name, feed_names[mode]);
+    memset(r, 0, sizeof *r);
+    memset(&p, 0, sizeof p);
+    http1_parser_init(&p, c->head, c->request_close);
+    for (;;) {
+        bool eof;
+
+        if (fed < n) {
+            size_t piece = n - fed;
+
+            if (mode == FEED_BYTES) {
+                piece = 1;
+            } else if (mode == FEED_RANDOM) {
+                uint32_t x = xorshift32(&rng);
+
+                piece = x % 8 == 0 ? 1 + (x >> 3) % 4096 : 1 + (x >> 3) % 23;
+                if (piece > n - fed)
+                    piece = n - fed;
+            }
+            memcpy(buf + have, in + fed, piece);
+            have += piece;
+            fed += piece;
+            eof = mode == FEED_ALL && c->eof && fed == n;
+        } else if (c->eof && !terminal) {
+            eof = true;
+        } else {
+            break;
+        }
+        for (;;) {
+            size_t consumed = (size_t)-1;
+            struct http1_event ev =
+                http1_parser_next(&p, buf, have, eof, &consumed);
+
+            if (consumed > have)
+                fail_msg("%s: consumed %zu of %zu", who, consumed, have);
+            if (terminal) {
+                /* END and ERROR repeat, consuming nothing. */
+                if (ev.kind != tkind || consumed != 0 ||
+                    (tkind == HTTP1_ERROR && ev.error != terror) ||
+                    (tkind == HTTP1_END && ev.nheaders != 0))
+                    fail_msg("%s: terminal event not repeated", who);
+                break;
+            }
+            record_event(who, &p, &ev, buf, consumed, r);
+            memmove(buf, buf + consumed, have - consumed);
+            have -= consumed;
+            if (ev.kind == HTTP1_NEED_DATA) {
+                if (eof)
+                    fail_msg("%s: NEED_DATA after EOF", who);
+                break;
+            }
+            if (ev.kind == HTTP1_END || ev.kind == HTTP1_ERROR) {
+                terminal = true;
+                tkind = ev.kind;
+                terror = ev.error;
+            }
+        }
+    }
+    if (!terminal)
+        fail_msg("%s: no END or ERROR (events: %s)", who, sb_str(&r->events));
+    r->leftover = have;
+    r->body_received = p.body_received;
+    free(buf);
+}
+
+static void
+run_free(struct response_run *r)
+{
+    sb_free(&r->events);
+    sb_free(&r->heads);
+    sb_free(&r->body);
+    sb_free(&r->trailers);
+}
+
+static void
+expect_same(const char *name, const char *what, const char *got,
+            const char *want)
+{
+    if (strcmp(got, want) != 0)
+        fail_msg("%s: %s:\n  got:  \"%s\"\n  want: \"%s\"", name, what, got,
+                 want);
+}
+
+/* Runs a case all three ways; the runs must agree, then match the case. */
+static void
+check_response(const struct response_case *c)
+{
+    size_t n = c->input_len ? c->input_len : strlen(c->input);
+    struct response_run r[3];
+    char who[160];
+
+    for (int m = FEED_ALL; m <= FEED_RANDOM; m++)
+        run_feed(c, c->input, n, (enum feed_mode)m, &r[m]);
+    for (int m = FEED_BYTES; m <= FEED_RANDOM; m++) {
+        snprintf(who, sizeof who, "%s [%s vs all at once]", c->name,
+                 feed_names[m]);
+        expect_same(who, "events", sb_str(&r[m].events), sb_str(&r[0].events));
+        expect_same(who, "heads", sb_str(&r[m].heads), sb_str(&r[0].heads));
+        if (r[m].body.len != r[0].body.len ||
+            memcmp(sb_str(&r[m].body), sb_str(&r[0].body), r[0].body.len))
+            fail_msg("%s: bodies differ", who);
+        expect_same(who, "trailers", sb_str(&r[m].trailers),
+                    sb_str(&r[0].trailers));
+        expect_same(who, "errmsg", r[m].errmsg, r[0].errmsg);
+        if (r[m].error != r[0].error || r[m].keep_alive != r[0].keep_alive ||
+            r[m].body_received != r[0].body_received ||
+            (r[0].ended && r[m].leftover != r[0].leftover))
+            fail_msg("%s: error, keep_alive, body or leftover differ", who);
+    }
+
+    expect_same(c->name, "events", sb_str(&r[0].events), c->events);
+    if (c->heads != NULL)
+        expect_same(c->name, "heads", sb_str(&r[0].heads), c->heads);
+    expect_same(c->name, "body", sb_str(&r[0].body),
+                c->body ? c->body : "");
+    expect_same(c->name, "trailers", sb_str(&r[0].trailers),
+                c->trailers ? c->trailers : "");
+    if (r[0].error != c->error)
+        fail_msg("%s: error %s, want %s", c->name,
+                 hconn_error_name(r[0].error), hconn_error_name(c->error));
+    if (c->errmsg != NULL && strstr(r[0].errmsg, c->errmsg) == NULL)
+        fail_msg("%s: errmsg \"%s\" lacks \"%s\"", c->name, r[0].errmsg,
+                 c->errmsg);
+    if (c->error != 0 && r[0].errmsg[0] == '\0')
+        fail_msg("%s: empty errmsg", c->name);
+    if (r[0].keep_alive != c->keep_alive)
+        fail_msg("%s: keep_alive %d, want %d", c->name, r[0].keep_alive,
+                 c->keep_alive);
+    if (r[0].ended && r[0].leftover != c->leftover)
+        fail_msg("%s: %zu bytes left over, want %zu", c->name, r[0].leftover,
+                 c->leftover);
+    /* DATA hands over everything available in the current segment. */
+    if (c->ndata != 0 && r[0].ndata != c->ndata)
+        fail_msg("%s: %zu DATA events at once, want %zu", c->name,
+                 r[0].ndata, c->ndata);
+    if ((r[0].framing == HTTP1_FRAMING_LENGTH ||
+         r[0].framing == HTTP1_FRAMING_CLOSE) &&
+        r[0].ndata > 1)
+        fail_msg("%s: body split into %zu DATA events", c->name, r[0].ndata);
+    for (int m = FEED_ALL; m <= FEED_RANDOM; m++)
+        run_free(&r[m]);
+}
+
+static void
+test_response_case(void **state)
+{
+    check_response(*state);
+}
+
+/* ---- Generated cases: limits -------------------------------------------- */
+
+/* Builds "prefix" + fill x count + "suffix" in a malloc'd buffer. */
+static char *
+build(const char *prefix, char fill, size_t count, const char *suffix)
+{
+    size_t a = strlen(prefix), b = strlen(suffix);
+    char *s = malloc(a + count + b + 1);
+
+    assert_non_null(s);
+    memcpy(s, prefix, a);
+    memset(s + a, fill, count);
+    memcpy(s + a + count, suffix, b + 1);
+    return s;
+}
+
+static void
+check_generated(struct response_case *c, char *input)
+{
+    c->input = input;
+    check_response(c);
+    free(input);
+}
+
+/* A status line of exactly HTTP1_MAX_LINE bytes (its CRLF included, as
+ * http.client counts) passes; one byte more fails. */
+static void
+test_status_line_limit(void **state)
+{
+    const size_t fixed = strlen("HTTP/1.1 200 ") + 2;
+    struct response_case ok = {
+        .name = "status line at the limit",
+        .events = "HEAD 200 LENGTH, END",
+        .keep_alive = true,
+    };
+    struct response_case lf = ok;
+    struct response_case over = {
+        .name = "status line one past the limit",
+        .events = "ERROR",
+        .error = HCONN_ELINE_TOO_LONG,
+        .errmsg = "status line: longer than 65536 bytes",
+    };
+
+    check_generated(&ok, build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - fixed,
+                               "\r\nContent-Length: 0\r\n\r\n"));
+    lf.name = "status line at the limit, bare LF";
+    check_generated(&lf, build("HTTP/1.1 200 ", 'R',
+                               HTTP1_MAX_LINE - fixed + 1,
+                               "\nContent-Length: 0\r\n\r\n"));
+    check_generated(&over,
+                    build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - fixed + 1,
+                          "\r\nContent-Length: 0\r\n\r\n"));
+    (void)state;
+}
+
+/* The limit trips as soon as HTTP1_MAX_LINE bytes sit without a line end,
+ * with no EOF and no more input; one byte less just waits. */
+static void
+test_line_limit_without_line_end(void **state)
+{
+    struct response_case full = {
+        .name = "status line filling the limit, no line end",
+        .events = "ERROR",
+        .error = HCONN_ELINE_TOO_LONG,
+    };
+    struct response_case header = {
+        .name = "header line filling the limit, no line end",
+        .events = "ERROR",
+        .error = HCONN_ELINE_TOO_LONG,
+        .errmsg = "header line 1: longer than 65536 bytes",
+    };
+    struct response_case under = {
+        .name = "one byte under the limit, then EOF",
+        .eof = true,
+        .events = "ERROR",
+        .error = HCONN_EREMOTE_DISCONNECTED,
+    };
+    const size_t sl = strlen("HTTP/1.1 200 ");
+
+    check_generated(&full, build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - sl,
+                                 ""));
+    check_generated(&header, build("HTTP/1.1 200 OK\r\nX: ", 'v',
+                                   HTTP1_MAX_LINE - 3, ""));
+    check_generated(&under,
+                    build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - sl - 1, ""));
+    (void)state;
+}
+
+static void
+test_header_line_limit(void **state)
+{
+    const size_t fixed = strlen("X-Big: ") + 2;
+    struct response_case ok = {
+        .name = "header line at the limit",
+        .events = "HEAD 200 LENGTH, END",
+        .keep_alive = true,
+    };
+    struct response_case over = {
+        .name = "header line one past the limit",
+        .events = "ERROR",
+        .error = HCONN_ELINE_TOO_LONG,
+        .errmsg = "header line 2: longer than 65536 bytes",
+    };
+
+    check_generated(&ok, build("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                               "X-Big: ",
+                               'v', HTTP1_MAX_LINE - fixed, "\r\n\r\n"));
+    check_generated(&over, build("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                                 "X-Big: ",
+                                 'v', HTTP1_MAX_LINE - fixed + 1, "\r\n\r\n"));
+    (void)state;
+}
+
+/* Chunk extensions are ignored, but the chunk-size line is still a line;
+ * trailer lines have the head's limit. */
+static void
+test_chunk_and_trailer_line_limit(void **state)
+{
+    const char *head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    char prefix[128], *want;
+    struct response_case ok = {
+        .name = "chunk-size line at the limit",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "hello",
+        .keep_alive = true,
+    };
+    struct response_case over = {
+        .name = "chunk-size line one past the limit",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_ELINE_TOO_LONG,
+        .errmsg = "chunk-size line: longer than 65536 bytes",
+    };
+    struct response_case tok = {
+        .name = "trailer line at the limit",
+        .events = "HEAD 200 CHUNKED, END",
+        .keep_alive = true,
+    };
+    struct response_case tover = {
+        .name = "trailer line one past the limit",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_ELINE_TOO_LONG,
+        .errmsg = "trailer line 2: longer than 65536 bytes",
+    };
+
+    snprintf(prefix, sizeof prefix, "%s5;", head);
+    check_generated(&ok, build(prefix, 'e', HTTP1_MAX_LINE - 4,
+                               "\r\nhello\r\n0\r\n\r\n"));
+    check_generated(&over, build(prefix, 'e', HTTP1_MAX_LINE - 3,
+                                 "\r\nhello\r\n0\r\n\r\n"));
+    snprintf(prefix, sizeof prefix, "%s0\r\nA: b\r\nX: ", head);
+    want = build("A: b\nX: ", 't', HTTP1_MAX_LINE - 5, "\n");
+    tok.trailers = want;
+    check_generated(&tok, build(prefix, 't', HTTP1_MAX_LINE - 5, "\r\n\r\n"));
+    free(want);
+    check_generated(&tover,
+                    build(prefix, 't', HTTP1_MAX_LINE - 4, "\r\n\r\n"));
+    (void)state;
+}
+
+/* Builds a head (or trailer section) of n "X-Hnnn: v" lines. */
+static char *
+build_fields(const char *prefix, size_t n, bool fold_last,
+             const char *suffix, struct sbuf *dump)
+{
+    struct sbuf s = {0};
+
+    sb_add(&s, prefix, strlen(prefix));
+    for (size_t i = 0; i < n; i++) {
+        if (fold_last && i == n - 1) {
+            sb_addf(&s, " folded\r\n");
+            if (dump != NULL) {
+                dump->len--; /* the fold joins the previous line */
+                sb_addf(dump, " folded\n");
+            }
+            continue;
+        }
+        sb_addf(&s, "X-H%03zu: v%zu\r\n", i, i);
+        if (dump != NULL)
+            sb_addf(dump, "X-H%03zu: v%zu\n", i, i);
+    }
+    sb_add(&s, suffix, strlen(suffix));
+    return s.s;
+}
+
+/* http.client: "got more than 100 headers"; folded lines count. */
+static void
+test_header_count_limit(void **state)
+{
+    struct sbuf want = {0};
+    struct response_case ok = {
+        .name = "100 header lines",
+        .eof = true,
+        .events = "HEAD 200 CLOSE, END",
+    };
+    struct response_case folded = {
+        .name = "99 fields and a folded line",
+        .eof = true,
+        .events = "HEAD 200 CLOSE, END",
+    };
+    struct response_case over = {
+        .name = "101 header lines",
+        .events = "ERROR",
+        .error = HCONN_ETOO_MANY_HEADERS,
+        .errmsg = "headers: more than 100 field lines",
+    };
+    struct response_case fover = {
+        .name = "100 fields and a folded line",
+        .events = "ERROR",
+        .error = HCONN_ETOO_MANY_HEADERS,
+    };
+    struct response_case tok = {
+        .name = "100 trailer lines",
+        .events = "HEAD 200 CHUNKED, END",
+        .keep_alive = true,
+    };
+    struct response_case tover = {
+        .name = "101 trailer lines",
+        .events = "HEAD 200 CHUNKED, ERROR",
+        .error = HCONN_ETOO_MANY_HEADERS,
+        .errmsg = "trailers: more than 100 field lines",
+    };
+    const char *chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                          "\r\n0\r\n";
+
+    sb_add(&want, "HTTP/1.1 200 OK\n", 16);
+    ok.input = build_fields("HTTP/1.1 200 OK\r\n", HTTP1_MAX_HEADERS, false,
+                            "\r\n", &want);
+    ok.heads = want.s;
+    check_response(&ok);
+    free((char *)ok.input);
+    sb_free(&want);
+
+    sb_add(&want, "HTTP/1.1 200 OK\n", 16);
+    folded.input = build_fields("HTTP/1.1 200 OK\r\n", HTTP1_MAX_HEADERS,
+                                true, "\r\n", &want);
+    folded.heads = want.s;
+    check_response(&folded);
+    free((char *)folded.input);
+    sb_free(&want);
+
+    check_generated(&over, build_fields("HTTP/1.1 200 OK\r\n",
+                                        HTTP1_MAX_HEADERS + 1, false, "\r\n",
+                                        NULL));
+    check_generated(&fover, build_fields("HTTP/1.1 200 OK\r\n",
+                                         HTTP1_MAX_HEADERS + 1, true, "\r\n",
+                                         NULL));
+    tok.input = build_fields(chunked, HTTP1_MAX_HEADERS, false, "\r\n", &want);
+    tok.trailers = want.s;
+    check_response(&tok);
+    free((char *)tok.input);
+    sb_free(&want);
+    check_generated(&tover, build_fields(chunked, HTTP1_MAX_HEADERS + 1,
+                                         false, "\r\n", NULL));
+    (void)state;
+}
+
+/* A large body arrives as whatever pieces the caller has, never capped. */
+static void
+test_large_body(void **state)
+{
+    enum { N = 1 << 20 };
+    char head[64];
+    struct response_case c = {
+        .name = "1 MiB Content-Length body",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .keep_alive = true,
+        .ndata = 1,
+    };
+    char *in;
+
+    snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n",
+             N);
+    in = build(head, 'b', N, "");
+    c.body = in + strlen(head);
+    c.input = in;
+    check_response(&c);
+    free(in);
+    (void)state;
+}
+
+/* ---- Parser API details ------------------------------------------------- */
+
+/* After END or ERROR the parser repeats itself and consumes nothing. */
+static void
+test_terminal_repeats(void **state)
+{
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy";
+    static const char bad[] = "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n";
+    struct http1_parser p;
+    struct http1_event ev;
+    size_t used, off = 0;
+
+    http1_parser_init(&p, false, false);
+    ev = http1_parser_next(&p, ok, sizeof ok - 1, false, &used);
+    assert_int_equal(ev.kind, HTTP1_HEAD);
+    assert_false(http1_parser_keep_alive(&p));
+    assert_int_equal(p.framing, HTTP1_FRAMING_LENGTH);
+    assert_int_equal(p.content_length, 1);
+    off += used;
+    ev = http1_parser_next(&p, ok + off, sizeof ok - 1 - off, false, &used);
+    assert_int_equal(ev.kind, HTTP1_DATA);
+    assert_int_equal(ev.len, 1);
+    off += used;
+    for (int i = 0; i < 3; i++) {
+        ev = http1_parser_next(&p, ok + off, sizeof ok - 1 - off, i == 2,
+                               &used);
+        assert_int_equal(ev.kind, HTTP1_END);
+        assert_int_equal(used, 0);
+        assert_int_equal(ev.nheaders, 0);
+        assert_true(http1_parser_keep_alive(&p));
+    }
+
+    http1_parser_init(&p, false, false);
+    for (int i = 0; i < 3; i++) {
+        ev = http1_parser_next(&p, bad, sizeof bad - 1, i == 2, &used);
+        assert_int_equal(ev.kind, HTTP1_ERROR);
+        assert_int_equal(ev.error, HCONN_EBAD_CONTENT_LENGTH);
+        assert_int_equal(used, 0);
+        assert_int_equal(p.state, HTTP1_S_FAILED);
+        assert_false(http1_parser_keep_alive(&p));
+    }
+    (void)state;
+}
+
+/* Scanning resumes where it stopped: p->scanned tracks the bytes seen. */
+static void
+test_scanned_resumes(void **state)
+{
+    static const char in[] = "HTTP/1.1 200 OK\r\nX-A: b";
+    struct http1_parser p;
+    struct http1_event ev;
+    size_t used;
+
+    http1_parser_init(&p, false, false);
+    ev = http1_parser_next(&p, NULL, 0, false, &used);
+    assert_int_equal(ev.kind, HTTP1_NEED_DATA);
+    assert_int_equal(used, 0);
+    ev = http1_parser_next(&p, in, sizeof in - 1, false, &used);
+    assert_int_equal(ev.kind, HTTP1_NEED_DATA);
+    assert_int_equal(used, 0);
+    assert_int_equal(p.scanned, sizeof in - 1);
+    assert_int_equal(p.line_start, strlen("HTTP/1.1 200 OK\r\n"));
+    assert_int_equal(p.nlines, 0);
+    (void)state;
+}
+
+/* ---- Request heads ------------------------------------------------------ */
+
+#define H(n, v) {(n), sizeof(n) - 1, (v), sizeof(v) - 1}
+#define FIELDS(...)                                                            \
+    .headers = (const struct http1_header[]){__VA_ARGS__},                     \
+    .nheaders = sizeof((const struct http1_header[]){__VA_ARGS__}) /           \
+                sizeof(struct http1_header)
+
+struct request_case {
+    const char *name;
+    struct http1_request req;
+    const char *want;   /* the exact head; NULL when an error is expected */
+    int error;          /* the expected code */
+    const char *errmsg; /* a substring of err */
+};
+
+static const struct request_case request_cases[] = {
+    {
+        .name = "default GET",
+        .req = {.method = "GET", .target = "/", .host = "example.com",
+                .port = 80, .content_length = -1},
+        .want = "GET / HTTP/1.1\r\nHost: example.com\r\n"
+                "Accept-Encoding: identity\r\n\r\n",
+    },
+    {
+        .name = "port 0 is the default",
+        .req = {.method = "GET", .target = "/", .host = "example.com",
+                .content_length = -1},
+        .want = "GET / HTTP/1.1\r\nHost: example.com\r\n"
+                "Accept-Encoding: identity\r\n\r\n",
+    },
+    {
+        .name = "non-default port",
+        .req = {.method = "GET", .target = "/a?b=c", .host = "example.com",
+                .port = 8080, .content_length = -1},
+        .want = "GET /a?b=c HTTP/1.1\r\nHost: example.com:8080\r\n"
+                "Accept-Encoding: identity\r\n\r\n",
+    },
+    {
+        .name = "TLS default port",
+        .req = {.method = "GET", .target = "/", .host = "example.com",
+                .port = 443, .tls = true, .content_length = -1},
+        .want = "GET / HTTP/1.1\r\nHost: example.com\r\n"
+                "Accept-Encoding: identity\r\n\r\n",
+    },
+    {
+        .name = "TLS on port 80",
+        .req = {.method = "GET", .target = "/", .host = "example.com",
+                .port = 80, .tls = true, .content_length = -1},
+        .want = "GET / HTTP/1.1\r\nHost: example.com:80\r\n"
+                "Accept-Encoding: identity\r\n\r\n",
+    },
+    {
+        .name = "IPv6 host",
+        .req = {.method = "GET", .target = "/", .host = "::1", .port = 8080,
+                .content_length = -1},
+        .want = "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n"
+                "Accept-Encoding: identity\r\n\r\n",
+    },
+    {
+        .name = "IPv6 host, default port",
+        .req = {.method = "GET", .target = "/", .host = "2001:db8::1",
+                .port = 80, .content_length = -1},
+        .want = "GET / HTTP/1.1\r\nHost: [2001:db8::1]\r\n"
+                "Accept-Encoding: identity\r\n\r\n",
+    },
+    {
+        .name = "skip_host and skip_accept_encoding",
+        .req = {.method = "GET", .target = "*", .host = "example.com",
+                .port = 80, .skip_host = true, .skip_accept_encoding = true,
+                .content_length = -1},
+        .want = "GET * HTTP/1.1\r\n\r\n",
+    },
+    {
+        .name = "skip_host needs no host",
+        .req = {.method = "OPTIONS", .target = "*", .skip_host = true,
+                .content_length = -1},
+        .want = "OPTIONS * HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n",
+    },
+    {
+        .name = "caller Host and Accept-Encoding, any case, in order",
+        .req = {.method = "GET", .target = "/", .host = "example.com",
+                .port = 8080, .content_length = -1,
+                FIELDS(H("X-First", "1"), H("host", "other.example"),
+                       H("ACCEPT-ENCODING", "gzip"), H("X-Last", "2"))},
+        .want = "GET / HTTP/1.1\r\nX-First: 1\r\nhost: other.example\r\n"
+                "ACCEPT-ENCODING: gzip\r\nX-Last: 2\r\n\r\n",
+    },
+    {
+        .name = "automatic fields first, caller fields, then framing",
+        .req = {.method = "POST", .target = "/upload", .host = "h",
+                .port = 80, .content_length = 11,
+                FIELDS(H("Content-Type", "text/plain"), H("X-Empty", ""),
+                       H("Set", "a"), H("Set", "b"))},
+        .want = "POST /upload HTTP/1.1\r\nHost: h\r\n"
+                "Accept-Encoding: identity\r\nContent-Type: text/plain\r\n"
+                "X-Empty: \r\nSet: a\r\nSet: b\r\nContent-Length: 11\r\n\r\n",
+    },
+    {
+        .name = "POST without a body gets Content-Length: 0",
+        .req = {.method = "POST", .target = "/", .host = "h", .port = 80,
+                .content_length = -1},
+        .want = "POST / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: identity\r\n"
+                "Content-Length: 0\r\n\r\n",
+    },
+    {
+        .name = "put without a body, lower case",
+        .req = {.method = "put", .target = "/", .host = "h", .port = 80,
+                .skip_accept_encoding = true, .content_length = -1},
+        .want = "put / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+    },
+    {
+        .name = "PATCH without a body",
+        .req = {.method = "PATCH", .target = "/", .skip_host = true,
+                .skip_accept_encoding = true, .content_length = -1},
+        .want = "PATCH / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    },
+    {
+        .name = "DELETE without a body has no Content-Length",
+        .req = {.method = "DELETE", .target = "/x", .host = "h", .port = 80,
+                .skip_accept_encoding = true, .content_length = -1},
+        .want = "DELETE /x HTTP/1.1\r\nHost: h\r\n\r\n",
+    },
+    {
+        .name = "GET with an empty body",
+        .req = {.method = "GET", .target = "/", .skip_host = true,
+                .skip_accept_encoding = true, .content_length = 0},
+        .want = "GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    },
+    {
+        .name = "chunked body",
+        .req = {.method = "POST", .target = "/", .host = "h", .port = 80,
+                .content_length = -1, .chunked = true,
+                FIELDS(H("X-A", "b"))},
+        .want = "POST / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: identity\r\n"
+                "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n",
+    },
+    {
+        .name = "caller Content-Length kept",
+        .req = {.method = "PUT", .target = "/", .skip_host = true,
+                .skip_accept_encoding = true, .content_length = 5,
+                FIELDS(H("content-length", "5"))},
+        .want = "PUT / HTTP/1.1\r\ncontent-length: 5\r\n\r\n",
+    },
+    {
+        .name = "caller Transfer-Encoding kept",
+        .req = {.method = "POST", .target = "/", .skip_host = true,
+                .skip_accept_encoding = true, .content_length = -1,
+                .chunked = true, FIELDS(H("Transfer-Encoding", "chunked"))},
+        .want = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    },
+    {
+        .name = "caller Transfer-Encoding: no Content-Length added",
+        .req = {.method = "POST", .target = "/", .skip_host = true,
+                .skip_accept_encoding = true, .content_length = 10,
+                FIELDS(H("Transfer-Encoding", "gzip, chunked"))},
+        .want = "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    },
+    {
+        .name = "bracketed IPv6 host not bracketed twice",
+        .req = {.method = "GET", .target = "/", .host = "[::1]", .port = 81,
+                .skip_accept_encoding = true, .content_length = -1},
+        .want = "GET / HTTP/1.1\r\nHost: [::1]:81\r\n\r\n",
+    },
+
+    /* -- Refusals: nothing reaches the output -------------------------- */
+    {
+        .name = "method with a space",
+        .req = {.method = "GE T", .target = "/", .host = "h",
+                .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "method \"GE T\" contains an invalid character at byte 2",
+    },
+    {
+        .name = "method smuggling a request line",
+        .req = {.method = "GET / HTTP/1.1\r\nX: y\r\n\r\nGET", .target = "/",
+                .host = "h", .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "method \"GET / HTTP/1.1\\x0d\\x0aX: y",
+    },
+    {
+        .name = "method with a control",
+        .req = {.method = "G\x01T", .target = "/", .host = "h",
+                .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "at byte 1",
+    },
+    {
+        .name = "method with a separator",
+        .req = {.method = "GET(x)", .target = "/", .host = "h",
+                .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+    },
+    {
+        .name = "empty method",
+        .req = {.method = "", .target = "/", .host = "h",
+                .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "method is empty",
+    },
+    {
+        .name = "target with a space",
+        .req = {.method = "GET", .target = "/a b", .host = "h",
+                .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "target \"/a b\" contains an invalid character at byte 2",
+    },
+    {
+        .name = "target with CRLF",
+        .req = {.method = "GET", .target = "/\r\nX-Injected: 1", .host = "h",
+                .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+    },
+    {
+        .name = "target with DEL",
+        .req = {.method = "GET", .target = "/\x7f", .host = "h",
+                .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+    },
+    {
+        .name = "target with a tab",
+        .req = {.method = "GET", .target = "/\t", .host = "h",
+                .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+    },
+    {
+        .name = "empty target",
+        .req = {.method = "GET", .target = "", .host = "h",
+                .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "target is empty",
+    },
+    {
+        .name = "host with CRLF",
+        .req = {.method = "GET", .target = "/",
+                .host = "h\r\nX-Injected: 1", .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "host \"h\\x0d\\x0aX-Injected: 1\" contains an invalid "
+                  "character at byte 1",
+    },
+    {
+        .name = "no host",
+        .req = {.method = "GET", .target = "/", .content_length = -1},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "host is empty",
+    },
+    {
+        .name = "header name with a space",
+        .req = {.method = "GET", .target = "/", .host = "h",
+                .content_length = -1, FIELDS(H("X Foo", "1"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header name \"X Foo\" contains an invalid character at "
+                  "byte 1",
+    },
+    {
+        .name = "header name with CRLF",
+        .req = {.method = "GET", .target = "/", .host = "h",
+                .content_length = -1,
+                FIELDS(H("X-Ok", "1"), H("X-Foo\r\nEvil", "1"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "at byte 5",
+    },
+    {
+        .name = "header name with a colon",
+        .req = {.method = "GET", .target = "/", .host = "h",
+                .content_length = -1, FIELDS(H("X-Foo:", "1"))},
+        .error = HCONN_EINVALID_HEADER,
+    },
+    {
+        .name = "empty header name",
+        .req = {.method = "GET", .target = "/", .host = "h",
+                .content_length = -1, FIELDS(H("", "1"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header 1: empty field name",
+    },
+    {
+        .name = "header value with CRLF",
+        .req = {.method = "GET", .target = "/", .host = "h",
+                .content_length = -1, FIELDS(H("X-Foo", "abc\r\nEvil: 1"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header \"X-Foo\" value contains CR/LF at byte 3",
+    },
+    {
+        .name = "header value with LF",
+        .req = {.method = "GET", .target = "/", .host = "h",
+                .content_length = -1, FIELDS(H("X-Foo", "a\nb"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "CR/LF at byte 1",
+    },
+    {
+        .name = "header value with an obs-fold",
+        .req = {.method = "GET", .target = "/", .host = "h",
+                .content_length = -1, FIELDS(H("X-Foo", "a\r\n b"))},
+        .error = HCONN_EINVALID_HEADER,
+    },
+    {
+        .name = "header value with NUL",
+        .req = {.method = "GET", .target = "/", .host = "h",
+                .content_length = -1, FIELDS(H("X-Foo", "a\0b"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header \"X-Foo\" value contains NUL at byte 1",
+    },
+    {
+        .name = "caller Content-Length with a chunked body",
+        .req = {.method = "POST", .target = "/", .host = "h",
+                .content_length = -1, .chunked = true,
+                FIELDS(H("Content-Length", "5"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "conflicts with a chunked body",
+    },
+    {
+        .name = "caller Content-Length and Transfer-Encoding",
+        .req = {.method = "POST", .target = "/", .host = "h",
+                .content_length = -1,
+                FIELDS(H("Transfer-Encoding", "chunked"),
+                       H("Content-Length", "5"))},
+        .error = HCONN_EINVALID_HEADER,
+    },
+    {
+        .name = "content_length and chunked both",
+        .req = {.method = "POST", .target = "/", .host = "h",
+                .content_length = 5, .chunked = true},
+        .error = HCONN_EINVALID_ARGUMENT,
+    },
+    {
+        .name = "content_length below -1",
+        .req = {.method = "POST", .target = "/", .host = "h",
+                .content_length = -2},
+        .error = HCONN_EINVALID_ARGUMENT,
+    },
+};
+
+static void
+test_request_case(void **state)
+{
+    const struct request_case *c = *state;
+    char sentinel, err[256] = "stale";
+    char *head = &sentinel;
+    size_t len = 12345;
+    int rc = http1_format_request(&c->req, &head, &len, err, sizeof err);
+
+    if (c->want != NULL) {
+        if (rc != HCONN_OK)
+            fail_msg("%s: %s: %s", c->name, hconn_error_name(rc), err);
+        assert_non_null(head);
+        if (len != strlen(c->want) || memcmp(head, c->want, len) != 0)
+            fail_msg("%s:\n  got:  \"%.*s\"\n  want: \"%s\"", c->name,
+                     (int)len, head, c->want);
+        assert_string_equal(err, "");
+        free(head);
+        return;
+    }
+    if (rc != c->error)
+        fail_msg("%s: %s, want %s", c->name, hconn_error_name(rc),
+                 hconn_error_name(c->error));
+    assert_null(head);
+    assert_int_equal(len, 0);
+    assert_true(err[0] != '\0');
+    if (c->errmsg != NULL && strstr(err, c->errmsg) == NULL)
+        fail_msg("%s: err \"%s\" lacks \"%s\"", c->name, err, c->errmsg);
+    /* The culprit is quoted with its controls escaped. */
+    assert_null(strpbrk(err, "\r\n"));
+}
+
+/* err is optional; a long culprit is cut rather than overflowing it. */
+static void
+test_request_err_buffer(void **state)
+{
+    struct http1_request req = {.method = "GET",
+                                .target = "/\r\nlong long long long long long "
+                                          "long long long long long long",
+                                .host = "h",
+                                .content_length = -1};
+    char err[40];
+    char *head;
+    size_t len;
+
+    assert_int_equal(http1_format_request(&req, &head, &len, NULL, 0),
+                     HCONN_EINVALID_URL);
+    assert_null(head);
+    assert_int_equal(http1_format_request(&req, &head, &len, err, sizeof err),
+                     HCONN_EINVALID_URL);
+    assert_int_equal(strlen(err), sizeof err - 1);
+    assert_int_equal(http1_format_request(NULL, &head, &len, NULL, 0),
+                     HCONN_EINVALID_ARGUMENT);
+    (void)state;
+}
+
+/* ---- Small helpers ------------------------------------------------------ */
+
+static void
+test_chunk_header(void **state)
+{
+    static const struct {
+        size_t n;
+        const char *want;
+    } cases[] = {
+        {1, "1\r\n"},
+        {15, "f\r\n"},
+        {16, "10\r\n"},
+        {255, "ff\r\n"},
+        {4096, "1000\r\n"},
+        {0xabcdef, "abcdef\r\n"},
+        {SIZE_MAX, "ffffffffffffffff\r\n"},
+    };
+    char out[HTTP1_CHUNK_HEADER_MAX];
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        memset(out, 'X', sizeof out);
+        assert_int_equal(http1_format_chunk_header(cases[i].n, out),
+                         strlen(cases[i].want));
+        assert_string_equal(out, cases[i].want);
+    }
+    (void)state;
+}
+
+static void
+test_unfold_value(void **state)
+{
+    static const struct {
+        const char *in;
+        const char *want;
+    } cases[] = {
+        {"", ""},
+        {"plain", "plain"},
+        {"inner  space\tkept", "inner  space\tkept"},
+        {"a\r\n b", "a b"},
+        {"a\r\n\t \tb", "a b"},
+        {"a \t\r\n  b", "a b"},
+        {"a\n b", "a b"},
+        {"a\r\n b\r\n\tc", "a b c"},
+        {"a\r\n   \r\n b", "a b"},
+    };
+    char out[64];
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t n = strlen(cases[i].in);
+
+        memset(out, 'X', sizeof out);
+        assert_int_equal(http1_unfold_value(out, cases[i].in, n),
+                         strlen(cases[i].want));
+        assert_string_equal(out, cases[i].want);
+    }
+    (void)state;
+}
+
+int
+main(void)
+{
+    static const struct CMUnitTest fixed[] = {
+        cmocka_unit_test(test_status_line_limit),
+        cmocka_unit_test(test_line_limit_without_line_end),
+        cmocka_unit_test(test_header_line_limit),
+        cmocka_unit_test(test_chunk_and_trailer_line_limit),
+        cmocka_unit_test(test_header_count_limit),
+        cmocka_unit_test(test_large_body),
+        cmocka_unit_test(test_terminal_repeats),
+        cmocka_unit_test(test_scanned_resumes),
+        cmocka_unit_test(test_request_err_buffer),
+        cmocka_unit_test(test_chunk_header),
+        cmocka_unit_test(test_unfold_value),
+    };
+    const size_t nresp = sizeof response_cases / sizeof *response_cases;
+    const size_t nreq = sizeof request_cases / sizeof *request_cases;
+    const size_t nfixed = sizeof fixed / sizeof *fixed;
+    struct CMUnitTest *tests = calloc(nresp + nreq + nfixed, sizeof *tests);
+    size_t n = 0;
+    int failed;
+
+    if (tests == NULL)
+        return 1;
+    /* One named test per table row, so a failure names its case. */
+    for (size_t i = 0; i < nresp; i++)
+        tests[n++] = (struct CMUnitTest){
+            .name = response_cases[i].name,
+            .test_func = test_response_case,
+            .initial_state = (void *)&response_cases[i],
+        };
+    for (size_t i = 0; i < nreq; i++)
+        tests[n++] = (struct CMUnitTest){
+            .name = request_cases[i].name,
+            .test_func = test_request_case,
+            .initial_state = (void *)&request_cases[i],
+        };
+    for (size_t i = 0; i < nfixed; i++)
+        tests[n++] = fixed[i];
+    failed = _cmocka_run_group_tests("HTTP/1.1 codec", tests, n, NULL, NULL);
+    free(tests);
+    return failed;
+}

@@ -1,0 +1,359 @@
+/*
+ * test-pool.c — the upstream pool against real loopback listeners run on
+ * the same event loop: leasing, reuse, limits, eviction, stale detection,
+ * connect failures and cancellation.
+ */
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config.h"
+#include "hconn_error.h"
+#include "pool.h"
+#include "server.h"
+#include "upstream.h"
+
+#define MAX_ACCEPTED 16
+
+/* A listening origin on 127.0.0.1 that records the sockets it accepts. */
+struct origin {
+    struct evconnlistener *evl;
+    uint16_t port;
+    int accepted[MAX_ACCEPTED];
+    int naccepted;
+};
+
+struct lease {
+    struct pool_waiter w; /* first: the callback casts back */
+    struct upstream *up;
+    int error;
+    int calls;
+};
+
+struct fixture {
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct config cfg;
+    struct stats stats;
+    struct pool *pool;
+    struct origin a, b;
+};
+
+static void
+origin_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
+                 struct sockaddr *sa, int len, void *arg)
+{
+    struct origin *o = arg;
+
+    assert_true(o->naccepted < MAX_ACCEPTED);
+    o->accepted[o->naccepted++] = fd;
+}
+
+static void
+origin_start(struct fixture *f, struct origin *o)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+
+    o->evl = evconnlistener_new_bind(
+        f->base, origin_accept_cb, o, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+        16, (struct sockaddr *)&sin, sizeof sin);
+    assert_non_null(o->evl);
+    getsockname(evconnlistener_get_fd(o->evl), (struct sockaddr *)&sin, &len);
+    o->port = ntohs(sin.sin_port);
+}
+
+static void
+origin_stop(struct origin *o)
+{
+    for (int i = 0; i < o->naccepted; i++)
+        if (o->accepted[i] >= 0)
+            close(o->accepted[i]);
+    if (o->evl != NULL)
+        evconnlistener_free(o->evl);
+}
+
+static int
+setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+
+    f->base = event_base_new();
+    f->dns = evdns_base_new(f->base, 0);
+    config_init(&f->cfg);
+    f->cfg.pool_max_per_origin = 2;
+    f->cfg.pool_max_total = 3;
+    f->pool = pool_new(f->base, f->dns, &f->cfg, &f->stats);
+    origin_start(f, &f->a);
+    origin_start(f, &f->b);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    pool_free(f->pool);
+    origin_stop(&f->a);
+    origin_stop(&f->b);
+    evdns_base_free(f->dns, 0);
+    event_base_free(f->base);
+    config_clear(&f->cfg);
+    free(f);
+    return 0;
+}
+
+static void
+lease_cb(struct pool_waiter *w, struct upstream *up, int error,
+         const char *message)
+{
+    struct lease *l = (struct lease *)w;
+
+    l->up = up;
+    l->error = error;
+    l->calls++;
+}
+
+/* Runs the loop until cond holds (or a bounded number of rounds pass). */
+#define RUN_UNTIL(f, cond)                                                     \
+    do {                                                                       \
+        for (int round_ = 0; round_ < 2000 && !(cond); round_++)               \
+            event_base_loop((f)->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);         \
+        assert_true(cond);                                                     \
+    } while (0)
+
+static struct pool_target
+target_of(const struct origin *o)
+{
+    return (struct pool_target){.host = "127.0.0.1", .port = o->port};
+}
+
+/* Leases to o and returns the connected upstream. */
+static struct upstream *
+lease_connected(struct fixture *f, struct origin *o, struct lease *l)
+{
+    struct pool_target t = target_of(o);
+    struct upstream *up = NULL;
+
+    memset(l, 0, sizeof *l);
+    l->w.cb = lease_cb;
+    assert_int_equal(pool_lease(f->pool, &t, &l->w, &up, 5), 0);
+    if (up != NULL)
+        return up;
+    RUN_UNTIL(f, l->calls == 1);
+    assert_int_equal(l->error, 0);
+    return l->up;
+}
+
+static void
+test_release_then_reuse(void **state)
+{
+    struct fixture *f = *state;
+    struct lease l1, l2;
+    struct upstream *up = lease_connected(f, &f->a, &l1);
+    size_t idle;
+
+    assert_int_equal(up->requests, 0);
+    pool_release(up);
+    assert_int_equal(pool_count(f->pool, &idle), 1);
+    assert_int_equal(idle, 1);
+    /* The idle connection comes straight back, marked as reused. */
+    assert_ptr_equal(lease_connected(f, &f->a, &l2), up);
+    assert_int_equal(l2.calls, 0);
+    assert_int_equal(up->requests, 1);
+    assert_int_equal(f->stats.reuse_hits, 1);
+    assert_int_equal(f->stats.reuse_misses, 1);
+    assert_int_equal(f->a.naccepted, 1);
+    pool_drop(up);
+    assert_int_equal(pool_count(f->pool, NULL), 0);
+}
+
+static void
+test_idle_close_is_detected(void **state)
+{
+    struct fixture *f = *state;
+    struct lease l;
+    struct upstream *up = lease_connected(f, &f->a, &l);
+
+    RUN_UNTIL(f, f->a.naccepted == 1);
+    pool_release(up);
+    /* The origin closes the idle connection: the pool notices by itself. */
+    close(f->a.accepted[0]);
+    f->a.accepted[0] = -1;
+    RUN_UNTIL(f, pool_count(f->pool, NULL) == 0);
+}
+
+static void
+test_idle_stray_bytes_drop(void **state)
+{
+    struct fixture *f = *state;
+    struct lease l;
+    struct upstream *up = lease_connected(f, &f->a, &l);
+
+    RUN_UNTIL(f, f->a.naccepted == 1);
+    pool_release(up);
+    assert_int_equal(write(f->a.accepted[0], "x", 1), 1);
+    RUN_UNTIL(f, pool_count(f->pool, NULL) == 0);
+}
+
+static void
+test_closed_idle_skipped_at_lease(void **state)
+{
+    struct fixture *f = *state;
+    struct lease l1, l2;
+    struct upstream *up = lease_connected(f, &f->a, &l1);
+    struct upstream *next;
+
+    RUN_UNTIL(f, f->a.naccepted == 1);
+    pool_release(up);
+    /* Closed, and leased again before the loop could see it: the peek at
+     * lease time must catch it and open a new connection instead. */
+    close(f->a.accepted[0]);
+    f->a.accepted[0] = -1;
+    usleep(10000);
+    next = lease_connected(f, &f->a, &l2);
+    assert_int_equal(l2.calls, 1);
+    assert_int_equal(next->requests, 0);
+    pool_drop(next);
+}
+
+static void
+test_per_origin_limit_queues(void **state)
+{
+    struct fixture *f = *state;
+    struct pool_target t = target_of(&f->a);
+    struct lease l1, l2, l3 = {.w.cb = lease_cb};
+    struct upstream *up1 = lease_connected(f, &f->a, &l1);
+    struct upstream *up2 = lease_connected(f, &f->a, &l2);
+    struct upstream *up3 = NULL;
+
+    assert_int_equal(pool_lease(f->pool, &t, &l3.w, &up3, 5), 0);
+    assert_null(up3);
+    for (int i = 0; i < 50; i++)
+        event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(l3.calls, 0); /* limit 2 per origin: it waits */
+    assert_int_equal(f->a.naccepted, 2);
+    pool_release(up1);
+    /* Handed over directly, no new connection. */
+    assert_int_equal(l3.calls, 1);
+    assert_ptr_equal(l3.up, up1);
+    pool_drop(up2);
+    pool_drop(up1);
+}
+
+static void
+test_total_limit_evicts_idle(void **state)
+{
+    struct fixture *f = *state;
+    struct lease l[4];
+    struct upstream *a1 = lease_connected(f, &f->a, &l[0]);
+    struct upstream *a2 = lease_connected(f, &f->a, &l[1]);
+    struct upstream *b1 = lease_connected(f, &f->b, &l[2]);
+    struct upstream *b2;
+    size_t idle;
+
+    pool_release(a1);
+    /* Total limit 3 reached: a fourth connection closes the idle one. */
+    b2 = lease_connected(f, &f->b, &l[3]);
+    assert_int_equal(pool_count(f->pool, &idle), 3);
+    assert_int_equal(idle, 0);
+    pool_drop(a2);
+    pool_drop(b1);
+    pool_drop(b2);
+    assert_int_equal(pool_count(f->pool, NULL), 0);
+}
+
+static void
+test_fresh_waiter_skips_idle(void **state)
+{
+    struct fixture *f = *state;
+    struct pool_target t = target_of(&f->a);
+    struct lease l1, l2 = {.w.cb = lease_cb, .w.fresh = true};
+    struct upstream *up1 = lease_connected(f, &f->a, &l1);
+    struct upstream *up2 = NULL;
+
+    pool_release(up1);
+    assert_int_equal(pool_lease(f->pool, &t, &l2.w, &up2, 5), 0);
+    assert_null(up2);
+    RUN_UNTIL(f, l2.calls == 1);
+    assert_int_equal(l2.error, 0);
+    assert_ptr_not_equal(l2.up, up1);
+    assert_int_equal(f->a.naccepted, 2);
+    pool_drop(l2.up);
+}
+
+static void
+test_connect_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct origin dead = {0};
+    struct pool_target t;
+    struct lease l = {.w.cb = lease_cb};
+    struct upstream *up = NULL;
+
+    /* A port that was just listening and no longer is. */
+    origin_start(f, &dead);
+    t = target_of(&dead);
+    origin_stop(&dead);
+    assert_int_equal(pool_lease(f->pool, &t, &l.w, &up, 5), 0);
+    assert_int_equal(l.calls, 0); /* never called back from inside */
+    RUN_UNTIL(f, l.calls == 1);
+    assert_int_equal(l.error, HCONN_ECONNECT_FAILED);
+    assert_null(l.up);
+    assert_int_equal(pool_count(f->pool, NULL), 0);
+}
+
+static void
+test_cancelled_lease_goes_idle(void **state)
+{
+    struct fixture *f = *state;
+    struct pool_target t = target_of(&f->a);
+    struct lease l = {.w.cb = lease_cb};
+    struct upstream *up = NULL;
+    size_t idle = 0;
+
+    assert_int_equal(pool_lease(f->pool, &t, &l.w, &up, 5), 0);
+    pool_cancel(&l.w);
+    RUN_UNTIL(f, pool_count(f->pool, &idle) == 1 && idle == 1);
+    assert_int_equal(l.calls, 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_release_then_reuse, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_idle_close_is_detected, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_idle_stray_bytes_drop, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_closed_idle_skipped_at_lease,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_origin_limit_queues, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_total_limit_evicts_idle, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_waiter_skips_idle, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_lease_goes_idle, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
+}
