@@ -24,8 +24,8 @@
 
 /* A body to send; for now always in memory. */
 struct cli_body {
-    char *data;  /* malloc'd, NULL for no body */
-    size_t len;  /* bytes in data */
+    char *data; /* malloc'd, NULL for no body */
+    size_t len; /* bytes in data */
 };
 
 /* Everything the command line asks for. */
@@ -33,18 +33,18 @@ struct cli {
     const char *method;           /* -X, else derived */
     struct hconn_header *headers; /* -H fields, names/values malloc'd */
     size_t nheaders;
-    char **header_bufs;           /* the mutable copies the fields point in */
-    struct cli_body body;         /* -d / --data-binary parts joined */
-    bool has_data;                /* some -d / --data-binary was given */
-    bool include;                 /* -i */
-    bool head_only;               /* -I */
-    const char *output;           /* -o FILE, NULL for stdout */
-    bool fail;                    /* -f */
-    bool verbose;                 /* -v */
-    bool silent;                  /* -s */
-    double timeout;               /* -m */
-    const char *socket_path;      /* --socket */
-    const char *url;              /* the URL operand */
+    char **header_bufs;      /* the mutable copies the fields point in */
+    struct cli_body body;    /* -d / --data-binary parts joined */
+    bool has_data;           /* some -d / --data-binary was given */
+    bool include;            /* -i */
+    bool head_only;          /* -I */
+    const char *output;      /* -o FILE, NULL for stdout */
+    bool fail;               /* -f */
+    bool verbose;            /* -v */
+    bool silent;             /* -s */
+    double timeout;          /* -m */
+    const char *socket_path; /* --socket */
+    const char *url;         /* the URL operand */
 };
 
 /* Where the body goes, opened on first use. */
@@ -95,8 +95,7 @@ static const char cli_usage[] =
 
 /* Prints "hconn: <name>: <detail>" unless silent; returns the exit status
  * for code. */
-static int
-cli_error(const struct cli *o, int code, const char *fmt, ...)
+static int cli_error(const struct cli *o, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -169,8 +168,8 @@ cli_add_data(struct cli *o, const char *arg, bool binary)
         int rc = cli_read_file(arg + 1, &part, &plen);
 
         if (rc < 0)
-            return cli_error(o, HCONN_EIO_ERROR, "cannot read %s: %s",
-                             arg + 1, strerror(-rc));
+            return cli_error(o, HCONN_EIO_ERROR, "cannot read %s: %s", arg + 1,
+                             strerror(-rc));
         if (!binary) { /* curl's -d @file drops CR and LF */
             size_t k = 0;
 
@@ -182,8 +181,8 @@ cli_add_data(struct cli *o, const char *arg, bool binary)
     } else {
         plen = strlen(arg);
     }
-    joined = realloc(o->body.data, o->body.len + (o->has_data ? 1 : 0) +
-                                       plen + 1);
+    joined =
+        realloc(o->body.data, o->body.len + (o->has_data ? 1 : 0) + plen + 1);
     if (!joined) {
         free(part);
         return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
@@ -358,6 +357,12 @@ cli_parse(struct cli *o, int argc, char **argv)
                          optind == argc ? "no URL given (see --help)"
                                         : "more than one URL given");
     o->url = argv[optind];
+    if (o->has_data && !cli_has_header(o, "Content-Type")) {
+        rc = cli_add_header(o, "Content-Type: "
+                               "application/x-www-form-urlencoded");
+        if (rc)
+            return rc;
+    }
     if (!o->method)
         o->method = o->head_only ? "HEAD" : o->has_data ? "POST" : "GET";
     return 0;
@@ -417,26 +422,12 @@ cli_out_open(struct cli_out *out)
 static int
 cli_send(hconn *c, const struct cli *o, const struct url *u)
 {
-    struct hconn_header *h = o->headers;
-    size_t n = o->nheaders;
-    int rc;
+    const char *body = NULL;
 
-    if (o->has_data && !cli_has_header(o, "Content-Type")) {
-        h = malloc((n + 1) * sizeof(*h));
-        if (!h)
-            return HCONN_ENO_MEMORY;
-        if (n)
-            memcpy(h, o->headers, n * sizeof(*h));
-        h[n++] = (struct hconn_header){"Content-Type",
-                                       "application/x-www-form-urlencoded"};
-    }
-    rc = hconn_request(c, o->method, u->target,
-                       o->has_data ? (o->body.data ? o->body.data : "")
-                                   : NULL,
-                       o->body.len, h, n);
-    if (h != o->headers)
-        free(h);
-    return rc;
+    if (o->has_data)
+        body = o->body.data ? o->body.data : "";
+    return hconn_request(c, o->method, u->target, body, o->body.len, o->headers,
+                         o->nheaders);
 }
 
 /* Runs the request; returns the exit status. */
@@ -491,8 +482,7 @@ cli_run(struct cli *o)
     }
     if (o->fail && hconn_response_status(r) >= 400) {
         status = cli_error(o, HCONN_EHTTP_ERROR, "%d %s",
-                           hconn_response_status(r),
-                           hconn_response_reason(r));
+                           hconn_response_status(r), hconn_response_reason(r));
         hconn_close(c);
         return status;
     }
@@ -521,7 +511,8 @@ cli_run(struct cli *o)
         }
         if (n == 0)
             break;
-        if (!cli_out_open(&out) || fwrite(buf, 1, (size_t)n, out.fp) != (size_t)n)
+        if (!cli_out_open(&out) ||
+            fwrite(buf, 1, (size_t)n, out.fp) != (size_t)n)
             goto write_failed;
         out.wrote = true;
     }
@@ -536,10 +527,9 @@ cli_run(struct cli *o)
     return 0;
 
 write_failed:
-    status = cli_error(o, HCONN_EIO_ERROR, "%s %s: %s",
-                       out.fp ? "writing" : "cannot open",
-                       out.path ? out.path : "standard output",
-                       strerror(errno));
+    status = cli_error(
+        o, HCONN_EIO_ERROR, "%s %s: %s", out.fp ? "writing" : "cannot open",
+        out.path ? out.path : "standard output", strerror(errno));
     if (out.fp && out.fp != stdout)
         fclose(out.fp);
     hconn_close(c);

@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +82,13 @@ conn_id_matches(const struct wire_reply *rep, int64_t id)
     return json_is_integer(rep->id) && json_integer_value(rep->id) == id;
 }
 
+bool
+conn_stray_error(const struct wire_reply *rep, int64_t id)
+{
+    return rep->kind == WIRE_REPLY_ERROR && rep->id &&
+           json_is_integer(rep->id) && json_integer_value(rep->id) < id;
+}
+
 /* Whether s contains the decimal number v. */
 static bool
 conn_mentions(const char *s, int64_t v)
@@ -104,11 +110,11 @@ conn_reply_error(struct hconn *c, const struct wire_reply *rep)
         !(conn_mentions(msg, rep->received) &&
           conn_mentions(msg, rep->expected)))
         return conn_error(c, rep->error,
-                          "%s (received %" PRId64 " of %" PRId64 " bytes)",
-                          msg, rep->received, rep->expected);
+                          "%s (received %" PRId64 " of %" PRId64 " bytes)", msg,
+                          rep->received, rep->expected);
     if (rep->received >= 0 && !conn_mentions(msg, rep->received))
-        return conn_error(c, rep->error, "%s (received %" PRId64 " bytes)",
-                          msg, rep->received);
+        return conn_error(c, rep->error, "%s (received %" PRId64 " bytes)", msg,
+                          rep->received);
     return conn_error(c, rep->error, "%s", msg);
 }
 
@@ -174,10 +180,9 @@ static int
 conn_check_request_line(struct hconn *c, const char *method, const char *url)
 {
     if (!method || !conn_is_token(method))
-        return conn_error(c, HCONN_EINVALID_ARGUMENT,
-                          "invalid method %s%s%s: must be a token",
-                          method ? "\"" : "", method ? method : "(null)",
-                          method ? "\"" : "");
+        return conn_error(
+            c, HCONN_EINVALID_URL, "invalid method %s%s%s: must be a token",
+            method ? "\"" : "", method ? method : "(null)", method ? "\"" : "");
     if (!url || !*url)
         return conn_error(c, HCONN_EINVALID_URL, "empty request-target");
     for (const unsigned char *p = (const unsigned char *)url; *p; p++)
@@ -197,8 +202,8 @@ conn_check_header(struct hconn *c, const char *name, const char *value)
         return conn_error(c, HCONN_EINVALID_HEADER,
                           "invalid header name \"%s\"", name ? name : "");
     if (!value)
-        return conn_error(c, HCONN_EINVALID_HEADER,
-                          "header %s has no value", name);
+        return conn_error(c, HCONN_EINVALID_HEADER, "header %s has no value",
+                          name);
     if (strpbrk(value, "\r\n"))
         return conn_error(c, HCONN_EINVALID_HEADER,
                           "invalid header value for %s: contains CR or LF",
@@ -221,8 +226,8 @@ conn_append_header(struct hconn *c, json_t *arr, const char *name,
 
 /* Builds a checked [[name, value]...] array. Returns 0 or a code. */
 static int
-conn_headers_json(struct hconn *c, const struct hconn_header *headers,
-                  size_t n, json_t **out)
+conn_headers_json(struct hconn *c, const struct hconn_header *headers, size_t n,
+                  json_t **out)
 {
     json_t *arr = json_array();
     int rc;
@@ -238,8 +243,7 @@ conn_headers_json(struct hconn *c, const struct hconn_header *headers,
     for (size_t i = 0; i < n; i++) {
         rc = conn_check_header(c, headers[i].name, headers[i].value);
         if (rc == 0)
-            rc = conn_append_header(c, arr, headers[i].name,
-                                    headers[i].value);
+            rc = conn_append_header(c, arr, headers[i].name, headers[i].value);
         if (rc < 0) {
             json_decref(arr);
             return rc;
@@ -303,43 +307,45 @@ conn_request_msg(struct hconn *c, int64_t id, const char *method,
                  const char *target, json_t *headers, bool skip_host,
                  bool skip_accept_encoding)
 {
-    json_t *m = json_object();
-    bool ok = m != NULL;
+    json_t *m, *target_json = wire_string_from_bytes(target, strlen(target));
+    int bad = 0;
 
-    if (!ok) {
-        json_decref(headers);
+    /* "o" steals target_json and headers, even when packing fails. */
+    m = json_pack("{sI ss ss si sb so so}", "id", (json_int_t)id, "method",
+                  method, "host", c->tunnel ? c->tunnel_host : c->host, "port",
+                  (int)(c->tunnel ? c->tunnel_port : c->port), "tls",
+                  (int)c->tls, "target", target_json, "headers", headers);
+    if (!m)
         return NULL;
-    }
-    ok &= json_object_set_new(m, "id", json_integer(id)) == 0;
-    ok &= json_object_set_new(m, "method", json_string(method)) == 0;
-    ok &= json_object_set_new(
-              m, "host",
-              json_string(c->tunnel ? c->tunnel_host : c->host)) == 0;
-    ok &= json_object_set_new(
-              m, "port", json_integer(c->tunnel ? c->tunnel_port : c->port)) ==
-          0;
-    ok &= json_object_set_new(m, "tls", json_boolean(c->tls)) == 0;
-    ok &= json_object_set_new(m, "target",
-                              wire_string_from_bytes(target, strlen(target))) ==
-          0;
-    ok &= json_object_set_new(m, "headers", headers) == 0;
     if (skip_host)
-        ok &= json_object_set_new(m, "skip_host", json_true()) == 0;
+        bad |= json_object_set_new(m, "skip_host", json_true());
     if (skip_accept_encoding)
-        ok &= json_object_set_new(m, "skip_accept_encoding", json_true()) ==
-              0;
+        bad |= json_object_set_new(m, "skip_accept_encoding", json_true());
     if (c->timeout > 0)
-        ok &= json_object_set_new(m, "timeout", json_real(c->timeout)) == 0;
-    if (c->tunnel) {
-        json_t *proxy = json_pack("{sssisO}", "host", c->host, "port",
-                                  (int)c->port, "headers", c->tunnel_headers);
-        ok &= json_object_set_new(m, "proxy", proxy) == 0;
-    }
-    if (!ok) {
+        bad |= json_object_set_new(m, "timeout", json_real(c->timeout));
+    if (c->tunnel)
+        bad |= json_object_set_new(m, "proxy",
+                                   json_pack("{ss si sO}", "host", c->host,
+                                             "port", (int)c->port, "headers",
+                                             c->tunnel_headers));
+    if (bad) {
         json_decref(m);
         return NULL;
     }
     return m;
+}
+
+/* The error for starting a request while another one is being put. */
+static int
+conn_busy(struct hconn *c)
+{
+    if (c->state == CONN_REQ_STARTED)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          "a putrequest is unfinished");
+    return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                      "the streamed body of request %" PRId64
+                      " is unfinished (getresponse ends it)",
+                      c->stream_id);
 }
 
 /* Connects if needed and makes room to queue one request. */
@@ -372,21 +378,16 @@ conn_send_request(struct hconn *c, json_t *m, int64_t id, const char *method,
 }
 
 int
-hconn_request(hconn *c, const char *method, const char *url,
-              const void *body, size_t body_len,
-              const struct hconn_header *headers, size_t nheaders)
+hconn_request(hconn *c, const char *method, const char *url, const void *body,
+              size_t body_len, const struct hconn_header *headers,
+              size_t nheaders)
 {
     json_t *hdrs, *m;
     int64_t id;
     int rc;
 
     if (c->state != CONN_IDLE)
-        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
-                          c->state == CONN_REQ_STARTED
-                              ? "a putrequest is unfinished"
-                              : "the streamed body of request %" PRId64
-                                " is unfinished (getresponse ends it)",
-                          c->stream_id);
+        return conn_busy(c);
     rc = conn_check_request_line(c, method, url);
     if (rc == 0)
         rc = conn_headers_json(c, headers, nheaders, &hdrs);
@@ -409,18 +410,13 @@ hconn_request(hconn *c, const char *method, const char *url,
 }
 
 int
-hconn_putrequest(hconn *c, const char *method, const char *url,
-                 bool skip_host, bool skip_accept_encoding)
+hconn_putrequest(hconn *c, const char *method, const char *url, bool skip_host,
+                 bool skip_accept_encoding)
 {
     int rc;
 
     if (c->state != CONN_IDLE)
-        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
-                          c->state == CONN_REQ_STARTED
-                              ? "a putrequest is unfinished"
-                              : "the streamed body of request %" PRId64
-                                " is unfinished (getresponse ends it)",
-                          c->stream_id);
+        return conn_busy(c);
     rc = conn_check_request_line(c, method, url);
     if (rc < 0)
         return rc;
@@ -632,8 +628,8 @@ conn_drain_step(struct hconn *c)
     rc = transport_next_reply(c, &msg, &rep);
     if (rc < 0)
         return rc;
-    if (!conn_id_matches(&rep, c->body_id) ||
-        rep.kind == WIRE_REPLY_HEAD || rep.kind == WIRE_REPLY_OP) {
+    if (!conn_id_matches(&rep, c->body_id) || rep.kind == WIRE_REPLY_HEAD ||
+        rep.kind == WIRE_REPLY_OP) {
         json_decref(msg);
         conn_error(c, HCONN_EBAD_MESSAGE,
                    "unexpected reply from hconnd inside the body of "
@@ -665,6 +661,8 @@ hconn_getresponse(hconn *c, hconn_response **respp)
 {
     struct pending *p;
 
+    if (!respp)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT, "respp is NULL");
     *respp = NULL;
     if (c->state == CONN_REQ_STARTED)
         return conn_error(c, HCONN_ERESPONSE_NOT_READY,
@@ -695,6 +693,10 @@ hconn_getresponse(hconn *c, hconn_response **respp)
         }
         if (transport_next_reply(c, &msg, &rep) < 0)
             continue;
+        if (conn_stray_error(&rep, p->id)) {
+            json_decref(msg);
+            continue;
+        }
         if (!conn_id_matches(&rep, p->id) ||
             (rep.kind != WIRE_REPLY_HEAD && rep.kind != WIRE_REPLY_ERROR &&
              rep.kind != WIRE_REPLY_CONTINUE)) {
@@ -739,8 +741,7 @@ conn_socket_path(const struct hconn_options *opts)
         return strdup(opts->socket_path);
     if (env && *env)
         return strdup(env);
-    if (xdg && *xdg &&
-        asprintf(&path, "%s/hconnd.sock", xdg) >= 0) {
+    if (xdg && *xdg && asprintf(&path, "%s/hconnd.sock", xdg) >= 0) {
         if (stat(path, &st) == 0)
             return path;
         free(path);
@@ -769,9 +770,10 @@ hconn_new(hconn **connp, const char *host, int port,
     c->socket_path = conn_socket_path(opts);
     if (!c->socket_path)
         return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
-    if (opts && (isnan(opts->timeout) || opts->timeout < 0))
+    if (opts && !(opts->timeout >= 0 && opts->timeout <= HCONN_MAX_TIMEOUT))
         return conn_error(c, HCONN_EINVALID_ARGUMENT,
-                          "invalid timeout %g", opts->timeout);
+                          "invalid timeout %g: seconds from 0 to %g",
+                          opts->timeout, HCONN_MAX_TIMEOUT);
     c->timeout = opts ? opts->timeout : 0;
     if (!host)
         return conn_error(c, HCONN_EINVALID_URL, "no host given");

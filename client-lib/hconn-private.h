@@ -17,8 +17,9 @@
 #include "url.h"
 #include "wire.h"
 
-#define HCONN_CHUNK (64 * 1024) /* socket reads are at least this big */
-#define HCONN_ERRMSG_MAX 512    /* bytes of an error detail, NUL incl. */
+#define HCONN_CHUNK       (64 * 1024) /* socket reads are at least this big */
+#define HCONN_ERRMSG_MAX  512         /* bytes of an error detail, NUL incl. */
+#define HCONN_MAX_TIMEOUT 86400.0     /* longest "timeout" the protocol takes */
 
 /* Where the putrequest/putheader/endheaders/send sequence stands. */
 enum conn_state {
@@ -29,10 +30,10 @@ enum conn_state {
 
 /* A request sent whose response head getresponse has not returned yet. */
 struct pending {
-    int64_t id;      /* the request's wire id */
-    bool head;       /* HEAD request: the response has no body */
-    int error;       /* set when it failed before its head arrived */
-    char *message;   /* malloc'd detail of error */
+    int64_t id;    /* the request's wire id */
+    bool head;     /* HEAD request: the response has no body */
+    int error;     /* set when it failed before its head arrived */
+    char *message; /* malloc'd detail of error */
 };
 
 /* The HTTP response object (HTTPResponse). */
@@ -40,69 +41,69 @@ struct hconn_response {
     struct hconn *conn;          /* owner; frees us in hconn_close */
     struct hconn_response *prev; /* conn's list of open responses */
     struct hconn_response *next;
-    int64_t id;                  /* wire id of the request */
-    int status;                  /* e.g. 200 */
-    char *reason;                /* malloc'd reason phrase */
-    int version;                 /* 10 or 11 */
-    bool reused;                 /* sent on a pooled connection */
+    int64_t id;                   /* wire id of the request */
+    int status;                   /* e.g. 200 */
+    char *reason;                 /* malloc'd reason phrase */
+    int version;                  /* 10 or 11 */
+    bool reused;                  /* sent on a pooled connection */
     struct hconn_header *headers; /* malloc'd array with its strings */
     size_t nheaders;
     struct hconn_header *trailers; /* same, from the end frame */
     size_t ntrailers;
-    char **joined;               /* getheader's joined values, owned */
+    char **joined; /* getheader's joined values, owned */
     size_t njoined;
-    int64_t length;              /* announced body length, -1 unknown */
-    int64_t length_left;         /* body bytes still due, -1 unknown */
-    uint64_t received;           /* body bytes handed to the caller */
-    bool ended;                  /* the end frame arrived: body complete */
-    int error;                   /* sticky error that ended the body */
-    char *errmsg;                /* malloc'd detail of error */
+    int64_t length;      /* announced body length, -1 unknown */
+    int64_t length_left; /* body bytes still due, -1 unknown */
+    uint64_t received;   /* body bytes handed to the caller */
+    bool ended;          /* the end frame arrived: body complete */
+    int error;           /* sticky error that ended the body */
+    char *errmsg;        /* malloc'd detail of error */
 };
 
 /* The connection object (HTTPConnection). */
 struct hconn {
     /* Where requests go. */
-    char host[URL_HOST_MAX + 1]; /* origin host, IPv6 without brackets */
-    uint16_t port;               /* origin port */
-    bool tls;                    /* https */
-    bool tunnel;                 /* set_tunnel: host/port is the proxy */
+    char host[URL_HOST_MAX + 1];        /* origin host, IPv6 without brackets */
+    uint16_t port;                      /* origin port */
+    bool tls;                           /* https */
+    bool tunnel;                        /* set_tunnel: host/port is the proxy */
     char tunnel_host[URL_HOST_MAX + 1]; /* origin behind the proxy */
     uint16_t tunnel_port;
-    json_t *tunnel_headers;      /* [[name, value]...] for CONNECT */
-    char *socket_path;           /* malloc'd daemon socket path */
-    double timeout;              /* seconds, 0 = none */
-    int debuglevel;              /* > 0: protocol lines to stderr */
+    json_t *tunnel_headers; /* [[name, value]...] for CONNECT */
+    char *socket_path;      /* malloc'd daemon socket path */
+    double timeout;         /* seconds, 0 = none */
+    int debuglevel;         /* > 0: protocol lines to stderr */
 
     /* The daemon socket and what was received from it. */
-    int fd;                      /* -1 when not connected */
-    bool eof;                    /* the daemon closed its side */
-    char *rbuf;                  /* received bytes not yet taken */
-    size_t rpos;                 /* first unread byte in rbuf */
-    size_t rlen;                 /* end of the received bytes */
-    size_t rcap;                 /* size of rbuf */
-    struct wire_reader reader;   /* line reader state */
-    uint64_t payload_left;       /* raw bytes of the current data frame
-                                    still to take from the stream */
+    int fd;                    /* -1 when not connected */
+    bool eof;                  /* the daemon closed its side */
+    char *rbuf;                /* received bytes not yet taken */
+    size_t rpos;               /* first unread byte in rbuf */
+    size_t rlen;               /* end of the received bytes */
+    size_t rcap;               /* size of rbuf */
+    struct wire_reader reader; /* line reader state */
+    uint64_t payload_left;     /* raw bytes of the current data frame
+                                  still to take from the stream */
 
     /* Requests. */
-    int64_t next_id;             /* wire id of the next request */
-    struct pending *pend;        /* queue of requests awaiting a head */
-    size_t pend_first;           /* index of the oldest entry */
-    size_t pend_count;           /* entries in use from pend_first */
-    size_t pend_cap;             /* entries allocated */
-    enum conn_state state;       /* putrequest sequence */
-    char *put_method;            /* putrequest's method, malloc'd */
-    char *put_target;            /* putrequest's target, malloc'd */
+    int64_t next_id;       /* wire id of the next request */
+    struct pending *pend;  /* queue of requests awaiting a head */
+    size_t pend_first;     /* index of the oldest entry */
+    size_t pend_count;     /* entries in use from pend_first */
+    size_t pend_cap;       /* entries allocated */
+    enum conn_state state; /* putrequest sequence */
+    char *put_method;      /* putrequest's method, malloc'd */
+    char *put_target;      /* putrequest's target, malloc'd */
     bool put_skip_host;
     bool put_skip_accept_encoding;
-    json_t *put_headers;         /* [[name, value]...] put so far */
-    int64_t stream_id;           /* id of the request whose body streams */
-    int64_t stream_length;       /* its Content-Length, -1 unknown */
-    uint64_t stream_sent;        /* body bytes sent so far */
+    json_t *put_headers;   /* [[name, value]...] put so far */
+    int64_t stream_id;     /* id of the request whose body streams */
+    int64_t stream_length; /* its Content-Length, -1 unknown */
+    uint64_t stream_sent;  /* body bytes sent so far */
 
     /* The response stream. */
-    bool in_body;                /* the stream is inside a response body */
-    int64_t body_id;             /* id of that response */
+    bool in_body;    /* the stream is inside a response body */
+    int64_t body_id; /* id of that response */
     struct hconn_response *body_owner; /* its object; NULL once closed */
     struct hconn_response *responses;  /* every response not yet freed */
 
@@ -123,6 +124,11 @@ int conn_broken(struct hconn *c, int code);
 /* Whether a reply's id is the expected one (a missing id on an error reply
  * is accepted: the daemon could not read ours). */
 bool conn_id_matches(const struct wire_reply *rep, int64_t id);
+
+/* Whether rep is an error about an earlier request than id: PROTOCOL.md
+ * 3.4 lets the body frames of a request that already failed draw such
+ * errors later in the stream. They are skipped. */
+bool conn_stray_error(const struct wire_reply *rep, int64_t id);
 
 /* Sets c's detail from an error reply (message, received/expected) and
  * returns its code. */
@@ -155,8 +161,8 @@ void transport_close(struct hconn *c);
 
 /* Encodes msg as a line and sends it, then payload (len bytes, may be 0).
  * Returns 0 or a negative code after conn_broken. */
-int transport_send_msg(struct hconn *c, const json_t *msg,
-                       const void *payload, size_t len);
+int transport_send_msg(struct hconn *c, const json_t *msg, const void *payload,
+                       size_t len);
 
 /* Takes the next message from the stream (no payload may be pending).
  * *msgp is the decoded object the reply borrows from: json_decref it.

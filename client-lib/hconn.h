@@ -23,9 +23,11 @@
  *   daemon said the body is complete. A body that ends early is an error
  *   (incomplete_read, connection_closed, remote_disconnected, ...).
  * - Calls block. With a timeout (hconn_options.timeout) every wait on the
- *   daemon socket gives up after twice the timeout plus one second, so the
- *   daemon's own, more precise timeout error normally arrives first; a
- *   local timeout (HCONN_ETIMEOUT) drops the daemon connection.
+ *   daemon socket gives up after twice the timeout plus one second: hconnd
+ *   applies the timeout to the connect and to each read separately, so its
+ *   own, more precise timeout error arrives first. A local timeout
+ *   (HCONN_ETIMEOUT) drops the daemon connection. Without a timeout the
+ *   waits are unbounded (hconnd's default timeouts still apply upstream).
  * - Errors that leave the daemon stream unusable (the daemon closed the
  *   socket, a malformed reply, a local timeout or I/O error) close the
  *   daemon socket and fail every outstanding request with the same code;
@@ -72,7 +74,8 @@ struct hconn_options {
  * Does not connect. *connp is set whenever memory allowed, even on error,
  * so hconn_errmsg() works: the caller hconn_close()s it in every case.
  * Returns 0, HCONN_EINVALID_URL (bad host or port), HCONN_EINVALID_ARGUMENT
- * (NULL connp, negative timeout) or HCONN_ENO_MEMORY (*connp NULL).
+ * (NULL connp; timeout negative or above 86400, the protocol's limit) or
+ * HCONN_ENO_MEMORY (*connp NULL).
  */
 int hconn_new(hconn **connp, const char *host, int port,
               const struct hconn_options *opts);
@@ -100,11 +103,12 @@ int hconn_connect(hconn *c);
  * pairs, order and duplicates kept). body NULL means no body (hconnd adds
  * Content-Length: 0 for POST, PUT and PATCH); otherwise body_len bytes are
  * sent inline. hconnd adds Host and Accept-Encoding: identity as
- * http.client does. Returns 0, HCONN_EINVALID_ARGUMENT (bad method),
- * HCONN_EINVALID_URL (control bytes or space in url), HCONN_EINVALID_HEADER,
- * HCONN_ECANNOT_SEND_REQUEST (a putrequest() is unfinished), or a
- * connection error (HCONN_EDAEMON_UNAVAILABLE, HCONN_ECONNECTION_CLOSED,
- * HCONN_ETIMEOUT, ...).
+ * http.client does. Returns 0, HCONN_EINVALID_URL (method not a token;
+ * control bytes or space in url), HCONN_EINVALID_HEADER,
+ * HCONN_ECANNOT_SEND_REQUEST (a putrequest() is unfinished or a streamed
+ * body still open), or a connection error (HCONN_EDAEMON_UNAVAILABLE,
+ * HCONN_ECONNECTION_CLOSED, HCONN_ETIMEOUT, ...). Errors hconnd finds in
+ * the request come back from hconn_getresponse().
  */
 int hconn_request(hconn *c, const char *method, const char *url,
                   const void *body, size_t body_len,
@@ -115,7 +119,8 @@ int hconn_request(hconn *c, const char *method, const char *url,
  * then send... for a streamed body. skip_host / skip_accept_encoding stop
  * hconnd from adding Host / Accept-Encoding. Nothing is sent before
  * endheaders. Returns 0, HCONN_ECANNOT_SEND_REQUEST (another putrequest or
- * streamed body is unfinished), HCONN_EINVALID_ARGUMENT, HCONN_EINVALID_URL.
+ * streamed body is unfinished), HCONN_EINVALID_URL (as hconn_request) or
+ * HCONN_ENO_MEMORY.
  */
 int hconn_putrequest(hconn *c, const char *method, const char *url,
                      bool skip_host, bool skip_accept_encoding);
@@ -131,15 +136,18 @@ int hconn_putheader(hconn *c, const char *name, const char *value);
  * or Transfer-Encoding, the body is streamed with hconn_send() (with
  * Content-Length, the body ends by itself once that many bytes were sent;
  * otherwise, or if fewer were sent, hconn_getresponse() ends it); else the
- * request has no body. Returns 0, HCONN_ECANNOT_SEND_REQUEST (no
- * putrequest), HCONN_EINVALID_HEADER (bad Content-Length) or a connection
- * error.
+ * request has no body. hconn_send() takes the body bytes themselves: hconnd
+ * frames them upstream (chunked when there is no Content-Length, even
+ * under a Transfer-Encoding you put), as dugong does. Returns 0,
+ * HCONN_ECANNOT_SEND_REQUEST (no putrequest), HCONN_EINVALID_HEADER (bad
+ * Content-Length) or a connection error; on error the request started is
+ * dropped.
  */
 int hconn_endheaders(hconn *c, const void *body, size_t len);
 
 /*
- * Sends len bytes of a streamed request body (raw bytes: hconnd does the
- * chunked encoding). Returns 0, HCONN_ECANNOT_SEND_REQUEST (no streamed
+ * Sends the next len bytes of a streamed request body (unframed: see
+ * hconn_endheaders). Returns 0, HCONN_ECANNOT_SEND_REQUEST (no streamed
  * body open), HCONN_EBODY_LENGTH (more than the Content-Length put; nothing
  * of this call is sent) or a connection error.
  */

@@ -93,6 +93,10 @@ response_advance(struct hconn_response *r)
             response_fail(r, rc); /* conn_broken normally did already */
             continue;
         }
+        if (conn_stray_error(&rep, r->id)) {
+            json_decref(msg);
+            continue;
+        }
         if (!conn_id_matches(&rep, r->id)) {
             json_decref(msg);
             response_bad_reply(r, "reply for another request");
@@ -100,21 +104,20 @@ response_advance(struct hconn_response *r)
         }
         switch (rep.kind) {
         case WIRE_REPLY_DATA:
-            if (r->length_left >= 0 &&
-                rep.data_len > (uint64_t)r->length_left)
+            if (r->length_left >= 0 && rep.data_len > (uint64_t)r->length_left)
                 response_bad_reply(r, "more body bytes than announced");
             break;
         case WIRE_REPLY_END:
             r->ended = true;
             response_detach(r);
-            if (conn_copy_headers(rep.trailers, &r->trailers,
-                                  &r->ntrailers) < 0) {
+            if (conn_copy_headers(rep.trailers, &r->trailers, &r->ntrailers) <
+                0) {
                 conn_error(c, HCONN_ENO_MEMORY, "out of memory");
                 response_fail(r, HCONN_ENO_MEMORY);
             } else if (r->length_left > 0) {
                 conn_error(c, HCONN_EINCOMPLETE_READ,
-                           "hconnd ended the body after %" PRIu64
-                           " of %" PRId64 " bytes",
+                           "hconnd ended the body after %" PRIu64 " of %" PRId64
+                           " bytes",
                            r->received, r->length);
                 response_fail(r, HCONN_EINCOMPLETE_READ);
             }

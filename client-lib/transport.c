@@ -95,16 +95,15 @@ transport_connect(struct hconn *c)
 
     if (plen == 0 || plen >= sizeof(sun.sun_path))
         return conn_error(c, HCONN_EDAEMON_UNAVAILABLE,
-                          "cannot connect to hconnd at %s: %s",
-                          c->socket_path,
+                          "cannot connect to hconnd at %s: %s", c->socket_path,
                           plen ? "socket path too long" : "empty socket path");
     memcpy(sun.sun_path, c->socket_path, plen + 1);
 
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return conn_error(c, HCONN_EDAEMON_UNAVAILABLE,
-                          "cannot connect to hconnd at %s: %s",
-                          c->socket_path, strerror(errno));
+                          "cannot connect to hconnd at %s: %s", c->socket_path,
+                          strerror(errno));
     /* A Unix connect interrupted by a signal may be retried; EISCONN then
      * means the first attempt went through. */
     while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
@@ -116,8 +115,8 @@ transport_connect(struct hconn *c)
             break;
         close(fd);
         return conn_error(c, HCONN_EDAEMON_UNAVAILABLE,
-                          "cannot connect to hconnd at %s: %s",
-                          c->socket_path, strerror(e));
+                          "cannot connect to hconnd at %s: %s", c->socket_path,
+                          strerror(e));
     }
     c->fd = fd;
     c->eof = false;
@@ -185,8 +184,7 @@ transport_io_failed(struct hconn *c, int e, const char *what)
 {
     if (e == EPIPE || e == ECONNRESET)
         conn_error(c, HCONN_ECONNECTION_CLOSED,
-                   "hconnd closed the connection (%s: %s)", what,
-                   strerror(e));
+                   "hconnd closed the connection (%s: %s)", what, strerror(e));
     else
         conn_error(c, HCONN_EIO_ERROR, "%s on the hconnd socket: %s", what,
                    strerror(e));
@@ -326,8 +324,8 @@ transport_next_reply(struct hconn *c, json_t **msgp, struct wire_reply *rep)
         size_t consumed = 0;
         json_t *msg = NULL;
         const char *line = c->rbuf ? c->rbuf + c->rpos : "";
-        int rc = wire_read_line(&c->reader, line, c->rlen - c->rpos,
-                                &consumed, &msg, err, sizeof(err));
+        int rc = wire_read_line(&c->reader, line, c->rlen - c->rpos, &consumed,
+                                &msg, err, sizeof(err));
 
         c->rpos += consumed;
         if (rc < 0) {
@@ -340,8 +338,8 @@ transport_next_reply(struct hconn *c, json_t **msgp, struct wire_reply *rep)
             rc = wire_parse_reply(msg, rep, err, sizeof(err));
             if (rc < 0) {
                 json_decref(msg);
-                conn_error(c, HCONN_EBAD_MESSAGE,
-                           "bad message from hconnd: %s", err);
+                conn_error(c, HCONN_EBAD_MESSAGE, "bad message from hconnd: %s",
+                           err);
                 return conn_broken(c, HCONN_EBAD_MESSAGE);
             }
             if (rep->kind == WIRE_REPLY_DATA)

@@ -23,7 +23,9 @@ struct config_key {
 };
 
 #define KEY(name, type, field, min, max)                                       \
-    {name, type, offsetof(struct config, field), min, max}
+    {                                                                          \
+        name, type, offsetof(struct config, field), min, max                   \
+    }
 static const struct config_key config_keys[] = {
     KEY("socket", CONFIG_STRING, socket_path, 0, 0),
     KEY("max_message_bytes", CONFIG_SIZE, max_message_bytes, 1024, 1 << 30),
@@ -34,10 +36,9 @@ static const struct config_key config_keys[] = {
         1 << 20),
     KEY("pool_max_per_origin", CONFIG_SIZE, pool_max_per_origin, 1, 1 << 20),
     KEY("pool_max_total", CONFIG_SIZE, pool_max_total, 1, 1 << 20),
-    KEY("stream_buffer_bytes", CONFIG_SIZE, stream_buffer_bytes, 4096,
-        1 << 30),
-    KEY("client_body_buffer_bytes", CONFIG_SIZE, client_body_buffer_bytes,
-        4096, 1ULL << 40),
+    KEY("stream_buffer_bytes", CONFIG_SIZE, stream_buffer_bytes, 4096, 1 << 30),
+    KEY("client_body_buffer_bytes", CONFIG_SIZE, client_body_buffer_bytes, 4096,
+        1ULL << 40),
     KEY("connect_timeout", CONFIG_SECONDS, connect_timeout, 0.001, 86400),
     KEY("read_timeout", CONFIG_SECONDS, read_timeout, 0.001, 86400),
     KEY("idle_timeout", CONFIG_SECONDS, idle_timeout, 0.001, 86400),
@@ -140,7 +141,8 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
         goto fail;
     }
     next.socket_path = strdup(cfg->socket_path);
-    json_object_foreach(root, name, value) {
+    json_object_foreach(root, name, value)
+    {
         const struct config_key *key = NULL;
 
         for (size_t i = 0; i < sizeof config_keys / sizeof *config_keys; i++)

@@ -8,19 +8,19 @@
 #include <stddef.h>
 
 struct config {
-    char *socket_path;            /* "socket": where to listen */
-    size_t max_message_bytes;     /* one protocol line */
-    size_t max_inline_body_bytes; /* "data": N on a request */
-    size_t max_clients;           /* concurrent client connections */
-    size_t max_requests_per_client; /* requests in flight per client */
-    size_t pool_max_per_origin;   /* upstream connections per origin */
-    size_t pool_max_total;        /* upstream connections in all */
-    size_t stream_buffer_bytes;   /* per-request response high-water mark */
+    char *socket_path;               /* "socket": where to listen */
+    size_t max_message_bytes;        /* one protocol line */
+    size_t max_inline_body_bytes;    /* "data": N on a request */
+    size_t max_clients;              /* concurrent client connections */
+    size_t max_requests_per_client;  /* requests in flight per client */
+    size_t pool_max_per_origin;      /* upstream connections per origin */
+    size_t pool_max_total;           /* upstream connections in all */
+    size_t stream_buffer_bytes;      /* per-request response high-water mark */
     size_t client_body_buffer_bytes; /* request bodies held per client */
-    double connect_timeout;       /* seconds: DNS + TCP connect */
-    double read_timeout;          /* seconds without a response byte */
-    double idle_timeout;          /* seconds a pooled connection is kept */
-    double shutdown_timeout;      /* seconds to drain on SIGTERM */
+    double connect_timeout;          /* seconds: DNS + TCP connect */
+    double read_timeout;             /* seconds without a response byte */
+    double idle_timeout;             /* seconds a pooled connection is kept */
+    double shutdown_timeout;         /* seconds to drain on SIGTERM */
 };
 
 /* Fills cfg with the documented defaults; socket_path from the
@@ -36,7 +36,6 @@ const char *config_default_socket(void);
 
 /* Applies the keys of the JSON object in path over cfg. Returns 0, or -1
  * with err naming the file, key and problem (cfg then unchanged). */
-int config_load(struct config *cfg, const char *path, char *err,
-                size_t errlen);
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
 #endif

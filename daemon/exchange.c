@@ -128,8 +128,8 @@ exchange_list_has(const char *value, const char *token)
 static bool
 exchange_is_replayable(const struct wire_request *req)
 {
-    static const char *const idempotent[] = {"GET",   "HEAD",   "OPTIONS",
-                                             "TRACE", "PUT",    "DELETE"};
+    static const char *const idempotent[] = {"GET",   "HEAD", "OPTIONS",
+                                             "TRACE", "PUT",  "DELETE"};
 
     if (req->body == WIRE_BODY_STREAM)
         return false; /* the body is not held */
@@ -175,17 +175,33 @@ exchange_format_head(struct exchange *ex)
     if (req->body == WIRE_BODY_INLINE) {
         hreq.content_length = req->length;
     } else if (req->body == WIRE_BODY_STREAM) {
-        /* A declared length becomes Content-Length; a caller-supplied
-         * Content-Length or Transfer-Encoding means the caller frames the
-         * body itself (http.client's putheader path); otherwise chunked. */
-        if (req->length >= 0)
-            hreq.content_length = req->length;
-        else if (exchange_request_header(req, "Content-Length") == NULL &&
-                 exchange_request_header(req, "Transfer-Encoding") == NULL)
+        /* Data frames carry payload bytes and the daemon frames them, so
+         * nothing malformed can reach the server: a declared length (the
+         * "length" field or the caller's own Content-Length) is sent as
+         * is and enforced; otherwise the body is chunk-encoded, keeping a
+         * Transfer-Encoding the caller gave. */
+        const char *cl = exchange_request_header(req, "Content-Length");
+
+        if (req->length >= 0) {
+            hreq.content_length = ex->declared_length = req->length;
+        } else if (cl != NULL) {
+            char *end;
+            long long n = strtoll(cl, &end, 10);
+
+            if (end == cl || *end != '\0' || n < 0) {
+                exchange_fail(ex, HCONN_EINVALID_HEADER,
+                              "header \"Content-Length\": \"%.40s\" is not a "
+                              "byte count",
+                              cl);
+                free(fields);
+                return HCONN_EINVALID_HEADER;
+            }
+            ex->declared_length = n;
+        } else {
             hreq.chunked = ex->chunked = true;
+        }
     }
-    rc = http1_format_request(&hreq, &ex->head, &ex->head_len, err,
-                              sizeof err);
+    rc = http1_format_request(&hreq, &ex->head, &ex->head_len, err, sizeof err);
     free(fields);
     if (rc < 0)
         exchange_fail(ex, rc, "%s", err);
@@ -214,6 +230,7 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
              req->target);
     connection = exchange_request_header(req, "Connection");
     ex->request_close = connection && exchange_list_has(connection, "close");
+    ex->declared_length = -1;
     ex->replayable = exchange_is_replayable(req);
     ex->body_retained = ex->replayable;
 
@@ -322,8 +339,7 @@ exchange_pump_body(struct exchange *ex)
     ex->body_sent += n;
     if (ex->body_complete && n == unsent) {
         if (ex->chunked)
-            evbuffer_add(output, HTTP1_LAST_CHUNK,
-                         sizeof HTTP1_LAST_CHUNK - 1);
+            evbuffer_add(output, HTTP1_LAST_CHUNK, sizeof HTTP1_LAST_CHUNK - 1);
         ex->request_sent = true;
     }
 }
@@ -335,6 +351,16 @@ exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
         /* The response (or an error) came first; the rest of the body has
          * nowhere to go. */
         evbuffer_drain(src, n);
+        return;
+    }
+    if (ex->declared_length >= 0 &&
+        ex->body_received + n > (uint64_t)ex->declared_length) {
+        /* Never send the server more than the head announced. */
+        evbuffer_drain(src, n);
+        exchange_fail(ex, HCONN_EBODY_LENGTH,
+                      "the streamed body runs past its declared length of "
+                      "%lld bytes",
+                      (long long)ex->declared_length);
         return;
     }
     evbuffer_remove_buffer(src, ex->body, n);
@@ -350,13 +376,13 @@ exchange_end_body(struct exchange *ex)
 
     if (ex->state == EXCHANGE_DONE)
         return;
-    if (req->body == WIRE_BODY_STREAM && req->length >= 0 &&
-        ex->body_received != (uint64_t)req->length) {
+    if (req->body == WIRE_BODY_STREAM && ex->declared_length >= 0 &&
+        ex->body_received != (uint64_t)ex->declared_length) {
         exchange_fail(ex, HCONN_EBODY_LENGTH,
-                      "body ended after %llu bytes but \"length\" declared "
-                      "%lld",
+                      "the streamed body ended after %llu bytes of the %lld "
+                      "declared",
                       (unsigned long long)ex->body_received,
-                      (long long)req->length);
+                      (long long)ex->declared_length);
         return;
     }
     ex->body_complete = true;
@@ -384,8 +410,8 @@ exchange_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         if (what & BEV_EVENT_READING)
             exchange_fail(ex, HCONN_ETIMEOUT,
-                          "no response bytes from %s for %g s",
-                          ex->up->peer, t);
+                          "no response bytes from %s for %g s", ex->up->peer,
+                          t);
         else
             exchange_fail(ex, HCONN_ETIMEOUT,
                           "sending the request to %s stalled for %g s",
@@ -459,8 +485,8 @@ exchange_start(struct exchange *ex)
     const struct wire_request *req = &ex->m.req;
     struct pool_target target = {
         .host = req->host, .port = req->port, .tls = req->tls};
-    double timeout = req->timeout > 0 ? req->timeout
-                                      : exchange_cfg(ex)->connect_timeout;
+    double timeout =
+        req->timeout > 0 ? req->timeout : exchange_cfg(ex)->connect_timeout;
     struct upstream *up;
     int rc;
 
@@ -469,8 +495,7 @@ exchange_start(struct exchange *ex)
     ex->attempts++;
     ex->waiter.cb = exchange_lease_cb;
     ex->waiter.fresh = ex->attempts > 1;
-    rc = pool_lease(ex->session->srv->pool, &target, &ex->waiter, &up,
-                    timeout);
+    rc = pool_lease(ex->session->srv->pool, &target, &ex->waiter, &up, timeout);
     if (rc < 0)
         exchange_fail(ex, rc, "cannot lease a connection for %s",
                       ex->target_desc);
@@ -506,9 +531,8 @@ exchange_headers_json(const struct http1_header *h, size_t n)
     char small[512];
 
     for (size_t i = 0; list != NULL && i < n; i++) {
-        char *value = h[i].value_len < sizeof small
-                          ? small
-                          : malloc(h[i].value_len + 1);
+        char *value =
+            h[i].value_len < sizeof small ? small : malloc(h[i].value_len + 1);
         size_t len;
 
         if (value == NULL) {
@@ -533,16 +557,29 @@ exchange_reply_head(struct exchange *ex, const struct http1_event *ev)
     int64_t length = p->framing == HTTP1_FRAMING_LENGTH ? p->content_length
                      : p->framing == HTTP1_FRAMING_NONE ? 0
                                                         : -1;
+    json_t *head = wire_reply_head(
+        ex->id, ev->status, wire_string_from_bytes(ev->reason, ev->reason_len),
+        ev->version, exchange_headers_json(ev->headers, ev->nheaders), length,
+        ex->reused);
+    size_t len;
+    char *line = head != NULL ? wire_encode(head, &len) : NULL;
 
-    exchange_reply(ex,
-                   wire_reply_head(ex->id, ev->status,
-                                   wire_string_from_bytes(ev->reason,
-                                                          ev->reason_len),
-                                   ev->version,
-                                   exchange_headers_json(ev->headers,
-                                                         ev->nheaders),
-                                   length, ex->reused));
-    ex->head_replied = true;
+    json_decref(head);
+    if (line == NULL) {
+        exchange_fail(ex, HCONN_ENO_MEMORY, "cannot encode the response head");
+    } else if (len > WIRE_MAX_LINE) {
+        /* 100 fields of 64 KiB each fit the HTTP limits but not one
+         * protocol line: the client could not read it. */
+        exchange_fail(ex, HCONN_ELINE_TOO_LONG,
+                      "%s: response head encodes to %zu bytes, over the "
+                      "protocol's %d-byte line limit",
+                      ex->up->peer, len, WIRE_MAX_LINE);
+    } else {
+        evbuffer_add(ex->out, line, len);
+        ex->head_replied = true;
+        session_schedule_flush(ex->session);
+    }
+    free(line);
 }
 
 static void
@@ -565,21 +602,26 @@ exchange_reply_data(struct exchange *ex, const char *data, size_t len)
     session_schedule_flush(ex->session);
 }
 
-/* The response is complete: pool the connection if it is clean. */
+/* The response is complete: reply (the trailers point into the input,
+ * so before dropping its consumed bytes), then pool the connection if it
+ * is clean: nothing may follow the response. */
 static void
-exchange_finish(struct exchange *ex, const struct http1_event *ev)
+exchange_finish(struct exchange *ex, const struct http1_event *ev,
+                size_t consumed)
 {
     struct upstream *up = ex->up;
-    bool keep = http1_parser_keep_alive(&ex->parser) && ex->request_sent &&
-                !ex->eof &&
-                evbuffer_get_length(bufferevent_get_input(up->bev)) == 0;
+    struct evbuffer *in = bufferevent_get_input(up->bev);
+    bool keep;
 
     if (!ex->m.req.raw)
-        exchange_reply(ex, wire_end_frame(ex->id, exchange_headers_json(
-                                                      ev->headers,
-                                                      ev->nheaders)));
+        exchange_reply(
+            ex, wire_end_frame(
+                    ex->id, exchange_headers_json(ev->headers, ev->nheaders)));
     else
         session_schedule_flush(ex->session);
+    evbuffer_drain(in, consumed);
+    keep = http1_parser_keep_alive(&ex->parser) && ex->request_sent &&
+           !ex->eof && evbuffer_get_length(in) == 0;
     ex->state = EXCHANGE_DONE;
     ex->up = NULL;
     exchange_drop_body(ex);
@@ -634,8 +676,7 @@ exchange_process(struct exchange *ex)
             exchange_reply_data(ex, ev.data, ev.len);
             break;
         case HTTP1_END:
-            evbuffer_drain(in, consumed);
-            exchange_finish(ex, &ev);
+            exchange_finish(ex, &ev, consumed);
             return;
         case HTTP1_ERROR:
             if (exchange_retry(ex))
@@ -725,8 +766,7 @@ exchange_free(struct exchange *ex)
     }
     pool_cancel(&ex->waiter);
     if (ex->body != NULL) {
-        session_body_held(ex->session,
-                          -(ssize_t)evbuffer_get_length(ex->body));
+        session_body_held(ex->session, -(ssize_t)evbuffer_get_length(ex->body));
         evbuffer_free(ex->body);
     }
     if (ex->out != NULL)

@@ -34,34 +34,36 @@ enum exchange_state {
 
 struct exchange {
     struct session *session;
-    TAILQ_ENTRY(exchange) entry;  /* the session's queue, in order */
+    TAILQ_ENTRY(exchange) entry; /* the session's queue, in order */
     enum exchange_state state;
-    json_t *id;                   /* echoed on every reply (owned) */
-    json_t *msg;                  /* the request message (owned) */
-    struct wire_client_msg m;     /* validated; m.req borrows from msg */
-    char target_desc[320];        /* "GET http://h:p/x" for logs */
-    char *head;                   /* the formatted HTTP request head */
+    json_t *id;               /* echoed on every reply (owned) */
+    json_t *msg;              /* the request message (owned) */
+    struct wire_client_msg m; /* validated; m.req borrows from msg */
+    char target_desc[320];    /* "GET http://h:p/x" for logs */
+    char *head;               /* the formatted HTTP request head */
     size_t head_len;
-    struct evbuffer *body;        /* request body bytes held (see below) */
-    uint64_t body_received;       /* body bytes that came from the client */
-    uint64_t body_sent;           /* bytes of body already written */
-    bool body_complete;           /* the client sent the whole body */
-    bool body_retained;           /* body keeps sent bytes for a replay */
-    bool chunked;                 /* body goes upstream chunk-encoded */
-    bool replayable;              /* safe to send again on a new connection */
-    bool request_close;           /* the request said Connection: close */
-    bool request_sent;            /* head + whole body written */
-    unsigned attempts;            /* connections tried */
-    struct pool_waiter waiter;    /* lease in progress */
-    struct upstream *up;          /* leased connection */
-    bool reused;                  /* up had served a request before */
-    bool eof;                     /* upstream closed (or failed) */
-    bool read_paused;             /* out is full: not reading upstream */
-    uint64_t response_bytes;      /* bytes read upstream, this attempt */
+    struct evbuffer *body;     /* request body bytes held (see below) */
+    uint64_t body_received;    /* body bytes that came from the client */
+    uint64_t body_sent;        /* bytes of body already written */
+    bool body_complete;        /* the client sent the whole body */
+    bool body_retained;        /* body keeps sent bytes for a replay */
+    int64_t declared_length;   /* streamed body's announced length, or
+                                  -1 (chunked) */
+    bool chunked;              /* body goes upstream chunk-encoded */
+    bool replayable;           /* safe to send again on a new connection */
+    bool request_close;        /* the request said Connection: close */
+    bool request_sent;         /* head + whole body written */
+    unsigned attempts;         /* connections tried */
+    struct pool_waiter waiter; /* lease in progress */
+    struct upstream *up;       /* leased connection */
+    bool reused;               /* up had served a request before */
+    bool eof;                  /* upstream closed (or failed) */
+    bool read_paused;          /* out is full: not reading upstream */
+    uint64_t response_bytes;   /* bytes read upstream, this attempt */
     struct http1_parser parser;
-    bool head_replied;            /* the head reply is in out */
-    bool abort_session;           /* raw mode failed mid-body: close */
-    struct evbuffer *out;         /* replies not yet moved to the client */
+    bool head_replied;    /* the head reply is in out */
+    bool abort_session;   /* raw mode failed mid-body: close */
+    struct evbuffer *out; /* replies not yet moved to the client */
 };
 
 /* A slot holding one ready reply (stolen) for the client, in order. */

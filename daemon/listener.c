@@ -106,7 +106,7 @@ listener_check_existing(const char *path, const struct sockaddr_un *sun,
 static void
 listener_make_parent(const char *path)
 {
-    char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+    char dir[sizeof((struct sockaddr_un *)0)->sun_path];
     char *slash;
 
     snprintf(dir, sizeof dir, "%s", path);
@@ -157,8 +157,7 @@ listener_open(struct server *srv, const char *path, char *err, size_t errlen)
                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                 SOMAXCONN, fd);
     if (l->evl == NULL) {
-        snprintf(err, errlen, "cannot listen on %s: %s", path,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
         unlink(path);
         goto fail;
     }
@@ -182,8 +181,7 @@ listener_close(struct listener *l)
     if (l == NULL)
         return;
     evconnlistener_free(l->evl);
-    if (stat(l->path, &st) == 0 && st.st_dev == l->dev &&
-        st.st_ino == l->ino)
+    if (stat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
         unlink(l->path);
     free(l->path);
     free(l);

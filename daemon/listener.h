@@ -14,8 +14,8 @@ struct listener;
  * replaced; a live daemon on path, or a path that is not a socket, is an
  * error. Returns NULL with err set.
  */
-struct listener *listener_open(struct server *srv, const char *path,
-                               char *err, size_t errlen);
+struct listener *listener_open(struct server *srv, const char *path, char *err,
+                               size_t errlen);
 
 /* Stops accepting and removes the socket file if it is still ours. */
 void listener_close(struct listener *l);

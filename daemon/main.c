@@ -49,8 +49,8 @@ main_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
 
-    log_warn("%zu clients still busy after %g s; closing them",
-             srv->nsessions, srv->cfg->shutdown_timeout);
+    log_warn("%zu clients still busy after %g s; closing them", srv->nsessions,
+             srv->cfg->shutdown_timeout);
     event_base_loopexit(srv->base, NULL);
 }
 
@@ -73,17 +73,15 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
     srv->listener = NULL;
     pool_close_idle(srv->pool);
     TAILQ_FOREACH_SAFE(s, &srv->sessions, entry, next)
-        session_drain(s);
+    session_drain(s);
     if (srv->nsessions == 0) {
         event_base_loopexit(srv->base, NULL);
         return;
     }
     tv.tv_sec = (time_t)srv->cfg->shutdown_timeout;
-    tv.tv_usec = (suseconds_t)((srv->cfg->shutdown_timeout -
-                                (double)tv.tv_sec) *
-                               1e6);
-    srv->shutdown_timer = evtimer_new(srv->base, main_shutdown_timeout_cb,
-                                      srv);
+    tv.tv_usec =
+        (suseconds_t)((srv->cfg->shutdown_timeout - (double)tv.tv_sec) * 1e6);
+    srv->shutdown_timer = evtimer_new(srv->base, main_shutdown_timeout_cb, srv);
     if (srv->shutdown_timer != NULL)
         evtimer_add(srv->shutdown_timer, &tv);
 }
@@ -154,8 +152,8 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     config_init(&cfg);
-    if (config_path != NULL && config_load(&cfg, config_path, err,
-                                           sizeof err) < 0) {
+    if (config_path != NULL &&
+        config_load(&cfg, config_path, err, sizeof err) < 0) {
         log_error("%s", err);
         goto out;
     }

@@ -34,8 +34,8 @@ TAILQ_HEAD(waiter_list, pool_waiter);
 
 struct pool_origin {
     struct pool *pool;
-    char *key;                     /* "http://host:port" */
-    char *host;                    /* connect target */
+    char *key;  /* "http://host:port" */
+    char *host; /* connect target */
     uint16_t port;
     bool tls;
     struct upstream_list idle;     /* most recently used first */
@@ -55,9 +55,9 @@ struct pool {
     const struct config *cfg;
     struct stats *stats;
     struct pool_origin *buckets[POOL_BUCKETS];
-    struct upstream_list lru;      /* idle connections, oldest first */
-    size_t nopen;                  /* open or opening, all origins */
-    size_t nidle;                  /* idle, all origins */
+    struct upstream_list lru; /* idle connections, oldest first */
+    size_t nopen;             /* open or opening, all origins */
+    size_t nidle;             /* idle, all origins */
     /* Origins with more waiters than connects under way, held back by a
      * limit; retried whenever a connection closes. */
     TAILQ_HEAD(, pool_origin) wanting;
@@ -216,8 +216,7 @@ pool_idle_add(struct upstream *up)
     struct timeval tv = {.tv_sec = (time_t)t,
                          .tv_usec = (suseconds_t)((t - (time_t)t) * 1e6)};
 
-    bufferevent_setcb(up->bev, pool_idle_read_cb, NULL, pool_idle_event_cb,
-                      up);
+    bufferevent_setcb(up->bev, pool_idle_read_cb, NULL, pool_idle_event_cb, up);
     bufferevent_set_timeouts(up->bev, &tv, NULL);
     bufferevent_setwatermark(up->bev, EV_READ, 0, 0);
     bufferevent_enable(up->bev, EV_READ);
@@ -245,8 +244,8 @@ pool_origin_next_waiter(struct pool_origin *o, bool fresh_ok)
     struct pool_waiter *w;
 
     TAILQ_FOREACH(w, &o->waiters, entry)
-        if (fresh_ok || !w->fresh)
-            break;
+    if (fresh_ok || !w->fresh)
+        break;
     if (w != NULL) {
         TAILQ_REMOVE(&o->waiters, w, entry);
         o->nwaiting--;
@@ -265,12 +264,13 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
     w = pool_origin_next_waiter(o, true);
     if (error != 0) {
         log_debug("upstream %lu: %s", up->id, message);
-        o->pool->nopen--;
-        upstream_free(up);
+        /* message lives in up: tell the waiter before freeing it. */
         if (w != NULL) {
             w->origin = NULL;
             w->cb(w, NULL, error, message);
         }
+        o->pool->nopen--;
+        upstream_free(up);
         pool_grow_wanting(o->pool);
         pool_origin_maybe_free(o);
         return;
@@ -298,8 +298,8 @@ pool_make_room(struct pool *pool)
     o = victim->origin;
     pool_idle_remove(victim);
     pool->nopen--;
-    log_debug("upstream %lu: closed to make room (total limit %zu)",
-              victim->id, pool->cfg->pool_max_total);
+    log_debug("upstream %lu: closed to make room (total limit %zu)", victim->id,
+              pool->cfg->pool_max_total);
     upstream_free(victim);
     pool_origin_maybe_free(o);
     return true;
@@ -343,7 +343,7 @@ pool_grow_wanting(struct pool *pool)
     struct pool_origin *o, *next;
 
     TAILQ_FOREACH_SAFE(o, &pool->wanting, wanting_entry, next)
-        pool_origin_grow(o);
+    pool_origin_grow(o);
 }
 
 int
@@ -451,12 +451,12 @@ pool_stats(const struct pool *pool)
     for (size_t b = 0; b < POOL_BUCKETS; b++) {
         for (struct pool_origin *o = pool->buckets[b]; o != NULL;
              o = o->hash_next) {
-            json_object_set_new(
-                origins, o->key,
-                json_pack("{s:I, s:I, s:I, s:I}", "idle", (json_int_t)o->nidle,
-                          "busy", (json_int_t)o->nbusy, "connecting",
-                          (json_int_t)o->nconnecting, "waiting",
-                          (json_int_t)o->nwaiting));
+            json_object_set_new(origins, o->key,
+                                json_pack("{s:I, s:I, s:I, s:I}", "idle",
+                                          (json_int_t)o->nidle, "busy",
+                                          (json_int_t)o->nbusy, "connecting",
+                                          (json_int_t)o->nconnecting, "waiting",
+                                          (json_int_t)o->nwaiting));
         }
     }
     return origins;

@@ -41,10 +41,10 @@ typedef void (*pool_lease_cb)(struct pool_waiter *w, struct upstream *up,
 /* A pending lease; embedded in its owner, zero-filled before use. */
 struct pool_waiter {
     pool_lease_cb cb;
-    bool fresh;                      /* needs a new connection (a retry) */
-    double timeout;                  /* connect timeout, seconds */
-    struct pool_origin *origin;      /* set while waiting */
-    TAILQ_ENTRY(pool_waiter) entry;  /* origin's FIFO */
+    bool fresh;                     /* needs a new connection (a retry) */
+    double timeout;                 /* connect timeout, seconds */
+    struct pool_origin *origin;     /* set while waiting */
+    TAILQ_ENTRY(pool_waiter) entry; /* origin's FIFO */
 };
 
 struct pool *pool_new(struct event_base *base, struct evdns_base *dns,

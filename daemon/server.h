@@ -17,7 +17,8 @@
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar)                             \
     for ((var) = TAILQ_FIRST(head);                                            \
-         (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1); (var) = (tvar))
+         (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);                \
+         (var) = (tvar))
 #endif
 
 struct config;
@@ -27,14 +28,14 @@ struct session;
 
 /* Running figures, reported by {"op":"stats"}. */
 struct stats {
-    time_t started;                      /* for uptime */
-    uint64_t clients_total;              /* client connections accepted */
-    uint64_t requests;                   /* requests received */
-    uint64_t responses;                  /* responses completed */
-    uint64_t reuse_hits;                 /* leases served from idle */
-    uint64_t reuse_misses;               /* leases that needed a connect */
-    uint64_t retries;                    /* replays on a fresh connection */
-    uint64_t errors[HCONN_ERROR_COUNT];  /* error replies, by -code */
+    time_t started;                     /* for uptime */
+    uint64_t clients_total;             /* client connections accepted */
+    uint64_t requests;                  /* requests received */
+    uint64_t responses;                 /* responses completed */
+    uint64_t reuse_hits;                /* leases served from idle */
+    uint64_t reuse_misses;              /* leases that needed a connect */
+    uint64_t retries;                   /* replays on a fresh connection */
+    uint64_t errors[HCONN_ERROR_COUNT]; /* error replies, by -code */
 };
 
 TAILQ_HEAD(session_list, session);

@@ -94,9 +94,9 @@ session_find_stream(struct session *s, json_t *id)
     if (id == NULL)
         return NULL;
     TAILQ_FOREACH(ex, &s->queue, entry)
-        if (ex->msg != NULL && ex->m.req.body == WIRE_BODY_STREAM &&
-            !ex->body_complete && json_equal(ex->id, id))
-            return ex;
+    if (ex->msg != NULL && ex->m.req.body == WIRE_BODY_STREAM &&
+        !ex->body_complete && json_equal(ex->id, id))
+        return ex;
     return NULL;
 }
 
@@ -203,7 +203,12 @@ session_handle(struct session *s, json_t *msg)
     rc = wire_parse_client_msg(msg, &m, err, sizeof err);
     if (rc < 0) {
         session_reply_error(s, m.id, rc, err);
-        if (m.framing_lost) {
+        if (json_is_true(json_object_get(msg, "raw"))) {
+            /* A raw client reads one reply and then waits for the close;
+             * an invalid raw request ends the session too. */
+            s->raw = true;
+            s->closing = true;
+        } else if (m.framing_lost) {
             /* Where the next message starts is unknown: stop here. */
             s->closing = true;
         } else if (m.has_data) {
@@ -266,12 +271,12 @@ session_read_line(struct session *s, struct evbuffer *in)
 
     if (eol.pos >= 0)
         len = (size_t)eol.pos + 1;
-    else if (avail >= s->reader.max_line || s->reader.discarding)
+    else if (avail > 0 && (avail >= s->reader.max_line || s->reader.discarding))
         len = avail; /* let the codec report or discard the long line */
     else
         return false;
-    rc = wire_read_line(&s->reader, (const char *)evbuffer_pullup(in, len),
-                        len, &consumed, &msg, err, sizeof err);
+    rc = wire_read_line(&s->reader, (const char *)evbuffer_pullup(in, len), len,
+                        &consumed, &msg, err, sizeof err);
     evbuffer_drain(in, consumed);
     if (rc < 0)
         session_reply_error(s, NULL, rc, err);
@@ -463,9 +468,8 @@ session_new(struct server *srv, int fd)
         s->uid = cred.uid;
         s->gid = cred.gid;
     }
-    s->bev = bufferevent_socket_new(srv->base, fd,
-                                    BEV_OPT_CLOSE_ON_FREE |
-                                        BEV_OPT_DEFER_CALLBACKS);
+    s->bev = bufferevent_socket_new(
+        srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     s->flush_event = event_new(srv->base, -1, 0, session_flush_cb, s);
     if (s->bev == NULL || s->flush_event == NULL) {
         if (s->bev == NULL)
@@ -479,8 +483,7 @@ session_new(struct server *srv, int fd)
     }
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
                       session_event_cb, s);
-    bufferevent_setwatermark(s->bev, EV_WRITE, cfg->stream_buffer_bytes / 2,
-                             0);
+    bufferevent_setwatermark(s->bev, EV_WRITE, cfg->stream_buffer_bytes / 2, 0);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
     srv->nsessions++;

@@ -19,26 +19,26 @@ TAILQ_HEAD(exchange_list, exchange);
 
 struct session {
     struct server *srv;
-    unsigned long id;              /* for logs */
-    pid_t pid;                     /* peer credentials (SO_PEERCRED) */
+    unsigned long id; /* for logs */
+    pid_t pid;        /* peer credentials (SO_PEERCRED) */
     uid_t uid;
     gid_t gid;
-    struct bufferevent *bev;       /* the client's socket */
+    struct bufferevent *bev; /* the client's socket */
     struct wire_reader reader;
-    struct exchange_list queue;    /* replies owed, in order */
-    size_t requests_in_flight;     /* request exchanges in queue */
-    uint64_t next_seq;             /* ids for requests that have none */
-    size_t body_held;              /* request body bytes buffered */
-    struct exchange *payload_to;   /* where payload bytes go; NULL drops */
-    uint64_t payload_left;         /* payload bytes still to come */
-    bool payload_ends_body;        /* an inline body: end it after */
-    bool reading_paused;           /* backpressure on the client */
-    bool raw;                      /* a raw request came: read no more */
-    bool input_ended;              /* the client half-closed */
-    bool closing;                  /* close once the queue is flushed */
-    bool aborting;                 /* close once output is written, now */
-    struct event *flush_event;     /* runs session_flush off-stack */
-    TAILQ_ENTRY(session) entry;    /* server's list */
+    struct exchange_list queue;  /* replies owed, in order */
+    size_t requests_in_flight;   /* request exchanges in queue */
+    uint64_t next_seq;           /* ids for requests that have none */
+    size_t body_held;            /* request body bytes buffered */
+    struct exchange *payload_to; /* where payload bytes go; NULL drops */
+    uint64_t payload_left;       /* payload bytes still to come */
+    bool payload_ends_body;      /* an inline body: end it after */
+    bool reading_paused;         /* backpressure on the client */
+    bool raw;                    /* a raw request came: read no more */
+    bool input_ended;            /* the client half-closed */
+    bool closing;                /* close once the queue is flushed */
+    bool aborting;               /* close once output is written, now */
+    struct event *flush_event;   /* runs session_flush off-stack */
+    TAILQ_ENTRY(session) entry;  /* server's list */
 };
 
 /* Takes over the connected client socket fd. Returns NULL on failure

@@ -137,19 +137,17 @@ upstream_try_next(struct upstream *up, int last_errno)
         const void *raw;
 
         up->next_addr = ai->ai_next;
-        raw = ai->ai_family == AF_INET6
-                  ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)
-                        ->sin6_addr
-                  : (const void *)&((struct sockaddr_in *)ai->ai_addr)
-                        ->sin_addr;
+        raw =
+            ai->ai_family == AF_INET6
+                ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
         evutil_inet_ntop(ai->ai_family, raw, addr, sizeof addr);
         snprintf(up->peer, sizeof up->peer,
                  ai->ai_family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr,
                  up->port);
 
-        up->bev = bufferevent_socket_new(up->base, -1,
-                                         BEV_OPT_CLOSE_ON_FREE |
-                                             BEV_OPT_DEFER_CALLBACKS);
+        up->bev = bufferevent_socket_new(
+            up->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
         if (up->bev == NULL) {
             upstream_fail_later(up, HCONN_ENO_MEMORY,
                                 "cannot allocate a connection");
@@ -179,8 +177,8 @@ upstream_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
         return;
     up->dns_req = NULL;
     if (result != 0) {
-        snprintf(message, sizeof message, "cannot resolve \"%s\": %s",
-                 up->host, evutil_gai_strerror(result));
+        snprintf(message, sizeof message, "cannot resolve \"%s\": %s", up->host,
+                 evutil_gai_strerror(result));
         upstream_fail_later(up, HCONN_EDNS_FAILED, message);
         return;
     }

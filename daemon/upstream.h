@@ -21,25 +21,25 @@ typedef void (*upstream_connect_cb)(struct upstream *up, int error,
                                     const char *message, void *arg);
 
 struct upstream {
-    unsigned long id;                /* for logs */
-    struct pool_origin *origin;      /* the pool bucket it belongs to */
-    struct bufferevent *bev;         /* NULL until a connect is under way */
+    unsigned long id;           /* for logs */
+    struct pool_origin *origin; /* the pool bucket it belongs to */
+    struct bufferevent *bev;    /* NULL until a connect is under way */
     struct event_base *base;
     struct evdns_getaddrinfo_request *dns_req; /* pending resolution */
-    struct evutil_addrinfo *addrs;   /* resolved addresses */
-    struct evutil_addrinfo *next_addr; /* the next one to try */
-    struct event *connect_timer;     /* bounds DNS + every connect */
-    struct event *fail_event;        /* delivers a failure off-stack */
-    int fail_error;                  /* what fail_event delivers */
+    struct evutil_addrinfo *addrs;             /* resolved addresses */
+    struct evutil_addrinfo *next_addr;         /* the next one to try */
+    struct event *connect_timer;               /* bounds DNS + every connect */
+    struct event *fail_event; /* delivers a failure off-stack */
+    int fail_error;           /* what fail_event delivers */
     char fail_message[256];
     upstream_connect_cb cb;
     void *cb_arg;
-    char host[256];                  /* what we resolve */
+    char host[256]; /* what we resolve */
     uint16_t port;
-    char peer[64];                   /* "addr:port" being tried, for logs */
+    char peer[64]; /* "addr:port" being tried, for logs */
     bool connected;
-    bool idle;                       /* in the pool's idle lists */
-    unsigned requests;               /* responses completed on it */
+    bool idle;                          /* in the pool's idle lists */
+    unsigned requests;                  /* responses completed on it */
     TAILQ_ENTRY(upstream) origin_entry; /* origin's idle list */
     TAILQ_ENTRY(upstream) lru_entry;    /* pool's idle list, oldest first */
 };

@@ -11,14 +11,14 @@ struct error_entry {
 };
 
 #define ERROR_ENTRY_(name, wire, text) {wire, text},
-static const struct error_entry error_table[] = {
-    HCONN_ERRORS(ERROR_ENTRY_)};
+static const struct error_entry error_table[] = {HCONN_ERRORS(ERROR_ENTRY_)};
 #undef ERROR_ENTRY_
 
 static const struct error_entry *
 error_lookup(int code)
 {
-    if (code > 0 || -code >= HCONN_ERROR_COUNT)
+    /* Compare before negating: -INT_MIN overflows. */
+    if (code > 0 || code <= -HCONN_ERROR_COUNT)
         return NULL;
     return &error_table[-code];
 }

@@ -28,7 +28,7 @@
       "unsupported Transfer-Encoding")                                         \
     X(BAD_CHUNK, "bad_chunk", "malformed chunked body")                        \
     X(REMOTE_DISCONNECTED, "remote_disconnected",                              \
-      "server closed the connection without a complete response head")       \
+      "server closed the connection without a complete response head")         \
     X(INCOMPLETE_READ, "incomplete_read", "response body cut short")           \
     X(CONNECTION_CLOSED, "connection_closed", "connection closed")             \
     X(TIMEOUT, "timeout", "timed out")                                         \

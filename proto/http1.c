@@ -24,7 +24,7 @@
 #include "hconn_error.h"
 #include "http1.h"
 
-#define HTTP1_QUOTE_MAX 32 /* bytes of a culprit shown in a message */
+#define HTTP1_QUOTE_MAX  32 /* bytes of a culprit shown in a message */
 #define HTTP1_QUOTE_SIZE (HTTP1_QUOTE_MAX * 4 + 4) /* all \xHH, "...", NUL */
 
 /* ---- Shared helpers ----------------------------------------------------- */
@@ -39,6 +39,7 @@ http1_is_tchar(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+/* Status codes and lengths are ASCII digits only, whatever the locale. */
 static bool
 http1_is_digit(char c)
 {
@@ -58,6 +59,7 @@ http1_hex_value(char c)
     return -1;
 }
 
+/* ASCII case folding: tolower() would depend on the locale. */
 static char
 http1_lower(char c)
 {
@@ -85,6 +87,8 @@ http1_is_ows(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* Narrows s[0..n) to its content, in place: values point into the
+ * caller's buffer and are never copied. */
 static void
 http1_trim(const char **s, size_t *n)
 {
@@ -187,6 +191,7 @@ struct http1_out {
     bool overflow; /* the length does not fit a size_t */
 };
 
+/* Appends, or only counts; a length that would wrap marks overflow. */
 static void
 http1_put(struct http1_out *o, const char *s, size_t n)
 {
@@ -199,12 +204,16 @@ http1_put(struct http1_out *o, const char *s, size_t n)
     o->len += n;
 }
 
+/* For NUL-terminated parts (method, target, host, literals). */
 static void
 http1_puts(struct http1_out *o, const char *s)
 {
     http1_put(o, s, strlen(s));
 }
 
+/* The layout of http.client's putrequest + putheader + endheaders: the
+ * request line, Host, Accept-Encoding, the caller's fields in order, then
+ * the framing field _send_request adds. */
 static void
 http1_write_head(const struct http1_request *req, const struct http1_auto *a,
                  struct http1_out *o)
@@ -268,8 +277,8 @@ http1_find_url_ctl(const char *s)
 /* Checks the caller's fields and notes which framing fields they gave. */
 static int
 http1_check_request_fields(const struct http1_request *req, bool *has_host,
-                           bool *has_ae, bool *has_cl, bool *has_te,
-                           char *err, size_t errlen)
+                           bool *has_ae, bool *has_cl, bool *has_te, char *err,
+                           size_t errlen)
 {
     char q[HTTP1_QUOTE_SIZE];
 
@@ -325,9 +334,11 @@ http1_method_expects_body(const char *method)
            http1_ieq(method, n, "PATCH");
 }
 
+/* Validates every input before writing a byte: on failure nothing is
+ * allocated or returned, so nothing injected can reach the wire. */
 int
-http1_format_request(const struct http1_request *req, char **head,
-                     size_t *len, char *err, size_t errlen)
+http1_format_request(const struct http1_request *req, char **head, size_t *len,
+                     char *err, size_t errlen)
 {
     struct http1_auto a = {.content_length = -1};
     struct http1_out o = {0};
@@ -382,10 +393,10 @@ http1_format_request(const struct http1_request *req, char **head,
      * Transfer-Encoding; an origin or proxy may pick either, which is how
      * requests get smuggled. */
     if (has_cl && (has_te || req->chunked))
-        return http1_request_fail(
-            err, errlen, HCONN_EINVALID_HEADER,
-            "header \"Content-Length\" conflicts with %s",
-            has_te ? "\"Transfer-Encoding\"" : "a chunked body");
+        return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
+                                  "header \"Content-Length\" conflicts with %s",
+                                  has_te ? "\"Transfer-Encoding\""
+                                         : "a chunked body");
 
     /* putrequest: Host, then Accept-Encoding, unless skipped or given. */
     a.host = !req->skip_host && !has_host;
@@ -436,6 +447,8 @@ http1_format_request(const struct http1_request *req, char **head,
     return HCONN_OK;
 }
 
+/* Lower-case hex without leading zeros (RFC 9112 §7.1), the shortest
+ * line a parser can misread least. */
 size_t
 http1_format_chunk_header(size_t n, char out[HTTP1_CHUNK_HEADER_MAX])
 {
@@ -472,6 +485,7 @@ http1_fail(struct http1_parser *p, int code, const char *fmt, ...)
     return -1;
 }
 
+/* http.client's IncompleteRead says how much arrived of how much. */
 static int
 http1_fail_incomplete(struct http1_parser *p)
 {
@@ -582,8 +596,8 @@ http1_check_field_line(struct http1_parser *p, const char *s, size_t n,
         if (k == n || s[k] != ':') {
             colon = memchr(s, ':', n);
             if (colon == NULL)
-                return http1_fail(p, HCONN_EBAD_HEADER,
-                                  "%s line %zu: no colon", what, line);
+                return http1_fail(p, HCONN_EBAD_HEADER, "%s line %zu: no colon",
+                                  what, line);
             /* RFC 9112 §5.1: no whitespace between name and colon. */
             if (k > 0 && (s[k] == ' ' || s[k] == '\t')) {
                 size_t w = k;
@@ -675,8 +689,8 @@ http1_scan_section(struct http1_parser *p, const char *base, size_t n,
 
 too_long:
     http1_line_name(p, trailers, what, sizeof what);
-    return http1_fail(p, HCONN_ELINE_TOO_LONG, "%s: longer than %d bytes",
-                      what, HTTP1_MAX_LINE);
+    return http1_fail(p, HCONN_ELINE_TOO_LONG, "%s: longer than %d bytes", what,
+                      HTTP1_MAX_LINE);
 }
 
 /* Indexes the field lines of base[pos..end) (checked already) into
@@ -802,9 +816,10 @@ http1_transfer_encoding(struct http1_parser *p, size_t nh)
         }
     }
     if (!chunked)
-        return http1_fail(p, HCONN_EUNKNOWN_TRANSFER_ENCODING,
-                          "Transfer-Encoding \"%s\": no coding",
-                          http1_quote(q, last->value, last->value_len));
+        return http1_fail(
+            p, HCONN_EUNKNOWN_TRANSFER_ENCODING,
+            "Transfer-Encoding \"%s\": no coding",
+            last != NULL ? http1_quote(q, last->value, last->value_len) : "");
     return 0;
 }
 
@@ -871,8 +886,8 @@ http1_decide_framing(struct http1_parser *p, size_t nh)
         reusable = !conn_close;
     else
         reusable = conn_keep && !conn_close && !has_te;
-    p->keep_alive = reusable && !p->request_close &&
-                    p->framing != HTTP1_FRAMING_CLOSE;
+    p->keep_alive =
+        reusable && !p->request_close && p->framing != HTTP1_FRAMING_CLOSE;
     return 0;
 }
 
@@ -881,6 +896,7 @@ http1_decide_framing(struct http1_parser *p, size_t nh)
 /* Each step either produces an event (returns true) or moves to another
  * state having consumed bytes at *off (returns false). */
 
+/* A head is consumed only whole: its event points into it. */
 static bool
 http1_step_head(struct http1_parser *p, const char *buf, size_t len, bool eof,
                 size_t *off, struct http1_event *ev)
@@ -939,11 +955,12 @@ http1_step_head(struct http1_parser *p, const char *buf, size_t len, bool eof,
         return true;
     ev->kind = HTTP1_HEAD;
     *off += end;
-    p->state = p->framing == HTTP1_FRAMING_CHUNKED ? HTTP1_S_CHUNK_SIZE
-                                                   : HTTP1_S_BODY;
+    p->state =
+        p->framing == HTTP1_FRAMING_CHUNKED ? HTTP1_S_CHUNK_SIZE : HTTP1_S_BODY;
     return true;
 }
 
+/* END is terminal: keep-alive becomes answerable only from here. */
 static bool
 http1_end(struct http1_parser *p, struct http1_event *ev)
 {
@@ -1017,8 +1034,7 @@ http1_step_chunk_size(struct http1_parser *p, const char *buf, size_t len,
         p->scanned = n;
         if (n >= HTTP1_MAX_LINE)
             http1_fail(p, HCONN_ELINE_TOO_LONG,
-                       "chunk-size line: longer than %d bytes",
-                       HTTP1_MAX_LINE);
+                       "chunk-size line: longer than %d bytes", HTTP1_MAX_LINE);
         else if (eof)
             http1_fail_incomplete(p);
         else
@@ -1073,6 +1089,8 @@ http1_step_chunk_size(struct http1_parser *p, const char *buf, size_t len,
     return false;
 }
 
+/* Chunk data up to the chunk's end, never past it, so the CRLF after it
+ * is always checked. */
 static bool
 http1_step_chunk_data(struct http1_parser *p, const char *buf, size_t len,
                       bool eof, size_t *off, struct http1_event *ev)
@@ -1151,9 +1169,10 @@ http1_step_trailers(struct http1_parser *p, const char *buf, size_t len,
     return http1_end(p, ev);
 }
 
+/* Clears everything, so one parser can be reused response after
+ * response. */
 void
-http1_parser_init(struct http1_parser *p, bool head_request,
-                  bool request_close)
+http1_parser_init(struct http1_parser *p, bool head_request, bool request_close)
 {
     memset(p, 0, sizeof *p);
     p->head_request = head_request;
@@ -1172,15 +1191,15 @@ http1_parser_init(struct http1_parser *p, bool head_request,
  * (END without trailers, ERROR with the same code) and consumes nothing.
  */
 struct http1_event
-http1_parser_next(struct http1_parser *p, const char *buf, size_t len,
-                  bool eof, size_t *consumed)
+http1_parser_next(struct http1_parser *p, const char *buf, size_t len, bool eof,
+                  size_t *consumed)
 {
     struct http1_event ev = {.kind = HTTP1_ERROR};
     size_t off = 0;
     bool done = false;
 
     if (buf == NULL) {
-        if (len != 0)
+        if (len != 0 && p->state != HTTP1_S_FAILED)
             http1_fail(p, HCONN_EINVALID_ARGUMENT, "parser: NULL buffer");
         buf = ""; /* keep pointer arithmetic defined */
     }
@@ -1223,6 +1242,7 @@ http1_parser_next(struct http1_parser *p, const char *buf, size_t len,
     return ev;
 }
 
+/* Only a complete response can vouch for the connection. */
 bool
 http1_parser_keep_alive(const struct http1_parser *p)
 {

@@ -15,10 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP1_MAX_LINE 65536 /* bytes in one head line, as http.client */
-#define HTTP1_MAX_HEADERS 100 /* header fields in a head, as http.client */
-#define HTTP1_CHUNK_HEADER_MAX 24 /* "ffffffffffffffff\r\n" and NUL */
-#define HTTP1_LAST_CHUNK "0\r\n\r\n"
+#define HTTP1_MAX_LINE         65536 /* bytes in one head line, as http.client */
+#define HTTP1_MAX_HEADERS      100 /* header fields in a head, as http.client */
+#define HTTP1_CHUNK_HEADER_MAX 24  /* "ffffffffffffffff\r\n" and NUL */
+#define HTTP1_LAST_CHUNK       "0\r\n\r\n"
 
 /* A header field; name and value are not NUL-terminated. */
 struct http1_header {
@@ -30,11 +30,11 @@ struct http1_header {
 
 /* Everything that goes into a request head. */
 struct http1_request {
-    const char *method;  /* e.g. "GET"; sent verbatim */
-    const char *target;  /* request-target, sent verbatim */
-    const char *host;    /* origin host for Host, IPv6 without brackets */
-    uint16_t port;       /* origin port; appended to Host unless default */
-    bool tls;            /* default port is 443 rather than 80 */
+    const char *method; /* e.g. "GET"; sent verbatim */
+    const char *target; /* request-target, sent verbatim */
+    const char *host;   /* origin host for Host, IPv6 without brackets */
+    uint16_t port;      /* origin port; appended to Host unless default */
+    bool tls;           /* default port is 443 rather than 80 */
     const struct http1_header *headers; /* caller's fields, in order */
     size_t nheaders;
     bool skip_host;            /* no automatic Host field */
@@ -81,15 +81,15 @@ enum http1_event_kind {
 
 struct http1_event {
     enum http1_event_kind kind;
-    int status;                         /* INTERIM, HEAD: 100..999 */
-    int version;                        /* INTERIM, HEAD: 10 or 11 */
-    const char *reason;                 /* INTERIM, HEAD; may be empty */
+    int status;         /* INTERIM, HEAD: 100..999 */
+    int version;        /* INTERIM, HEAD: 10 or 11 */
+    const char *reason; /* INTERIM, HEAD; may be empty */
     size_t reason_len;
     const struct http1_header *headers; /* INTERIM, HEAD; END: trailers */
     size_t nheaders;
-    const char *data;                   /* DATA */
+    const char *data; /* DATA */
     size_t len;
-    int error;                          /* ERROR */
+    int error; /* ERROR */
 };
 
 enum http1_state {
@@ -108,21 +108,21 @@ enum http1_state {
  * "state" are readable by the caller once HTTP1_HEAD has been returned.
  */
 struct http1_parser {
-    bool head_request;          /* the request was HEAD: no body follows */
-    bool request_close;         /* the request said Connection: close */
+    bool head_request;  /* the request was HEAD: no body follows */
+    bool request_close; /* the request said Connection: close */
     enum http1_state state;
-    int status;                 /* final status */
-    int version;                /* 10 or 11 */
+    int status;  /* final status */
+    int version; /* 10 or 11 */
     enum http1_framing framing;
-    int64_t content_length;     /* LENGTH: declared length; else -1 */
-    uint64_t body_received;     /* body bytes returned in DATA so far */
-    uint64_t chunk_left;        /* CHUNK_DATA: bytes left in this chunk */
-    bool keep_alive;            /* the head allows reuse (see below) */
-    size_t scanned;             /* head/line bytes already scanned */
-    size_t line_start;          /* head, trailers: where the open line starts */
-    size_t nlines;              /* head, trailers: field lines so far */
-    int error;                  /* FAILED: the HCONN_E... ERROR returned */
-    char errmsg[192];           /* ERROR: what was wrong and where */
+    int64_t content_length; /* LENGTH: declared length; else -1 */
+    uint64_t body_received; /* body bytes returned in DATA so far */
+    uint64_t chunk_left;    /* CHUNK_DATA: bytes left in this chunk */
+    bool keep_alive;        /* the head allows reuse (see below) */
+    size_t scanned;         /* head/line bytes already scanned */
+    size_t line_start;      /* head, trailers: where the open line starts */
+    size_t nlines;          /* head, trailers: field lines so far */
+    int error;              /* FAILED: the HCONN_E... ERROR returned */
+    char errmsg[192];       /* ERROR: what was wrong and where */
     struct http1_header headers[HTTP1_MAX_HEADERS]; /* the last head */
 };
 

@@ -10,17 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define URL_HOST_MAX 255 /* longest DNS name / address literal accepted */
+#define URL_HOST_MAX   255   /* longest DNS name / address literal accepted */
 #define URL_TARGET_MAX 65535 /* longest request-target accepted */
 
 struct url {
-    bool tls;                       /* scheme was https */
-    char host[URL_HOST_MAX + 1];    /* host, IPv6 without brackets */
-    uint16_t port;                  /* explicit port, else 80/443 */
-    bool port_given;                /* the URL named a port */
+    bool tls;                        /* scheme was https */
+    char host[URL_HOST_MAX + 1];     /* host, IPv6 without brackets */
+    uint16_t port;                   /* explicit port, else 80/443 */
+    bool port_given;                 /* the URL named a port */
     char target[URL_TARGET_MAX + 1]; /* request-target: path and query,
-                                       "/" when the URL has no path; a copy,
-                                       since the fragment is cut off */
+                                        "/" when the URL has no path; a
+                                        copy, since the fragment is cut */
 };
 
 /*

@@ -507,7 +507,7 @@ wire_parse_origin(struct wire_ctx *c, json_t *msg, struct wire_request *r)
     int rc;
 
     if (json_object_get(msg, "url") != NULL) {
-        struct url u;
+        struct url *u; /* 64 KiB: on the heap, not the loop's stack */
 
         for (size_t i = 0; i < sizeof(host_keys) / sizeof(*host_keys); i++) {
             if (json_object_get(msg, host_keys[i]) == NULL ||
@@ -521,14 +521,19 @@ wire_parse_origin(struct wire_ctx *c, json_t *msg, struct wire_request *r)
                              HCONN_EINVALID_URL, &s);
         if (rc != 0)
             return rc;
-        if ((rc = url_parse(s, &u, uerr, sizeof(uerr))) != 0)
-            return wire_fail(c, rc, "field \"url\": %s", uerr);
-        if (json_is_object(tls) && !u.tls)
-            return wire_fail(c, HCONN_EBAD_MESSAGE,
-                             "field \"tls\": TLS options for an http:// URL");
-        r->tls = u.tls;
-        r->port = u.port;
-        return wire_set_origin(c, r, u.host, u.target);
+        if ((u = malloc(sizeof(*u))) == NULL)
+            return wire_fail(c, HCONN_ENO_MEMORY, "out of memory");
+        if ((rc = url_parse(s, u, uerr, sizeof(uerr))) != 0)
+            rc = wire_fail(c, rc, "field \"url\": %s", uerr);
+        else if (json_is_object(tls) && !u->tls)
+            rc = wire_fail(c, HCONN_EBAD_MESSAGE,
+                           "field \"tls\": TLS options for an http:// URL");
+        else
+            rc = wire_set_origin(c, r, u->host, u->target);
+        r->tls = u->tls;
+        r->port = u->port;
+        free(u);
+        return rc;
     }
     if (json_object_get(msg, "host") == NULL)
         return wire_fail(c, HCONN_EBAD_MESSAGE,

@@ -17,9 +17,10 @@
 
 #include <jansson.h>
 
-#define WIRE_VERSION 1
-#define WIRE_MAX_LINE (1024 * 1024) /* bytes in one message line, '\n' incl. */
-#define WIRE_MAX_ID 256             /* bytes in a string id */
+/* The protocol version; bytes in one line ('\n' included); in a string id. */
+#define WIRE_VERSION  1
+#define WIRE_MAX_LINE (1024 * 1024)
+#define WIRE_MAX_ID   256
 
 /* Line reader state; zero-filled then wire_reader_init. */
 struct wire_reader {
@@ -69,8 +70,8 @@ struct wire_header {
 
 /* The "tls" object. Strings NULL when absent. */
 struct wire_tls {
-    bool verify;             /* default true */
-    bool insecure;           /* explicit opt-out of verification */
+    bool verify;   /* default true */
+    bool insecure; /* explicit opt-out of verification */
     const char *ca_file;
     const char *ca_path;
     const char *cert_file;
@@ -101,10 +102,10 @@ struct wire_request {
     bool skip_host;
     bool skip_accept_encoding;
     enum wire_body body;
-    int64_t length;              /* INLINE: N; STREAM: "length" or -1 */
+    int64_t length; /* INLINE: N; STREAM: "length" or -1 */
     bool expect_continue;
-    double timeout;              /* seconds; 0 = the daemon's default */
-    bool raw;                    /* shell mode: head line, bare body, close */
+    double timeout; /* seconds; 0 = the daemon's default */
+    bool raw;       /* shell mode: head line, bare body, close */
     bool has_tls_options;
     struct wire_tls tls_options;
     bool has_proxy;
@@ -112,20 +113,20 @@ struct wire_request {
 };
 
 enum wire_client_kind {
-    WIRE_MSG_REQUEST,  /* has "method" */
-    WIRE_MSG_DATA,     /* {"id", "data": N} for a streamed body */
-    WIRE_MSG_END,      /* {"id", "end": true} ends a streamed body */
-    WIRE_MSG_OP,       /* {"op": "hello" | "stats", "id"?} */
+    WIRE_MSG_REQUEST, /* has "method" */
+    WIRE_MSG_DATA,    /* {"id", "data": N} for a streamed body */
+    WIRE_MSG_END,     /* {"id", "end": true} ends a streamed body */
+    WIRE_MSG_OP,      /* {"op": "hello" | "stats", "id"?} */
 };
 
 struct wire_client_msg {
     enum wire_client_kind kind;
-    json_t *id;             /* borrowed; integer or string; NULL if absent */
-    bool has_data;          /* "data" present and valid: payload follows */
-    uint64_t data_len;      /* its N */
-    bool framing_lost;      /* "data" present but invalid: the payload
-                               length is unknown, drop the peer */
-    const char *op;         /* OP */
+    json_t *id;              /* borrowed; integer or string; NULL if absent */
+    bool has_data;           /* "data" present and valid: payload follows */
+    uint64_t data_len;       /* its N */
+    bool framing_lost;       /* "data" present but invalid: the payload
+                                length is unknown, drop the peer */
+    const char *op;          /* OP */
     struct wire_request req; /* REQUEST */
 };
 
@@ -139,8 +140,8 @@ struct wire_client_msg {
  * address its error reply.
  * Call wire_client_msg_clear afterwards in every case.
  */
-int wire_parse_client_msg(json_t *msg, struct wire_client_msg *out,
-                          char *err, size_t errlen);
+int wire_parse_client_msg(json_t *msg, struct wire_client_msg *out, char *err,
+                          size_t errlen);
 
 void wire_client_msg_clear(struct wire_client_msg *m);
 
@@ -172,26 +173,26 @@ enum wire_reply_kind {
     WIRE_REPLY_DATA,
     WIRE_REPLY_END,
     WIRE_REPLY_ERROR,
-    WIRE_REPLY_OP,   /* a reply to an "op" message: the whole object */
+    WIRE_REPLY_OP, /* a reply to an "op" message: the whole object */
 };
 
 /* A validated daemon message; json values and strings are borrowed. */
 struct wire_reply {
     enum wire_reply_kind kind;
     json_t *id;
-    int status;              /* HEAD */
-    const char *reason;      /* HEAD */
-    int version;             /* HEAD: 10 or 11 */
-    json_t *headers;         /* HEAD: array of [name, value] string pairs */
-    int64_t length;          /* HEAD: body length, -1 when unknown */
-    bool reused;             /* HEAD */
-    uint64_t data_len;       /* DATA */
-    json_t *trailers;        /* END: array of pairs (maybe empty) */
-    int error;               /* ERROR: HCONN_E..., HCONN_EBAD_MESSAGE for
-                                a name this build does not know */
-    const char *message;     /* ERROR */
-    int64_t received;        /* ERROR: "received", -1 when absent */
-    int64_t expected;        /* ERROR: "expected", -1 when absent */
+    int status;          /* HEAD */
+    const char *reason;  /* HEAD */
+    int version;         /* HEAD: 10 or 11 */
+    json_t *headers;     /* HEAD: array of [name, value] string pairs */
+    int64_t length;      /* HEAD: body length, -1 when unknown */
+    bool reused;         /* HEAD */
+    uint64_t data_len;   /* DATA */
+    json_t *trailers;    /* END: array of pairs (maybe empty) */
+    int error;           /* ERROR: HCONN_E..., HCONN_EBAD_MESSAGE for
+                            a name this build does not know */
+    const char *message; /* ERROR */
+    int64_t received;    /* ERROR: "received", -1 when absent */
+    int64_t expected;    /* ERROR: "expected", -1 when absent */
 };
 
 /* Validates a daemon message. Returns 0 or HCONN_EBAD_MESSAGE with err

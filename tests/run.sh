@@ -16,6 +16,7 @@ case "${1:-}" in
     options+=(-Db_sanitize=address,undefined -Db_lundef=false)
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    export HCONN_SANITIZED=1   # tests skip what sanitizers distort (RSS)
     ;;
   *) echo "usage: tests/run.sh [--sanitize]" >&2; exit 2 ;;
 esac

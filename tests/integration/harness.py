@@ -20,7 +20,6 @@ override the binaries' paths (meson sets them from the targets).
 """
 
 import contextlib
-import errno
 import glob
 import hashlib
 import json
@@ -57,8 +56,11 @@ HCONND = os.environ.get("HCONN_HCONND") or os.path.join(
     BUILD_ROOT, "daemon", "hconnd")
 HCONN = os.environ.get("HCONN_HCONN") or os.path.join(
     BUILD_ROOT, "client-lib", "hconn")
-LIB_CHECK = os.environ.get("HCONN_LIB_CHECK") or os.path.join(
-    BUILD_ROOT, "tests", "integration", "lib-check")
+LIB_CHECK = os.environ.get("HCONN_LIB_CHECK") or next(
+    (p for p in (os.path.join(BUILD_ROOT, "tests", "integration", "lib-check"),
+                 os.path.join(BUILD_ROOT, "client-lib", "lib-check"))
+     if os.path.exists(p)),
+    os.path.join(BUILD_ROOT, "tests", "integration", "lib-check"))
 
 NGINX = os.environ.get("HCONN_NGINX", "/usr/sbin/nginx")
 NGINX_ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
@@ -270,8 +272,59 @@ http {{
             client_body_buffer_size 1m;
         }}
     }}
-}}
+{tls_server}}}
 """
+
+NGINX_TLS_SERVER = """
+    server {{
+        listen 127.0.0.1:{tls_port} ssl;
+        server_name localhost;
+        root {dir}/www;
+        ssl_certificate {dir}/tls/server.crt;
+        ssl_certificate_key {dir}/tls/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        add_header X-Connection $connection always;
+        add_header X-Request-Method $request_method always;
+        add_header X-TLS-Protocol $ssl_protocol always;
+        location = /small.txt {{ }}
+        location = /big.bin {{ }}
+    }}
+"""
+
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+
+def make_certificates(directory):
+    """Makes a throwaway CA and a server certificate it signs for
+    127.0.0.1, ::1 and localhost (P-256 keys, valid two days) in directory:
+    ca.crt, ca.key, server.crt, server.key, and other-ca.crt (a second CA
+    that signed nothing here). Returns directory."""
+    os.makedirs(directory, exist_ok=True)
+
+    def run(*args):
+        r = subprocess.run([OPENSSL, *args], cwd=directory,
+                           capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args)} failed:\n"
+                               f"{r.stderr.decode(errors='replace')}")
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+           "-nodes"]
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", *key, "-keyout", f"{ca}.key", "-out",
+            f"{ca}.crt", "-days", "2", "-subj", f"/CN=hconn test {ca}",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *key, "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=localhost")
+    with open(os.path.join(directory, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
+                "extendedKeyUsage=serverAuth\n"
+                "basicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey",
+        "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2",
+        "-extfile", "server.ext")
+    return directory
 
 
 class Nginx:
@@ -280,10 +333,14 @@ class Nginx:
     with Nginx() as ng: ng.port, ng.url("/small.txt"), ng.root (docroot),
     ng.dir (the temp dir), ng.access_log_text().
     huge=True also writes www/huge.bin (100 MiB), its digest in ng.huge_sha256.
+    tls=True adds a TLS server on ng.tls_port (ng.tls_url(path)) with a
+    certificate for 127.0.0.1/localhost signed by ng.ca_file.
     """
 
-    def __init__(self, huge=False, attempts=5):
+    def __init__(self, huge=False, tls=False, attempts=5):
         self.huge = huge
+        self.tls = tls
+        self.tls_port = None
         self.attempts = attempts
         self.proc = None
         self.dir = None
@@ -322,13 +379,26 @@ class Nginx:
         if self.huge:
             self.huge_sha256 = write_huge_file(
                 os.path.join(self.root, "huge.bin"))
+        if self.tls:
+            if not os.access(OPENSSL, os.X_OK):
+                raise unittest.SkipTest("openssl not found (Debian: "
+                                        "apt-get install openssl)")
+            make_certificates(os.path.join(self.dir, "tls"))
+            self.ca_file = os.path.join(self.dir, "tls", "ca.crt")
+            self.other_ca_file = os.path.join(self.dir, "tls", "other-ca.crt")
         last_log = ""
         for _ in range(self.attempts):
             self.port = free_port()
+            tls_server = ""
+            if self.tls:
+                self.tls_port = free_port()
+                tls_server = NGINX_TLS_SERVER.format(dir=self.dir,
+                                                     tls_port=self.tls_port)
             conf = os.path.join(self.dir, "nginx.conf")
             with open(conf, "w") as f:
                 f.write(NGINX_CONF.format(dir=self.dir, port=self.port,
-                                          echo_module=NGINX_ECHO_MODULE))
+                                          echo_module=NGINX_ECHO_MODULE,
+                                          tls_server=tls_server))
             errlog = open(os.path.join(self.dir, "stderr.log"), "wb")
             try:
                 self.proc = subprocess.Popen(
@@ -338,7 +408,9 @@ class Nginx:
                     start_new_session=True)
             finally:
                 errlog.close()
-            if wait_for_tcp(LOOPBACK, self.port, 10.0, self.proc):
+            if wait_for_tcp(LOOPBACK, self.port, 10.0, self.proc) and (
+                    not self.tls or
+                    wait_for_tcp(LOOPBACK, self.tls_port, 10.0, self.proc)):
                 return
             kill_group(self.proc)
             self.proc = None
@@ -366,6 +438,9 @@ class Nginx:
     def url(self, path="/"):
         return f"http://{LOOPBACK}:{self.port}{path}"
 
+    def tls_url(self, path="/", host=LOOPBACK):
+        return f"https://{host}:{self.tls_port}{path}"
+
     @property
     def hostport(self):
         return f"{LOOPBACK}:{self.port}"
@@ -374,8 +449,101 @@ class Nginx:
         with open(os.path.join(self.dir, "access.log"), errors="replace") as f:
             return f.read()
 
+    def wait_access_log(self, text, count=1, since=0, timeout=5.0):
+        """The access log from offset since, once that holds text at least
+        count times (nginx logs a request just after sending its response),
+        or as it is at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.access_log_text()[since:]
+            if log.count(text) >= count or time.monotonic() > deadline:
+                return log
+            time.sleep(0.02)
+
     def error_log_text(self):
         return self._logs()
+
+
+# ---- tinyproxy --------------------------------------------------------------
+
+TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+
+TINYPROXY_CONF = """\
+Port {port}
+Listen 127.0.0.1
+Timeout 60
+LogFile "{dir}/tinyproxy.log"
+LogLevel Info
+PidFile "{dir}/tinyproxy.pid"
+MaxClients 100
+Allow 127.0.0.1
+DisableViaHeader Yes
+{connect_ports}
+"""
+
+
+class Tinyproxy:
+    """A tinyproxy forward proxy on 127.0.0.1 that allows CONNECT only to
+    the given ports. with Tinyproxy([port]) as p: p.port, p.log_text()."""
+
+    def __init__(self, connect_ports, attempts=5):
+        self.connect_ports = list(connect_ports)
+        self.attempts = attempts
+        self.proc = None
+        self.dir = None
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        if not os.access(TINYPROXY, os.X_OK):
+            raise unittest.SkipTest("tinyproxy not installed (Debian: "
+                                    "apt-get install tinyproxy)")
+        self.dir = tempfile.mkdtemp(prefix="hconn-tinyproxy-")
+        for _ in range(self.attempts):
+            self.port = free_port()
+            conf = os.path.join(self.dir, "tinyproxy.conf")
+            with open(conf, "w") as f:
+                f.write(TINYPROXY_CONF.format(
+                    port=self.port, dir=self.dir,
+                    connect_ports="\n".join(f"ConnectPort {p}"
+                                            for p in self.connect_ports)))
+            out = open(os.path.join(self.dir, "stderr.log"), "wb")
+            try:
+                self.proc = subprocess.Popen(
+                    [TINYPROXY, "-d", "-c", conf], stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=out, start_new_session=True)
+            finally:
+                out.close()
+            if wait_for_tcp(LOOPBACK, self.port, 10.0, self.proc):
+                return
+            kill_group(self.proc)
+            self.proc = None
+        raise RuntimeError(f"tinyproxy did not start:\n{tail(self.log_text())}")
+
+    def log_text(self):
+        out = []
+        for name in ("stderr.log", "tinyproxy.log"):
+            with contextlib.suppress(OSError):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    out.append(f.read())
+        return "\n".join(out)
+
+    def stop(self):
+        kill_group(self.proc, signal.SIGTERM)
+        self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
 
 
 # ---- hconnd -----------------------------------------------------------------
@@ -641,8 +809,8 @@ class Wire:
         """Collects one request's frames: head, data frames, then an end
         frame or an error. Returns (head, body, last) where head is the head
         dict or None (error before a head), body the concatenated payload
-        bytes (or its length when max_body == 0, for huge bodies: see
-        read_response_stream), last the end or error dict.
+        bytes (at most max_body of them, else the test fails; huge bodies
+        go through read_response_stream), last the end or error dict.
         Fails on a frame for another id, a frame out of place, or EOF."""
         head = None
         body = bytearray()
@@ -802,6 +970,10 @@ class FaultOrigin:
       ("send", bytes)                 write the bytes
       ("drip", bytes, n, interval)    write n bytes at a time, sleeping
       ("sleep", seconds)
+      ("head_only",)                  (first step only) do not read the
+                                      body of the request that selected the
+                                      scenario yet (Expect: 100-continue)
+      ("read_body",)                  read the body of the last request
       ("expect_request",)             read one more request on this
                                       connection and record it (no dispatch);
                                       a request at the head of a scenario is
@@ -914,7 +1086,7 @@ class FaultOrigin:
         s.settimeout(30.0)
         try:
             while not self.stopping.is_set():
-                req = self._read_request(s, buf, conn)
+                req = self._read_request(s, buf, conn, read_body=False)
                 if req is None:
                     return
                 steps = self.scenarios.get(req.target.split("?")[0],
@@ -924,13 +1096,17 @@ class FaultOrigin:
                               b"Content-Length: 0\r\n\r\n")]
                 if steps and steps[0][0] == "expect_request":
                     steps = steps[1:]
-                if not self._run(s, buf, conn, steps):
+                if steps and steps[0][0] == "head_only":
+                    steps = steps[1:]
+                elif not self._read_body(s, buf, req):
+                    return
+                if not self._run(s, buf, conn, steps, req):
                     return
         except _PeerClosed:
             return
         except Exception as e:  # recorded; tests assert on the record
             with self.cond:
-                self.errors.append(repr(e))
+                self.errors.append(f"connection {conn.index}: {e!r}")
                 conn.events.append(("exception", repr(e)))
                 self.cond.notify_all()
         finally:
@@ -941,10 +1117,14 @@ class FaultOrigin:
                 s.close()
             conn.closed.set()
 
-    def _run(self, s, buf, conn, steps):
+    def _run(self, s, buf, conn, steps, req):
         """Runs steps; False when the connection is finished."""
         for step in steps:
             op = step[0]
+            if op == "read_body":
+                if not self._read_body(s, buf, req):
+                    return False
+                continue
             if op == "send":
                 s.sendall(step[1])
             elif op == "drip":
@@ -955,7 +1135,8 @@ class FaultOrigin:
             elif op == "sleep":
                 time.sleep(step[1])
             elif op == "expect_request":
-                if self._read_request(s, buf, conn) is None:
+                req = self._read_request(s, buf, conn)
+                if req is None:
                     return False
             elif op == "close":
                 with contextlib.suppress(OSError):
@@ -1007,9 +1188,10 @@ class FaultOrigin:
             raise _PeerClosed()
         buf += chunk
 
-    def _read_request(self, s, buf, conn):
-        """Reads one request into the record; None if the peer closed
-        before a complete head (recorded as an "eof" event)."""
+    def _read_request(self, s, buf, conn, read_body=True):
+        """Reads one request (head, and its body unless read_body is
+        False) into the record; None if the peer closed before a complete
+        request (recorded as an "eof" event)."""
         try:
             while b"\r\n\r\n" not in buf:
                 if len(buf) > 1 << 20:
@@ -1038,6 +1220,20 @@ class FaultOrigin:
                 self.requests.append(req)
                 conn.events.append(("request", target))
                 self.cond.notify_all()
+        except _PeerClosed:
+            with self.cond:
+                conn.events.append(("eof",))
+                self.cond.notify_all()
+            return None
+        if read_body and not self._read_body(s, buf, req):
+            return None
+        return req
+
+    def _read_body(self, s, buf, req):
+        """Reads req's body (Content-Length or chunked) into req.body;
+        False if the peer closed first."""
+        conn = self.connections[req.conn_index]
+        try:
             te = (req.header("Transfer-Encoding") or "").lower()
             cl = req.header("Content-Length")
             if te:
@@ -1053,20 +1249,29 @@ class FaultOrigin:
             with self.cond:
                 req.complete = True
                 self.cond.notify_all()
-            return req
+            return True
         except _PeerClosed:
             with self.cond:
                 conn.events.append(("eof",))
                 self.cond.notify_all()
-            return None
+            return False
 
     def _read_chunked(self, s, buf):
         body = bytearray()
+        hexdigits = set(b"0123456789abcdefABCDEF")
         while True:
             while b"\r\n" not in buf:
+                # Fail at once on a size line that cannot be one (a body
+                # sent unchunked under Transfer-Encoding: chunked).
+                size_part = bytes(buf).split(b";")[0].rstrip(b"\r")
+                if len(size_part) > 16 or not set(size_part) <= hexdigits:
+                    raise ValueError(f"bad chunk size line {bytes(buf[:40])!r}")
                 self._recv_more(s, buf)
             i = buf.index(b"\r\n")
-            size = int(bytes(buf[:i]).split(b";")[0], 16)
+            size_part = bytes(buf[:i]).split(b";")[0]
+            if not size_part or not set(size_part) <= hexdigits:
+                raise ValueError(f"bad chunk size line {bytes(buf[:i])!r}")
+            size = int(size_part, 16)
             del buf[:i + 2]
             if size == 0:
                 # trailers until an empty line
@@ -1108,8 +1313,14 @@ class IntegrationTest(unittest.TestCase):
     maxDiff = 4000
 
     def _failed(self):
+        """Whether this test has recorded a failure or error so far (a skip
+        is neither)."""
         outcome = getattr(self, "_outcome", None)
-        return outcome is not None and not getattr(outcome, "success", True)
+        result = getattr(outcome, "result", None)
+        if result is None:
+            return False
+        return any(t is self or getattr(t, "test_case", None) is self
+                   for t, _ in result.failures + result.errors)
 
     def start_nginx(self, **kw):
         ng = Nginx(**kw)
@@ -1156,6 +1367,12 @@ class IntegrationTest(unittest.TestCase):
         return subprocess.run([HCONN, *args], input=input,
                               capture_output=True, env=e, timeout=timeout,
                               cwd=cwd, start_new_session=True)
+
+    def skipIfUnsupported(self, msg):
+        """Skips the test when the daemon answered "unsupported": a feature
+        the spec has but this hconnd build declares it does not do yet."""
+        if isinstance(msg, dict) and msg.get("error") == "unsupported":
+            self.skipTest(f"hconnd answers unsupported: {msg.get('message')}")
 
     def assertOkResponse(self, head, last, status=200):
         """Asserts a complete response with the given status."""

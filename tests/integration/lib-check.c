@@ -30,8 +30,7 @@ static int checks;   /* checks run so far */
 static int failures; /* checks failed */
 
 /* Reports one check; detail (printf-style) is shown when it failed. */
-static bool
-check(bool ok, const char *what, const char *fmt, ...)
+static bool check(bool ok, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static bool
@@ -75,8 +74,8 @@ static int
 fetch(hconn *c, const char *method, const char *path, const char *body,
       hconn_response **rp)
 {
-    int rc = hconn_request(c, method, path, body, body ? strlen(body) : 0,
-                           NULL, 0);
+    int rc =
+        hconn_request(c, method, path, body, body ? strlen(body) : 0, NULL, 0);
 
     *rp = NULL;
     return rc < 0 ? rc : hconn_getresponse(c, rp);
@@ -88,8 +87,7 @@ why(hconn *c, int rc)
 {
     static char buf[600];
 
-    snprintf(buf, sizeof(buf), "%s: %s", hconn_error_name(rc),
-             hconn_errmsg(c));
+    snprintf(buf, sizeof(buf), "%s: %s", hconn_error_name(rc), hconn_errmsg(c));
     return buf;
 }
 
@@ -145,8 +143,8 @@ check_offline(void)
     int rc;
     const char *nf = hconn_responses(404);
 
-    check(nf && strcmp(nf, "Not Found") == 0, "hconn_responses(404)",
-          "got %s", nf ? nf : "NULL");
+    check(nf && strcmp(nf, "Not Found") == 0, "hconn_responses(404)", "got %s",
+          nf ? nf : "NULL");
     check(hconn_responses(999) == NULL, "hconn_responses(999) is NULL",
           "not NULL");
     rc = hconn_new(&c, "[::1]:8080", 0, NULL);
@@ -205,8 +203,8 @@ check_small(hconn *c)
           hconn_fileno(c));
     rc = hconn_response_read_all(r, &body, &len);
     check(rc == 0 && len == 12 && memcmp(body, "hello world\n", 12) == 0,
-          "read_all gives \"hello world\\n\"", "rc %s, %zu bytes",
-          why(c, rc), len);
+          "read_all gives \"hello world\\n\"", "rc %s, %zu bytes", why(c, rc),
+          len);
     free(body);
     check(hconn_response_closed(r) && hconn_response_length(r) == 0,
           "closed() is true after read_all", "closed %d length %lld",
@@ -319,8 +317,7 @@ check_big(hconn *c)
         }
         short_ok = n == 0;
         check(short_ok && is_big(body, got), "GET /big.bin with readinto",
-              "last %zd (%s), %zu bytes", n, n < 0 ? why(c, (int)n) : "",
-              got);
+              "last %zd (%s), %zu bytes", n, n < 0 ? why(c, (int)n) : "", got);
         free(body);
         hconn_response_close(r);
     }
@@ -347,15 +344,14 @@ check_chunked(hconn *c)
         n = hconn_response_readline(r, line, sizeof(line));
         if (n != 6 || strcmp(line, lines[i]) != 0) {
             ok = false;
-            check(false, "readline over /chunked", "line %d: %zd \"%s\"", i,
-                  n, n > 0 ? line : why(c, (int)n));
+            check(false, "readline over /chunked", "line %d: %zd \"%s\"", i, n,
+                  n > 0 ? line : why(c, (int)n));
             break;
         }
     }
     if (ok) {
         n = hconn_response_readline(r, line, sizeof(line));
-        check(n == 0, "readline over /chunked: three lines, then 0", "%zd",
-              n);
+        check(n == 0, "readline over /chunked: three lines, then 0", "%zd", n);
         check(hconn_response_closed(r), "closed() after the end", "false");
     }
     hconn_response_close(r);
@@ -363,8 +359,8 @@ check_chunked(hconn *c)
     rc = fetch(c, "GET", "/chunked", NULL, &r);
     if (rc == 0) {
         n = hconn_response_readline(r, line, 4);
-        check(n == 3 && strcmp(line, "lin") == 0,
-              "readline stops at size - 1", "%zd \"%s\"", n, line);
+        check(n == 3 && strcmp(line, "lin") == 0, "readline stops at size - 1",
+              "%zd \"%s\"", n, line);
         rc = hconn_response_read_all(r, &body, &len);
         check(rc == 0 && len == 15 &&
                   memcmp(body, "e1\nline2\nline3\n", 15) == 0,
@@ -386,9 +382,8 @@ check_misc(hconn *c)
     char byte;
     int rc = fetch(c, "GET", "/missing", NULL, &r);
 
-    if (check(rc == 0 && hconn_response_status(r) == 404,
-              "GET /missing is 404", "%s status %d", why(c, rc),
-              r ? hconn_response_status(r) : 0)) {
+    if (check(rc == 0 && hconn_response_status(r) == 404, "GET /missing is 404",
+              "%s status %d", why(c, rc), r ? hconn_response_status(r) : 0)) {
         rc = hconn_response_read_all(r, &body, &len);
         check(rc == 0, "404 body read to the end", "%s", why(c, rc));
         if (rc == 0)
@@ -397,8 +392,8 @@ check_misc(hconn *c)
     hconn_response_close(r);
 
     rc = fetch(c, "POST", "/echo", "ping=1&x=2", &r);
-    if (check(rc == 0 && hconn_response_status(r) == 200, "POST /echo",
-              "%s", why(c, rc))) {
+    if (check(rc == 0 && hconn_response_status(r) == 200, "POST /echo", "%s",
+              why(c, rc))) {
         rc = hconn_response_read_all(r, &body, &len);
         check(rc == 0 && len == 10 && memcmp(body, "ping=1&x=2", 10) == 0,
               "POST /echo echoes the inline body", "rc %s, %zu bytes",
@@ -415,8 +410,7 @@ check_misc(hconn *c)
 
         check(hconn_response_length(r) == 0 && hconn_response_closed(r),
               "HEAD: length 0 and closed at once", "length %lld closed %d",
-              (long long)hconn_response_length(r),
-              hconn_response_closed(r));
+              (long long)hconn_response_length(r), hconn_response_closed(r));
         check(hconn_response_read(r, &byte, 1) == 0, "HEAD: read gives 0",
               "not 0");
         check(strcmp(cl, "12") == 0, "HEAD: Content-Length header kept",
@@ -435,8 +429,7 @@ check_pipelining(hconn *c)
     for (i = 0; i < 20 && rc == 0; i++) {
         if (i % 2 == 0) {
             snprintf(body, sizeof(body), "request %d", i);
-            rc = hconn_request(c, "POST", "/echo", body, strlen(body), NULL,
-                               0);
+            rc = hconn_request(c, "POST", "/echo", body, strlen(body), NULL, 0);
         } else {
             rc = hconn_request(c, "GET", "/small.txt", NULL, 0, NULL, 0);
         }
@@ -498,8 +491,8 @@ check_streaming(hconn *c)
         rc = hconn_send(c, "world", 5);
     if (rc == 0)
         rc = hconn_getresponse(c, &r);
-    if (check(rc == 0, "putrequest/putheader/endheaders/send POST /echo",
-              "%s", why(c, rc))) {
+    if (check(rc == 0, "putrequest/putheader/endheaders/send POST /echo", "%s",
+              why(c, rc))) {
         rc = hconn_response_read_all(r, &body, &len);
         check(rc == 0 && len == 11 && memcmp(body, "hello world", 11) == 0,
               "streamed body with Content-Length echoed", "rc %s, %zu bytes",
@@ -526,13 +519,15 @@ check_streaming(hconn *c)
               why(c, rc))) {
         rc = hconn_response_read_all(r, &body, &len);
         check(rc == 0 && len == 3 && memcmp(body, "abc", 3) == 0,
-              "only the bytes sent are echoed", "rc %s, %zu bytes",
-              why(c, rc), len);
+              "only the bytes sent are echoed", "rc %s, %zu bytes", why(c, rc),
+              len);
         if (rc == 0)
             free(body);
         hconn_response_close(r);
     }
 
+    /* Without a length the body ends at getresponse; send() takes raw
+     * bytes and hconnd does the chunked framing. */
     rc = hconn_putrequest(c, "POST", "/echo", false, false);
     if (rc == 0)
         rc = hconn_putheader(c, "Transfer-Encoding", "chunked");
@@ -548,8 +543,39 @@ check_streaming(hconn *c)
               why(c, rc))) {
         rc = hconn_response_read_all(r, &body, &len);
         check(rc == 0 && len == 12 && memcmp(body, "chunk1chunk2", 12) == 0,
-              "chunked request body echoed", "rc %s, %zu bytes", why(c, rc),
-              len);
+              "streamed body of unknown length echoed", "rc %s, %zu bytes",
+              why(c, rc), len);
+        if (rc == 0)
+            free(body);
+        hconn_response_close(r);
+    }
+
+    /* Fewer bytes than the Content-Length: getresponse sends the end
+     * frame and hconnd reports the shortfall. */
+    rc = hconn_putrequest(c, "POST", "/echo", false, false);
+    if (rc == 0)
+        rc = hconn_putheader(c, "Content-Length", "10");
+    if (rc == 0)
+        rc = hconn_endheaders(c, NULL, 0);
+    if (rc == 0)
+        rc = hconn_send(c, "abc", 3);
+    if (rc == 0) {
+        rc = hconn_getresponse(c, &r);
+        check(rc == HCONN_EBODY_LENGTH,
+              "a streamed body short of its Content-Length is body_length",
+              "%s", why(c, rc));
+        if (rc == 0)
+            hconn_response_close(r);
+    } else {
+        check(false, "streamed body short of its Content-Length", "%s",
+              why(c, rc));
+    }
+
+    /* The connection is still usable afterwards. */
+    rc = fetch(c, "GET", "/small.txt", NULL, &r);
+    if (check(rc == 0, "a request after the body_length error", "%s",
+              why(c, rc))) {
+        rc = hconn_response_read_all(r, &body, &len);
         if (rc == 0)
             free(body);
         hconn_response_close(r);
@@ -604,8 +630,7 @@ check_states(hconn *c)
         hconn_response_close(r1);
         rc = hconn_getresponse(c, &r2);
     }
-    if (check(rc == 0, "response after one closed unread", "%s",
-              why(c, rc))) {
+    if (check(rc == 0, "response after one closed unread", "%s", why(c, rc))) {
         rc = hconn_response_read_all(r2, &body, &len);
         check(rc == 0 && len == 12 && memcmp(body, "hello world\n", 12) == 0,
               "the closed body was drained", "rc %s, %zu bytes", why(c, rc),

@@ -36,7 +36,8 @@ class LibCheckAgainstNginx(harness.IntegrationTest):
                          f"{r.stdout.decode(errors='replace')}\nstderr: "
                          f"{r.stderr.decode(errors='replace')}")
         # It really went through this daemon to this nginx.
-        self.assertIn(" HTTP/1.1\" 200 ", self.nginx.access_log_text())
+        self.assertIn(" HTTP/1.1\" 200 ",
+                      self.nginx.wait_access_log(" HTTP/1.1\" 200 "))
 
     def test_lib_check_fails_without_a_daemon(self):
         # The check program must be able to fail: with HCONN_SOCKET naming

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -73,15 +72,20 @@ class PoolWithNginx(harness.IntegrationTest):
         harness.require_binary(self, harness.HCONN, "hconn command")
         url = self.nginx.url("/headers")
         conns = []
+        notes = []
         for _ in range(2):
-            r = self.run_hconn(self.daemon, "-i", url)
+            r = self.run_hconn(self.daemon, "-v", "-i", url)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertTrue(r.stdout.endswith(b"\r\n\r\n" + HEADERS_BODY),
                             r.stdout)
             conns.append([v for n, v in parse_i_headers(r.stdout)
                           if n == "X-Connection"])
+            notes.append([l for l in r.stderr.decode().splitlines()
+                          if l.startswith("* ")])
         self.assertEqual(len(conns[0]), 1, conns)
         self.assertEqual(conns[0], conns[1])
+        self.assertEqual(notes, [["* new connection"],
+                                 ["* reused pooled connection"]])
 
     def test_two_sequential_sessions_reuse_the_connection(self):
         heads = []
@@ -112,6 +116,7 @@ class PoolWithNginx(harness.IntegrationTest):
         paths = {"/small.txt": SMALL_BODY, "/chunked": CHUNKED_BODY,
                  "/headers": HEADERS_BODY, "/big.bin": big_bytes()}
         order = [list(paths)[i % len(paths)] for i in range(50)]
+        log_mark = len(self.nginx.access_log_text())
         batch = b"".join(
             json.dumps({"id": i, "method": "GET",
                         "url": self.nginx.url(p)}).encode() + b"\n"
@@ -122,7 +127,7 @@ class PoolWithNginx(harness.IntegrationTest):
             self.assertOkResponse(head, end)
             self.assertEqual(header_value(head, "X-Request-Method"), "GET")
             self.assertEqual(body, paths[p], f"body of id {i} ({p})")
-        log = self.nginx.access_log_text()
+        log = self.nginx.wait_access_log('" 200 ', count=50, since=log_mark)
         for p in paths:
             self.assertEqual(log.count(f'"GET {p} HTTP/1.1" 200'),
                              order.count(p), p)

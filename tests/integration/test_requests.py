@@ -4,14 +4,13 @@ a real nginx on loopback. GET, HEAD, POST, PUT, 404, chunked, repeated
 headers, -i and -o."""
 
 import os
-import re
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (BIG_SIZE, CHUNKED_BODY, HEADERS_BODY, SMALL_BODY,  # noqa: E402
-                     big_bytes, header_value, header_values)
+                     big_bytes, header_value)
 
 # Binary data with NUL bytes, CR/LF and every byte value.
 BINARY = bytes(range(256)) * 3 + b"\x00\x00\r\n\x00end"
@@ -85,7 +84,7 @@ class RequestsThroughTheCli(NginxTestCase):
         self.assertIn(("X-Request-Method", "HEAD"), headers)
         self.assertEqual(body, b"")
         self.assertIn('"HEAD /small.txt HTTP/1.1" 200 0',
-                      self.nginx.access_log_text())
+                      self.nginx.wait_access_log('"HEAD /small.txt HTTP/1.1"'))
 
     def test_post_with_dash_d_is_echoed(self):
         r = self.hconn("-d", "a=1&b=two words", self.url("/echo"))
@@ -100,7 +99,7 @@ class RequestsThroughTheCli(NginxTestCase):
         self.assertSucceeded(r)
         self.assertEqual(r.stdout, BINARY)
         self.assertIn('"POST /echo HTTP/1.1" 200',
-                      self.nginx.access_log_text())
+                      self.nginx.wait_access_log('"POST /echo HTTP/1.1"'))
 
     def test_put_one_mebibyte_then_get_it_back(self):
         path = os.path.join(self.tmp.name, "up.bin")
@@ -386,6 +385,26 @@ class RequestHeadAsTheOriginSeesIt(harness.IntegrationTest):
         self.assertIsNone(req.header("Transfer-Encoding"))
         self.assertEqual(req.body, b"abcdef")
 
+    def test_streamed_body_with_callers_chunked_header_is_chunk_encoded(self):
+        # libhconn sends Transfer-Encoding: chunked as a header field of a
+        # streamed body (http.client's putheader style). The origin must
+        # get one valid chunked body, not raw bytes under a chunked head.
+        self.w.send({"id": 1, "method": "POST", "url": self.origin.url("/p"),
+                     "body": "stream", "timeout": 5,
+                     "headers": [["Transfer-Encoding", "chunked"]]})
+        self.w.send({"id": 1}, b"chunk1")
+        self.w.send({"id": 1}, b"chunk2")
+        self.w.send({"id": 1, "end": True})
+        head, body, end = self.w.read_response(1)
+        self.assertEqual(self.origin.errors, [],
+                         "the origin could not parse the request body")
+        self.assertOkResponse(head, end)
+        req = self.only_request()
+        self.assertEqual([v for n, v in req.headers
+                          if n.lower() == "transfer-encoding"], ["chunked"])
+        self.assertIsNone(req.header("Content-Length"))
+        self.assertEqual(req.body, b"chunk1chunk2")
+
     def test_skip_host_and_skip_accept_encoding(self):
         self.w.request(1, "GET", self.origin.url("/p"), skip_host=True,
                        skip_accept_encoding=True,
@@ -399,6 +418,79 @@ class RequestHeadAsTheOriginSeesIt(harness.IntegrationTest):
         req = self.only_request()
         self.assertEqual([v for n, v in req.headers if n.lower() == "host"],
                          ["example.test"])
+
+
+class DaemonLifecycle(NginxTestCase):
+    """SIGTERM with a client connected and a pooled upstream connection:
+    hconnd exits 0, and the client sees the connection end."""
+
+    def test_sigterm_with_an_idle_client_and_a_pooled_connection(self):
+        w = self.wire(self.daemon, timeout=15)
+        head, body, end = w.request(1, "GET", self.url("/small.txt"))
+        self.assertOkResponse(head, end)
+        self.assertEqual(self.daemon.stop(timeout=15), 0)
+        w.expect_eof()
+
+
+class ExpectContinue(harness.IntegrationTest):
+    """"expect_continue": the daemon sends Expect: 100-continue, answers
+    {"continue": true} when the origin says 100 Continue, and the client
+    sends the body only then (PROTOCOL.md 5.4)."""
+
+    def setUp(self):
+        self.origin = self.start_origin({
+            "/continue": [("head_only",),
+                          ("send", b"HTTP/1.1 100 Continue\r\n\r\n"),
+                          ("read_body",),
+                          ("send", harness.http_response(201, b"got it"))],
+            "/refuse": [("head_only",),
+                        ("send", harness.http_response(403, b"no")),
+                        ("sleep", 1.0), ("close",)],
+            "/ok": [("send", harness.http_response(200, b"ok"))],
+        })
+        self.daemon = self.start_daemon()
+        self.w = self.wire(self.daemon, timeout=10)
+
+    def test_body_goes_after_continue(self):
+        self.w.send({"id": 1, "method": "PUT", "body": "stream", "length": 5,
+                     "url": self.origin.url("/continue"),
+                     "expect_continue": True})
+        msg = self.w.read_message()
+        self.skipIfUnsupported(msg)
+        self.assertEqual(msg, {"id": 1, "continue": True})
+        self.w.send({"id": 1}, b"hello")
+        self.w.send({"id": 1, "end": True})
+        head, body, end = self.w.read_response(1)
+        self.assertOkResponse(head, end, status=201)
+        self.assertEqual(body, b"got it")
+        req = self.origin.requests[0]
+        self.assertEqual(req.header("Expect"), "100-continue")
+        self.assertEqual(req.header("Content-Length"), "5")
+        self.assertEqual(req.body, b"hello")
+
+    def test_final_response_instead_of_continue_means_no_body(self):
+        self.w.send({"id": 1, "method": "PUT", "body": "stream", "length": 5,
+                     "url": self.origin.url("/refuse"),
+                     "expect_continue": True})
+        first = self.w.read_message()
+        self.skipIfUnsupported(first)
+        self.assertEqual(first.get("status"), 403, first)
+        self.w.send({"id": 1, "end": True})
+        rest = bytearray()
+        while True:
+            msg = self.w.read_message()
+            self.assertEqual(msg.get("id"), 1, msg)
+            if "data" in msg:
+                rest += msg["_payload"]
+                continue
+            self.assertEqual(msg.get("end"), True, msg)
+            break
+        self.assertEqual(bytes(rest), b"no")
+        self.assertEqual(self.origin.requests[0].body, b"")
+        # The session goes on.
+        head, body, end = self.w.request(2, "GET", self.origin.url("/ok"))
+        self.assertOkResponse(head, end)
+        self.assertEqual(body, b"ok")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,23 @@ ONE_LINER = ("printf '%s\\n' '{\"method\":\"GET\",\"url\":\"'\"$URL\"'\","
              "\"raw\":true}' | socat - UNIX-CONNECT:$SOCK | tail -n +2")
 
 
+def parse_stream(data):
+    """Splits daemon output into its messages and the concatenated data
+    frame payloads; fails on a framing error."""
+    msgs, body, pos = [], bytearray(), 0
+    while pos < len(data):
+        nl = data.index(b"\n", pos)
+        msg = json.loads(data[pos:nl])
+        pos = nl + 1
+        if "data" in msg and "status" not in msg:
+            body += data[pos:pos + msg["data"]]
+            if len(data) < pos + msg["data"]:
+                raise AssertionError(f"payload cut short in {data!r}")
+            pos += msg["data"]
+        msgs.append(msg)
+    return msgs, bytes(body)
+
+
 class SocatOneLiner(harness.IntegrationTest):
 
     @classmethod
@@ -43,11 +60,12 @@ class SocatOneLiner(harness.IntegrationTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, SMALL_BODY)
 
-    def test_readme_one_liner_literal_text(self):
-        # Exactly the characters a user pastes, port and socket filled in.
+    def test_protocol_md_one_liner_literal_text(self):
+        # The text of proto/PROTOCOL.md section 10, as a user pastes it,
+        # with only the port and path changed.
         line = ("printf '%s\\n' '{\"method\":\"GET\",\"url\":\"http://127.0.0.1:"
-                + str(self.nginx.port) + "/small.txt\",\"raw\":true}' | "
-                "socat - UNIX-CONNECT:$SOCK | tail -n +2")
+                + str(self.nginx.port) + "/small.txt\",\"raw\":true}' |\n"
+                "  socat - UNIX-CONNECT:\"$HCONN_SOCKET\" | tail -n +2\n")
         r = self.sh(line)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, SMALL_BODY)
@@ -74,6 +92,22 @@ class SocatOneLiner(harness.IntegrationTest):
         r = self.sh(ONE_LINER, URL=self.nginx.url("/chunked"))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, harness.CHUNKED_BODY)
+
+    def test_protocol_md_post_example(self):
+        # POST 5 bytes; socat half-closes after its input and the daemon
+        # still answers, then closes (no -t wait needed for a fast origin).
+        r = self.sh("printf '{\"id\":1,\"method\":\"POST\",\"url\":\"'\"$URL\"'\","
+                    "\"data\":5}\\nhello' | socat -t5 - UNIX-CONNECT:\"$HCONN_SOCKET\"",
+                    URL=self.nginx.url("/echo"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msgs, body = parse_stream(r.stdout)
+        head = msgs[0]
+        self.assertEqual((head["id"], head["status"]), (1, 200), head)
+        self.assertNotIn("length", head)    # the echo module answers chunked
+        self.assertEqual(body, b"hello")
+        self.assertEqual(msgs[-1], {"id": 1, "end": True, "trailers": []})
+        self.assertTrue(all(set(m) == {"id", "data"} for m in msgs[1:-1]),
+                        msgs)
 
     def test_hello_op_through_socat(self):
         r = self.sh("printf '%s\\n' '{\"op\":\"hello\"}' | "

@@ -34,6 +34,12 @@ class HugeBodyThroughTheDaemon(harness.IntegrationTest):
 
     def assertRssBounded(self, when):
         peak = self.daemon.peak_rss_kib()
+        if os.environ.get("HCONN_SANITIZED"):
+            # ASan keeps freed memory in a quarantine (256 MiB by default)
+            # and pads every block: its RSS says nothing about ours. The
+            # plain build's run checks the bound; here only the bytes are.
+            print(f"sanitized build: peak RSS {peak} kiB {when} not checked")
+            return peak
         self.assertLess(peak, RSS_LIMIT_KIB,
                         f"hconnd peak RSS {peak} kiB {when} "
                         f"(limit {RSS_LIMIT_KIB} kiB)")
@@ -56,18 +62,19 @@ class HugeBodyThroughTheDaemon(harness.IntegrationTest):
         # (about 2.5 s): without backpressure the daemon would buffer the
         # rest of the file from nginx meanwhile.
         h = hashlib.sha256()
-        state = {"n": 0, "samples": []}
+        state = {"n": 0, "next_pause": 0, "samples": []}
         self.w.recv_size = 64 * 1024
 
         def on_data(piece):
             h.update(piece)
             state["n"] += len(piece)
-            if state["n"] < 16 * 1024 * 1024:
-                time.sleep(0.01)
-                if state["n"] % (1024 * 1024) < len(piece):
-                    state["samples"].append(self.daemon.rss_kib())
-            else:
+            if state["n"] >= 16 * 1024 * 1024:
                 self.w.recv_size = 1 << 20
+            elif state["n"] >= state["next_pause"]:
+                state["next_pause"] += 64 * 1024
+                time.sleep(0.01)
+                if state["next_pause"] % (1024 * 1024) == 0:
+                    state["samples"].append(self.daemon.rss_kib())
 
         head, n, last = self.w.read_response_stream(1, on_data)
         self.assertWholeFile(head, n, last, h)

@@ -34,6 +34,7 @@ struct sbuf {
     size_t cap; /* bytes allocated */
 };
 
+/* Binary-safe: bodies may hold any byte. */
 static void
 sb_add(struct sbuf *b, const char *s, size_t n)
 {
@@ -66,6 +67,7 @@ sb_addf(struct sbuf *b, const char *fmt, ...)
     sb_add(b, tmp, (size_t)n);
 }
 
+/* An empty transcript compares as "" without a special case. */
 static const char *
 sb_str(const struct sbuf *b)
 {
@@ -983,6 +985,7 @@ struct response_run {
     enum http1_framing framing;
 };
 
+/* Framing is part of the HEAD token so the table pins it too. */
 static const char *
 framing_name(enum http1_framing f)
 {
@@ -999,6 +1002,7 @@ framing_name(enum http1_framing f)
     return "?";
 }
 
+/* Events must point into the bytes they consumed and nowhere else. */
 static bool
 in_bytes(const char *p, size_t n, const char *lo, const char *hi)
 {
@@ -1018,8 +1022,7 @@ dump_fields(const char *who, const struct http1_header *h, size_t n,
         assert_non_null(v);
         if (!in_bytes(h[i].name, h[i].name_len, lo, hi) ||
             !in_bytes(h[i].value, h[i].value_len, lo, hi))
-            fail_msg("%s: field %zu points outside the consumed bytes", who,
-                     i);
+            fail_msg("%s: field %zu points outside the consumed bytes", who, i);
         vl = http1_unfold_value(v, h[i].value, h[i].value_len);
         sb_add(out, h[i].name, h[i].name_len);
         sb_add(out, ": ", 2);
@@ -1029,6 +1032,7 @@ dump_fields(const char *who, const struct http1_header *h, size_t n,
     }
 }
 
+/* Tokens are joined as the table writes them: "HEAD 200 LENGTH, END". */
 static void
 add_event(struct response_run *r, const char *token)
 {
@@ -1078,8 +1082,8 @@ record_event(const char *who, const struct http1_parser *p,
             fail_msg("%s: DATA of %zu bytes does not end where consumed "
                      "does",
                      who, ev->len);
-        if (r->ndata++ == 0 || strcmp(r->events.s + r->events.len - 4,
-                                      "DATA") != 0)
+        if (r->ndata++ == 0 ||
+            strcmp(r->events.s + r->events.len - 4, "DATA") != 0)
             add_event(r, "DATA");
         sb_add(&r->body, ev->data, ev->len);
         break;
@@ -1105,6 +1109,7 @@ record_event(const char *who, const struct http1_parser *p,
     }
 }
 
+/* A fixed-seed generator: random pieces, but the same ones every run. */
 static uint32_t
 xorshift32(uint32_t *s)
 {
@@ -1194,6 +1199,7 @@ run_feed(const struct response_case *c, const char *in, size_t n,
     free(buf);
 }
 
+/* The transcripts are heap strings. */
 static void
 run_free(struct response_run *r)
 {
@@ -1203,6 +1209,7 @@ run_free(struct response_run *r)
     sb_free(&r->trailers);
 }
 
+/* Prints both strings, so a failing case shows what differs. */
 static void
 expect_same(const char *name, const char *what, const char *got,
             const char *want)
@@ -1242,13 +1249,12 @@ check_response(const struct response_case *c)
     expect_same(c->name, "events", sb_str(&r[0].events), c->events);
     if (c->heads != NULL)
         expect_same(c->name, "heads", sb_str(&r[0].heads), c->heads);
-    expect_same(c->name, "body", sb_str(&r[0].body),
-                c->body ? c->body : "");
+    expect_same(c->name, "body", sb_str(&r[0].body), c->body ? c->body : "");
     expect_same(c->name, "trailers", sb_str(&r[0].trailers),
                 c->trailers ? c->trailers : "");
     if (r[0].error != c->error)
-        fail_msg("%s: error %s, want %s", c->name,
-                 hconn_error_name(r[0].error), hconn_error_name(c->error));
+        fail_msg("%s: error %s, want %s", c->name, hconn_error_name(r[0].error),
+                 hconn_error_name(c->error));
     if (c->errmsg != NULL && strstr(r[0].errmsg, c->errmsg) == NULL)
         fail_msg("%s: errmsg \"%s\" lacks \"%s\"", c->name, r[0].errmsg,
                  c->errmsg);
@@ -1262,8 +1268,8 @@ check_response(const struct response_case *c)
                  c->leftover);
     /* DATA hands over everything available in the current segment. */
     if (c->ndata != 0 && r[0].ndata != c->ndata)
-        fail_msg("%s: %zu DATA events at once, want %zu", c->name,
-                 r[0].ndata, c->ndata);
+        fail_msg("%s: %zu DATA events at once, want %zu", c->name, r[0].ndata,
+                 c->ndata);
     if ((r[0].framing == HTTP1_FRAMING_LENGTH ||
          r[0].framing == HTTP1_FRAMING_CLOSE) &&
         r[0].ndata > 1)
@@ -1272,6 +1278,7 @@ check_response(const struct response_case *c)
         run_free(&r[m]);
 }
 
+/* One cmocka test per table row; the row is the test's state. */
 static void
 test_response_case(void **state)
 {
@@ -1294,6 +1301,7 @@ build(const char *prefix, char fill, size_t count, const char *suffix)
     return s;
 }
 
+/* Runs a case whose input was built at run time, then frees it. */
 static void
 check_generated(struct response_case *c, char *input)
 {
@@ -1324,8 +1332,7 @@ test_status_line_limit(void **state)
     check_generated(&ok, build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - fixed,
                                "\r\nContent-Length: 0\r\n\r\n"));
     lf.name = "status line at the limit, bare LF";
-    check_generated(&lf, build("HTTP/1.1 200 ", 'R',
-                               HTTP1_MAX_LINE - fixed + 1,
+    check_generated(&lf, build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - fixed + 1,
                                "\nContent-Length: 0\r\n\r\n"));
     check_generated(&over,
                     build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - fixed + 1,
@@ -1357,15 +1364,16 @@ test_line_limit_without_line_end(void **state)
     };
     const size_t sl = strlen("HTTP/1.1 200 ");
 
-    check_generated(&full, build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - sl,
-                                 ""));
-    check_generated(&header, build("HTTP/1.1 200 OK\r\nX: ", 'v',
-                                   HTTP1_MAX_LINE - 3, ""));
+    check_generated(&full,
+                    build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - sl, ""));
+    check_generated(
+        &header, build("HTTP/1.1 200 OK\r\nX: ", 'v', HTTP1_MAX_LINE - 3, ""));
     check_generated(&under,
                     build("HTTP/1.1 200 ", 'R', HTTP1_MAX_LINE - sl - 1, ""));
     (void)state;
 }
 
+/* The same limit for a field line, which is counted the same way. */
 static void
 test_header_line_limit(void **state)
 {
@@ -1423,8 +1431,8 @@ test_chunk_and_trailer_line_limit(void **state)
     };
 
     snprintf(prefix, sizeof prefix, "%s5;", head);
-    check_generated(&ok, build(prefix, 'e', HTTP1_MAX_LINE - 4,
-                               "\r\nhello\r\n0\r\n\r\n"));
+    check_generated(
+        &ok, build(prefix, 'e', HTTP1_MAX_LINE - 4, "\r\nhello\r\n0\r\n\r\n"));
     check_generated(&over, build(prefix, 'e', HTTP1_MAX_LINE - 3,
                                  "\r\nhello\r\n0\r\n\r\n"));
     snprintf(prefix, sizeof prefix, "%s0\r\nA: b\r\nX: ", head);
@@ -1432,15 +1440,14 @@ test_chunk_and_trailer_line_limit(void **state)
     tok.trailers = want;
     check_generated(&tok, build(prefix, 't', HTTP1_MAX_LINE - 5, "\r\n\r\n"));
     free(want);
-    check_generated(&tover,
-                    build(prefix, 't', HTTP1_MAX_LINE - 4, "\r\n\r\n"));
+    check_generated(&tover, build(prefix, 't', HTTP1_MAX_LINE - 4, "\r\n\r\n"));
     (void)state;
 }
 
 /* Builds a head (or trailer section) of n "X-Hnnn: v" lines. */
 static char *
-build_fields(const char *prefix, size_t n, bool fold_last,
-             const char *suffix, struct sbuf *dump)
+build_fields(const char *prefix, size_t n, bool fold_last, const char *suffix,
+             struct sbuf *dump)
 {
     struct sbuf s = {0};
 
@@ -1511,26 +1518,26 @@ test_header_count_limit(void **state)
     sb_free(&want);
 
     sb_add(&want, "HTTP/1.1 200 OK\n", 16);
-    folded.input = build_fields("HTTP/1.1 200 OK\r\n", HTTP1_MAX_HEADERS,
-                                true, "\r\n", &want);
+    folded.input = build_fields("HTTP/1.1 200 OK\r\n", HTTP1_MAX_HEADERS, true,
+                                "\r\n", &want);
     folded.heads = want.s;
     check_response(&folded);
     free((char *)folded.input);
     sb_free(&want);
 
-    check_generated(&over, build_fields("HTTP/1.1 200 OK\r\n",
-                                        HTTP1_MAX_HEADERS + 1, false, "\r\n",
-                                        NULL));
-    check_generated(&fover, build_fields("HTTP/1.1 200 OK\r\n",
-                                         HTTP1_MAX_HEADERS + 1, true, "\r\n",
-                                         NULL));
+    check_generated(&over,
+                    build_fields("HTTP/1.1 200 OK\r\n", HTTP1_MAX_HEADERS + 1,
+                                 false, "\r\n", NULL));
+    check_generated(&fover,
+                    build_fields("HTTP/1.1 200 OK\r\n", HTTP1_MAX_HEADERS + 1,
+                                 true, "\r\n", NULL));
     tok.input = build_fields(chunked, HTTP1_MAX_HEADERS, false, "\r\n", &want);
     tok.trailers = want.s;
     check_response(&tok);
     free((char *)tok.input);
     sb_free(&want);
-    check_generated(&tover, build_fields(chunked, HTTP1_MAX_HEADERS + 1,
-                                         false, "\r\n", NULL));
+    check_generated(&tover, build_fields(chunked, HTTP1_MAX_HEADERS + 1, false,
+                                         "\r\n", NULL));
     (void)state;
 }
 
@@ -1582,8 +1589,8 @@ test_terminal_repeats(void **state)
     assert_int_equal(ev.len, 1);
     off += used;
     for (int i = 0; i < 3; i++) {
-        ev = http1_parser_next(&p, ok + off, sizeof ok - 1 - off, i == 2,
-                               &used);
+        ev =
+            http1_parser_next(&p, ok + off, sizeof ok - 1 - off, i == 2, &used);
         assert_int_equal(ev.kind, HTTP1_END);
         assert_int_equal(used, 0);
         assert_int_equal(ev.nheaders, 0);
@@ -1626,7 +1633,10 @@ test_scanned_resumes(void **state)
 
 /* ---- Request heads ------------------------------------------------------ */
 
-#define H(n, v) {(n), sizeof(n) - 1, (v), sizeof(v) - 1}
+#define H(n, v)                                                                \
+    {                                                                          \
+        (n), sizeof(n) - 1, (v), sizeof(v) - 1                                 \
+    }
 #define FIELDS(...)                                                            \
     .headers = (const struct http1_header[]){__VA_ARGS__},                     \
     .nheaders = sizeof((const struct http1_header[]){__VA_ARGS__}) /           \
@@ -1643,70 +1653,101 @@ struct request_case {
 static const struct request_case request_cases[] = {
     {
         .name = "default GET",
-        .req = {.method = "GET", .target = "/", .host = "example.com",
-                .port = 80, .content_length = -1},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "example.com",
+                .port = 80,
+                .content_length = -1},
         .want = "GET / HTTP/1.1\r\nHost: example.com\r\n"
                 "Accept-Encoding: identity\r\n\r\n",
     },
     {
         .name = "port 0 is the default",
-        .req = {.method = "GET", .target = "/", .host = "example.com",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "example.com",
                 .content_length = -1},
         .want = "GET / HTTP/1.1\r\nHost: example.com\r\n"
                 "Accept-Encoding: identity\r\n\r\n",
     },
     {
         .name = "non-default port",
-        .req = {.method = "GET", .target = "/a?b=c", .host = "example.com",
-                .port = 8080, .content_length = -1},
+        .req = {.method = "GET",
+                .target = "/a?b=c",
+                .host = "example.com",
+                .port = 8080,
+                .content_length = -1},
         .want = "GET /a?b=c HTTP/1.1\r\nHost: example.com:8080\r\n"
                 "Accept-Encoding: identity\r\n\r\n",
     },
     {
         .name = "TLS default port",
-        .req = {.method = "GET", .target = "/", .host = "example.com",
-                .port = 443, .tls = true, .content_length = -1},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "example.com",
+                .port = 443,
+                .tls = true,
+                .content_length = -1},
         .want = "GET / HTTP/1.1\r\nHost: example.com\r\n"
                 "Accept-Encoding: identity\r\n\r\n",
     },
     {
         .name = "TLS on port 80",
-        .req = {.method = "GET", .target = "/", .host = "example.com",
-                .port = 80, .tls = true, .content_length = -1},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "example.com",
+                .port = 80,
+                .tls = true,
+                .content_length = -1},
         .want = "GET / HTTP/1.1\r\nHost: example.com:80\r\n"
                 "Accept-Encoding: identity\r\n\r\n",
     },
     {
         .name = "IPv6 host",
-        .req = {.method = "GET", .target = "/", .host = "::1", .port = 8080,
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "::1",
+                .port = 8080,
                 .content_length = -1},
         .want = "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n"
                 "Accept-Encoding: identity\r\n\r\n",
     },
     {
         .name = "IPv6 host, default port",
-        .req = {.method = "GET", .target = "/", .host = "2001:db8::1",
-                .port = 80, .content_length = -1},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "2001:db8::1",
+                .port = 80,
+                .content_length = -1},
         .want = "GET / HTTP/1.1\r\nHost: [2001:db8::1]\r\n"
                 "Accept-Encoding: identity\r\n\r\n",
     },
     {
         .name = "skip_host and skip_accept_encoding",
-        .req = {.method = "GET", .target = "*", .host = "example.com",
-                .port = 80, .skip_host = true, .skip_accept_encoding = true,
+        .req = {.method = "GET",
+                .target = "*",
+                .host = "example.com",
+                .port = 80,
+                .skip_host = true,
+                .skip_accept_encoding = true,
                 .content_length = -1},
         .want = "GET * HTTP/1.1\r\n\r\n",
     },
     {
         .name = "skip_host needs no host",
-        .req = {.method = "OPTIONS", .target = "*", .skip_host = true,
+        .req = {.method = "OPTIONS",
+                .target = "*",
+                .skip_host = true,
                 .content_length = -1},
         .want = "OPTIONS * HTTP/1.1\r\nAccept-Encoding: identity\r\n\r\n",
     },
     {
         .name = "caller Host and Accept-Encoding, any case, in order",
-        .req = {.method = "GET", .target = "/", .host = "example.com",
-                .port = 8080, .content_length = -1,
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "example.com",
+                .port = 8080,
+                .content_length = -1,
                 FIELDS(H("X-First", "1"), H("host", "other.example"),
                        H("ACCEPT-ENCODING", "gzip"), H("X-Last", "2"))},
         .want = "GET / HTTP/1.1\r\nX-First: 1\r\nhost: other.example\r\n"
@@ -1714,8 +1755,11 @@ static const struct request_case request_cases[] = {
     },
     {
         .name = "automatic fields first, caller fields, then framing",
-        .req = {.method = "POST", .target = "/upload", .host = "h",
-                .port = 80, .content_length = 11,
+        .req = {.method = "POST",
+                .target = "/upload",
+                .host = "h",
+                .port = 80,
+                .content_length = 11,
                 FIELDS(H("Content-Type", "text/plain"), H("X-Empty", ""),
                        H("Set", "a"), H("Set", "b"))},
         .want = "POST /upload HTTP/1.1\r\nHost: h\r\n"
@@ -1724,142 +1768,194 @@ static const struct request_case request_cases[] = {
     },
     {
         .name = "POST without a body gets Content-Length: 0",
-        .req = {.method = "POST", .target = "/", .host = "h", .port = 80,
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .port = 80,
                 .content_length = -1},
         .want = "POST / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: identity\r\n"
                 "Content-Length: 0\r\n\r\n",
     },
     {
         .name = "put without a body, lower case",
-        .req = {.method = "put", .target = "/", .host = "h", .port = 80,
-                .skip_accept_encoding = true, .content_length = -1},
+        .req = {.method = "put",
+                .target = "/",
+                .host = "h",
+                .port = 80,
+                .skip_accept_encoding = true,
+                .content_length = -1},
         .want = "put / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
     },
     {
         .name = "PATCH without a body",
-        .req = {.method = "PATCH", .target = "/", .skip_host = true,
-                .skip_accept_encoding = true, .content_length = -1},
+        .req = {.method = "PATCH",
+                .target = "/",
+                .skip_host = true,
+                .skip_accept_encoding = true,
+                .content_length = -1},
         .want = "PATCH / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
     },
     {
         .name = "DELETE without a body has no Content-Length",
-        .req = {.method = "DELETE", .target = "/x", .host = "h", .port = 80,
-                .skip_accept_encoding = true, .content_length = -1},
+        .req = {.method = "DELETE",
+                .target = "/x",
+                .host = "h",
+                .port = 80,
+                .skip_accept_encoding = true,
+                .content_length = -1},
         .want = "DELETE /x HTTP/1.1\r\nHost: h\r\n\r\n",
     },
     {
         .name = "GET with an empty body",
-        .req = {.method = "GET", .target = "/", .skip_host = true,
-                .skip_accept_encoding = true, .content_length = 0},
+        .req = {.method = "GET",
+                .target = "/",
+                .skip_host = true,
+                .skip_accept_encoding = true,
+                .content_length = 0},
         .want = "GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
     },
     {
         .name = "chunked body",
-        .req = {.method = "POST", .target = "/", .host = "h", .port = 80,
-                .content_length = -1, .chunked = true,
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .port = 80,
+                .content_length = -1,
+                .chunked = true,
                 FIELDS(H("X-A", "b"))},
         .want = "POST / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: identity\r\n"
                 "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n",
     },
     {
         .name = "caller Content-Length kept",
-        .req = {.method = "PUT", .target = "/", .skip_host = true,
-                .skip_accept_encoding = true, .content_length = 5,
+        .req = {.method = "PUT",
+                .target = "/",
+                .skip_host = true,
+                .skip_accept_encoding = true,
+                .content_length = 5,
                 FIELDS(H("content-length", "5"))},
         .want = "PUT / HTTP/1.1\r\ncontent-length: 5\r\n\r\n",
     },
     {
         .name = "caller Transfer-Encoding kept",
-        .req = {.method = "POST", .target = "/", .skip_host = true,
-                .skip_accept_encoding = true, .content_length = -1,
-                .chunked = true, FIELDS(H("Transfer-Encoding", "chunked"))},
+        .req = {.method = "POST",
+                .target = "/",
+                .skip_host = true,
+                .skip_accept_encoding = true,
+                .content_length = -1,
+                .chunked = true,
+                FIELDS(H("Transfer-Encoding", "chunked"))},
         .want = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
     },
     {
         .name = "caller Transfer-Encoding: no Content-Length added",
-        .req = {.method = "POST", .target = "/", .skip_host = true,
-                .skip_accept_encoding = true, .content_length = 10,
+        .req = {.method = "POST",
+                .target = "/",
+                .skip_host = true,
+                .skip_accept_encoding = true,
+                .content_length = 10,
                 FIELDS(H("Transfer-Encoding", "gzip, chunked"))},
         .want = "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
     },
     {
         .name = "bracketed IPv6 host not bracketed twice",
-        .req = {.method = "GET", .target = "/", .host = "[::1]", .port = 81,
-                .skip_accept_encoding = true, .content_length = -1},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "[::1]",
+                .port = 81,
+                .skip_accept_encoding = true,
+                .content_length = -1},
         .want = "GET / HTTP/1.1\r\nHost: [::1]:81\r\n\r\n",
     },
 
     /* -- Refusals: nothing reaches the output -------------------------- */
     {
         .name = "method with a space",
-        .req = {.method = "GE T", .target = "/", .host = "h",
+        .req = {.method = "GE T",
+                .target = "/",
+                .host = "h",
                 .content_length = -1},
         .error = HCONN_EINVALID_URL,
         .errmsg = "method \"GE T\" contains an invalid character at byte 2",
     },
     {
         .name = "method smuggling a request line",
-        .req = {.method = "GET / HTTP/1.1\r\nX: y\r\n\r\nGET", .target = "/",
-                .host = "h", .content_length = -1},
+        .req = {.method = "GET / HTTP/1.1\r\nX: y\r\n\r\nGET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1},
         .error = HCONN_EINVALID_URL,
         .errmsg = "method \"GET / HTTP/1.1\\x0d\\x0aX: y",
     },
     {
         .name = "method with a control",
-        .req = {.method = "G\x01T", .target = "/", .host = "h",
+        .req = {.method = "G\x01T",
+                .target = "/",
+                .host = "h",
                 .content_length = -1},
         .error = HCONN_EINVALID_URL,
         .errmsg = "at byte 1",
     },
     {
         .name = "method with a separator",
-        .req = {.method = "GET(x)", .target = "/", .host = "h",
+        .req = {.method = "GET(x)",
+                .target = "/",
+                .host = "h",
                 .content_length = -1},
         .error = HCONN_EINVALID_URL,
     },
     {
         .name = "empty method",
-        .req = {.method = "", .target = "/", .host = "h",
-                .content_length = -1},
+        .req = {.method = "", .target = "/", .host = "h", .content_length = -1},
         .error = HCONN_EINVALID_URL,
         .errmsg = "method is empty",
     },
     {
         .name = "target with a space",
-        .req = {.method = "GET", .target = "/a b", .host = "h",
+        .req = {.method = "GET",
+                .target = "/a b",
+                .host = "h",
                 .content_length = -1},
         .error = HCONN_EINVALID_URL,
         .errmsg = "target \"/a b\" contains an invalid character at byte 2",
     },
     {
         .name = "target with CRLF",
-        .req = {.method = "GET", .target = "/\r\nX-Injected: 1", .host = "h",
+        .req = {.method = "GET",
+                .target = "/\r\nX-Injected: 1",
+                .host = "h",
                 .content_length = -1},
         .error = HCONN_EINVALID_URL,
     },
     {
         .name = "target with DEL",
-        .req = {.method = "GET", .target = "/\x7f", .host = "h",
+        .req = {.method = "GET",
+                .target = "/\x7f",
+                .host = "h",
                 .content_length = -1},
         .error = HCONN_EINVALID_URL,
     },
     {
         .name = "target with a tab",
-        .req = {.method = "GET", .target = "/\t", .host = "h",
+        .req = {.method = "GET",
+                .target = "/\t",
+                .host = "h",
                 .content_length = -1},
         .error = HCONN_EINVALID_URL,
     },
     {
         .name = "empty target",
-        .req = {.method = "GET", .target = "", .host = "h",
-                .content_length = -1},
+        .req =
+            {.method = "GET", .target = "", .host = "h", .content_length = -1},
         .error = HCONN_EINVALID_URL,
         .errmsg = "target is empty",
     },
     {
         .name = "host with CRLF",
-        .req = {.method = "GET", .target = "/",
-                .host = "h\r\nX-Injected: 1", .content_length = -1},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h\r\nX-Injected: 1",
+                .content_length = -1},
         .error = HCONN_EINVALID_URL,
         .errmsg = "host \"h\\x0d\\x0aX-Injected: 1\" contains an invalid "
                   "character at byte 1",
@@ -1872,15 +1968,20 @@ static const struct request_case request_cases[] = {
     },
     {
         .name = "header name with a space",
-        .req = {.method = "GET", .target = "/", .host = "h",
-                .content_length = -1, FIELDS(H("X Foo", "1"))},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("X Foo", "1"))},
         .error = HCONN_EINVALID_HEADER,
         .errmsg = "header name \"X Foo\" contains an invalid character at "
                   "byte 1",
     },
     {
         .name = "header name with CRLF",
-        .req = {.method = "GET", .target = "/", .host = "h",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
                 .content_length = -1,
                 FIELDS(H("X-Ok", "1"), H("X-Foo\r\nEvil", "1"))},
         .error = HCONN_EINVALID_HEADER,
@@ -1888,55 +1989,78 @@ static const struct request_case request_cases[] = {
     },
     {
         .name = "header name with a colon",
-        .req = {.method = "GET", .target = "/", .host = "h",
-                .content_length = -1, FIELDS(H("X-Foo:", "1"))},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("X-Foo:", "1"))},
         .error = HCONN_EINVALID_HEADER,
     },
     {
         .name = "empty header name",
-        .req = {.method = "GET", .target = "/", .host = "h",
-                .content_length = -1, FIELDS(H("", "1"))},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("", "1"))},
         .error = HCONN_EINVALID_HEADER,
         .errmsg = "header 1: empty field name",
     },
     {
         .name = "header value with CRLF",
-        .req = {.method = "GET", .target = "/", .host = "h",
-                .content_length = -1, FIELDS(H("X-Foo", "abc\r\nEvil: 1"))},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("X-Foo", "abc\r\nEvil: 1"))},
         .error = HCONN_EINVALID_HEADER,
         .errmsg = "header \"X-Foo\" value contains CR/LF at byte 3",
     },
     {
         .name = "header value with LF",
-        .req = {.method = "GET", .target = "/", .host = "h",
-                .content_length = -1, FIELDS(H("X-Foo", "a\nb"))},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("X-Foo", "a\nb"))},
         .error = HCONN_EINVALID_HEADER,
         .errmsg = "CR/LF at byte 1",
     },
     {
         .name = "header value with an obs-fold",
-        .req = {.method = "GET", .target = "/", .host = "h",
-                .content_length = -1, FIELDS(H("X-Foo", "a\r\n b"))},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("X-Foo", "a\r\n b"))},
         .error = HCONN_EINVALID_HEADER,
     },
     {
         .name = "header value with NUL",
-        .req = {.method = "GET", .target = "/", .host = "h",
-                .content_length = -1, FIELDS(H("X-Foo", "a\0b"))},
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("X-Foo", "a\0b"))},
         .error = HCONN_EINVALID_HEADER,
         .errmsg = "header \"X-Foo\" value contains NUL at byte 1",
     },
     {
         .name = "caller Content-Length with a chunked body",
-        .req = {.method = "POST", .target = "/", .host = "h",
-                .content_length = -1, .chunked = true,
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                .chunked = true,
                 FIELDS(H("Content-Length", "5"))},
         .error = HCONN_EINVALID_HEADER,
         .errmsg = "conflicts with a chunked body",
     },
     {
         .name = "caller Content-Length and Transfer-Encoding",
-        .req = {.method = "POST", .target = "/", .host = "h",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
                 .content_length = -1,
                 FIELDS(H("Transfer-Encoding", "chunked"),
                        H("Content-Length", "5"))},
@@ -1944,18 +2068,24 @@ static const struct request_case request_cases[] = {
     },
     {
         .name = "content_length and chunked both",
-        .req = {.method = "POST", .target = "/", .host = "h",
-                .content_length = 5, .chunked = true},
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 5,
+                .chunked = true},
         .error = HCONN_EINVALID_ARGUMENT,
     },
     {
         .name = "content_length below -1",
-        .req = {.method = "POST", .target = "/", .host = "h",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
                 .content_length = -2},
         .error = HCONN_EINVALID_ARGUMENT,
     },
 };
 
+/* A refusal must leave *head NULL and *len 0: nothing can be sent. */
 static void
 test_request_case(void **state)
 {
@@ -1970,8 +2100,8 @@ test_request_case(void **state)
             fail_msg("%s: %s: %s", c->name, hconn_error_name(rc), err);
         assert_non_null(head);
         if (len != strlen(c->want) || memcmp(head, c->want, len) != 0)
-            fail_msg("%s:\n  got:  \"%.*s\"\n  want: \"%s\"", c->name,
-                     (int)len, head, c->want);
+            fail_msg("%s:\n  got:  \"%.*s\"\n  want: \"%s\"", c->name, (int)len,
+                     head, c->want);
         assert_string_equal(err, "");
         free(head);
         return;
@@ -2014,6 +2144,7 @@ test_request_err_buffer(void **state)
 
 /* ---- Small helpers ------------------------------------------------------ */
 
+/* Lower-case hex, no leading zeros, CRLF, NUL-terminated. */
 static void
 test_chunk_header(void **state)
 {
@@ -2040,6 +2171,7 @@ test_chunk_header(void **state)
     (void)state;
 }
 
+/* Each obs-fold, with the whitespace around it, becomes one SP. */
 static void
 test_unfold_value(void **state)
 {

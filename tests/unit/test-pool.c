@@ -67,9 +67,9 @@ origin_start(struct fixture *f, struct origin *o)
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof sin;
 
-    o->evl = evconnlistener_new_bind(
-        f->base, origin_accept_cb, o, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-        16, (struct sockaddr *)&sin, sizeof sin);
+    o->evl = evconnlistener_new_bind(f->base, origin_accept_cb, o,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                     16, (struct sockaddr *)&sin, sizeof sin);
     assert_non_null(o->evl);
     getsockname(evconnlistener_get_fd(o->evl), (struct sockaddr *)&sin, &len);
     o->port = ntohs(sin.sin_port);
