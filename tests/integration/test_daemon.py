@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""The daemon as a process: its socket file (a live daemon is never
+displaced, a stale file is replaced, anything else is refused), the
+config file, name resolution through evdns, and the idle timeout."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import HCONND, SMALL_BODY  # noqa: E402
+
+
+def run_hconnd(*args, timeout=10):
+    """Runs hconnd expecting it to exit by itself (a refusal)."""
+    return subprocess.run([HCONND, *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+class SocketFile(harness.IntegrationTest):
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="hconnd-sock-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.dir]))
+        self.path = os.path.join(self.dir, "hconnd.sock")
+
+    def hello(self, path):
+        w = harness.Wire(path, timeout=5)
+        self.addCleanup(w.close)
+        w.send({"op": "hello"})
+        return w.read_message()
+
+    def test_second_daemon_refuses_a_live_socket(self):
+        d = self.start_daemon()
+        r = run_hconnd("--socket", d.socket)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(f"another hconnd is already listening on {d.socket}",
+                      r.stderr)
+        # The first daemon and its socket are untouched.
+        self.assertEqual(self.hello(d.socket)["op"], "hello")
+
+    def test_stale_socket_file_is_replaced(self):
+        # A socket file nobody listens on, as a crash leaves behind.
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(self.path)
+        s.close()
+        self.assertTrue(os.path.exists(self.path))
+        proc = subprocess.Popen([HCONND, "--socket", self.path, "-v"],
+                                stdin=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.kill)
+        self.assertTrue(harness.wait_for_unix(self.path, 10, proc))
+        self.assertEqual(self.hello(self.path)["version"], 1)
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+        self.assertEqual(proc.returncode, 0)
+        self.assertIn("removing stale socket", err)
+        # A clean stop removes the file it created.
+        self.assertFalse(os.path.exists(self.path))
+
+    def test_path_that_is_not_a_socket_is_refused(self):
+        with open(self.path, "w") as f:
+            f.write("precious\n")
+        r = run_hconnd("--socket", self.path)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("exists and is not a socket", r.stderr)
+        with open(self.path) as f:
+            self.assertEqual(f.read(), "precious\n")
+
+
+class ConfigFile(harness.IntegrationTest):
+
+    def write_config(self, obj):
+        fd, path = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            f.write(obj if isinstance(obj, str) else json.dumps(obj))
+        self.addCleanup(os.unlink, path)
+        return path
+
+    def assertRefused(self, config, *needles):
+        r = run_hconnd("--socket", "/nonexistent/never-used.sock",
+                       "--config", self.write_config(config))
+        self.assertNotEqual(r.returncode, 0)
+        for needle in needles:
+            self.assertIn(needle, r.stderr)
+
+    def test_unknown_key_is_named(self):
+        self.assertRefused({"idle_timout": 5}, 'unknown key "idle_timout"')
+
+    def test_wrong_type_is_named(self):
+        self.assertRefused({"idle_timeout": "5"},
+                           '"idle_timeout" must be a number')
+
+    def test_out_of_range_is_named(self):
+        self.assertRefused({"pool_max_per_origin": 0},
+                           '"pool_max_per_origin" must be between')
+
+    def test_invalid_json_names_line_and_column(self):
+        self.assertRefused('{"idle_timeout": 5,\n}', ":2:")
+
+    def test_idle_timeout_closes_pooled_connections(self):
+        nginx = self.start_nginx()
+        d = self.start_daemon("--config",
+                              self.write_config({"idle_timeout": 0.3}))
+        w = self.wire(d)
+        url = nginx.url("/small.txt")
+        head, body, last = w.request(1, "GET", url)
+        self.assertOkResponse(head, last)
+        w.send({"op": "stats"})
+        self.assertEqual(w.read_message()["pool"]["idle"], 1)
+        time.sleep(1.0)
+        w.send({"op": "stats"})
+        self.assertEqual(w.read_message()["pool"]["open"], 0)
+        head, body, last = w.request(2, "GET", url)
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], False)
+        self.assertIn("idle timeout", d.log_text())
+
+
+class NameResolution(harness.IntegrationTest):
+
+    def test_localhost_resolves_and_connects(self):
+        # Through evdns and /etc/hosts; nginx listens on 127.0.0.1 only, so
+        # if ::1 comes first the daemon must move on to the next address.
+        nginx = self.start_nginx()
+        d = self.start_daemon()
+        w = self.wire(d)
+        head, body, last = w.request(
+            1, "GET", f"http://localhost:{nginx.port}/small.txt")
+        self.assertOkResponse(head, last)
+        self.assertEqual(body, SMALL_BODY)
+
+
+if __name__ == "__main__":
+    harness.main()
