@@ -30,8 +30,14 @@ socket=$(build/daemon/hconnd --help | sed -n 's/.*(default: \(.*\)).*/\1/p')
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 printf '<h1>Hello from the demo origin</h1>\n' > "$work/index.html"
-python3 -m http.server --bind 127.0.0.1 --directory "$work" "$port" \
-  >"$work/origin.log" 2>&1 &
+# Python's file server, switched to HTTP/1.1 so its connections can be
+# kept alive and pooled.
+python3 -c '
+import functools, http.server as h, sys
+h.SimpleHTTPRequestHandler.protocol_version = "HTTP/1.1"
+handler = functools.partial(h.SimpleHTTPRequestHandler, directory=sys.argv[2])
+h.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()
+' "$port" "$work" >"$work/origin.log" 2>&1 &
 pids+=($!)
 
 build/daemon/hconnd -v &
@@ -49,7 +55,10 @@ url="http://127.0.0.1:$port/index.html"
 echo "== hconn -v $url (new connection)"
 build/client-lib/hconn -v "$url"
 echo "== again (the pooled connection is reused)"
-build/client-lib/hconn -v "$url"
+build/client-lib/hconn -v "$url" 2>"$work/second.err"
+cat "$work/second.err" >&2
+grep -q 'reused pooled connection' "$work/second.err" ||
+  { echo "demo: the second request did not reuse the pooled connection" >&2; exit 1; }
 echo "== the same through socat, in raw mode"
 printf '%s\n' "{\"method\":\"GET\",\"url\":\"$url\",\"raw\":true}" |
   socat - UNIX-CONNECT:"$socket" | tail -n +2

@@ -321,6 +321,9 @@ exchange_pump_body(struct exchange *ex)
         while (left > 0) {
             int nvec = evbuffer_peek(ex->body, (ev_ssize_t)left, &pos, vec, 16);
 
+            if (nvec <= 0)
+                break; /* cannot happen: n never exceeds what is held */
+
             for (int i = 0; i < nvec && left > 0; i++) {
                 size_t len = vec[i].iov_len < left ? vec[i].iov_len : left;
 
@@ -463,8 +466,6 @@ exchange_attach(struct exchange *ex, struct upstream *up)
         ex->request_sent = true;
     else
         exchange_pump_body(ex);
-    /* The server may have closed the connection while it sat idle in the
-     * pool; bytes already buffered are handled as they arrive. */
 }
 
 static void

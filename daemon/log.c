@@ -9,19 +9,18 @@
 
 #include "log.h"
 
-static int log_max_level = LOG_LEVEL_WARN;
+static int log_max_level = LOG_LEVEL_NOTICE;
 
 static const char *const log_level_names[] = {
-    [LOG_LEVEL_ERROR] = "error",
-    [LOG_LEVEL_WARN] = "warning",
-    [LOG_LEVEL_INFO] = "info",
+    [LOG_LEVEL_ERROR] = "error",   [LOG_LEVEL_WARN] = "warning",
+    [LOG_LEVEL_NOTICE] = "notice", [LOG_LEVEL_INFO] = "info",
     [LOG_LEVEL_DEBUG] = "debug",
 };
 
 void
 log_set_verbosity(int verbosity)
 {
-    log_max_level = LOG_LEVEL_WARN + verbosity;
+    log_max_level = LOG_LEVEL_NOTICE + verbosity;
 }
 
 int

@@ -66,8 +66,8 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(srv->base, NULL);
         return;
     }
-    log_info("%s: stopping; draining %zu clients", strsignal((int)sig),
-             srv->nsessions);
+    log_notice("%s: stopping; draining %zu clients", strsignal((int)sig),
+               srv->nsessions);
     srv->shutting_down = true;
     listener_close(srv->listener);
     srv->listener = NULL;
@@ -183,14 +183,14 @@ main(int argc, char **argv)
         log_error("cannot install signal handlers");
         goto out;
     }
-    log_warn("listening on %s", cfg.socket_path);
+    log_notice("listening on %s", cfg.socket_path);
 
     if (event_base_dispatch(srv.base) < 0) {
         log_error("event loop failed");
         goto out;
     }
     status = EXIT_SUCCESS;
-    log_warn("stopped");
+    log_notice("stopped");
 
 out:
     while (!TAILQ_EMPTY(&srv.sessions))

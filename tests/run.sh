@@ -22,6 +22,9 @@ case "${1:-}" in
 esac
 
 bash .ci/install-deps.sh
+# Every peer the integration tests start is installed above: a missing one
+# is an error here, not a skip.
+export HCONN_REQUIRE_PEERS=1
 if [ -d "$build/meson-private" ]; then
   meson setup --reconfigure "$build" "${options[@]}" >/dev/null
 else

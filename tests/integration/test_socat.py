@@ -40,7 +40,7 @@ class SocatOneLiner(harness.IntegrationTest):
     @classmethod
     def setUpClass(cls):
         if shutil.which("socat") is None:
-            raise harness.unittest.SkipTest(
+            raise harness.missing(
                 "socat not installed (Debian: apt-get install socat)")
         cls.nginx = harness.Nginx()
         cls.addClassCleanup(cls.nginx.stop)
