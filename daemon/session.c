@@ -484,6 +484,8 @@ session_new(struct server *srv, int fd)
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
                       session_event_cb, s);
     bufferevent_setwatermark(s->bev, EV_WRITE, cfg->stream_buffer_bytes / 2, 0);
+    /* libevent writes 16 KiB a call by default; a window per syscall. */
+    bufferevent_set_max_single_write(s->bev, cfg->stream_buffer_bytes);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
     srv->nsessions++;
