@@ -236,10 +236,7 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
     ex->replayable = exchange_is_replayable(req);
     ex->body_retained = ex->replayable;
 
-    if (req->tls) {
-        exchange_fail(ex, HCONN_EUNSUPPORTED,
-                      "https is not supported by this hconnd yet");
-    } else if (req->has_proxy) {
+    if (req->has_proxy) {
         exchange_fail(ex, HCONN_EUNSUPPORTED,
                       "\"proxy\" is not supported by this hconnd yet");
     } else if (req->expect_continue) {
@@ -408,7 +405,8 @@ exchange_read_more(struct exchange *ex)
     ssize_t n;
     int nvec;
 
-    if (ex->eof || held >= window)
+    /* Under TLS the socket carries records only OpenSSL may read. */
+    if (ex->up->tls || ex->eof || held >= window)
         return;
     /* The bufferevent freezes its input's tail so that only it appends;
      * this appends exactly as it would, from the same socket. */
@@ -536,7 +534,10 @@ exchange_start(struct exchange *ex)
 {
     const struct wire_request *req = &ex->m.req;
     struct pool_target target = {
-        .host = req->host, .port = req->port, .tls = req->tls};
+        .host = req->host,
+        .port = req->port,
+        .tls = req->tls,
+        .tls_options = req->has_tls_options ? &req->tls_options : NULL};
     double timeout =
         req->timeout > 0 ? req->timeout : exchange_cfg(ex)->connect_timeout;
     struct upstream *up;

@@ -20,6 +20,7 @@
 #include "pool.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 
 static void
 main_usage(FILE *f)
@@ -170,9 +171,10 @@ main(int argc, char **argv)
         log_error("cannot set up the event loop");
         goto out;
     }
-    srv.pool = pool_new(srv.base, srv.dns, &cfg, &srv.stats);
+    srv.tls = tls_new();
+    srv.pool = pool_new(srv.base, srv.dns, srv.tls, &cfg, &srv.stats);
     srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
-    if (srv.pool == NULL || srv.listener == NULL) {
+    if (srv.tls == NULL || srv.pool == NULL || srv.listener == NULL) {
         log_error("%s", srv.pool == NULL ? "out of memory" : err);
         goto out;
     }
@@ -197,6 +199,7 @@ out:
         session_free(TAILQ_FIRST(&srv.sessions));
     listener_close(srv.listener);
     pool_free(srv.pool);
+    tls_free(srv.tls);
     if (sigterm != NULL)
         event_free(sigterm);
     if (sigint != NULL)

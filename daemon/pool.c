@@ -25,6 +25,7 @@
 #include "log.h"
 #include "pool.h"
 #include "server.h"
+#include "tls.h"
 #include "upstream.h"
 
 #define POOL_BUCKETS 256
@@ -34,10 +35,11 @@ TAILQ_HEAD(waiter_list, pool_waiter);
 
 struct pool_origin {
     struct pool *pool;
-    char *key;  /* "http://host:port" */
+    char *key;  /* "http://host:port" and the TLS settings */
     char *host; /* connect target */
     uint16_t port;
     bool tls;
+    struct wire_tls *tls_options;  /* owned copy; NULL: the defaults */
     struct upstream_list idle;     /* most recently used first */
     struct waiter_list waiters;    /* FIFO of pending leases */
     size_t nidle;                  /* in idle */
@@ -52,6 +54,7 @@ struct pool_origin {
 struct pool {
     struct event_base *base;
     struct evdns_base *dns;
+    struct tls *tls;
     const struct config *cfg;
     struct stats *stats;
     struct pool_origin *buckets[POOL_BUCKETS];
@@ -77,16 +80,23 @@ pool_hash(const char *s)
     return h % POOL_BUCKETS;
 }
 
+/* The origin key: connections are shared only between requests whose
+ * keys are equal, so every TLS setting is part of it. */
 static void
 pool_format_key(const struct pool_target *t, char *key, size_t len)
 {
     const char *fmt = strchr(t->host, ':') ? "%s://[%s]:%u" : "%s://%s:%u";
+    int n =
+        snprintf(key, len, fmt, t->tls ? "https" : "http", t->host, t->port);
 
-    snprintf(key, len, fmt, t->tls ? "https" : "http", t->host, t->port);
+    if (t->tls && n > 0 && (size_t)n < len - 1) {
+        key[n] = ' ';
+        tls_settings_key(t->tls_options, key + n + 1, len - (size_t)n - 1);
+    }
 }
 
 struct pool *
-pool_new(struct event_base *base, struct evdns_base *dns,
+pool_new(struct event_base *base, struct evdns_base *dns, struct tls *tls,
          const struct config *cfg, struct stats *stats)
 {
     struct pool *pool = calloc(1, sizeof *pool);
@@ -95,6 +105,7 @@ pool_new(struct event_base *base, struct evdns_base *dns,
         return NULL;
     pool->base = base;
     pool->dns = dns;
+    pool->tls = tls;
     pool->cfg = cfg;
     pool->stats = stats;
     TAILQ_INIT(&pool->lru);
@@ -105,7 +116,7 @@ pool_new(struct event_base *base, struct evdns_base *dns,
 static struct pool_origin *
 pool_origin_find(struct pool *pool, const struct pool_target *t, bool create)
 {
-    char key[320];
+    char key[2400];
     unsigned b;
     struct pool_origin *o;
 
@@ -127,6 +138,13 @@ pool_origin_find(struct pool *pool, const struct pool_target *t, bool create)
     o->pool = pool;
     o->port = t->port;
     o->tls = t->tls;
+    if (t->tls_options != NULL &&
+        (o->tls_options = tls_options_copy(t->tls_options)) == NULL) {
+        free(o->key);
+        free(o->host);
+        free(o);
+        return NULL;
+    }
     TAILQ_INIT(&o->idle);
     TAILQ_INIT(&o->waiters);
     o->hash_next = pool->buckets[b];
@@ -148,6 +166,7 @@ pool_origin_maybe_free(struct pool_origin *o)
          p = &(*p)->hash_next)
         ;
     *p = o->hash_next;
+    tls_options_free(o->tls_options);
     free(o->key);
     free(o->host);
     free(o);
@@ -327,7 +346,8 @@ pool_origin_grow(struct pool_origin *o)
         pool->nopen++;
         pool->stats->reuse_misses++;
         log_debug("upstream %lu: connecting to %s", up->id, o->key);
-        upstream_connect(up, pool->dns, w->timeout, pool_connected_cb, o);
+        upstream_connect(up, pool->dns, w->timeout, o->tls ? pool->tls : NULL,
+                         o->tls_options, o->key, pool_connected_cb, o);
     }
     short_of = o->nconnecting < o->nwaiting;
     if (short_of && !o->wanting)

@@ -24,7 +24,9 @@ struct pool;
 struct pool_origin;
 struct pool_waiter;
 struct stats;
+struct tls;
 struct upstream;
+struct wire_tls;
 
 /* Where a request goes; everything that makes connections unshareable
  * belongs here, since it forms the pool key. */
@@ -32,6 +34,7 @@ struct pool_target {
     const char *host;
     uint16_t port;
     bool tls;
+    const struct wire_tls *tls_options; /* NULL: the defaults */
 };
 
 /* A lease's outcome: up with error 0, or up NULL with HCONN_E... */
@@ -47,8 +50,10 @@ struct pool_waiter {
     TAILQ_ENTRY(pool_waiter) entry; /* origin's FIFO */
 };
 
+/* tls may be NULL when no target will ask for TLS (unit tests). */
 struct pool *pool_new(struct event_base *base, struct evdns_base *dns,
-                      const struct config *cfg, struct stats *stats);
+                      struct tls *tls, const struct config *cfg,
+                      struct stats *stats);
 
 /* Closes every connection and frees the pool; no lease may be pending. */
 void pool_free(struct pool *pool);

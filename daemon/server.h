@@ -25,6 +25,7 @@ struct config;
 struct pool;
 struct listener;
 struct session;
+struct tls;
 
 /* Running figures, reported by {"op":"stats"}. */
 struct stats {
@@ -45,6 +46,7 @@ struct server {
     struct evdns_base *dns;
     struct config *cfg;
     struct pool *pool;
+    struct tls *tls; /* contexts and the session cache */
     struct listener *listener;
     struct session_list sessions; /* every connected client */
     size_t nsessions;

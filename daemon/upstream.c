@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -22,6 +23,7 @@
 
 #include "hconn_error.h"
 #include "log.h"
+#include "tls.h"
 #include "upstream.h"
 
 static unsigned long upstream_next_id = 1;
@@ -102,19 +104,71 @@ upstream_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+upstream_tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct upstream *up = arg;
+    char message[512];
+    int code;
+
+    if (what & BEV_EVENT_CONNECTED) {
+        up->connected = true;
+        up->tls_resumed = tls_resumed(bufferevent_openssl_get_ssl(bev));
+        log_debug("upstream %lu: TLS with %s:%u (%s) up%s", up->id, up->host,
+                  up->port, up->peer,
+                  up->tls_resumed ? ", session resumed" : "");
+        upstream_finish(up, 0, NULL);
+        return;
+    }
+    /* A TLS failure is the server's answer, not an unreachable address:
+     * no other address is tried. */
+    code = tls_handshake_error(bufferevent_openssl_get_ssl(bev),
+                               bufferevent_get_openssl_error(bev), up->peer,
+                               message, sizeof message);
+    upstream_finish(up, code, message);
+}
+
+/* Puts a TLS filter over the connected socket; the handshake starts at
+ * once and ends in upstream_tls_event_cb. */
+static void
+upstream_start_tls(struct upstream *up)
+{
+    struct bufferevent *filter = bufferevent_openssl_filter_new(
+        up->base, up->bev, up->ssl, BUFFEREVENT_SSL_CONNECTING,
+        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+
+    if (filter == NULL) {
+        upstream_fail_later(up, HCONN_ENO_MEMORY,
+                            "cannot set up TLS on the connection");
+        return;
+    }
+    up->ssl = NULL; /* the filter owns it now */
+    up->bev = filter;
+    up->tls = true;
+    /* Framing (Content-Length, chunked) already tells a complete body from
+     * a cut one, and many servers close without close_notify. */
+    bufferevent_openssl_set_allow_dirty_shutdown(filter, 1);
+    bufferevent_setcb(filter, NULL, NULL, upstream_tls_event_cb, up);
+    bufferevent_enable(filter, EV_READ | EV_WRITE);
+}
+
+static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct upstream *up = arg;
     int fd, one = 1;
 
     if (what & BEV_EVENT_CONNECTED) {
-        up->connected = true;
         fd = bufferevent_getfd(bev);
         /* Request heads and bodies go out in separate writes; without
          * NODELAY the second waits for the first's ACK. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         log_debug("upstream %lu: connected to %s:%u (%s)", up->id, up->host,
                   up->port, up->peer);
+        if (up->ssl != NULL) {
+            upstream_start_tls(up);
+            return;
+        }
+        up->connected = true;
         upstream_finish(up, 0, NULL);
         return;
     }
@@ -189,7 +243,8 @@ upstream_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
 
 void
 upstream_connect(struct upstream *up, struct evdns_base *dns, double timeout,
-                 upstream_connect_cb cb, void *arg)
+                 struct tls *tls, const struct wire_tls *options,
+                 const char *origin_key, upstream_connect_cb cb, void *arg)
 {
     struct evutil_addrinfo hints = {
         .ai_family = AF_UNSPEC,
@@ -211,6 +266,18 @@ upstream_connect(struct upstream *up, struct evdns_base *dns, double timeout,
         return;
     }
     evtimer_add(up->connect_timer, &tv);
+    if (tls != NULL) {
+        char message[512];
+        int code;
+
+        /* Settings that cannot work fail before any packet is sent. */
+        up->ssl = tls_connection_new(tls, options, up->host, origin_key, &code,
+                                     message, sizeof message);
+        if (up->ssl == NULL) {
+            upstream_fail_later(up, code, message);
+            return;
+        }
+    }
     snprintf(port, sizeof port, "%u", up->port);
     /* A numeric host or one from /etc/hosts resolves at once: the
      * callback runs inside this call and NULL comes back. A cancelled
@@ -249,6 +316,8 @@ upstream_free(struct upstream *up)
     }
     if (up->bev != NULL)
         bufferevent_free(up->bev);
+    if (up->ssl != NULL)
+        SSL_free(up->ssl);
     if (up->addrs != NULL)
         evutil_freeaddrinfo(up->addrs);
     if (up->connect_timer != NULL)

@@ -13,7 +13,10 @@
 struct event_base;
 struct evdns_base;
 struct pool_origin;
+struct ssl_st;
+struct tls;
 struct upstream;
+struct wire_tls;
 
 /* Connect outcome: error 0 and a usable bev, or HCONN_E... + message.
  * Never called from within upstream_connect itself. */
@@ -36,10 +39,13 @@ struct upstream {
     void *cb_arg;
     char host[256]; /* what we resolve */
     uint16_t port;
-    char peer[64]; /* "addr:port" being tried, for logs */
-    bool connected;
-    bool idle;                          /* in the pool's idle lists */
-    unsigned requests;                  /* responses completed on it */
+    char peer[64];      /* "addr:port" being tried, for logs */
+    bool connected;     /* ready: TCP up, and TLS done if any */
+    bool tls;           /* bev is a TLS filter over the TCP one */
+    bool tls_resumed;   /* the handshake resumed a cached session */
+    struct ssl_st *ssl; /* set up, not yet handed to the filter */
+    bool idle;          /* in the pool's idle lists */
+    unsigned requests;  /* responses completed on it */
     TAILQ_ENTRY(upstream) origin_entry; /* origin's idle list */
     TAILQ_ENTRY(upstream) lru_entry;    /* pool's idle list, oldest first */
 };
@@ -48,9 +54,14 @@ struct upstream {
 struct upstream *upstream_new(struct event_base *base, const char *host,
                               uint16_t port);
 
-/* Starts resolving and connecting; cb reports the outcome later. */
+/* Starts resolving and connecting; cb reports the outcome later. With
+ * tls set, a TLS handshake follows (options NULL: the defaults), resuming
+ * the session cached under origin_key; the timeout covers DNS, TCP and
+ * TLS together. */
 void upstream_connect(struct upstream *up, struct evdns_base *dns,
-                      double timeout, upstream_connect_cb cb, void *arg);
+                      double timeout, struct tls *tls,
+                      const struct wire_tls *options, const char *origin_key,
+                      upstream_connect_cb cb, void *arg);
 
 /* True when an idle connection can carry a request: open, and nothing
  * unexpected waiting to be read. */

@@ -95,7 +95,7 @@ setup(void **state)
     config_init(&f->cfg);
     f->cfg.pool_max_per_origin = 2;
     f->cfg.pool_max_total = 3;
-    f->pool = pool_new(f->base, f->dns, &f->cfg, &f->stats);
+    f->pool = pool_new(f->base, f->dns, NULL, &f->cfg, &f->stats);
     origin_start(f, &f->a);
     origin_start(f, &f->b);
     *state = f;

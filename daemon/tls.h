@@ -1,0 +1,50 @@
+/*
+ * tls.h — TLS for upstream connections: one OpenSSL client context per
+ * distinct set of trust and identity settings, verification on by
+ * default (system trust store, host name or IP address, SNI), and a
+ * session cache per origin so new connections resume.
+ */
+#ifndef HCONND_TLS_H
+#define HCONND_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "wire.h"
+
+struct tls;
+
+struct tls *tls_new(void);
+void tls_free(struct tls *t);
+
+/* Writes a string naming every setting in o (NULL: the defaults) into
+ * key: connections made with different keys are never shared. */
+void tls_settings_key(const struct wire_tls *o, char *key, size_t len);
+
+/*
+ * Prepares one connection's SSL for host (o NULL: defaults), with SNI, the
+ * name to verify and the session cached under origin_key. Returns NULL
+ * with *code (HCONN_ETLS_FAILED, HCONN_ENO_MEMORY) and err set when the
+ * settings cannot be used (an unreadable ca_file, a key not matching its
+ * certificate ...).
+ */
+SSL *tls_connection_new(struct tls *t, const struct wire_tls *o,
+                        const char *host, const char *origin_key, int *code,
+                        char *err, size_t errlen);
+
+/* Explains a failed handshake: HCONN_ETLS_VERIFY_FAILED with OpenSSL's
+ * verification reason, or HCONN_ETLS_FAILED with its error queue. */
+int tls_handshake_error(SSL *ssl, unsigned long openssl_error, const char *peer,
+                        char *err, size_t errlen);
+
+/* A deep copy of o (NULL stays NULL), for holders that outlive the
+ * request o came with; tls_options_free releases it. */
+struct wire_tls *tls_options_copy(const struct wire_tls *o);
+void tls_options_free(struct wire_tls *o);
+
+/* Whether the handshake resumed a cached session. */
+bool tls_resumed(SSL *ssl);
+
+#endif
