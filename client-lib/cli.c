@@ -8,12 +8,15 @@
  * so scripts can tell a DNS failure from a truncated body or an HTTP error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hconn-build.h"
 #include "hconn.h"
@@ -45,6 +48,12 @@ struct cli {
     double timeout;          /* -m */
     const char *socket_path; /* --socket */
     const char *url;         /* the URL operand */
+    char *cacert;            /* --cacert FILE, absolute, malloc'd */
+    char *capath;            /* --capath DIR, absolute, malloc'd */
+    char *cert;              /* --cert FILE, absolute, malloc'd */
+    char *key;               /* --key FILE, absolute, malloc'd */
+    bool insecure;           /* -k */
+    bool tlsv13;             /* --tlsv1.3 */
 };
 
 /* Where the body goes, opened on first use. */
@@ -77,6 +86,18 @@ static const char cli_usage[] =
     "stderr\n"
     "  -s, --silent             print no error message (exit status only)\n"
     "  -m, --max-time SECONDS   timeout for the request (0 = none)\n"
+    "      --cacert FILE        verify the server with the CA certificates "
+    "in\n"
+    "                           FILE (PEM) instead of the system trust store\n"
+    "      --capath DIR         same with a directory of hashed CA "
+    "certificates\n"
+    "                           (as made by openssl rehash)\n"
+    "      --cert FILE          client certificate (PEM; holds the key too\n"
+    "                           unless --key is given)\n"
+    "      --key FILE           private key of the --cert certificate (PEM)\n"
+    "  -k, --insecure           do not verify the server's certificate and "
+    "name\n"
+    "      --tlsv1.3            require TLS 1.3 (default: 1.2 or later)\n"
     "      --socket PATH        hconnd socket (default $HCONN_SOCKET, else\n"
     "                           $XDG_RUNTIME_DIR/hconnd.sock if present, "
     "else\n"
@@ -86,6 +107,11 @@ static const char cli_usage[] =
     "\n"
     "-d and --data-binary imply POST and, unless -H gives one,\n"
     "Content-Type: application/x-www-form-urlencoded.\n"
+    "\n"
+    "https:// URLs are verified by default (system trust store, host name,\n"
+    "SNI). The TLS options apply to https:// URLs and are ignored for\n"
+    "http:// ones. hconnd, not this command, opens the files: they must be\n"
+    "readable by hconnd too; relative names are made absolute first.\n"
     "\n"
     "Exit status: 0 after a complete response. On failure one line\n"
     "\"hconn: <error>: <detail>\" goes to stderr and the exit status is the\n"
@@ -197,6 +223,38 @@ cli_add_data(struct cli *o, const char *arg, bool binary)
     return 0;
 }
 
+/* Takes a --cacert/--capath/--cert/--key argument: checks that it can be
+ * read (dir: a directory) and stores it in *slot made absolute, since
+ * hconnd opens it from another working directory. The last one given
+ * wins. Returns 0 or an exit status. */
+static int
+cli_tls_path(struct cli *o, const char *arg, bool dir, char **slot)
+{
+    int fd = open(arg, O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+    struct stat st;
+    char *path;
+    int e = 0;
+
+    if (fd < 0)
+        e = errno;
+    else if (!dir && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+        e = EISDIR;
+    if (fd >= 0)
+        close(fd);
+    if (e)
+        return cli_error(o, HCONN_EIO_ERROR, "cannot read %s: %s", arg,
+                         strerror(e));
+    path = arg[0] == '/' ? strdup(arg) : realpath(arg, NULL);
+    if (!path)
+        return errno == ENOMEM
+                   ? cli_error(o, HCONN_ENO_MEMORY, "out of memory")
+                   : cli_error(o, HCONN_EIO_ERROR, "cannot read %s: %s", arg,
+                               strerror(errno));
+    free(*slot);
+    *slot = path;
+    return 0;
+}
+
 /* Adds one -H 'Name: value'. Returns 0 or an exit status. */
 static int
 cli_add_header(struct cli *o, const char *arg)
@@ -253,6 +311,10 @@ cli_free(struct cli *o)
     free(o->header_bufs);
     free(o->headers);
     free(o->body.data);
+    free(o->cacert);
+    free(o->capath);
+    free(o->cert);
+    free(o->key);
 }
 
 /* Parses the command line. Returns 0 to go on, or an exit status (-1 for
@@ -260,7 +322,15 @@ cli_free(struct cli *o)
 static int
 cli_parse(struct cli *o, int argc, char **argv)
 {
-    enum { OPT_DATA_BINARY = 256, OPT_SOCKET };
+    enum {
+        OPT_DATA_BINARY = 256,
+        OPT_SOCKET,
+        OPT_CACERT,
+        OPT_CAPATH,
+        OPT_CERT,
+        OPT_KEY,
+        OPT_TLSV13,
+    };
     static const struct option longopts[] = {
         {"request", required_argument, NULL, 'X'},
         {"header", required_argument, NULL, 'H'},
@@ -274,6 +344,12 @@ cli_parse(struct cli *o, int argc, char **argv)
         {"silent", no_argument, NULL, 's'},
         {"max-time", required_argument, NULL, 'm'},
         {"socket", required_argument, NULL, OPT_SOCKET},
+        {"cacert", required_argument, NULL, OPT_CACERT},
+        {"capath", required_argument, NULL, OPT_CAPATH},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"insecure", no_argument, NULL, 'k'},
+        {"tlsv1.3", no_argument, NULL, OPT_TLSV13},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -282,7 +358,7 @@ cli_parse(struct cli *o, int argc, char **argv)
     char *end;
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":X:H:d:iIo:fvsm:hV", longopts,
+    while ((ch = getopt_long(argc, argv, ":X:H:d:iIo:fvsm:khV", longopts,
                              NULL)) != -1) {
         rc = 0;
         switch (ch) {
@@ -326,6 +402,24 @@ cli_parse(struct cli *o, int argc, char **argv)
         case OPT_SOCKET:
             o->socket_path = optarg;
             break;
+        case OPT_CACERT:
+            rc = cli_tls_path(o, optarg, false, &o->cacert);
+            break;
+        case OPT_CAPATH:
+            rc = cli_tls_path(o, optarg, true, &o->capath);
+            break;
+        case OPT_CERT:
+            rc = cli_tls_path(o, optarg, false, &o->cert);
+            break;
+        case OPT_KEY:
+            rc = cli_tls_path(o, optarg, false, &o->key);
+            break;
+        case 'k':
+            o->insecure = true;
+            break;
+        case OPT_TLSV13:
+            o->tlsv13 = true;
+            break;
         case 'h':
             fputs(cli_usage, stdout);
             return -1;
@@ -357,6 +451,13 @@ cli_parse(struct cli *o, int argc, char **argv)
                          optind == argc ? "no URL given (see --help)"
                                         : "more than one URL given");
     o->url = argv[optind];
+    if (o->insecure && (o->cacert || o->capath))
+        return cli_error(o, HCONN_EINVALID_ARGUMENT,
+                         "-k and %s are contradictory: -k turns "
+                         "verification off",
+                         o->cacert ? "--cacert" : "--capath");
+    if (o->key && !o->cert)
+        return cli_error(o, HCONN_EINVALID_ARGUMENT, "--key needs --cert");
     if (o->has_data && !cli_has_header(o, "Content-Type")) {
         rc = cli_add_header(o, "Content-Type: "
                                "application/x-www-form-urlencoded");
@@ -366,6 +467,47 @@ cli_parse(struct cli *o, int argc, char **argv)
     if (!o->method)
         o->method = o->head_only ? "HEAD" : o->has_data ? "POST" : "GET";
     return 0;
+}
+
+/* Whether any TLS option was given. */
+static bool
+cli_has_tls_options(const struct cli *o)
+{
+    return o->cacert || o->capath || o->cert || o->key || o->insecure ||
+           o->tlsv13;
+}
+
+/* Copies the TLS options into opts (https only) and, with -v, says what
+ * they do. */
+static void
+cli_tls_options(const struct cli *o, const struct url *u,
+                struct hconn_options *opts)
+{
+    if (!u->tls) {
+        if (o->verbose && cli_has_tls_options(o))
+            fprintf(stderr, "* TLS options ignored: not an https:// URL\n");
+        return;
+    }
+    opts->ca_file = o->cacert;
+    opts->ca_path = o->capath;
+    opts->cert_file = o->cert;
+    opts->key_file = o->key;
+    opts->min_version = o->tlsv13 ? "1.3" : NULL;
+    opts->insecure = o->insecure;
+    if (!o->verbose)
+        return;
+    if (o->insecure)
+        fprintf(stderr, "* TLS verification off (-k)\n");
+    if (o->cacert)
+        fprintf(stderr, "* TLS CA file: %s\n", o->cacert);
+    if (o->capath)
+        fprintf(stderr, "* TLS CA directory: %s\n", o->capath);
+    if (o->cert)
+        fprintf(stderr, "* TLS client certificate: %s\n", o->cert);
+    if (o->key)
+        fprintf(stderr, "* TLS client key: %s\n", o->key);
+    if (o->tlsv13)
+        fprintf(stderr, "* TLS 1.3 required\n");
 }
 
 /* Prints the request head as hconnd will send it (http.client's rules for
@@ -456,6 +598,7 @@ cli_run(struct cli *o)
     opts.socket_path = o->socket_path;
     opts.timeout = o->timeout;
     opts.tls = u.tls;
+    cli_tls_options(o, &u, &opts);
     rc = hconn_new(&c, authority, u.port, &opts);
     if (rc < 0) {
         status = cli_error(o, rc, "%s", c ? hconn_errmsg(c) : "out of memory");

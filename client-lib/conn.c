@@ -308,13 +308,15 @@ conn_request_msg(struct hconn *c, int64_t id, const char *method,
                  bool skip_accept_encoding)
 {
     json_t *m, *target_json = wire_string_from_bytes(target, strlen(target));
+    json_t *tls =
+        c->tls_options ? json_incref(c->tls_options) : json_boolean(c->tls);
     int bad = 0;
 
-    /* "o" steals target_json and headers, even when packing fails. */
-    m = json_pack("{sI ss ss si sb so so}", "id", (json_int_t)id, "method",
+    /* "o" steals tls, target_json and headers, even when packing fails. */
+    m = json_pack("{sI ss ss si so so so}", "id", (json_int_t)id, "method",
                   method, "host", c->tunnel ? c->tunnel_host : c->host, "port",
-                  (int)(c->tunnel ? c->tunnel_port : c->port), "tls",
-                  (int)c->tls, "target", target_json, "headers", headers);
+                  (int)(c->tunnel ? c->tunnel_port : c->port), "tls", tls,
+                  "target", target_json, "headers", headers);
     if (!m)
         return NULL;
     if (skip_host)
@@ -727,6 +729,108 @@ hconn_getresponse(hconn *c, hconn_response **respp)
 
 /* ---- The connection object -------------------------------------------- */
 
+/* A JSON string for the option name's value. Returns 0 or a code. */
+static int
+conn_tls_string(struct hconn *c, const char *name, const char *value,
+                size_t max, json_t **out)
+{
+    size_t len = strlen(value);
+    json_t *probe;
+
+    *out = NULL;
+    if (len == 0 || len > max)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "TLS option %s must be 1 to %zu bytes (got %zu)",
+                          name, max, len);
+    *out = json_string(value);
+    if (*out)
+        return 0;
+    /* json_string refuses invalid UTF-8, and fails when out of memory. */
+    probe = json_string_nocheck(value);
+    if (!probe)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    json_decref(probe);
+    return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                      "TLS option %s is not valid UTF-8, which the protocol "
+                      "cannot carry",
+                      name);
+}
+
+/* Checks opts' TLS fields and builds the "tls" object requests carry from
+ * those set (c->tls_options stays NULL when none is). Returns 0 or a
+ * code. */
+static int
+conn_tls_options(struct hconn *c, const struct hconn_options *opts)
+{
+    const struct {
+        const char *name;
+        const char *value;
+        size_t max;
+    } fields[] = {
+        {"ca_file", opts->ca_file, HCONN_MAX_PATH},
+        {"ca_path", opts->ca_path, HCONN_MAX_PATH},
+        {"cert_file", opts->cert_file, HCONN_MAX_PATH},
+        {"key_file", opts->key_file, HCONN_MAX_PATH},
+        {"server_name", opts->server_name, URL_HOST_MAX},
+        {"min_version", opts->min_version, 3},
+    };
+    const size_t nfields = sizeof(fields) / sizeof(fields[0]);
+    const char *first = opts->insecure ? "insecure" : NULL;
+    char err[256];
+    json_t *obj, *v;
+    int rc;
+
+    for (size_t i = 0; i < nfields && !first; i++)
+        if (fields[i].value)
+            first = fields[i].name;
+    if (!first)
+        return 0;
+    if (!opts->tls)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "TLS option %s given without tls (an https "
+                          "connection)",
+                          first);
+    if (opts->insecure && (opts->ca_file || opts->ca_path))
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "insecure and a CA are contradictory (%s given): "
+                          "insecure turns verification off",
+                          opts->ca_file ? "ca_file" : "ca_path");
+    if (opts->key_file && !opts->cert_file)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "TLS option key_file needs cert_file");
+    if (opts->server_name &&
+        url_check_host(opts->server_name, err, sizeof(err)) < 0)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "TLS option server_name: %s", err);
+    if (opts->min_version && strcmp(opts->min_version, "1.2") != 0 &&
+        strcmp(opts->min_version, "1.3") != 0)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "TLS option min_version must be \"1.2\" or "
+                          "\"1.3\"");
+    obj = json_object();
+    if (!obj)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    for (size_t i = 0; i < nfields; i++) {
+        if (!fields[i].value)
+            continue;
+        rc = conn_tls_string(c, fields[i].name, fields[i].value, fields[i].max,
+                             &v);
+        if (rc == 0 && json_object_set_new(obj, fields[i].name, v) < 0)
+            rc = conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+        if (rc < 0) {
+            json_decref(obj);
+            return rc;
+        }
+    }
+    if (opts->insecure &&
+        json_object_set_new(obj, "insecure", json_true()) < 0) {
+        json_decref(obj);
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    }
+    c->tls_options = obj;
+    return 0;
+}
+
 /* The daemon socket to use: opts, $HCONN_SOCKET, a user daemon's socket in
  * $XDG_RUNTIME_DIR if it exists, else the system one. malloc'd. */
 static char *
@@ -775,6 +879,8 @@ hconn_new(hconn **connp, const char *host, int port,
                           "invalid timeout %g: seconds from 0 to %g",
                           opts->timeout, HCONN_MAX_TIMEOUT);
     c->timeout = opts ? opts->timeout : 0;
+    if (opts && (rc = conn_tls_options(c, opts)) < 0)
+        return rc;
     if (!host)
         return conn_error(c, HCONN_EINVALID_URL, "no host given");
     rc = url_parse_authority(host, port, c->tls ? 443 : 80, c->host, &c->port,
@@ -849,6 +955,7 @@ hconn_close(hconn *c)
     free(c->pend);
     conn_put_clear(c);
     json_decref(c->tunnel_headers);
+    json_decref(c->tls_options);
     free(c->socket_path);
     free(c);
 }

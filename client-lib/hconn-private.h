@@ -20,6 +20,7 @@
 #define HCONN_CHUNK       (64 * 1024) /* socket reads are at least this big */
 #define HCONN_ERRMSG_MAX  512         /* bytes of an error detail, NUL incl. */
 #define HCONN_MAX_TIMEOUT 86400.0     /* longest "timeout" the protocol takes */
+#define HCONN_MAX_PATH    4096        /* bytes of a "tls" file name */
 
 /* Where the putrequest/putheader/endheaders/send sequence stands. */
 enum conn_state {
@@ -66,6 +67,8 @@ struct hconn {
     char host[URL_HOST_MAX + 1];        /* origin host, IPv6 without brackets */
     uint16_t port;                      /* origin port */
     bool tls;                           /* https */
+    json_t *tls_options;                /* the "tls" object each request
+                                           carries, NULL: "tls": tls */
     bool tunnel;                        /* set_tunnel: host/port is the proxy */
     char tunnel_host[URL_HOST_MAX + 1]; /* origin behind the proxy */
     uint16_t tunnel_port;

@@ -56,7 +56,30 @@ struct hconn_header {
     const char *value;
 };
 
-/* Connection options; a zero-filled struct (or NULL) means defaults. */
+/*
+ * Connection options; a zero-filled struct (or NULL) means defaults.
+ *
+ * TLS (HTTPSConnection(host, port, context)): with tls true hconnd
+ * verifies the server by default, as ssl.create_default_context() does:
+ * the chain against the system trust store, the host name (or address)
+ * against the certificate, and SNI carries the host name. The fields after
+ * tls play the part of the SSL context and apply only when tls is true;
+ * NULL / false keeps the default. When any is set, each request carries a
+ * "tls" object (PROTOCOL.md 3.3) with exactly the fields set; otherwise it
+ * carries "tls": true. hconn_new() copies the strings: the caller's may go
+ * away afterwards. File and directory names are opened by hconnd, on the
+ * same machine and subject to its policy, not by this process: pass
+ * absolute paths (a relative one would be taken from hconnd's working
+ * directory) that hconnd may read.
+ *
+ * TLS failures come from hconnd through hconn_getresponse():
+ * HCONN_ETLS_VERIFY_FAILED when the certificate is not accepted (untrusted
+ * chain, wrong name, expired, ...) and HCONN_ETLS_FAILED for any other
+ * handshake or protocol failure (including a CA or client certificate
+ * hconnd cannot load); hconn_errmsg() then holds OpenSSL's reason, e.g.
+ * "certificate of 127.0.0.1:443 not accepted: unable to get local issuer
+ * certificate".
+ */
 struct hconn_options {
     const char *socket_path; /* hconnd socket; NULL: $HCONN_SOCKET, else
                                 $XDG_RUNTIME_DIR/hconnd.sock if that file
@@ -64,6 +87,27 @@ struct hconn_options {
     double timeout;          /* seconds, sent with each request and used
                                 for local socket waits; 0 = none */
     bool tls;                /* https (HTTPSConnection): port default 443 */
+
+    /* TLS only (see above). Each string is 1 ... 4096 bytes of UTF-8
+     * (server_name: a host name, at most 255 bytes). */
+    const char *ca_file;     /* PEM file of trust anchors used instead of
+                                the system trust store (cafile) */
+    const char *ca_path;     /* directory of hashed PEM trust anchors
+                                (c_rehash / openssl rehash), instead of
+                                the system store (capath) */
+    const char *cert_file;   /* client certificate chain, PEM
+                                (load_cert_chain certfile) */
+    const char *key_file;    /* its private key, PEM; needs cert_file;
+                                NULL: the key is in cert_file */
+    const char *server_name; /* name sent as SNI and verified in the
+                                certificate, instead of the host
+                                (server_hostname) */
+    const char *min_version; /* lowest TLS version, "1.2" or "1.3";
+                                NULL: hconnd's default (1.2) */
+    bool insecure;           /* no certificate or name verification
+                                (CERT_NONE, check_hostname False): sent as
+                                "insecure": true. Contradicts ca_file and
+                                ca_path, which are refused with it */
 };
 
 /* ---- Connection ------------------------------------------------------- */
@@ -74,8 +118,11 @@ struct hconn_options {
  * Does not connect. *connp is set whenever memory allowed, even on error,
  * so hconn_errmsg() works: the caller hconn_close()s it in every case.
  * Returns 0, HCONN_EINVALID_URL (bad host or port), HCONN_EINVALID_ARGUMENT
- * (NULL connp; timeout negative or above 86400, the protocol's limit) or
- * HCONN_ENO_MEMORY (*connp NULL).
+ * (NULL connp; timeout negative or above 86400, the protocol's limit; a TLS
+ * option set while tls is false; insecure with ca_file or ca_path; key_file
+ * without cert_file; an empty, over-long or non-UTF-8 string; a
+ * server_name that is not a host name; min_version other than "1.2" or
+ * "1.3") or HCONN_ENO_MEMORY (*connp NULL).
  */
 int hconn_new(hconn **connp, const char *host, int port,
               const struct hconn_options *opts);

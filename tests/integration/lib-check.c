@@ -6,6 +6,11 @@
  *   lib-check --truncated HOST:PORT  the scripted fault origin, whose
  *                                    GET /truncated announces 1000 bytes,
  *                                    sends 500 and closes
+ *   lib-check --tls HOST:PORT CA_FILE
+ *                                    nginx's TLS server, whose certificate
+ *                                    for 127.0.0.1 and localhost is signed
+ *                                    by CA_FILE (an absolute path: hconnd
+ *                                    opens it), /small.txt as above
  *
  * The daemon socket comes from $HCONN_SOCKET. Prints "ok N - what" or
  * "not ok N - what (detail)" per check and "1..N" at the end; exits 1 if
@@ -662,6 +667,168 @@ read_truncated(hconn *c, size_t size, size_t *total)
     return (int)n;
 }
 
+/* A connection with TLS options: tls, ca_file, server_name, insecure.
+ * Returns the hconn_new code; *cp is set as hconn_new sets it. */
+static int
+new_tls(hconn **cp, const char *origin, bool tls, const char *ca_file,
+        const char *server_name, bool insecure)
+{
+    struct hconn_options o = {
+        .tls = tls,
+        .ca_file = ca_file,
+        .server_name = server_name,
+        .insecure = insecure,
+    };
+
+    return hconn_new(cp, origin, 0, &o);
+}
+
+/* GET /small.txt on c; returns 0 with *status and the body checked against
+ * "hello world\n" in *exact, or the code. */
+static int
+tls_get_small(hconn *c, int *status, bool *exact)
+{
+    hconn_response *r;
+    void *body;
+    size_t len;
+    int rc = fetch(c, "GET", "/small.txt", NULL, &r);
+
+    *status = 0;
+    *exact = false;
+    if (rc < 0)
+        return rc;
+    *status = hconn_response_status(r);
+    rc = hconn_response_read_all(r, &body, &len);
+    if (rc == 0) {
+        *exact = len == 12 && memcmp(body, "hello world\n", 12) == 0;
+        free(body);
+    }
+    hconn_response_close(r);
+    return rc;
+}
+
+/* Option checks that hconn_new does itself. */
+static void
+check_tls_options_offline(const char *origin, const char *ca_file)
+{
+    hconn *c;
+    int rc;
+
+    rc = new_tls(&c, origin, false, ca_file, NULL, false);
+    check(rc == HCONN_EINVALID_ARGUMENT && strstr(hconn_errmsg(c), "tls"),
+          "ca_file without tls is invalid_argument", "%s", why(c, rc));
+    hconn_close(c);
+    rc = new_tls(&c, origin, false, NULL, NULL, true);
+    check(rc == HCONN_EINVALID_ARGUMENT,
+          "insecure without tls is "
+          "invalid_argument",
+          "%s", why(c, rc));
+    hconn_close(c);
+    rc = new_tls(&c, origin, true, ca_file, NULL, true);
+    check(rc == HCONN_EINVALID_ARGUMENT &&
+              strstr(hconn_errmsg(c), "contradictory"),
+          "insecure with ca_file is invalid_argument", "%s", why(c, rc));
+    hconn_close(c);
+    rc = hconn_new(&c, origin, 0,
+                   &(struct hconn_options){.tls = true, .min_version = "1.1"});
+    check(rc == HCONN_EINVALID_ARGUMENT,
+          "min_version \"1.1\" is "
+          "invalid_argument",
+          "%s", why(c, rc));
+    hconn_close(c);
+    rc = new_tls(&c, origin, true, NULL, "bad name/", false);
+    check(rc == HCONN_EINVALID_ARGUMENT,
+          "a server_name with '/' is "
+          "invalid_argument",
+          "%s", why(c, rc));
+    hconn_close(c);
+    rc = hconn_new(&c, origin, 0,
+                   &(struct hconn_options){.tls = true, .key_file = ca_file});
+    check(rc == HCONN_EINVALID_ARGUMENT,
+          "key_file without cert_file is "
+          "invalid_argument",
+          "%s", why(c, rc));
+    hconn_close(c);
+}
+
+/* https to nginx's TLS server: verification with and without the test CA,
+ * the server name, insecure, options without tls. */
+static void
+check_tls(const char *origin, const char *ca_file)
+{
+    hconn *c;
+    char *copy;
+    const char *proto;
+    hconn_response *r;
+    bool exact;
+    int rc, status;
+
+    check_tls_options_offline(origin, ca_file);
+
+    /* The CA file's name is copied: the caller's buffer may go away. */
+    copy = strdup(ca_file);
+    rc = new_tls(&c, origin, true, copy, NULL, false);
+    memset(copy, 'x', strlen(copy));
+    free(copy);
+    if (rc == 0)
+        rc = tls_get_small(c, &status, &exact);
+    check(rc == 0 && status == 200 && exact,
+          "GET /small.txt over TLS verified with ca_file: 200, exact body",
+          "%s, status %d, body %s", why(c, rc), status, exact ? "ok" : "wrong");
+    /* Again on the same hconn: the pooled TLS connection. */
+    rc = tls_get_small(c, &status, &exact);
+    check(rc == 0 && status == 200 && exact, "a second GET over TLS",
+          "%s, status %d", why(c, rc), status);
+    hconn_close(c);
+
+    rc = new_tls(&c, origin, true, NULL, NULL, false);
+    if (rc == 0)
+        rc = tls_get_small(c, &status, &exact);
+    check(rc == HCONN_ETLS_VERIFY_FAILED &&
+              strstr(hconn_errmsg(c), "certificate"),
+          "system trust store only: tls_verify_failed naming the "
+          "certificate",
+          "%s", why(c, rc));
+    hconn_close(c);
+
+    rc = new_tls(&c, origin, true, ca_file, "wrong.example", false);
+    if (rc == 0)
+        rc = tls_get_small(c, &status, &exact);
+    check(rc == HCONN_ETLS_VERIFY_FAILED,
+          "server_name \"wrong.example\": tls_verify_failed", "%s", why(c, rc));
+    hconn_close(c);
+
+    rc = new_tls(&c, origin, true, ca_file, "localhost", false);
+    if (rc == 0)
+        rc = tls_get_small(c, &status, &exact);
+    check(rc == 0 && status == 200 && exact,
+          "server_name \"localhost\" with ca_file: 200", "%s, status %d",
+          why(c, rc), status);
+    hconn_close(c);
+
+    rc = new_tls(&c, origin, true, NULL, NULL, true);
+    if (rc == 0)
+        rc = tls_get_small(c, &status, &exact);
+    check(rc == 0 && status == 200 && exact, "insecure: 200, exact body",
+          "%s, status %d", why(c, rc), status);
+    hconn_close(c);
+
+    rc = hconn_new(&c, origin, 0,
+                   &(struct hconn_options){
+                       .tls = true, .ca_file = ca_file, .min_version = "1.3"});
+    if (rc == 0)
+        rc = fetch(c, "GET", "/small.txt", NULL, &r);
+    if (check(rc == 0, "min_version \"1.3\" with ca_file", "%s", why(c, rc))) {
+        proto = hconn_response_getheader(r, "X-TLS-Protocol", "");
+        check(strcmp(proto, "TLSv1.3") == 0,
+              "min_version \"1.3\" gets "
+              "TLSv1.3",
+              "got \"%s\"", proto);
+        hconn_response_close(r);
+    }
+    hconn_close(c);
+}
+
 /* The fault origin: every way of reading a truncated body fails. */
 static void
 check_truncated(hconn *c)
@@ -712,13 +879,20 @@ int
 main(int argc, char **argv)
 {
     bool truncated = argc == 3 && strcmp(argv[1], "--truncated") == 0;
-    const char *origin = argv[argc - 1];
+    bool tls = argc == 4 && strcmp(argv[1], "--tls") == 0;
+    const char *origin = argv[tls ? 2 : argc - 1];
     hconn *c;
 
-    if (!(argc == 2 && argv[1][0] != '-') && !truncated) {
+    if (!(argc == 2 && argv[1][0] != '-') && !truncated && !tls) {
         fprintf(stderr, "usage: lib-check [--truncated] HOST:PORT\n"
+                        "       lib-check --tls HOST:PORT CA_FILE\n"
                         "(the daemon socket comes from $HCONN_SOCKET)\n");
         return 2;
+    }
+    if (tls) {
+        check_tls(origin, argv[3]);
+        printf("1..%d\n", checks);
+        return failures ? 1 : 0;
     }
     c = connect_origin(origin);
     if (truncated) {

@@ -15,7 +15,7 @@ class LibCheckAgainstNginx(harness.IntegrationTest):
     @classmethod
     def setUpClass(cls):
         harness.require_binary(cls, harness.LIB_CHECK, "lib-check")
-        cls.nginx = harness.Nginx()
+        cls.nginx = harness.Nginx(tls=True)
         cls.addClassCleanup(cls.nginx.stop)
         cls.nginx.start()
 
@@ -38,6 +38,18 @@ class LibCheckAgainstNginx(harness.IntegrationTest):
         # It really went through this daemon to this nginx.
         self.assertIn(" HTTP/1.1\" 200 ",
                       self.nginx.wait_access_log(" HTTP/1.1\" 200 "))
+
+    def test_lib_check_tls_passes(self):
+        # HTTPSConnection: the options, verification failures and the
+        # insecure opt-out, against nginx's TLS port.
+        r = self.run_lib_check("--tls", f"127.0.0.1:{self.nginx.tls_port}",
+                               self.nginx.ca_file)
+        self.assertEqual(r.returncode, 0,
+                         f"lib-check --tls exited {r.returncode}\nstdout: "
+                         f"{r.stdout.decode(errors='replace')}\nstderr: "
+                         f"{r.stderr.decode(errors='replace')}")
+        self.assertIn(b"ok 1 ", r.stdout)
+        self.assertNotIn(b"not ok", r.stdout)
 
     def test_lib_check_fails_without_a_daemon(self):
         # The check program must be able to fail: with HCONN_SOCKET naming
