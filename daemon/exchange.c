@@ -678,6 +678,7 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
     ex->state = EXCHANGE_DONE;
     ex->up = NULL;
     exchange_drop_body(ex);
+    up->clean = true; /* a complete response: TLS state is sound */
     ex->session->srv->stats.responses++;
     log_info("client %lu: %s -> %d, %llu bytes, %s connection%s",
              ex->session->id, ex->target_desc, ex->parser.status,

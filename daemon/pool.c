@@ -215,12 +215,15 @@ pool_close(struct upstream *up, const char *why)
 static void
 pool_idle_read_cb(struct bufferevent *bev, void *arg)
 {
+    ((struct upstream *)arg)->clean = true;
     pool_close(arg, "unexpected bytes from the server while idle");
 }
 
 static void
 pool_idle_event_cb(struct bufferevent *bev, short what, void *arg)
 {
+    /* A timeout or an orderly close leaves the TLS session good. */
+    ((struct upstream *)arg)->clean = !(what & BEV_EVENT_ERROR);
     pool_close(arg, (what & BEV_EVENT_TIMEOUT) ? "idle timeout"
                     : (what & BEV_EVENT_EOF)   ? "closed by the server"
                                                : "socket error while idle");
@@ -316,6 +319,7 @@ pool_make_room(struct pool *pool)
     /* Not pool_close: that would re-enter pool_grow_wanting. */
     o = victim->origin;
     pool_idle_remove(victim);
+    victim->clean = true;
     pool->nopen--;
     log_debug("upstream %lu: closed to make room (total limit %zu)", victim->id,
               pool->cfg->pool_max_total);
@@ -379,6 +383,7 @@ pool_lease(struct pool *pool, const struct pool_target *target,
     while (!w->fresh && (up = TAILQ_FIRST(&o->idle)) != NULL) {
         pool_idle_remove(up);
         if (!upstream_is_reusable(up)) {
+            up->clean = true;
             pool_discard(up, "closed or dirty when leased");
             continue;
         }
@@ -438,8 +443,10 @@ pool_close_idle(struct pool *pool)
 {
     struct upstream *up;
 
-    while ((up = TAILQ_FIRST(&pool->lru)) != NULL)
+    while ((up = TAILQ_FIRST(&pool->lru)) != NULL) {
+        up->clean = true;
         pool_close(up, "shutting down");
+    }
 }
 
 void

@@ -314,6 +314,13 @@ upstream_free(struct upstream *up)
         up->dns_req = NULL;
         evdns_getaddrinfo_cancel(req);
     }
+    if (up->bev != NULL && up->tls && up->connected && up->clean) {
+        /* OpenSSL voids the session of a connection freed without a
+         * shutdown, and that session object is the one cached for the
+         * origin: after a clean end, say the connection was shut down. */
+        SSL_set_shutdown(bufferevent_openssl_get_ssl(up->bev),
+                         SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    }
     if (up->bev != NULL)
         bufferevent_free(up->bev);
     if (up->ssl != NULL)

@@ -43,6 +43,7 @@ struct upstream {
     bool connected;     /* ready: TCP up, and TLS done if any */
     bool tls;           /* bev is a TLS filter over the TCP one */
     bool tls_resumed;   /* the handshake resumed a cached session */
+    bool clean;         /* closing after a clean end: keep the session */
     struct ssl_st *ssl; /* set up, not yet handed to the filter */
     bool idle;          /* in the pool's idle lists */
     unsigned requests;  /* responses completed on it */

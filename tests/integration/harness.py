@@ -284,30 +284,101 @@ http {{
 {tls_server}}}
 """
 
+# One TLS server block. Every TLS server of an Nginx shares the docroot and
+# reports per response: the nginx connection number, the TLS version, and
+# whether the handshake resumed a session ("r") or made a new one (".").
 NGINX_TLS_SERVER = """
     server {{
         listen 127.0.0.1:{tls_port} ssl;
         server_name localhost;
         root {dir}/www;
-        ssl_certificate {dir}/tls/server.crt;
-        ssl_certificate_key {dir}/tls/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_certificate {dir}/tls/{cert}.crt;
+        ssl_certificate_key {dir}/tls/{cert}.key;
+        ssl_protocols {protocols};
+        ssl_session_cache shared:{name}:1m;
+        ssl_session_timeout 10m;
         add_header X-Connection $connection always;
         add_header X-Request-Method $request_method always;
         add_header X-TLS-Protocol $ssl_protocol always;
-        location = /small.txt {{ }}
+        add_header X-SSL-Session-Reused $ssl_session_reused always;
+{extra}        location = /small.txt {{ }}
         location = /big.bin {{ }}
     }}
 """
 
+# The server that asks for a client certificate: nginx completes the
+# handshake either way and answers a missing or unverifiable one with an
+# HTTP 400 ("No required SSL certificate was sent" / "The SSL certificate
+# error"); X-Client-Verify is $ssl_client_verify (SUCCESS, FAILED:reason,
+# NONE).
+NGINX_MTLS_EXTRA = """\
+        ssl_verify_client on;
+        ssl_client_certificate {dir}/tls/client-ca.crt;
+        add_header X-Client-Verify $ssl_client_verify always;
+"""
+
+# name: (certificate base name in tls/, ssl_protocols, extra directives).
+# "good" is the server on Nginx.tls_port; the others exist with
+# tls_variants=True, each on its own port (Nginx.<name>_tls_port).
+NGINX_TLS_VARIANTS = {
+    "good": ("server", "TLSv1.2 TLSv1.3", ""),
+    "tls12": ("server", "TLSv1.2", ""),
+    "expired": ("expired", "TLSv1.2 TLSv1.3", ""),
+    "wrong_host": ("wrong-host", "TLSv1.2 TLSv1.3", ""),
+    "self_signed": ("self-signed", "TLSv1.2 TLSv1.3", ""),
+    "mtls": ("server", "TLSv1.2 TLSv1.3", NGINX_MTLS_EXTRA),
+}
+
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+# A minimal `openssl ca` setup, used only for the expired certificate:
+# OpenSSL 3.0's `x509 -req` and `req -x509` cannot set a start date in the
+# past, `openssl ca -startdate/-enddate` can.
+OPENSSL_CA_CONF = """\
+[ca]
+default_ca = test_ca
+
+[test_ca]
+database = cadb/index.txt
+new_certs_dir = cadb
+certificate = ca.crt
+private_key = ca.key
+serial = cadb/serial
+default_md = sha256
+policy = policy_any
+unique_subject = no
+
+[policy_any]
+commonName = supplied
+
+[server_ext]
+subjectAltName = IP:127.0.0.1,IP:::1,DNS:localhost
+extendedKeyUsage = serverAuth
+basicConstraints = CA:FALSE
+"""
+
+SERVER_SAN = "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost"
 
 
 def make_certificates(directory):
-    """Makes a throwaway CA and a server certificate it signs for
-    127.0.0.1, ::1 and localhost (P-256 keys, valid two days) in directory:
-    ca.crt, ca.key, server.crt, server.key, and other-ca.crt (a second CA
-    that signed nothing here). Returns directory."""
+    """Makes throwaway certificates in directory (P-256 keys; every
+    certificate valid two days from now unless said otherwise; each .crt
+    has its .key next to it) and returns directory:
+
+      ca.crt           the test CA
+      server.crt       for 127.0.0.1, ::1 and localhost, signed by ca
+      expired.crt      the same names, signed by ca, valid only from
+                       2020-01-01 to 2020-01-02 (made with `openssl ca`)
+      wrong-host.crt   for DNS:wrong.example only, signed by ca
+      self-signed.crt  for 127.0.0.1, ::1 and localhost, signed by itself
+      other-ca.crt     a second CA; it signs only rogue-client.crt
+      ca-dir/          ca.crt plus its `openssl rehash` links (a ca_path)
+      other-ca-dir/    the same for other-ca.crt
+      client-ca.crt    the CA the mTLS server trusts for client certificates
+      client.crt       a client certificate (clientAuth) signed by client-ca
+      rogue-client.crt a client certificate signed by other-ca, which the
+                       mTLS server does not trust
+    """
     os.makedirs(directory, exist_ok=True)
 
     def run(*args):
@@ -319,7 +390,7 @@ def make_certificates(directory):
 
     key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
            "-nodes"]
-    for ca in ("ca", "other-ca"):
+    for ca in ("ca", "other-ca", "client-ca"):
         run("req", "-x509", *key, "-keyout", f"{ca}.key", "-out",
             f"{ca}.crt", "-days", "2", "-subj", f"/CN=hconn test {ca}",
             "-addext", "basicConstraints=critical,CA:TRUE",
@@ -327,12 +398,51 @@ def make_certificates(directory):
     run("req", *key, "-keyout", "server.key", "-out", "server.csr",
         "-subj", "/CN=localhost")
     with open(os.path.join(directory, "server.ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
+        f.write(SERVER_SAN + "\n"
                 "extendedKeyUsage=serverAuth\n"
                 "basicConstraints=CA:FALSE\n")
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey",
         "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2",
         "-extfile", "server.ext")
+
+    # Leaf certificates in one step (`req -x509 -CA`, new in OpenSSL 3.0).
+    def leaf(name, subject, ca, *exts):
+        signer = ["-CA", f"{ca}.crt", "-CAkey", f"{ca}.key"] if ca else []
+        ext_args = []
+        for e in (*exts, "basicConstraints=CA:FALSE"):
+            ext_args += ["-addext", e]
+        run("req", "-x509", *key, "-keyout", f"{name}.key", "-out",
+            f"{name}.crt", "-days", "2", "-subj", subject, *signer,
+            *ext_args)
+
+    leaf("wrong-host", "/CN=wrong.example", "ca",
+         "subjectAltName=DNS:wrong.example", "extendedKeyUsage=serverAuth")
+    leaf("self-signed", "/CN=localhost", None, SERVER_SAN,
+         "extendedKeyUsage=serverAuth")
+    leaf("client", "/CN=hconn test client", "client-ca",
+         "extendedKeyUsage=clientAuth")
+    leaf("rogue-client", "/CN=hconn rogue client", "other-ca",
+         "extendedKeyUsage=clientAuth")
+
+    os.makedirs(os.path.join(directory, "cadb"), exist_ok=True)
+    with open(os.path.join(directory, "cadb", "index.txt"), "w"):
+        pass
+    with open(os.path.join(directory, "cadb", "serial"), "w") as f:
+        f.write("1000\n")
+    with open(os.path.join(directory, "ca.cnf"), "w") as f:
+        f.write(OPENSSL_CA_CONF)
+    run("req", *key, "-keyout", "expired.key", "-out", "expired.csr",
+        "-subj", "/CN=localhost")
+    run("ca", "-batch", "-notext", "-config", "ca.cnf", "-extensions",
+        "server_ext", "-in", "expired.csr", "-out", "expired.crt",
+        "-startdate", "20200101000000Z", "-enddate", "20200102000000Z")
+
+    for ca in ("ca", "other-ca"):
+        d = os.path.join(directory, f"{ca}-dir")
+        os.makedirs(d, exist_ok=True)
+        shutil.copyfile(os.path.join(directory, f"{ca}.crt"),
+                        os.path.join(d, f"{ca}.crt"))
+        run("rehash", d)
     return directory
 
 
@@ -361,12 +471,25 @@ class Nginx(Peer):
     huge=True also writes www/huge.bin (100 MiB), its digest in ng.huge_sha256.
     tls=True adds a TLS server on ng.tls_port (ng.tls_url(path)) with a
     certificate for 127.0.0.1/localhost signed by ng.ca_file.
+    tls_variants=True (implies tls) adds one TLS server per other entry of
+    NGINX_TLS_VARIANTS, each on its own port: ng.tls12_tls_port (TLS 1.2
+    only), ng.expired_tls_port, ng.wrong_host_tls_port,
+    ng.self_signed_tls_port and ng.mtls_tls_port (requires a client
+    certificate signed by ng.client_ca_file); ng.tls_ports maps every
+    variant name ("good" too) to its port. The certificate files (see
+    make_certificates) are attributes: ng.ca_file, ng.ca_path,
+    ng.other_ca_file, ng.other_ca_path, ng.self_signed_cert_file,
+    ng.client_cert_file / ng.client_key_file, ng.rogue_client_cert_file /
+    ng.rogue_client_key_file; ng.tls_dir holds them all.
     """
 
-    def __init__(self, huge=False, tls=False, attempts=5):
+    def __init__(self, huge=False, tls=False, tls_variants=False,
+                 attempts=5):
         self.huge = huge
-        self.tls = tls
+        self.tls = tls or tls_variants
+        self.tls_variants = tls_variants
         self.tls_port = None
+        self.tls_ports = {}
         self.attempts = attempts
         self.proc = None
         self.dir = None
@@ -396,17 +519,42 @@ class Nginx(Peer):
             if not os.access(OPENSSL, os.X_OK):
                 raise missing("openssl not found (Debian: "
                                         "apt-get install openssl)")
-            make_certificates(os.path.join(self.dir, "tls"))
-            self.ca_file = os.path.join(self.dir, "tls", "ca.crt")
-            self.other_ca_file = os.path.join(self.dir, "tls", "other-ca.crt")
+            self.tls_dir = make_certificates(os.path.join(self.dir, "tls"))
+
+            def tls_file(name):
+                return os.path.join(self.tls_dir, name)
+            self.ca_file = tls_file("ca.crt")
+            self.ca_path = tls_file("ca-dir")
+            self.other_ca_file = tls_file("other-ca.crt")
+            self.other_ca_path = tls_file("other-ca-dir")
+            self.client_ca_file = tls_file("client-ca.crt")
+            self.self_signed_cert_file = tls_file("self-signed.crt")
+            self.client_cert_file = tls_file("client.crt")
+            self.client_key_file = tls_file("client.key")
+            self.rogue_client_cert_file = tls_file("rogue-client.crt")
+            self.rogue_client_key_file = tls_file("rogue-client.key")
         last_log = ""
         for _ in range(self.attempts):
-            self.port = free_port()
-            tls_server = ""
+            names = []
             if self.tls:
-                self.tls_port = free_port()
-                tls_server = NGINX_TLS_SERVER.format(dir=self.dir,
-                                                     tls_port=self.tls_port)
+                names = [n for n in NGINX_TLS_VARIANTS
+                         if n == "good" or self.tls_variants]
+            ports = set()
+            while len(ports) < 1 + len(names):
+                ports.add(free_port())
+            self.port, *tls_ports = sorted(ports)
+            self.tls_ports = dict(zip(names, tls_ports))
+            tls_server = ""
+            for name, port in self.tls_ports.items():
+                cert, protocols, extra = NGINX_TLS_VARIANTS[name]
+                tls_server += NGINX_TLS_SERVER.format(
+                    dir=self.dir, tls_port=port, cert=cert,
+                    protocols=protocols, name=f"hconn_{name}",
+                    extra=extra.format(dir=self.dir))
+                if name == "good":
+                    self.tls_port = port
+                else:
+                    setattr(self, f"{name}_tls_port", port)
             conf = os.path.join(self.dir, "nginx.conf")
             with open(conf, "w") as f:
                 f.write(NGINX_CONF.format(dir=self.dir, port=self.port,
@@ -421,9 +569,8 @@ class Nginx(Peer):
                     start_new_session=True)
             finally:
                 errlog.close()
-            if wait_for_tcp(LOOPBACK, self.port, 10.0, self.proc) and (
-                    not self.tls or
-                    wait_for_tcp(LOOPBACK, self.tls_port, 10.0, self.proc)):
+            if all(wait_for_tcp(LOOPBACK, p, 10.0, self.proc)
+                   for p in (self.port, *self.tls_ports.values())):
                 return
             kill_group(self.proc)
             self.proc = None
@@ -451,8 +598,10 @@ class Nginx(Peer):
     def url(self, path="/"):
         return f"http://{LOOPBACK}:{self.port}{path}"
 
-    def tls_url(self, path="/", host=LOOPBACK):
-        return f"https://{host}:{self.tls_port}{path}"
+    def tls_url(self, path="/", host=LOOPBACK, variant="good"):
+        """An https URL of the TLS server named variant (see
+        NGINX_TLS_VARIANTS)."""
+        return f"https://{host}:{self.tls_ports[variant]}{path}"
 
     @property
     def hostport(self):

@@ -1,21 +1,32 @@
 #!/usr/bin/env python3
-"""https through hconnd to an nginx TLS server whose certificate is made at
-test time: verification against a given CA, its failures, the insecure
-opt-out, SNI/name override, minimum version, and pooled TLS connections."""
+"""https through hconnd to nginx TLS servers whose certificates are made at
+test time (see harness.make_certificates): verification against a given CA
+file or hashed directory and each way it fails (expired, wrong host,
+self-signed, unknown CA) with OpenSSL's reason in the message, client
+certificates, unusable TLS settings, the insecure opt-out, SNI/name
+override, minimum version, session resumption, and pooled TLS connections
+shared by separate clients but never across TLS settings."""
 
+import json
 import os
+import re
+import subprocess
 import sys
+import time
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import SMALL_BODY, big_bytes, header_value  # noqa: E402
+
+LOOPBACK = harness.LOOPBACK
 
 
 class HttpsToNginx(harness.IntegrationTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.nginx = harness.Nginx(tls=True)
+        cls.nginx = harness.Nginx(tls_variants=True)
         cls.addClassCleanup(cls.nginx.stop)
         cls.nginx.start()
 
@@ -24,45 +35,68 @@ class HttpsToNginx(harness.IntegrationTest):
         self.w = self.wire(self.daemon)
         self.rid = 0
 
+    # Helpers ------------------------------------------------------------
     def get(self, url, **fields):
         self.rid += 1
         head, body, last = self.w.request(self.rid, "GET", url, **fields)
         self.skipIfUnsupported(last)
         return head, body, last
 
-    def host_get(self, tls, target="/small.txt", host="127.0.0.1"):
+    def host_get(self, tls, target="/small.txt", host=LOOPBACK, port=None,
+                 headers=None, wire=None):
+        """GET target from the TLS server on port (default: the good one)
+        with these tls settings; returns (head, body, last)."""
+        w = wire or self.w
         self.rid += 1
-        self.w.send({"id": self.rid, "method": "GET", "host": host,
-                     "port": self.nginx.tls_port, "target": target,
-                     "tls": tls})
-        head, body, last = self.w.read_response(self.rid)
+        msg = {"id": self.rid, "method": "GET", "host": host,
+               "port": port or self.nginx.tls_port, "target": target,
+               "tls": tls}
+        if headers:
+            msg["headers"] = headers
+        w.send(msg)
+        head, body, last = w.read_response(self.rid)
         self.skipIfUnsupported(last)
         return head, body, last
 
+    def assertVerifyFailed(self, head, err, port, reason):
+        """An explicit tls_verify_failed for this request, before any head,
+        whose message names the peer and carries OpenSSL's verification
+        reason (reason: a regex for X509_verify_cert_error_string's text)."""
+        self.assertIsNone(head, f"got a response: {head!r}")
+        self.assertError(err, "tls_verify_failed", rid=self.rid)
+        self.assertRegex(
+            err["message"],
+            rf"^certificate of {re.escape(LOOPBACK)}:{port} not accepted: "
+            rf"(?:{reason})$")
+
+    def assertTlsFailed(self, head, err, pattern):
+        self.assertIsNone(head, f"got a response: {head!r}")
+        self.assertError(err, "tls_failed", rid=self.rid)
+        self.assertRegex(err["message"], pattern)
+
+    def ca(self, **more):
+        return dict({"ca_file": self.nginx.ca_file}, **more)
+
+    # Verification succeeds --------------------------------------------
     def test_https_get_verified_with_the_test_ca(self):
-        head, body, end = self.host_get({"ca_file": self.nginx.ca_file})
+        head, body, end = self.host_get(self.ca())
         self.assertOkResponse(head, end)
         self.assertEqual(body, SMALL_BODY)
 
-    def test_https_url_with_system_trust_store_fails_verification(self):
-        head, body, err = self.get(self.nginx.tls_url("/small.txt"))
-        self.assertIsNone(head)
-        self.assertError(err, "tls_verify_failed", rid=self.rid)
+    def test_ca_path_with_a_rehashed_directory_verifies(self):
+        head, body, end = self.host_get({"ca_path": self.nginx.ca_path})
+        self.assertOkResponse(head, end)
+        self.assertEqual(body, SMALL_BODY)
 
-    def test_certificate_from_another_ca_fails_verification(self):
-        head, body, err = self.host_get({"ca_file": self.nginx.other_ca_file})
-        self.assertIsNone(head)
-        self.assertError(err, "tls_verify_failed", rid=self.rid)
-
-    def test_wrong_server_name_fails_verification(self):
-        head, body, err = self.host_get({"ca_file": self.nginx.ca_file,
-                                         "server_name": "wrong.example"})
-        self.assertIsNone(head)
-        self.assertError(err, "tls_verify_failed", rid=self.rid)
+    def test_ca_path_without_the_issuer_fails_verification(self):
+        # The same request as above with a hashed directory of another CA:
+        # proves ca_path is what made the request above pass.
+        head, _, err = self.host_get({"ca_path": self.nginx.other_ca_path})
+        self.assertVerifyFailed(head, err, self.nginx.tls_port,
+                                "unable to get local issuer certificate")
 
     def test_server_name_localhost_verifies(self):
-        head, body, end = self.host_get({"ca_file": self.nginx.ca_file,
-                                         "server_name": "localhost"})
+        head, body, end = self.host_get(self.ca(server_name="localhost"))
         self.assertOkResponse(head, end)
         self.assertEqual(body, SMALL_BODY)
 
@@ -70,6 +104,125 @@ class HttpsToNginx(harness.IntegrationTest):
         head, body, end = self.host_get({"insecure": True})
         self.assertOkResponse(head, end)
         self.assertEqual(body, SMALL_BODY)
+
+    # Verification fails ------------------------------------------------
+    def test_https_url_with_system_trust_store_fails_verification(self):
+        # The test CA is in no system store: an unknown issuer.
+        head, body, err = self.get(self.nginx.tls_url("/small.txt"))
+        self.assertVerifyFailed(head, err, self.nginx.tls_port,
+                                "unable to get local issuer certificate")
+
+    def test_certificate_from_another_ca_fails_verification(self):
+        head, body, err = self.host_get({"ca_file": self.nginx.other_ca_file})
+        self.assertVerifyFailed(head, err, self.nginx.tls_port,
+                                "unable to get local issuer certificate")
+
+    def test_wrong_server_name_fails_verification(self):
+        head, body, err = self.host_get(self.ca(server_name="wrong.example"))
+        self.assertVerifyFailed(head, err, self.nginx.tls_port,
+                                "hostname mismatch")
+
+    def test_expired_certificate_fails_verification(self):
+        port = self.nginx.expired_tls_port
+        head, _, err = self.host_get(self.ca(), port=port)
+        self.assertVerifyFailed(head, err, port, "certificate has expired")
+        # The same server without verification answers: only the dates
+        # were wrong.
+        head, body, end = self.host_get({"insecure": True}, port=port)
+        self.assertOkResponse(head, end)
+        self.assertEqual(body, SMALL_BODY)
+
+    def test_certificate_for_another_host_fails_verification(self):
+        port = self.nginx.wrong_host_tls_port
+        # By address: the certificate names DNS:wrong.example only.
+        head, _, err = self.host_get(self.ca(), port=port)
+        self.assertVerifyFailed(head, err, port, "IP address mismatch")
+        # By host name.
+        head, _, err = self.host_get(self.ca(server_name="localhost"),
+                                     port=port)
+        self.assertVerifyFailed(head, err, port, "hostname mismatch")
+        # With the name it was made for, the same certificate verifies.
+        head, body, end = self.host_get(self.ca(server_name="wrong.example"),
+                                        port=port)
+        self.assertOkResponse(head, end)
+        self.assertEqual(body, SMALL_BODY)
+
+    def test_self_signed_certificate_fails_verification(self):
+        port = self.nginx.self_signed_tls_port
+        head, _, err = self.host_get(self.ca(), port=port)
+        # OpenSSL 3.0 says "self-signed certificate", 1.1 "self signed".
+        self.assertVerifyFailed(head, err, port, "self[- ]signed certificate")
+        # The system store does not know it either.
+        head, _, err = self.host_get({}, port=port)
+        self.assertVerifyFailed(head, err, port, "self[- ]signed certificate")
+        # Trusted explicitly, it verifies.
+        head, body, end = self.host_get(
+            {"ca_file": self.nginx.self_signed_cert_file}, port=port)
+        self.assertOkResponse(head, end)
+        self.assertEqual(body, SMALL_BODY)
+
+    def test_failed_verification_sends_no_request(self):
+        """The daemon never sends a request byte to a server it did not
+        verify: nginx logs no request for any of these, and records each
+        connection as ending inside the TLS handshake."""
+        ng = self.nginx
+        nonce = uuid.uuid4().hex
+        err_since = len(ng.error_log_text())
+        cases = [("expired", ng.expired_tls_port, self.ca()),
+                 ("wrong-host", ng.wrong_host_tls_port, self.ca()),
+                 ("self-signed", ng.self_signed_tls_port, self.ca()),
+                 ("unknown-ca", ng.tls_port, {})]
+        for name, port, tls in cases:
+            head, _, err = self.host_get(
+                tls, target=f"/small.txt?probe={name}-{nonce}", port=port)
+            self.assertIsNone(head, f"{name}: {head!r}")
+            self.assertError(err, "tls_verify_failed", rid=self.rid)
+        # A verified request after them: once nginx logged it, it would
+        # have logged the earlier ones too.
+        done = f"/small.txt?probe=done-{nonce}"
+        head, _, end = self.host_get(self.ca(), target=done)
+        self.assertOkResponse(head, end)
+        log = ng.wait_access_log(done)
+        self.assertIn(done, log)
+        for name, _, _ in cases:
+            self.assertNotIn(f"probe={name}-{nonce}", log)
+        for name, port, _ in cases:
+            line = (f"while SSL handshaking, client: {LOOPBACK}, "
+                    f"server: {LOOPBACK}:{port}")
+            deadline = time.monotonic() + 5
+            while (line not in ng.error_log_text()[err_since:] and
+                   time.monotonic() < deadline):
+                time.sleep(0.02)
+            self.assertIn(line, ng.error_log_text()[err_since:],
+                          f"{name}: nginx did not record a connection that "
+                          "ended in the handshake")
+
+    # Settings the daemon cannot use ------------------------------------
+    def test_unreadable_ca_file_is_tls_failed_naming_the_file(self):
+        missing = os.path.join(self.daemon.dir, "no-such-ca.pem")
+        head, _, err = self.host_get({"ca_file": missing})
+        self.assertTlsFailed(
+            head, err, rf"^cannot load the CA from {re.escape(missing)}: "
+            r".*No such file or directory")
+
+    def test_ca_file_without_a_certificate_is_tls_failed(self):
+        # A PEM key is readable but holds no certificate.
+        path = self.nginx.client_key_file
+        head, _, err = self.host_get({"ca_file": path})
+        self.assertTlsFailed(
+            head, err, rf"^cannot load the CA from {re.escape(path)}: "
+            r".*no certificate or crl found")
+
+    def test_client_key_not_matching_its_certificate_is_tls_failed(self):
+        ng = self.nginx
+        head, _, err = self.host_get(
+            self.ca(cert_file=ng.client_cert_file,
+                    key_file=ng.rogue_client_key_file), port=ng.mtls_tls_port)
+        self.assertTlsFailed(
+            head, err,
+            rf"^cannot use the client certificate "
+            rf"{re.escape(ng.client_cert_file)} with key "
+            rf"{re.escape(ng.rogue_client_key_file)}: .*key values mismatch")
 
     def test_verify_with_insecure_is_refused(self):
         self.rid += 1
@@ -79,29 +232,21 @@ class HttpsToNginx(harness.IntegrationTest):
         msg = self.w.read_message()
         self.assertEqual(msg.get("error"), "bad_message", msg)
 
+    # Versions and handshake failures ------------------------------------
     def test_min_version_1_3(self):
-        head, body, end = self.host_get({"ca_file": self.nginx.ca_file,
-                                         "min_version": "1.3"})
+        head, body, end = self.host_get(self.ca(min_version="1.3"))
         self.assertOkResponse(head, end)
         self.assertEqual(header_value(head, "X-TLS-Protocol"), "TLSv1.3")
 
-    def test_tls_connection_is_pooled(self):
-        tls = {"ca_file": self.nginx.ca_file}
-        head1, _, end1 = self.host_get(tls)
-        self.assertOkResponse(head1, end1)
-        head2, body2, end2 = self.host_get(tls, "/big.bin")
-        self.assertOkResponse(head2, end2)
-        self.assertEqual(body2, big_bytes())
-        self.assertIs(head2["reused"], True)
-        self.assertEqual(header_value(head2, "X-Connection"),
-                         header_value(head1, "X-Connection"))
-
-    def test_different_tls_settings_do_not_share_a_connection(self):
-        head1, _, end1 = self.host_get({"ca_file": self.nginx.ca_file})
-        self.assertOkResponse(head1, end1)
-        head2, _, end2 = self.host_get({"insecure": True})
-        self.assertOkResponse(head2, end2)
-        self.assertIs(head2["reused"], False)
+    def test_min_version_1_3_against_a_tls_1_2_server_is_tls_failed(self):
+        port = self.nginx.tls12_tls_port
+        head, body, end = self.host_get(self.ca(), port=port)
+        self.assertOkResponse(head, end)
+        self.assertEqual(header_value(head, "X-TLS-Protocol"), "TLSv1.2")
+        head, _, err = self.host_get(self.ca(min_version="1.3"), port=port)
+        self.assertTlsFailed(
+            head, err, rf"^TLS handshake with {re.escape(LOOPBACK)}:{port} "
+            r"failed: .*protocol version")
 
     def test_tls_to_a_plain_http_port_is_tls_failed(self):
         # nginx's plain port answers the ClientHello with an HTTP 400.
@@ -113,6 +258,190 @@ class HttpsToNginx(harness.IntegrationTest):
         self.assertIsNone(head)
         self.assertError(err, "tls_failed", rid=self.rid)
         self.assertIn("TLS handshake with 127.0.0.1", err["message"])
+
+    # Client certificates -------------------------------------------------
+    def test_client_certificate_is_accepted(self):
+        ng = self.nginx
+        head, body, end = self.host_get(
+            self.ca(cert_file=ng.client_cert_file,
+                    key_file=ng.client_key_file), port=ng.mtls_tls_port)
+        self.assertOkResponse(head, end)
+        self.assertEqual(body, SMALL_BODY)
+        self.assertEqual(header_value(head, "X-Client-Verify"), "SUCCESS")
+
+    def test_no_client_certificate_is_refused_by_the_server(self):
+        # nginx completes the handshake and answers the request with a 400
+        # of its own: an explicit HTTP error, not a TLS one.
+        head, body, end = self.host_get(self.ca(),
+                                        port=self.nginx.mtls_tls_port)
+        self.assertOkResponse(head, end, status=400)
+        self.assertIn(b"No required SSL certificate was sent", body)
+        self.assertEqual(header_value(head, "X-Client-Verify"), "NONE")
+
+    def test_client_certificate_from_an_unknown_ca_is_refused(self):
+        ng = self.nginx
+        head, body, end = self.host_get(
+            self.ca(cert_file=ng.rogue_client_cert_file,
+                    key_file=ng.rogue_client_key_file), port=ng.mtls_tls_port)
+        self.assertOkResponse(head, end, status=400)
+        self.assertIn(b"The SSL certificate error", body)
+        self.assertTrue(
+            header_value(head, "X-Client-Verify").startswith("FAILED:"),
+            head["headers"])
+
+    def test_different_client_certificates_never_share_a_connection(self):
+        ng = self.nginx
+        port = ng.mtls_tls_port
+        good = self.ca(cert_file=ng.client_cert_file,
+                       key_file=ng.client_key_file)
+        rogue = self.ca(cert_file=ng.rogue_client_cert_file,
+                        key_file=ng.rogue_client_key_file)
+        head1, _, end1 = self.host_get(good, port=port)
+        self.assertOkResponse(head1, end1)
+        conn1 = header_value(head1, "X-Connection")
+        # The first connection is idle in the pool (and its session
+        # resumable) while the others are made: neither may be used.
+        for tls, status, verify in ((rogue, 400, "FAILED:"),
+                                    (self.ca(), 400, "NONE")):
+            head, _, end = self.host_get(tls, port=port)
+            self.assertOkResponse(head, end, status=status)
+            self.assertIs(head["reused"], False)
+            self.assertNotEqual(header_value(head, "X-Connection"), conn1)
+            self.assertEqual(header_value(head, "X-SSL-Session-Reused"), ".",
+                             "a session made with other TLS settings was "
+                             "resumed")
+            self.assertTrue(
+                header_value(head, "X-Client-Verify").startswith(verify),
+                head["headers"])
+        # The same settings again get the first connection back.
+        head4, _, end4 = self.host_get(good, port=port)
+        self.assertOkResponse(head4, end4)
+        self.assertIs(head4["reused"], True)
+        self.assertEqual(header_value(head4, "X-Connection"), conn1)
+        self.assertEqual(header_value(head4, "X-Client-Verify"), "SUCCESS")
+
+    # Sessions ------------------------------------------------------------
+    def check_resumed_after_close(self, port, protocol):
+        """Two requests on two TCP connections to one origin: the first
+        asks the server to close, so the second cannot reuse it and must
+        open a connection, which resumes the first one's TLS session."""
+        head1, _, end1 = self.host_get(self.ca(), port=port,
+                                       headers=[["Connection", "close"]])
+        self.assertOkResponse(head1, end1)
+        self.assertEqual(header_value(head1, "X-TLS-Protocol"), protocol)
+        self.assertEqual(header_value(head1, "X-SSL-Session-Reused"), ".")
+        head2, _, end2 = self.host_get(self.ca(), port=port)
+        self.assertOkResponse(head2, end2)
+        self.assertIs(head2["reused"], False)
+        self.assertNotEqual(header_value(head2, "X-Connection"),
+                            header_value(head1, "X-Connection"))
+        self.assertEqual(header_value(head2, "X-TLS-Protocol"), protocol)
+        self.assertEqual(header_value(head2, "X-SSL-Session-Reused"), "r",
+                         "the new connection did not resume the session of "
+                         "the closed one")
+
+    def test_session_is_resumed_after_the_connection_closed_tls_1_3(self):
+        self.check_resumed_after_close(self.nginx.tls_port, "TLSv1.3")
+
+    def test_session_is_resumed_after_the_connection_closed_tls_1_2(self):
+        self.check_resumed_after_close(self.nginx.tls12_tls_port, "TLSv1.2")
+
+    def test_second_connection_resumes_the_session_of_a_live_one(self):
+        """One pooled connection stays busy with a 1 MiB body the client
+        has not read yet; a request pipelined behind it needs a second
+        connection, which resumes the first one's session."""
+        for port, protocol in ((self.nginx.tls_port, "TLSv1.3"),
+                               (self.nginx.tls12_tls_port, "TLSv1.2")):
+            with self.subTest(protocol=protocol):
+                head1, _, end1 = self.host_get(self.ca(), port=port)
+                self.assertOkResponse(head1, end1)
+                self.assertEqual(header_value(head1, "X-SSL-Session-Reused"),
+                                 ".")
+                big, small = self.rid + 1, self.rid + 2
+                self.rid += 2
+                lines = b"".join(
+                    json.dumps(
+                        {"id": rid, "method": "GET", "host": LOOPBACK,
+                         "port": port, "target": target,
+                         "tls": self.ca()}).encode() + b"\n"
+                    for rid, target in ((big, "/big.bin"),
+                                        (small, "/small.txt")))
+                self.w.send_raw(lines)
+                head2, body2, end2 = self.w.read_response(big)
+                self.assertOkResponse(head2, end2)
+                self.assertEqual(body2, big_bytes())
+                self.assertIs(head2["reused"], True)
+                head3, _, end3 = self.w.read_response(small)
+                self.assertOkResponse(head3, end3)
+                self.assertIs(head3["reused"], False,
+                              "premise: the pipelined request needed a new "
+                              "connection")
+                self.assertEqual(header_value(head3, "X-TLS-Protocol"),
+                                 protocol)
+                self.assertEqual(header_value(head3, "X-SSL-Session-Reused"),
+                                 "r")
+
+    # Pooling -------------------------------------------------------------
+    def test_tls_connection_is_pooled(self):
+        tls = self.ca()
+        head1, _, end1 = self.host_get(tls)
+        self.assertOkResponse(head1, end1)
+        head2, body2, end2 = self.host_get(tls, "/big.bin")
+        self.assertOkResponse(head2, end2)
+        self.assertEqual(body2, big_bytes())
+        self.assertIs(head2["reused"], True)
+        self.assertEqual(header_value(head2, "X-Connection"),
+                         header_value(head1, "X-Connection"))
+
+    def test_different_tls_settings_do_not_share_a_connection(self):
+        head1, _, end1 = self.host_get(self.ca())
+        self.assertOkResponse(head1, end1)
+        head2, _, end2 = self.host_get({"insecure": True})
+        self.assertOkResponse(head2, end2)
+        self.assertIs(head2["reused"], False)
+
+    def test_separate_client_connections_share_a_pooled_tls_connection(self):
+        """Two clients, one after the other, each on its own Unix socket
+        connection to the daemon: the second gets the first one's TLS
+        connection."""
+        w1 = harness.Wire(self.daemon.socket)
+        try:
+            head1, _, end1 = self.host_get(self.ca(), wire=w1)
+        finally:
+            w1.close()
+        self.assertOkResponse(head1, end1)
+        self.assertIs(head1["reused"], False)
+        w2 = self.wire(self.daemon)
+        head2, _, end2 = self.host_get(self.ca(), wire=w2)
+        self.assertOkResponse(head2, end2)
+        self.assertIs(head2["reused"], True)
+        self.assertEqual(header_value(head2, "X-Connection"),
+                         header_value(head1, "X-Connection"))
+
+    def test_separate_processes_share_a_pooled_tls_connection(self):
+        """The hconn command run twice, as two processes, with --cacert:
+        the second reuses the TLS connection the first one made."""
+        harness.require_binary(self, harness.HCONN, "hconn command")
+        usage = subprocess.run([harness.HCONN, "--help"], capture_output=True,
+                               timeout=30)
+        if b"--cacert" not in usage.stdout + usage.stderr:
+            self.skipTest("the hconn command has no --cacert option yet "
+                          "(hconn --help does not list it)")
+        url = self.nginx.tls_url("/small.txt")
+        runs = []
+        for _ in range(2):
+            r = self.run_hconn(self.daemon, "-v", "--cacert",
+                               self.nginx.ca_file, url)
+            err = r.stderr.decode(errors="replace")
+            self.assertEqual(r.returncode, 0, err)
+            self.assertEqual(r.stdout, SMALL_BODY)
+            conn = re.findall(r"^< X-Connection: (\S+)\r?$", err, re.M)
+            self.assertEqual(len(conn), 1, err)
+            runs.append((err, conn[0]))
+        self.assertIn("* new connection", runs[0][0])
+        self.assertIn("* reused pooled connection", runs[1][0])
+        self.assertEqual(runs[1][1], runs[0][1])
+
 
 if __name__ == "__main__":
     harness.main()
