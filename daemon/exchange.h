@@ -26,10 +26,10 @@ struct session;
 struct upstream;
 
 enum exchange_state {
-    EXCHANGE_REPLY,   /* a ready-made reply; nothing to do upstream */
     EXCHANGE_LEASING, /* waiting for a connection */
     EXCHANGE_ACTIVE,  /* request going out, response coming in */
-    EXCHANGE_DONE,    /* the last reply (end or error) is in out */
+    EXCHANGE_DONE,    /* the last reply (end, error, or a ready-made
+                         reply slot's only one) is in out */
 };
 
 struct exchange {
