@@ -199,7 +199,9 @@ http1_put(struct http1_out *o, const char *s, size_t n)
         o->overflow = true;
         return;
     }
-    if (o->p != NULL)
+    /* n == 0 may come with s == NULL (an empty header value), which
+     * memcpy must not be given. */
+    if (o->p != NULL && n > 0)
         memcpy(o->p + o->len, s, n);
     o->len += n;
 }

@@ -13,11 +13,10 @@
  * missing method, target or host is NULL. Every string is a separate
  * exact-size allocation, so any read past one trips ASan.
  *
- * Known issue: http1_format_request accepts a value of NULL with
- * value_len 0 and then calls memcpy(dst, NULL, 0), which UBSan stops
- * (http1_put, proto/http1.c). Until that is fixed an empty value is
- * passed as a non-NULL pointer; -DFUZZ_REQUEST_NULL_VALUES=1 passes NULL
- * (with bit 4, or a name without a value) to reproduce it.
+ * An empty value is sometimes passed as NULL with value_len 0 (bit 4, or
+ * a name without a value), which the API allows: that once reached
+ * memcpy(dst, NULL, 0) (corpus/request/null-value).
+ * -DFUZZ_REQUEST_NULL_VALUES=0 turns it off.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -28,7 +27,7 @@
 #define RQ_MAX_HEADERS 64
 
 #ifndef FUZZ_REQUEST_NULL_VALUES
-#define FUZZ_REQUEST_NULL_VALUES 0
+#define FUZZ_REQUEST_NULL_VALUES 1
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

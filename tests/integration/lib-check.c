@@ -760,8 +760,8 @@ check_tls(const char *origin, const char *ca_file)
     char *copy;
     const char *proto;
     hconn_response *r;
-    bool exact;
-    int rc, status;
+    bool exact = false;
+    int rc, status = 0;
 
     check_tls_options_offline(origin, ca_file);
 
