@@ -462,6 +462,23 @@ class Peer:
         self.stop()
         return False
 
+    def stop(self):
+        """Stops the process group and removes the temp dir."""
+        kill_group(self.proc, signal.SIGTERM)
+        self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def read_logs(self, *names):
+        """The named log files of the temp dir, joined (missing: skipped)."""
+        out = []
+        for name in names:
+            with contextlib.suppress(OSError):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    out.append(f.read())
+        return "\n".join(out)
+
 
 class Nginx(Peer):
     """An nginx origin on 127.0.0.1 with the test locations (see NGINX_CONF).
@@ -580,19 +597,7 @@ class Nginx(Peer):
         raise RuntimeError(f"nginx did not start:\n{tail(last_log)}")
 
     def _logs(self):
-        out = []
-        for name in ("stderr.log", "error.log"):
-            with contextlib.suppress(OSError):
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    out.append(f.read())
-        return "\n".join(out)
-
-    def stop(self):
-        kill_group(self.proc, signal.SIGTERM)
-        self.proc = None
-        if self.dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+        return self.read_logs("stderr.log", "error.log")
 
     # Helpers ------------------------------------------------------------
     def url(self, path="/"):
@@ -681,19 +686,7 @@ class Tinyproxy(Peer):
         raise RuntimeError(f"tinyproxy did not start:\n{tail(self.log_text())}")
 
     def log_text(self):
-        out = []
-        for name in ("stderr.log", "tinyproxy.log"):
-            with contextlib.suppress(OSError):
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    out.append(f.read())
-        return "\n".join(out)
-
-    def stop(self):
-        kill_group(self.proc, signal.SIGTERM)
-        self.proc = None
-        if self.dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+        return self.read_logs("stderr.log", "tinyproxy.log")
 
 
 # ---- hconnd -----------------------------------------------------------------
