@@ -54,6 +54,11 @@ struct cli {
     char *key;               /* --key FILE, absolute, malloc'd */
     bool insecure;           /* -k */
     bool tlsv13;             /* --tlsv1.3 */
+    const char *proxy;       /* -x URL: tunnel through it with CONNECT */
+    const char *proxy_user;  /* --proxy-user USER:PASSWORD */
+    struct hconn_header *proxy_headers; /* --proxy-header fields */
+    size_t nproxy_headers;
+    char **proxy_header_bufs;
 };
 
 /* Where the body goes, opened on first use. */
@@ -98,6 +103,13 @@ static const char cli_usage[] =
     "  -k, --insecure           do not verify the server's certificate and "
     "name\n"
     "      --tlsv1.3            require TLS 1.3 (default: 1.2 or later)\n"
+    "  -x, --proxy [http://][USER:PASSWORD@]HOST[:PORT]\n"
+    "                           tunnel through this HTTP proxy with CONNECT\n"
+    "                           (port 1080 by default), for http:// and\n"
+    "                           https:// URLs alike\n"
+    "  -U, --proxy-user USER:PASSWORD  Basic credentials for the proxy\n"
+    "      --proxy-header 'Name: value'  add a field to the CONNECT request\n"
+    "                           (repeatable)\n"
     "      --socket PATH        hconnd socket (default $HCONN_SOCKET, else\n"
     "                           $XDG_RUNTIME_DIR/hconnd.sock if present, "
     "else\n"
@@ -255,9 +267,12 @@ cli_tls_path(struct cli *o, const char *arg, bool dir, char **slot)
     return 0;
 }
 
-/* Adds one -H 'Name: value'. Returns 0 or an exit status. */
+/* Adds one 'Name: value' argument of option opt to the fields in *list
+ * (*n of them, each pointing into its own malloc'd copy in *copies).
+ * Returns 0 or an exit status. */
 static int
-cli_add_header(struct cli *o, const char *arg)
+cli_add_field(struct cli *o, const char *opt, const char *arg,
+              struct hconn_header **list, size_t *n, char ***copies)
 {
     char *buf = strdup(arg), *colon, *value, *end;
     struct hconn_header *h;
@@ -269,7 +284,7 @@ cli_add_header(struct cli *o, const char *arg)
     if (!colon || colon == buf) {
         free(buf);
         return cli_error(o, HCONN_EINVALID_HEADER,
-                         "-H '%s': expected 'Name: value'", arg);
+                         "%s '%s': expected 'Name: value'", opt, arg);
     }
     *colon = '\0';
     value = colon + 1;
@@ -277,19 +292,27 @@ cli_add_header(struct cli *o, const char *arg)
     end = value + strlen(value);
     while (end > value && strchr(" \t\r\n", end[-1]))
         *--end = '\0';
-    h = realloc(o->headers, (o->nheaders + 1) * sizeof(*h));
+    h = realloc(*list, (*n + 1) * sizeof(*h));
     if (h)
-        o->headers = h;
-    bufs = realloc(o->header_bufs, (o->nheaders + 1) * sizeof(*bufs));
+        *list = h;
+    bufs = realloc(*copies, (*n + 1) * sizeof(*bufs));
     if (bufs)
-        o->header_bufs = bufs;
+        *copies = bufs;
     if (!h || !bufs) {
         free(buf);
         return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
     }
-    o->headers[o->nheaders] = (struct hconn_header){buf, value};
-    o->header_bufs[o->nheaders++] = buf;
+    (*list)[*n] = (struct hconn_header){buf, value};
+    (*copies)[(*n)++] = buf;
     return 0;
+}
+
+/* Adds one -H 'Name: value'. Returns 0 or an exit status. */
+static int
+cli_add_header(struct cli *o, const char *arg)
+{
+    return cli_add_field(o, "-H", arg, &o->headers, &o->nheaders,
+                         &o->header_bufs);
 }
 
 /* Whether a -H field named name was given. */
@@ -310,6 +333,10 @@ cli_free(struct cli *o)
         free(o->header_bufs[i]);
     free(o->header_bufs);
     free(o->headers);
+    for (size_t i = 0; i < o->nproxy_headers; i++)
+        free(o->proxy_header_bufs[i]);
+    free(o->proxy_header_bufs);
+    free(o->proxy_headers);
     free(o->body.data);
     free(o->cacert);
     free(o->capath);
@@ -330,6 +357,7 @@ cli_parse(struct cli *o, int argc, char **argv)
         OPT_CERT,
         OPT_KEY,
         OPT_TLSV13,
+        OPT_PROXY_HEADER,
     };
     static const struct option longopts[] = {
         {"request", required_argument, NULL, 'X'},
@@ -350,6 +378,9 @@ cli_parse(struct cli *o, int argc, char **argv)
         {"key", required_argument, NULL, OPT_KEY},
         {"insecure", no_argument, NULL, 'k'},
         {"tlsv1.3", no_argument, NULL, OPT_TLSV13},
+        {"proxy", required_argument, NULL, 'x'},
+        {"proxy-user", required_argument, NULL, 'U'},
+        {"proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -358,7 +389,7 @@ cli_parse(struct cli *o, int argc, char **argv)
     char *end;
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":X:H:d:iIo:fvsm:khV", longopts,
+    while ((ch = getopt_long(argc, argv, ":X:H:d:iIo:fvsm:kx:U:hV", longopts,
                              NULL)) != -1) {
         rc = 0;
         switch (ch) {
@@ -420,6 +451,16 @@ cli_parse(struct cli *o, int argc, char **argv)
         case OPT_TLSV13:
             o->tlsv13 = true;
             break;
+        case 'x':
+            o->proxy = optarg;
+            break;
+        case 'U':
+            o->proxy_user = optarg;
+            break;
+        case OPT_PROXY_HEADER:
+            rc = cli_add_field(o, "--proxy-header", optarg, &o->proxy_headers,
+                               &o->nproxy_headers, &o->proxy_header_bufs);
+            break;
         case 'h':
             fputs(cli_usage, stdout);
             return -1;
@@ -458,6 +499,9 @@ cli_parse(struct cli *o, int argc, char **argv)
                          o->cacert ? "--cacert" : "--capath");
     if (o->key && !o->cert)
         return cli_error(o, HCONN_EINVALID_ARGUMENT, "--key needs --cert");
+    if ((o->proxy_user || o->nproxy_headers) && !o->proxy)
+        return cli_error(o, HCONN_EINVALID_ARGUMENT, "%s needs -x",
+                         o->proxy_user ? "--proxy-user" : "--proxy-header");
     if (o->has_data && !cli_has_header(o, "Content-Type")) {
         rc = cli_add_header(o, "Content-Type: "
                                "application/x-www-form-urlencoded");
@@ -572,6 +616,53 @@ cli_send(hconn *c, const struct cli *o, const struct url *u)
                          o->nheaders);
 }
 
+/* Makes c for u: straight to the origin, or with -x to the proxy with a
+ * tunnel to the origin (http.client's set_tunnel). Returns 0 or an exit
+ * status; *c is set whenever it was allocated. */
+static int
+cli_connect(const struct cli *o, const struct url *u, const char *authority,
+            const struct hconn_options *opts, hconn **c)
+{
+    struct url_proxy px;
+    struct hconn_header *fields;
+    char err[256], pxauthority[URL_HOST_MAX + 3];
+    size_t n = o->nproxy_headers;
+    int rc;
+
+    if (!o->proxy) {
+        rc = hconn_new(c, authority, u->port, opts);
+        return rc < 0 ? cli_error(o, rc, "%s",
+                                  *c ? hconn_errmsg(*c) : "out of memory")
+                      : 0;
+    }
+    rc = url_parse_proxy(o->proxy, &px, err, sizeof(err));
+    if (rc == 0 && o->proxy_user)
+        rc = url_basic_credentials(o->proxy_user, strlen(o->proxy_user),
+                                   px.authorization);
+    if (rc < 0)
+        return cli_error(o, rc, "-x '%s': %s", o->proxy,
+                         o->proxy_user ? "user and password too long" : err);
+    snprintf(pxauthority, sizeof(pxauthority),
+             strchr(px.host, ':') ? "[%s]" : "%s", px.host);
+    rc = hconn_new(c, pxauthority, px.port, opts);
+    if (rc < 0)
+        return cli_error(o, rc, "%s", *c ? hconn_errmsg(*c) : "out of memory");
+    if (!(fields = calloc(n + 1, sizeof(*fields))))
+        return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
+    if (n > 0)
+        memcpy(fields, o->proxy_headers, n * sizeof(*fields));
+    if (px.authorization[0] != '\0')
+        fields[n++] =
+            (struct hconn_header){"Proxy-Authorization", px.authorization};
+    rc = hconn_set_tunnel(*c, authority, u->port, fields, n);
+    free(fields);
+    if (rc < 0)
+        return cli_error(o, rc, "%s", hconn_errmsg(*c));
+    if (o->verbose)
+        fprintf(stderr, "* tunnel through proxy %s:%u\n", pxauthority, px.port);
+    return 0;
+}
+
 /* Runs the request; returns the exit status. */
 static int
 cli_run(struct cli *o)
@@ -599,9 +690,8 @@ cli_run(struct cli *o)
     opts.timeout = o->timeout;
     opts.tls = u.tls;
     cli_tls_options(o, &u, &opts);
-    rc = hconn_new(&c, authority, u.port, &opts);
-    if (rc < 0) {
-        status = cli_error(o, rc, "%s", c ? hconn_errmsg(c) : "out of memory");
+    status = cli_connect(o, &u, authority, &opts, &c);
+    if (status != 0) {
         hconn_close(c);
         return status;
     }

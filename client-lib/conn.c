@@ -645,6 +645,24 @@ conn_drain_step(struct hconn *c)
     return 0;
 }
 
+/* Keeps the proxy's answer to CONNECT (validated pairs) for
+ * hconn_get_proxy_response_headers; on ENOMEM the old one is dropped. */
+static void
+conn_keep_proxy_headers(struct hconn *c, json_t *pairs)
+{
+    free(c->proxy_headers);
+    if (conn_copy_headers(pairs, &c->proxy_headers, &c->nproxy_headers) < 0)
+        c->nproxy_headers = 0;
+}
+
+size_t
+hconn_get_proxy_response_headers(const hconn *c,
+                                 const struct hconn_header **headers)
+{
+    *headers = c->proxy_headers;
+    return c->nproxy_headers;
+}
+
 /* Returns the oldest queued request's failure and drops it. */
 static int
 conn_pending_failed(struct hconn *c)
@@ -714,6 +732,8 @@ hconn_getresponse(hconn *c, hconn_response **respp)
             json_decref(msg); /* 100-continue is not used yet */
             continue;
         }
+        if (rep.proxy_headers != NULL)
+            conn_keep_proxy_headers(c, rep.proxy_headers);
         if (rep.kind == WIRE_REPLY_ERROR) {
             rc = conn_reply_error(c, &rep);
             json_decref(msg);
@@ -955,6 +975,7 @@ hconn_close(hconn *c)
     free(c->pend);
     conn_put_clear(c);
     json_decref(c->tunnel_headers);
+    free(c->proxy_headers);
     json_decref(c->tls_options);
     free(c->socket_path);
     free(c);

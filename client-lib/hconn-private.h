@@ -72,10 +72,13 @@ struct hconn {
     bool tunnel;                        /* set_tunnel: host/port is the proxy */
     char tunnel_host[URL_HOST_MAX + 1]; /* origin behind the proxy */
     uint16_t tunnel_port;
-    json_t *tunnel_headers; /* [[name, value]...] for CONNECT */
-    char *socket_path;      /* malloc'd daemon socket path */
-    double timeout;         /* seconds, 0 = none */
-    int debuglevel;         /* > 0: protocol lines to stderr */
+    json_t *tunnel_headers;             /* [[name, value]...] for CONNECT */
+    struct hconn_header *proxy_headers; /* the proxy's last answer to
+                                           CONNECT (malloc'd block) */
+    size_t nproxy_headers;
+    char *socket_path; /* malloc'd daemon socket path */
+    double timeout;    /* seconds, 0 = none */
+    int debuglevel;    /* > 0: protocol lines to stderr */
 
     /* The daemon socket and what was received from it. */
     int fd;                    /* -1 when not connected */

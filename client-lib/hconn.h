@@ -138,6 +138,17 @@ int hconn_set_tunnel(hconn *c, const char *host, int port,
                      const struct hconn_header *headers, size_t nheaders);
 
 /*
+ * http.client's get_proxy_response_headers(): the header fields of the
+ * proxy's answer to CONNECT for the latest response that came through a
+ * tunnel, or of the refusal when hconn_getresponse() failed with
+ * HCONN_ETUNNEL_FAILED (e.g. Proxy-Authenticate with a 407). Sets
+ * *headers and returns their number; 0 until a tunnel answer was seen.
+ * Owned by c; valid until the next hconn_getresponse().
+ */
+size_t hconn_get_proxy_response_headers(const hconn *c,
+                                        const struct hconn_header **headers);
+
+/*
  * Connects to the daemon; a no-op when connected. hconn_request() and
  * hconn_putrequest() connect lazily. Returns 0 or HCONN_EDAEMON_UNAVAILABLE
  * ("cannot connect to hconnd at PATH: reason").

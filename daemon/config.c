@@ -43,6 +43,9 @@ static const struct config_key config_keys[] = {
     KEY("read_timeout", CONFIG_SECONDS, read_timeout, 0.001, 86400),
     KEY("idle_timeout", CONFIG_SECONDS, idle_timeout, 0.001, 86400),
     KEY("shutdown_timeout", CONFIG_SECONDS, shutdown_timeout, 0, 86400),
+    KEY("http_proxy", CONFIG_STRING, http_proxy, 0, 0),
+    KEY("https_proxy", CONFIG_STRING, https_proxy, 0, 0),
+    KEY("no_proxy", CONFIG_STRING, no_proxy, 0, 0),
 };
 #undef KEY
 
@@ -82,7 +85,18 @@ void
 config_clear(struct config *cfg)
 {
     free(cfg->socket_path);
-    cfg->socket_path = NULL;
+    free(cfg->http_proxy);
+    free(cfg->https_proxy);
+    free(cfg->no_proxy);
+    cfg->socket_path = cfg->http_proxy = cfg->https_proxy = cfg->no_proxy =
+        NULL;
+}
+
+/* A copy of an optional string setting; NULL stays NULL. */
+static char *
+config_strdup(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
 }
 
 /* Stores one JSON value into the field key describes, range-checked. */
@@ -141,6 +155,9 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
         goto fail;
     }
     next.socket_path = strdup(cfg->socket_path);
+    next.http_proxy = config_strdup(cfg->http_proxy);
+    next.https_proxy = config_strdup(cfg->https_proxy);
+    next.no_proxy = config_strdup(cfg->no_proxy);
     json_object_foreach(root, name, value)
     {
         const struct config_key *key = NULL;

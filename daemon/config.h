@@ -21,6 +21,11 @@ struct config {
     double read_timeout;             /* seconds without a response byte */
     double idle_timeout;             /* seconds a pooled connection is kept */
     double shutdown_timeout;         /* seconds to drain on SIGTERM */
+    /* The default CONNECT proxies, as the environment variables of the
+     * same names (see proxy.h); NULL: take them from the environment. */
+    char *http_proxy;
+    char *https_proxy;
+    char *no_proxy;
 };
 
 /* Fills cfg with the documented defaults; socket_path from the

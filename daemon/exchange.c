@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "exchange.h"
+#include "fields.h"
 #include "hconn_error.h"
 #include "log.h"
 #include "server.h"
@@ -210,6 +211,47 @@ exchange_format_head(struct exchange *ex)
     return rc;
 }
 
+/* Picks the tunnel, if any: the request's "proxy", else the default proxy
+ * for its origin unless it said "proxy": false; formats its CONNECT. */
+static int
+exchange_route(struct exchange *ex)
+{
+    const struct wire_request *req = &ex->m.req;
+    const struct wire_header *headers = NULL;
+    const char *authorization = NULL;
+    size_t nheaders = 0, n;
+    char err[256];
+    int rc;
+
+    if (req->has_proxy) {
+        snprintf(ex->proxy_host, sizeof ex->proxy_host, "%s", req->proxy.host);
+        ex->proxy_port = req->proxy.port;
+        headers = req->proxy.headers;
+        nheaders = req->proxy.nheaders;
+    } else if (!req->direct) {
+        const struct url_proxy *route =
+            proxy_default_for(&ex->session->srv->proxies, req->tls, req->host);
+
+        if (route == NULL)
+            return 0;
+        snprintf(ex->proxy_host, sizeof ex->proxy_host, "%s", route->host);
+        ex->proxy_port = route->port;
+        authorization = route->authorization;
+    } else {
+        return 0;
+    }
+    n = strlen(ex->target_desc);
+    snprintf(ex->target_desc + n, sizeof ex->target_desc - n,
+             strchr(ex->proxy_host, ':') ? " via [%s]:%u" : " via %s:%u",
+             ex->proxy_host, ex->proxy_port);
+    rc = proxy_format_connect(req->host, req->port, headers, nheaders,
+                              authorization, &ex->connect_head,
+                              &ex->connect_head_len, err, sizeof err);
+    if (rc < 0)
+        exchange_fail(ex, rc, "proxy: %s", err);
+    return rc;
+}
+
 struct exchange *
 exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
                      json_t *id)
@@ -236,14 +278,11 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
     ex->replayable = exchange_is_replayable(req);
     ex->body_retained = ex->replayable;
 
-    if (req->has_proxy) {
-        exchange_fail(ex, HCONN_EUNSUPPORTED,
-                      "\"proxy\" is not supported by this hconnd yet");
-    } else if (req->expect_continue) {
+    if (req->expect_continue) {
         exchange_fail(ex, HCONN_EUNSUPPORTED,
                       "\"expect_continue\" is not supported by this hconnd "
                       "yet");
-    } else {
+    } else if (exchange_route(ex) == 0) {
         exchange_format_head(ex);
     }
     return ex;
@@ -537,7 +576,12 @@ exchange_start(struct exchange *ex)
         .host = req->host,
         .port = req->port,
         .tls = req->tls,
-        .tls_options = req->has_tls_options ? &req->tls_options : NULL};
+        .tls_options = req->has_tls_options ? &req->tls_options : NULL,
+        .proxy_host = ex->connect_head != NULL ? ex->proxy_host : NULL,
+        .proxy_port = ex->proxy_port,
+        .connect_head = ex->connect_head,
+        .connect_head_len = ex->connect_head_len,
+    };
     double timeout =
         req->timeout > 0 ? req->timeout : exchange_cfg(ex)->connect_timeout;
     struct upstream *up;
@@ -576,33 +620,6 @@ exchange_retry(struct exchange *ex)
     return true;
 }
 
-/* Turns parsed header fields into the protocol's [[name, value], ...]. */
-static json_t *
-exchange_headers_json(const struct http1_header *h, size_t n)
-{
-    json_t *list = json_array();
-    char small[512];
-
-    for (size_t i = 0; list != NULL && i < n; i++) {
-        char *value =
-            h[i].value_len < sizeof small ? small : malloc(h[i].value_len + 1);
-        size_t len;
-
-        if (value == NULL) {
-            json_decref(list);
-            return NULL;
-        }
-        len = http1_unfold_value(value, h[i].value, h[i].value_len);
-        json_array_append_new(
-            list,
-            json_pack("[o,o]", wire_string_from_bytes(h[i].name, h[i].name_len),
-                      wire_string_from_bytes(value, len)));
-        if (value != small)
-            free(value);
-    }
-    return list;
-}
-
 static void
 exchange_reply_head(struct exchange *ex, const struct http1_event *ev)
 {
@@ -612,10 +629,15 @@ exchange_reply_head(struct exchange *ex, const struct http1_event *ev)
                                                         : -1;
     json_t *head = wire_reply_head(
         ex->id, ev->status, wire_string_from_bytes(ev->reason, ev->reason_len),
-        ev->version, exchange_headers_json(ev->headers, ev->nheaders), length,
+        ev->version, fields_to_json(ev->headers, ev->nheaders), length,
         ex->reused);
     size_t len;
-    char *line = head != NULL ? wire_encode(head, &len) : NULL;
+    char *line;
+
+    /* http.client's get_proxy_response_headers(): the tunnel's answer. */
+    if (head != NULL && ex->up->proxy_reply != NULL)
+        json_object_set(head, "proxy_response", ex->up->proxy_reply);
+    line = head != NULL ? wire_encode(head, &len) : NULL;
 
     json_decref(head);
     if (line == NULL) {
@@ -668,8 +690,8 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
 
     if (!ex->m.req.raw)
         exchange_reply(
-            ex, wire_end_frame(
-                    ex->id, exchange_headers_json(ev->headers, ev->nheaders)));
+            ex,
+            wire_end_frame(ex->id, fields_to_json(ev->headers, ev->nheaders)));
     else
         session_schedule_flush(ex->session);
     evbuffer_drain(in, consumed);
@@ -796,6 +818,8 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
         return;
     }
     reply = wire_reply_error(ex->id, code, message);
+    if (reply != NULL && ex->waiter.detail != NULL) /* tunnel_failed */
+        json_object_update(reply, ex->waiter.detail);
     if (reply != NULL && code == HCONN_EINCOMPLETE_READ) {
         json_object_set_new(reply, "received",
                             json_integer((json_int_t)ex->parser.body_received));
@@ -829,6 +853,8 @@ exchange_free(struct exchange *ex)
     wire_client_msg_clear(m);
     json_decref(ex->msg);
     json_decref(ex->id);
+    json_decref(ex->waiter.detail);
     free(ex->head);
+    free(ex->connect_head);
     free(ex);
 }

@@ -42,6 +42,11 @@ struct exchange {
     char target_desc[320];    /* "GET http://h:p/x" for logs */
     char *head;               /* the formatted HTTP request head */
     size_t head_len;
+    char proxy_host[256]; /* a tunnel's proxy (a copy: the defaults may
+                             be reloaded meanwhile), or "" */
+    uint16_t proxy_port;
+    char *connect_head; /* a tunnel's CONNECT request */
+    size_t connect_head_len;
     struct evbuffer *body;     /* request body bytes held (see below) */
     uint64_t body_received;    /* body bytes that came from the client */
     uint64_t body_sent;        /* bytes of body already written */

@@ -162,6 +162,17 @@ main(int argc, char **argv)
         free(cfg.socket_path);
         cfg.socket_path = strdup(socket_path);
     }
+    if (proxy_defaults_load(&srv.proxies, &cfg, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (srv.proxies.http != NULL || srv.proxies.https != NULL)
+        log_notice("default proxies: http %s:%u, https %s:%u, except %s",
+                   srv.proxies.http ? srv.proxies.http->host : "none",
+                   srv.proxies.http ? srv.proxies.http->port : 0,
+                   srv.proxies.https ? srv.proxies.https->host : "none",
+                   srv.proxies.https ? srv.proxies.https->port : 0,
+                   srv.proxies.no_proxy ? srv.proxies.no_proxy : "none");
 
     TAILQ_INIT(&srv.sessions);
     srv.cfg = &cfg;
@@ -210,6 +221,7 @@ out:
         evdns_base_free(srv.dns, 0);
     if (srv.base != NULL)
         event_base_free(srv.base);
+    proxy_defaults_clear(&srv.proxies);
     config_clear(&cfg);
     return status;
 }

@@ -2,8 +2,10 @@
  * pool.c — bookkeeping for the shared upstream connection pool.
  *
  * Origins live in a small chained hash table keyed by a string that names
- * everything making a connection unshareable (scheme, host, port; TLS and
- * proxy settings join it as they arrive). Each origin keeps its idle
+ * everything making a connection unshareable: scheme, host, port, the TLS
+ * settings and, for a tunnel, the proxy and the whole CONNECT request (its
+ * credentials included, so tunnels opened with different credentials are
+ * never shared). Each origin keeps its idle
  * connections most-recently-used first (warm sockets, warm TLS state) and
  * a FIFO of waiting leases. A global idle list, oldest first, picks the
  * victim when the total limit is reached.
@@ -35,9 +37,15 @@ TAILQ_HEAD(waiter_list, pool_waiter);
 
 struct pool_origin {
     struct pool *pool;
-    char *key;  /* "http://host:port" and the TLS settings */
-    char *host; /* connect target */
+    char *key;   /* see pool_format_key */
+    char *label; /* the key without the CONNECT request, for logs and
+                    stats: it may hold credentials */
+    char *host;  /* what to connect to: the origin, or the proxy */
     uint16_t port;
+    char *tls_host; /* a tunnel: the origin behind it */
+    uint16_t tls_port;
+    char *connect_head; /* a tunnel: the CONNECT request */
+    size_t connect_head_len;
     bool tls;
     struct wire_tls *tls_options;  /* owned copy; NULL: the defaults */
     struct upstream_list idle;     /* most recently used first */
@@ -80,19 +88,51 @@ pool_hash(const char *s)
     return h % POOL_BUCKETS;
 }
 
-/* The origin key: connections are shared only between requests whose
- * keys are equal, so every TLS setting is part of it. */
+/* The readable part of the key: "https://host:port <TLS settings> via
+ * proxy:port". */
 static void
-pool_format_key(const struct pool_target *t, char *key, size_t len)
+pool_format_label(const struct pool_target *t, char *label, size_t len)
 {
     const char *fmt = strchr(t->host, ':') ? "%s://[%s]:%u" : "%s://%s:%u";
     int n =
-        snprintf(key, len, fmt, t->tls ? "https" : "http", t->host, t->port);
+        snprintf(label, len, fmt, t->tls ? "https" : "http", t->host, t->port);
 
     if (t->tls && n > 0 && (size_t)n < len - 1) {
-        key[n] = ' ';
-        tls_settings_key(t->tls_options, key + n + 1, len - (size_t)n - 1);
+        label[n] = ' ';
+        tls_settings_key(t->tls_options, label + n + 1, len - (size_t)n - 1);
+        n = (int)strlen(label);
     }
+    if (t->proxy_host != NULL && n > 0 && (size_t)n < len)
+        snprintf(label + n, len - (size_t)n,
+                 strchr(t->proxy_host, ':') ? " via [%s]:%u" : " via %s:%u",
+                 t->proxy_host, t->proxy_port);
+}
+
+/* The origin key: connections are shared only between requests whose
+ * keys are equal. It is the label, then for a tunnel a newline and the
+ * CONNECT request. Returns key (label_len set) when it fits there, else a
+ * malloc'd copy the caller frees; NULL when out of memory. */
+static char *
+pool_format_key(const struct pool_target *t, char *key, size_t len,
+                size_t *label_len)
+{
+    char *full;
+
+    pool_format_label(t, key, len);
+    *label_len = strlen(key);
+    if (t->connect_head == NULL)
+        return key;
+    if (*label_len + 1 + t->connect_head_len < len) {
+        full = key;
+    } else if ((full = malloc(*label_len + 2 + t->connect_head_len)) != NULL) {
+        memcpy(full, key, *label_len);
+    } else {
+        return NULL;
+    }
+    full[*label_len] = '\n';
+    memcpy(full + *label_len + 1, t->connect_head, t->connect_head_len);
+    full[*label_len + 1 + t->connect_head_len] = '\0';
+    return full;
 }
 
 struct pool *
@@ -113,42 +153,78 @@ pool_new(struct event_base *base, struct evdns_base *dns, struct tls *tls,
     return pool;
 }
 
+/* Frees an origin's own allocations. */
+static void
+pool_origin_destroy(struct pool_origin *o)
+{
+    tls_options_free(o->tls_options);
+    free(o->key);
+    free(o->label);
+    free(o->host);
+    free(o->tls_host);
+    free(o->connect_head);
+    free(o);
+}
+
+/* A new origin for target t under key (label_len bytes of it the label). */
+static struct pool_origin *
+pool_origin_new(struct pool *pool, const struct pool_target *t, const char *key,
+                size_t label_len)
+{
+    struct pool_origin *o = calloc(1, sizeof *o);
+    bool tunnel = t->connect_head != NULL;
+
+    if (o == NULL)
+        return NULL;
+    o->pool = pool;
+    o->key = strdup(key);
+    o->label = strndup(key, label_len);
+    o->host = strdup(tunnel ? t->proxy_host : t->host);
+    o->port = tunnel ? t->proxy_port : t->port;
+    o->tls = t->tls;
+    TAILQ_INIT(&o->idle);
+    TAILQ_INIT(&o->waiters);
+    if (tunnel) {
+        o->tls_host = strdup(t->host);
+        o->tls_port = t->port;
+        o->connect_head = malloc(t->connect_head_len);
+        o->connect_head_len = t->connect_head_len;
+        if (o->connect_head != NULL)
+            memcpy(o->connect_head, t->connect_head, t->connect_head_len);
+    }
+    if (t->tls_options != NULL)
+        o->tls_options = tls_options_copy(t->tls_options);
+    if (o->key == NULL || o->label == NULL || o->host == NULL ||
+        (tunnel && (o->tls_host == NULL || o->connect_head == NULL)) ||
+        (t->tls_options != NULL && o->tls_options == NULL)) {
+        pool_origin_destroy(o);
+        return NULL;
+    }
+    return o;
+}
+
 static struct pool_origin *
 pool_origin_find(struct pool *pool, const struct pool_target *t, bool create)
 {
-    char key[2400];
+    char buf[2400];
+    size_t label_len;
+    char *key = pool_format_key(t, buf, sizeof buf, &label_len);
     unsigned b;
     struct pool_origin *o;
 
-    pool_format_key(t, key, sizeof key);
+    if (key == NULL)
+        return NULL;
     b = pool_hash(key);
     for (o = pool->buckets[b]; o != NULL; o = o->hash_next)
         if (strcmp(o->key, key) == 0)
-            return o;
-    if (!create || (o = calloc(1, sizeof *o)) == NULL)
-        return NULL;
-    o->key = strdup(key);
-    o->host = strdup(t->host);
-    if (o->key == NULL || o->host == NULL) {
-        free(o->key);
-        free(o->host);
-        free(o);
-        return NULL;
+            break;
+    if (o == NULL && create &&
+        (o = pool_origin_new(pool, t, key, label_len)) != NULL) {
+        o->hash_next = pool->buckets[b];
+        pool->buckets[b] = o;
     }
-    o->pool = pool;
-    o->port = t->port;
-    o->tls = t->tls;
-    if (t->tls_options != NULL &&
-        (o->tls_options = tls_options_copy(t->tls_options)) == NULL) {
-        free(o->key);
-        free(o->host);
-        free(o);
-        return NULL;
-    }
-    TAILQ_INIT(&o->idle);
-    TAILQ_INIT(&o->waiters);
-    o->hash_next = pool->buckets[b];
-    pool->buckets[b] = o;
+    if (key != buf)
+        free(key);
     return o;
 }
 
@@ -166,10 +242,7 @@ pool_origin_maybe_free(struct pool_origin *o)
          p = &(*p)->hash_next)
         ;
     *p = o->hash_next;
-    tls_options_free(o->tls_options);
-    free(o->key);
-    free(o->host);
-    free(o);
+    pool_origin_destroy(o);
 }
 
 static void
@@ -194,7 +267,7 @@ pool_discard(struct upstream *up, const char *why)
     if (up->idle)
         pool_idle_remove(up);
     o->pool->nopen--;
-    log_debug("upstream %lu: closed (%s, %u requests): %s", up->id, o->key,
+    log_debug("upstream %lu: closed (%s, %u requests): %s", up->id, o->label,
               up->requests, why);
     upstream_free(up);
     pool_grow_wanting(o->pool);
@@ -289,6 +362,8 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
         /* message lives in up: tell the waiter before freeing it. */
         if (w != NULL) {
             w->origin = NULL;
+            w->detail = up->fail_detail;
+            up->fail_detail = NULL;
             w->cb(w, NULL, error, message);
         }
         o->pool->nopen--;
@@ -346,10 +421,13 @@ pool_origin_grow(struct pool_origin *o)
         if (up == NULL)
             break;
         up->origin = o;
+        if (o->connect_head != NULL)
+            upstream_set_tunnel(up, o->tls_host, o->tls_port, o->connect_head,
+                                o->connect_head_len);
         o->nconnecting++;
         pool->nopen++;
         pool->stats->reuse_misses++;
-        log_debug("upstream %lu: connecting to %s", up->id, o->key);
+        log_debug("upstream %lu: connecting to %s", up->id, o->label);
         upstream_connect(up, pool->dns, w->timeout, o->tls ? pool->tls : NULL,
                          o->tls_options, o->key, pool_connected_cb, o);
     }
@@ -458,7 +536,7 @@ pool_free(struct pool *pool)
     for (size_t b = 0; b < POOL_BUCKETS; b++)
         if (pool->buckets[b] != NULL)
             log_warn("pool freed with origin %s still in use",
-                     pool->buckets[b]->key);
+                     pool->buckets[b]->label);
     free(pool);
 }
 
@@ -478,7 +556,7 @@ pool_stats(const struct pool *pool)
     for (size_t b = 0; b < POOL_BUCKETS; b++) {
         for (struct pool_origin *o = pool->buckets[b]; o != NULL;
              o = o->hash_next) {
-            json_object_set_new(origins, o->key,
+            json_object_set_new(origins, o->label,
                                 json_pack("{s:I, s:I, s:I, s:I}", "idle",
                                           (json_int_t)o->nidle, "busy",
                                           (json_int_t)o->nbusy, "connecting",

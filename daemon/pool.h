@@ -31,10 +31,17 @@ struct wire_tls;
 /* Where a request goes; everything that makes connections unshareable
  * belongs here, since it forms the pool key. */
 struct pool_target {
-    const char *host;
+    const char *host; /* the origin */
     uint16_t port;
     bool tls;
     const struct wire_tls *tls_options; /* NULL: the defaults */
+    const char *proxy_host;             /* tunnel through this proxy; NULL:
+                                           straight to the origin */
+    uint16_t proxy_port;
+    const char *connect_head; /* the CONNECT request, proxy fields and
+                                 all: connections are shared only between
+                                 equal ones */
+    size_t connect_head_len;
 };
 
 /* A lease's outcome: up with error 0, or up NULL with HCONN_E... */
@@ -44,9 +51,12 @@ typedef void (*pool_lease_cb)(struct pool_waiter *w, struct upstream *up,
 /* A pending lease; embedded in its owner, zero-filled before use. */
 struct pool_waiter {
     pool_lease_cb cb;
-    bool fresh;                     /* needs a new connection (a retry) */
-    double timeout;                 /* connect timeout, seconds */
-    struct pool_origin *origin;     /* set while waiting */
+    bool fresh;                 /* needs a new connection (a retry) */
+    double timeout;             /* connect timeout, seconds */
+    struct pool_origin *origin; /* set while waiting */
+    json_t *detail; /* with a failure: fields for the error reply (the
+                       proxy's answer for tunnel_failed); the owner takes
+                       it */
     TAILQ_ENTRY(pool_waiter) entry; /* origin's FIFO */
 };
 

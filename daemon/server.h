@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "hconn_error.h"
+#include "proxy.h"
 
 /* BSD's safe iteration (the current element may be removed); glibc's
  * sys/queue.h lacks it. */
@@ -46,7 +47,8 @@ struct server {
     struct evdns_base *dns;
     struct config *cfg;
     struct pool *pool;
-    struct tls *tls; /* contexts and the session cache */
+    struct tls *tls;               /* contexts and the session cache */
+    struct proxy_defaults proxies; /* default CONNECT proxies */
     struct listener *listener;
     struct session_list sessions; /* every connected client */
     size_t nsessions;

@@ -5,6 +5,12 @@
  * nothing blocks the loop. Each resolved address is tried in turn; the
  * connect timer covers the whole sequence, DNS included, as curl's
  * --connect-timeout does.
+ *
+ * A tunnel adds a step between TCP and TLS: CONNECT goes to the proxy and
+ * its answer is parsed with the same strict response codec as any origin
+ * response. Only a 2xx opens the tunnel; anything else fails the connect
+ * with the proxy's status, reason and headers, and the connection is
+ * closed, so nothing meant for the origin ever reaches the proxy.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,10 +27,13 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "fields.h"
 #include "hconn_error.h"
+#include "http1.h"
 #include "log.h"
 #include "tls.h"
 #include "upstream.h"
+#include "wire.h"
 
 static unsigned long upstream_next_id = 1;
 
@@ -42,6 +51,24 @@ upstream_new(struct event_base *base, const char *host, uint16_t port)
     up->port = port;
     snprintf(up->host, sizeof up->host, "%s", host);
     return up;
+}
+
+void
+upstream_set_tunnel(struct upstream *up, const char *origin, uint16_t port,
+                    const char *connect_head, size_t connect_head_len)
+{
+    up->tls_host = origin;
+    snprintf(up->tunnel_target, sizeof up->tunnel_target,
+             strchr(origin, ':') ? "[%s]:%u" : "%s:%u", origin, port);
+    up->connect_head = connect_head;
+    up->connect_head_len = connect_head_len;
+}
+
+/* "proxy " when host is a proxy, for messages. */
+static const char *
+upstream_role(const struct upstream *up)
+{
+    return up->connect_head != NULL ? "proxy " : "";
 }
 
 /* Delivers the outcome; on failure the bev is gone so the owner only has
@@ -86,7 +113,7 @@ static void
 upstream_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream *up = arg;
-    char message[512];
+    char message[1024];
 
     if (up->dns_req != NULL) {
         struct evdns_getaddrinfo_request *req = up->dns_req;
@@ -95,10 +122,15 @@ upstream_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
          * which must not report anything: clear dns_req first. */
         up->dns_req = NULL;
         evdns_getaddrinfo_cancel(req);
-        snprintf(message, sizeof message, "resolving %s timed out", up->host);
+        snprintf(message, sizeof message, "resolving %s%s timed out",
+                 upstream_role(up), up->host);
+    } else if (up->tunnel != NULL) {
+        snprintf(message, sizeof message,
+                 "proxy %s:%u (%s) did not answer CONNECT %s in time", up->host,
+                 up->port, up->peer, up->tunnel_target);
     } else {
-        snprintf(message, sizeof message, "connect to %s:%u (%s) timed out",
-                 up->host, up->port, up->peer);
+        snprintf(message, sizeof message, "connect to %s%s:%u (%s) timed out",
+                 upstream_role(up), up->host, up->port, up->peer);
     }
     upstream_finish(up, HCONN_ETIMEOUT, message);
 }
@@ -107,13 +139,14 @@ static void
 upstream_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct upstream *up = arg;
-    char message[512];
+    char message[1024];
     int code;
 
     if (what & BEV_EVENT_CONNECTED) {
         up->connected = true;
         up->tls_resumed = tls_resumed(bufferevent_openssl_get_ssl(bev));
-        log_debug("upstream %lu: TLS with %s:%u (%s) up%s", up->id, up->host,
+        log_debug("upstream %lu: TLS with %s%s:%u (%s) up%s", up->id,
+                  up->tls_host != NULL ? "the tunnel via " : "", up->host,
                   up->port, up->peer,
                   up->tls_resumed ? ", session resumed" : "");
         upstream_finish(up, 0, NULL);
@@ -151,6 +184,130 @@ upstream_start_tls(struct upstream *up)
     bufferevent_enable(filter, EV_READ | EV_WRITE);
 }
 
+/* The tunnel is open (or the plain connection is up): go on to TLS, or
+ * hand the connection over. */
+static void
+upstream_ready(struct upstream *up)
+{
+    if (up->ssl != NULL) {
+        upstream_start_tls(up);
+        return;
+    }
+    up->connected = true;
+    upstream_finish(up, 0, NULL);
+}
+
+/* Acts on the proxy's final answer to CONNECT, whose head is the first
+ * head_len bytes of the input. */
+static void
+upstream_tunnel_answered(struct upstream *up, const struct http1_event *ev,
+                         size_t head_len)
+{
+    char message[1024];
+    json_t *reply =
+        json_pack("{s:i, s:o, s:o}", "status", ev->status, "reason",
+                  wire_string_from_bytes(ev->reason, ev->reason_len), "headers",
+                  fields_to_json(ev->headers, ev->nheaders));
+
+    snprintf(message, sizeof message,
+             "proxy %s:%u (%s) refused CONNECT %s: %d %.*s", up->host, up->port,
+             up->peer, up->tunnel_target, ev->status,
+             (int)(ev->reason_len < 128 ? ev->reason_len : 128), ev->reason);
+    /* ev points into the parser and the input: both go now. Bytes after
+     * the head already belong to the tunnel. */
+    free(up->tunnel);
+    up->tunnel = NULL;
+    evbuffer_drain(bufferevent_get_input(up->bev), head_len);
+    if (reply == NULL) {
+        upstream_finish(up, HCONN_ENO_MEMORY,
+                        "cannot record the proxy's answer");
+        return;
+    }
+    if (ev->status / 100 == 2) {
+        log_debug("upstream %lu: tunnel via %s:%u to %s open (%d)", up->id,
+                  up->host, up->port, up->tunnel_target, ev->status);
+        up->proxy_reply = reply;
+        upstream_ready(up);
+        return;
+    }
+    up->fail_detail = reply;
+    upstream_finish(up, HCONN_ETUNNEL_FAILED, message);
+}
+
+/* Runs the parser over the proxy's answer so far; eof: the proxy closed. */
+static void
+upstream_tunnel_parse(struct upstream *up, bool eof)
+{
+    struct evbuffer *in = bufferevent_get_input(up->bev);
+    char message[1024];
+
+    for (;;) {
+        size_t len = evbuffer_get_length(in), used = 0;
+        const char *buf = (const char *)evbuffer_pullup(in, -1);
+        struct http1_event ev =
+            http1_parser_next(up->tunnel, buf, len, eof, &used);
+
+        switch (ev.kind) {
+        case HTTP1_NEED_DATA:
+            evbuffer_drain(in, used);
+            return;
+        case HTTP1_INTERIM:
+            evbuffer_drain(in, used);
+            continue;
+        case HTTP1_HEAD:
+            upstream_tunnel_answered(up, &ev, used);
+            return;
+        default:
+            snprintf(message, sizeof message,
+                     "proxy %s:%u (%s) gave no valid answer to CONNECT %s: %s",
+                     up->host, up->port, up->peer, up->tunnel_target,
+                     ev.kind == HTTP1_ERROR ? up->tunnel->errmsg
+                                            : "unexpected event");
+            upstream_finish(up, HCONN_ETUNNEL_FAILED, message);
+            return;
+        }
+    }
+}
+
+static void
+upstream_tunnel_read_cb(struct bufferevent *bev, void *arg)
+{
+    upstream_tunnel_parse(arg, false);
+}
+
+static void
+upstream_tunnel_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct upstream *up = arg;
+    char message[1024];
+
+    if (what & BEV_EVENT_EOF) {
+        upstream_tunnel_parse(up, true);
+        return;
+    }
+    snprintf(message, sizeof message,
+             "connection to proxy %s:%u (%s) failed during CONNECT %s: %s",
+             up->host, up->port, up->peer, up->tunnel_target,
+             strerror(EVUTIL_SOCKET_ERROR()));
+    upstream_finish(up, HCONN_ETUNNEL_FAILED, message);
+}
+
+/* Sends CONNECT and waits for the proxy's answer. */
+static void
+upstream_start_tunnel(struct upstream *up)
+{
+    up->tunnel = calloc(1, sizeof *up->tunnel);
+    if (up->tunnel == NULL) {
+        upstream_fail_later(up, HCONN_ENO_MEMORY, "cannot allocate a parser");
+        return;
+    }
+    http1_parser_init(up->tunnel, false, false);
+    bufferevent_setcb(up->bev, upstream_tunnel_read_cb, NULL,
+                      upstream_tunnel_event_cb, up);
+    bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+    bufferevent_write(up->bev, up->connect_head, up->connect_head_len);
+}
+
 static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -162,14 +319,12 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         /* Request heads and bodies go out in separate writes; without
          * NODELAY the second waits for the first's ACK. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        log_debug("upstream %lu: connected to %s:%u (%s)", up->id, up->host,
-                  up->port, up->peer);
-        if (up->ssl != NULL) {
-            upstream_start_tls(up);
-            return;
-        }
-        up->connected = true;
-        upstream_finish(up, 0, NULL);
+        log_debug("upstream %lu: connected to %s%s:%u (%s)", up->id,
+                  upstream_role(up), up->host, up->port, up->peer);
+        if (up->connect_head != NULL)
+            upstream_start_tunnel(up);
+        else
+            upstream_ready(up);
         return;
     }
     /* Any other event before CONNECTED is a failed connect. */
@@ -183,7 +338,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 upstream_try_next(struct upstream *up, int last_errno)
 {
-    char message[512];
+    char message[1024];
 
     while (up->next_addr != NULL) {
         struct evutil_addrinfo *ai = up->next_addr;
@@ -215,8 +370,9 @@ upstream_try_next(struct upstream *up, int last_errno)
         bufferevent_free(up->bev);
         up->bev = NULL;
     }
-    snprintf(message, sizeof message, "connect to %s:%u (%s) failed: %s",
-             up->host, up->port, up->peer, strerror(last_errno));
+    snprintf(message, sizeof message, "connect to %s%s:%u (%s) failed: %s",
+             upstream_role(up), up->host, up->port, up->peer,
+             strerror(last_errno));
     upstream_fail_later(up, HCONN_ECONNECT_FAILED, message);
 }
 
@@ -224,15 +380,15 @@ static void
 upstream_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
     struct upstream *up = arg;
-    char message[512];
+    char message[1024];
 
     /* Cancelled by upstream_free or the timeout: up may be gone. */
     if (result == EVUTIL_EAI_CANCEL)
         return;
     up->dns_req = NULL;
     if (result != 0) {
-        snprintf(message, sizeof message, "cannot resolve \"%s\": %s", up->host,
-                 evutil_gai_strerror(result));
+        snprintf(message, sizeof message, "cannot resolve %s\"%s\": %s",
+                 upstream_role(up), up->host, evutil_gai_strerror(result));
         upstream_fail_later(up, HCONN_EDNS_FAILED, message);
         return;
     }
@@ -267,12 +423,13 @@ upstream_connect(struct upstream *up, struct evdns_base *dns, double timeout,
     }
     evtimer_add(up->connect_timer, &tv);
     if (tls != NULL) {
-        char message[512];
+        char message[1024];
         int code;
 
         /* Settings that cannot work fail before any packet is sent. */
-        up->ssl = tls_connection_new(tls, options, up->host, origin_key, &code,
-                                     message, sizeof message);
+        up->ssl = tls_connection_new(
+            tls, options, up->tls_host != NULL ? up->tls_host : up->host,
+            origin_key, &code, message, sizeof message);
         if (up->ssl == NULL) {
             upstream_fail_later(up, code, message);
             return;
@@ -331,5 +488,8 @@ upstream_free(struct upstream *up)
         event_free(up->connect_timer);
     if (up->fail_event != NULL)
         event_free(up->fail_event);
+    free(up->tunnel);
+    json_decref(up->proxy_reply);
+    json_decref(up->fail_detail);
     free(up);
 }

@@ -10,7 +10,10 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include <jansson.h>
+
 struct event_base;
+struct http1_parser;
 struct evdns_base;
 struct pool_origin;
 struct ssl_st;
@@ -39,14 +42,24 @@ struct upstream {
     void *cb_arg;
     char host[256]; /* what we resolve */
     uint16_t port;
-    char peer[64];      /* "addr:port" being tried, for logs */
-    bool connected;     /* ready: TCP up, and TLS done if any */
-    bool tls;           /* bev is a TLS filter over the TCP one */
-    bool tls_resumed;   /* the handshake resumed a cached session */
-    bool clean;         /* closing after a clean end: keep the session */
-    struct ssl_st *ssl; /* set up, not yet handed to the filter */
-    bool idle;          /* in the pool's idle lists */
-    unsigned requests;  /* responses completed on it */
+    char peer[64];            /* "addr:port" being tried, for logs */
+    bool connected;           /* ready: TCP up, and TLS done if any */
+    bool tls;                 /* bev is a TLS filter over the TCP one */
+    bool tls_resumed;         /* the handshake resumed a cached session */
+    bool clean;               /* closing after a clean end: keep the session */
+    const char *connect_head; /* a tunnel: CONNECT to send first (borrowed) */
+    size_t connect_head_len;
+    const char *tls_host;        /* name TLS verifies: the origin behind a
+                                    tunnel (borrowed); NULL: host */
+    char tunnel_target[272];     /* "origin:port" of a tunnel, for logs */
+    struct http1_parser *tunnel; /* parsing the proxy's answer */
+    json_t *proxy_reply;         /* the tunnel's CONNECT answer: status,
+                                    reason, headers */
+    json_t *fail_detail;         /* extra fields for the failure's error reply
+                                    (tunnel_failed: the proxy's answer) */
+    struct ssl_st *ssl;          /* set up, not yet handed to the filter */
+    bool idle;                   /* in the pool's idle lists */
+    unsigned requests;           /* responses completed on it */
     TAILQ_ENTRY(upstream) origin_entry; /* origin's idle list */
     TAILQ_ENTRY(upstream) lru_entry;    /* pool's idle list, oldest first */
 };
@@ -54,6 +67,14 @@ struct upstream {
 /* Allocates an upstream for host:port; nothing starts yet. */
 struct upstream *upstream_new(struct event_base *base, const char *host,
                               uint16_t port);
+
+/* Makes up a tunnel to origin:port: up's own host:port is the proxy; once
+ * connected, connect_head (a CONNECT request) goes out and a 2xx answer
+ * opens the tunnel, any other is HCONN_ETUNNEL_FAILED with fail_detail
+ * set; TLS then runs inside it with origin's name. origin and
+ * connect_head must outlive up. */
+void upstream_set_tunnel(struct upstream *up, const char *origin, uint16_t port,
+                         const char *connect_head, size_t connect_head_len);
 
 /* Starts resolving and connecting; cb reports the outcome later. With
  * tls set, a TLS handshake follows (options NULL: the defaults), resuming

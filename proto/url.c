@@ -9,10 +9,12 @@
  * caller passes on can split a request line.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -289,4 +291,96 @@ url_parse_authority(const char *host, int port, uint16_t default_port,
         return rc;
     *out_port = given ? p : default_port;
     return 0;
+}
+
+/* Decodes %XX escapes of src[0..n) into dst (at least n bytes); returns
+ * the decoded length. */
+static size_t
+url_unescape(const char *src, size_t n, char *dst)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (src[i] == '%' && i + 2 < n && isxdigit((unsigned char)src[i + 1]) &&
+            isxdigit((unsigned char)src[i + 2])) {
+            char hex[3] = {src[i + 1], src[i + 2], '\0'};
+
+            dst[o++] = (char)strtol(hex, NULL, 16);
+            i += 2;
+        } else {
+            dst[o++] = src[i];
+        }
+    }
+    return o;
+}
+
+int
+url_basic_credentials(const char *plain, size_t n,
+                      char out[6 + (URL_USERINFO_MAX + 2) / 3 * 4 + 1])
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 6;
+
+    if (n > URL_USERINFO_MAX)
+        return HCONN_EINVALID_URL;
+    memcpy(out, "Basic ", 6);
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)(unsigned char)plain[i] << 16;
+
+        if (i + 1 < n)
+            v |= (unsigned)(unsigned char)plain[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)plain[i + 2];
+        out[o++] = b64[(v >> 18) & 63];
+        out[o++] = b64[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? b64[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int
+url_parse_proxy(const char *s, struct url_proxy *out, char *err, size_t errlen)
+{
+    const char *p = s, *end, *at = NULL, *scheme_end = strstr(s, "://");
+    char authority[URL_HOST_MAX + 16], plain[URL_USERINFO_MAX * 3];
+    size_t n;
+
+    memset(out, 0, sizeof *out);
+    if (scheme_end != NULL) {
+        if (scheme_end - s != 4 || strncasecmp(s, "http", 4) != 0)
+            return url_fail(err, errlen,
+                            "proxy \"%.64s\": only http:// proxies are "
+                            "supported",
+                            s);
+        p = scheme_end + 3;
+    }
+    end = p + strcspn(p, "/?#");
+    if (*end != '\0' && strcmp(end, "/") != 0)
+        return url_fail(err, errlen, "proxy \"%.64s\": a proxy URL has no path",
+                        s);
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q; /* the last one: a password may hold a bare '@' */
+    if (at != NULL) {
+        n = (size_t)(at - p);
+        if (n > sizeof plain ||
+            (n = url_unescape(p, n, plain)) > URL_USERINFO_MAX)
+            return url_fail(err, errlen,
+                            "proxy \"%.64s\": user and password over %d "
+                            "bytes",
+                            s, URL_USERINFO_MAX);
+        url_basic_credentials(plain, n, out->authorization);
+        p = at + 1;
+    }
+    n = (size_t)(end - p);
+    if (n == 0 || n >= sizeof authority)
+        return url_fail(err, errlen, "proxy \"%.64s\": %s", s,
+                        n == 0 ? "no host" : "host too long");
+    memcpy(authority, p, n);
+    authority[n] = '\0';
+    return url_parse_authority(authority, 0, URL_PROXY_PORT, out->host,
+                               &out->port, err, errlen);
 }

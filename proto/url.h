@@ -39,6 +39,33 @@ int url_parse_authority(const char *host, int port, uint16_t default_port,
                         char out_host[URL_HOST_MAX + 1], uint16_t *out_port,
                         char *err, size_t errlen);
 
+#define URL_USERINFO_MAX 255  /* "user:password" of a proxy URL, decoded */
+#define URL_PROXY_PORT   1080 /* curl's default for a proxy URL */
+
+/* A forward proxy, from a URL as curl's -x and http_proxy take it. */
+struct url_proxy {
+    char host[URL_HOST_MAX + 1]; /* IPv6 without brackets */
+    uint16_t port;               /* explicit, else URL_PROXY_PORT */
+    /* "Basic <base64 of user:password>" (RFC 7617) when the URL had
+     * userinfo, else "": the Proxy-Authorization value. */
+    char authorization[6 + (URL_USERINFO_MAX + 2) / 3 * 4 + 1];
+};
+
+/*
+ * Parses "[http://][user[:password]@]host[:port][/]": userinfo
+ * percent-decoded, at most URL_USERINFO_MAX bytes. Returns 0, or
+ * HCONN_EINVALID_URL with err naming the problem (another scheme, a path,
+ * a bad host or port).
+ */
+int url_parse_proxy(const char *s, struct url_proxy *out, char *err,
+                    size_t errlen);
+
+/* Formats "Basic <base64 of userpass>" (RFC 7617) into out, which has
+ * room for url_proxy.authorization. Returns 0, or HCONN_EINVALID_URL when
+ * userpass is over URL_USERINFO_MAX bytes. */
+int url_basic_credentials(const char *userpass, size_t n,
+                          char out[6 + (URL_USERINFO_MAX + 2) / 3 * 4 + 1]);
+
 /* Checks a host name or address literal (no brackets) for use on the wire:
  * non-empty, at most URL_HOST_MAX bytes, no control, space or URL delimiter
  * bytes. Returns 0 or HCONN_EINVALID_URL with err filled. */

@@ -720,9 +720,13 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
             return rc;
     }
     if ((proxy = json_object_get(msg, "proxy")) != NULL) {
+        if (json_is_false(proxy)) {
+            r->direct = true;
+            return 0;
+        }
         if (!json_is_object(proxy))
             return wire_fail(c, HCONN_EBAD_MESSAGE,
-                             "field \"proxy\" must be an object");
+                             "field \"proxy\" must be an object or false");
         r->has_proxy = true;
         if ((rc = wire_parse_proxy(c, proxy, &r->proxy)) != 0)
             return rc;
@@ -937,6 +941,26 @@ wire_reply_continue(json_t *id)
 
 /* ---- Daemon → client: parsing ---------------------------------------- */
 
+/* Reads the proxy's answer to CONNECT a head may carry. */
+static int
+wire_parse_proxy_response(struct wire_ctx *c, json_t *msg,
+                          struct wire_reply *out)
+{
+    json_t *pr = json_object_get(msg, "proxy_response");
+    struct wire_ctx pc = {c->err, c->errlen, "proxy_response."};
+    int rc;
+
+    if (pr == NULL)
+        return 0;
+    if (!json_is_object(pr))
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"proxy_response\" must be an object");
+    if ((rc = wire_check_pairs(&pc, pr, "headers")) != 0)
+        return rc;
+    out->proxy_headers = json_object_get(pr, "headers");
+    return 0;
+}
+
 /* Reads a HEAD reply's fields. */
 static int
 wire_parse_head(struct wire_ctx *c, json_t *msg, struct wire_reply *out)
@@ -964,7 +988,7 @@ wire_parse_head(struct wire_ctx *c, json_t *msg, struct wire_reply *out)
     out->status = (int)status;
     out->version = (int)version;
     out->headers = json_object_get(msg, "headers");
-    return 0;
+    return wire_parse_proxy_response(c, msg, out);
 }
 
 /* Reads an ERROR reply's fields; an unknown name is kept as bad_message. */
@@ -980,8 +1004,10 @@ wire_parse_error_reply(struct wire_ctx *c, json_t *msg, struct wire_reply *out)
         (rc = wire_get_int(c, msg, "received", 0, WIRE_MAX_INT,
                            HCONN_EBAD_MESSAGE, &out->received)) ||
         (rc = wire_get_int(c, msg, "expected", 0, WIRE_MAX_INT,
-                           HCONN_EBAD_MESSAGE, &out->expected)))
+                           HCONN_EBAD_MESSAGE, &out->expected)) ||
+        (rc = wire_check_pairs(c, msg, "headers")))
         return rc;
+    out->proxy_headers = json_object_get(msg, "headers");
     out->error = hconn_error_from_name(name);
     if (out->error >= 0) /* unknown, or "ok", which is no error */
         out->error = HCONN_EBAD_MESSAGE;

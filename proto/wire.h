@@ -110,6 +110,8 @@ struct wire_request {
     struct wire_tls tls_options;
     bool has_proxy;
     struct wire_proxy proxy;
+    bool direct; /* "proxy": false: no tunnel, not even the daemon's
+                    default proxy */
 };
 
 enum wire_client_kind {
@@ -180,19 +182,21 @@ enum wire_reply_kind {
 struct wire_reply {
     enum wire_reply_kind kind;
     json_t *id;
-    int status;          /* HEAD */
-    const char *reason;  /* HEAD */
-    int version;         /* HEAD: 10 or 11 */
-    json_t *headers;     /* HEAD: array of [name, value] string pairs */
-    int64_t length;      /* HEAD: body length, -1 when unknown */
-    bool reused;         /* HEAD */
-    uint64_t data_len;   /* DATA */
-    json_t *trailers;    /* END: array of pairs (maybe empty) */
-    int error;           /* ERROR: HCONN_E..., HCONN_EBAD_MESSAGE for
-                            a name this build does not know */
-    const char *message; /* ERROR */
-    int64_t received;    /* ERROR: "received", -1 when absent */
-    int64_t expected;    /* ERROR: "expected", -1 when absent */
+    int status;            /* HEAD */
+    const char *reason;    /* HEAD */
+    int version;           /* HEAD: 10 or 11 */
+    json_t *headers;       /* HEAD: array of [name, value] string pairs */
+    int64_t length;        /* HEAD: body length, -1 when unknown */
+    bool reused;           /* HEAD */
+    uint64_t data_len;     /* DATA */
+    json_t *trailers;      /* END: array of pairs (maybe empty) */
+    int error;             /* ERROR: HCONN_E..., HCONN_EBAD_MESSAGE for
+                              a name this build does not know */
+    const char *message;   /* ERROR */
+    int64_t received;      /* ERROR: "received", -1 when absent */
+    int64_t expected;      /* ERROR: "expected", -1 when absent */
+    json_t *proxy_headers; /* HEAD: "proxy_response"'s "headers"; ERROR
+                              (tunnel_failed): "headers"; NULL: absent */
 };
 
 /* Validates a daemon message. Returns 0 or HCONN_EBAD_MESSAGE with err

@@ -61,6 +61,8 @@ LIB_CHECK = os.environ.get("HCONN_LIB_CHECK") or next(
                  os.path.join(BUILD_ROOT, "client-lib", "lib-check"))
      if os.path.exists(p)),
     os.path.join(BUILD_ROOT, "tests", "integration", "lib-check"))
+TUNNEL_CHECK = os.environ.get("HCONN_TUNNEL_CHECK") or os.path.join(
+    BUILD_ROOT, "client-lib", "tunnel-check")
 
 NGINX = os.environ.get("HCONN_NGINX", "/usr/sbin/nginx")
 NGINX_ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
@@ -646,15 +648,18 @@ MaxClients 100
 Allow 127.0.0.1
 DisableViaHeader Yes
 {connect_ports}
+{auth}
 """
 
 
 class Tinyproxy(Peer):
     """A tinyproxy forward proxy on 127.0.0.1 that allows CONNECT only to
-    the given ports. with Tinyproxy([port]) as p: p.port, p.log_text()."""
+    the given ports, and with basic_auth=(user, password) only to clients
+    that give those. with Tinyproxy([port]) as p: p.port, p.log_text()."""
 
-    def __init__(self, connect_ports, attempts=5):
+    def __init__(self, connect_ports, attempts=5, basic_auth=None):
         self.connect_ports = list(connect_ports)
+        self.basic_auth = basic_auth
         self.attempts = attempts
         self.proc = None
         self.dir = None
@@ -671,7 +676,9 @@ class Tinyproxy(Peer):
                 f.write(TINYPROXY_CONF.format(
                     port=self.port, dir=self.dir,
                     connect_ports="\n".join(f"ConnectPort {p}"
-                                            for p in self.connect_ports)))
+                                            for p in self.connect_ports),
+                    auth=("BasicAuth {} {}".format(*self.basic_auth)
+                          if self.basic_auth else "")))
             out = open(os.path.join(self.dir, "stderr.log"), "wb")
             try:
                 self.proc = subprocess.Popen(
@@ -698,8 +705,16 @@ class Hconnd:
     d.log_text(), d.peak_rss_kib(), d.stop() (SIGTERM; asserts exit 0).
     """
 
-    def __init__(self, *extra_args, verbosity=2, timeout=10.0):
+    # The daemon's default proxies come from these; a test that wants one
+    # passes it in env, nobody else inherits one from the caller.
+    PROXY_VARS = ("http_proxy", "https_proxy", "HTTPS_PROXY", "no_proxy",
+                  "NO_PROXY", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+
+    def __init__(self, *extra_args, verbosity=2, timeout=10.0, env=None):
         self.extra_args = list(extra_args)
+        self.daemon_env = {k: v for k, v in os.environ.items()
+                           if k not in self.PROXY_VARS}
+        self.daemon_env.update(env or {})
         self.verbosity = verbosity
         self.timeout = timeout
         self.proc = None
@@ -736,7 +751,7 @@ class Hconnd:
         try:
             self.proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
+                env=self.daemon_env, start_new_session=True)
         finally:
             log.close()
         self.pid = self.proc.pid

@@ -330,6 +330,54 @@ test_small_err(void **state)
     assert_int_equal(err[4], 'X');
 }
 
+/* Proxy URLs as curl's -x and http_proxy take them. */
+static void
+test_proxy_urls(void **state)
+{
+    struct url_proxy p;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(url_parse_proxy("127.0.0.1:3128", &p, err, sizeof err), 0);
+    assert_string_equal(p.host, "127.0.0.1");
+    assert_int_equal(p.port, 3128);
+    assert_string_equal(p.authorization, "");
+
+    assert_int_equal(url_parse_proxy("HTTP://proxy/", &p, err, sizeof err), 0);
+    assert_string_equal(p.host, "proxy");
+    assert_int_equal(p.port, URL_PROXY_PORT);
+
+    assert_int_equal(url_parse_proxy("http://[::1]:8080", &p, err, sizeof err),
+                     0);
+    assert_string_equal(p.host, "::1");
+    assert_int_equal(p.port, 8080);
+
+    /* RFC 7617's example; "%40" decodes, the last '@' ends userinfo. */
+    assert_int_equal(url_parse_proxy("http://Aladdin:open%20sesame@p:1", &p,
+                                     err, sizeof err),
+                     0);
+    assert_string_equal(p.authorization, "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    assert_int_equal(url_parse_proxy("u:p@ss@p:1", &p, err, sizeof err), 0);
+    assert_string_equal(p.host, "p");
+    assert_string_equal(p.authorization, "Basic dTpwQHNz");
+
+    assert_int_equal(url_parse_proxy("https://p:1", &p, err, sizeof err),
+                     HCONN_EINVALID_URL);
+    assert_err_has(err, "only http://");
+    assert_int_equal(url_parse_proxy("socks5://p:1", &p, err, sizeof err),
+                     HCONN_EINVALID_URL);
+    assert_int_equal(url_parse_proxy("http://p:1/x", &p, err, sizeof err),
+                     HCONN_EINVALID_URL);
+    assert_err_has(err, "no path");
+    assert_int_equal(url_parse_proxy("http://u:p@", &p, err, sizeof err),
+                     HCONN_EINVALID_URL);
+    assert_err_has(err, "no host");
+    assert_int_equal(url_parse_proxy("p:99999", &p, err, sizeof err),
+                     HCONN_EINVALID_URL);
+    assert_int_equal(url_parse_proxy("a b:1", &p, err, sizeof err),
+                     HCONN_EINVALID_URL);
+}
+
 int
 main(void)
 {
@@ -337,6 +385,7 @@ main(void)
         cmocka_unit_test(test_good_urls),  cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_url_limits), cmocka_unit_test(test_authority),
         cmocka_unit_test(test_check_host), cmocka_unit_test(test_small_err),
+        cmocka_unit_test(test_proxy_urls),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -668,6 +668,12 @@ test_request_proxy(void **state)
     assert_int_equal(x->nheaders, 1);
     assert_string_equal(x->headers[0].name, "A");
     parsed_free(&p);
+
+    /* false: straight to the origin, past any default proxy. */
+    parse_ok(&p, "{\"method\":\"GET\",\"url\":\"http://h/\",\"proxy\":false}");
+    assert_false(p.m.req.has_proxy);
+    assert_true(p.m.req.direct);
+    parsed_free(&p);
 }
 
 struct bad_msg {
@@ -819,6 +825,7 @@ static const struct bad_msg bad_requests[] = {
      "\"tls.min_version\""},
     /* proxy */
     {"{" HREQ ",\"proxy\":\"p:3128\"}", HCONN_EBAD_MESSAGE, "\"proxy\""},
+    {"{" HREQ ",\"proxy\":true}", HCONN_EBAD_MESSAGE, "object or false"},
     {"{" HREQ ",\"proxy\":{}}", HCONN_EBAD_MESSAGE, "\"proxy.host\""},
     {"{" HREQ ",\"proxy\":{\"host\":\"p\"}}", HCONN_EBAD_MESSAGE,
      "\"proxy.port\""},
