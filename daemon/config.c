@@ -42,6 +42,7 @@ static const struct config_key config_keys[] = {
     KEY("connect_timeout", CONFIG_SECONDS, connect_timeout, 0.001, 86400),
     KEY("read_timeout", CONFIG_SECONDS, read_timeout, 0.001, 86400),
     KEY("idle_timeout", CONFIG_SECONDS, idle_timeout, 0.001, 86400),
+    KEY("expect_timeout", CONFIG_SECONDS, expect_timeout, 0, 86400),
     KEY("shutdown_timeout", CONFIG_SECONDS, shutdown_timeout, 0, 86400),
     KEY("http_proxy", CONFIG_STRING, http_proxy, 0, 0),
     KEY("https_proxy", CONFIG_STRING, https_proxy, 0, 0),
@@ -77,6 +78,7 @@ config_init(struct config *cfg)
         .connect_timeout = 10,
         .read_timeout = 60,
         .idle_timeout = 60,
+        .expect_timeout = 1, /* curl's --expect100-timeout */
         .shutdown_timeout = 10,
     };
 }

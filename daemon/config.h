@@ -20,6 +20,7 @@ struct config {
     double connect_timeout;          /* seconds: DNS + TCP connect */
     double read_timeout;             /* seconds without a response byte */
     double idle_timeout;             /* seconds a pooled connection is kept */
+    double expect_timeout;           /* seconds to wait for 100 Continue */
     double shutdown_timeout;         /* seconds to drain on SIGTERM */
     /* The default CONNECT proxies, as the environment variables of the
      * same names (see proxy.h); NULL: take them from the environment. */

@@ -175,6 +175,11 @@ exchange_format_head(struct exchange *ex)
         fields[i].value_len = strlen(req->headers[i].value);
     }
     hreq.headers = fields;
+    /* RFC 9110 §10.1.1: only a request with a body may expect 100. */
+    if (req->expect_continue && req->body != WIRE_BODY_NONE &&
+        exchange_request_header(req, "Expect") == NULL)
+        fields[hreq.nheaders++] =
+            (struct http1_header){"Expect", 6, "100-continue", 12};
     if (req->body == WIRE_BODY_INLINE) {
         hreq.content_length = req->length;
     } else if (req->body == WIRE_BODY_STREAM) {
@@ -278,13 +283,8 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
     ex->replayable = exchange_is_replayable(req);
     ex->body_retained = ex->replayable;
 
-    if (req->expect_continue) {
-        exchange_fail(ex, HCONN_EUNSUPPORTED,
-                      "\"expect_continue\" is not supported by this hconnd "
-                      "yet");
-    } else if (exchange_route(ex) == 0) {
+    if (exchange_route(ex) == 0)
         exchange_format_head(ex);
-    }
     return ex;
 }
 
@@ -332,7 +332,8 @@ exchange_pump_body(struct exchange *ex)
     size_t window = exchange_cfg(ex)->stream_buffer_bytes;
     size_t unsent, n, queued;
 
-    if (ex->state != EXCHANGE_ACTIVE || ex->request_sent)
+    if (ex->state != EXCHANGE_ACTIVE || ex->request_sent || ex->expecting ||
+        ex->body_refused)
         return;
     output = bufferevent_get_output(ex->up->bev);
     queued = evbuffer_get_length(output);
@@ -388,7 +389,7 @@ exchange_pump_body(struct exchange *ex)
 void
 exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
 {
-    if (ex->state == EXCHANGE_DONE) {
+    if (ex->state == EXCHANGE_DONE || ex->body_refused) {
         /* The response (or an error) came first; the rest of the body has
          * nowhere to go. */
         evbuffer_drain(src, n);
@@ -415,7 +416,7 @@ exchange_end_body(struct exchange *ex)
 {
     const struct wire_request *req = &ex->m.req;
 
-    if (ex->state == EXCHANGE_DONE)
+    if (ex->state == EXCHANGE_DONE || ex->body_refused)
         return;
     if (req->body == WIRE_BODY_STREAM && ex->declared_length >= 0 &&
         ex->body_received != (uint64_t)ex->declared_length) {
@@ -523,6 +524,47 @@ exchange_event_cb(struct bufferevent *bev, short what, void *arg)
     exchange_process(ex);
 }
 
+/* The body may go: the origin sent 100 Continue, or expect_timeout
+ * passed without an answer (RFC 9110 §10.1.1: a client need not wait
+ * for ever). The client hears "continue" and sends its data frames. */
+static void
+exchange_go_ahead(struct exchange *ex)
+{
+    ex->expecting = false;
+    evtimer_del(ex->expect_timer);
+    if (!ex->m.req.raw)
+        exchange_reply(ex, wire_reply_continue(ex->id));
+    exchange_pump_body(ex);
+}
+
+static void
+exchange_expect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct exchange *ex = arg;
+
+    log_debug("client %lu: %s: no 100 Continue within %g s; sending the body",
+              ex->session->id, ex->target_desc,
+              exchange_cfg(ex)->expect_timeout);
+    exchange_go_ahead(ex);
+}
+
+/* Holds the body back until 100 Continue or expect_timeout. */
+static void
+exchange_expect(struct exchange *ex)
+{
+    struct timeval tv;
+
+    if (ex->expect_timer == NULL &&
+        (ex->expect_timer = evtimer_new(
+             ex->session->srv->base, exchange_expect_timeout_cb, ex)) == NULL) {
+        exchange_pump_body(ex); /* no timer: do not wait */
+        return;
+    }
+    ex->expecting = true;
+    exchange_timeval(exchange_cfg(ex)->expect_timeout, &tv);
+    evtimer_add(ex->expect_timer, &tv);
+}
+
 static void
 exchange_attach(struct exchange *ex, struct upstream *up)
 {
@@ -537,6 +579,8 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     ex->response_bytes = 0;
     ex->request_sent = false;
     ex->body_sent = 0;
+    ex->expecting = false;
+    ex->body_refused = false;
     http1_parser_init(&ex->parser, strcmp(ex->m.req.method, "HEAD") == 0,
                       ex->request_close);
     log_debug("client %lu: %s on upstream %lu (%s)", ex->session->id,
@@ -552,6 +596,8 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     evbuffer_add(output, ex->head, ex->head_len);
     if (ex->m.req.body == WIRE_BODY_NONE)
         ex->request_sent = true;
+    else if (ex->m.req.expect_continue)
+        exchange_expect(ex);
     else
         exchange_pump_body(ex);
 }
@@ -744,8 +790,19 @@ exchange_process(struct exchange *ex)
         case HTTP1_INTERIM:
             log_debug("client %lu: %s: interim %d", ex->session->id,
                       ex->target_desc, ev.status);
+            if (ev.status == 100 && ex->expecting)
+                exchange_go_ahead(ex);
             break;
         case HTTP1_HEAD:
+            if (ex->expecting) {
+                /* A final answer instead of 100: the body never goes,
+                 * and since the head announced one the connection is
+                 * not kept (request_sent stays false). */
+                ex->expecting = false;
+                ex->body_refused = true;
+                evtimer_del(ex->expect_timer);
+                exchange_drop_body(ex);
+            }
             exchange_reply_head(ex, &ev);
             break;
         case HTTP1_DATA:
@@ -805,6 +862,8 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     }
     pool_cancel(&ex->waiter);
     ex->state = EXCHANGE_DONE;
+    if (ex->expect_timer != NULL)
+        evtimer_del(ex->expect_timer);
     exchange_drop_body(ex);
     ex->session->srv->stats.errors[-code]++;
     log_info("client %lu: %s -> %s: %s", ex->session->id, ex->target_desc,
@@ -854,6 +913,8 @@ exchange_free(struct exchange *ex)
     json_decref(ex->msg);
     json_decref(ex->id);
     json_decref(ex->waiter.detail);
+    if (ex->expect_timer != NULL)
+        event_free(ex->expect_timer);
     free(ex->head);
     free(ex->connect_head);
     free(ex);

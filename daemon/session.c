@@ -85,6 +85,25 @@ session_skip_payload(struct session *s, uint64_t n)
     s->payload_ends_body = false;
 }
 
+/* Takes the oldest refused stream under id off the list; false when
+ * there is none. */
+static bool
+session_take_refused(struct session *s, json_t *id, bool end)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(s->refused_streams, i, v)
+    {
+        if (json_equal(v, id)) {
+            if (end)
+                json_array_remove(s->refused_streams, i);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The exchange whose streamed body is still open under id. */
 static struct exchange *
 session_find_stream(struct session *s, json_t *id)
@@ -218,7 +237,13 @@ session_handle(struct session *s, json_t *msg)
         session_handle_request(s, msg, &m);
     } else if (m.kind == WIRE_MSG_OP) {
         session_handle_op(s, &m);
-    } else if ((ex = session_find_stream(s, m.id)) == NULL) {
+    } else if ((ex = session_find_stream(s, m.id)) == NULL && m.id != NULL &&
+               session_take_refused(s, m.id, m.kind == WIRE_MSG_END)) {
+        /* PROTOCOL.md 5.4: the client ends a refused body with its end
+         * frame, and data frames may already be under way. */
+        if (m.has_data)
+            session_skip_payload(s, m.data_len);
+    } else if (ex == NULL) {
         snprintf(err, sizeof err,
                  "\"id\": no request with a streamed body open under this id");
         session_reply_error(s, m.id, HCONN_EBAD_MESSAGE, err);
@@ -353,6 +378,15 @@ session_retire(struct session *s, struct exchange *ex)
         s->requests_in_flight--;
     if (s->payload_to == ex)
         s->payload_to = NULL; /* the rest of its payload is skipped */
+    if (ex->body_refused && !ex->body_complete &&
+        ex->m.req.body == WIRE_BODY_STREAM) {
+        /* Its frames may still come; a client that never ends them does
+         * not make the list grow past its request limit. */
+        if (json_array_size(s->refused_streams) >=
+            session_cfg(s)->max_requests_per_client)
+            json_array_remove(s->refused_streams, 0);
+        json_array_append(s->refused_streams, ex->id);
+    }
     if (ex->m.req.raw)
         s->closing = true;
     if (ex->abort_session)
@@ -471,13 +505,16 @@ session_new(struct server *srv, int fd)
     s->bev = bufferevent_socket_new(
         srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     s->flush_event = event_new(srv->base, -1, 0, session_flush_cb, s);
-    if (s->bev == NULL || s->flush_event == NULL) {
+    s->refused_streams = json_array();
+    if (s->bev == NULL || s->flush_event == NULL ||
+        s->refused_streams == NULL) {
         if (s->bev == NULL)
             close(fd);
         if (s->bev != NULL)
             bufferevent_free(s->bev);
         if (s->flush_event != NULL)
             event_free(s->flush_event);
+        json_decref(s->refused_streams);
         free(s);
         return NULL;
     }
@@ -515,6 +552,7 @@ session_free(struct session *s)
     }
     TAILQ_REMOVE(&srv->sessions, s, entry);
     srv->nsessions--;
+    json_decref(s->refused_streams);
     bufferevent_free(s->bev);
     event_free(s->flush_event);
     log_info("client %lu: closed", s->id);

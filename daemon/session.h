@@ -29,6 +29,9 @@ struct session {
     size_t requests_in_flight;   /* request exchanges in queue */
     uint64_t next_seq;           /* ids for requests that have none */
     size_t body_held;            /* request body bytes buffered */
+    json_t *refused_streams;     /* ids of streamed bodies the origin
+                                    refused (expect_continue) whose end
+                                    frame has not come yet */
     struct exchange *payload_to; /* where payload bytes go; NULL drops */
     uint64_t payload_left;       /* payload bytes still to come */
     bool payload_ends_body;      /* an inline body: end it after */

@@ -3,7 +3,9 @@
 a real nginx on loopback. GET, HEAD, POST, PUT, 404, chunked, repeated
 headers, -i and -o."""
 
+import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -447,9 +449,64 @@ class ExpectContinue(harness.IntegrationTest):
                         ("send", harness.http_response(403, b"no")),
                         ("sleep", 1.0), ("close",)],
             "/ok": [("send", harness.http_response(200, b"ok"))],
+            # Ignores Expect and waits for the body (RFC 9110 allows it).
+            "/deaf": [("head_only",), ("read_body",),
+                      ("send", harness.http_response(200, b"heard"))],
+            "/417": [("head_only",),
+                     ("send", harness.http_response(
+                         417, b"", reason="Expectation Failed")),
+                     ("keep_open",)],
         })
-        self.daemon = self.start_daemon()
+        config = os.path.join(tempfile.mkdtemp(prefix="hconn-expect-"),
+                              "hconnd.json")
+        self.addCleanup(shutil.rmtree, os.path.dirname(config))
+        with open(config, "w") as f:
+            json.dump({"expect_timeout": 0.3}, f)
+        self.daemon = self.start_daemon("--config", config)
         self.w = self.wire(self.daemon, timeout=10)
+
+    def test_body_goes_after_expect_timeout_when_the_origin_is_silent(self):
+        self.w.send({"id": 1, "method": "POST", "body": "stream",
+                     "url": self.origin.url("/deaf"), "expect_continue": True})
+        # No 100 comes: after expect_timeout the daemon says go.
+        self.assertEqual(self.w.read_message(), {"id": 1, "continue": True})
+        self.w.send({"id": 1}, b"abc")
+        self.w.send({"id": 1, "end": True})
+        head, body, end = self.w.read_response(1)
+        self.assertOkResponse(head, end)
+        self.assertEqual(body, b"heard")
+        req = self.origin.requests[0]
+        self.assertEqual(req.header("Transfer-Encoding"), "chunked")
+        self.assertEqual(req.body, b"abc")
+
+    def test_inline_body_waits_for_continue_too(self):
+        self.w.send({"id": 1, "method": "PUT", "data": 5,
+                     "url": self.origin.url("/continue"),
+                     "expect_continue": True}, b"hello")
+        # The body is held until the origin's 100, which is relayed.
+        self.assertEqual(self.w.read_message(), {"id": 1, "continue": True})
+        head, body, end = self.w.read_response(1)
+        self.assertOkResponse(head, end, status=201)
+        self.assertEqual(self.origin.requests[0].body, b"hello")
+        self.assertEqual(self.origin.requests[0].header("Expect"),
+                         "100-continue")
+
+    def test_417_drops_the_connection_and_keeps_the_body(self):
+        head, body, end = self.w.request(1, "PUT", self.origin.url("/417"),
+                                         b"hello", data=5,
+                                         expect_continue=True)
+        self.assertOkResponse(head, end, status=417)
+        self.assertEqual(self.origin.requests[0].body, b"")
+        # The origin still waits for the 5 announced bytes: never reused.
+        head, body, end = self.w.request(2, "GET", self.origin.url("/ok"))
+        self.assertOkResponse(head, end)
+        self.assertIs(head["reused"], False)
+
+    def test_no_expect_header_without_a_body(self):
+        head, body, end = self.w.request(1, "GET", self.origin.url("/ok"),
+                                         expect_continue=True)
+        self.assertOkResponse(head, end)
+        self.assertIsNone(self.origin.requests[0].header("Expect"))
 
     def test_body_goes_after_continue(self):
         self.w.send({"id": 1, "method": "PUT", "body": "stream", "length": 5,
