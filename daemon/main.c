@@ -4,7 +4,6 @@
  * shutdown_timeout, close everything).
  */
 #include <getopt.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "hconn-build.h"
 #include "listener.h"
 #include "log.h"
+#include "memory.h"
 #include "pool.h"
 #include "server.h"
 #include "session.h"
@@ -37,19 +37,6 @@ main_usage(FILE *f)
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n",
             config_default_socket());
-}
-
-/* Response bodies pass through buffers of up to stream_buffer_bytes that
- * are freed and allocated again at the pace of the transfer. With glibc's
- * defaults each such buffer is a fresh mmap (or a heap top trimmed back to
- * the kernel): every page faults again, and the faults cost more CPU than
- * the copying. Keeping up to a few buffers' worth in the heap avoids them;
- * memory still goes back to the kernel beyond that. */
-static void
-main_tune_malloc(void)
-{
-    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 }
 
 void
@@ -165,7 +152,7 @@ main(int argc, char **argv)
     }
     log_set_verbosity(verbosity);
     signal(SIGPIPE, SIG_IGN);
-    main_tune_malloc();
+    memory_tune();
 
     config_init(&cfg);
     if (config_path != NULL &&
@@ -232,6 +219,7 @@ out:
         event_free(sigint);
     if (srv.shutdown_timer != NULL)
         event_free(srv.shutdown_timer);
+    memory_shutdown();
     if (srv.dns != NULL)
         evdns_base_free(srv.dns, 0);
     if (srv.base != NULL)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -25,6 +26,7 @@
 #include "config.h"
 #include "hconn_error.h"
 #include "log.h"
+#include "memory.h"
 #include "pool.h"
 #include "server.h"
 #include "tls.h"
@@ -255,6 +257,7 @@ pool_idle_remove(struct upstream *up)
     o->nidle--;
     o->pool->nidle--;
     up->idle = false;
+    upstream_unpark(up);
 }
 
 /* Frees up and lets waiting origins use the slot it held; the origin
@@ -283,38 +286,40 @@ pool_close(struct upstream *up, const char *why)
     pool_origin_maybe_free(o);
 }
 
-/* An idle connection has nothing to say: any byte is a protocol error
- * (or a late part of a response we already finished). */
+/* An idle connection has nothing to say: the server closed it, or sent
+ * bytes that can only be a protocol error or a late part of a response
+ * already finished (or a TLS alert); or it sat unused too long. */
 static void
-pool_idle_read_cb(struct bufferevent *bev, void *arg)
+pool_idle_cb(struct upstream *up, short what)
 {
-    ((struct upstream *)arg)->clean = true;
-    pool_close(arg, "unexpected bytes from the server while idle");
-}
+    char byte;
+    ssize_t n = 1;
 
-static void
-pool_idle_event_cb(struct bufferevent *bev, short what, void *arg)
-{
+    if (what & EV_READ)
+        n = recv(bufferevent_getfd(up->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     /* A timeout or an orderly close leaves the TLS session good. */
-    ((struct upstream *)arg)->clean = !(what & BEV_EVENT_ERROR);
-    pool_close(arg, (what & BEV_EVENT_TIMEOUT) ? "idle timeout"
-                    : (what & BEV_EVENT_EOF)   ? "closed by the server"
-                                               : "socket error while idle");
+    up->clean = n >= 0;
+    pool_close(up, (what & EV_TIMEOUT) ? "idle timeout"
+                   : n == 0            ? "closed by the server"
+                   : n > 0 ? "unexpected bytes from the server while idle"
+                           : "socket error while idle");
 }
 
-/* Puts a connection in the idle lists under watch. */
+/* Puts a connection in the idle lists under watch; closes it when the
+ * watch cannot be set up. */
 static void
 pool_idle_add(struct upstream *up)
 {
     struct pool_origin *o = up->origin;
-    double t = o->pool->cfg->idle_timeout;
-    struct timeval tv = {.tv_sec = (time_t)t,
-                         .tv_usec = (suseconds_t)((t - (time_t)t) * 1e6)};
 
-    bufferevent_setcb(up->bev, pool_idle_read_cb, NULL, pool_idle_event_cb, up);
-    bufferevent_set_timeouts(up->bev, &tv, NULL);
+    if (upstream_park(up, o->pool->cfg->idle_timeout, pool_idle_cb) < 0) {
+        pool_close(up, "out of memory for its idle watch");
+        return;
+    }
+    bufferevent_setcb(up->bev, NULL, NULL, NULL, up);
+    bufferevent_set_timeouts(up->bev, NULL, NULL);
+    memory_trim_soon(o->pool->base);
     bufferevent_setwatermark(up->bev, EV_READ, 0, 0);
-    bufferevent_enable(up->bev, EV_READ);
     TAILQ_INSERT_HEAD(&o->idle, up, origin_entry);
     TAILQ_INSERT_TAIL(&o->pool->lru, up, lru_entry);
     o->nidle++;

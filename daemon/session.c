@@ -33,6 +33,7 @@
 #include "hconn-build.h"
 #include "hconn_error.h"
 #include "log.h"
+#include "memory.h"
 #include "pool.h"
 #include "server.h"
 #include "session.h"
@@ -554,6 +555,7 @@ session_free(struct session *s)
     srv->nsessions--;
     json_decref(s->refused_streams);
     bufferevent_free(s->bev);
+    memory_trim_soon(srv->base);
     event_free(s->flush_event);
     log_info("client %lu: closed", s->id);
     free(s);

@@ -444,6 +444,44 @@ upstream_connect(struct upstream *up, struct evdns_base *dns, double timeout,
                                     upstream_resolved_cb, up);
 }
 
+static void
+upstream_park_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream *up = arg;
+
+    up->park_cb(up, what);
+}
+
+int
+upstream_park(struct upstream *up, double timeout,
+              void (*cb)(struct upstream *up, short what))
+{
+    struct timeval tv = {
+        .tv_sec = (time_t)timeout,
+        .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6),
+    };
+
+    /* Reading the bufferevent would keep a read buffer reserved on each
+     * connection (for TLS, OpenSSL's 16 KiB record buffer and libevent's
+     * 8 KiB chain): an idle one only needs to know the socket woke. */
+    if (up->park_event == NULL &&
+        (up->park_event = event_new(up->base, bufferevent_getfd(up->bev),
+                                    EV_READ, upstream_park_cb, up)) == NULL)
+        return -1;
+    up->park_cb = cb;
+    bufferevent_disable(up->bev, EV_READ);
+    if (up->tls)
+        SSL_free_buffers(bufferevent_openssl_get_ssl(up->bev));
+    return event_add(up->park_event, &tv);
+}
+
+void
+upstream_unpark(struct upstream *up)
+{
+    if (up->park_event != NULL)
+        event_del(up->park_event);
+}
+
 bool
 upstream_is_reusable(struct upstream *up)
 {
@@ -488,6 +526,8 @@ upstream_free(struct upstream *up)
         event_free(up->connect_timer);
     if (up->fail_event != NULL)
         event_free(up->fail_event);
+    if (up->park_event != NULL)
+        event_free(up->park_event);
     free(up->tunnel);
     json_decref(up->proxy_reply);
     json_decref(up->fail_detail);

@@ -59,7 +59,9 @@ struct upstream {
                                     (tunnel_failed: the proxy's answer) */
     struct ssl_st *ssl;          /* set up, not yet handed to the filter */
     bool idle;                   /* in the pool's idle lists */
-    unsigned requests;           /* responses completed on it */
+    struct event *park_event;    /* upstream_park's watch on the socket */
+    void (*park_cb)(struct upstream *up, short what);
+    unsigned requests;                  /* responses completed on it */
     TAILQ_ENTRY(upstream) origin_entry; /* origin's idle list */
     TAILQ_ENTRY(upstream) lru_entry;    /* pool's idle list, oldest first */
 };
@@ -88,6 +90,19 @@ void upstream_connect(struct upstream *up, struct evdns_base *dns,
 /* True when an idle connection can carry a request: open, and nothing
  * unexpected waiting to be read. */
 bool upstream_is_reusable(struct upstream *up);
+
+/*
+ * Parks an idle connection: stops reading it, hands TLS's record buffers
+ * back, and calls cb once the socket turns readable (the server closed,
+ * or sent something an idle connection never should) with EV_READ, or
+ * after timeout seconds with EV_TIMEOUT. Returns 0, or -1 when out of
+ * memory (cb will not run).
+ */
+int upstream_park(struct upstream *up, double timeout,
+                  void (*cb)(struct upstream *up, short what));
+
+/* Ends upstream_park's watch; the caller enables reading again. */
+void upstream_unpark(struct upstream *up);
 
 /* Closes the connection and frees up, cancelling anything pending. */
 void upstream_free(struct upstream *up);

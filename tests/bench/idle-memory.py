@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -52,6 +53,9 @@ def main():
                                     verbosity=0) as d:
                     before = d.rss_kib()
                     idle = open_idle(d, request)
+                    # Idle means settled: hconnd hands a burst's freed
+                    # heap back a second after it (daemon/memory.c).
+                    time.sleep(2)
                     after = d.rss_kib()
                     print(f"{name:5}: {idle} idle connections, RSS "
                           f"{before} -> {after} KiB, "

@@ -1,0 +1,20 @@
+/*
+ * memory.h — how hconnd uses the C heap: malloc tuned for streaming, and
+ * memory handed back to the kernel once a burst of work is over.
+ */
+#ifndef HCONND_MEMORY_H
+#define HCONND_MEMORY_H
+
+struct event_base;
+
+/* Sets malloc up for hconnd's buffers; call once, before any work. */
+void memory_tune(void);
+
+/* Returns the heap's free pages to the kernel a second from now, unless
+ * that is already planned; base runs the timer. */
+void memory_trim_soon(struct event_base *base);
+
+/* Cancels a planned trim and frees the timer (shutdown). */
+void memory_shutdown(void);
+
+#endif
