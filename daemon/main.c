@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <event2/dns.h>
@@ -37,6 +38,28 @@ main_usage(FILE *f)
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n",
             config_default_socket());
+}
+
+/* Every client and every upstream connection is a descriptor: raise the
+ * soft limit to the hard one (as nginx's worker_rlimit_nofile would), and
+ * say so when the configured limits could still run out of them. */
+static void
+main_raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    size_t need = cfg->max_clients + cfg->pool_max_total + 64;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_warn("open file limit %llu is below max_clients + pool_max_total "
+                 "(%zu); past it, new clients and connections fail",
+                 (unsigned long long)rl.rlim_cur, need);
 }
 
 void
@@ -164,6 +187,7 @@ main(int argc, char **argv)
         free(cfg.socket_path);
         cfg.socket_path = strdup(socket_path);
     }
+    main_raise_fd_limit(&cfg);
     if (proxy_defaults_load(&srv.proxies, &cfg, err, sizeof err) < 0) {
         log_error("%s", err);
         goto out;
