@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in .ci/packages that are missing.
-# Does nothing when all are present, so the test and demo commands can
-# call it every time.
+# Installs the Debian packages listed in a packages file (default:
+# .ci/packages; one per line, # comments) that are missing. Does nothing
+# when all are present, so the test and demo commands can call it every
+# time.
+#
+#   .ci/install-deps.sh [PACKAGES-FILE]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mapfile -t wanted < <(grep -v -e '^#' -e '^$' "$here/packages")
+list=${1:-$here/packages}
+mapfile -t wanted < <(grep -v -e '^#' -e '^$' "$list")
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
@@ -15,8 +19,9 @@ done
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 echo "installing: ${missing[*]}"
-# nginx's package would start a system nginx on port 80; the tests run
-# their own on loopback, so keep package scripts from starting services.
+# nginx's and squid's packages would start system services on ports 80
+# and 3128; the tests and benchmarks run their own on loopback, so keep
+# package scripts from starting services.
 policy=/usr/sbin/policy-rc.d
 made_policy=
 if [ ! -e "$policy" ]; then

@@ -10,12 +10,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hconn-build.h"
@@ -24,6 +28,8 @@
 #include "wire.h"
 
 #define CLI_CHUNK (64 * 1024) /* body bytes per read */
+/* Bodies above this size ask for 100-continue, as curl's do. */
+#define CLI_EXPECT_THRESHOLD (1024 * 1024)
 
 /* A body to send; for now always in memory. */
 struct cli_body {
@@ -39,6 +45,12 @@ struct cli {
     char **header_bufs;      /* the mutable copies the fields point in */
     struct cli_body body;    /* -d / --data-binary parts joined */
     bool has_data;           /* some -d / --data-binary was given */
+    const char *data_file;   /* --data-binary @FILE alone: streamed from
+                                FILE ("-": stdin) instead of body */
+    const char *upload;      /* -T FILE ("-": stdin), streamed */
+    int expect;              /* 100-continue: 1 asked by -H, 0 refused by
+                                -H 'Expect:', -1 by size (as curl) */
+    double expect_timeout;   /* --expect100-timeout, seconds */
     bool include;            /* -i */
     bool head_only;          /* -I */
     const char *output;      /* -o FILE, NULL for stdout */
@@ -47,6 +59,7 @@ struct cli {
     bool silent;             /* -s */
     double timeout;          /* -m */
     const char *socket_path; /* --socket */
+    bool stats;              /* --stats: print hconnd's figures */
     const char *url;         /* the URL operand */
     char *cacert;            /* --cacert FILE, absolute, malloc'd */
     char *capath;            /* --capath DIR, absolute, malloc'd */
@@ -70,6 +83,7 @@ struct cli_out {
 
 static const char cli_usage[] =
     "Usage: hconn [options] URL\n"
+    "       hconn [--socket PATH] --stats\n"
     "Fetch an http:// or https:// URL through hconnd, the local HTTP/1.1\n"
     "connection pool, and write the response body to standard output.\n"
     "\n"
@@ -79,7 +93,15 @@ static const char cli_usage[] =
     "  -d, --data DATA          send DATA as a form body (repeatable, joined\n"
     "                           with '&'); @FILE reads FILE without its CR/LF\n"
     "                           bytes, @- reads standard input\n"
-    "      --data-binary DATA   send DATA as is; @FILE reads FILE verbatim\n"
+    "      --data-binary DATA   send DATA as is; @FILE streams FILE "
+    "verbatim\n"
+    "                           (@- standard input, sent chunked)\n"
+    "  -T, --upload-file FILE   stream FILE as the body of a PUT (with -X,\n"
+    "                           any method); - reads standard input, sent\n"
+    "                           chunked\n"
+    "      --expect100-timeout SECONDS  how long to wait for 100 Continue\n"
+    "                           before sending the body anyway (default 1;\n"
+    "                           hconnd's expect_timeout bounds it too)\n"
     "  -i, --include            print the status line and headers before "
     "the body\n"
     "  -I, --head               send HEAD and print the response head only\n"
@@ -115,10 +137,16 @@ static const char cli_usage[] =
     "else\n"
     "                           " HCONN_DEFAULT_SOCKET ")\n"
     "  -h, --help               show this help and exit\n"
+    "      --stats              print hconnd's figures (one JSON line: "
+    "clients,\n"
+    "                           requests, pool per origin, reuse, TLS\n"
+    "                           resumptions, errors by name, uptime) and exit\n"
     "  -V, --version            show the version and exit\n"
     "\n"
     "-d and --data-binary imply POST and, unless -H gives one,\n"
     "Content-Type: application/x-www-form-urlencoded.\n"
+    "Bodies over 1 MiB or of unknown length are sent with Expect:\n"
+    "100-continue, as curl does; -H 'Expect:' turns that off.\n"
     "\n"
     "https:// URLs are verified by default (system trust store, host name,\n"
     "SNI). The TLS options apply to https:// URLs and are ignored for\n"
@@ -129,7 +157,8 @@ static const char cli_usage[] =
     "\"hconn: <error>: <detail>\" goes to stderr and the exit status is the\n"
     "error's HCONN_E... code negated (e.g. 12 incomplete_read, 25\n"
     "daemon_unavailable, 29 http_error with -f); a body cut short is always\n"
-    "a failure, even after output started.\n";
+    "a failure, even after output started, flagged \"hconn: body incomplete\n"
+    "after N bytes: ...\".\n";
 
 /* Prints "hconn: <name>: <detail>" unless silent; returns the exit status
  * for code. */
@@ -201,9 +230,28 @@ cli_add_data(struct cli *o, const char *arg, bool binary)
 {
     char *part = NULL, *joined;
     size_t plen = 0;
+    int rc;
 
+    if (o->upload)
+        return cli_error(o, HCONN_EINVALID_ARGUMENT,
+                         "-T and -d/--data-binary are mutually exclusive");
+    if (binary && arg[0] == '@' && !o->has_data) {
+        /* Alone, it is streamed; joined with more it goes in memory. */
+        o->data_file = arg + 1;
+        o->has_data = true;
+        return 0;
+    }
+    if (o->data_file) {
+        const char *first = o->data_file;
+
+        o->data_file = NULL;
+        rc = cli_read_file(first, &o->body.data, &o->body.len);
+        if (rc < 0)
+            return cli_error(o, HCONN_EIO_ERROR, "cannot read %s: %s", first,
+                             strerror(-rc));
+    }
     if (arg[0] == '@') {
-        int rc = cli_read_file(arg + 1, &part, &plen);
+        rc = cli_read_file(arg + 1, &part, &plen);
 
         if (rc < 0)
             return cli_error(o, HCONN_EIO_ERROR, "cannot read %s: %s", arg + 1,
@@ -325,6 +373,30 @@ cli_has_header(const struct cli *o, const char *name)
     return false;
 }
 
+/* Applies -H 'Expect: ...': 'Expect:' (empty, curl's way of removing a
+ * field) turns 100-continue off and is not sent; 'Expect: 100-continue'
+ * turns it on for any body. */
+static void
+cli_take_expect(struct cli *o)
+{
+    for (size_t i = 0; i < o->nheaders; i++) {
+        if (strcasecmp(o->headers[i].name, "Expect") != 0)
+            continue;
+        if (o->headers[i].value[0] == '\0') {
+            o->expect = 0;
+            free(o->header_bufs[i]);
+            memmove(o->headers + i, o->headers + i + 1,
+                    (o->nheaders - i - 1) * sizeof(*o->headers));
+            memmove(o->header_bufs + i, o->header_bufs + i + 1,
+                    (o->nheaders - i - 1) * sizeof(*o->header_bufs));
+            o->nheaders--;
+            i--;
+        } else if (strcasecmp(o->headers[i].value, "100-continue") == 0) {
+            o->expect = 1;
+        }
+    }
+}
+
 /* Frees what parsing allocated. */
 static void
 cli_free(struct cli *o)
@@ -358,12 +430,16 @@ cli_parse(struct cli *o, int argc, char **argv)
         OPT_KEY,
         OPT_TLSV13,
         OPT_PROXY_HEADER,
+        OPT_EXPECT100_TIMEOUT,
+        OPT_STATS,
     };
     static const struct option longopts[] = {
         {"request", required_argument, NULL, 'X'},
         {"header", required_argument, NULL, 'H'},
         {"data", required_argument, NULL, 'd'},
         {"data-binary", required_argument, NULL, OPT_DATA_BINARY},
+        {"upload-file", required_argument, NULL, 'T'},
+        {"expect100-timeout", required_argument, NULL, OPT_EXPECT100_TIMEOUT},
         {"include", no_argument, NULL, 'i'},
         {"head", no_argument, NULL, 'I'},
         {"output", required_argument, NULL, 'o'},
@@ -381,6 +457,7 @@ cli_parse(struct cli *o, int argc, char **argv)
         {"proxy", required_argument, NULL, 'x'},
         {"proxy-user", required_argument, NULL, 'U'},
         {"proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
+        {"stats", no_argument, NULL, OPT_STATS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -389,7 +466,9 @@ cli_parse(struct cli *o, int argc, char **argv)
     char *end;
 
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":X:H:d:iIo:fvsm:kx:U:hV", longopts,
+    o->expect = -1;
+    o->expect_timeout = 1.0;
+    while ((ch = getopt_long(argc, argv, ":X:H:d:T:iIo:fvsm:kx:U:hV", longopts,
                              NULL)) != -1) {
         rc = 0;
         switch (ch) {
@@ -404,6 +483,23 @@ cli_parse(struct cli *o, int argc, char **argv)
             break;
         case OPT_DATA_BINARY:
             rc = cli_add_data(o, optarg, true);
+            break;
+        case 'T':
+            if (o->has_data)
+                rc = cli_error(o, HCONN_EINVALID_ARGUMENT,
+                               "-T and -d/--data-binary are mutually "
+                               "exclusive");
+            o->upload = optarg;
+            break;
+        case OPT_EXPECT100_TIMEOUT:
+            errno = 0;
+            o->expect_timeout = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(o->expect_timeout >= 0) ||
+                o->expect_timeout > 86400)
+                rc = cli_error(o, HCONN_EINVALID_ARGUMENT,
+                               "--expect100-timeout '%s': expected seconds "
+                               "from 0 to 86400",
+                               optarg);
             break;
         case 'i':
             o->include = true;
@@ -461,6 +557,9 @@ cli_parse(struct cli *o, int argc, char **argv)
             rc = cli_add_field(o, "--proxy-header", optarg, &o->proxy_headers,
                                &o->nproxy_headers, &o->proxy_header_bufs);
             break;
+        case OPT_STATS:
+            o->stats = true;
+            break;
         case 'h':
             fputs(cli_usage, stdout);
             return -1;
@@ -487,6 +586,8 @@ cli_parse(struct cli *o, int argc, char **argv)
         if (rc)
             return rc;
     }
+    if (o->stats && optind == argc)
+        return 0;
     if (optind != argc - 1)
         return cli_error(o, HCONN_EINVALID_ARGUMENT,
                          optind == argc ? "no URL given (see --help)"
@@ -508,8 +609,22 @@ cli_parse(struct cli *o, int argc, char **argv)
         if (rc)
             return rc;
     }
+    cli_take_expect(o);
+    if (o->upload || o->data_file) {
+        const char *path = o->upload ? o->upload : o->data_file;
+        int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+            return cli_error(o, HCONN_EIO_ERROR, "cannot read %s: %s", path,
+                             strerror(errno));
+        if (fd > 0)
+            close(fd);
+    }
     if (!o->method)
-        o->method = o->head_only ? "HEAD" : o->has_data ? "POST" : "GET";
+        o->method = o->head_only  ? "HEAD"
+                    : o->upload   ? "PUT"
+                    : o->has_data ? "POST"
+                                  : "GET";
     return 0;
 }
 
@@ -568,8 +683,19 @@ cli_verbose_request(const struct cli *o, const struct url *u,
     for (size_t i = 0; i < o->nheaders; i++)
         fprintf(stderr, "> %s: %s\r\n", o->headers[i].name,
                 o->headers[i].value);
-    if (!cli_has_header(o, "Content-Length") &&
+    if ((o->upload || o->data_file) && !cli_has_header(o, "Content-Length") &&
         !cli_has_header(o, "Transfer-Encoding")) {
+        const char *path = o->upload ? o->upload : o->data_file;
+        struct stat st;
+
+        if (strcmp(path, "-") != 0 && stat(path, &st) == 0 &&
+            S_ISREG(st.st_mode))
+            fprintf(stderr, "> Content-Length: %lld\r\n",
+                    (long long)st.st_size);
+        else
+            fprintf(stderr, "> Transfer-Encoding: chunked\r\n");
+    } else if (!cli_has_header(o, "Content-Length") &&
+               !cli_has_header(o, "Transfer-Encoding")) {
         if (o->has_data)
             fprintf(stderr, "> Content-Length: %zu\r\n", o->body.len);
         else if (!strcmp(o->method, "POST") || !strcmp(o->method, "PUT") ||
@@ -603,17 +729,145 @@ cli_out_open(struct cli_out *out)
     return out->fp;
 }
 
-/* Sends the request. The body is in memory for now; a file body could go
- * out here through hconn_putrequest/putheader/endheaders/send instead. */
+/* Monotonic seconds. */
+static double
+cli_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Waits up to --expect100-timeout for hconnd's verdict on 100-continue,
+ * with libhconn's non-blocking calls and poll(2). *send_body: true to go
+ * on (continue, or the wait ran out: the body goes anyway, as curl's),
+ * false when the final response came first. Returns 0 or a code. */
+static int
+cli_wait_continue(hconn *c, const struct cli *o, bool *send_body)
+{
+    double deadline = cli_now() + o->expect_timeout;
+    int rc = hconn_set_blocking(c, false);
+
+    *send_body = true;
+    while (rc == 0 || rc == HCONN_EWOULD_BLOCK) {
+        struct pollfd pfd = {.fd = hconn_fileno(c), .events = hconn_events(c)};
+        double left = deadline - cli_now();
+        int n;
+
+        rc = hconn_wait_continue(c, send_body);
+        if (rc != HCONN_EWOULD_BLOCK)
+            break;
+        *send_body = true;
+        if (left <= 0) {
+            if (o->verbose)
+                fprintf(stderr,
+                        "* no 100 Continue within %g s: sending the "
+                        "body\n",
+                        o->expect_timeout);
+            rc = 0;
+            break;
+        }
+        pfd.events = hconn_events(c);
+        n = poll(&pfd, 1, (int)(left * 1000) + 1);
+        if (n < 0 && errno != EINTR)
+            rc = HCONN_EIO_ERROR;
+        else if (n > 0)
+            rc = hconn_process(c);
+    }
+    if (rc == 0 || rc < 0) {
+        int brc = hconn_set_blocking(c, true);
+
+        if (rc == 0)
+            rc = brc;
+    }
+    if (rc == 0 && o->verbose)
+        fprintf(stderr, "* %s\n",
+                *send_body ? "sending the body"
+                           : "final response before the body: not sent");
+    return rc;
+}
+
+/* Opens the file a streamed body comes from ("-": stdin) and sets *length
+ * to its size when it is a regular file, else -1 (sent chunked). Returns
+ * the descriptor or -errno. */
+static int
+cli_open_body(const char *path, int64_t *length)
+{
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO
+                                    : open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+
+    *length = -1;
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        off_t pos = lseek(fd, 0, SEEK_CUR);
+
+        *length = (int64_t)st.st_size - (pos > 0 ? (int64_t)pos : 0);
+    }
+    return fd;
+}
+
+/* Streams a -T / --data-binary @FILE body from path. Returns 0 or a code
+ * (negative; an exit status was not printed yet). */
+static int
+cli_send_stream(hconn *c, const struct cli *o, const struct url *u,
+                const char *path)
+{
+    int64_t length, sent;
+    bool send_body = true;
+    unsigned flags = 0;
+    int fd = cli_open_body(path, &length), rc;
+
+    if (fd < 0) {
+        fprintf(stderr, "hconn: cannot read %s: %s\n", path, strerror(-fd));
+        return HCONN_EIO_ERROR;
+    }
+    if (o->expect == 1 ||
+        (o->expect < 0 && (length < 0 || length > CLI_EXPECT_THRESHOLD)))
+        flags |= HCONN_EXPECT_CONTINUE;
+    rc = hconn_request_stream(c, o->method, u->target, o->headers, o->nheaders,
+                              length, flags);
+    if (rc == 0 && (flags & HCONN_EXPECT_CONTINUE) && length != 0)
+        rc = cli_wait_continue(c, o, &send_body);
+    if (rc == 0 && send_body && length != 0) {
+        sent = hconn_send_fd(c, fd, length);
+        rc = sent < 0 ? (int)sent : 0;
+    }
+    if (fd != STDIN_FILENO)
+        close(fd);
+    return rc;
+}
+
+/* Sends the request: a -T / --data-binary @FILE body streamed, any other
+ * body from memory. Returns 0 or a code. */
 static int
 cli_send(hconn *c, const struct cli *o, const struct url *u)
 {
     const char *body = NULL;
+    const char *path = o->upload ? o->upload : o->data_file;
+    struct hconn_header *fields = o->headers;
+    size_t n = o->nheaders;
+    int rc;
 
+    if (path)
+        return cli_send_stream(c, o, u, path);
     if (o->has_data)
         body = o->body.data ? o->body.data : "";
-    return hconn_request(c, o->method, u->target, body, o->body.len, o->headers,
-                         o->nheaders);
+    if (!body || o->expect != -1 || o->body.len <= CLI_EXPECT_THRESHOLD)
+        return hconn_request(c, o->method, u->target, body, o->body.len,
+                             o->headers, o->nheaders);
+    /* A big in-memory body: hconnd holds it until the origin's 100. */
+    fields = calloc(n + 1, sizeof(*fields));
+    if (!fields)
+        return HCONN_ENO_MEMORY;
+    if (n > 0)
+        memcpy(fields, o->headers, n * sizeof(*fields));
+    fields[n++] = (struct hconn_header){"Expect", "100-continue"};
+    rc = hconn_request(c, o->method, u->target, body, o->body.len, fields, n);
+    free(fields);
+    return rc;
 }
 
 /* Makes c for u: straight to the origin, or with -x to the proxy with a
@@ -672,6 +926,7 @@ cli_run(struct cli *o)
     char err[256], hostport[URL_HOST_MAX + 16], authority[URL_HOST_MAX + 3];
     hconn_response *r = NULL;
     hconn *c = NULL;
+    unsigned long long body_bytes = 0;
     struct url u;
     int rc, status;
     bool v6;
@@ -730,7 +985,15 @@ cli_run(struct cli *o)
         ssize_t n = hconn_response_readinto(r, buf, sizeof(buf));
 
         if (n < 0) {
-            if (out.path && out.fp)
+            if (body_bytes > 0 && !o->silent)
+                fprintf(stderr,
+                        "hconn: body incomplete after %llu bytes: %s: %s%s%s\n",
+                        body_bytes, hconn_error_name((int)n), hconn_errmsg(c),
+                        out.path ? "; partial output in " : "",
+                        out.path ? out.path : "");
+            if (body_bytes > 0)
+                status = (int)-n;
+            else if (out.path && out.fp)
                 status = cli_error(o, (int)n, "%s (partial output in %s)",
                                    hconn_errmsg(c), out.path);
             else
@@ -748,6 +1011,7 @@ cli_run(struct cli *o)
             fwrite(buf, 1, (size_t)n, out.fp) != (size_t)n)
             goto write_failed;
         out.wrote = true;
+        body_bytes += (unsigned long long)n;
     }
     hconn_close(c);
     if (!cli_out_open(&out))
@@ -769,13 +1033,63 @@ write_failed:
     return status;
 }
 
+/* --stats: one {"op":"stats"} on its own connection; the reply, as
+ * received, on stdout. The socket is found as libhconn finds it. */
+static int
+cli_stats(struct cli *o)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    const char *env = getenv("HCONN_SOCKET"), *xdg = getenv("XDG_RUNTIME_DIR");
+    static const char req[] = "{\"op\":\"stats\"}\n";
+    char buf[16384], *nl = NULL;
+    size_t total = 0;
+    ssize_t got;
+    int fd;
+
+    if (o->socket_path != NULL)
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", o->socket_path);
+    else if (env != NULL && *env != '\0')
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", env);
+    else if (xdg != NULL && *xdg != '\0' &&
+             snprintf(sun.sun_path, sizeof sun.sun_path, "%s/hconnd.sock",
+                      xdg) > 0 &&
+             access(sun.sun_path, F_OK) == 0)
+        ;
+    else
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", HCONN_DEFAULT_SOCKET);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
+        write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
+        if (fd >= 0)
+            close(fd);
+        return cli_error(o, HCONN_EDAEMON_UNAVAILABLE, "%s: %s", sun.sun_path,
+                         strerror(errno));
+    }
+    /* The reply is one line, of any length: copy it up to its newline. */
+    while (nl == NULL && (got = read(fd, buf, sizeof buf)) > 0) {
+        nl = memchr(buf, '\n', (size_t)got);
+        fwrite(buf, 1, nl != NULL ? (size_t)(nl - buf) + 1 : (size_t)got,
+               stdout);
+        total += (size_t)got;
+    }
+    close(fd);
+    if (nl == NULL)
+        return cli_error(o, HCONN_EBAD_MESSAGE,
+                         "%s: the stats reply ended after %zu bytes, "
+                         "unfinished",
+                         sun.sun_path, total);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     struct cli o = {0};
     int status = cli_parse(&o, argc, argv);
 
-    if (status == 0)
+    if (status == 0 && o.stats)
+        status = cli_stats(&o);
+    else if (status == 0)
         status = cli_run(&o);
     else if (status < 0)
         status = 0;

@@ -9,14 +9,20 @@
  * body it is "in_body" until that response's end or error frame. Only the
  * response that owns the body (body_owner) reads it; a response closed
  * early leaves in_body set and getresponse drains the rest.
+ *
+ * Every call that reads or writes the stream is resumable: in non-blocking
+ * mode it returns HCONN_EWOULD_BLOCK before changing any state it would
+ * have to undo, and the same call made again picks up where it stopped.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "hconn-build.h"
 #include "hconn-private.h"
@@ -294,12 +300,52 @@ static void
 conn_pending_pop(struct hconn *c)
 {
     free(c->pend[c->pend_first].message);
+    json_decref(c->pend[c->pend_first].early);
     c->pend_first++;
     if (--c->pend_count == 0)
         c->pend_first = 0;
 }
 
+struct pending *
+conn_pending_find(struct hconn *c, int64_t id)
+{
+    for (size_t i = 0; i < c->pend_count; i++)
+        if (c->pend[c->pend_first + i].id == id)
+            return &c->pend[c->pend_first + i];
+    return NULL;
+}
+
 /* ---- Building and sending requests ------------------------------------ */
+
+/* Whether a [[name, value]...] array asks for 100-continue (curl's -H
+ * 'Expect: 100-continue'): hconnd then holds the body back itself. */
+static bool
+conn_headers_expect(json_t *headers)
+{
+    size_t i;
+    json_t *pair;
+
+    json_array_foreach(headers, i, pair)
+    {
+        const char *name = json_string_value(json_array_get(pair, 0));
+        const char *value = json_string_value(json_array_get(pair, 1));
+
+        if (name && value && strcasecmp(name, "Expect") == 0 &&
+            strcasecmp(value, "100-continue") == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The error for a sending call refused because output is queued. */
+static int
+conn_would_block(struct hconn *c)
+{
+    return conn_error(c, HCONN_EWOULD_BLOCK,
+                      "%zu bytes are still queued for hconnd: wait for "
+                      "POLLOUT and hconn_process() (non-blocking)",
+                      transport_out_pending(c));
+}
 
 /* A request message without its body field; headers is stolen. */
 static json_t *
@@ -379,28 +425,46 @@ conn_send_request(struct hconn *c, json_t *m, int64_t id, const char *method,
     return 0;
 }
 
+/* What every request does first: checks the connection can take one now
+ * and the request line and headers are sound; fills *hdrs (the caller's
+ * to release) on success. */
+static int
+conn_prepare_request(hconn *c, const char *method, const char *url,
+                     const struct hconn_header *headers, size_t nheaders,
+                     json_t **hdrs)
+{
+    int rc;
+
+    if (c->state != CONN_IDLE)
+        return conn_busy(c);
+    if (transport_out_full(c))
+        return conn_would_block(c);
+    rc = conn_check_request_line(c, method, url);
+    if (rc == 0)
+        rc = conn_headers_json(c, headers, nheaders, hdrs);
+    if (rc < 0)
+        return rc;
+    rc = conn_ready_to_send(c);
+    if (rc < 0)
+        json_decref(*hdrs);
+    return rc;
+}
+
 int
 hconn_request(hconn *c, const char *method, const char *url, const void *body,
               size_t body_len, const struct hconn_header *headers,
               size_t nheaders)
 {
     json_t *hdrs, *m;
+    bool expect;
     int64_t id;
     int rc;
 
-    if (c->state != CONN_IDLE)
-        return conn_busy(c);
-    rc = conn_check_request_line(c, method, url);
-    if (rc == 0)
-        rc = conn_headers_json(c, headers, nheaders, &hdrs);
+    rc = conn_prepare_request(c, method, url, headers, nheaders, &hdrs);
     if (rc < 0)
         return rc;
-    rc = conn_ready_to_send(c);
-    if (rc < 0) {
-        json_decref(hdrs);
-        return rc;
-    }
     id = c->next_id++;
+    expect = body && conn_headers_expect(hdrs);
     m = conn_request_msg(c, id, method, url, hdrs, false, false);
     if (m && body &&
         json_object_set_new(m, "data", json_integer((json_int_t)body_len)) <
@@ -408,7 +472,69 @@ hconn_request(hconn *c, const char *method, const char *url, const void *body,
         json_decref(m);
         m = NULL;
     }
+    /* hconnd holds an inline body itself until the origin's 100. */
+    if (m && expect &&
+        json_object_set_new(m, "expect_continue", json_true()) < 0) {
+        json_decref(m);
+        m = NULL;
+    }
     return conn_send_request(c, m, id, method, body, body_len);
+}
+
+/* Opens the streamed body of request id just sent. */
+static void
+conn_stream_open(struct hconn *c, int64_t id, int64_t length, bool expect)
+{
+    c->state = CONN_BODY_STREAM;
+    c->stream_id = id;
+    c->stream_length = length;
+    c->stream_sent = 0;
+    c->stream_expect = expect;
+    c->stream_continued = false;
+}
+
+int
+hconn_request_stream(hconn *c, const char *method, const char *url,
+                     const struct hconn_header *headers, size_t nheaders,
+                     int64_t length, unsigned flags)
+{
+    json_t *hdrs, *m;
+    bool expect;
+    int64_t id;
+    int rc;
+
+    if (flags & ~(unsigned)HCONN_EXPECT_CONTINUE)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT, "unknown flags 0x%x",
+                          flags & ~(unsigned)HCONN_EXPECT_CONTINUE);
+    for (size_t i = 0; headers && i < nheaders; i++)
+        if (headers[i].name &&
+            (strcasecmp(headers[i].name, "Content-Length") == 0 ||
+             strcasecmp(headers[i].name, "Transfer-Encoding") == 0))
+            return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                              "header %s given to hconn_request_stream: the "
+                              "length argument decides the framing",
+                              headers[i].name);
+    rc = conn_prepare_request(c, method, url, headers, nheaders, &hdrs);
+    if (rc < 0)
+        return rc;
+    id = c->next_id++;
+    expect = (flags & HCONN_EXPECT_CONTINUE) || conn_headers_expect(hdrs);
+    m = conn_request_msg(c, id, method, url, hdrs, false, false);
+    if (m && (json_object_set_new(m, "body", json_string("stream")) < 0 ||
+              (length >= 0 &&
+               json_object_set_new(m, "length", json_integer(length)) < 0) ||
+              (expect &&
+               json_object_set_new(m, "expect_continue", json_true()) < 0))) {
+        json_decref(m);
+        m = NULL;
+    }
+    rc = conn_send_request(c, m, id, method, NULL, 0);
+    if (rc < 0)
+        return rc;
+    conn_stream_open(c, id, length < 0 ? -1 : length, expect);
+    if (length == 0)
+        return hconn_end_body(c);
+    return 0;
 }
 
 int
@@ -507,7 +633,7 @@ conn_put_framing(struct hconn *c, bool *stream, int64_t *length)
 int
 hconn_endheaders(hconn *c, const void *body, size_t len)
 {
-    bool stream = false;
+    bool stream = false, expect;
     int64_t length = -1, id;
     json_t *m;
     int rc;
@@ -515,6 +641,8 @@ hconn_endheaders(hconn *c, const void *body, size_t len)
     if (c->state != CONN_REQ_STARTED)
         return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
                           "endheaders without putrequest");
+    if (transport_out_full(c))
+        return conn_would_block(c); /* the put request stays as it is */
     if (!body)
         rc = conn_put_framing(c, &stream, &length);
     else
@@ -527,6 +655,7 @@ hconn_endheaders(hconn *c, const void *body, size_t len)
         return rc;
     }
     id = c->next_id++;
+    expect = (body || stream) && conn_headers_expect(c->put_headers);
     m = conn_request_msg(c, id, c->put_method, c->put_target,
                          json_incref(c->put_headers), c->put_skip_host,
                          c->put_skip_accept_encoding);
@@ -543,19 +672,21 @@ hconn_endheaders(hconn *c, const void *body, size_t len)
         json_decref(m);
         m = NULL;
     }
+    if (m && expect &&
+        json_object_set_new(m, "expect_continue", json_true()) < 0) {
+        json_decref(m);
+        m = NULL;
+    }
     c->state = CONN_IDLE;
     rc = conn_send_request(c, m, id, c->put_method, body, len);
     conn_put_clear(c);
-    if (rc == 0 && stream) {
-        c->state = CONN_BODY_STREAM;
-        c->stream_id = id;
-        c->stream_length = length;
-        c->stream_sent = 0;
-    }
+    if (rc == 0 && stream)
+        conn_stream_open(c, id, length, expect);
     return rc;
 }
 
-/* Sends the end frame of the streamed body. Returns 0 or a code. */
+/* Sends the end frame of the streamed body; never would_block. Returns 0
+ * or a code. */
 static int
 conn_end_stream(struct hconn *c)
 {
@@ -564,12 +695,23 @@ conn_end_stream(struct hconn *c)
     int rc;
 
     json_decref(id);
-    c->state = CONN_IDLE;
     if (!m)
         return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
-    rc = transport_send_msg(c, m, NULL, 0);
+    /* Queued even over the high-water mark: a line of a few bytes, and
+     * the body it ends was already taken. */
+    rc = transport_send_control(c, m);
     json_decref(m);
+    c->state = CONN_IDLE;
     return rc;
+}
+
+int
+hconn_end_body(hconn *c)
+{
+    if (c->state != CONN_BODY_STREAM)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          "no streamed request body is open");
+    return conn_end_stream(c);
 }
 
 int
@@ -578,9 +720,18 @@ hconn_send(hconn *c, const void *data, size_t len)
     json_t *id, *m;
     int rc;
 
+    if (c->state != CONN_BODY_STREAM && c->refused_id != 0 &&
+        c->refused_id == c->next_id - 1)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          "the server answered request %" PRId64
+                          " with status %d before its body: the body is "
+                          "not sent",
+                          c->refused_id, c->refused_status);
     if (c->state != CONN_BODY_STREAM)
         return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
                           "no streamed request body is open");
+    if (transport_out_full(c))
+        return conn_would_block(c);
     if (c->stream_length >= 0 &&
         len > (uint64_t)c->stream_length - c->stream_sent)
         return conn_error(c, HCONN_EBODY_LENGTH,
@@ -604,6 +755,88 @@ hconn_send(hconn *c, const void *data, size_t len)
     if (c->stream_length >= 0 && c->stream_sent == (uint64_t)c->stream_length)
         return conn_end_stream(c);
     return 0;
+}
+
+/* Waits until fd has bytes to read (blocking mode, fd non-blocking).
+ * Returns 0 or -errno. */
+static int
+conn_wait_fd(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+    while (poll(&pfd, 1, -1) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
+
+int64_t
+hconn_send_fd(hconn *c, int fd, int64_t len)
+{
+    static const size_t piece = HCONN_CHUNK;
+    char *buf;
+    int64_t sent = 0;
+    int rc = 0;
+
+    if (c->state != CONN_BODY_STREAM)
+        return hconn_send(c, NULL, 0); /* the state error, with detail */
+    if (fd < 0)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "invalid file descriptor %d", fd);
+    if (c->stream_length >= 0 &&
+        (len < 0 || len > c->stream_length - (int64_t)c->stream_sent))
+        len = c->stream_length - (int64_t)c->stream_sent;
+    buf = malloc(piece);
+    if (!buf)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    while (len < 0 || sent < len) {
+        size_t want = len >= 0 && (uint64_t)(len - sent) < piece
+                          ? (size_t)(len - sent)
+                          : piece;
+        ssize_t n;
+
+        /* Nothing is read from fd that could not be queued at once. */
+        if (transport_out_full(c)) {
+            rc = conn_would_block(c);
+            break;
+        }
+        n = read(fd, buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (c->nonblocking) {
+                rc = conn_error(c, HCONN_EWOULD_BLOCK,
+                                "file descriptor %d has no data yet", fd);
+                break;
+            }
+            if ((rc = conn_wait_fd(fd)) == 0)
+                continue;
+            errno = -rc;
+            n = -1;
+        }
+        if (n < 0) {
+            rc = conn_error(c, HCONN_EIO_ERROR,
+                            "reading the body from file descriptor %d: %s", fd,
+                            strerror(errno));
+            break;
+        }
+        if (n == 0) {
+            if (len >= 0)
+                rc = conn_error(c, HCONN_EBODY_LENGTH,
+                                "file descriptor %d ended after %" PRId64
+                                " of %" PRId64 " body bytes",
+                                fd, sent, len);
+            break;
+        }
+        rc = hconn_send(c, buf, (size_t)n);
+        if (rc < 0)
+            break;
+        sent += n;
+    }
+    free(buf);
+    if (rc == HCONN_EWOULD_BLOCK && sent > 0)
+        return sent;
+    return rc < 0 ? rc : sent;
 }
 
 /* ---- Responses --------------------------------------------------------- */
@@ -676,6 +909,108 @@ conn_pending_failed(struct hconn *c)
     return code;
 }
 
+/*
+ * One step towards the reply to p, the request at the head of the queue:
+ * drains an abandoned body, or takes the next reply and checks it is p's
+ * head, error or continue. Returns 0 with msg and rep set; 1 when the
+ * caller should look at p again (a step was made, or p or the connection
+ * failed); HCONN_EWOULD_BLOCK when non-blocking and nothing is ready.
+ * what names the wait in the error ("continue of", "response to").
+ */
+static int
+conn_next_reply(hconn *c, struct pending *p, const char *what, json_t **msg,
+                struct wire_reply *rep)
+{
+    int rc;
+
+    if (c->in_body) {
+        rc = conn_drain_step(c);
+        return rc == HCONN_EWOULD_BLOCK ? rc : 1;
+    }
+    rc = transport_next_reply(c, msg, rep);
+    if (rc < 0)
+        return rc == HCONN_EWOULD_BLOCK ? rc : 1;
+    if (conn_stray_error(rep, p->id)) {
+        json_decref(*msg);
+        return 1;
+    }
+    if (!conn_id_matches(rep, p->id) ||
+        (rep->kind != WIRE_REPLY_HEAD && rep->kind != WIRE_REPLY_ERROR &&
+         rep->kind != WIRE_REPLY_CONTINUE)) {
+        json_decref(*msg);
+        conn_error(c, HCONN_EBAD_MESSAGE,
+                   "unexpected reply from hconnd while waiting for the %s "
+                   "request %" PRId64,
+                   what, p->id);
+        conn_broken(c, HCONN_EBAD_MESSAGE);
+        return 1;
+    }
+    return 0;
+}
+
+int
+hconn_wait_continue(hconn *c, bool *send_body)
+{
+    struct pending *p;
+
+    if (!send_body)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT, "send_body is NULL");
+    *send_body = false;
+    if (c->refused_id != 0 && c->refused_id == c->next_id - 1 &&
+        c->state != CONN_BODY_STREAM)
+        return 0; /* asked again after a refusal */
+    if (c->state != CONN_BODY_STREAM)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          "no streamed request body is open");
+    if (!c->stream_expect || c->stream_continued) {
+        *send_body = true;
+        return 0;
+    }
+    p = c->pend_count > 0 ? &c->pend[c->pend_first] : NULL;
+    if (!p || p->id != c->stream_id || c->body_owner)
+        return conn_error(c, HCONN_ERESPONSE_NOT_READY,
+                          "earlier responses must be read before waiting "
+                          "for the continue of request %" PRId64,
+                          c->stream_id);
+    for (;;) {
+        struct wire_reply rep;
+        json_t *msg;
+        int rc;
+
+        if (!p->error && c->fd < 0)
+            pending_fail(p, HCONN_ECONNECTION_CLOSED,
+                         "not connected to hconnd");
+        if (p->error) {
+            c->state = CONN_IDLE;
+            snprintf(c->errmsg, sizeof(c->errmsg), "%s",
+                     p->message ? p->message : hconn_strerror(p->error));
+            return p->error; /* getresponse reports it again */
+        }
+        rc = conn_next_reply(c, p, "continue of", &msg, &rep);
+        if (rc == HCONN_EWOULD_BLOCK)
+            return rc;
+        if (rc != 0)
+            continue;
+        if (rep.kind == WIRE_REPLY_CONTINUE) {
+            json_decref(msg);
+            c->stream_continued = true;
+            *send_body = true;
+            return 0;
+        }
+        if (rep.kind == WIRE_REPLY_ERROR) {
+            pending_fail(p, conn_reply_error(c, &rep), c->errmsg);
+            json_decref(msg);
+            continue;
+        }
+        /* A final answer first: the body never goes (PROTOCOL.md 5.4);
+         * getresponse() hands this head out. */
+        p->early = msg;
+        c->refused_id = p->id;
+        c->refused_status = rep.status;
+        return conn_end_stream(c);
+    }
+}
+
 int
 hconn_getresponse(hconn *c, hconn_response **respp)
 {
@@ -707,31 +1042,29 @@ hconn_getresponse(hconn *c, hconn_response **respp)
                          "not connected to hconnd");
         if (p->error)
             return conn_pending_failed(c);
-        if (c->in_body) {
-            conn_drain_step(c);
-            continue;
+        if (p->early) {
+            char err[256];
+
+            msg = p->early;
+            p->early = NULL;
+            if (wire_parse_reply(msg, &rep, err, sizeof(err)) < 0) {
+                json_decref(msg); /* it parsed when it was taken */
+                pending_fail(p, HCONN_EBAD_MESSAGE, err);
+                continue;
+            }
+            goto head;
         }
-        if (transport_next_reply(c, &msg, &rep) < 0)
+        rc = conn_next_reply(c, p, "response to", &msg, &rep);
+        if (rc == HCONN_EWOULD_BLOCK)
+            return rc;
+        if (rc != 0)
             continue;
-        if (conn_stray_error(&rep, p->id)) {
-            json_decref(msg);
-            continue;
-        }
-        if (!conn_id_matches(&rep, p->id) ||
-            (rep.kind != WIRE_REPLY_HEAD && rep.kind != WIRE_REPLY_ERROR &&
-             rep.kind != WIRE_REPLY_CONTINUE)) {
-            json_decref(msg);
-            conn_error(c, HCONN_EBAD_MESSAGE,
-                       "unexpected reply from hconnd while waiting for the "
-                       "response to request %" PRId64,
-                       p->id);
-            conn_broken(c, HCONN_EBAD_MESSAGE);
-            continue;
-        }
         if (rep.kind == WIRE_REPLY_CONTINUE) {
-            json_decref(msg); /* 100-continue is not used yet */
+            /* Nobody waited for it: the body was sent (or held) anyway. */
+            json_decref(msg);
             continue;
         }
+    head:
         if (rep.proxy_headers != NULL)
             conn_keep_proxy_headers(c, rep.proxy_headers);
         if (rep.kind == WIRE_REPLY_ERROR) {
@@ -950,6 +1283,54 @@ hconn_fileno(const hconn *c)
     return c ? c->fd : -1;
 }
 
+int
+hconn_set_blocking(hconn *c, bool blocking)
+{
+    int rc = 0;
+
+    if (blocking && c->nonblocking) {
+        c->nonblocking = false;
+        rc = transport_flush_all(c);
+    }
+    c->nonblocking = !blocking;
+    return rc < 0 ? rc : hconn_connect(c);
+}
+
+/* Whether a request is outstanding or a body is being read. */
+static bool
+conn_awaiting(const struct hconn *c)
+{
+    return c->pend_count > 0 || c->in_body;
+}
+
+short
+hconn_events(const hconn *c)
+{
+    short ev = 0;
+
+    if (!c || c->fd < 0)
+        return 0;
+    if (transport_out_pending(c) > 0)
+        ev |= POLLOUT | POLLIN; /* replies are taken in while writing */
+    else if (conn_awaiting(c) && !c->eof && c->rlen - c->rpos < HCONN_RBUF_SOFT)
+        ev |= POLLIN;
+    return ev;
+}
+
+int
+hconn_process(hconn *c)
+{
+    int rc;
+
+    if (c->fd < 0)
+        return conn_error(c, HCONN_ENOT_CONNECTED, "not connected to hconnd");
+    rc = transport_flush(c);
+    if (rc == 0 && !c->eof)
+        rc = transport_read_ready(
+            c, transport_out_pending(c) > 0 ? SIZE_MAX : HCONN_RBUF_SOFT);
+    return rc;
+}
+
 void
 hconn_set_debuglevel(hconn *c, int level)
 {
@@ -970,8 +1351,10 @@ hconn_close(hconn *c)
     transport_close(c);
     while (c->responses)
         response_free(c->responses);
-    for (size_t i = 0; i < c->pend_count; i++)
+    for (size_t i = 0; i < c->pend_count; i++) {
         free(c->pend[c->pend_first + i].message);
+        json_decref(c->pend[c->pend_first + i].early);
+    }
     free(c->pend);
     conn_put_clear(c);
     json_decref(c->tunnel_headers);

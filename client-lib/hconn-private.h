@@ -21,6 +21,12 @@
 #define HCONN_ERRMSG_MAX  512         /* bytes of an error detail, NUL incl. */
 #define HCONN_MAX_TIMEOUT 86400.0     /* longest "timeout" the protocol takes */
 #define HCONN_MAX_PATH    4096        /* bytes of a "tls" file name */
+/* Non-blocking mode: a sending call is taken whole while less than this is
+ * queued for the daemon, else it is refused with HCONN_EWOULD_BLOCK. */
+#define HCONN_WBUF_HIGH (256 * 1024)
+/* Non-blocking mode: hconn_process() buffers replies nobody asked for yet
+ * only up to this (more only while output is queued, to avoid deadlock). */
+#define HCONN_RBUF_SOFT (1024 * 1024)
 
 /* Where the putrequest/putheader/endheaders/send sequence stands. */
 enum conn_state {
@@ -35,6 +41,7 @@ struct pending {
     bool head;     /* HEAD request: the response has no body */
     int error;     /* set when it failed before its head arrived */
     char *message; /* malloc'd detail of error */
+    json_t *early; /* head reply taken by hconn_wait_continue(), owned */
 };
 
 /* The HTTP response object (HTTPResponse). */
@@ -56,6 +63,9 @@ struct hconn_response {
     int64_t length;      /* announced body length, -1 unknown */
     int64_t length_left; /* body bytes still due, -1 unknown */
     uint64_t received;   /* body bytes handed to the caller */
+    char *all;           /* read_all's partial body (non-blocking mode) */
+    size_t all_len;      /* bytes in all */
+    size_t all_cap;      /* size of all */
     bool ended;          /* the end frame arrived: body complete */
     int error;           /* sticky error that ended the body */
     char *errmsg;        /* malloc'd detail of error */
@@ -88,6 +98,11 @@ struct hconn {
     size_t rlen;               /* end of the received bytes */
     size_t rcap;               /* size of rbuf */
     struct wire_reader reader; /* line reader state */
+    bool nonblocking;          /* calls return HCONN_EWOULD_BLOCK, never wait */
+    char *wbuf;                /* non-blocking: bytes queued for the daemon */
+    size_t wpos;               /* first unsent byte in wbuf */
+    size_t wlen;               /* end of the queued bytes */
+    size_t wcap;               /* size of wbuf */
     uint64_t payload_left;     /* raw bytes of the current data frame
                                   still to take from the stream */
 
@@ -106,6 +121,11 @@ struct hconn {
     int64_t stream_id;     /* id of the request whose body streams */
     int64_t stream_length; /* its Content-Length, -1 unknown */
     uint64_t stream_sent;  /* body bytes sent so far */
+    bool stream_expect;    /* it asked for 100-continue */
+    bool stream_continued; /* hconnd said "continue" */
+    int64_t refused_id;    /* last request whose body the origin refused
+                              before it was sent (0: none) */
+    int refused_status;    /* the status it answered with */
 
     /* The response stream. */
     bool in_body;    /* the stream is inside a response body */
@@ -140,6 +160,9 @@ bool conn_stray_error(const struct wire_reply *rep, int64_t id);
  * returns its code. */
 int conn_reply_error(struct hconn *c, const struct wire_reply *rep);
 
+/* Takes the queued request of id that awaits its head, or NULL. */
+struct pending *conn_pending_find(struct hconn *c, int64_t id);
+
 /* Copies a [[name, value]...] array into a malloc'd header array (strings
  * in the same block). Returns 0 or HCONN_ENO_MEMORY. */
 int conn_copy_headers(json_t *pairs, struct hconn_header **out, size_t *n);
@@ -166,13 +189,21 @@ int transport_connect(struct hconn *c);
 void transport_close(struct hconn *c);
 
 /* Encodes msg as a line and sends it, then payload (len bytes, may be 0).
- * Returns 0 or a negative code after conn_broken. */
+ * In non-blocking mode both are queued whole and written as far as the
+ * socket takes them; HCONN_EWOULD_BLOCK (nothing queued) while
+ * transport_out_full(). Returns 0 or a negative code after conn_broken. */
 int transport_send_msg(struct hconn *c, const json_t *msg, const void *payload,
                        size_t len);
 
+/* Sends a message without payload (an end frame); in non-blocking mode it
+ * is queued even over the high-water mark. Returns 0 or a negative code
+ * after conn_broken. */
+int transport_send_control(struct hconn *c, const json_t *msg);
+
 /* Takes the next message from the stream (no payload may be pending).
  * *msgp is the decoded object the reply borrows from: json_decref it.
- * A data reply sets c->payload_left. Returns 0 or a negative code after
+ * A data reply sets c->payload_left. Returns 0, HCONN_EWOULD_BLOCK
+ * (non-blocking mode; call again later) or a negative code after
  * conn_broken. */
 int transport_next_reply(struct hconn *c, json_t **msgp,
                          struct wire_reply *rep);
@@ -184,13 +215,35 @@ size_t transport_payload_avail(struct hconn *c, const char **p);
 void transport_payload_consume(struct hconn *c, size_t n);
 
 /* Receives payload bytes straight into buf (nothing buffered, n at most
- * payload_left); blocks for at least one. Returns the count or a negative
- * code after conn_broken. */
+ * payload_left); blocks for at least one. Returns the count, or
+ * HCONN_EWOULD_BLOCK (non-blocking mode, nothing there), or a negative code
+ * after conn_broken. */
 ssize_t transport_payload_direct(struct hconn *c, void *buf, size_t n);
 
-/* Waits for and buffers more bytes from the daemon. Returns 0 or a negative
- * code after conn_broken. */
+/* Waits for and buffers more bytes from the daemon. Returns 0, or
+ * HCONN_EWOULD_BLOCK in non-blocking mode when nothing is there (the stream
+ * is intact), or a negative code after conn_broken. */
 int transport_fill(struct hconn *c);
+
+/* Non-blocking mode: whether a sending call must be refused now because
+ * HCONN_WBUF_HIGH bytes or more are queued. */
+bool transport_out_full(const struct hconn *c);
+
+/* Bytes queued for the daemon and not yet written. */
+size_t transport_out_pending(const struct hconn *c);
+
+/* Writes queued bytes without waiting. Returns 0 (some may remain) or a
+ * negative code after conn_broken. */
+int transport_flush(struct hconn *c);
+
+/* Writes every queued byte, waiting as blocking writes do. Returns 0 or a
+ * negative code after conn_broken. */
+int transport_flush_all(struct hconn *c);
+
+/* Non-blocking mode: reads what the daemon sent without waiting, while
+ * fewer than limit unread bytes are buffered. Returns 0 or a negative code
+ * after conn_broken. */
+int transport_read_ready(struct hconn *c, size_t limit);
 
 /* Writes one protocol line to stderr when debugging ("send: "/"reply: "). */
 void transport_debug(const struct hconn *c, const char *prefix,

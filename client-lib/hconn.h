@@ -22,7 +22,9 @@
  * - Bodies are never cut short silently: a read returns 0 only after the
  *   daemon said the body is complete. A body that ends early is an error
  *   (incomplete_read, connection_closed, remote_disconnected, ...).
- * - Calls block. With a timeout (hconn_options.timeout) every wait on the
+ * - Calls block, unless hconn_set_blocking(c, false) chose non-blocking
+ *   mode (see "Non-blocking mode" below). With a timeout
+ *   (hconn_options.timeout) every wait on the
  *   daemon socket gives up after twice the timeout plus one second: hconnd
  *   applies the timeout to the connect and to each read separately, so its
  *   own, more precise timeout error arrives first. A local timeout
@@ -212,6 +214,73 @@ int hconn_endheaders(hconn *c, const void *body, size_t len);
 int hconn_send(hconn *c, const void *data, size_t len);
 
 /*
+ * Streamed request bodies in one call: http.client's
+ * request(method, url, body=<iterable>, headers, encode_chunked=True), and
+ * dugong's send_request(..., body=BodyFollowing(n)).
+ *
+ * Sends the request head now; the body follows with hconn_send() /
+ * hconn_send_fd() as raw bytes and ends with hconn_end_body() (or
+ * hconn_getresponse()). length >= 0 declares the body's size: hconnd sends
+ * Content-Length: length, the body ends by itself after length bytes,
+ * more is refused (HCONN_EBODY_LENGTH) and fewer makes hconnd answer
+ * body_length, never sending a short body upstream. length < 0
+ * (HCONN_LENGTH_UNKNOWN) is http.client's encode_chunked=True: hconnd, not
+ * the caller, frames the bytes as Transfer-Encoding: chunked, so no chunk
+ * framing is ever passed to hconn_send(). That is why headers may not
+ * contain Content-Length or Transfer-Encoding here (HCONN_EINVALID_ARGUMENT):
+ * the length argument decides the framing. flags: HCONN_EXPECT_CONTINUE
+ * (or an "Expect: 100-continue" field in headers) asks for 100-continue,
+ * see hconn_wait_continue(). Returns 0 or the errors of hconn_request().
+ */
+#define HCONN_LENGTH_UNKNOWN  ((int64_t)-1)
+#define HCONN_EXPECT_CONTINUE 0x1u
+int hconn_request_stream(hconn *c, const char *method, const char *url,
+                         const struct hconn_header *headers, size_t nheaders,
+                         int64_t length, unsigned flags);
+
+/*
+ * Streams the body from file descriptor fd: len bytes, or until its end
+ * when len < 0 (a pipe, a socket, stdin). Reads pieces of 64 KiB: the body
+ * is never held in memory whole. With a declared length, len is capped to
+ * what is still due. Returns the bytes sent, or HCONN_EBODY_LENGTH (fd
+ * ended before len bytes; those read were sent), HCONN_EIO_ERROR (read
+ * failed), HCONN_ECANNOT_SEND_REQUEST or a connection error. Non-blocking
+ * mode: returns the count sent so far once the output queue is full (or
+ * fd has nothing yet; wait for fd too), HCONN_EWOULD_BLOCK if that is 0;
+ * call again for the rest.
+ */
+int64_t hconn_send_fd(hconn *c, int fd, int64_t len);
+
+/*
+ * Ends the open streamed body now (the end frame), so that another
+ * request can follow before any response is read (pipelining). A body
+ * with a declared length ends by itself; ending it short makes hconnd
+ * answer body_length. Returns 0, HCONN_ECANNOT_SEND_REQUEST (no streamed
+ * body open) or a connection error.
+ */
+int hconn_end_body(hconn *c);
+
+/*
+ * Expect: 100-continue (dugong's send_request(..., expect100=True) then
+ * read_response()). After hconn_request_stream(..., HCONN_EXPECT_CONTINUE)
+ * (or putheader("Expect", "100-continue") + endheaders), waits for hconnd's
+ * verdict before the body goes:
+ * - *send_body true: the origin answered 100 Continue, or stayed silent
+ *   for hconnd's expect_timeout (1 s by default, as curl): send the body.
+ * - *send_body false: the origin gave its final answer first (417, 401,
+ *   413, ...). The body must not be sent: the library has ended it (so
+ *   hconn_send() now refuses, naming the status) and hconn_getresponse()
+ *   returns that response. hconnd does not reuse that upstream connection.
+ * Calling it without an expecting stream sets *send_body true. Body bytes
+ * sent before the verdict are held by hconnd within its buffer, so waiting
+ * is optional. The expecting request must be the oldest unanswered one
+ * (else HCONN_ERESPONSE_NOT_READY: read the earlier responses first).
+ * Returns 0, HCONN_EWOULD_BLOCK (non-blocking mode), the request's error
+ * (which hconn_getresponse() reports again) or a connection error.
+ */
+int hconn_wait_continue(hconn *c, bool *send_body);
+
+/*
  * The response to the oldest request not yet answered; blocks until its
  * head arrives. Ends an open streamed body first. Discards the rest of a
  * response that was closed unread. Returns 0 with *respp set (free it with
@@ -226,6 +295,53 @@ int hconn_getresponse(hconn *c, hconn_response **respp);
 
 /* The daemon socket's descriptor, -1 when not connected. */
 int hconn_fileno(const hconn *c);
+
+/*
+ * ---- Non-blocking mode (dugong's coroutine API, the C way) ----
+ *
+ * hconn_set_blocking(c, false) connects (if needed) and makes every call
+ * on c and its responses return at once. A call that cannot proceed
+ * returns HCONN_EWOULD_BLOCK, having changed nothing that the same call
+ * made again would not pick up: call it again after poll(2) (or epoll,
+ * or a libevent event) reports one of hconn_events(c) on hconn_fileno(c),
+ * and hconn_process(c) ran. In detail:
+ * - Sending calls (request, request_stream, endheaders, send, send_fd)
+ *   queue their message whole and write what the socket takes. While
+ *   256 KiB or more are queued they are refused with HCONN_EWOULD_BLOCK and
+ *   take nothing, so memory stays bounded by that plus one call's data.
+ * - Receiving calls (getresponse, wait_continue, read, readinto, readline,
+ *   read_all) use the bytes that are there; read/readinto return a short
+ *   count rather than wait; readline may return a partial line (no '\n')
+ *   when the rest has not arrived; read_all keeps its partial body inside
+ *   the response between calls.
+ * - HCONN_ETIMEOUT never comes from the library in this mode: the
+ *   caller's loop owns time (hconnd's own timeouts still apply).
+ * - Connecting to the daemon stays a blocking connect(2) on a local
+ *   socket, done by hconn_set_blocking(c, false) itself.
+ * hconn_set_blocking(c, true) goes back, first writing out (blocking)
+ * whatever is queued. Returns 0 or a connection error.
+ */
+int hconn_set_blocking(hconn *c, bool blocking);
+
+/*
+ * The poll(2) events c waits for: POLLOUT while output is queued, POLLIN
+ * while a request is outstanding (or output is queued: replies are taken
+ * in meanwhile so pipelined writes can never deadlock). 0 when there is
+ * nothing to wait for or c is not connected. Without queued output, POLLIN
+ * is dropped while 1 MiB of replies is buffered unread: consume them with
+ * getresponse/read first.
+ */
+short hconn_events(const hconn *c);
+
+/*
+ * Does the I/O the socket is ready for, without waiting: writes queued
+ * output and buffers what hconnd sent (up to 1 MiB unread, or without limit
+ * while output is queued). Call it when poll reports hconn_events(c), then
+ * retry the calls that returned HCONN_EWOULD_BLOCK. Returns 0,
+ * HCONN_ENOT_CONNECTED or a connection error (the stream is then broken,
+ * as in blocking mode).
+ */
+int hconn_process(hconn *c);
 
 /* Closes the daemon socket and frees c and every response still open. */
 void hconn_close(hconn *c);
@@ -296,7 +412,8 @@ ssize_t hconn_response_readinto(hconn_response *r, void *buf, size_t n);
 int hconn_response_read_all(hconn_response *r, void **bufp, size_t *lenp);
 
 /*
- * Reads one line, up to and including '\n', at most size - 1 bytes, and
+ * Reads one line, up to and including '\n', at most size - 1 bytes (in
+ * non-blocking mode, possibly a partial line: see hconn_set_blocking), and
  * NUL-terminates it. Returns its length, 0 at the end of the body, or a
  * negative code (HCONN_EINVALID_ARGUMENT when size < 2; errors as read).
  */

@@ -7,6 +7,8 @@
  * the length was announced, every byte of it). Anything else that ends a
  * body is an error that sticks to the response: bytes already copied by
  * the failing call are returned first, the error on the next call.
+ * HCONN_EWOULD_BLOCK (non-blocking mode) never sticks: it only says "not
+ * yet".
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -63,8 +65,8 @@ response_bad_reply(struct hconn_response *r, const char *what)
 
 /*
  * Moves r's body along until payload bytes are due. Returns 1 when the
- * current data frame has bytes left, 0 when the body is complete, or r's
- * (negative) error. May block.
+ * current data frame has bytes left, 0 when the body is complete,
+ * HCONN_EWOULD_BLOCK, or r's (negative) error. May block.
  */
 static int
 response_advance(struct hconn_response *r)
@@ -89,6 +91,8 @@ response_advance(struct hconn_response *r)
         if (c->payload_left > 0)
             return 1;
         rc = transport_next_reply(c, &msg, &rep);
+        if (rc == HCONN_EWOULD_BLOCK)
+            return rc;
         if (rc < 0) {
             response_fail(r, rc); /* conn_broken normally did already */
             continue;
@@ -178,6 +182,17 @@ response_read_core(struct hconn_response *r, char *buf, size_t n, bool some)
         if (rc <= 0)
             break;
         avail = transport_payload_avail(c, &p);
+        if (avail == 0 && c->nonblocking) {
+            /* Only what is there: a partial count is not the end here. */
+            if ((rc = transport_fill(c)) == HCONN_EWOULD_BLOCK)
+                break;
+            if (rc < 0) {
+                response_fail(r, rc);
+                rc = r->error;
+                break;
+            }
+            continue;
+        }
         if (avail > 0) {
             size_t k = avail < n - copied ? avail : n - copied;
 
@@ -208,6 +223,8 @@ response_read_core(struct hconn_response *r, char *buf, size_t n, bool some)
     response_finish_known(r);
     if (copied > 0)
         return (ssize_t)copied;
+    if (rc == HCONN_EWOULD_BLOCK && !r->error)
+        return rc;
     if (rc < 0 || r->error)
         return response_error(r);
     return 0;
@@ -233,13 +250,20 @@ hconn_response_read_all(hconn_response *r, void **bufp, size_t *lenp)
 
     *bufp = NULL;
     *lenp = 0;
-    if (r->length_left >= 0 && (uint64_t)r->length_left < SIZE_MAX / 2)
-        cap = (size_t)r->length_left + 1;
-    else
-        cap = HCONN_CHUNK;
-    buf = malloc(cap);
-    if (!buf)
-        return conn_error(r->conn, HCONN_ENO_MEMORY, "out of memory");
+    if (r->all) { /* resumed after HCONN_EWOULD_BLOCK */
+        buf = r->all;
+        len = r->all_len;
+        cap = r->all_cap;
+        r->all = NULL;
+    } else {
+        if (r->length_left >= 0 && (uint64_t)r->length_left < SIZE_MAX / 2)
+            cap = (size_t)r->length_left + 1;
+        else
+            cap = HCONN_CHUNK;
+        buf = malloc(cap);
+        if (!buf)
+            return conn_error(r->conn, HCONN_ENO_MEMORY, "out of memory");
+    }
     for (;;) {
         ssize_t n;
 
@@ -258,6 +282,12 @@ hconn_response_read_all(hconn_response *r, void **bufp, size_t *lenp)
             cap *= 2;
         }
         n = response_read_core(r, buf + len, cap - len - 1, false);
+        if (n == HCONN_EWOULD_BLOCK) {
+            r->all = buf; /* kept for the next call */
+            r->all_len = len;
+            r->all_cap = cap;
+            return (int)n;
+        }
         if (n < 0) {
             free(buf);
             return (int)n;
@@ -292,7 +322,9 @@ hconn_response_readline(hconn_response *r, char *buf, size_t size)
             break;
         avail = transport_payload_avail(c, &p);
         if (avail == 0) {
-            if ((rc = transport_fill(c)) < 0) {
+            if ((rc = transport_fill(c)) == HCONN_EWOULD_BLOCK)
+                break;
+            if (rc < 0) {
                 response_fail(r, rc);
                 rc = r->error;
                 break;
@@ -314,6 +346,8 @@ hconn_response_readline(hconn_response *r, char *buf, size_t size)
     response_finish_known(r);
     if (copied > 0)
         return (ssize_t)copied;
+    if (rc == HCONN_EWOULD_BLOCK && !r->error)
+        return rc;
     if (rc < 0 || r->error)
         return response_error(r);
     return 0;
@@ -381,6 +415,7 @@ response_free(struct hconn_response *r)
     free(r->trailers);
     free(r->reason);
     free(r->errmsg);
+    free(r->all);
     free(r);
 }
 

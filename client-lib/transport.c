@@ -1,7 +1,11 @@
 /*
- * transport.c — libhconn's blocking I/O on the daemon's Unix socket:
- * connecting, sending protocol lines and payloads, receiving bytes into
- * one buffer and cutting them into messages with the wire codec.
+ * transport.c — libhconn's I/O on the daemon's Unix socket: connecting,
+ * sending protocol lines and payloads, receiving bytes into one buffer and
+ * cutting them into messages with the wire codec.
+ *
+ * Non-blocking mode never waits: sends are queued in an output buffer and
+ * written as the socket takes them, receives take what is there, and a
+ * call that needs more returns HCONN_EWOULD_BLOCK with the stream intact.
  *
  * Every wait goes through poll() so the optional timeout applies and
  * EINTR is simply retried. Writes never block blind: when the socket is
@@ -133,6 +137,9 @@ transport_close(struct hconn *c)
         close(c->fd);
     c->fd = -1;
     c->eof = false;
+    free(c->wbuf);
+    c->wbuf = NULL;
+    c->wpos = c->wlen = c->wcap = 0;
     free(c->rbuf);
     c->rbuf = NULL;
     c->rpos = c->rlen = c->rcap = 0;
@@ -246,6 +253,22 @@ transport_fill(struct hconn *c)
                        "hconnd closed the connection");
             return conn_broken(c, HCONN_ECONNECTION_CLOSED);
         }
+        if (c->nonblocking) {
+            /* Queued requests may be what the daemon waits for. */
+            int rc = transport_flush(c);
+
+            if (rc < 0)
+                return rc;
+            n = transport_recv_some(c);
+            if (n < 0)
+                return (int)n;
+            if (n > 0)
+                return 0;
+            if (c->eof)
+                continue;
+            return conn_error(c, HCONN_EWOULD_BLOCK,
+                              "waiting for hconnd's reply (non-blocking)");
+        }
         ev = transport_poll(c, POLLIN);
         if (ev < 0)
             return transport_io_failed(c, -ev, "poll");
@@ -294,24 +317,167 @@ transport_write(struct hconn *c, const void *buf, size_t len)
     return 0;
 }
 
+bool
+transport_out_full(const struct hconn *c)
+{
+    return c->nonblocking && c->wlen - c->wpos >= HCONN_WBUF_HIGH;
+}
+
+size_t
+transport_out_pending(const struct hconn *c)
+{
+    return c->wlen - c->wpos;
+}
+
+/* Appends bytes to the output queue. Returns 0 or HCONN_ENO_MEMORY. */
+static int
+transport_queue(struct hconn *c, const void *buf, size_t len)
+{
+    size_t queued = c->wlen - c->wpos;
+
+    if (len == 0)
+        return 0;
+    if (c->wpos > 0 && c->wcap - c->wlen < len) {
+        memmove(c->wbuf, c->wbuf + c->wpos, queued);
+        c->wpos = 0;
+        c->wlen = queued;
+    }
+    if (c->wcap - c->wlen < len) {
+        size_t cap = c->wcap ? c->wcap : HCONN_CHUNK;
+        char *p;
+
+        while (cap - c->wlen < len) {
+            if (cap > SIZE_MAX / 2)
+                return HCONN_ENO_MEMORY;
+            cap *= 2;
+        }
+        p = realloc(c->wbuf, cap);
+        if (!p)
+            return HCONN_ENO_MEMORY;
+        c->wbuf = p;
+        c->wcap = cap;
+    }
+    memcpy(c->wbuf + c->wlen, buf, len);
+    c->wlen += len;
+    return 0;
+}
+
 int
-transport_send_msg(struct hconn *c, const json_t *msg, const void *payload,
-                   size_t len)
+transport_flush(struct hconn *c)
+{
+    while (c->wpos < c->wlen && c->fd >= 0) {
+        ssize_t n = send(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n >= 0) {
+            c->wpos += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return transport_io_failed(c, errno, "send");
+    }
+    if (c->wpos == c->wlen) {
+        c->wpos = c->wlen = 0;
+        if (c->wcap > RBUF_KEEP) {
+            free(c->wbuf);
+            c->wbuf = NULL;
+            c->wcap = 0;
+        }
+    }
+    return 0;
+}
+
+int
+transport_flush_all(struct hconn *c)
+{
+    int rc = 0;
+
+    if (c->wpos < c->wlen && c->fd >= 0) {
+        size_t len = c->wlen - c->wpos;
+        char *copy = malloc(len);
+
+        /* transport_write may not write from wbuf itself: it is ours. */
+        if (!copy) {
+            conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+            return conn_broken(c, HCONN_ENO_MEMORY);
+        }
+        memcpy(copy, c->wbuf + c->wpos, len);
+        c->wpos = c->wlen = 0;
+        rc = transport_write(c, copy, len);
+        free(copy);
+    }
+    return rc;
+}
+
+int
+transport_read_ready(struct hconn *c, size_t limit)
+{
+    while (c->fd >= 0 && !c->eof && c->rlen - c->rpos < limit) {
+        ssize_t n = transport_recv_some(c);
+
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            break;
+    }
+    return 0;
+}
+
+/* transport_send_msg; force: queue it even over the high-water mark. */
+static int
+transport_send(struct hconn *c, const json_t *msg, const void *payload,
+               size_t len, bool force)
 {
     size_t llen;
-    char *line = wire_encode(msg, &llen);
+    char *line;
     int rc;
 
+    if (!force && transport_out_full(c))
+        return conn_error(c, HCONN_EWOULD_BLOCK,
+                          "%zu bytes are queued for hconnd (non-blocking)",
+                          transport_out_pending(c));
+    line = wire_encode(msg, &llen);
     if (!line) {
         conn_error(c, HCONN_ENO_MEMORY, "out of memory encoding a message");
         return HCONN_ENO_MEMORY;
     }
     transport_debug(c, "send: ", line, llen);
-    rc = transport_write(c, line, llen);
+    if (c->nonblocking) {
+        size_t mark = c->wlen;
+
+        rc = transport_queue(c, line, llen);
+        if (rc == 0)
+            rc = transport_queue(c, payload, len);
+        free(line);
+        if (rc < 0) {
+            c->wlen = mark; /* nothing of this message is queued */
+            return conn_error(c, rc, "out of memory queueing a message");
+        }
+        return transport_flush(c);
+    }
+    rc = transport_flush_all(c);
+    if (rc == 0)
+        rc = transport_write(c, line, llen);
     free(line);
     if (rc == 0 && len > 0)
         rc = transport_write(c, payload, len);
     return rc;
+}
+
+int
+transport_send_msg(struct hconn *c, const json_t *msg, const void *payload,
+                   size_t len)
+{
+    return transport_send(c, msg, payload, len, false);
+}
+
+int
+transport_send_control(struct hconn *c, const json_t *msg)
+{
+    return transport_send(c, msg, NULL, 0, true);
 }
 
 int
@@ -392,7 +558,15 @@ transport_payload_direct(struct hconn *c, void *buf, size_t n)
                        "hconnd closed the connection");
             return conn_broken(c, HCONN_ECONNECTION_CLOSED);
         }
-        ev = transport_poll(c, POLLIN);
+        if (c->nonblocking) {
+            int rc = transport_flush(c);
+
+            if (rc < 0)
+                return rc;
+            ev = POLLIN;
+        } else {
+            ev = transport_poll(c, POLLIN);
+        }
         if (ev < 0)
             return transport_io_failed(c, -ev, "poll");
         if (ev == 0)
@@ -408,5 +582,9 @@ transport_payload_direct(struct hconn *c, void *buf, size_t n)
             c->eof = true;
         else if (errno != EAGAIN && errno != EWOULDBLOCK)
             return transport_io_failed(c, errno, "recv");
+        else if (c->nonblocking)
+            return conn_error(c, HCONN_EWOULD_BLOCK,
+                              "waiting for body bytes from hconnd "
+                              "(non-blocking)");
     }
 }

@@ -12,8 +12,9 @@
 
 #include "config.h"
 #include "hconn-build.h"
+#include "policy.h"
 
-enum config_type { CONFIG_SIZE, CONFIG_SECONDS, CONFIG_STRING };
+enum config_type { CONFIG_SIZE, CONFIG_SECONDS, CONFIG_STRING, CONFIG_POLICY };
 
 struct config_key {
     const char *name;
@@ -32,8 +33,11 @@ static const struct config_key config_keys[] = {
     KEY("max_inline_body_bytes", CONFIG_SIZE, max_inline_body_bytes, 0,
         1ULL << 40),
     KEY("max_clients", CONFIG_SIZE, max_clients, 1, 1 << 20),
+    KEY("max_clients_per_uid", CONFIG_SIZE, max_clients_per_uid, 0, 1 << 20),
     KEY("max_requests_per_client", CONFIG_SIZE, max_requests_per_client, 1,
         1 << 20),
+    KEY("max_response_head_bytes", CONFIG_SIZE, max_response_head_bytes, 1024,
+        1 << 30),
     KEY("pool_max_per_origin", CONFIG_SIZE, pool_max_per_origin, 1, 1 << 20),
     KEY("pool_max_total", CONFIG_SIZE, pool_max_total, 1, 1 << 20),
     KEY("stream_buffer_bytes", CONFIG_SIZE, stream_buffer_bytes, 4096, 1 << 30),
@@ -41,12 +45,15 @@ static const struct config_key config_keys[] = {
         1ULL << 40),
     KEY("connect_timeout", CONFIG_SECONDS, connect_timeout, 0.001, 86400),
     KEY("read_timeout", CONFIG_SECONDS, read_timeout, 0.001, 86400),
+    KEY("request_timeout", CONFIG_SECONDS, request_timeout, 0, 86400),
     KEY("idle_timeout", CONFIG_SECONDS, idle_timeout, 0.001, 86400),
     KEY("expect_timeout", CONFIG_SECONDS, expect_timeout, 0, 86400),
     KEY("shutdown_timeout", CONFIG_SECONDS, shutdown_timeout, 0, 86400),
     KEY("http_proxy", CONFIG_STRING, http_proxy, 0, 0),
     KEY("https_proxy", CONFIG_STRING, https_proxy, 0, 0),
     KEY("no_proxy", CONFIG_STRING, no_proxy, 0, 0),
+    KEY("hosts_file", CONFIG_STRING, hosts_file, 0, 0),
+    KEY("policy", CONFIG_POLICY, policy, 0, 0),
 };
 #undef KEY
 
@@ -70,13 +77,16 @@ config_init(struct config *cfg)
         .max_message_bytes = 1024 * 1024,
         .max_inline_body_bytes = 64 * 1024 * 1024,
         .max_clients = 4096,
+        .max_clients_per_uid = 0,
         .max_requests_per_client = 1024,
+        .max_response_head_bytes = 1024 * 1024,
         .pool_max_per_origin = 16,
         .pool_max_total = 512,
         .stream_buffer_bytes = 256 * 1024,
         .client_body_buffer_bytes = 16 * 1024 * 1024,
         .connect_timeout = 10,
         .read_timeout = 60,
+        .request_timeout = 0,
         .idle_timeout = 60,
         .expect_timeout = 1, /* curl's --expect100-timeout */
         .shutdown_timeout = 10,
@@ -90,8 +100,11 @@ config_clear(struct config *cfg)
     free(cfg->http_proxy);
     free(cfg->https_proxy);
     free(cfg->no_proxy);
+    free(cfg->hosts_file);
+    policy_free(cfg->policy);
     cfg->socket_path = cfg->http_proxy = cfg->https_proxy = cfg->no_proxy =
-        NULL;
+        cfg->hosts_file = NULL;
+    cfg->policy = NULL;
 }
 
 /* A copy of an optional string setting; NULL stays NULL. */
@@ -109,6 +122,15 @@ config_set(struct config *cfg, const struct config_key *key, json_t *value,
     char *field = (char *)cfg + key->offset;
     double n;
 
+    if (key->type == CONFIG_POLICY) {
+        struct policy *p = policy_parse(value, err, errlen);
+
+        if (p == NULL)
+            return -1;
+        policy_free(cfg->policy);
+        cfg->policy = p;
+        return 0;
+    }
     if (key->type == CONFIG_STRING) {
         if (!json_is_string(value)) {
             snprintf(err, errlen, "\"%s\" must be a string", key->name);
@@ -160,6 +182,8 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     next.http_proxy = config_strdup(cfg->http_proxy);
     next.https_proxy = config_strdup(cfg->https_proxy);
     next.no_proxy = config_strdup(cfg->no_proxy);
+    next.hosts_file = config_strdup(cfg->hosts_file);
+    next.policy = NULL; /* cfg's, unless the file has its own */
     json_object_foreach(root, name, value)
     {
         const struct config_key *key = NULL;
@@ -177,6 +201,10 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
         }
     }
     json_decref(root);
+    if (next.policy == NULL) {
+        next.policy = cfg->policy;
+        cfg->policy = NULL;
+    }
     config_clear(cfg);
     *cfg = next;
     return 0;
@@ -186,4 +214,20 @@ fail_next:
 fail:
     json_decref(root);
     return -1;
+}
+
+int
+config_reload(const struct config *cur, struct config *next, const char *path,
+              char *err, size_t errlen)
+{
+    config_init(next);
+    if (config_load(next, path, err, errlen) < 0) {
+        config_clear(next);
+        return -1;
+    }
+    free(next->socket_path);
+    next->socket_path = config_strdup(cur->socket_path);
+    free(next->hosts_file);
+    next->hosts_file = config_strdup(cur->hosts_file);
+    return 0;
 }

@@ -7,18 +7,26 @@
 
 #include <stddef.h>
 
+struct policy;
+
 struct config {
     char *socket_path;               /* "socket": where to listen */
     size_t max_message_bytes;        /* one protocol line */
     size_t max_inline_body_bytes;    /* "data": N on a request */
     size_t max_clients;              /* concurrent client connections */
+    size_t max_clients_per_uid;      /* clients of one uid; 0: no limit
+                                        but max_clients */
     size_t max_requests_per_client;  /* requests in flight per client */
+    size_t max_response_head_bytes;  /* a response head, all lines and
+                                        interim responses together */
     size_t pool_max_per_origin;      /* upstream connections per origin */
     size_t pool_max_total;           /* upstream connections in all */
     size_t stream_buffer_bytes;      /* per-request response high-water mark */
     size_t client_body_buffer_bytes; /* request bodies held per client */
     double connect_timeout;          /* seconds: DNS + TCP connect */
     double read_timeout;             /* seconds without a response byte */
+    double request_timeout;          /* seconds for a whole exchange, lease
+                                        to last byte; 0: none */
     double idle_timeout;             /* seconds a pooled connection is kept */
     double expect_timeout;           /* seconds to wait for 100 Continue */
     double shutdown_timeout;         /* seconds to drain on SIGTERM */
@@ -27,6 +35,9 @@ struct config {
     char *http_proxy;
     char *https_proxy;
     char *no_proxy;
+    char *hosts_file;      /* "hosts_file": names evdns resolves first,
+                              read at start only; NULL: /etc/hosts */
+    struct policy *policy; /* "policy"; NULL: the built-in allow-all */
 };
 
 /* Fills cfg with the documented defaults; socket_path from the
@@ -43,5 +54,15 @@ const char *config_default_socket(void);
 /* Applies the keys of the JSON object in path over cfg. Returns 0, or -1
  * with err naming the file, key and problem (cfg then unchanged). */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Reloads (SIGHUP): fills next with the defaults, then the keys in path;
+ * socket_path and hosts_file keep cur's values (they apply at start only).
+ * The caller swaps next in, so a bad file leaves cur untouched. Returns 0,
+ * or -1 with err as config_load (next then holds nothing). */
+int config_reload(const struct config *cur, struct config *next,
+                  const char *path, char *err, size_t errlen);
+
+/* The path read when --config is not given, if the file exists. */
+#define CONFIG_DEFAULT_PATH "/etc/hconnd/hconnd.json"
 
 #endif

@@ -614,6 +614,32 @@ exchange_lease_cb(struct pool_waiter *w, struct upstream *up, int error,
         exchange_attach(ex, up);
 }
 
+static void
+exchange_request_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct exchange *ex = arg;
+
+    exchange_fail(ex, HCONN_ETIMEOUT,
+                  "%s: not complete after %g s "
+                  "(request_timeout)",
+                  ex->target_desc, exchange_cfg(ex)->request_timeout);
+}
+
+/* request_timeout bounds the whole exchange, however the origin trickles. */
+static void
+exchange_start_request_timer(struct exchange *ex)
+{
+    struct timeval tv;
+
+    if (exchange_cfg(ex)->request_timeout <= 0)
+        return;
+    ex->request_timer =
+        evtimer_new(ex->session->srv->base, exchange_request_timeout_cb, ex);
+    exchange_timeval(exchange_cfg(ex)->request_timeout, &tv);
+    if (ex->request_timer != NULL)
+        evtimer_add(ex->request_timer, &tv);
+}
+
 void
 exchange_start(struct exchange *ex)
 {
@@ -630,11 +656,23 @@ exchange_start(struct exchange *ex)
     };
     double timeout =
         req->timeout > 0 ? req->timeout : exchange_cfg(ex)->connect_timeout;
+    struct session_addr_filter filter;
     struct upstream *up;
+    char why[512];
     int rc;
 
     if (ex->state != EXCHANGE_LEASING)
         return;
+    /* Policy first: a denied request leases nothing, sends nothing. */
+    rc = session_check_policy(ex->session, req, target.proxy_host,
+                              ex->proxy_port, !req->has_proxy, &filter,
+                              &target.addr_filter, why, sizeof why);
+    if (rc < 0) {
+        exchange_fail(ex, rc, "%s", why);
+        return;
+    }
+    if (ex->attempts == 0)
+        exchange_start_request_timer(ex);
     ex->attempts++;
     ex->waiter.cb = exchange_lease_cb;
     ex->waiter.fresh = ex->attempts > 1;
@@ -748,14 +786,32 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
     exchange_drop_body(ex);
     up->clean = true; /* a complete response: TLS state is sound */
     ex->session->srv->stats.responses++;
-    log_info("client %lu: %s -> %d, %llu bytes, %s connection%s",
-             ex->session->id, ex->target_desc, ex->parser.status,
+    log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %d, %llu bytes, "
+             "%s connection%s",
+             ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
+             (long)ex->session->pid, ex->target_desc, ex->parser.status,
              (unsigned long long)ex->parser.body_received,
              ex->reused ? "reused" : "new", keep ? "" : ", not kept");
     if (keep)
         pool_release(up);
     else
         pool_drop(up);
+}
+
+/* max_response_head_bytes: a head (interim responses included) that
+ * grows past it fails before the client sees any of it. */
+static bool
+exchange_head_too_big(struct exchange *ex, size_t more)
+{
+    size_t max = exchange_cfg(ex)->max_response_head_bytes;
+
+    if (ex->head_replied || ex->response_bytes + more <= max)
+        return false;
+    exchange_fail(ex, HCONN_ELIMIT_EXCEEDED,
+                  "%s: response head exceeds %zu bytes "
+                  "(max_response_head_bytes)",
+                  ex->up->peer, max);
+    return true;
 }
 
 /* Runs the parser over what the upstream has sent, until it needs more
@@ -786,6 +842,7 @@ exchange_process(struct exchange *ex)
                 evbuffer_pullup(in, -1);
                 continue;
             }
+            exchange_head_too_big(ex, avail - consumed);
             return;
         case HTTP1_INTERIM:
             log_debug("client %lu: %s: interim %d", ex->session->id,
@@ -794,6 +851,8 @@ exchange_process(struct exchange *ex)
                 exchange_go_ahead(ex);
             break;
         case HTTP1_HEAD:
+            if (exchange_head_too_big(ex, consumed))
+                return;
             if (ex->expecting) {
                 /* A final answer instead of 100: the body never goes,
                  * and since the head announced one the connection is
@@ -866,8 +925,10 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
         evtimer_del(ex->expect_timer);
     exchange_drop_body(ex);
     ex->session->srv->stats.errors[-code]++;
-    log_info("client %lu: %s -> %s: %s", ex->session->id, ex->target_desc,
-             hconn_error_name(code), message);
+    log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %s: %s",
+             ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
+             (long)ex->session->pid, ex->target_desc, hconn_error_name(code),
+             message);
 
     if (ex->m.req.raw && ex->head_replied) {
         /* The body is unframed: no room for an error line. Closing early
@@ -915,6 +976,8 @@ exchange_free(struct exchange *ex)
     json_decref(ex->waiter.detail);
     if (ex->expect_timer != NULL)
         event_free(ex->expect_timer);
+    if (ex->request_timer != NULL)
+        event_free(ex->request_timer);
     free(ex->head);
     free(ex->connect_head);
     free(ex);

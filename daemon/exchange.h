@@ -63,6 +63,8 @@ struct exchange {
     bool body_refused;       /* a final response came instead: the
                                 body is never sent */
     struct event *expect_timer;
+    /* request_timeout, from the first lease */
+    struct event *request_timer;
     unsigned attempts;         /* connections tried */
     struct pool_waiter waiter; /* lease in progress */
     struct upstream *up;       /* leased connection */

@@ -1,7 +1,11 @@
 /*
- * listener.c — accepting clients on the Unix socket.
+ * listener.c — accepting clients on the Unix socket: one we bind, or one
+ * the service manager bound and passed to us (socket activation).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +26,13 @@ struct listener {
     struct server *srv;
     struct evconnlistener *evl;
     char *path;
-    dev_t dev; /* identity of our socket file, so we never unlink */
-    ino_t ino; /* a successor's */
+    dev_t dev;    /* identity of our socket file, so we never unlink */
+    ino_t ino;    /* a successor's */
+    bool adopted; /* passed by the service manager: the file is not ours */
 };
+
+/* The first descriptor a service manager passes (SD_LISTEN_FDS_START). */
+#define LISTENER_ACTIVATION_FD 3
 
 /* Refuses the connection with one protocol error line. */
 static void
@@ -118,14 +126,174 @@ listener_make_parent(const char *path)
         log_warn("cannot create %s: %s", dir, strerror(errno));
 }
 
+/* Parses a whole decimal environment value into *out; -1 if it is not
+ * one. */
+static int
+listener_env_number(const char *value, long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtol(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || *out < 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * How many sockets the service manager passed: 0 when none were meant for
+ * this process, -1 with err set when the variables are malformed. The
+ * variables are removed either way, so nothing we might start inherits
+ * them.
+ */
+static long
+listener_passed_count(char *err, size_t errlen)
+{
+    const char *pid_s = getenv("LISTEN_PID"), *fds_s = getenv("LISTEN_FDS");
+    long pid, nfds = 0;
+
+    if (pid_s != NULL && fds_s != NULL) {
+        if (listener_env_number(pid_s, &pid) < 0) {
+            snprintf(err, errlen,
+                     "socket activation: LISTEN_PID=%s is not a pid", pid_s);
+            nfds = -1;
+        } else if (pid != (long)getpid()) {
+            /* Meant for another process (one that exec'd us): not ours. */
+            nfds = 0;
+        } else if (listener_env_number(fds_s, &nfds) < 0 ||
+                   nfds > INT_MAX - LISTENER_ACTIVATION_FD) {
+            snprintf(err, errlen,
+                     "socket activation: LISTEN_FDS=%s is not a count", fds_s);
+            nfds = -1;
+        }
+    }
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return nfds;
+}
+
+/* Checks that fd is a listening AF_UNIX stream socket; -1 with err set
+ * naming what it is instead. */
+static int
+listener_check_passed(int fd, char *err, size_t errlen)
+{
+    int domain = 0, type = 0, accepting = 0;
+    socklen_t len;
+
+    len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) {
+        snprintf(err, errlen, "socket activation: fd %d is not a socket: %s",
+                 fd, strerror(errno));
+        return -1;
+    }
+    len = sizeof type;
+    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    len = sizeof accepting;
+    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len);
+    if (domain != AF_UNIX || type != SOCK_STREAM) {
+        snprintf(err, errlen,
+                 "socket activation: fd %d is not an AF_UNIX stream socket "
+                 "(domain %d, type %d); use ListenStream=/path",
+                 fd, domain, type);
+        return -1;
+    }
+    if (!accepting) {
+        snprintf(err, errlen,
+                 "socket activation: fd %d is not listening (Accept=yes "
+                 "passes connections; hconnd wants Accept=no)",
+                 fd);
+        return -1;
+    }
+    return 0;
+}
+
+/* The name clients connect to: a path, "@name" for an abstract socket. */
+static char *
+listener_bound_name(int fd)
+{
+    struct sockaddr_un sun;
+    socklen_t len = sizeof sun;
+    size_t n;
+    char *name;
+
+    memset(&sun, 0, sizeof sun);
+    if (getsockname(fd, (struct sockaddr *)&sun, &len) < 0 ||
+        len <= offsetof(struct sockaddr_un, sun_path))
+        return strdup("(unnamed socket)");
+    n = len - offsetof(struct sockaddr_un, sun_path);
+    if (sun.sun_path[0] != '\0')
+        return strndup(sun.sun_path, n);
+    name = strndup(sun.sun_path, n);
+    if (name != NULL)
+        name[0] = '@';
+    return name;
+}
+
+/* Serves on the socket the service manager passed; NULL with err set. */
+static struct listener *
+listener_adopt(struct server *srv, long nfds, char *err, size_t errlen)
+{
+    const int fd = LISTENER_ACTIVATION_FD;
+    struct listener *l;
+
+    if (listener_check_passed(fd, err, errlen) < 0)
+        return NULL;
+    /* One socket serves every client; more would be a unit with several
+     * ListenStream= lines, whose other sockets nobody would answer. */
+    for (long extra = 1; extra < nfds; extra++) {
+        log_warn("socket activation: ignoring passed fd %ld (hconnd serves "
+                 "one socket)",
+                 fd + extra);
+        close(fd + (int)extra);
+    }
+    l = calloc(1, sizeof *l);
+    if (l == NULL || (l->path = listener_bound_name(fd)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(l);
+        return NULL;
+    }
+    l->srv = srv;
+    l->adopted = true;
+    /* The manager passes it blocking and inheritable; libevent drains
+     * accept() until EAGAIN, which a blocking socket would never return. */
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot set up the passed socket %s: %s", l->path,
+                 strerror(errno));
+        free(l->path);
+        free(l);
+        return NULL;
+    }
+    /* Backlog 0: the socket already listens, with the unit's Backlog=. */
+    l->evl = evconnlistener_new(srv->base, listener_accept_cb, l,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                0, fd);
+    if (l->evl == NULL) {
+        snprintf(err, errlen, "cannot accept on the passed socket %s: %s",
+                 l->path, strerror(errno));
+        free(l->path);
+        free(l);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l->evl, listener_error_cb);
+    return l;
+}
+
 struct listener *
 listener_open(struct server *srv, const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     struct listener *l;
     struct stat st;
+    long passed;
     int fd = -1;
 
+    passed = listener_passed_count(err, errlen);
+    if (passed < 0)
+        return NULL;
+    if (passed > 0)
+        return listener_adopt(srv, passed, err, errlen);
     if (strlen(path) >= sizeof sun.sun_path) {
         snprintf(err, errlen, "socket path too long (%zu bytes max): %s",
                  sizeof sun.sun_path - 1, path);
@@ -173,6 +341,18 @@ fail:
     return NULL;
 }
 
+const char *
+listener_path(const struct listener *l)
+{
+    return l->path;
+}
+
+int
+listener_activated(const struct listener *l)
+{
+    return l->adopted;
+}
+
 void
 listener_close(struct listener *l)
 {
@@ -181,7 +361,8 @@ listener_close(struct listener *l)
     if (l == NULL)
         return;
     evconnlistener_free(l->evl);
-    if (stat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+    if (!l->adopted && stat(l->path, &st) == 0 && st.st_dev == l->dev &&
+        st.st_ino == l->ino)
         unlink(l->path);
     free(l->path);
     free(l);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -19,6 +20,8 @@
 #include "listener.h"
 #include "log.h"
 #include "memory.h"
+#include "notify.h"
+#include "policy.h"
 #include "pool.h"
 #include "server.h"
 #include "session.h"
@@ -94,6 +97,7 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
     log_notice("%s: stopping; draining %zu clients", strsignal((int)sig),
                srv->nsessions);
     srv->shutting_down = true;
+    notify_stopping();
     listener_close(srv->listener);
     srv->listener = NULL;
     pool_close_idle(srv->pool);
@@ -109,6 +113,61 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
     srv->shutdown_timer = evtimer_new(srv->base, main_shutdown_timeout_cb, srv);
     if (srv->shutdown_timer != NULL)
         evtimer_add(srv->shutdown_timer, &tv);
+}
+
+/* --config, or NULL: CONFIG_DEFAULT_PATH when it exists (SIGHUP reads
+ * it again, so a file created later is picked up). */
+static const char *main_config_path;
+
+/* The file to read, or NULL when there is none. */
+static const char *
+main_config_file(void)
+{
+    if (main_config_path != NULL)
+        return main_config_path;
+    return access(CONFIG_DEFAULT_PATH, F_OK) == 0 ? CONFIG_DEFAULT_PATH : NULL;
+}
+
+/* SIGHUP: settings and policy from the file again, all or nothing; a bad
+ * file leaves everything running as it was. Sessions and exchanges read
+ * srv->cfg when they act, so the new values apply from the next request
+ * (the message line limit: from the next client). */
+static void
+main_reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    const char *path = main_config_file();
+    struct proxy_defaults proxies;
+    struct config next;
+    char err[512];
+
+    notify_reloading();
+    if (path == NULL) {
+        config_init(&next);
+        free(next.socket_path);
+        next.socket_path = strdup(srv->cfg->socket_path);
+        if (srv->cfg->hosts_file != NULL)
+            next.hosts_file = strdup(srv->cfg->hosts_file);
+    } else if (config_reload(srv->cfg, &next, path, err, sizeof err) < 0) {
+        log_error("SIGHUP: %s; keeping the running configuration", err);
+        notify_ready("reload refused: %s", err);
+        return;
+    }
+    if (proxy_defaults_load(&proxies, &next, err, sizeof err) < 0) {
+        log_error("SIGHUP: %s: %s; keeping the running configuration",
+                  path != NULL ? path : "environment", err);
+        notify_ready("reload refused: %s", err);
+        config_clear(&next);
+        return;
+    }
+    config_clear(srv->cfg);
+    *srv->cfg = next;
+    proxy_defaults_clear(&srv->proxies);
+    srv->proxies = proxies;
+    log_notice("SIGHUP: reloaded %s (%zu policy rules)",
+               path != NULL ? path : "the built-in defaults",
+               srv->cfg->policy != NULL ? srv->cfg->policy->nrules : 0);
+    notify_ready("reloaded %s", path != NULL ? path : "the built-in defaults");
 }
 
 /* The resolver: resolv.conf and /etc/hosts when there are any; a machine
@@ -142,7 +201,7 @@ main(int argc, char **argv)
     };
     struct config cfg;
     struct server srv = {0};
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     const char *socket_path = NULL, *config_path = NULL;
     char err[512];
     int opt, verbosity = 0, status = EXIT_FAILURE;
@@ -178,6 +237,11 @@ main(int argc, char **argv)
     memory_tune();
 
     config_init(&cfg);
+    main_config_path = config_path;
+    config_path = main_config_file();
+    if (config_path == NULL)
+        log_info("no %s; running on the built-in defaults",
+                 CONFIG_DEFAULT_PATH);
     if (config_path != NULL &&
         config_load(&cfg, config_path, err, sizeof err) < 0) {
         log_error("%s", err);
@@ -208,6 +272,12 @@ main(int argc, char **argv)
         log_error("cannot set up the event loop");
         goto out;
     }
+    /* Names in hosts_file resolve as /etc/hosts ones do, without DNS. */
+    if (cfg.hosts_file != NULL &&
+        evdns_base_load_hosts(srv.dns, cfg.hosts_file) < 0) {
+        log_error("hosts_file: cannot read %s", cfg.hosts_file);
+        goto out;
+    }
     srv.tls = tls_new();
     srv.pool = pool_new(srv.base, srv.dns, srv.tls, &cfg, &srv.stats);
     srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
@@ -217,12 +287,16 @@ main(int argc, char **argv)
     }
     sigterm = evsignal_new(srv.base, SIGTERM, main_signal_cb, &srv);
     sigint = evsignal_new(srv.base, SIGINT, main_signal_cb, &srv);
-    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) < 0 ||
-        evsignal_add(sigint, NULL) < 0) {
+    sighup = evsignal_new(srv.base, SIGHUP, main_reload_cb, &srv);
+    if (sigterm == NULL || sigint == NULL || sighup == NULL ||
+        evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
+        evsignal_add(sighup, NULL) < 0) {
         log_error("cannot install signal handlers");
         goto out;
     }
-    log_notice("listening on %s", cfg.socket_path);
+    log_notice("listening on %s%s", listener_path(srv.listener),
+               listener_activated(srv.listener) ? " (socket activation)" : "");
+    notify_ready("listening on %s", listener_path(srv.listener));
 
     if (event_base_dispatch(srv.base) < 0) {
         log_error("event loop failed");
@@ -241,6 +315,8 @@ out:
         event_free(sigterm);
     if (sigint != NULL)
         event_free(sigint);
+    if (sighup != NULL)
+        event_free(sighup);
     if (srv.shutdown_timer != NULL)
         event_free(srv.shutdown_timer);
     memory_shutdown();

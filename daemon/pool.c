@@ -49,7 +49,10 @@ struct pool_origin {
     char *connect_head; /* a tunnel: the CONNECT request */
     size_t connect_head_len;
     bool tls;
-    struct wire_tls *tls_options;  /* owned copy; NULL: the defaults */
+    struct wire_tls *tls_options; /* owned copy; NULL: the defaults */
+    /* The target's address filter, or NULL; and an owned copy of its arg */
+    upstream_addr_check_cb addr_check;
+    void *addr_check_arg;
     struct upstream_list idle;     /* most recently used first */
     struct waiter_list waiters;    /* FIFO of pending leases */
     size_t nidle;                  /* in idle */
@@ -108,6 +111,9 @@ pool_format_label(const struct pool_target *t, char *label, size_t len)
         snprintf(label + n, len - (size_t)n,
                  strchr(t->proxy_host, ':') ? " via [%s]:%u" : " via %s:%u",
                  t->proxy_host, t->proxy_port);
+    n = (int)strlen(label);
+    if (t->addr_filter != NULL && (size_t)n < len)
+        snprintf(label + n, len - (size_t)n, " (%s)", t->addr_filter->key);
 }
 
 /* The origin key: connections are shared only between requests whose
@@ -160,6 +166,7 @@ static void
 pool_origin_destroy(struct pool_origin *o)
 {
     tls_options_free(o->tls_options);
+    free(o->addr_check_arg);
     free(o->key);
     free(o->label);
     free(o->host);
@@ -196,7 +203,15 @@ pool_origin_new(struct pool *pool, const struct pool_target *t, const char *key,
     }
     if (t->tls_options != NULL)
         o->tls_options = tls_options_copy(t->tls_options);
+    if (t->addr_filter != NULL) {
+        o->addr_check = t->addr_filter->check;
+        o->addr_check_arg = malloc(t->addr_filter->arg_len);
+        if (o->addr_check_arg != NULL)
+            memcpy(o->addr_check_arg, t->addr_filter->arg,
+                   t->addr_filter->arg_len);
+    }
     if (o->key == NULL || o->label == NULL || o->host == NULL ||
+        (t->addr_filter != NULL && o->addr_check_arg == NULL) ||
         (tunnel && (o->tls_host == NULL || o->connect_head == NULL)) ||
         (t->tls_options != NULL && o->tls_options == NULL)) {
         pool_origin_destroy(o);
@@ -377,6 +392,11 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
         pool_origin_maybe_free(o);
         return;
     }
+    if (up->tls) {
+        o->pool->stats->tls_handshakes++;
+        if (up->tls_resumed)
+            o->pool->stats->tls_resumed++;
+    }
     if (w != NULL)
         pool_hand_over(up, w);
     else
@@ -426,6 +446,8 @@ pool_origin_grow(struct pool_origin *o)
         if (up == NULL)
             break;
         up->origin = o;
+        up->addr_check = o->addr_check;
+        up->addr_check_arg = o->addr_check_arg;
         if (o->connect_head != NULL)
             upstream_set_tunnel(up, o->tls_host, o->tls_port, o->connect_head,
                                 o->connect_head_len);

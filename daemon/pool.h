@@ -23,6 +23,7 @@ struct event_base;
 struct pool;
 struct pool_origin;
 struct pool_waiter;
+struct sockaddr;
 struct stats;
 struct tls;
 struct upstream;
@@ -42,6 +43,19 @@ struct pool_target {
                                  all: connections are shared only between
                                  equal ones */
     size_t connect_head_len;
+    const struct pool_addr_filter *addr_filter; /* NULL: any address */
+};
+
+/* Which resolved addresses a new connection may use (the policy's): the
+ * check runs on each address before it is connected to. The origin keeps
+ * a copy of arg, so the caller's may go; key is part of the pool key, so
+ * only requests under equal filters share connections. */
+struct pool_addr_filter {
+    int (*check)(const struct sockaddr *sa, const void *arg, char *why,
+                 size_t len);
+    const void *arg;
+    size_t arg_len;
+    const char *key;
 };
 
 /* A lease's outcome: up with error 0, or up NULL with HCONN_E... */

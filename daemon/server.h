@@ -37,6 +37,8 @@ struct stats {
     uint64_t reuse_hits;                /* leases served from idle */
     uint64_t reuse_misses;              /* leases that needed a connect */
     uint64_t retries;                   /* replays on a fresh connection */
+    uint64_t tls_handshakes;            /* TLS connections opened */
+    uint64_t tls_resumed;               /* ... of which resumed a session */
     uint64_t errors[HCONN_ERROR_COUNT]; /* error replies, by -code */
 };
 

@@ -34,6 +34,7 @@
 #include "hconn_error.h"
 #include "log.h"
 #include "memory.h"
+#include "policy.h"
 #include "pool.h"
 #include "server.h"
 #include "session.h"
@@ -134,7 +135,7 @@ session_stats(struct session *s)
                                 json_integer((json_int_t)st->errors[i]));
     return json_pack(
         "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, "
-        "s:o}",
+        "s:{s:I, s:I}, s:o}",
         "op", "stats", "uptime", (json_int_t)(time(NULL) - st->started),
         "clients", (json_int_t)srv->nsessions, "clients_total",
         (json_int_t)st->clients_total, "requests", (json_int_t)st->requests,
@@ -142,7 +143,9 @@ session_stats(struct session *s)
         (json_int_t)st->reuse_hits, "reuse_misses",
         (json_int_t)st->reuse_misses, "retries", (json_int_t)st->retries,
         "pool", "open", (json_int_t)open, "idle", (json_int_t)idle, "origins",
-        pool_stats(srv->pool), "errors", errors);
+        pool_stats(srv->pool), "tls", "handshakes",
+        (json_int_t)st->tls_handshakes, "resumed", (json_int_t)st->tls_resumed,
+        "errors", errors);
 }
 
 static void
@@ -482,6 +485,29 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
     session_free(s);
 }
 
+/* max_clients_per_uid: one user cannot take every client slot. Past it
+ * the new client gets one limit_exceeded line and is closed. */
+static void
+session_limit_uid(struct session *s)
+{
+    size_t limit = session_cfg(s)->max_clients_per_uid, n = 0;
+    const struct session *other;
+    char message[160];
+
+    if (limit == 0)
+        return;
+    TAILQ_FOREACH(other, &s->srv->sessions, entry)
+    n += other->uid == s->uid;
+    if (n <= limit)
+        return;
+    snprintf(message, sizeof message,
+             "too many clients of uid %ld connected to hconnd (limit %zu, "
+             "max_clients_per_uid)",
+             (long)s->uid, limit);
+    session_reply_error(s, NULL, HCONN_ELIMIT_EXCEEDED, message);
+    session_drain(s);
+}
+
 struct session *
 session_new(struct server *srv, int fd)
 {
@@ -530,7 +556,45 @@ session_new(struct server *srv, int fd)
     srv->stats.clients_total++;
     log_info("client %lu: connected (pid %ld, uid %ld, gid %ld)", s->id,
              (long)s->pid, (long)s->uid, (long)s->gid);
+    session_limit_uid(s);
     return s;
+}
+
+int
+session_check_policy(const struct session *s, const struct wire_request *req,
+                     const char *proxy_host, uint16_t proxy_port,
+                     bool proxy_is_default, struct session_addr_filter *f,
+                     const struct pool_addr_filter **pool_filter, char *why,
+                     size_t len)
+{
+    const struct policy_rule *rule =
+        policy_match(session_cfg(s)->policy, s->uid, s->gid);
+    const struct wire_tls *tls =
+        req->has_tls_options ? &req->tls_options : NULL;
+    struct policy_request preq = {
+        .tls = req->tls,
+        .host = req->host,
+        .port = req->port,
+        .proxy_host = proxy_host,
+        .proxy_port = proxy_port,
+        .proxy_is_default = proxy_is_default,
+        .insecure = tls != NULL && (tls->insecure || !tls->verify),
+        .client_cert =
+            tls != NULL && (tls->cert_file != NULL || tls->key_file != NULL),
+    };
+    int rc = policy_check_request(rule, &preq, why, len);
+
+    *pool_filter = NULL;
+    if (rc < 0 || !policy_addr_filter(rule, &f->policy))
+        return rc;
+    f->pool = (struct pool_addr_filter){
+        .check = policy_check_address_cb,
+        .arg = &f->policy,
+        .arg_len = sizeof f->policy,
+        .key = f->policy.key,
+    };
+    *pool_filter = &f->pool;
+    return 0;
 }
 
 void
@@ -539,6 +603,21 @@ session_drain(struct session *s)
     s->closing = true;
     bufferevent_disable(s->bev, EV_READ);
     session_schedule_flush(s);
+}
+
+/* Closing a Unix socket with unread bytes in it makes the client's next
+ * read fail with ECONNRESET, even after the replies it was sent: a raw
+ * client (socat) would lose its clean end of file. Whatever the client
+ * sent that will never be read is dropped first. */
+static void
+session_discard_input(struct session *s)
+{
+    evutil_socket_t fd = bufferevent_getfd(s->bev);
+    char scratch[4096];
+    int rounds = 256; /* the receive queue is bounded; so is this loop */
+
+    while (rounds-- > 0 && recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0)
+        ;
 }
 
 void
@@ -554,6 +633,7 @@ session_free(struct session *s)
     TAILQ_REMOVE(&srv->sessions, s, entry);
     srv->nsessions--;
     json_decref(s->refused_streams);
+    session_discard_input(s);
     bufferevent_free(s->bev);
     memory_trim_soon(srv->base);
     event_free(s->flush_event);

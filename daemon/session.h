@@ -10,10 +10,13 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+#include "policy.h"
+#include "pool.h"
 #include "wire.h"
 
 struct exchange;
 struct server;
+struct wire_request;
 
 TAILQ_HEAD(exchange_list, exchange);
 
@@ -60,6 +63,24 @@ void session_resume_reading(struct session *s);
 
 /* Adjusts the body byte count used for the client's buffer budget. */
 void session_body_held(struct session *s, ssize_t delta);
+
+/* A request's address limits, in the policy's terms and the pool's. */
+struct session_addr_filter {
+    struct policy_addr_filter policy;
+    struct pool_addr_filter pool; /* arg: policy */
+};
+
+/* Checks req against the policy rule that matches the client's uid and
+ * gid; proxy_host is the tunnel's proxy (NULL: direct), proxy_is_default
+ * when it is the daemon's own. Returns 0 with *pool_filter pointing into
+ * f when the rule refuses some address classes (else NULL), or
+ * HCONN_EDENIED with why naming the rule and what it refused. */
+int session_check_policy(const struct session *s,
+                         const struct wire_request *req, const char *proxy_host,
+                         uint16_t proxy_port, bool proxy_is_default,
+                         struct session_addr_filter *f,
+                         const struct pool_addr_filter **pool_filter, char *why,
+                         size_t len);
 
 /* SIGTERM: stop taking requests; close when in-flight ones are done. */
 void session_drain(struct session *s);

@@ -338,7 +338,8 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 upstream_try_next(struct upstream *up, int last_errno)
 {
-    char message[1024];
+    char message[1024], why[512];
+    int code;
 
     while (up->next_addr != NULL) {
         struct evutil_addrinfo *ai = up->next_addr;
@@ -354,6 +355,19 @@ upstream_try_next(struct upstream *up, int last_errno)
         snprintf(up->peer, sizeof up->peer,
                  ai->ai_family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr,
                  up->port);
+        /* Checked on the address, not the name: a name that resolves to
+         * a refused address must not reach it. */
+        if (up->addr_check != NULL &&
+            (code = up->addr_check(ai->ai_addr, up->addr_check_arg, why,
+                                   sizeof why)) != 0) {
+            log_info("upstream %lu: %s%s: %s; not connecting", up->id,
+                     upstream_role(up), up->host, why);
+            up->fail_error = code;
+            snprintf(up->fail_message, sizeof up->fail_message,
+                     "%s%.64s: %.180s", upstream_role(up), up->host, why);
+            continue;
+        }
+        up->addr_tried = true;
 
         up->bev = bufferevent_socket_new(
             up->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -369,6 +383,12 @@ upstream_try_next(struct upstream *up, int last_errno)
         last_errno = EVUTIL_SOCKET_ERROR();
         bufferevent_free(up->bev);
         up->bev = NULL;
+    }
+    if (!up->addr_tried && up->fail_error != 0) {
+        /* Every address was refused: say so rather than "failed". */
+        snprintf(message, sizeof message, "%s", up->fail_message);
+        upstream_fail_later(up, up->fail_error, message);
+        return;
     }
     snprintf(message, sizeof message, "connect to %s%s:%u (%s) failed: %s",
              upstream_role(up), up->host, up->port, up->peer,

@@ -14,6 +14,7 @@
 
 struct event_base;
 struct http1_parser;
+struct sockaddr;
 struct evdns_base;
 struct pool_origin;
 struct ssl_st;
@@ -25,6 +26,11 @@ struct wire_tls;
  * Never called from within upstream_connect itself. */
 typedef void (*upstream_connect_cb)(struct upstream *up, int error,
                                     const char *message, void *arg);
+
+/* Decides, before any connect, whether a resolved address may be used
+ * (the policy's address classes): 0, or an HCONN_E... code with why set. */
+typedef int (*upstream_addr_check_cb)(const struct sockaddr *sa,
+                                      const void *arg, char *why, size_t len);
 
 struct upstream {
     unsigned long id;           /* for logs */
@@ -42,7 +48,12 @@ struct upstream {
     void *cb_arg;
     char host[256]; /* what we resolve */
     uint16_t port;
-    char peer[64];            /* "addr:port" being tried, for logs */
+    char peer[64]; /* "addr:port" being tried, for logs */
+    /* Refuses addresses before any connect (NULL: any will do); arg must
+     * outlive the connect; tried: an address passed the check. */
+    upstream_addr_check_cb addr_check;
+    const void *addr_check_arg;
+    bool addr_tried;
     bool connected;           /* ready: TCP up, and TLS done if any */
     bool tls;                 /* bev is a TLS filter over the TCP one */
     bool tls_resumed;         /* the handshake resumed a cached session */

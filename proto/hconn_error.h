@@ -55,7 +55,9 @@
     X(INVALID_ARGUMENT, "invalid_argument", "invalid argument")                \
     X(UNSUPPORTED, "unsupported", "not supported")                             \
     X(BODY_LENGTH, "body_length",                                              \
-      "request body length differs from the declared length")
+      "request body length differs from the declared length")                  \
+    X(WOULD_BLOCK, "would_block",                                              \
+      "the operation would block; wait for hconn_events()")
 
 #define HCONN_ERROR_ENUM_(name, wire, text) HCONN_E##name##_,
 enum hconn_error_index_ { HCONN_ERRORS(HCONN_ERROR_ENUM_) HCONN_ERROR_COUNT };

@@ -1142,13 +1142,20 @@ class FaultOrigin:
       ("keep_open",)                  stop scripting; hold the connection
                                       open (reading and discarding) until the
                                       peer closes or the origin stops
+      ("hold",)                       stop scripting; hold the connection
+                                      open WITHOUT reading until the origin
+                                      stops (a peer that never drains)
+      ("stream", n[, piece])          write n body bytes, byte i = i % 251
+                                      (big_bytes(n)), piece bytes a write
 
     When the steps end with the connection still open, the origin serves
     the next request on it (keep-alive). Unknown paths with no default get
     a 404 with Content-Length.
 
     Records: .connections (OriginConnection list, in accept order) and
-    .requests (every OriginRequest, in arrival order).
+    .requests (every OriginRequest, in arrival order); .sent[i] counts the
+    bytes connection i's steps have written so far (send, drip, stream);
+    a close/keep_open drain that meets a reset records ("reset",).
     """
 
     def __init__(self, scenarios=None):
@@ -1162,6 +1169,7 @@ class FaultOrigin:
         self.sockets = set()
         self.listener = None
         self.errors = []
+        self.sent = {}
 
     # Lifecycle ----------------------------------------------------------
     def __enter__(self):
@@ -1285,11 +1293,19 @@ class FaultOrigin:
                 continue
             if op == "send":
                 s.sendall(step[1])
+                self._count_sent(conn, len(step[1]))
             elif op == "drip":
                 data, n, interval = step[1], step[2], step[3]
                 for i in range(0, len(data), n):
                     s.sendall(data[i:i + n])
+                    self._count_sent(conn, len(data[i:i + n]))
                     time.sleep(interval)
+            elif op == "stream":
+                self._stream(s, conn, step[1],
+                             step[2] if len(step) > 2 else 1 << 16)
+            elif op == "hold":
+                self.stopping.wait()
+                return False
             elif op == "sleep":
                 time.sleep(step[1])
             elif op == "expect_request":
@@ -1331,8 +1347,31 @@ class FaultOrigin:
                     return
             except socket.timeout:
                 continue
+            except ConnectionResetError:
+                with self.cond:
+                    conn.events.append(("reset",))
+                    self.cond.notify_all()
+                return
             except OSError:
                 return
+
+    def _count_sent(self, conn, n):
+        with self.cond:
+            self.sent[conn.index] = self.sent.get(conn.index, 0) + n
+            self.cond.notify_all()
+
+    def _stream(self, s, conn, n, piece):
+        """Writes big_bytes(n) in writes of about piece bytes, counting
+        each in .sent as it goes (a blocked write shows as a count that
+        stops growing)."""
+        piece = max(251, piece - piece % 251)   # keeps the pattern aligned
+        block = big_bytes(piece)
+        left = n
+        while left > 0 and not self.stopping.is_set():
+            chunk = block[:min(piece, left)]
+            s.sendall(chunk)
+            self._count_sent(conn, len(chunk))
+            left -= len(chunk)
 
     def _recv_more(self, s, buf):
         while True:

@@ -21,42 +21,15 @@
  * byte i = i % 251), /chunked ("line1\nline2\nline3\n", chunked), /missing
  * (404), POST /echo (echoes the request body).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "hconn.h"
+#include "tap.h"
 
 #define BIG_SIZE (1024 * 1024) /* bytes of /big.bin */
-
-static int checks;   /* checks run so far */
-static int failures; /* checks failed */
-
-/* Reports one check; detail (printf-style) is shown when it failed. */
-static bool check(bool ok, const char *what, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool
-check(bool ok, const char *what, const char *fmt, ...)
-{
-    va_list ap;
-
-    checks++;
-    if (ok) {
-        printf("ok %d - %s\n", checks, what);
-    } else {
-        failures++;
-        printf("not ok %d - %s (", checks, what);
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        printf(")\n");
-    }
-    fflush(stdout);
-    return ok;
-}
 
 /* A new connection to the origin; exits if even that fails. */
 static hconn *
@@ -891,8 +864,7 @@ main(int argc, char **argv)
     }
     if (tls) {
         check_tls(origin, argv[3]);
-        printf("1..%d\n", checks);
-        return failures ? 1 : 0;
+        return tap_finish();
     }
     c = connect_origin(origin);
     if (truncated) {
@@ -909,6 +881,5 @@ main(int argc, char **argv)
         check_states(c);
     }
     hconn_close(c);
-    printf("1..%d\n", checks);
-    return failures ? 1 : 0;
+    return tap_finish();
 }

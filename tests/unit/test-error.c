@@ -65,6 +65,7 @@ static const struct {
     {-32, "invalid_argument"},
     {-33, "unsupported"},
     {-34, "body_length"},
+    {-35, "would_block"},
 };
 
 /* Codes are 0, -1, -2 ... consecutive, in table order; HCONN_OK is 0. */
