@@ -1,0 +1,1192 @@
+#!/usr/bin/env python3
+"""bench.py — hconn against the tools users would otherwise pick, side by
+side in one run on one machine, printed as a table of ratios.
+
+Workloads (numbers as in the issue):
+  1  small GET (1 KiB) over plain HTTP, keep-alive, 1/16/256 closed-loop
+     clients (loadgen): hconnd's protocol, direct keep-alive to nginx (the
+     limit), nginx as a local pooling proxy on a Unix socket, squid and
+     tinyproxy as forward proxies. Requests/s, p50, p99, CPU per request.
+  2  the same with an HTTPS origin (forward proxies: a CONNECT tunnel each).
+  3  short-lived processes: N sequential processes from a shell loop, each
+     fetching the 1 KiB object over HTTPS: hconn vs curl vs python3
+     http.client.
+  4  large body: a 1 GiB download to /dev/null, hconn vs curl direct:
+     MiB/s, hconnd CPU seconds, client CPU seconds.
+  5  memory: hconnd RSS idle, with 10,000 idle clients, and per idle pooled
+     plain and TLS connection (1,000 each).
+
+Every peer is started here, on 127.0.0.1 or a Unix socket, with its config
+in one temp dir, and stopped at the end (on failure too). Nothing here
+asserts anything: figures are printed, and a full run writes them, with
+the machine and hconnd's profile, to tests/bench/RESULTS.md.
+
+usage: tests/bench/bench.py [--quick] [--workloads 1,2,...] [--build DIR]
+       (see --help). Without --build it builds build-bench/ with
+       -Dbench=true. tests/bench/install-deps.sh installs the peers.
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+RESULTS = os.path.join(HERE, "RESULTS.md")
+# RESULTS.md from this heading on is written by hand and kept by reruns.
+NOTES_HEADING = "## Analysis"
+
+SMALL_SIZE = 1024
+NOFILE = 40000  # fds for us and every peer we start (10,000 idle clients)
+
+harness = None  # tests/integration/harness.py, imported once paths are set
+
+# ---- Settings -----------------------------------------------------------------
+
+FULL = dict(duration=10.0, warmup=1.0, processes=500, large_mib=1024,
+            large_rounds=3, idle_clients=10000, pooled=1000,
+            profile_seconds=10.0)
+QUICK = dict(duration=1.0, warmup=0.3, processes=30, large_mib=128,
+             large_rounds=1, idle_clients=1000, pooled=100,
+             profile_seconds=2.0)
+
+# Targets of the issue: (what, ratio key, comparison, bound).
+PEERS = ["hconnd", "direct", "nginx-pool", "squid", "tinyproxy"]
+PEER_TITLES = {
+    "hconnd": "hconnd (protocol, Unix socket)",
+    "direct": "direct keep-alive to nginx",
+    "nginx-pool": "nginx local pool (Unix socket)",
+    "squid": "squid forward proxy",
+    "tinyproxy": "tinyproxy forward proxy",
+}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ---- Peers ----------------------------------------------------------------------
+
+ORIGIN_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{
+    worker_connections 30000;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    default_type application/octet-stream;
+    sendfile on;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    server_tokens off;
+    ssl_session_cache shared:bench:10m;
+    ssl_session_timeout 1h;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {dir}/www;
+{slow}    }}
+    server {{
+        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        root {dir}/www;
+        ssl_certificate {dir}/tls/server.crt;
+        ssl_certificate_key {dir}/tls/server.key;
+{slow}    }}
+}}
+"""
+
+# /slow answers after a second, so that N requests sent at once are all in
+# flight together and the daemon must open N connections (workload 5).
+ORIGIN_SLOW = """\
+        location = /slow {
+            default_type text/plain;
+            echo_sleep 1;
+            echo slow;
+        }
+"""
+
+POOL_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{
+    worker_connections 30000;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+    server_tokens off;
+    upstream origin {{
+        server 127.0.0.1:{port};
+        keepalive 512;
+        keepalive_requests 100000000;
+        keepalive_timeout 600s;
+    }}
+    upstream origin_tls {{
+        server 127.0.0.1:{tls_port};
+        keepalive 512;
+        keepalive_requests 100000000;
+        keepalive_timeout 600s;
+    }}
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    server {{
+        listen unix:{dir}/pool.sock backlog=4096;
+        location / {{
+            proxy_pass http://origin;
+        }}
+    }}
+    server {{
+        listen unix:{dir}/pool-tls.sock backlog=4096;
+        location / {{
+            proxy_pass https://origin_tls;
+            proxy_ssl_session_reuse on;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate {ca_file};
+            proxy_ssl_name localhost;
+            proxy_ssl_server_name on;
+        }}
+    }}
+}}
+"""
+
+# A pure pooling forward proxy: no cache, no logs but cache.log, nothing
+# but loopback, and no DNS to the outside (URLs name 127.0.0.1, which
+# squid takes as is; dns_nameservers keeps any lookup on this machine).
+SQUID_CONF = """\
+http_port 127.0.0.1:{port}
+visible_hostname localhost
+pid_filename {dir}/squid.pid
+cache_log {dir}/cache.log
+access_log none
+cache_store_log none
+logfile_rotate 0
+coredump_dir {dir}
+cache deny all
+cache_mem 8 MB
+dns_nameservers 127.0.0.1
+pinger_enable off
+shutdown_lifetime 0 seconds
+max_filedescriptors {nofile}
+via off
+forwarded_for delete
+icp_port 0
+htcp_port 0
+acl bench_client src 127.0.0.1/32
+acl bench_ports port {plain_port} {tls_port}
+http_access deny !bench_ports
+http_access allow bench_client
+http_access deny all
+server_persistent_connections on
+client_persistent_connections on
+"""
+
+TINYPROXY_CONF = """\
+Port {port}
+Listen 127.0.0.1
+Timeout 600
+LogFile "{dir}/tinyproxy.log"
+LogLevel Warning
+PidFile "{dir}/tinyproxy.pid"
+MaxClients 1024
+Allow 127.0.0.1
+DisableViaHeader Yes
+ConnectPort {tls_port}
+"""
+
+
+class Launched:
+    """A peer process of ours, in its own session so that stopping it
+    (SIGTERM to its group, then SIGKILL) reaches its children too."""
+
+    name = "peer"
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.proc = None
+
+    def launch(self, args, cwd=None):
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, "stderr.log"), "wb") as out:
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                cwd=cwd or self.dir, start_new_session=True)
+
+    def logs(self, *names):
+        out = []
+        for n in ("stderr.log",) + names:
+            with contextlib.suppress(OSError):
+                with open(os.path.join(self.dir, n), errors="replace") as f:
+                    out.append(f.read())
+        return harness.tail("\n".join(out), 30)
+
+    def stop(self):
+        harness.kill_group(self.proc, signal.SIGTERM)
+        self.proc = None
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start_on_free_ports(self, nports, launch):
+        """Picks nports free ports, calls launch(ports) and waits for them;
+        retries when another process took a port meanwhile."""
+        for _ in range(5):
+            ports = set()
+            while len(ports) < nports:
+                ports.add(harness.free_port())
+            ports = sorted(ports)
+            launch(ports)
+            if all(harness.wait_for_tcp(harness.LOOPBACK, p, 20.0, self.proc)
+                   for p in ports):
+                return ports
+            harness.kill_group(self.proc)
+            self.proc = None
+        raise RuntimeError(f"{self.name} did not start:\n{self.logs()}")
+
+    def cpu_seconds(self):
+        return cpu_seconds(self.proc.pid)
+
+
+class Origin(Launched):
+    """nginx origin: plain on .port, TLS on .tls_port (certificate for
+    127.0.0.1 and localhost, CA in .ca_file), serving /small (1 KiB) and
+    /large (large_mib MiB, a sparse file) from www/."""
+
+    name = "nginx origin"
+
+    def __init__(self, directory, large_mib):
+        super().__init__(directory)
+        self.large_mib = large_mib
+
+    def start(self):
+        www = os.path.join(self.dir, "www")
+        os.makedirs(www)
+        os.makedirs(os.path.join(self.dir, "tmp"))
+        with open(os.path.join(www, "small"), "wb") as f:
+            f.write(bytes(i % 251 for i in range(SMALL_SIZE)))
+        with open(os.path.join(www, "large"), "wb") as f:
+            f.truncate(self.large_mib << 20)
+        harness.make_certificates(os.path.join(self.dir, "tls"))
+        self.ca_file = os.path.join(self.dir, "tls", "ca.crt")
+        conf = os.path.join(self.dir, "nginx.conf")
+
+        def launch(ports):
+            self.port, self.tls_port = ports
+            echo = os.path.exists(harness.NGINX_ECHO_MODULE)
+            self.slow_path = "/slow" if echo else "/small"
+            with open(conf, "w") as f:
+                if echo:
+                    f.write(f"load_module {harness.NGINX_ECHO_MODULE};\n")
+                f.write(ORIGIN_CONF.format(dir=self.dir, port=self.port,
+                                           tls_port=self.tls_port,
+                                           nofile=NOFILE,
+                                           slow=ORIGIN_SLOW if echo else ""))
+            self.launch([harness.NGINX, "-p", self.dir, "-c", conf,
+                         "-e", os.path.join(self.dir, "error.log")])
+        self.start_on_free_ports(2, launch)
+
+    def url(self, path, tls=False):
+        if tls:
+            return f"https://127.0.0.1:{self.tls_port}{path}"
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+class NginxPool(Launched):
+    """nginx as a local pooling reverse proxy: HTTP/1.1 on the Unix sockets
+    .socket (to the plain origin) and .tls_socket (to the TLS origin), with
+    upstream keep-alive and TLS session reuse."""
+
+    name = "nginx local pool"
+
+    def __init__(self, directory, origin):
+        super().__init__(directory)
+        self.origin = origin
+
+    def start(self):
+        os.makedirs(os.path.join(self.dir, "tmp"))
+        conf = os.path.join(self.dir, "nginx.conf")
+        self.socket = os.path.join(self.dir, "pool.sock")
+        self.tls_socket = os.path.join(self.dir, "pool-tls.sock")
+        with open(conf, "w") as f:
+            f.write(POOL_CONF.format(dir=self.dir, port=self.origin.port,
+                                     tls_port=self.origin.tls_port,
+                                     ca_file=self.origin.ca_file,
+                                     nofile=NOFILE))
+        self.launch([harness.NGINX, "-p", self.dir, "-c", conf,
+                     "-e", os.path.join(self.dir, "error.log")])
+        for s in (self.socket, self.tls_socket):
+            if not harness.wait_for_unix(s, 20.0, self.proc):
+                raise RuntimeError(f"nginx pool did not start:\n"
+                                   f"{self.logs('error.log')}")
+
+
+class Squid(Launched):
+    """squid as a forward proxy on 127.0.0.1:.port (no cache; CONNECT only
+    to the origin's TLS port)."""
+
+    name = "squid"
+
+    def __init__(self, directory, origin):
+        super().__init__(directory)
+        self.origin = origin
+
+    def start(self):
+        squid = shutil.which("squid") or "/usr/sbin/squid"
+        if not os.access(squid, os.X_OK):
+            raise RuntimeError("squid not installed "
+                               "(tests/bench/install-deps.sh installs it)")
+        os.makedirs(self.dir)
+        if os.geteuid() == 0:
+            # squid started as root drops to its own user ("proxy"), which
+            # must still write its log and pid here.
+            os.chmod(self.dir, 0o777)
+            os.chmod(os.path.dirname(self.dir), 0o755)
+        conf = os.path.join(self.dir, "squid.conf")
+
+        def launch(ports):
+            self.port, = ports
+            with open(conf, "w") as f:
+                f.write(SQUID_CONF.format(
+                    dir=self.dir, port=self.port, nofile=NOFILE,
+                    plain_port=self.origin.port,
+                    tls_port=self.origin.tls_port))
+            self.launch([squid, "-N", "-f", conf])
+        self.start_on_free_ports(1, launch)
+
+    def logs(self, *names):
+        return super().logs("cache.log", *names)
+
+
+class Tinyproxy(Launched):
+    """tinyproxy as a forward proxy on 127.0.0.1:.port (CONNECT only to
+    the origin's TLS port; warnings only in its log)."""
+
+    name = "tinyproxy"
+
+    def __init__(self, directory, origin):
+        super().__init__(directory)
+        self.origin = origin
+
+    def start(self):
+        if not os.access(harness.TINYPROXY, os.X_OK):
+            raise RuntimeError("tinyproxy not installed "
+                               "(tests/bench/install-deps.sh installs it)")
+        os.makedirs(self.dir)
+        conf = os.path.join(self.dir, "tinyproxy.conf")
+
+        def launch(ports):
+            self.port, = ports
+            with open(conf, "w") as f:
+                f.write(TINYPROXY_CONF.format(dir=self.dir, port=self.port,
+                                              tls_port=self.origin.tls_port))
+            self.launch([harness.TINYPROXY, "-d", "-c", conf])
+        self.start_on_free_ports(1, launch)
+
+    def logs(self, *names):
+        return super().logs("tinyproxy.log", *names)
+
+
+def start_hconnd(directory, config):
+    """The real hconnd (harness.Hconnd, log level 0) with config (a dict)
+    written to directory; the caller enters it."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"hconnd-{len(os.listdir(directory))}.json")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return harness.Hconnd("--config", path, verbosity=0, timeout=20.0)
+
+
+# ---- Measuring helpers ------------------------------------------------------------
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise KeyError("VmRSS")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_loadgen(opts, args, label):
+    """Runs loadgen with args; returns its result line as a dict."""
+    cmd = [opts.loadgen, "-d", str(opts.duration), "-w", str(opts.warmup),
+           "-t", str(opts.threads), "--label", label] + args
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       timeout=opts.duration + opts.warmup + 120)
+    lines = r.stdout.strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"loadgen printed nothing (exit {r.returncode}): "
+                           f"{' '.join(cmd)}\n{r.stderr}")
+    return json.loads(lines[-1])
+
+
+# ---- Workloads 1 and 2: small GETs, keep-alive ------------------------------------
+
+def loadgen_args(peer, tls, origin, ctx):
+    """loadgen arguments that make peer serve GET /small."""
+    small = origin.url("/small", tls)
+    if peer == "direct":
+        port = origin.tls_port if tls else origin.port
+        args = ["--tcp", f"127.0.0.1:{port}", "--target", "/small"]
+        return args + (["--tls", "--ca", origin.ca_file] if tls else [])
+    if peer == "hconnd":
+        args = ["--unix", ctx["hconnd"].socket, "--hconn", small]
+        return args + (["--ca", origin.ca_file] if tls else [])
+    if peer == "nginx-pool":
+        pool = ctx["nginx-pool"]
+        return ["--unix", pool.tls_socket if tls else pool.socket,
+                "--target", "/small", "--host", "localhost"]
+    proxy = ctx[peer]
+    if tls:
+        return ["--tcp", f"127.0.0.1:{proxy.port}", "--tunnel",
+                f"127.0.0.1:{origin.tls_port}", "--tls", "--ca",
+                origin.ca_file, "--target", "/small"]
+    return ["--tcp", f"127.0.0.1:{proxy.port}", "--target", small,
+            "--host", f"127.0.0.1:{origin.port}"]
+
+
+def serving_pids(peer, ctx):
+    """The processes whose CPU a request through peer costs, origin aside."""
+    if peer == "direct":
+        return []
+    return [ctx[peer].proc.pid if peer != "hconnd" else ctx[peer].pid]
+
+
+def workload_small(opts, tls, origin, ctx, peers):
+    """Rows for every client count and peer, interleaved so that a noisy
+    moment hurts no single peer."""
+    rows = []
+    for clients in opts.clients:
+        for peer in peers:
+            label = f"{'https' if tls else 'http'} {peer} c={clients}"
+            pids = serving_pids(peer, ctx)
+            cpu0 = [cpu_seconds(p) for p in pids]
+            ocpu0 = origin.cpu_seconds()
+            res = run_loadgen(opts, loadgen_args(peer, tls, origin, ctx)
+                              + ["-c", str(clients)], label)
+            cpu = sum(cpu_seconds(p) - c for p, c in zip(pids, cpu0))
+            ocpu = origin.cpu_seconds() - ocpu0
+            # CPU is read over the whole run (warm-up too): per request of
+            # the whole run, estimated from the measured rate.
+            total = max(res["rps"] * (opts.duration + opts.warmup), 1)
+            res.update(peer=peer, clients=clients,
+                       peer_cpu_us=cpu / total * 1e6 if pids else None,
+                       origin_cpu_us=ocpu / total * 1e6)
+            rows.append(res)
+            log(f"  {label:28} {res['rps']:9.0f} req/s  p50 "
+                f"{res['p50_us']:8.1f} µs  p99 {res['p99_us']:8.1f} µs"
+                + (f"  errors {res['errors']} ({res['first_error']})"
+                   if res["errors"] else ""))
+    return rows
+
+
+# ---- Workload 3: short-lived processes ---------------------------------------------
+
+PY_FETCH = """\
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[2]), context=ctx)
+c.request("GET", "/small")
+r = c.getresponse()
+r.read()
+sys.exit(0 if r.status == 200 else 1)
+"""
+
+SHELL_LOOP = ('n=$1; shift; i=0; while [ $i -lt $n ]; do '
+              '"$@" >/dev/null || exit 1; i=$((i+1)); done')
+
+
+def workload_processes(opts, origin, ctx):
+    """Wall time per process of N sequential fetches from a shell loop."""
+    url = origin.url("/small", tls=True)
+    d = ctx["hconnd"]
+    tools = [("hconn", [harness.HCONN, "-f", "--cacert", origin.ca_file,
+                        "-o", "/dev/null", url], d.env)]
+    if shutil.which("curl"):
+        tools.append(("curl", ["curl", "-s", "-f", "--cacert",
+                               origin.ca_file, "-o", "/dev/null", url], None))
+    tools.append(("python3 http.client",
+                  [sys.executable, "-c", PY_FETCH, origin.ca_file,
+                   str(origin.tls_port)], None))
+    rows = []
+    for name, cmd, env in tools:
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        t = time.perf_counter()
+        r = subprocess.run(["sh", "-c", SHELL_LOOP, "loop",
+                            str(opts.processes)] + cmd, env=env)
+        secs = time.perf_counter() - t
+        if r.returncode != 0:
+            raise RuntimeError(f"{name}: a fetch failed: {' '.join(cmd)}")
+        rows.append(dict(tool=name, processes=opts.processes, seconds=secs,
+                         ms_per_process=secs / opts.processes * 1000))
+        log(f"  {name:22} {secs / opts.processes * 1000:7.2f} ms/process")
+    return rows
+
+
+# ---- Workload 4: a large body -------------------------------------------------------
+
+def workload_large(opts, origin, ctx):
+    """Best of large_rounds downloads to /dev/null: MiB/s and CPU."""
+    url = origin.url("/large")
+    d = ctx["hconnd"]
+    tools = []
+    if shutil.which("curl"):
+        tools.append(("curl direct", ["curl", "-s", "-f", "-o", "/dev/null",
+                                      url], None))
+    tools.append(("hconn via hconnd", [harness.HCONN, "-f", "-o",
+                                       "/dev/null", url], d.env))
+    rows = []
+    for name, cmd, env in tools:
+        best = None
+        for _ in range(opts.large_rounds):
+            dcpu0, ccpu0 = cpu_seconds(d.pid), children_cpu()
+            t = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True)
+            secs = time.perf_counter() - t
+            row = dict(tool=name, mib=opts.large_mib, seconds=secs,
+                       mib_s=opts.large_mib / secs,
+                       client_cpu=children_cpu() - ccpu0,
+                       daemon_cpu=(cpu_seconds(d.pid) - dcpu0
+                                   if env is not None else None))
+            if best is None or secs < best["seconds"]:
+                best = row
+        rows.append(best)
+        log(f"  {name:22} {best['mib_s']:8.0f} MiB/s  client CPU "
+            f"{best['client_cpu']:.2f} s"
+            + (f"  hconnd CPU {best['daemon_cpu']:.2f} s"
+               if best["daemon_cpu"] is not None else ""))
+    return rows
+
+
+# ---- Workload 5: memory -------------------------------------------------------------
+
+def hello(sock):
+    sock.sendall(b'{"op":"hello"}\n')
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise RuntimeError("hconnd closed a client during hello")
+        buf += chunk
+    if b'"version"' not in buf:
+        raise RuntimeError(f"unexpected hello reply: {buf[:200]!r}")
+
+
+def idle_clients(opts, d):
+    """RSS (KiB) with no client, then with idle_clients connected clients
+    that each said hello (so the daemon holds a session for each)."""
+    probe = socket.socket(socket.AF_UNIX)
+    probe.connect(d.socket)
+    hello(probe)
+    probe.close()
+    time.sleep(0.2)
+    idle = rss_kib(d.pid)
+    socks = []
+    try:
+        for _ in range(opts.idle_clients):
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(30)
+            s.connect(d.socket)
+            socks.append(s)
+            hello(s)
+        time.sleep(0.2)
+        with_clients = rss_kib(d.pid)
+    finally:
+        for s in socks:
+            s.close()
+    return idle, with_clients
+
+
+def pooled(d, n, request):
+    """RSS before and after, and the idle connections added, once n
+    requests sent at once on one client connection (each answered after a
+    second, so all are in flight together) have left n idle pooled
+    connections. One request first pays the one-time costs (TLS context,
+    CA file) outside the figures."""
+    w = harness.Wire(d.socket, timeout=120)
+    w.send(dict(request, id=0))
+    w.read_response(0)
+    w.send({"op": "stats"})
+    idle0 = w.read_message()["pool"]["idle"]
+    time.sleep(0.2)
+    before = rss_kib(d.pid)
+    for i in range(1, n + 1):
+        w.send(dict(request, id=i))
+    for i in range(1, n + 1):
+        head, body, last = w.read_response(i)
+        if not last.get("end"):
+            raise RuntimeError(f"pooled request {i} failed: {last}")
+    w.send({"op": "stats"})
+    stats = w.read_message()
+    time.sleep(0.2)
+    after = rss_kib(d.pid)
+    w.close()
+    return before, after, stats["pool"]["idle"] - idle0
+
+
+def workload_memory(opts, origin, tmp):
+    res = {}
+    base = {"max_clients": opts.idle_clients + 100}
+    with start_hconnd(tmp, base) as d:
+        res["idle_kib"], res["clients_kib"] = idle_clients(opts, d)
+        res["clients"] = opts.idle_clients
+        d.stop()
+    log(f"  idle {res['idle_kib']} KiB; with {res['clients']} idle clients "
+        f"{res['clients_kib']} KiB")
+    cfg = {"pool_max_per_origin": opts.pooled,
+           "pool_max_total": 2 * opts.pooled + 16,
+           "max_requests_per_client": max(1024, opts.pooled)}
+    for kind, request in [
+            ("plain", {"method": "GET", "url": origin.url(origin.slow_path)}),
+            ("tls", {"method": "GET",
+                     "url": origin.url(origin.slow_path, tls=True),
+                     "tls": {"ca_file": origin.ca_file}})]:
+        with start_hconnd(tmp, cfg) as d:
+            before, after, idle = pooled(d, opts.pooled, request)
+            d.stop()
+        res[kind] = dict(before_kib=before, after_kib=after, idle=idle,
+                         kib_each=(after - before) / max(idle, 1))
+        log(f"  {idle} idle pooled {kind} connections: RSS {before} -> "
+            f"{after} KiB, {res[kind]['kib_each']:.1f} KiB each")
+    return res
+
+
+# ---- Profile ------------------------------------------------------------------------
+
+# perf report --stdio lines; perf may append "-" columns (IPC) to each.
+PERF_SELF = re.compile(
+    r"^\s*([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.+?)(?:\s+-)*\s*$")
+PERF_CHILDREN = re.compile(
+    r"^\s*([\d.]+)%\s+([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.+?)(?:\s+-)*\s*$")
+PERF_DSO = re.compile(r"^\s*([\d.]+)%\s+(\S+)(?:\s+-)*\s*$")
+
+
+def profile_hconnd(opts, origin, ctx, tmp):
+    """perf record -g on hconnd while 16 clients run workload 1; returns
+    the top items by self time and by time including callees."""
+    perf = shutil.which("perf")
+    if perf is None:
+        log("  perf not installed: no profile")
+        return None
+    d = ctx["hconnd"]
+    data = os.path.join(tmp, "perf.data")
+    rec = subprocess.Popen(
+        [perf, "record", "-F", "999", "-g", "-p", str(d.pid), "-o", data,
+         "--", "sleep", str(opts.profile_seconds)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        time.sleep(0.5)
+        args = loadgen_args("hconnd", False, origin, ctx) + ["-c", "16"]
+        run_opts = argparse.Namespace(**vars(opts))
+        run_opts.duration, run_opts.warmup = opts.profile_seconds, 0
+        res = run_loadgen(run_opts, args, "profile")
+        _, err = rec.communicate(timeout=opts.profile_seconds + 60)
+    finally:
+        harness.kill_group(rec)
+    if not os.path.exists(data):
+        log(f"  perf record failed: {err.strip()[:300]}")
+        return None
+    out = {"rps": res["rps"], "self": [], "children": [], "dso": []}
+    for mode, sort, pattern, key in [
+            ("--no-children", "dso", PERF_DSO, "dso"),
+            ("--no-children", "dso,symbol", PERF_SELF, "self"),
+            ("--children", "dso,symbol", PERF_CHILDREN, "children")]:
+        rep = subprocess.run(
+            [perf, "report", "-i", data, "--stdio", mode, "-g", "none",
+             "--sort", sort, "--percent-limit", "0.5"],
+            capture_output=True, text=True, timeout=300)
+        for line in rep.stdout.splitlines():
+            m = pattern.match(line)
+            # Frames perf could not name (no frame pointers in libc) and
+            # the syscall entry, which holds every syscall, say nothing.
+            if m is None or m.group(0).find("[unknown]") >= 0 or \
+                    re.search(r"\b(do_syscall_64|entry_SYSCALL\w*)$",
+                              m.groups()[-1]):
+                continue
+            if len(out[key]) < opts.profile_top:
+                out[key].append(m.groups())
+    return out
+
+
+# ---- The report --------------------------------------------------------------------
+
+def run_text(cmd):
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return (r.stdout + r.stderr).strip()
+    return ""
+
+
+def machine_info():
+    lscpu = run_text(["lscpu"])
+    model = re.search(r"^Model name:\s*(.+)$", lscpu, re.M)
+    osname = ""
+    with contextlib.suppress(OSError):
+        with open("/etc/os-release") as f:
+            m = re.search(r'^PRETTY_NAME="?([^"\n]*)', f.read(), re.M)
+            osname = m.group(1) if m else ""
+    mem = ""
+    with contextlib.suppress(OSError):
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) // 1024} MiB"
+    commit = run_text(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    dirty = run_text(["git", "-C", ROOT, "status", "--porcelain",
+                      "--untracked-files=no"])
+    first = (lambda s: s.splitlines()[0] if s else "?")
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc)
+        .strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": model.group(1).strip() if model else platform.processor(),
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "kernel": platform.release(),
+        "os": osname,
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+        "versions": {
+            "nginx": first(run_text([harness.NGINX, "-v"])),
+            "squid": first(run_text(["squid", "-v"])),
+            "tinyproxy": first(run_text([harness.TINYPROXY, "-v"])),
+            "curl": first(run_text(["curl", "--version"])),
+            "python3": platform.python_version(),
+            "openssl": first(run_text(["openssl", "version"])),
+        },
+    }
+
+
+def verdict(value, op, bound, unit=""):
+    """'met' or 'missed by ...' for value against a target."""
+    ok = value >= bound if op == ">=" else value <= bound
+    if ok:
+        return "met"
+    gap = bound - value if op == ">=" else value - bound
+    rel = gap / bound * 100 if bound else 0
+    return f"**missed** by {gap:.2f}{unit} ({rel:.0f}%)"
+
+
+def small_tables(rows, title):
+    out = [f"### {title}", "",
+           "| clients | peer | req/s | x direct | p50 µs | p99 µs | "
+           "peer CPU µs/req | origin CPU µs/req | errors |",
+           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        direct = next((x for x in rows if x["peer"] == "direct"
+                       and x["clients"] == r["clients"]), None)
+        ratio = (f"{r['rps'] / direct['rps']:.2f}"
+                 if direct and direct["rps"] else "–")
+        pcpu = ("–" if r["peer_cpu_us"] is None
+                else f"{r['peer_cpu_us']:.1f}")
+        out.append(f"| {r['clients']} | {PEER_TITLES[r['peer']]} | "
+                   f"{r['rps']:.0f} | {ratio} | {r['p50_us']:.1f} | "
+                   f"{r['p99_us']:.1f} | {pcpu} | {r['origin_cpu_us']:.1f} | "
+                   f"{r['errors']}" + (f" ({r['first_error']})"
+                                       if r["errors"] else "") + " |")
+    return out + [""]
+
+
+def small_targets(rows, workload):
+    """Target lines of workload 1 (and the same bounds shown for 2)."""
+    out = []
+    by = {(r["peer"], r["clients"]): r for r in rows}
+    for clients in sorted({r["clients"] for r in rows}):
+        h = by.get(("hconnd", clients))
+        if h is None:
+            continue
+        d = by.get(("direct", clients))
+        p = by.get(("nginx-pool", clients))
+        if d and d["rps"]:
+            v = h["rps"] / d["rps"]
+            out.append((f"{workload}, {clients} clients: hconnd / direct "
+                        "req/s ≥ 0.6", f"{v:.2f}x", verdict(v, ">=", 0.6)))
+            # Only with one client is p50 a latency of its own: with more,
+            # a closed loop's p50 is about clients / req/s.
+            added = h["p50_us"] - d["p50_us"]
+            if clients == 1:
+                out.append((f"{workload}, 1 client: hconnd p50 − direct "
+                            "p50 ≤ 25 µs", f"{added:.1f} µs",
+                            verdict(added, "<=", 25, " µs")))
+        if p and p["rps"]:
+            v = h["rps"] / p["rps"]
+            out.append((f"{workload}, {clients} clients: hconnd / nginx "
+                        "local pool req/s ≥ 1.0", f"{v:.2f}x",
+                        verdict(v, ">=", 1.0)))
+    return out
+
+
+def build_report(opts, info, results):
+    t = []
+    targets = []
+    t += ["# hconn benchmark results", "",
+          "Written by `python3 tests/bench/bench.py` (see the README, "
+          "\"Benchmarks\"). One run, one machine, all peers side by side; "
+          "the figures are ratios within this run, not absolutes.", "",
+          "## Machine", "",
+          f"- date: {info['date']}",
+          f"- CPU: {info['cpu']}, {info['cores']} cores; memory "
+          f"{info['memory']}",
+          f"- kernel: {info['kernel']}; {info['os']}",
+          f"- load average at start: {info['load']}",
+          f"- hconn commit: {info['commit']}",
+          "- peers: " + "; ".join(f"{k} {v}" for k, v in
+                                  info["versions"].items()),
+          f"- settings: {opts.duration:g} s measured after {opts.warmup:g} s "
+          f"warm-up per run, loadgen with {opts.threads} thread(s); "
+          f"{'quick mode' if opts.quick else 'full mode'}; hconnd config "
+          f"`{json.dumps(opts.hconnd_config)}`; every server (origin nginx, "
+          "nginx pool, squid, tinyproxy, hconnd) runs one worker process",
+          ""]
+    if "1" in results:
+        t += small_tables(results["1"], "1. Small GET (1 KiB), plain HTTP, "
+                          "keep-alive")
+        targets += small_targets(results["1"], "1")
+    if "2" in results:
+        t += small_tables(results["2"], "2. Small GET (1 KiB), HTTPS origin, "
+                          "keep-alive")
+        t += ["Through squid and tinyproxy each client keeps one CONNECT "
+              "tunnel and does TLS inside it.", ""]
+        targets += [(f"({w[0]}, same bounds as 1)", w[1], w[2])
+                    for w in small_targets(results["2"], "2")]
+    if "3" in results:
+        rows = results["3"]
+        t += [f"### 3. Short-lived processes ({rows[0]['processes']} "
+              "sequential, HTTPS, 1 KiB)", "",
+              "| tool | ms per process | x hconn |", "| --- | ---: | ---: |"]
+        base = rows[0]["ms_per_process"]
+        for r in rows:
+            t.append(f"| {r['tool']} | {r['ms_per_process']:.2f} | "
+                     f"{r['ms_per_process'] / base:.1f} |")
+        t += ["", "Each is run from a `sh` loop; hconnd was warm (one fetch "
+              "before timing), curl and python make a new TCP and TLS "
+              "connection each time.", ""]
+        for r in rows[1:]:
+            bound = 5.0 if r["tool"] == "curl" else 15.0
+            v = r["ms_per_process"] / base
+            targets.append((f"3: {r['tool']} time / hconn time ≥ {bound:g}",
+                            f"{v:.1f}x", verdict(v, ">=", bound)))
+    if "4" in results:
+        rows = results["4"]
+        t += [f"### 4. Large body ({rows[0]['mib']} MiB to /dev/null, plain "
+              "HTTP, best of the rounds)", "",
+              "| tool | MiB/s | x curl | client CPU s | hconnd CPU s |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+        curl = next((r for r in rows if r["tool"] == "curl direct"), None)
+        for r in rows:
+            ratio = f"{r['mib_s'] / curl['mib_s']:.2f}" if curl else "–"
+            dc = "–" if r["daemon_cpu"] is None else f"{r['daemon_cpu']:.2f}"
+            t.append(f"| {r['tool']} | {r['mib_s']:.0f} | {ratio} | "
+                     f"{r['client_cpu']:.2f} | {dc} |")
+        t.append("")
+        h = next((r for r in rows if r["tool"] != "curl direct"), None)
+        if curl and h:
+            v = h["mib_s"] / curl["mib_s"]
+            targets.append(("4: hconn / curl direct MiB/s ≥ 0.8",
+                            f"{v:.2f}x", verdict(v, ">=", 0.8)))
+    if "5" in results:
+        m = results["5"]
+        t += ["### 5. hconnd memory (RSS)", "",
+              "| state | RSS KiB | KiB each |", "| --- | ---: | ---: |",
+              f"| idle | {m['idle_kib']} | |",
+              f"| {m['clients']} idle clients (each said hello) | "
+              f"{m['clients_kib']} | "
+              f"{(m['clients_kib'] - m['idle_kib']) / m['clients']:.1f} |"]
+        for kind in ("plain", "tls"):
+            k = m[kind]
+            t.append(f"| {k['idle']} idle pooled {kind} connections | "
+                     f"{k['after_kib']} (from {k['before_kib']}) | "
+                     f"{k['kib_each']:.1f} |")
+        t.append("")
+        mib = m["clients_kib"] / 1024
+        scaled = (m["idle_kib"] + (m["clients_kib"] - m["idle_kib"])
+                  * 10000 / m["clients"]) / 1024
+        note = "" if m["clients"] == 10000 else \
+            f" (scaled from {m['clients']} clients: {scaled:.1f} MiB)"
+        targets.append((f"5: RSS with {m['clients']} idle clients ≤ 64 MiB"
+                        + (" at 10,000" if m["clients"] != 10000 else ""),
+                        f"{mib:.1f} MiB{note}",
+                        verdict(scaled, "<=", 64, " MiB")))
+        targets.append(("5: KiB per idle pooled TLS connection ≤ 48",
+                        f"{m['tls']['kib_each']:.1f} KiB",
+                        verdict(m["tls"]["kib_each"], "<=", 48, " KiB")))
+    if targets:
+        t += ["## Targets", "", "| target | measured | result |",
+              "| --- | ---: | --- |"]
+        t += [f"| {a} | {b} | {c} |" for a, b, c in targets]
+        t.append("")
+    prof = results.get("profile")
+    if prof:
+        t += ["## hconnd profile (workload 1, plain, 16 clients)", "",
+              f"`perf record -F 999 -g -p <hconnd>` for "
+              f"{opts.profile_seconds:g} s while loadgen ran "
+              f"({prof['rps']:.0f} req/s); `perf report --no-children` "
+              "(self time) and `--children` (with callees; frames perf "
+              "could not name left out), top items.", "",
+              "| self % | object |", "| ---: | --- |"]
+        t += [f"| {p} | {dso} |" for p, dso in prof["dso"]]
+        t += ["", "| self % | object | symbol |", "| ---: | --- | --- |"]
+        t += [f"| {p} | {dso} | {sym} |" for p, dso, _, sym in prof["self"]]
+        t += ["", "| with callees % | self % | object | symbol |",
+              "| ---: | ---: | --- | --- |"]
+        t += [f"| {c} | {s} | {dso} | {sym} |"
+              for c, s, dso, _, sym in prof["children"]]
+        t.append("")
+    return t, targets
+
+
+def write_results(path, lines):
+    """Writes the generated part, keeping a hand-written NOTES_HEADING
+    section of the existing file."""
+    notes = ""
+    with contextlib.suppress(OSError):
+        with open(path) as f:
+            old = f.read()
+        i = old.find("\n" + NOTES_HEADING)
+        if i >= 0:
+            notes = old[i + 1:]
+    with open(path, "w") as f:
+        f.write("\n".join(lines).rstrip("\n") + "\n")
+        if notes:
+            f.write("\n" + notes)
+
+
+# ---- Main ---------------------------------------------------------------------------
+
+def ensure_build(opts):
+    """Returns the build dir holding hconnd, hconn and loadgen; without
+    --build, sets up and compiles build-bench/ with -Dbench=true."""
+    if opts.build:
+        build = os.path.abspath(opts.build)
+    else:
+        build = os.path.join(ROOT, "build-bench")
+        setup = ["meson", "setup", build, "-Dbench=true", "-Dtests=false"]
+        if os.path.isdir(os.path.join(build, "meson-private")):
+            setup.insert(2, "--reconfigure")
+        subprocess.run(setup, cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(["meson", "compile", "-C", build], cwd=ROOT,
+                       check=True, stdout=subprocess.DEVNULL)
+    loadgen = os.path.join(build, "tests", "bench", "loadgen")
+    if not os.access(loadgen, os.X_OK):
+        sys.exit(f"bench: {loadgen} is missing: configure {build} with "
+                 "-Dbench=true and compile it")
+    return build, loadgen
+
+
+def ensure_deps(opts):
+    """Installs the peers when something is missing and we may (root)."""
+    needed = ["/usr/sbin/nginx", "curl", "squid", "tinyproxy"]
+    missing = [n for n in needed if shutil.which(n) is None
+               and not os.access(n, os.X_OK)]
+    if missing and os.geteuid() == 0 and not opts.no_install:
+        log(f"installing the peers ({', '.join(missing)} missing)")
+        subprocess.run(["bash", os.path.join(HERE, "install-deps.sh")],
+                       check=True)
+
+
+def raise_nofile():
+    """Raises RLIMIT_NOFILE for us and the peers we start (they inherit
+    it): 10,000 idle clients need as many fds here and in hconnd."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = NOFILE
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            want = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(
+        description="Benchmark hconn against its peers on loopback; "
+        "prints ratios and writes tests/bench/RESULTS.md after a full run.")
+    ap.add_argument("--quick", action="store_true",
+                    help="short runs and small sizes, for development")
+    ap.add_argument("--workloads", default="1,2,3,4,5",
+                    help="comma-separated subset of 1-5 (default all)")
+    ap.add_argument("--peers", default=",".join(PEERS),
+                    help="peers of workloads 1 and 2 (default: "
+                    f"{','.join(PEERS)})")
+    ap.add_argument("--clients", default="1,16,256",
+                    help="client counts of workloads 1 and 2")
+    ap.add_argument("--duration", type=float, help="seconds measured per "
+                    "loadgen run (full 10, quick 1)")
+    ap.add_argument("--warmup", type=float, help="seconds of warm-up per "
+                    "loadgen run (full 1, quick 0.3)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="loadgen threads (default 1)")
+    ap.add_argument("--processes", type=int, help="workload 3 process "
+                    "count (full 500)")
+    ap.add_argument("--large-mib", type=int, help="workload 4 size in MiB "
+                    "(full 1024)")
+    ap.add_argument("--idle-clients", type=int,
+                    help="workload 5 idle clients (full 10000)")
+    ap.add_argument("--pooled", type=int, help="workload 5 pooled "
+                    "connections of each kind (full 1000)")
+    ap.add_argument("--pool-per-origin", type=int, default=256,
+                    help="hconnd pool_max_per_origin in workloads 1-4 "
+                    "(default 256: one upstream connection per client, as "
+                    "the other peers may open)")
+    ap.add_argument("--no-profile", dest="profile", action="store_false",
+                    help="skip perf record on hconnd")
+    ap.add_argument("--profile-top", type=int, default=15)
+    ap.add_argument("--build", help="build dir with -Dbench=true (default: "
+                    "set up and compile build-bench/)")
+    ap.add_argument("--output", help="write the report here (default: "
+                    "tests/bench/RESULTS.md, after a full run only)")
+    ap.add_argument("--no-install", action="store_true",
+                    help="never run install-deps.sh")
+    opts = ap.parse_args()
+    preset = QUICK if opts.quick else FULL
+    for k, v in preset.items():
+        if getattr(opts, k, None) is None:
+            setattr(opts, k, v)
+    opts.workloads = [w.strip() for w in opts.workloads.split(",") if w]
+    opts.peers = [p.strip() for p in opts.peers.split(",") if p]
+    opts.clients = [int(c) for c in opts.clients.split(",") if c]
+    bad = set(opts.workloads) - set("12345") or set(opts.peers) - set(PEERS)
+    if bad:
+        ap.error(f"unknown workload or peer: {', '.join(sorted(bad))}")
+    return opts
+
+
+def main():
+    global harness
+    opts = parse_args()
+    ensure_deps(opts)
+    build, opts.loadgen = ensure_build(opts)
+    os.environ["HCONN_BUILD_ROOT"] = build
+    for var in ("HCONN_HCONND", "HCONN_HCONN"):
+        os.environ.pop(var, None)
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    import harness as h
+    harness = h
+    nofile = raise_nofile()
+    if nofile < opts.idle_clients + 1000:
+        log(f"bench: only {nofile} fds allowed: {opts.idle_clients} idle "
+            "clients will fail")
+    opts.hconnd_config = {"pool_max_per_origin": opts.pool_per_origin,
+                          "pool_max_total": 4096, "max_clients": 4096}
+    info = machine_info()
+    log(f"hconn bench: {info['cpu']}, {info['cores']} cores, kernel "
+        f"{info['kernel']}, load {info['load']}; build {build}")
+
+    results = {}
+    tmp = tempfile.mkdtemp(prefix="hconn-bench-")
+    os.chmod(tmp, 0o755)
+    try:
+        with contextlib.ExitStack() as stack:
+            origin = stack.enter_context(
+                Origin(os.path.join(tmp, "origin"), opts.large_mib))
+            ctx = {}
+            need_small = {"1", "2"} & set(opts.workloads)
+            if need_small or {"3", "4"} & set(opts.workloads):
+                ctx["hconnd"] = stack.enter_context(
+                    start_hconnd(os.path.join(tmp, "hconnd"),
+                                 opts.hconnd_config))
+            if need_small:
+                if "nginx-pool" in opts.peers:
+                    ctx["nginx-pool"] = stack.enter_context(
+                        NginxPool(os.path.join(tmp, "pool"), origin))
+                if "squid" in opts.peers:
+                    ctx["squid"] = stack.enter_context(
+                        Squid(os.path.join(tmp, "squid"), origin))
+                if "tinyproxy" in opts.peers:
+                    ctx["tinyproxy"] = stack.enter_context(
+                        Tinyproxy(os.path.join(tmp, "tinyproxy"), origin))
+            for w, tls in (("1", False), ("2", True)):
+                if w in opts.workloads:
+                    log(f"workload {w}: small GET, "
+                        f"{'HTTPS' if tls else 'plain HTTP'}")
+                    results[w] = workload_small(opts, tls, origin, ctx,
+                                                opts.peers)
+            if "1" in opts.workloads and "hconnd" in opts.peers \
+                    and opts.profile:
+                log("profile: perf record on hconnd, workload 1, 16 clients")
+                results["profile"] = profile_hconnd(opts, origin, ctx, tmp)
+            if "3" in opts.workloads:
+                log("workload 3: short-lived processes")
+                results["3"] = workload_processes(opts, origin, ctx)
+            if "4" in opts.workloads:
+                log(f"workload 4: {opts.large_mib} MiB download")
+                results["4"] = workload_large(opts, origin, ctx)
+            if "5" in opts.workloads:
+                log("workload 5: memory")
+                results["5"] = workload_memory(
+                    opts, origin, os.path.join(tmp, "memory"))
+            if "hconnd" in ctx:
+                ctx["hconnd"].stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    lines, targets = build_report(opts, info, results)
+    log("")
+    if targets:
+        width = max(len(a) for a, _, _ in targets)
+        for a, b, c in targets:
+            log(f"{a:{width}}  {b:>12}  {c.replace('**', '')}")
+    full = not opts.quick and len(opts.workloads) == 5 \
+        and opts.peers == PEERS
+    out = opts.output or (RESULTS if full else None)
+    if out:
+        write_results(out, lines)
+        log(f"\nwrote {out}")
+    else:
+        log("\n(partial or quick run: RESULTS.md not written; --output "
+            "PATH writes this report)")
+
+
+if __name__ == "__main__":
+    main()
