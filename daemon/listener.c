@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/listener.h>
 
 #include "config.h"
@@ -29,7 +30,14 @@ struct listener {
     dev_t dev;    /* identity of our socket file, so we never unlink */
     ino_t ino;    /* a successor's */
     bool adopted; /* passed by the service manager: the file is not ours */
+    int spare_fd; /* held open so that, out of descriptors, a client can
+                     still be accepted to be told why; -1: none */
+    struct event *resume_timer; /* accepting again after a pause */
 };
+
+/* How long accepting pauses after an accept error that no retry can fix
+ * at once (out of descriptors with no spare, out of memory). */
+#define LISTENER_PAUSE_MS 100
 
 /* The first descriptor a service manager passes (SD_LISTEN_FDS_START). */
 #define LISTENER_ACTIVATION_FD 3
@@ -66,12 +74,99 @@ listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
         log_error("cannot set up a client: out of memory");
 }
 
+/*
+ * Out of descriptors, the waiting client cannot be accepted, and the
+ * socket stays readable: retrying at once would spin. The spare
+ * descriptor is given up for a moment so the client can be accepted, told
+ * why and closed. Returns false if there is no spare to do it with.
+ */
+static bool
+listener_refuse_without_fds(struct listener *l, int accept_errno)
+{
+    int fd;
+
+    if (l->spare_fd < 0)
+        return false;
+    close(l->spare_fd);
+    fd = accept4(evconnlistener_get_fd(l->evl), NULL, NULL,
+                 SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+        log_warn("refusing a client: accept: %s (%zu clients connected)",
+                 strerror(accept_errno), l->srv->nsessions);
+        listener_refuse(fd, "hconnd is out of file descriptors; try again "
+                            "later");
+    }
+    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return l->spare_fd >= 0;
+}
+
 static void
 listener_error_cb(struct evconnlistener *evl, void *arg)
 {
-    /* EMFILE and friends: log and go on; libevent retries on the next
-     * readiness, by which time a client may have left. */
-    log_warn("accept: %s", strerror(errno));
+    struct listener *l = arg;
+    int err = errno;
+    struct timeval tv = {0, LISTENER_PAUSE_MS * 1000};
+
+    if ((err == EMFILE || err == ENFILE) && listener_refuse_without_fds(l, err))
+        return;
+    /* Nothing to do for this client now, and a retry on the next
+     * readiness would come at once: pause instead of spinning. */
+    log_warn("accept: %s; not accepting for %d ms", strerror(err),
+             LISTENER_PAUSE_MS);
+    evconnlistener_disable(evl);
+    evtimer_add(l->resume_timer, &tv);
+}
+
+static void
+listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener *l = arg;
+
+    evconnlistener_enable(l->evl);
+}
+
+/* Accepts clients on fd, a listening socket, from now on; backlog < 0
+ * keeps the one it listens with. Returns -1 with errno set. */
+static int
+listener_start(struct listener *l, int fd, int backlog)
+{
+    l->resume_timer = evtimer_new(l->srv->base, listener_resume_cb, l);
+    if (l->resume_timer == NULL)
+        return -1;
+    l->evl = evconnlistener_new(l->srv->base, listener_accept_cb, l,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                backlog, fd);
+    if (l->evl == NULL)
+        return -1;
+    evconnlistener_set_error_cb(l->evl, listener_error_cb);
+    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return 0;
+}
+
+static struct listener *
+listener_new(struct server *srv)
+{
+    struct listener *l = calloc(1, sizeof *l);
+
+    if (l != NULL) {
+        l->srv = srv;
+        l->spare_fd = -1;
+    }
+    return l;
+}
+
+/* Frees l and what it holds; the socket file is the caller's business. */
+static void
+listener_free(struct listener *l)
+{
+    if (l->evl != NULL)
+        evconnlistener_free(l->evl);
+    if (l->resume_timer != NULL)
+        event_free(l->resume_timer);
+    if (l->spare_fd >= 0)
+        close(l->spare_fd);
+    free(l->path);
+    free(l);
 }
 
 /* Decides whether an existing file at path may be replaced. */
@@ -247,13 +342,12 @@ listener_adopt(struct server *srv, long nfds, char *err, size_t errlen)
                  fd + extra);
         close(fd + (int)extra);
     }
-    l = calloc(1, sizeof *l);
+    l = listener_new(srv);
     if (l == NULL || (l->path = listener_bound_name(fd)) == NULL) {
         snprintf(err, errlen, "out of memory");
         free(l);
         return NULL;
     }
-    l->srv = srv;
     l->adopted = true;
     /* The manager passes it blocking and inheritable; libevent drains
      * accept() until EAGAIN, which a blocking socket would never return. */
@@ -261,22 +355,16 @@ listener_adopt(struct server *srv, long nfds, char *err, size_t errlen)
         fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
         snprintf(err, errlen, "cannot set up the passed socket %s: %s", l->path,
                  strerror(errno));
-        free(l->path);
-        free(l);
+        listener_free(l);
         return NULL;
     }
     /* Backlog 0: the socket already listens, with the unit's Backlog=. */
-    l->evl = evconnlistener_new(srv->base, listener_accept_cb, l,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                0, fd);
-    if (l->evl == NULL) {
+    if (listener_start(l, fd, 0) < 0) {
         snprintf(err, errlen, "cannot accept on the passed socket %s: %s",
                  l->path, strerror(errno));
-        free(l->path);
-        free(l);
+        listener_free(l);
         return NULL;
     }
-    evconnlistener_set_error_cb(l->evl, listener_error_cb);
     return l;
 }
 
@@ -303,12 +391,11 @@ listener_open(struct server *srv, const char *path, char *err, size_t errlen)
     listener_make_parent(path);
     if (listener_check_existing(path, &sun, err, errlen) < 0)
         return NULL;
-    l = calloc(1, sizeof *l);
+    l = listener_new(srv);
     if (l == NULL || (l->path = strdup(path)) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    l->srv = srv;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
         snprintf(err, errlen, "cannot bind %s: %s", path, strerror(errno));
@@ -321,23 +408,18 @@ listener_open(struct server *srv, const char *path, char *err, size_t errlen)
         l->dev = st.st_dev;
         l->ino = st.st_ino;
     }
-    l->evl = evconnlistener_new(srv->base, listener_accept_cb, l,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                SOMAXCONN, fd);
-    if (l->evl == NULL) {
+    if (listener_start(l, fd, SOMAXCONN) < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
         unlink(path);
         goto fail;
     }
-    evconnlistener_set_error_cb(l->evl, listener_error_cb);
     return l;
 
 fail:
-    if (fd >= 0)
+    if (fd >= 0 && (l == NULL || l->evl == NULL))
         close(fd);
     if (l != NULL)
-        free(l->path);
-    free(l);
+        listener_free(l);
     return NULL;
 }
 
@@ -360,10 +442,8 @@ listener_close(struct listener *l)
 
     if (l == NULL)
         return;
-    evconnlistener_free(l->evl);
     if (!l->adopted && stat(l->path, &st) == 0 && st.st_dev == l->dev &&
         st.st_ino == l->ino)
         unlink(l->path);
-    free(l->path);
-    free(l);
+    listener_free(l);
 }

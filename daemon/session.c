@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -315,6 +316,27 @@ session_read_line(struct session *s, struct evbuffer *in)
     return consumed > 0 || msg != NULL || rc < 0;
 }
 
+/* The client's input ended: a request whose body it had not finished can
+ * never be whole. Failing it drops its upstream connection, so the origin
+ * sees the request cut off rather than waiting out read_timeout, and never
+ * a short body passed off as complete. */
+static void
+session_fail_open_bodies(struct session *s)
+{
+    struct exchange *ex;
+
+    TAILQ_FOREACH(ex, &s->queue, entry)
+    {
+        if (ex->msg == NULL || ex->m.req.body == WIRE_BODY_NONE ||
+            ex->body_complete || ex->body_refused)
+            continue;
+        exchange_fail(ex, HCONN_EBAD_MESSAGE,
+                      "the client's input ended inside the request body, "
+                      "after %llu bytes",
+                      (unsigned long long)ex->body_received);
+    }
+}
+
 /* Reads what the client has sent, until it runs out, a limit says pause,
  * or no more input is wanted. */
 static void
@@ -350,6 +372,7 @@ need_more:
         /* Whatever is left can never become a message. */
         if (evbuffer_get_length(in) > 0 || s->payload_left > 0)
             log_info("client %lu: input ended inside a message", s->id);
+        session_fail_open_bodies(s);
         s->closing = true;
         session_schedule_flush(s);
     }
@@ -465,12 +488,25 @@ session_write_cb(struct bufferevent *bev, void *arg)
     session_flush(arg);
 }
 
+/* End of input is a half-close or a full one; a Unix socket whose peer
+ * has closed both directions polls POLLHUP. Nobody can read the replies
+ * of a client that has gone, so its work stops at once: waiting for the
+ * responses would hold upstream connections until read_timeout. */
+static bool
+session_peer_gone(const struct session *s)
+{
+    struct pollfd p = {.fd = bufferevent_getfd(s->bev), .events = POLLOUT};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
+}
+
 static void
 session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct session *s = arg;
 
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        !session_peer_gone(s)) {
         /* A half-close (socat after its input ends) still wants every
          * reply owed; close once they are written. */
         log_debug("client %lu: end of input", s->id);

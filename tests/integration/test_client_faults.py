@@ -6,7 +6,6 @@ its own stream while others go on and the daemon's memory stays bounded;
 a client that sends garbage gets errors and the daemon goes on; 2,000
 clients at once all get their answers."""
 
-import functools
 import json
 import os
 import random
@@ -28,26 +27,8 @@ BIG = 8 * 1024 * 1024
 H200 = b"HTTP/1.1 200 OK\r\n"
 
 
-# The failure a known_hconnd_bug test is expected to meet.
+# What assertOriginSawClose reports when a connection outlived its client.
 STILL_OPEN = "still open at the origin after the client left"
-
-
-def known_hconnd_bug(reason):
-    """Marks a test of behaviour hconnd gets wrong today: the test skips,
-    naming the bug, when it fails with STILL_OPEN, and fails when it
-    passes (the bug is fixed: drop the marker)."""
-    def mark(test):
-        @functools.wraps(test)
-        def run(self):
-            try:
-                test(self)
-            except AssertionError as e:
-                if STILL_OPEN in str(e):
-                    self.skipTest(f"known hconnd bug: {reason}")
-                raise
-            self.fail(f"fixed? drop known_hconnd_bug from {test.__name__}")
-        return run
-    return mark
 
 
 def fd_count(pid):
@@ -120,10 +101,6 @@ class DisconnectMidResponse(harness.IntegrationTest):
         self.assertOriginSawClose(0)
         self.assertNextRequestIsFresh(0)
 
-    @known_hconnd_bug("a client that closes while its request waits for "
-                      "the head keeps its session and upstream connection "
-                      "until read_timeout: the close is taken for a "
-                      "half-close (session.c, BEV_EVENT_EOF)")
     def test_disconnect_before_the_head_closes_the_upstream_connection(self):
         w = harness.Wire(self.daemon.socket)
         w.send({"id": 1, "method": "GET", "url": self.origin.url("/stall")})
@@ -132,10 +109,6 @@ class DisconnectMidResponse(harness.IntegrationTest):
         self.assertOriginSawClose(0)
         self.assertNextRequestIsFresh(0)
 
-    @known_hconnd_bug("input that ends inside a streamed body leaves the "
-                      "exchange and its upstream connection waiting for "
-                      "frames that cannot come, until read_timeout "
-                      "(session.c, session_read need_more)")
     def test_disconnect_mid_upload_never_completes_the_request(self):
         w = harness.Wire(self.daemon.socket)
         w.send({"id": 1, "method": "PUT", "url": self.origin.url("/upload"),
@@ -149,10 +122,6 @@ class DisconnectMidResponse(harness.IntegrationTest):
                          f"as a complete request: {req!r}")
         self.assertNextRequestIsFresh(0)
 
-    @known_hconnd_bug("input that ends inside an inline body (\"data\": "
-                      "N with fewer bytes) still sends the request upstream "
-                      "and leaves it waiting for the rest until "
-                      "read_timeout (session.c, session_read need_more)")
     def test_disconnect_inside_an_inline_body_sends_nothing_whole(self):
         w = harness.Wire(self.daemon.socket)
         w.send_raw(json.dumps({"id": 1, "method": "POST",
@@ -170,6 +139,24 @@ class DisconnectMidResponse(harness.IntegrationTest):
             if r.method == "POST":
                 self.assertFalse(r.complete, r)
                 self.assertOriginSawClose(r.conn_index)
+
+    def test_half_close_inside_an_upload_is_an_error_reply(self):
+        # socat's way: the client's input ends but it still reads.
+        w = harness.Wire(self.daemon.socket)
+        w.send({"id": 1, "method": "PUT", "url": self.origin.url("/upload"),
+                "body": "stream"})
+        w.send({"id": 1, "data": 5}, b"first")
+        self.assertTrue(self.origin.wait_requests(1))
+        w.shutdown_write()
+        reply = w.read_message()
+        self.assertEqual(reply.get("id"), 1, reply)
+        self.assertEqual(reply.get("error"), "bad_message", reply)
+        self.assertIn("ended inside the request body, after 5 bytes",
+                      reply.get("message", ""))
+        w.expect_eof()
+        w.close()
+        self.assertOriginSawClose(0)
+        self.assertFalse(self.origin.requests[0].complete)
 
     def test_repeated_disconnects_never_reuse_a_dirty_connection(self):
         base_fds = fd_count(self.daemon.pid)

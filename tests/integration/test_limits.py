@@ -121,6 +121,45 @@ class ClientLimits(LimitTest):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(r.stdout, b"ok")
 
+    def test_open_file_limit(self):
+        # Out of descriptors, a client cannot even be accepted; hconnd
+        # accepts it on a spare descriptor to say why, instead of leaving
+        # it in the backlog and spinning on a socket it cannot drain.
+        import resource
+        d = self.daemon()
+        keep = [self.hello_client(d)]
+        used = len(os.listdir(f"/proc/{d.pid}/fd"))
+        resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (used + 4, used + 4))
+        refused = None
+        for _ in range(12):
+            w = self.wire(d)
+            try:
+                w.send({"op": "hello"})
+            except BrokenPipeError:
+                pass  # refused at once; its reason is already queued
+            msg = w.read_message()
+            if msg.get("op") == "hello":
+                keep.append(w)
+                continue
+            refused = msg
+            try:
+                w.expect_eof()
+            except ConnectionResetError:
+                pass  # closed with our hello unread: a reset, just as final
+            break
+        self.assertIsNotNone(refused, "never ran out of descriptors")
+        self.assertEqual(refused["error"], "limit_exceeded", refused)
+        self.assertIn("out of file descriptors", refused["message"])
+        # Each refusal is one log line, not a loop.
+        self.assertLessEqual(d.log_text().count("refusing a client: accept"),
+                             1)
+        # Served again once descriptors are free.
+        keep.pop().close()
+        self.wait_stats(keep[0], lambda st: st["clients"] == len(keep),
+                        "a client gone")
+        w = self.hello_client(d)
+        self.assertEqual(self.stats(w)["clients"], len(keep) + 1)
+
     def test_max_requests_per_client(self):
         d = self.daemon(max_requests_per_client=2)
         w = self.wire(d)
