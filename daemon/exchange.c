@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
@@ -434,6 +435,10 @@ exchange_end_body(struct exchange *ex)
 /* Reads what the socket holds, up to the window, in one readv. libevent
  * 2.1's own reads stop at 4096 bytes (EVBUFFER_MAX_READ): a loop turn
  * per 4 KiB held large bodies to a fraction of the loopback's speed. */
+/* The most a bufferevent reads from a socket at once (libevent 2.1's
+ * EVBUFFER_MAX_READ), after asking the kernel how much there is. */
+#define EXCHANGE_LIBEVENT_READ 4096
+
 static void
 exchange_read_more(struct exchange *ex)
 {
@@ -445,8 +450,11 @@ exchange_read_more(struct exchange *ex)
     ssize_t n;
     int nvec;
 
-    /* Under TLS the socket carries records only OpenSSL may read. */
-    if (ex->up->tls || ex->eof || held >= window)
+    /* Under TLS the socket carries records only OpenSSL may read. Less
+     * than a full libevent read held means that read emptied the socket:
+     * another would only return EAGAIN. */
+    if (ex->up->tls || ex->eof || held >= window ||
+        held < EXCHANGE_LIBEVENT_READ)
         return;
     /* The bufferevent freezes its input's tail so that only it appends;
      * this appends exactly as it would, from the same socket. */
@@ -565,6 +573,27 @@ exchange_expect(struct exchange *ex)
     evtimer_add(ex->expect_timer, &tv);
 }
 
+/* Queues the request head on the upstream's output. With nothing queued
+ * before it on a plain socket, it is written at once: most heads fit the
+ * socket buffer, and going through the bufferevent would cost a loop turn
+ * and two epoll_ctl calls to arm and disarm the write event. */
+static void
+exchange_send_head(struct exchange *ex, struct evbuffer *output)
+{
+    size_t sent = 0;
+
+    if (!ex->up->tls && evbuffer_get_length(output) == 0) {
+        ssize_t n = send(bufferevent_getfd(ex->up->bev), ex->head, ex->head_len,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        /* An error shows again, to the bufferevent, on the rest. */
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    if (sent < ex->head_len)
+        evbuffer_add(output, ex->head + sent, ex->head_len - sent);
+}
+
 static void
 exchange_attach(struct exchange *ex, struct upstream *up)
 {
@@ -592,8 +621,12 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     bufferevent_set_timeouts(up->bev, &tv, &tv);
     bufferevent_setwatermark(up->bev, EV_WRITE,
                              exchange_cfg(ex)->stream_buffer_bytes / 4, 0);
-    bufferevent_enable(up->bev, EV_READ | EV_WRITE);
-    evbuffer_add(output, ex->head, ex->head_len);
+    /* Enabling writing arms the write event even with nothing to write,
+     * two epoll_ctl calls for nothing: only when it was turned off. */
+    bufferevent_enable(up->bev, (bufferevent_get_enabled(up->bev) & EV_WRITE)
+                                    ? EV_READ
+                                    : EV_READ | EV_WRITE);
+    exchange_send_head(ex, output);
     if (ex->m.req.body == WIRE_BODY_NONE)
         ex->request_sent = true;
     else if (ex->m.req.expect_continue)

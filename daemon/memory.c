@@ -39,8 +39,9 @@ memory_trim_soon(struct event_base *base)
     if (memory_trim_timer == NULL &&
         (memory_trim_timer = evtimer_new(base, memory_trim_cb, NULL)) == NULL)
         return; /* no timer, no trim: only memory held longer */
-    if (!evtimer_pending(memory_trim_timer, NULL))
-        evtimer_add(memory_trim_timer, &second);
+    /* Each call pushes the trim back: a trim walks the whole heap, and
+     * under steady load it would only give back what is reused at once. */
+    evtimer_add(memory_trim_timer, &second);
 }
 
 void

@@ -10,8 +10,8 @@ struct event_base;
 /* Sets malloc up for hconnd's buffers; call once, before any work. */
 void memory_tune(void);
 
-/* Returns the heap's free pages to the kernel a second from now, unless
- * that is already planned; base runs the timer. */
+/* Returns the heap's free pages to the kernel once a second has passed
+ * without another call; base runs the timer. */
 void memory_trim_soon(struct event_base *base);
 
 /* Cancels a planned trim and frees the timer (shutdown). */

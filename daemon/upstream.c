@@ -489,17 +489,24 @@ upstream_park(struct upstream *up, double timeout,
                                     EV_READ, upstream_park_cb, up)) == NULL)
         return -1;
     up->park_cb = cb;
+    /* The watch goes on before the bufferevent's read comes off, and
+     * unparking does the reverse: the socket stays in epoll's set
+     * throughout, instead of costing two epoll_ctl calls per request. */
+    if (event_add(up->park_event, &tv) < 0)
+        return -1;
     bufferevent_disable(up->bev, EV_READ);
     if (up->tls)
         SSL_free_buffers(bufferevent_openssl_get_ssl(up->bev));
-    return event_add(up->park_event, &tv);
+    return 0;
 }
 
 void
 upstream_unpark(struct upstream *up)
 {
-    if (up->park_event != NULL)
-        event_del(up->park_event);
+    if (up->park_event == NULL || !event_pending(up->park_event, EV_READ, NULL))
+        return;
+    bufferevent_enable(up->bev, EV_READ);
+    event_del(up->park_event);
 }
 
 bool

@@ -112,7 +112,8 @@ bool upstream_is_reusable(struct upstream *up);
 int upstream_park(struct upstream *up, double timeout,
                   void (*cb)(struct upstream *up, short what));
 
-/* Ends upstream_park's watch; the caller enables reading again. */
+/* Ends upstream_park's watch, reading with the bufferevent again (its
+ * callbacks are the caller's to set). */
 void upstream_unpark(struct upstream *up);
 
 /* Closes the connection and frees up, cancelling anything pending. */

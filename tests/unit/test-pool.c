@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "hconn_error.h"
+#include "memory.h"
 #include "pool.h"
 #include "server.h"
 #include "upstream.h"
@@ -111,6 +112,7 @@ teardown(void **state)
     origin_stop(&f->a);
     origin_stop(&f->b);
     evdns_base_free(f->dns, 0);
+    memory_shutdown(); /* its trim timer belongs to this base */
     event_base_free(f->base);
     config_clear(&f->cfg);
     free(f);
