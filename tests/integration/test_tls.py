@@ -346,6 +346,19 @@ class HttpsToNginx(harness.IntegrationTest):
     def test_session_is_resumed_after_the_connection_closed_tls_1_2(self):
         self.check_resumed_after_close(self.nginx.tls12_tls_port, "TLSv1.2")
 
+    def pool_open(self):
+        """How many upstream connections the daemon's pool holds."""
+        with harness.Wire(self.daemon.socket) as w:
+            w.send({"op": "stats"})
+            return w.read_message()["pool"]["open"]
+
+    def wait_for_pool_open(self, n):
+        deadline = time.monotonic() + 10
+        while self.pool_open() < n:
+            self.assertLess(time.monotonic(), deadline,
+                            f"the pool never held {n} connections")
+            time.sleep(0.02)
+
     def test_second_connection_resumes_the_session_of_a_live_one(self):
         """One pooled connection stays busy with a 1 MiB body the client
         has not read yet; a request pipelined behind it needs a second
@@ -359,6 +372,7 @@ class HttpsToNginx(harness.IntegrationTest):
                                  ".")
                 big, small = self.rid + 1, self.rid + 2
                 self.rid += 2
+                before = self.pool_open()
                 lines = b"".join(
                     json.dumps(
                         {"id": rid, "method": "GET", "host": LOOPBACK,
@@ -367,6 +381,10 @@ class HttpsToNginx(harness.IntegrationTest):
                     for rid, target in ((big, "/big.bin"),
                                         (small, "/small.txt")))
                 self.w.send_raw(lines)
+                # Unread, the big body holds its connection (the daemon
+                # stops reading it a window ahead of the client), so the
+                # small request must open a second one; read only then.
+                self.wait_for_pool_open(before + 1)
                 head2, body2, end2 = self.w.read_response(big)
                 self.assertOkResponse(head2, end2)
                 self.assertEqual(body2, big_bytes())
