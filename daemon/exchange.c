@@ -29,12 +29,12 @@
 
 #include "config.h"
 #include "exchange.h"
-#include "fields.h"
 #include "hconn_error.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
 #include "upstream.h"
+#include "wire_line.h"
 
 #define exchange_of_waiter(w)                                                  \
     ((struct exchange *)((char *)(w)-offsetof(struct exchange, waiter)))
@@ -65,14 +65,10 @@ exchange_alloc(struct session *s, json_t *id)
     return ex;
 }
 
-/* Queues one reply line (reply is stolen). */
+/* Queues one encoded reply line; NULL: there was no memory for it. */
 static void
-exchange_reply(struct exchange *ex, json_t *reply)
+exchange_queue_line(struct exchange *ex, const char *line, size_t len)
 {
-    size_t len;
-    char *line = reply != NULL ? wire_encode(reply, &len) : NULL;
-
-    json_decref(reply);
     if (line == NULL) {
         /* Without memory for a reply the client cannot be told anything
          * reliable; close it rather than let it wait forever. */
@@ -80,9 +76,29 @@ exchange_reply(struct exchange *ex, json_t *reply)
         ex->abort_session = true;
     } else {
         evbuffer_add(ex->out, line, len);
-        free(line);
     }
     session_schedule_flush(ex->session);
+}
+
+/* Queues one reply line (reply is stolen). */
+static void
+exchange_reply(struct exchange *ex, json_t *reply)
+{
+    size_t len = 0;
+    char *line = reply != NULL ? wire_encode(reply, &len) : NULL;
+
+    json_decref(reply);
+    exchange_queue_line(ex, line, len);
+    free(line);
+}
+
+/* Queues a line written by wire_line_... (which returned rc), and frees
+ * what it held. */
+static void
+exchange_reply_line(struct exchange *ex, struct wire_line *line, int rc)
+{
+    exchange_queue_line(ex, rc == 0 ? line->buf : NULL, line->len);
+    wire_line_free(line);
 }
 
 struct exchange *
@@ -435,6 +451,10 @@ exchange_end_body(struct exchange *ex)
 /* Reads what the socket holds, up to the window, in one readv. libevent
  * 2.1's own reads stop at 4096 bytes (EVBUFFER_MAX_READ): a loop turn
  * per 4 KiB held large bodies to a fraction of the loopback's speed. */
+/* Room on the stack for a reply line; longer ones (many or long header
+ * fields) move to the heap. */
+#define EXCHANGE_LINE_STORAGE 2048
+
 /* The most a bufferevent reads from a socket at once (libevent 2.1's
  * EVBUFFER_MAX_READ), after asking the kernel how much there is. */
 #define EXCHANGE_LIBEVENT_READ 4096
@@ -744,34 +764,30 @@ exchange_reply_head(struct exchange *ex, const struct http1_event *ev)
     int64_t length = p->framing == HTTP1_FRAMING_LENGTH ? p->content_length
                      : p->framing == HTTP1_FRAMING_NONE ? 0
                                                         : -1;
-    json_t *head = wire_reply_head(
-        ex->id, ev->status, wire_string_from_bytes(ev->reason, ev->reason_len),
-        ev->version, fields_to_json(ev->headers, ev->nheaders), length,
-        ex->reused);
-    size_t len;
-    char *line;
+    char storage[EXCHANGE_LINE_STORAGE];
+    struct wire_line line;
+    int rc;
 
-    /* http.client's get_proxy_response_headers(): the tunnel's answer. */
-    if (head != NULL && ex->up->proxy_reply != NULL)
-        json_object_set(head, "proxy_response", ex->up->proxy_reply);
-    line = head != NULL ? wire_encode(head, &len) : NULL;
-
-    json_decref(head);
-    if (line == NULL) {
-        exchange_fail(ex, HCONN_ENO_MEMORY, "cannot encode the response head");
-    } else if (len > WIRE_MAX_LINE) {
+    wire_line_init(&line, storage, sizeof storage);
+    /* proxy_response: http.client's get_proxy_response_headers(). */
+    rc = wire_line_head(&line, ex->id, ev->status, ev->reason, ev->reason_len,
+                        ev->version, ev->headers, ev->nheaders, length,
+                        ex->reused, ex->up->proxy_reply);
+    if (rc < 0) {
+        exchange_fail(ex, rc, "cannot encode the response head");
+    } else if (line.len > WIRE_MAX_LINE) {
         /* 100 fields of 64 KiB each fit the HTTP limits but not one
          * protocol line: the client could not read it. */
         exchange_fail(ex, HCONN_ELINE_TOO_LONG,
                       "%s: response head encodes to %zu bytes, over the "
                       "protocol's %d-byte line limit",
-                      ex->up->peer, len, WIRE_MAX_LINE);
+                      ex->up->peer, line.len, WIRE_MAX_LINE);
     } else {
-        evbuffer_add(ex->out, line, len);
+        evbuffer_add(ex->out, line.buf, line.len);
         ex->head_replied = true;
         session_schedule_flush(ex->session);
     }
-    free(line);
+    wire_line_free(&line);
 }
 
 /* Relays len body bytes that start skip bytes into in: the bytes before
@@ -784,17 +800,16 @@ exchange_reply_data(struct exchange *ex, struct evbuffer *in, size_t skip,
                     size_t len)
 {
     if (!ex->m.req.raw) {
-        json_t *frame = wire_data_frame(ex->id, len);
-        size_t n;
-        char *line = frame != NULL ? wire_encode(frame, &n) : NULL;
+        char storage[EXCHANGE_LINE_STORAGE];
+        struct wire_line line;
 
-        json_decref(frame);
-        if (line == NULL) {
-            ex->abort_session = true;
+        int rc;
+
+        wire_line_init(&line, storage, sizeof storage);
+        rc = wire_line_data(&line, ex->id, len);
+        exchange_reply_line(ex, &line, rc);
+        if (rc < 0)
             return 0;
-        }
-        evbuffer_add(ex->out, line, n);
-        free(line);
     }
     evbuffer_drain(in, skip);
     evbuffer_remove_buffer(in, ex->out, len);
@@ -813,12 +828,16 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
     struct evbuffer *in = bufferevent_get_input(up->bev);
     bool keep;
 
-    if (!ex->m.req.raw)
-        exchange_reply(
-            ex,
-            wire_end_frame(ex->id, fields_to_json(ev->headers, ev->nheaders)));
-    else
+    if (!ex->m.req.raw) {
+        char storage[EXCHANGE_LINE_STORAGE];
+        struct wire_line line;
+
+        wire_line_init(&line, storage, sizeof storage);
+        exchange_reply_line(
+            ex, &line, wire_line_end(&line, ex->id, ev->headers, ev->nheaders));
+    } else {
         session_schedule_flush(ex->session);
+    }
     evbuffer_drain(in, consumed);
     keep = http1_parser_keep_alive(&ex->parser) && ex->request_sent &&
            !ex->eof && evbuffer_get_length(in) == 0;

@@ -178,31 +178,28 @@ wire_utf8_seq(const unsigned char *s, size_t n)
     return need;
 }
 
-json_t *
-wire_string_from_bytes(const char *s, size_t len)
+bool
+wire_is_utf8(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    size_t i, k, step, wide = 0;
-    bool utf8 = true;
-    char *buf;
-    json_t *v;
+    size_t step;
 
-    if (len == 0)
-        return json_string("");
-    for (i = 0; i < len; i += step) {
-        if ((step = wire_utf8_seq(u + i, len - i)) == 0) {
-            utf8 = false;
-            break;
-        }
-    }
-    if (utf8)
-        return json_stringn(s, len);
-    /* ISO-8859-1: bytes 0x80..0xff become U+0080..U+00FF. */
-    for (i = 0; i < len; i++)
-        wide += u[i] >= 0x80;
-    if ((buf = malloc(len + wide)) == NULL)
+    for (size_t i = 0; i < n; i += step)
+        if ((step = wire_utf8_seq(u + i, n - i)) == 0)
+            return false;
+    return true;
+}
+
+char *
+wire_latin1_to_utf8(const char *s, size_t n, size_t *outlen)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    char *buf = malloc(2 * n);
+    size_t k = 0;
+
+    if (buf == NULL)
         return NULL;
-    for (i = 0, k = 0; i < len; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (u[i] < 0x80) {
             buf[k++] = (char)u[i];
         } else {
@@ -210,6 +207,23 @@ wire_string_from_bytes(const char *s, size_t len)
             buf[k++] = (char)(0x80 | (u[i] & 0x3f));
         }
     }
+    *outlen = k;
+    return buf;
+}
+
+json_t *
+wire_string_from_bytes(const char *s, size_t len)
+{
+    size_t k;
+    char *buf;
+    json_t *v;
+
+    if (len == 0)
+        return json_string("");
+    if (wire_is_utf8(s, len))
+        return json_stringn(s, len);
+    if ((buf = wire_latin1_to_utf8(s, len, &k)) == NULL)
+        return NULL;
     v = json_stringn_nocheck(buf, k);
     free(buf);
     return v;
@@ -839,36 +853,6 @@ wire_reply_new(json_t *id)
     json_t *o = json_object();
 
     if (o != NULL && id != NULL && json_object_set(o, "id", id) != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-json_t *
-wire_reply_head(json_t *id, int status, json_t *reason, int version,
-                json_t *headers, int64_t length, bool reused)
-{
-    json_t *o = wire_reply_new(id);
-    int bad = 0;
-
-    if (headers == NULL)
-        headers = json_array();
-    if (o == NULL || reason == NULL || headers == NULL) {
-        json_decref(o);
-        json_decref(reason);
-        json_decref(headers);
-        return NULL;
-    }
-    /* set_new takes its value even when it fails: no early exit. */
-    bad |= json_object_set_new(o, "status", json_integer(status));
-    bad |= json_object_set_new(o, "reason", reason);
-    bad |= json_object_set_new(o, "version", json_integer(version));
-    bad |= json_object_set_new(o, "headers", headers);
-    if (length >= 0)
-        bad |= json_object_set_new(o, "length", json_integer(length));
-    bad |= json_object_set_new(o, "reused", json_boolean(reused));
-    if (bad != 0) {
         json_decref(o);
         return NULL;
     }

@@ -54,6 +54,13 @@ char *wire_encode(const json_t *msg, size_t *len);
  * else each byte is read as ISO-8859-1 (as http.client does). */
 json_t *wire_string_from_bytes(const char *s, size_t len);
 
+/* True when s[0..n) is all valid UTF-8 (RFC 3629). */
+bool wire_is_utf8(const char *s, size_t n);
+
+/* s[0..n) read as ISO-8859-1, in UTF-8: bytes 0x80..0xff become
+ * U+0080..U+00FF. Returns a malloc'd buffer of *outlen bytes, or NULL. */
+char *wire_latin1_to_utf8(const char *s, size_t n, size_t *outlen);
+
 /* ---- Client → daemon ------------------------------------------------ */
 
 enum wire_body {
@@ -150,13 +157,9 @@ void wire_client_msg_clear(struct wire_client_msg *m);
 /* ---- Daemon → client: builders -------------------------------------- */
 
 /* Each returns a new object (NULL when out of memory); id is not stolen
- * and is omitted when NULL. Callers may add fields before wire_encode. */
+ * and is omitted when NULL. Callers may add fields before wire_encode.
+ * The response head is written directly instead (wire_line.h). */
 
-/* Response head; reason (a string) and headers (array of [name, value];
- * NULL for none) are stolen, even on failure; length < 0 omits "length"
- * (not known in advance). */
-json_t *wire_reply_head(json_t *id, int status, json_t *reason, int version,
-                        json_t *headers, int64_t length, bool reused);
 /* {"id", "data": n}: a data frame, either direction. */
 json_t *wire_data_frame(json_t *id, uint64_t n);
 /* {"id", "end": true}; trailers (stolen) added when not NULL. */

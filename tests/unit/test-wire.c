@@ -16,7 +16,9 @@
 #include <cmocka.h>
 
 #include "hconn_error.h"
+#include "http1.h"
 #include "wire.h"
+#include "wire_line.h"
 
 #define MAX_INT53 9007199254740991LL
 
@@ -1122,43 +1124,13 @@ assert_encodes(json_t *o, const char *want)
 static void
 test_builders(void **state)
 {
-    json_t *id = json_integer(1), *sid = json_string("a"), *h, *o;
+    json_t *id = json_integer(1), *sid = json_string("a"), *o;
 
     (void)state;
-    h = json_pack("[[s,s],[s,s],[s,s]]", "Content-Type", "text/html",
-                  "Set-Cookie", "a", "Set-Cookie", "b");
-    assert_encodes(
-        wire_reply_head(id, 200, json_string("OK"), 11, h, 1256, true),
-        "{\"id\":1,\"status\":200,\"reason\":\"OK\",\"version\":11,"
-        "\"headers\":[[\"Content-Type\",\"text/html\"],"
-        "[\"Set-Cookie\",\"a\"],[\"Set-Cookie\",\"b\"]],"
-        "\"length\":1256,\"reused\":true}\n");
-    assert_encodes(wire_reply_head(NULL, 204, json_string("No Content"), 10,
-                                   NULL, -1, false),
-                   "{\"status\":204,\"reason\":\"No Content\",\"version\":10,"
-                   "\"headers\":[],\"reused\":false}\n");
-    assert_encodes(
-        wire_reply_head(sid, 304, json_string(""), 11, json_array(), 0, false),
-        "{\"id\":\"a\",\"status\":304,\"reason\":\"\","
-        "\"version\":11,\"headers\":[],\"length\":0,"
-        "\"reused\":false}\n");
-    /* A reason that is not UTF-8, through wire_string_from_bytes. */
-    assert_encodes(wire_reply_head(id, 200, wire_string_from_bytes("\xc4h", 2),
-                                   11, NULL, -1, false),
-                   "{\"id\":1,\"status\":200,\"reason\":\"\xc3\x84h\","
-                   "\"version\":11,\"headers\":[],\"reused\":false}\n");
-    /* A NULL reason (out of memory upstream) fails, headers still freed. */
-    assert_null(wire_reply_head(id, 200, NULL, 11, json_array(), -1, false));
-
     assert_encodes(wire_data_frame(id, 1256), "{\"id\":1,\"data\":1256}\n");
     assert_encodes(wire_data_frame(sid, 0), "{\"id\":\"a\",\"data\":0}\n");
     assert_encodes(wire_data_frame(id, (uint64_t)MAX_INT53),
                    "{\"id\":1,\"data\":9007199254740991}\n");
-    assert_encodes(wire_end_frame(id, json_array()),
-                   "{\"id\":1,\"end\":true,\"trailers\":[]}\n");
-    assert_encodes(wire_end_frame(id, json_pack("[[s,s]]", "Digest", "x")),
-                   "{\"id\":1,\"end\":true,\"trailers\":[[\"Digest\",\"x\"]]}"
-                   "\n");
     assert_encodes(wire_end_frame(sid, NULL), "{\"id\":\"a\",\"end\":true}\n");
     assert_encodes(wire_reply_continue(id), "{\"id\":1,\"continue\":true}\n");
     assert_encodes(wire_reply_continue(NULL), "{\"continue\":true}\n");
@@ -1468,10 +1440,156 @@ test_parse_reply_invalid(void **state)
     json_decref(j);
 }
 
+/* ---- Daemon → client: lines written directly -------------------------- */
+
+/* Checks that a wire_line call returned 0 and wrote want, then empties
+ * the line for the next. */
+static void
+assert_line(struct wire_line *l, int rc, const char *want)
+{
+    assert_int_equal(rc, 0);
+    assert_int_equal(l->len, strlen(want));
+    assert_memory_equal(l->buf, want, l->len);
+    l->len = 0;
+}
+
+static void
+test_reply_lines(void **state)
+{
+    static const struct http1_header h[] = {
+        {"Content-Type", 12, "text/html", 9},
+        {"Set-Cookie", 10, "a", 1},
+        {"Set-Cookie", 10, "b", 1},
+    };
+    static const struct http1_header odd[] = {
+        {"X-Folded", 8, "a\r\n b", 5},   /* obs-fold: one space */
+        {"X-Latin", 7, "caf\xe9", 4},    /* ISO-8859-1 */
+        {"X-Quote", 7, "\"\\\x01\t", 4}, /* escapes as jansson's */
+        {"X-Empty", 7, NULL, 0},
+    };
+    json_t *id = json_integer(1), *sid = json_string("a\"b"),
+           *proxy = json_pack("{s:i}", "status", 200);
+    char small[8];
+    struct wire_line l;
+
+    (void)state;
+    /* Storage of 8 bytes: every line below moves to the heap. */
+    wire_line_init(&l, small, sizeof small);
+    assert_line(
+        &l, wire_line_head(&l, id, 200, "OK", 2, 11, h, 3, 1256, true, NULL),
+        "{\"id\":1,\"status\":200,\"reason\":\"OK\",\"version\":11,"
+        "\"headers\":[[\"Content-Type\",\"text/html\"],"
+        "[\"Set-Cookie\",\"a\"],[\"Set-Cookie\",\"b\"]],"
+        "\"length\":1256,\"reused\":true}\n");
+    assert_line(&l,
+                wire_line_head(&l, NULL, 204, "No Content", 10, 10, NULL, 0, -1,
+                               false, NULL),
+                "{\"status\":204,\"reason\":\"No Content\",\"version\":10,"
+                "\"headers\":[],\"reused\":false}\n");
+    assert_line(
+        &l, wire_line_head(&l, sid, 304, "", 0, 11, NULL, 0, 0, false, proxy),
+        "{\"id\":\"a\\\"b\",\"status\":304,\"reason\":\"\","
+        "\"version\":11,\"headers\":[],\"length\":0,"
+        "\"reused\":false,\"proxy_response\":{\"status\":200}}\n");
+    assert_line(
+        &l,
+        wire_line_head(&l, id, 200, "\xc4h", 2, 11, odd, 4, -1, false, NULL),
+        "{\"id\":1,\"status\":200,\"reason\":\"\xc3\x84h\","
+        "\"version\":11,\"headers\":[[\"X-Folded\",\"a b\"],"
+        "[\"X-Latin\",\"caf\xc3\xa9\"],"
+        "[\"X-Quote\",\"\\\"\\\\\\u0001\\t\"],[\"X-Empty\",\"\"]],"
+        "\"reused\":false}\n");
+    assert_line(&l, wire_line_data(&l, id, 1256), "{\"id\":1,\"data\":1256}\n");
+    assert_line(&l, wire_line_data(&l, id, (uint64_t)MAX_INT53),
+                "{\"id\":1,\"data\":9007199254740991}\n");
+    assert_line(&l, wire_line_end(&l, id, NULL, 0),
+                "{\"id\":1,\"end\":true,\"trailers\":[]}\n");
+    assert_line(&l, wire_line_end(&l, NULL, h, 1),
+                "{\"end\":true,\"trailers\":[[\"Content-Type\",\"text/html\"]]}"
+                "\n");
+    wire_line_free(&l);
+    json_decref(id);
+    json_decref(sid);
+    json_decref(proxy);
+}
+
+/* The written lines equal jansson's dump of the same object, for every
+ * byte in names, values and reasons, and every kind of id. */
+static void
+test_reply_lines_match_jansson(void **state)
+{
+    char buf[64], storage[512];
+    struct wire_line l;
+    unsigned seed = 7;
+
+    (void)state;
+    wire_line_init(&l, storage, sizeof storage);
+    for (int round = 0; round < 2000; round++) {
+        struct http1_header h[3];
+        char names[3][8], values[3][16];
+        size_t nh = (size_t)(round % 4), rlen, len;
+        json_t *id, *headers = json_array(), *o;
+        char *want;
+
+        for (size_t i = 0; i < sizeof buf; i++) {
+            seed = seed * 1103515245u + 12345u;
+            buf[i] = (char)(seed >> 16);
+        }
+        for (size_t i = 0; i < nh; i++) {
+            memcpy(names[i], buf + 8 * i, 8);
+            memcpy(values[i], buf + 24 + 8 * i, 16);
+            h[i] = (struct http1_header){names[i], 1 + (size_t)(buf[i] & 7),
+                                         values[i], (size_t)(buf[3] & 15)};
+            /* No CR or LF: unfolding is checked above. */
+            for (size_t k = 0; k < 16; k++)
+                if (values[i][k] == '\r' || values[i][k] == '\n')
+                    values[i][k] = ' ';
+            json_array_append_new(
+                headers,
+                json_pack("[o,o]",
+                          wire_string_from_bytes(h[i].name, h[i].name_len),
+                          wire_string_from_bytes(h[i].value, h[i].value_len)));
+        }
+        rlen = (size_t)(buf[4] & 15);
+        id = round % 3 == 0   ? NULL
+             : round % 3 == 1 ? json_integer(round * 1000003LL)
+                              : json_stringn(buf + 40, (size_t)(buf[5] & 7));
+        if (id == NULL && round % 3 == 2) /* not UTF-8: use a plain one */
+            id = json_string("id");
+        o = json_object();
+        if (id != NULL)
+            json_object_set(o, "id", id);
+        json_object_set_new(o, "status", json_integer(100 + round % 500));
+        json_object_set_new(o, "reason",
+                            wire_string_from_bytes(buf + 48, rlen));
+        json_object_set_new(o, "version", json_integer(11));
+        json_object_set_new(o, "headers", headers);
+        if (round % 2)
+            json_object_set_new(o, "length", json_integer(round));
+        json_object_set_new(o, "reused", json_boolean(round % 5 == 0));
+        want = wire_encode(o, &len);
+        assert_non_null(want);
+        l.len = 0;
+        assert_int_equal(wire_line_head(&l, id, 100 + round % 500, buf + 48,
+                                        rlen, 11, h, nh, round % 2 ? round : -1,
+                                        round % 5 == 0, NULL),
+                         0);
+        assert_int_equal(l.len, len);
+        assert_memory_equal(l.buf, want, len);
+        free(want);
+        json_decref(o);
+        json_decref(id);
+    }
+    wire_line_free(&l);
+}
+
 /* Builders and parser agree: what the daemon sends, libhconn reads. */
 static void
 test_round_trip(void **state)
 {
+    static const struct http1_header ab = {"A", 1, "b", 1};
+    struct wire_line wl;
+    char storage[256];
     struct wire_reader rd = {0};
     struct wire_reply r;
     json_t *id = json_integer(42), *o, *msg;
@@ -1480,13 +1598,14 @@ test_round_trip(void **state)
 
     (void)state;
     wire_reader_init(&rd, WIRE_MAX_LINE);
-    o = wire_reply_head(id, 404, json_string("Not Found"), 11,
-                        json_pack("[[s,s]]", "A", "b"), 9, true);
-    line = wire_encode(o, &len);
-    json_decref(o);
+    wire_line_init(&wl, storage, sizeof storage);
     assert_int_equal(
-        wire_read_line(&rd, line, len, &consumed, &msg, err, sizeof(err)), 0);
-    assert_int_equal(consumed, len);
+        wire_line_head(&wl, id, 404, "Not Found", 9, 11, &ab, 1, 9, true, NULL),
+        0);
+    assert_int_equal(
+        wire_read_line(&rd, wl.buf, wl.len, &consumed, &msg, err, sizeof(err)),
+        0);
+    assert_int_equal(consumed, wl.len);
     assert_int_equal(wire_parse_reply(msg, &r, err, sizeof(err)), 0);
     assert_int_equal(r.kind, WIRE_REPLY_HEAD);
     assert_int_equal(json_integer_value(r.id), 42);
@@ -1495,7 +1614,7 @@ test_round_trip(void **state)
     assert_int_equal(r.length, 9);
     assert_true(r.reused);
     json_decref(msg);
-    free(line);
+    wire_line_free(&wl);
 
     o = wire_reply_error(id, HCONN_EDNS_FAILED, "no such host \"x\"");
     line = wire_encode(o, &len);
@@ -1632,6 +1751,8 @@ main(void)
         cmocka_unit_test(test_others_invalid),
         cmocka_unit_test(test_client_msg_not_object),
         cmocka_unit_test(test_builders),
+        cmocka_unit_test(test_reply_lines),
+        cmocka_unit_test(test_reply_lines_match_jansson),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_parse_reply_kinds),
         cmocka_unit_test(test_parse_reply_unknown_error),
