@@ -99,7 +99,9 @@ static void
 upstream_fail_later(struct upstream *up, int error, const char *message)
 {
     up->fail_error = error;
-    snprintf(up->fail_message, sizeof up->fail_message, "%s", message);
+    /* Cut to fit, on purpose: the message names the peer first. */
+    snprintf(up->fail_message, sizeof up->fail_message, "%.*s",
+             (int)sizeof up->fail_message - 1, message);
     if (up->fail_event == NULL)
         up->fail_event = evtimer_new(up->base, upstream_fail_cb, up);
     if (up->fail_event == NULL) {
