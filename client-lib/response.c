@@ -159,6 +159,20 @@ response_finish_known(struct hconn_response *r)
         response_advance(r);
 }
 
+/* Reads more from hconnd. Returns 0, HCONN_EWOULD_BLOCK (non-blocking
+ * mode: nothing there yet), or the error the response now carries. */
+static int
+response_fill(struct hconn_response *r)
+{
+    int rc = transport_fill(r->conn);
+
+    if (rc < 0 && rc != HCONN_EWOULD_BLOCK) {
+        response_fail(r, rc);
+        rc = r->error;
+    }
+    return rc;
+}
+
 /* Copies body bytes: all n (some == false) or as soon as at least one
  * arrived (some == true). Returns the count, 0 at the end, or an error. */
 static ssize_t
@@ -184,13 +198,8 @@ response_read_core(struct hconn_response *r, char *buf, size_t n, bool some)
         avail = transport_payload_avail(c, &p);
         if (avail == 0 && c->nonblocking) {
             /* Only what is there: a partial count is not the end here. */
-            if ((rc = transport_fill(c)) == HCONN_EWOULD_BLOCK)
+            if ((rc = response_fill(r)) < 0)
                 break;
-            if (rc < 0) {
-                response_fail(r, rc);
-                rc = r->error;
-                break;
-            }
             continue;
         }
         if (avail > 0) {
@@ -212,9 +221,7 @@ response_read_core(struct hconn_response *r, char *buf, size_t n, bool some)
             }
             response_account(r, (size_t)k);
             copied += (size_t)k;
-        } else if ((rc = transport_fill(c)) < 0) {
-            response_fail(r, rc);
-            rc = r->error;
+        } else if ((rc = response_fill(r)) < 0) {
             break;
         }
         if (some && copied > 0 && c->payload_left == 0)
@@ -322,13 +329,8 @@ hconn_response_readline(hconn_response *r, char *buf, size_t size)
             break;
         avail = transport_payload_avail(c, &p);
         if (avail == 0) {
-            if ((rc = transport_fill(c)) == HCONN_EWOULD_BLOCK)
+            if ((rc = response_fill(r)) < 0)
                 break;
-            if (rc < 0) {
-                response_fail(r, rc);
-                rc = r->error;
-                break;
-            }
             continue;
         }
         k = avail < n - copied ? avail : n - copied;
