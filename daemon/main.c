@@ -36,7 +36,9 @@ main_usage(FILE *f)
             "Local HTTP/1.1 connection-pooling daemon.\n"
             "\n"
             "  -s, --socket PATH   listen on PATH (default: %s)\n"
-            "  -c, --config FILE   read settings from the JSON FILE\n"
+            "  -c, --config FILE   read settings from the JSON FILE (default:\n"
+            "                      " CONFIG_DEFAULT_PATH " if it exists);\n"
+            "                      SIGHUP reads it again\n"
             "  -v, --verbose       log more: -v requests, -vv connections\n"
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n",
