@@ -560,8 +560,12 @@ exchange_go_ahead(struct exchange *ex)
 {
     ex->expecting = false;
     evtimer_del(ex->expect_timer);
-    if (!ex->m.req.raw)
+    /* One continue per request: a retry on a fresh connection waits for
+     * the origin again, but the client has its go-ahead already. */
+    if (!ex->m.req.raw && !ex->continue_replied) {
+        ex->continue_replied = true;
         exchange_reply(ex, wire_reply_continue(ex->id));
+    }
     exchange_pump_body(ex);
 }
 
@@ -831,10 +835,23 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
     if (!ex->m.req.raw) {
         char storage[EXCHANGE_LINE_STORAGE];
         struct wire_line line;
+        int rc;
 
         wire_line_init(&line, storage, sizeof storage);
-        exchange_reply_line(
-            ex, &line, wire_line_end(&line, ex->id, ev->headers, ev->nheaders));
+        rc = wire_line_end(&line, ex->id, ev->headers, ev->nheaders);
+        if (rc == 0 && line.len > WIRE_MAX_LINE) {
+            /* As for heads: the client could not read the line, and would
+             * drop the connection with every request pipelined on it. */
+            size_t len = line.len;
+
+            wire_line_free(&line);
+            exchange_fail(ex, HCONN_ELINE_TOO_LONG,
+                          "%s: response trailers encode to %zu bytes, over "
+                          "the protocol's %d-byte line limit",
+                          up->peer, len, WIRE_MAX_LINE);
+            return;
+        }
+        exchange_reply_line(ex, &line, rc);
     } else {
         session_schedule_flush(ex->session);
     }
@@ -963,6 +980,24 @@ exchange_resume(struct exchange *ex)
     exchange_process(ex);
 }
 
+/* Adds a failed tunnel's proxy answer to its error reply, without the
+ * header fields when they would take the line past the protocol's limit
+ * (a proxy may send 100 fields of 64 KiB each). */
+static void
+exchange_add_detail(json_t *reply, json_t *detail)
+{
+    char *line;
+    size_t len = 0;
+
+    json_object_update(reply, detail);
+    line = wire_encode(reply, &len);
+    free(line);
+    if (line != NULL && len <= WIRE_MAX_LINE)
+        return;
+    json_object_del(reply, "headers");
+    json_object_set_new(reply, "headers_omitted", json_true());
+}
+
 void
 exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
 {
@@ -1000,7 +1035,7 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     }
     reply = wire_reply_error(ex->id, code, message);
     if (reply != NULL && ex->waiter.detail != NULL) /* tunnel_failed */
-        json_object_update(reply, ex->waiter.detail);
+        exchange_add_detail(reply, ex->waiter.detail);
     if (reply != NULL && code == HCONN_EINCOMPLETE_READ) {
         json_object_set_new(reply, "received",
                             json_integer((json_int_t)ex->parser.body_received));

@@ -62,6 +62,7 @@ struct exchange {
                                 back until 100 or expect_timer */
     bool body_refused;       /* a final response came instead: the
                                 body is never sent */
+    bool continue_replied;   /* the client got its one "continue" */
     struct event *expect_timer;
     /* request_timeout, from the first lease */
     struct event *request_timer;

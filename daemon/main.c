@@ -74,14 +74,30 @@ server_session_closed(struct server *srv)
         event_base_loopexit(srv->base, NULL);
 }
 
+/* How long the error lines of a drain that timed out may take to reach
+ * clients that still read. */
+#define MAIN_FAREWELL_SECONDS 1
+
 static void
 main_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
+    struct session *s, *next;
+    struct timeval tv = {.tv_sec = MAIN_FAREWELL_SECONDS};
 
-    log_warn("%zu clients still busy after %g s; closing them", srv->nsessions,
-             srv->cfg->shutdown_timeout);
-    event_base_loopexit(srv->base, NULL);
+    if (srv->drain_expired || srv->nsessions == 0) {
+        event_base_loopexit(srv->base, NULL);
+        return;
+    }
+    log_warn("%zu clients still busy after %g s; ending their requests",
+             srv->nsessions, srv->cfg->shutdown_timeout);
+    /* Every request still in flight gets an error line, never a bare
+     * end of file; the sessions close once that is written. */
+    srv->drain_expired = true;
+    pool_stop(srv->pool); /* the waiters being ended need nothing new */
+    TAILQ_FOREACH_SAFE(s, &srv->sessions, entry, next)
+    session_abort_requests(s);
+    evtimer_add(srv->shutdown_timer, &tv);
 }
 
 static void
@@ -308,6 +324,11 @@ main(int argc, char **argv)
     log_notice("stopped");
 
 out:
+    /* Tearing sessions down cancels their leases and drops their
+     * connections; nothing may start new connects for the waiters of
+     * sessions about to go too. */
+    if (srv.pool != NULL)
+        pool_stop(srv.pool);
     while (!TAILQ_EMPTY(&srv.sessions))
         session_free(TAILQ_FIRST(&srv.sessions));
     listener_close(srv.listener);

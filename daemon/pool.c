@@ -72,8 +72,12 @@ struct pool {
     struct stats *stats;
     struct pool_origin *buckets[POOL_BUCKETS];
     struct upstream_list lru; /* idle connections, oldest first */
-    size_t nopen;             /* open or opening, all origins */
-    size_t nidle;             /* idle, all origins */
+    /* Connects under way, all origins (linked by lru_entry, which only
+     * idle connections use otherwise), so that pool_free can end them. */
+    struct upstream_list connecting;
+    bool stopped; /* pool_stop: no new connects */
+    size_t nopen; /* open or opening, all origins */
+    size_t nidle; /* idle, all origins */
     /* Origins with more waiters than connects under way, held back by a
      * limit; retried whenever a connection closes. */
     TAILQ_HEAD(, pool_origin) wanting;
@@ -157,6 +161,7 @@ pool_new(struct event_base *base, struct evdns_base *dns, struct tls *tls,
     pool->cfg = cfg;
     pool->stats = stats;
     TAILQ_INIT(&pool->lru);
+    TAILQ_INIT(&pool->connecting);
     TAILQ_INIT(&pool->wanting);
     return pool;
 }
@@ -376,6 +381,7 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
     struct pool_waiter *w;
 
     o->nconnecting--;
+    TAILQ_REMOVE(&o->pool->connecting, up, lru_entry);
     w = pool_origin_next_waiter(o, true);
     if (error != 0) {
         log_debug("upstream %lu: %s", up->id, message);
@@ -436,6 +442,8 @@ pool_origin_grow(struct pool_origin *o)
     struct pool *pool = o->pool;
     bool short_of;
 
+    if (pool->stopped)
+        return;
     while (o->nconnecting < o->nwaiting &&
            o->nidle + o->nbusy + o->nconnecting <
                pool->cfg->pool_max_per_origin &&
@@ -452,6 +460,7 @@ pool_origin_grow(struct pool_origin *o)
             upstream_set_tunnel(up, o->tls_host, o->tls_port, o->connect_head,
                                 o->connect_head_len);
         o->nconnecting++;
+        TAILQ_INSERT_TAIL(&pool->connecting, up, lru_entry);
         pool->nopen++;
         pool->stats->reuse_misses++;
         log_debug("upstream %lu: connecting to %s", up->id, o->label);
@@ -529,6 +538,13 @@ pool_release(struct upstream *up)
 
     o->nbusy--;
     up->requests++;
+    /* Bytes after a complete response (a late body after HEAD or 204)
+     * must never become the next request's response. */
+    if (!upstream_is_reusable(up)) {
+        up->clean = true;
+        pool_close(up, "bytes arrived after its response");
+        return;
+    }
     w = pool_origin_next_waiter(o, false);
     if (w != NULL)
         pool_hand_over(up, w);
@@ -555,11 +571,31 @@ pool_close_idle(struct pool *pool)
 }
 
 void
+pool_stop(struct pool *pool)
+{
+    pool->stopped = true;
+}
+
+void
 pool_free(struct pool *pool)
 {
+    struct upstream *up;
+
     if (pool == NULL)
         return;
+    pool->stopped = true;
     pool_close_idle(pool);
+    while ((up = TAILQ_FIRST(&pool->connecting)) != NULL) {
+        struct pool_origin *o = up->origin;
+
+        TAILQ_REMOVE(&pool->connecting, up, lru_entry);
+        o->nconnecting--;
+        pool->nopen--;
+        log_debug("upstream %lu: connect to %s abandoned (stopping)", up->id,
+                  o->label);
+        upstream_free(up);
+        pool_origin_maybe_free(o);
+    }
     for (size_t b = 0; b < POOL_BUCKETS; b++)
         if (pool->buckets[b] != NULL)
             log_warn("pool freed with origin %s still in use",

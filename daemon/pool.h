@@ -79,7 +79,12 @@ struct pool *pool_new(struct event_base *base, struct evdns_base *dns,
                       struct tls *tls, const struct config *cfg,
                       struct stats *stats);
 
-/* Closes every connection and frees the pool; no lease may be pending. */
+/* Starts no connection from now on (the daemon is exiting: the waiters
+ * that would use them are about to go). */
+void pool_stop(struct pool *pool);
+
+/* Closes every connection, connects under way included, and frees the
+ * pool; no lease may be pending. */
 void pool_free(struct pool *pool);
 
 /*

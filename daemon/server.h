@@ -56,7 +56,9 @@ struct server {
     size_t nsessions;
     struct stats stats;
     bool shutting_down;           /* SIGTERM seen: drain, accept nothing */
-    struct event *shutdown_timer; /* forces the exit after the drain time */
+    struct event *shutdown_timer; /* ends the drain after shutdown_timeout */
+    bool drain_expired;           /* shutdown_timeout passed: requests
+                                     ended, the farewell runs */
 };
 
 /* Called when a session ends, so a draining server can exit. */

@@ -17,6 +17,7 @@
  * inside an exchange's own call chain.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,38 +89,116 @@ session_skip_payload(struct session *s, uint64_t n)
     s->payload_ends_body = false;
 }
 
-/* Takes the oldest refused stream under id off the list; false when
- * there is none. */
-static bool
-session_take_refused(struct session *s, json_t *id, bool end)
-{
-    size_t i;
-    json_t *v;
+/*
+ * A streamed request body as the client addresses it. Frames carry the
+ * request's id, and ids may repeat, so they go to the oldest stream under
+ * that id until the client's end frame closes it. A stream outlives its
+ * request (answered early, refused, failed, or never accepted): the
+ * client's frames for it may already be under way, and they must never
+ * reach a later request that reuses the id.
+ */
+struct session_stream {
+    json_t *id;
+    struct exchange *ex; /* NULL once the request is over: frames dropped */
+    TAILQ_ENTRY(session_stream) entry;
+};
 
-    json_array_foreach(s->refused_streams, i, v)
-    {
-        if (json_equal(v, id)) {
-            if (end)
-                json_array_remove(s->refused_streams, i);
-            return true;
-        }
-    }
-    return false;
+static void
+session_stream_close(struct session *s, struct session_stream *st)
+{
+    TAILQ_REMOVE(&s->streams, st, entry);
+    if (st->ex == NULL)
+        s->ndead_streams--;
+    json_decref(st->id);
+    free(st);
 }
 
-/* The exchange whose streamed body is still open under id. */
-static struct exchange *
-session_find_stream(struct session *s, json_t *id)
+/* A client that never ends its dead streams does not make the list grow
+ * past its request limit: the oldest dead one goes first. */
+static void
+session_stream_bound(struct session *s)
 {
-    struct exchange *ex;
+    struct session_stream *st, *next;
+
+    TAILQ_FOREACH_SAFE(st, &s->streams, entry, next)
+    {
+        if (s->ndead_streams <= session_cfg(s)->max_requests_per_client)
+            break;
+        if (st->ex == NULL)
+            session_stream_close(s, st);
+    }
+}
+
+/* Opens the stream of a request with "body": "stream"; ex NULL when the
+ * request was refused before it became an exchange. */
+static void
+session_stream_open(struct session *s, json_t *id, struct exchange *ex)
+{
+    struct session_stream *st = calloc(1, sizeof *st);
+
+    if (st == NULL) {
+        log_error("client %lu: out of memory; closing", s->id);
+        s->closing = true;
+        session_schedule_flush(s);
+        return;
+    }
+    st->id = json_incref(id);
+    st->ex = ex;
+    TAILQ_INSERT_TAIL(&s->streams, st, entry);
+    if (ex == NULL) {
+        s->ndead_streams++;
+        session_stream_bound(s);
+    }
+}
+
+/* The oldest stream the client has not ended under id, or NULL. */
+static struct session_stream *
+session_stream_find(struct session *s, json_t *id)
+{
+    struct session_stream *st;
 
     if (id == NULL)
         return NULL;
-    TAILQ_FOREACH(ex, &s->queue, entry)
-    if (ex->msg != NULL && ex->m.req.body == WIRE_BODY_STREAM &&
-        !ex->body_complete && json_equal(ex->id, id))
-        return ex;
+    TAILQ_FOREACH(st, &s->streams, entry)
+    if (json_equal(st->id, id))
+        return st;
     return NULL;
+}
+
+/* ex is going away: its stream, if still open, drops further frames. */
+static void
+session_stream_detach(struct session *s, struct exchange *ex)
+{
+    struct session_stream *st;
+
+    TAILQ_FOREACH(st, &s->streams, entry)
+    {
+        if (st->ex == ex) {
+            st->ex = NULL;
+            s->ndead_streams++;
+            session_stream_bound(s);
+            return;
+        }
+    }
+}
+
+/* True while some stream still feeds a request. */
+static bool
+session_has_live_stream(const struct session *s)
+{
+    const struct session_stream *st;
+
+    TAILQ_FOREACH(st, &s->streams, entry)
+    if (st->ex != NULL)
+        return true;
+    return false;
+}
+
+/* After a raw request only its body is read (PROTOCOL.md 6). */
+static bool
+session_wants_input(const struct session *s)
+{
+    return !s->raw || s->payload_left > 0 || session_has_live_stream(s);
 }
 
 static json_t *
@@ -177,7 +256,10 @@ session_handle_request(struct session *s, json_t *msg,
     char message[160];
 
     s->srv->stats.requests++;
-    if (s->srv->shutting_down) {
+    if (s->raw) {
+        /* PROTOCOL.md 6: messages after a raw request are ignored. */
+        session_skip_payload(s, payload);
+    } else if (s->srv->shutting_down) {
         session_reply_error(s, id, HCONN_ESHUTTING_DOWN,
                             "hconnd is shutting down; no new requests");
         session_skip_payload(s, payload);
@@ -202,6 +284,8 @@ session_handle_request(struct session *s, json_t *msg,
             s->requests_in_flight++;
             if (ex->m.req.raw)
                 s->raw = true;
+            if (ex->m.req.body == WIRE_BODY_STREAM)
+                session_stream_open(s, id, ex);
             exchange_start(ex);
             if (ex->m.req.body == WIRE_BODY_INLINE) {
                 s->payload_to = ex;
@@ -211,8 +295,24 @@ session_handle_request(struct session *s, json_t *msg,
                     exchange_end_body(ex);
             }
         }
+        json_decref(seq);
+        return;
     }
+    /* Refused: frames the client already sent for it are dropped. */
+    if (req->body == WIRE_BODY_STREAM && !s->raw)
+        session_stream_open(s, id, NULL);
     json_decref(seq);
+}
+
+/* A request refused by the codec whose body would have come in frames
+ * still owns those frames (its id was valid; see session_stream). */
+static bool
+session_is_refused_stream(json_t *msg, const struct wire_client_msg *m)
+{
+    const char *body = json_string_value(json_object_get(msg, "body"));
+
+    return m->id != NULL && json_object_get(msg, "method") != NULL &&
+           body != NULL && strcmp(body, "stream") == 0;
 }
 
 /* Acts on one decoded message line. */
@@ -220,12 +320,15 @@ static void
 session_handle(struct session *s, json_t *msg)
 {
     struct wire_client_msg m;
-    struct exchange *ex;
+    struct session_stream *st;
     char err[512];
     int rc;
 
     rc = wire_parse_client_msg(msg, &m, err, sizeof err);
-    if (rc < 0) {
+    if (rc < 0 && s->raw) {
+        if (m.has_data)
+            session_skip_payload(s, m.data_len);
+    } else if (rc < 0) {
         session_reply_error(s, m.id, rc, err);
         if (json_is_true(json_object_get(msg, "raw"))) {
             /* A raw client reads one reply and then waits for the close;
@@ -238,28 +341,33 @@ session_handle(struct session *s, json_t *msg)
         } else if (m.has_data) {
             session_skip_payload(s, m.data_len);
         }
+        if (!s->closing && session_is_refused_stream(msg, &m))
+            session_stream_open(s, m.id, NULL);
     } else if (m.kind == WIRE_MSG_REQUEST) {
         session_handle_request(s, msg, &m);
     } else if (m.kind == WIRE_MSG_OP) {
-        session_handle_op(s, &m);
-    } else if ((ex = session_find_stream(s, m.id)) == NULL && m.id != NULL &&
-               session_take_refused(s, m.id, m.kind == WIRE_MSG_END)) {
-        /* PROTOCOL.md 5.4: the client ends a refused body with its end
-         * frame, and data frames may already be under way. */
-        if (m.has_data)
-            session_skip_payload(s, m.data_len);
-    } else if (ex == NULL) {
-        snprintf(err, sizeof err,
-                 "\"id\": no request with a streamed body open under this id");
-        session_reply_error(s, m.id, HCONN_EBAD_MESSAGE, err);
+        if (!s->raw)
+            session_handle_op(s, &m);
+    } else if ((st = session_stream_find(s, m.id)) == NULL) {
+        if (!s->raw) {
+            snprintf(err, sizeof err,
+                     "\"id\": no request with a streamed "
+                     "body open under this id");
+            session_reply_error(s, m.id, HCONN_EBAD_MESSAGE, err);
+        }
         if (m.has_data)
             session_skip_payload(s, m.data_len);
     } else if (m.kind == WIRE_MSG_DATA) {
-        s->payload_to = ex;
+        /* To a request that is over, the bytes are dropped (ex NULL). */
+        s->payload_to = st->ex;
         s->payload_left = m.data_len;
         s->payload_ends_body = false;
     } else {
-        exchange_end_body(ex);
+        struct exchange *ex = st->ex;
+
+        session_stream_close(s, st);
+        if (ex != NULL)
+            exchange_end_body(ex);
     }
     wire_client_msg_clear(&m);
 }
@@ -337,6 +445,60 @@ session_fail_open_bodies(struct session *s)
     }
 }
 
+/* End of input is a half-close or a full one; a Unix socket whose peer
+ * has closed both directions polls POLLHUP. Nobody can read the replies
+ * of a client that has gone, so its work stops at once: waiting for the
+ * responses would hold upstream connections until read_timeout. */
+static bool
+session_peer_gone(const struct session *s)
+{
+    struct pollfd p = {.fd = bufferevent_getfd(s->bev), .events = POLLOUT};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
+}
+
+static void
+session_hangup_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    if (!session_peer_gone(s))
+        return; /* new input, or a half-close: nothing to do yet */
+    log_debug("client %lu: hung up; ending its requests", s->id);
+    session_free(s);
+}
+
+/* While the bufferevent does not read (backpressure, a raw request, a
+ * half-close, closing), nothing would notice a client that closed. An
+ * edge-triggered watch wakes on its hang-up, and on new input, which it
+ * leaves alone; it sits on a duplicate of the socket because libevent
+ * cannot mix edge- and level-triggered events on one descriptor. Without
+ * a descriptor to spare, the hang-up shows on the next write instead. */
+static void
+session_watch_hangup(struct session *s)
+{
+    if (s->hangup_event == NULL) {
+        if (s->hangup_fd < 0)
+            s->hangup_fd = fcntl(bufferevent_getfd(s->bev), F_DUPFD_CLOEXEC, 0);
+        if (s->hangup_fd < 0)
+            return;
+        s->hangup_event = event_new(s->srv->base, s->hangup_fd,
+                                    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST,
+                                    session_hangup_cb, s);
+        if (s->hangup_event == NULL)
+            return;
+    }
+    event_add(s->hangup_event, NULL);
+}
+
+/* The bufferevent reads again and sees the end of input itself. */
+static void
+session_unwatch_hangup(struct session *s)
+{
+    if (s->hangup_event != NULL)
+        event_del(s->hangup_event);
+}
+
 /* Reads what the client has sent, until it runs out, a limit says pause,
  * or no more input is wanted. */
 static void
@@ -344,7 +506,7 @@ session_read(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
-    while (!s->closing && !s->raw && !s->reading_paused) {
+    while (!s->closing && !s->reading_paused && session_wants_input(s)) {
         if (s->payload_left > 0) {
             if (evbuffer_get_length(in) == 0)
                 goto need_more;
@@ -357,14 +519,16 @@ session_read(struct session *s)
         if (!session_read_line(s, in))
             goto need_more;
     }
-    if (s->closing || s->raw) {
-        /* Nothing more will be read: a raw request ends the session, and
-         * after lost framing the rest is noise. */
+    if (s->closing || !session_wants_input(s)) {
+        /* Nothing more will be read: a raw request ends the session once
+         * its body is in, and after lost framing the rest is noise. */
         bufferevent_disable(s->bev, EV_READ);
+        session_watch_hangup(s);
         return;
     }
     s->reading_paused = true;
     bufferevent_disable(s->bev, EV_READ);
+    session_watch_hangup(s);
     return;
 
 need_more:
@@ -384,8 +548,10 @@ session_resume_reading(struct session *s)
     if (!s->reading_paused)
         return;
     s->reading_paused = false;
-    if (!s->input_ended)
+    if (!s->input_ended) {
         bufferevent_enable(s->bev, EV_READ);
+        session_unwatch_hangup(s);
+    }
     /* Bytes already buffered raise no read event; read them off-stack. */
     session_schedule_flush(s);
 }
@@ -405,15 +571,8 @@ session_retire(struct session *s, struct exchange *ex)
         s->requests_in_flight--;
     if (s->payload_to == ex)
         s->payload_to = NULL; /* the rest of its payload is skipped */
-    if (ex->body_refused && !ex->body_complete &&
-        ex->m.req.body == WIRE_BODY_STREAM) {
-        /* Its frames may still come; a client that never ends them does
-         * not make the list grow past its request limit. */
-        if (json_array_size(s->refused_streams) >=
-            session_cfg(s)->max_requests_per_client)
-            json_array_remove(s->refused_streams, 0);
-        json_array_append(s->refused_streams, ex->id);
-    }
+    if (ex->msg != NULL && ex->m.req.body == WIRE_BODY_STREAM)
+        session_stream_detach(s, ex);
     if (ex->m.req.raw)
         s->closing = true;
     if (ex->abort_session)
@@ -463,7 +622,8 @@ session_flush(struct session *s)
             break;
         session_retire(s, ex);
     }
-    if (s->closing && (TAILQ_EMPTY(&s->queue) || s->aborting) &&
+    if ((s->closing || s->draining) &&
+        (TAILQ_EMPTY(&s->queue) || s->aborting) &&
         evbuffer_get_length(output) == 0) {
         session_free(s);
         return false;
@@ -478,7 +638,7 @@ session_flush_cb(evutil_socket_t fd, short what, void *arg)
 
     if (!session_flush(s))
         return;
-    if (!s->reading_paused && !s->closing && !s->raw &&
+    if (!s->reading_paused && !s->closing && session_wants_input(s) &&
         (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0 ||
          s->input_ended))
         session_read(s);
@@ -505,18 +665,6 @@ session_write_cb(struct bufferevent *bev, void *arg)
     session_flush(arg);
 }
 
-/* End of input is a half-close or a full one; a Unix socket whose peer
- * has closed both directions polls POLLHUP. Nobody can read the replies
- * of a client that has gone, so its work stops at once: waiting for the
- * responses would hold upstream connections until read_timeout. */
-static bool
-session_peer_gone(const struct session *s)
-{
-    struct pollfd p = {.fd = bufferevent_getfd(s->bev), .events = POLLOUT};
-
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
-}
-
 static void
 session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -529,6 +677,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
         log_debug("client %lu: end of input", s->id);
         s->input_ended = true;
         bufferevent_disable(bev, EV_READ);
+        session_watch_hangup(s);
         session_read(s);
         session_flush(s);
         return;
@@ -558,7 +707,8 @@ session_limit_uid(struct session *s)
              "max_clients_per_uid)",
              (long)s->uid, limit);
     session_reply_error(s, NULL, HCONN_ELIMIT_EXCEEDED, message);
-    session_drain(s);
+    s->closing = true;
+    bufferevent_disable(s->bev, EV_READ);
 }
 
 struct session *
@@ -585,16 +735,15 @@ session_new(struct server *srv, int fd)
     s->bev = bufferevent_socket_new(
         srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     s->flush_event = event_new(srv->base, -1, 0, session_flush_cb, s);
-    s->refused_streams = json_array();
-    if (s->bev == NULL || s->flush_event == NULL ||
-        s->refused_streams == NULL) {
+    s->hangup_fd = -1;
+    TAILQ_INIT(&s->streams);
+    if (s->bev == NULL || s->flush_event == NULL) {
         if (s->bev == NULL)
             close(fd);
         if (s->bev != NULL)
             bufferevent_free(s->bev);
         if (s->flush_event != NULL)
             event_free(s->flush_event);
-        json_decref(s->refused_streams);
         free(s);
         return NULL;
     }
@@ -653,6 +802,21 @@ session_check_policy(const struct session *s, const struct wire_request *req,
 void
 session_drain(struct session *s)
 {
+    s->draining = true;
+    session_schedule_flush(s);
+}
+
+void
+session_abort_requests(struct session *s)
+{
+    struct exchange *ex;
+
+    TAILQ_FOREACH(ex, &s->queue, entry)
+    if (ex->msg != NULL)
+        exchange_fail(ex, HCONN_ESHUTTING_DOWN,
+                      "hconnd stopped before this request was finished "
+                      "(shutdown_timeout %g s)",
+                      session_cfg(s)->shutdown_timeout);
     s->closing = true;
     bufferevent_disable(s->bev, EV_READ);
     session_schedule_flush(s);
@@ -683,9 +847,14 @@ session_free(struct session *s)
         TAILQ_REMOVE(&s->queue, ex, entry);
         exchange_free(ex);
     }
+    while (!TAILQ_EMPTY(&s->streams))
+        session_stream_close(s, TAILQ_FIRST(&s->streams));
     TAILQ_REMOVE(&srv->sessions, s, entry);
     srv->nsessions--;
-    json_decref(s->refused_streams);
+    if (s->hangup_event != NULL)
+        event_free(s->hangup_event);
+    if (s->hangup_fd >= 0)
+        close(s->hangup_fd);
     session_discard_input(s);
     bufferevent_free(s->bev);
     memory_trim_soon(srv->base);

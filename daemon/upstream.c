@@ -521,6 +521,16 @@ upstream_is_reusable(struct upstream *up)
         return false;
     if (evbuffer_get_length(bufferevent_get_input(up->bev)) != 0)
         return false;
+    if (up->tls) {
+        /* Records already off the socket, decrypted or not, are bytes
+         * the server sent after its response as surely as unread ones. */
+        struct bufferevent *tcp = bufferevent_get_underlying(up->bev);
+
+        if (SSL_pending(bufferevent_openssl_get_ssl(up->bev)) > 0 ||
+            (tcp != NULL &&
+             evbuffer_get_length(bufferevent_get_input(tcp)) != 0))
+            return false;
+    }
     /* The server may have closed (or sent stray bytes) since the loop last
      * looked; the kernel knows already. */
     n = recv(bufferevent_getfd(up->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
