@@ -317,6 +317,13 @@ pool_idle_cb(struct upstream *up, short what)
 
     if (what & EV_READ)
         n = recv(bufferevent_getfd(up->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    /* TLS 1.3 servers send session tickets after the handshake, often
+     * once a fresh connection is already parked: records that carry no
+     * response byte keep it. */
+    if (n > 0 && up->tls && upstream_settle_tls(up) &&
+        upstream_park(up, up->origin->pool->cfg->idle_timeout, pool_idle_cb) ==
+            0)
+        return;
     /* A timeout or an orderly close leaves the TLS session good. */
     up->clean = n >= 0;
     pool_close(up, (what & EV_TIMEOUT) ? "idle timeout"

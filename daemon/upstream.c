@@ -512,6 +512,37 @@ upstream_unpark(struct upstream *up)
 }
 
 bool
+upstream_settle_tls(struct upstream *up)
+{
+    struct bufferevent *tcp = bufferevent_get_underlying(up->bev);
+    SSL *ssl = bufferevent_openssl_get_ssl(up->bev);
+    struct evbuffer *raw;
+    char byte;
+    int n, rounds = 4;
+
+    if (!up->tls || tcp == NULL || ssl == NULL)
+        return false;
+    raw = bufferevent_get_input(tcp);
+    /* The socket bufferevent freezes its input's tail so that only it
+     * appends; this appends exactly as it would, from the same socket. */
+    evbuffer_unfreeze(raw, 0);
+    do
+        n = evbuffer_read(raw, bufferevent_getfd(tcp), -1);
+    while (n > 0 && --rounds > 0);
+    evbuffer_freeze(raw, 0);
+    if (n == 0)
+        return false; /* closed by the server */
+    /* OpenSSL takes in every record it can; only application data would
+     * show as a byte to peek at. A partial record left over makes the
+     * connection unfit to lease (upstream_is_reusable). */
+    n = SSL_peek(ssl, &byte, 1);
+    if (n > 0 || SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ)
+        return false;
+    SSL_free_buffers(ssl);
+    return evbuffer_get_length(raw) == 0;
+}
+
+bool
 upstream_is_reusable(struct upstream *up)
 {
     char byte;

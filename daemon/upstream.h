@@ -112,6 +112,13 @@ bool upstream_is_reusable(struct upstream *up);
 int upstream_park(struct upstream *up, double timeout,
                   void (*cb)(struct upstream *up, short what));
 
+/* A parked TLS connection woke: reads what came and lets OpenSSL take
+ * it in. True when it was only TLS housekeeping, such as the session
+ * tickets a TLS 1.3 server sends after the handshake, and the connection
+ * may stay parked (upstream_park again); false for application bytes, a
+ * close or an error. */
+bool upstream_settle_tls(struct upstream *up);
+
 /* Ends upstream_park's watch, reading with the bufferevent again (its
  * callbacks are the caller's to set). */
 void upstream_unpark(struct upstream *up);

@@ -228,6 +228,30 @@ class StrayBytes(harness.IntegrationTest):
                 self.assertIs(head["reused"], False)
 
 
+class TlsHousekeeping(harness.IntegrationTest):
+    """Session tickets a TLS 1.3 server sends after the handshake are not
+    stray bytes: a fresh connection that parks before they arrive stays in
+    the pool."""
+
+    def test_fresh_tls_connection_stays_idle_after_its_tickets(self):
+        nginx = self.start_nginx(tls=True)
+        d = self.start_daemon()
+        w = harness.Wire(d.socket)
+        # The client leaves at once; the connect goes on and the new
+        # connection parks as soon as its handshake is done.
+        w.send({"id": 1, "method": "GET", "url": nginx.tls_url("/small.txt"),
+                "tls": {"ca_file": nginx.ca_file}})
+        w.close()
+        self.assertTrue(wait_until(lambda: stats(d)["pool"]["idle"] == 1))
+        time.sleep(0.5)  # the tickets have come by now
+        self.assertEqual(stats(d)["pool"]["idle"], 1, d.log_text()[-2000:])
+        w = self.wire(d)
+        head, _, last = w.request(2, "GET", nginx.tls_url("/small.txt"),
+                                  tls={"ca_file": nginx.ca_file})
+        self.assertOkResponse(head, last)
+        self.assertEqual(stats(d)["reuse_misses"], 1, "a second connection")
+
+
 class ReusedIds(harness.IntegrationTest):
     """Ids may repeat; a streamed body's frames still reach only its own
     request, and a client gets at most one continue per request."""
