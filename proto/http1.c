@@ -1,10 +1,15 @@
 /*
  * http1.c — the sans-I/O HTTP/1.1 client codec (contract in http1.h).
  *
- * Requests: http1_format_request checks every byte the caller hands in
+ * Requests: http1_start_request checks every byte the caller hands in
  * before writing anything, then lays the head out the way http.client's
  * putrequest/putheader/endheaders do, so a caller can never put a line
- * break (or a second message) on the wire.
+ * break (or a second message) on the wire. The body's framing is the
+ * codec's, not the caller's: the caller's Content-Length and
+ * Transfer-Encoding must agree with the body it has, fields that would
+ * change the connection for the next request are refused, and the body
+ * writer (h11's writers: idle, body, done) frames each piece, enforcing
+ * the declared length and the one last chunk.
  *
  * Responses: http1_parser_next is a state machine over the caller's
  * buffer. A head or trailer section is scanned line by line as bytes
@@ -310,6 +315,8 @@ http1_check_list(const struct http1_header *h, const char *const *allowed,
     const char *elt;
     size_t n;
 
+    if (h->value_len == 0)
+        return HCONN_OK; /* the value may be NULL: no pointer arithmetic */
     while (http1_list_next(&l, &elt, &n)) {
         bool ok = n == 0;
 

@@ -1,7 +1,8 @@
 /*
- * http1.h — a sans-I/O HTTP/1.1 client codec: request heads out, response
- * events in. No sockets, no clock, no allocation beyond the one buffer
- * http1_format_request hands to its caller.
+ * http1.h — a sans-I/O HTTP/1.1 client codec: request heads and framed
+ * request bodies out, response events in. No sockets, no clock, no
+ * allocation beyond the one buffer http1_start_request hands to its
+ * caller.
  *
  * The response parser follows h11 and picohttpparser: the caller holds the
  * bytes, the parser returns one event per call plus how many bytes the

@@ -80,6 +80,8 @@ rq_list_only(const char *v, size_t n, const char *a, const char *b,
 {
     size_t start = 0;
 
+    if (n == 0)
+        return true; /* v may be NULL */
     for (size_t i = 0; i <= n; i++) {
         if (i == n || v[i] == ',') {
             const char *e = v + start;
