@@ -507,8 +507,8 @@ http1_decide_request_framing(const struct http1_request *req,
         if (!body && n != 0)
             return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
                                       "header \"Content-Length\": %" PRId64
-                                      " on a request without "
-                                      "a body (only 0 is allowed)",
+                                      " on a request "
+                                      "without a body (only 0 is allowed)",
                                       n);
         if (req->content_length >= 0 && n != req->content_length)
             return http1_request_fail(
