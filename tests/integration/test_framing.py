@@ -336,5 +336,59 @@ class HeldBody(FramingTest):
         self.victim_request()
 
 
+class AgainstNginx(harness.IntegrationTest):
+    """The same rules against a real server: nginx decodes what the daemon
+    frames, and the pooled connection stays in step for the next client."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.nginx = harness.Nginx()
+        cls.addClassCleanup(cls.nginx.stop)
+        cls.nginx.start()
+
+    def setUp(self):
+        self.daemon = self.start_daemon()
+
+    def next_request_is_in_step(self, w, rid):
+        head, body, last = w.request(rid, "GET",
+                                     self.nginx.url("/small.txt"))
+        self.assertEqual(head and head["status"], 200, last)
+        self.assertIs(head["reused"], True)
+        self.assertEqual(body, harness.SMALL_BODY)
+
+    def test_client_transfer_encoding_is_chunked_by_the_daemon(self):
+        w = self.wire(self.daemon)
+        head, body, last = w.request(
+            1, "POST", self.nginx.url("/echo"), LAST_CHUNK_FIRST,
+            headers=[["Transfer-Encoding", "chunked"]])
+        self.assertEqual(head and head["status"], 200, last)
+        self.assertEqual(body, LAST_CHUNK_FIRST)
+        self.next_request_is_in_step(w, 2)
+
+    def test_streamed_body_with_length_and_transfer_encoding(self):
+        data = big_bytes(300_000)
+        w = self.wire(self.daemon)
+        w.send({"id": 1, "method": "POST", "url": self.nginx.url("/echo"),
+                "headers": [["Transfer-Encoding", "chunked"]],
+                "body": "stream", "length": len(data)})
+        for i in range(0, len(data), 70_000):
+            piece = data[i:i + 70_000]
+            w.send({"id": 1, "data": len(piece)}, piece)
+        w.send({"id": 1, "end": True})   # the last chunk goes with it
+        head, body, last = w.read_response(1)
+        self.assertEqual(head and head["status"], 200, last)
+        self.assertEqual(body, data)
+        self.next_request_is_in_step(w, 2)
+
+    def test_mismatched_content_length_never_reaches_nginx(self):
+        w = self.wire(self.daemon)
+        before = self.nginx.access_log_text()
+        w.send({"id": 1, "method": "POST", "url": self.nginx.url("/echo"),
+                "headers": [["Content-Length", "2"]]}, b"abc")
+        head, body, last = w.read_response(1)
+        self.assertEqual(last.get("error"), "invalid_header", last)
+        self.assertEqual(self.nginx.access_log_text(), before)
+
+
 if __name__ == "__main__":
     harness.main()
