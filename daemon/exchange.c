@@ -190,6 +190,11 @@ exchange_format_head(struct exchange *ex)
         fields[i].name_len = strlen(req->headers[i].name);
         fields[i].value = req->headers[i].value;
         fields[i].value_len = strlen(req->headers[i].value);
+        /* Any Connection field may say close, and the origin honours it
+         * wherever it is: such a connection is never pooled. */
+        if (strcasecmp(req->headers[i].name, "Connection") == 0 &&
+            exchange_list_has(req->headers[i].value, "close"))
+            ex->request_close = true;
     }
     hreq.headers = fields;
     /* A client's own "Expect: 100-continue" asks for what expect_continue
@@ -267,7 +272,6 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
 {
     struct exchange *ex = exchange_alloc(s, id);
     const struct wire_request *req;
-    const char *connection;
 
     if (ex == NULL)
         return NULL;
@@ -281,8 +285,6 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
              strchr(req->host, ':') ? "%s %s://[%s]:%u%s" : "%s %s://%s:%u%s",
              req->method, req->tls ? "https" : "http", req->host, req->port,
              req->target);
-    connection = exchange_request_header(req, "Connection");
-    ex->request_close = connection && exchange_list_has(connection, "close");
     ex->replayable = exchange_is_replayable(req);
     ex->body_retained = ex->replayable;
 

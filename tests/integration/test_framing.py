@@ -249,6 +249,20 @@ class ConnectionHeaders(FramingTest):
         self.assertNothingSent("refused fields")
         self.victim_request()
 
+    def test_close_in_a_second_connection_field_is_honoured(self):
+        # The origin closes after a request that said close in any of its
+        # Connection fields; the daemon must not lease that connection
+        # again, even when the origin's answer does not say close.
+        w = self.wire(self.daemon)
+        head, body, last = w.request(
+            1, "GET", self.origin.url("/victim"),
+            headers=[["Connection", "keep-alive"], ["Connection", "close"]])
+        self.assertEqual(head and head["status"], 200, last)
+        head, body, last = w.request(2, "GET", self.origin.url("/victim"))
+        self.assertEqual(head and head["status"], 200, last)
+        self.assertIs(head["reused"], False)
+        self.assertEqual(len(self.origin.connections), 2)
+
     def test_transfer_encoding_other_than_chunked(self):
         self.assertRefused(
             {"method": "POST", "url": self.origin.url("/smuggle"),
