@@ -163,7 +163,12 @@ int hconn_connect(hconn *c);
  * pairs, order and duplicates kept). body NULL means no body (hconnd adds
  * Content-Length: 0 for POST, PUT and PATCH); otherwise body_len bytes are
  * sent inline. hconnd adds Host and Accept-Encoding: identity as
- * http.client does. Returns 0, HCONN_EINVALID_URL (method not a token;
+ * http.client does, and frames the body itself: a Content-Length field
+ * must equal body_len, Transfer-Encoding: chunked makes hconnd chunk-encode
+ * the body (its bytes are data, never chunk framing: http.client's
+ * encode_chunked=False has no equivalent), and connection-management
+ * fields are limited as PROTOCOL.md 3.1 lists (HCONN_EINVALID_HEADER;
+ * method CONNECT: HCONN_EINVALID_URL). Returns 0, HCONN_EINVALID_URL (method not a token;
  * control bytes or space in url), HCONN_EINVALID_HEADER,
  * HCONN_ECANNOT_SEND_REQUEST (a putrequest() is unfinished or a streamed
  * body still open), or a connection error (HCONN_EDAEMON_UNAVAILABLE,

@@ -190,43 +190,35 @@ exchange_format_head(struct exchange *ex)
         fields[i].name_len = strlen(req->headers[i].name);
         fields[i].value = req->headers[i].value;
         fields[i].value_len = strlen(req->headers[i].value);
+        /* Any Connection field may say close, and the origin honours it
+         * wherever it is: such a connection is never pooled. */
+        if (strcasecmp(req->headers[i].name, "Connection") == 0 &&
+            exchange_list_has(req->headers[i].value, "close"))
+            ex->request_close = true;
     }
     hreq.headers = fields;
+    /* A client's own "Expect: 100-continue" asks for what expect_continue
+     * does: sent with nothing behind it, a final answer from the origin
+     * would meet body bytes it reads as the next request. The codec
+     * refuses any other Expect, and one on a request without a body. */
+    if (req->body != WIRE_BODY_NONE &&
+        exchange_request_header(req, "Expect") != NULL)
+        ex->m.req.expect_continue = true;
     /* RFC 9110 §10.1.1: only a request with a body may expect 100. */
     if (req->expect_continue && req->body != WIRE_BODY_NONE &&
         exchange_request_header(req, "Expect") == NULL)
         fields[hreq.nheaders++] =
             (struct http1_header){"Expect", 6, "100-continue", 12};
-    if (req->body == WIRE_BODY_INLINE) {
+    /* The daemon alone frames the body: the codec checks the client's
+     * Content-Length and Transfer-Encoding against it and readies the
+     * writer; a stream of unknown length goes chunked unless the
+     * client's Content-Length declares one. */
+    if (req->body == WIRE_BODY_STREAM && req->length < 0)
+        hreq.chunked = true;
+    else if (req->body != WIRE_BODY_NONE)
         hreq.content_length = req->length;
-    } else if (req->body == WIRE_BODY_STREAM) {
-        /* Data frames carry payload bytes and the daemon frames them, so
-         * nothing malformed can reach the server: a declared length (the
-         * "length" field or the caller's own Content-Length) is sent as
-         * is and enforced; otherwise the body is chunk-encoded, keeping a
-         * Transfer-Encoding the caller gave. */
-        const char *cl = exchange_request_header(req, "Content-Length");
-
-        if (req->length >= 0) {
-            hreq.content_length = ex->declared_length = req->length;
-        } else if (cl != NULL) {
-            char *end;
-            long long n = strtoll(cl, &end, 10);
-
-            if (end == cl || *end != '\0' || n < 0) {
-                exchange_fail(ex, HCONN_EINVALID_HEADER,
-                              "header \"Content-Length\": \"%.40s\" is not a "
-                              "byte count",
-                              cl);
-                free(fields);
-                return HCONN_EINVALID_HEADER;
-            }
-            ex->declared_length = n;
-        } else {
-            hreq.chunked = ex->chunked = true;
-        }
-    }
-    rc = http1_format_request(&hreq, &ex->head, &ex->head_len, err, sizeof err);
+    rc = http1_start_request(&hreq, &ex->writer, &ex->head, &ex->head_len, err,
+                             sizeof err);
     free(fields);
     if (rc < 0)
         exchange_fail(ex, rc, "%s", err);
@@ -280,7 +272,6 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
 {
     struct exchange *ex = exchange_alloc(s, id);
     const struct wire_request *req;
-    const char *connection;
 
     if (ex == NULL)
         return NULL;
@@ -294,9 +285,6 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
              strchr(req->host, ':') ? "%s %s://[%s]:%u%s" : "%s %s://%s:%u%s",
              req->method, req->tls ? "https" : "http", req->host, req->port,
              req->target);
-    connection = exchange_request_header(req, "Connection");
-    ex->request_close = connection && exchange_list_has(connection, "close");
-    ex->declared_length = -1;
     ex->replayable = exchange_is_replayable(req);
     ex->body_retained = ex->replayable;
 
@@ -340,67 +328,81 @@ exchange_drop_body(struct exchange *ex)
     session_resume_reading(ex->session);
 }
 
-/* Writes what the client has sent of the body so far, as far as the
- * upstream's output window allows. */
+/* Copies n held body bytes from offset off to out, keeping them for a
+ * replay. evbuffer_peek returns how many extents the range needs, which
+ * may be more than it was given room for: only those it filled are read. */
+static void
+exchange_copy_body(struct exchange *ex, struct evbuffer *out, size_t off,
+                   size_t n)
+{
+    enum { EXCHANGE_PEEK_VECS = 16 };
+    struct evbuffer_iovec vec[EXCHANGE_PEEK_VECS];
+    struct evbuffer_ptr pos;
+
+    if (evbuffer_ptr_set(ex->body, &pos, off, EVBUFFER_PTR_SET) < 0)
+        return;
+    while (n > 0) {
+        int got = evbuffer_peek(ex->body, (ev_ssize_t)n, &pos, vec,
+                                EXCHANGE_PEEK_VECS);
+
+        if (got <= 0)
+            break; /* cannot happen: n never exceeds what is held */
+        if (got > EXCHANGE_PEEK_VECS)
+            got = EXCHANGE_PEEK_VECS;
+        for (int i = 0; i < got && n > 0; i++) {
+            size_t len = vec[i].iov_len < n ? vec[i].iov_len : n;
+
+            evbuffer_add(out, vec[i].iov_base, len);
+            n -= len;
+            evbuffer_ptr_set(ex->body, &pos, len, EVBUFFER_PTR_ADD);
+        }
+    }
+}
+
+/* Writes what the client has sent of the body so far, framed by the body
+ * writer, as far as the upstream's output window allows; then the body's
+ * end. The writer refuses a byte past the length the head announced and
+ * an end short of it, so the origin never reads a body that differs from
+ * the head. */
 static void
 exchange_pump_body(struct exchange *ex)
 {
     struct evbuffer *output;
     size_t window = exchange_cfg(ex)->stream_buffer_bytes;
-    size_t unsent, n, queued;
+    size_t unsent, n, queued, sent;
+    struct http1_frame f;
+    int rc = 0;
 
     if (ex->state != EXCHANGE_ACTIVE || ex->request_sent || ex->expecting ||
         ex->body_refused)
         return;
     output = bufferevent_get_output(ex->up->bev);
     queued = evbuffer_get_length(output);
-    unsent = evbuffer_get_length(ex->body) -
-             (ex->body_retained ? (size_t)ex->body_sent : 0);
+    sent = (size_t)ex->writer.written;
+    unsent = evbuffer_get_length(ex->body) - (ex->body_retained ? sent : 0);
     n = unsent;
     if (queued >= window)
         n = 0;
     else if (n > window - queued)
         n = window - queued;
-    if (n > 0 && ex->chunked) {
-        char line[HTTP1_CHUNK_HEADER_MAX];
-
-        evbuffer_add(output, line, http1_format_chunk_header(n, line));
-    }
-    if (n > 0 && ex->body_retained) {
-        /* Copy, keeping the bytes for a replay on a fresh connection. */
-        struct evbuffer_ptr pos;
-        struct evbuffer_iovec vec[16];
-        size_t left = n;
-
-        evbuffer_ptr_set(ex->body, &pos, (size_t)ex->body_sent,
-                         EVBUFFER_PTR_SET);
-        while (left > 0) {
-            int nvec = evbuffer_peek(ex->body, (ev_ssize_t)left, &pos, vec, 16);
-
-            if (nvec <= 0)
-                break; /* cannot happen: n never exceeds what is held */
-
-            for (int i = 0; i < nvec && left > 0; i++) {
-                size_t len = vec[i].iov_len < left ? vec[i].iov_len : left;
-
-                evbuffer_add(output, vec[i].iov_base, len);
-                left -= len;
-                evbuffer_ptr_set(ex->body, &pos, len, EVBUFFER_PTR_ADD);
-            }
+    if (n > 0 && (rc = http1_writer_data(&ex->writer, n, &f)) == 0) {
+        evbuffer_add(output, f.pre, f.pre_len);
+        if (ex->body_retained) {
+            exchange_copy_body(ex, output, sent, n);
+        } else {
+            evbuffer_remove_buffer(ex->body, output, n);
+            session_body_held(ex->session, -(ssize_t)n);
+            session_resume_reading(ex->session);
         }
-    } else if (n > 0) {
-        evbuffer_remove_buffer(ex->body, output, n);
-        session_body_held(ex->session, -(ssize_t)n);
-        session_resume_reading(ex->session);
+        evbuffer_add(output, f.post, f.post_len);
     }
-    if (n > 0 && ex->chunked)
-        evbuffer_add(output, "\r\n", 2);
-    ex->body_sent += n;
-    if (ex->body_complete && n == unsent) {
-        if (ex->chunked)
-            evbuffer_add(output, HTTP1_LAST_CHUNK, sizeof HTTP1_LAST_CHUNK - 1);
+    if (rc == 0 && ex->body_complete && n == unsent &&
+        (rc = http1_writer_end(&ex->writer, &f)) == 0) {
+        evbuffer_add(output, f.pre, f.pre_len);
         ex->request_sent = true;
     }
+    if (rc < 0)
+        exchange_fail(ex, rc, "%s: %s", ex->target_desc, ex->writer.errmsg);
 }
 
 void
@@ -412,14 +414,15 @@ exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
         evbuffer_drain(src, n);
         return;
     }
-    if (ex->declared_length >= 0 &&
-        ex->body_received + n > (uint64_t)ex->declared_length) {
-        /* Never send the server more than the head announced. */
+    if (ex->writer.length >= 0 &&
+        ex->body_received + n > (uint64_t)ex->writer.length) {
+        /* Refused at once rather than held: the writer would never let
+         * the server have more than the head announced. */
         evbuffer_drain(src, n);
         exchange_fail(ex, HCONN_EBODY_LENGTH,
                       "the streamed body runs past its declared length of "
                       "%lld bytes",
-                      (long long)ex->declared_length);
+                      (long long)ex->writer.length);
         return;
     }
     evbuffer_remove_buffer(src, ex->body, n);
@@ -431,17 +434,15 @@ exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
 void
 exchange_end_body(struct exchange *ex)
 {
-    const struct wire_request *req = &ex->m.req;
-
     if (ex->state == EXCHANGE_DONE || ex->body_refused)
         return;
-    if (req->body == WIRE_BODY_STREAM && ex->declared_length >= 0 &&
-        ex->body_received != (uint64_t)ex->declared_length) {
+    if (ex->writer.length >= 0 &&
+        ex->body_received != (uint64_t)ex->writer.length) {
         exchange_fail(ex, HCONN_EBODY_LENGTH,
                       "the streamed body ended after %llu bytes of the %lld "
                       "declared",
                       (unsigned long long)ex->body_received,
-                      (long long)ex->declared_length);
+                      (long long)ex->writer.length);
         return;
     }
     ex->body_complete = true;
@@ -631,7 +632,7 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     ex->read_paused = false;
     ex->response_bytes = 0;
     ex->request_sent = false;
-    ex->body_sent = 0;
+    http1_writer_rewind(&ex->writer);
     ex->expecting = false;
     ex->body_refused = false;
     http1_parser_init(&ex->parser, strcmp(ex->m.req.method, "HEAD") == 0,

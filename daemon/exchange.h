@@ -47,22 +47,21 @@ struct exchange {
     uint16_t proxy_port;
     char *connect_head; /* a tunnel's CONNECT request */
     size_t connect_head_len;
-    struct evbuffer *body;   /* request body bytes held (see below) */
-    uint64_t body_received;  /* body bytes that came from the client */
-    uint64_t body_sent;      /* bytes of body already written */
-    bool body_complete;      /* the client sent the whole body */
-    bool body_retained;      /* body keeps sent bytes for a replay */
-    int64_t declared_length; /* streamed body's announced length, or
-                                -1 (chunked) */
-    bool chunked;            /* body goes upstream chunk-encoded */
-    bool replayable;         /* safe to send again on a new connection */
-    bool request_close;      /* the request said Connection: close */
-    bool request_sent;       /* head + whole body written */
-    bool expecting;          /* Expect: 100-continue sent, body held
-                                back until 100 or expect_timer */
-    bool body_refused;       /* a final response came instead: the
-                                body is never sent */
-    bool continue_replied;   /* the client got its one "continue" */
+    struct evbuffer *body;  /* request body bytes held (see below) */
+    uint64_t body_received; /* body bytes that came from the client */
+    bool body_complete;     /* the client sent the whole body */
+    bool body_retained;     /* body keeps sent bytes for a replay */
+    /* Frames the body as the head announced it (length or chunks),
+     * rewound for each attempt; writer.written is the bytes sent. */
+    struct http1_writer writer;
+    bool replayable;       /* safe to send again on a new connection */
+    bool request_close;    /* the request said Connection: close */
+    bool request_sent;     /* head + whole body written */
+    bool expecting;        /* Expect: 100-continue sent, body held
+                              back until 100 or expect_timer */
+    bool body_refused;     /* a final response came instead: the
+                              body is never sent */
+    bool continue_replied; /* the client got its one "continue" */
     struct event *expect_timer;
     /* request_timeout, from the first lease */
     struct event *request_timer;
