@@ -33,6 +33,7 @@
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "tlsfiles.h"
 #include "upstream.h"
 #include "wire_line.h"
 
@@ -724,6 +725,17 @@ exchange_start(struct exchange *ex)
         exchange_fail(ex, rc, "%s", why);
         return;
     }
+    /* Files the client named, opened with its rights, on every request:
+     * the pool key then names their contents, so none rides a connection
+     * made with material it could not read itself. */
+    if (ex->attempts == 0 && req->has_tls_options &&
+        (rc = tlsfiles_load(
+             &(struct tlsfiles_client){bufferevent_getfd(ex->session->bev),
+                                       ex->session->uid, ex->session->gid},
+             &ex->m.req.tls_options, &ex->tls_material, why, sizeof why)) < 0) {
+        exchange_fail(ex, rc, "%s", why);
+        return;
+    }
     if (ex->attempts == 0)
         exchange_start_request_timer(ex);
     ex->attempts++;
@@ -1041,5 +1053,6 @@ exchange_free(struct exchange *ex)
         event_free(ex->request_timer);
     free(ex->head);
     free(ex->connect_head);
+    tlsfiles_free(ex->tls_material);
     free(ex);
 }

@@ -24,6 +24,7 @@
 struct evbuffer;
 struct session;
 struct upstream;
+struct tlsfiles_material;
 
 enum exchange_state {
     EXCHANGE_LEASING, /* waiting for a connection */
@@ -76,6 +77,9 @@ struct exchange {
     bool head_replied;    /* the head reply is in out */
     bool abort_session;   /* raw mode failed mid-body: close */
     struct evbuffer *out; /* replies not yet moved to the client */
+    /* TLS files read with the client's rights; m.req's PEM fields point
+     * into it */
+    struct tlsfiles_material *tls_material;
 };
 
 /* A slot holding one ready reply (stolen) for the client, in order. */

@@ -9,8 +9,8 @@
  *   }
  *
  * RULE keys: schemes, hosts, ports, proxies (lists), loopback, private,
- * link_local, insecure_tls, client_certs (booleans). The default rule
- * starts from the built-in one, which allows everything; each listed rule
+ * link_local, insecure_tls, client_certs, tls_files (booleans). The default
+ * rule starts from the built-in one, which allows everything; each listed rule
  * starts from the default rule, so a rule states only what differs.
  * Unknown keys are errors, so a misspelt restriction is never silently
  * ignored.
@@ -65,7 +65,8 @@ policy_rule_allow_all(struct policy_rule *r, const char *name)
     *r = (struct policy_rule){.http = true,
                               .https = true,
                               .insecure_tls = true,
-                              .client_certs = true};
+                              .client_certs = true,
+                              .tls_files = true};
     snprintf(r->name, sizeof r->name, "%s", name);
 }
 
@@ -347,6 +348,8 @@ policy_parse_rule(struct policy_rule *r, const json_t *obj, const char *where,
         } else if (strcmp(key, "client_certs") == 0) {
             rc =
                 policy_parse_bool(v, where, key, &r->client_certs, err, errlen);
+        } else if (strcmp(key, "tls_files") == 0) {
+            rc = policy_parse_bool(v, where, key, &r->tls_files, err, errlen);
         } else if (!is_default && strcmp(key, "name") == 0) {
             if (!json_is_string(v) || json_string_length(v) == 0 ||
                 json_string_length(v) > 64) {
@@ -454,7 +457,8 @@ policy_parse(const json_t *value, char *err, size_t errlen)
                                   .https = p->def.https,
                                   .deny_addr = p->def.deny_addr,
                                   .insecure_tls = p->def.insecure_tls,
-                                  .client_certs = p->def.client_certs};
+                                  .client_certs = p->def.client_certs,
+                                  .tls_files = p->def.tls_files};
         p->nrules++;
         snprintf(where, sizeof where, "policy.rules[%zu]", i);
         if (name != NULL)
@@ -618,8 +622,16 @@ policy_check_request(const struct policy_rule *r,
     }
     if (req->client_cert && !r->client_certs) {
         snprintf(why, len,
-                 "policy rule %s: client certificates (cert_file, key_file) "
-                 "are not allowed",
+                 "policy rule %s: client certificates (cert_pem, key_pem, "
+                 "cert_file, key_file) are not allowed",
+                 r->name);
+        return HCONN_EDENIED;
+    }
+    if (req->tls_files && !r->tls_files) {
+        snprintf(why, len,
+                 "policy rule %s: TLS files (ca_file, ca_path, cert_file, "
+                 "key_file) are not allowed; send the PEM material inline "
+                 "(ca_pem, cert_pem, key_pem)",
                  r->name);
         return HCONN_EDENIED;
     }

@@ -49,7 +49,9 @@ struct policy_rule {
     size_t nproxies;
     unsigned deny_addr; /* POLICY_ADDR_* classes refused */
     bool insecure_tls;  /* may turn certificate verification off */
-    bool client_certs;  /* may have the daemon load a client key */
+    bool client_certs;  /* may present a client certificate */
+    bool tls_files;     /* a client other than root may name TLS files
+                           (opened with its own rights) */
 };
 
 struct policy {
@@ -67,7 +69,8 @@ struct policy_request {
     uint16_t proxy_port;
     bool proxy_is_default; /* the daemon's own default proxy */
     bool insecure;         /* certificate verification off */
-    bool client_cert;      /* a cert_file or key_file */
+    bool client_cert;      /* a client certificate (file or inline) */
+    bool tls_files;        /* TLS path fields, from a client not root */
 };
 
 /* A rule's address classes in a small value that a connection attempt

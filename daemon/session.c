@@ -39,6 +39,7 @@
 #include "pool.h"
 #include "server.h"
 #include "session.h"
+#include "tlsfiles.h"
 
 static unsigned long session_next_id = 1;
 
@@ -633,7 +634,9 @@ session_check_policy(const struct session *s, const struct wire_request *req,
         .proxy_is_default = proxy_is_default,
         .insecure = tls != NULL && (tls->insecure || !tls->verify),
         .client_cert =
-            tls != NULL && (tls->cert_file != NULL || tls->key_file != NULL),
+            tls != NULL && (tls->cert_file != NULL || tls->key_file != NULL ||
+                            tls->cert_pem != NULL),
+        .tls_files = tls != NULL && s->uid != 0 && tlsfiles_named(tls),
     };
     int rc = policy_check_request(rule, &preq, why, len);
 

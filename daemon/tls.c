@@ -130,12 +130,9 @@ tls_context_key(const struct wire_tls *o, char *key, size_t len)
     tls_digest(o->ca_pem, ca);
     tls_digest(o->cert_pem, cert);
     tls_digest(o->key_pem, pkey);
-    snprintf(key, len,
-             "verify=%d;ca=%s;cert=%s;key=%s;min=%s;paths=%s:%s:%s:%s",
+    snprintf(key, len, "verify=%d;ca=%s;cert=%s;key=%s;min=%s",
              o->verify && !o->insecure, ca, cert, pkey,
-             o->min_version ? o->min_version : "", o->ca_file ? o->ca_file : "",
-             o->ca_path ? o->ca_path : "", o->cert_file ? o->cert_file : "",
-             o->key_file ? o->key_file : "");
+             o->min_version ? o->min_version : "");
 }
 
 void
@@ -290,6 +287,13 @@ tls_context_build(struct tls *t, const struct wire_tls *o, char *err,
         snprintf(err, errlen, "cannot create a TLS context: %s", why);
         return NULL;
     }
+    if (o->ca_file != NULL || o->ca_path != NULL || o->cert_file != NULL ||
+        o->key_file != NULL) {
+        /* tlsfiles_load turns paths into PEM first; this file never opens
+         * a path with the daemon's rights. */
+        snprintf(err, errlen, "TLS files were not read for the client");
+        goto fail;
+    }
     if (o->min_version != NULL && strcmp(o->min_version, "1.3") == 0)
         min = TLS1_3_VERSION;
     SSL_CTX_set_min_proto_version(ctx, min);
@@ -305,21 +309,9 @@ tls_context_build(struct tls *t, const struct wire_tls *o, char *err,
                                 ? tls_store_from_pem(o->ca_pem, err, errlen)
                                 : tls_system_store(t, err, errlen);
 
-        if (o->ca_file != NULL || o->ca_path != NULL) {
-            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-            if (SSL_CTX_load_verify_locations(ctx, o->ca_file, o->ca_path) !=
-                1) {
-                tls_queue_error(why, sizeof why, "unreadable");
-                snprintf(err, errlen, "cannot load the CA from %s: %s",
-                         o->ca_file ? o->ca_file : o->ca_path, why);
-                goto fail;
-            }
-            store = NULL;
-        } else if (store == NULL)
+        if (store == NULL)
             goto fail;
-        if (store == NULL) {
-            /* loaded from ca_file or ca_path above */
-        } else if (o->ca_pem != NULL) {
+        if (o->ca_pem != NULL) {
             SSL_CTX_set_cert_store(ctx, store); /* takes it */
         } else {
             /* Shared: one copy of the system store for every context. */
@@ -332,19 +324,6 @@ tls_context_build(struct tls *t, const struct wire_tls *o, char *err,
     if (o->cert_pem != NULL &&
         tls_use_identity(ctx, o->cert_pem, o->key_pem, err, errlen) < 0)
         goto fail;
-    if (o->cert_file != NULL) {
-        const char *key = o->key_file ? o->key_file : o->cert_file;
-
-        if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1 ||
-            SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_check_private_key(ctx) != 1) {
-            tls_queue_error(why, sizeof why, "unusable");
-            snprintf(err, errlen,
-                     "cannot use the client certificate %s with key %s: %s",
-                     o->cert_file, key, why);
-            goto fail;
-        }
-    }
     return ctx;
 
 fail:
@@ -376,7 +355,7 @@ static SSL_CTX *
 tls_context_get(struct tls *t, const struct wire_tls *o, char *err,
                 size_t errlen)
 {
-    char key[20000];
+    char key[512];
     struct tls_context *c, **p;
     SSL_CTX *ctx;
 
