@@ -32,6 +32,7 @@
 #include "hconn_error.h"
 #include "log.h"
 #include "server.h"
+#include "pathcheck.h"
 #include "session.h"
 #include "tlsfiles.h"
 #include "upstream.h"
@@ -694,6 +695,21 @@ exchange_start_request_timer(struct exchange *ex)
         evtimer_add(ex->request_timer, &tv);
 }
 
+/* The inner destinations were checked: lease, or fail. */
+static void
+exchange_pathcheck_cb(void *arg, int rc, const char *why)
+{
+    struct exchange *ex = arg;
+
+    ex->pathcheck = NULL;
+    if (rc < 0) {
+        exchange_fail(ex, rc, "%s", why);
+        return;
+    }
+    ex->path_checked = true;
+    exchange_start(ex);
+}
+
 void
 exchange_start(struct exchange *ex)
 {
@@ -736,6 +752,24 @@ exchange_start(struct exchange *ex)
         exchange_fail(ex, rc, "%s", why);
         return;
     }
+    /* What lies behind the first hop (the origin behind a proxy, the host
+     * an absolute-form or CONNECT target names) is checked like a direct
+     * request before anything is sent; exchange_pathcheck_cb resumes. */
+    if (ex->attempts == 0 && !ex->path_checked) {
+        rc = pathcheck_start(
+            ex->session->srv->dns, req, target.proxy_host != NULL,
+            target.addr_filter != NULL ? &filter.policy : NULL,
+            exchange_pathcheck_cb, ex, &ex->pathcheck, why, sizeof why);
+        if (rc < 0)
+            exchange_fail(ex, rc, "%s", why);
+        if (rc != 0)
+            return;
+        ex->path_checked = true;
+    }
+    /* The daemon's default proxy is the administrator's choice: its own
+     * addresses are not refused (the origin behind it was checked). */
+    if (target.proxy_host != NULL && !req->has_proxy)
+        target.addr_filter = NULL;
     if (ex->attempts == 0)
         exchange_start_request_timer(ex);
     ex->attempts++;
@@ -1054,5 +1088,6 @@ exchange_free(struct exchange *ex)
     free(ex->head);
     free(ex->connect_head);
     tlsfiles_free(ex->tls_material);
+    pathcheck_cancel(ex->pathcheck);
     free(ex);
 }

@@ -25,6 +25,7 @@ struct evbuffer;
 struct session;
 struct upstream;
 struct tlsfiles_material;
+struct pathcheck;
 
 enum exchange_state {
     EXCHANGE_LEASING, /* waiting for a connection */
@@ -80,6 +81,8 @@ struct exchange {
     /* TLS files read with the client's rights; m.req's PEM fields point
      * into it */
     struct tlsfiles_material *tls_material;
+    struct pathcheck *pathcheck; /* inner destinations being resolved */
+    bool path_checked;           /* ... and found allowed */
 };
 
 /* A slot holding one ready reply (stolen) for the client, in order. */

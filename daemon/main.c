@@ -18,6 +18,7 @@
 #include "config.h"
 #include "hconn-build.h"
 #include "listener.h"
+#include "localaddr.h"
 #include "log.h"
 #include "memory.h"
 #include "notify.h"
@@ -281,9 +282,11 @@ main(int argc, char **argv)
         goto out;
     }
     srv.tls = tls_new(&cfg);
+    srv.localaddr = localaddr_new(srv.base);
     srv.pool = pool_new(srv.base, srv.dns, srv.tls, &cfg, &srv.stats);
     srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
-    if (srv.tls == NULL || srv.pool == NULL || srv.listener == NULL) {
+    if (srv.tls == NULL || srv.localaddr == NULL || srv.pool == NULL ||
+        srv.listener == NULL) {
         log_error("%s", srv.pool == NULL ? "out of memory" : err);
         goto out;
     }
@@ -313,6 +316,7 @@ out:
     listener_close(srv.listener);
     pool_free(srv.pool);
     tls_free(srv.tls);
+    localaddr_free(srv.localaddr);
     if (sigterm != NULL)
         event_free(sigterm);
     if (sigint != NULL)

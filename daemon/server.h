@@ -27,6 +27,7 @@ struct pool;
 struct listener;
 struct session;
 struct tls;
+struct localaddr;
 
 /* Running figures, reported by {"op":"stats"}. */
 struct stats {
@@ -50,6 +51,7 @@ struct server {
     struct config *cfg;
     struct pool *pool;
     struct tls *tls;               /* contexts and the session cache */
+    struct localaddr *localaddr;   /* the machine's own addresses */
     struct proxy_defaults proxies; /* default CONNECT proxies */
     struct listener *listener;
     struct session_list sessions; /* every connected client */

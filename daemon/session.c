@@ -33,7 +33,9 @@
 #include "exchange.h"
 #include "hconn-build.h"
 #include "hconn_error.h"
+#include "localaddr.h"
 #include "log.h"
+#include "pathcheck.h"
 #include "memory.h"
 #include "policy.h"
 #include "pool.h"
@@ -640,9 +642,13 @@ session_check_policy(const struct session *s, const struct wire_request *req,
     };
     int rc = policy_check_request(rule, &preq, why, len);
 
+    /* An absolute-form or CONNECT target: what the origin reaches for. */
+    if (rc == 0)
+        rc = pathcheck_request(rule, req, why, len);
     *pool_filter = NULL;
     if (rc < 0 || !policy_addr_filter(rule, &f->policy))
         return rc;
+    f->policy.own = localaddr_addrs(s->srv->localaddr);
     f->pool = (struct pool_addr_filter){
         .check = policy_check_address_cb,
         .arg = &f->policy,
