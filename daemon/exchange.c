@@ -35,6 +35,7 @@
 #include "pathcheck.h"
 #include "session.h"
 #include "tlsfiles.h"
+#include "uidstats.h"
 #include "upstream.h"
 #include "wire_line.h"
 
@@ -625,6 +626,10 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     ex->up = up;
     ex->state = EXCHANGE_ACTIVE;
     ex->reused = up->requests > 0;
+    if (ex->reused)
+        uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
+    else
+        uidstats_get(ex->session->srv, ex->session->uid)->reuse_misses++;
     ex->eof = false;
     ex->read_paused = false;
     ex->response_bytes = 0;
@@ -723,6 +728,7 @@ exchange_start(struct exchange *ex)
         .proxy_port = ex->proxy_port,
         .connect_head = ex->connect_head,
         .connect_head_len = ex->connect_head_len,
+        .uid = ex->session->uid,
     };
     double timeout =
         req->timeout > 0 ? req->timeout : exchange_cfg(ex)->connect_timeout;
@@ -796,6 +802,7 @@ exchange_retry(struct exchange *ex)
              "retrying on a new connection",
              ex->session->id, ex->target_desc, ex->up->id);
     ex->session->srv->stats.retries++;
+    uidstats_get(ex->session->srv, ex->session->uid)->retries++;
     pool_drop(ex->up);
     ex->up = NULL;
     ex->state = EXCHANGE_LEASING;
@@ -892,6 +899,7 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
     exchange_drop_body(ex);
     up->clean = true; /* a complete response: TLS state is sound */
     ex->session->srv->stats.responses++;
+    uidstats_get(ex->session->srv, ex->session->uid)->responses++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %d, %llu bytes, "
              "%s connection%s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
@@ -1032,6 +1040,7 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
         evtimer_del(ex->expect_timer);
     exchange_drop_body(ex);
     ex->session->srv->stats.errors[-code]++;
+    uidstats_get(ex->session->srv, ex->session->uid)->errors[-code]++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %s: %s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
              (long)ex->session->pid, ex->target_desc, hconn_error_name(code),

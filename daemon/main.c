@@ -25,6 +25,7 @@
 #include "policy.h"
 #include "pool.h"
 #include "server.h"
+#include "uidstats.h"
 #include "session.h"
 #include "tls.h"
 
@@ -317,6 +318,7 @@ out:
     pool_free(srv.pool);
     tls_free(srv.tls);
     localaddr_free(srv.localaddr);
+    uidstats_free(srv.uidstats);
     if (sigterm != NULL)
         event_free(sigterm);
     if (sigint != NULL)

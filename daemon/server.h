@@ -28,6 +28,7 @@ struct listener;
 struct session;
 struct tls;
 struct localaddr;
+struct uidstats;
 
 /* Running figures, reported by {"op":"stats"}. */
 struct stats {
@@ -52,6 +53,7 @@ struct server {
     struct pool *pool;
     struct tls *tls;               /* contexts and the session cache */
     struct localaddr *localaddr;   /* the machine's own addresses */
+    struct uidstats *uidstats;     /* figures per client uid */
     struct proxy_defaults proxies; /* default CONNECT proxies */
     struct listener *listener;
     struct session_list sessions; /* every connected client */

@@ -41,7 +41,9 @@
 #include "pool.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 #include "tlsfiles.h"
+#include "uidstats.h"
 
 static unsigned long session_next_id = 1;
 
@@ -78,6 +80,7 @@ session_reply_error(struct session *s, json_t *id, int code,
                     const char *message)
 {
     s->srv->stats.errors[-code]++;
+    uidstats_get(s->srv, s->uid)->errors[-code]++;
     log_info("client %lu: %s: %s", s->id, hconn_error_name(code), message);
     session_reply(s, wire_reply_error(id, code, message));
 }
@@ -125,31 +128,48 @@ session_find_stream(struct session *s, json_t *id)
     return NULL;
 }
 
+/* {"op":"stats"}: root sees every figure and origin; any other client
+ * only its own uid's (its counters, the origins its requests used, its
+ * clients), never another user's origins, proxies or TLS material. */
 static json_t *
 session_stats(struct session *s)
 {
     struct server *srv = s->srv;
-    struct stats *st = &srv->stats;
-    size_t idle, open = pool_count(srv->pool, &idle);
-    json_t *errors = json_object();
+    bool all = s->uid == 0;
+    struct stats *st = all ? &srv->stats : uidstats_get(srv, s->uid);
+    size_t idle, open, clients = 0;
+    json_t *origins = pool_stats(srv->pool, all, s->uid, &open, &idle);
+    json_t *errors = json_object(), *reply;
+    const struct session *other;
 
+    TAILQ_FOREACH(other, &srv->sessions, entry)
+    clients += all || other->uid == s->uid;
     for (int i = 1; i < HCONN_ERROR_COUNT; i++)
         if (st->errors[i] != 0)
             json_object_set_new(errors, hconn_error_name(-i),
                                 json_integer((json_int_t)st->errors[i]));
-    return json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, "
-        "s:{s:I, s:I}, s:o}",
-        "op", "stats", "uptime", (json_int_t)(time(NULL) - st->started),
-        "clients", (json_int_t)srv->nsessions, "clients_total",
-        (json_int_t)st->clients_total, "requests", (json_int_t)st->requests,
+    reply = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, s:o}",
+        "op", "stats", "uptime", (json_int_t)(time(NULL) - srv->stats.started),
+        "clients", (json_int_t)clients, "requests", (json_int_t)st->requests,
         "responses", (json_int_t)st->responses, "reuse_hits",
         (json_int_t)st->reuse_hits, "reuse_misses",
         (json_int_t)st->reuse_misses, "retries", (json_int_t)st->retries,
         "pool", "open", (json_int_t)open, "idle", (json_int_t)idle, "origins",
-        pool_stats(srv->pool), "tls", "handshakes",
-        (json_int_t)st->tls_handshakes, "resumed", (json_int_t)st->tls_resumed,
-        "errors", errors);
+        origins, "errors", errors);
+    if (reply != NULL && all) {
+        /* Daemon-wide figures, for root only. */
+        json_object_set_new(reply, "clients_total",
+                            json_integer((json_int_t)st->clients_total));
+        json_object_set_new(reply, "tls",
+                            json_pack("{s:I, s:I, s:I}", "handshakes",
+                                      (json_int_t)st->tls_handshakes, "resumed",
+                                      (json_int_t)st->tls_resumed, "contexts",
+                                      (json_int_t)tls_context_count(srv->tls)));
+    }
+    if (!all && reply != NULL)
+        json_object_set_new(reply, "uid", json_integer((json_int_t)s->uid));
+    return reply;
 }
 
 static void
@@ -180,6 +200,7 @@ session_handle_request(struct session *s, json_t *msg,
     char message[160];
 
     s->srv->stats.requests++;
+    uidstats_get(s->srv, s->uid)->requests++;
     if (s->srv->shutting_down) {
         session_reply_error(s, id, HCONN_ESHUTTING_DOWN,
                             "hconnd is shutting down; no new requests");
