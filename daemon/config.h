@@ -15,7 +15,14 @@ struct config {
     size_t max_inline_body_bytes;    /* "data": N on a request */
     size_t max_clients;              /* concurrent client connections */
     size_t max_clients_per_uid;      /* clients of one uid; 0: no limit
-                                        but max_clients */
+                                        but max_clients; CONFIG_AUTO:
+                                        a quarter of max_clients */
+    size_t max_held_bytes;           /* bytes held for all clients */
+    size_t max_held_bytes_per_uid;   /* ... for the clients of one uid;
+                                        CONFIG_AUTO: a quarter of
+                                        max_held_bytes */
+    size_t max_queued_reply_bytes;   /* replies queued for one client
+                                        before it is no longer read */
     size_t max_requests_per_client;  /* requests in flight per client */
     size_t max_response_head_bytes;  /* a response head, all lines and
                                         interim responses together */
@@ -40,6 +47,17 @@ struct config {
                               read at start only; NULL: /etc/hosts */
     struct policy *policy; /* "policy"; NULL: the built-in allow-all */
 };
+
+/* A default computed from other keys (see config_clients_per_uid). */
+#define CONFIG_AUTO ((size_t)-1)
+
+/* max_clients_per_uid in effect: its value, or a quarter of max_clients
+ * (at least 1) by default. */
+size_t config_clients_per_uid(const struct config *cfg);
+
+/* max_held_bytes_per_uid in effect: its value, or a quarter of
+ * max_held_bytes by default. */
+size_t config_held_bytes_per_uid(const struct config *cfg);
 
 /* Fills cfg with the documented defaults; socket_path from the
  * environment (see config_default_socket). */

@@ -50,6 +50,17 @@ exchange_cfg(const struct exchange *ex)
     return ex->session->srv->cfg;
 }
 
+/* Counts what out holds among the client's queued replies. */
+static void
+exchange_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                void *arg)
+{
+    struct exchange *ex = arg;
+
+    session_replies_held(ex->session,
+                         (ssize_t)info->n_added - (ssize_t)info->n_deleted);
+}
+
 static struct exchange *
 exchange_alloc(struct session *s, json_t *id)
 {
@@ -61,7 +72,8 @@ exchange_alloc(struct session *s, json_t *id)
     ex->id = json_incref(id);
     ex->out = evbuffer_new();
     ex->body = evbuffer_new();
-    if (ex->out == NULL || ex->body == NULL) {
+    if (ex->out == NULL || ex->body == NULL ||
+        evbuffer_add_cb(ex->out, exchange_out_cb, ex) == NULL) {
         exchange_free(ex);
         return NULL;
     }
@@ -102,6 +114,12 @@ exchange_reply_line(struct exchange *ex, struct wire_line *line, int rc)
 {
     exchange_queue_line(ex, rc == 0 ? line->buf : NULL, line->len);
     wire_line_free(line);
+}
+
+void
+exchange_append_reply(struct exchange *ex, json_t *reply)
+{
+    exchange_reply(ex, reply);
 }
 
 struct exchange *
@@ -1083,8 +1101,12 @@ exchange_free(struct exchange *ex)
         session_body_held(ex->session, -(ssize_t)evbuffer_get_length(ex->body));
         evbuffer_free(ex->body);
     }
-    if (ex->out != NULL)
+    if (ex->out != NULL) {
+        session_replies_held(ex->session,
+                             -(ssize_t)evbuffer_get_length(ex->out));
         evbuffer_free(ex->out);
+    }
+    session_charge(ex->session, -(long long)ex->charged);
     m = &ex->m;
     wire_client_msg_clear(m);
     json_decref(ex->msg);

@@ -82,11 +82,16 @@ struct exchange {
      * into it */
     struct tlsfiles_material *tls_material;
     struct pathcheck *pathcheck; /* inner destinations being resolved */
+    size_t charged;              /* the request's bytes in the budget */
     bool path_checked;           /* ... and found allowed */
 };
 
 /* A slot holding one ready reply (stolen) for the client, in order. */
 struct exchange *exchange_new_reply(struct session *s, json_t *reply);
+
+/* Appends one more ready reply (stolen) to a reply slot: a client's
+ * error and op replies share a slot, so each costs its bytes only. */
+void exchange_append_reply(struct exchange *ex, json_t *reply);
 
 /* A request from a validated message; takes over msg and m->req. On a
  * request that cannot be sent (bad header, bad method), the exchange is

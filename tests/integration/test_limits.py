@@ -85,7 +85,7 @@ class LimitTest(harness.IntegrationTest):
 class ClientLimits(LimitTest):
 
     def test_max_clients(self):
-        d = self.daemon(max_clients=2)
+        d = self.daemon(max_clients=2, max_clients_per_uid=0)
         a = self.hello_client(d)
         b = self.hello_client(d)
         c = self.wire(d)
