@@ -462,6 +462,18 @@ session_replies_full(struct session *s)
     return true;
 }
 
+/* A client holding request body bytes while its uid is over its share
+ * (or everyone over max_held_bytes) waits for its own bodies to drain:
+ * they do as the origins take them, and that resumes it. */
+static bool
+session_bodies_over_share(struct session *s)
+{
+    char why[256];
+
+    return s->body_held > 0 && budget_check(s->srv->budget, session_cfg(s),
+                                            s->uid, 0, why, sizeof why) < 0;
+}
+
 /* Reads what the client has sent, until it runs out, a limit says pause,
  * or no more input is wanted. */
 static void
@@ -481,7 +493,7 @@ session_read(struct session *s)
         }
         if (s->body_held > session_cfg(s)->client_body_buffer_bytes)
             break;
-        if (session_replies_full(s))
+        if (session_replies_full(s) || session_bodies_over_share(s))
             break;
         if (!session_read_line(s, in))
             goto need_more;
