@@ -1109,6 +1109,33 @@ conn_tls_string(struct hconn *c, const char *name, const char *value,
                       name);
 }
 
+/* Replaces *v, the path of TLS file field name, with the file's PEM
+ * contents under the matching *_pem name ("ca_path": the directory's
+ * hashed certificates). */
+static int
+conn_tls_file(struct hconn *c, const char *name, const char *path, json_t **v)
+{
+    bool ca = name[0] == 'c' && name[1] == 'a';
+    size_t max = ca                               ? WIRE_MAX_CA_PEM
+                 : strcmp(name, "cert_file") == 0 ? WIRE_MAX_CERT_PEM
+                                                  : WIRE_MAX_KEY_PEM;
+    char err[HCONN_ERRMSG_MAX - 64], *pem;
+    int rc;
+
+    json_decref(*v);
+    *v = NULL;
+    rc = hconn_pem_read(path, strcmp(name, "ca_path") == 0, max, &pem, err,
+                        sizeof err);
+    if (rc < 0)
+        return conn_error(c, rc, "TLS option %s: %s", name, err);
+    *v = json_string(pem);
+    free(pem);
+    if (*v == NULL)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "TLS option %s: %s is not UTF-8 PEM", name, path);
+    return 0;
+}
+
 /* Checks opts' TLS fields and builds the "tls" object requests carry from
  * those set (c->tls_options stays NULL when none is). Returns 0 or a
  * code. */
@@ -1168,7 +1195,28 @@ conn_tls_options(struct hconn *c, const struct hconn_options *opts)
             continue;
         rc = conn_tls_string(c, fields[i].name, fields[i].value, fields[i].max,
                              &v);
-        if (rc == 0 && json_object_set_new(obj, fields[i].name, v) < 0)
+        if (rc == 0 && i < 4) {
+            /* Files are read here, with the caller's rights and in its
+             * mount namespace, and sent as PEM (PROTOCOL.md 3.3). */
+            rc = conn_tls_file(c, fields[i].name, fields[i].value, &v);
+        }
+        if (rc == 0 && i == 1 && json_object_get(obj, "ca_pem") != NULL) {
+            /* ca_file and ca_path both: trust anchors from each. */
+            json_t *both = json_sprintf(
+                "%s%s", json_string_value(json_object_get(obj, "ca_pem")),
+                json_string_value(v));
+
+            json_decref(v);
+            v = both;
+            if (v == NULL)
+                rc = conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+        }
+        if (rc == 0 && json_object_set_new(obj,
+                                           i == 0 || i == 1 ? "ca_pem"
+                                           : i == 2         ? "cert_pem"
+                                           : i == 3         ? "key_pem"
+                                                            : fields[i].name,
+                                           v) < 0)
             rc = conn_error(c, HCONN_ENO_MEMORY, "out of memory");
         if (rc < 0) {
             json_decref(obj);

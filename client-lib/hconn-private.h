@@ -249,4 +249,11 @@ int transport_read_ready(struct hconn *c, size_t limit);
 void transport_debug(const struct hconn *c, const char *prefix,
                      const char *line, size_t len);
 
+/* Reads the PEM file path (directory: every hashed certificate in it) in
+ * this process, at most max bytes; *out is malloc'd. Returns 0, or
+ * HCONN_EIO_ERROR / HCONN_EINVALID_ARGUMENT / HCONN_ENO_MEMORY with err
+ * naming the file (pem.c). */
+int hconn_pem_read(const char *path, bool directory, size_t max, char **out,
+                   char *err, size_t errlen);
+
 #endif

@@ -34,6 +34,11 @@ static const struct config_key config_keys[] = {
         1ULL << 40),
     KEY("max_clients", CONFIG_SIZE, max_clients, 1, 1 << 20),
     KEY("max_clients_per_uid", CONFIG_SIZE, max_clients_per_uid, 0, 1 << 20),
+    KEY("max_held_bytes", CONFIG_SIZE, max_held_bytes, 1 << 20, 1ULL << 40),
+    KEY("max_held_bytes_per_uid", CONFIG_SIZE, max_held_bytes_per_uid, 1 << 16,
+        1ULL << 40),
+    KEY("max_queued_reply_bytes", CONFIG_SIZE, max_queued_reply_bytes, 4096,
+        1 << 30),
     KEY("max_requests_per_client", CONFIG_SIZE, max_requests_per_client, 1,
         1 << 20),
     KEY("max_response_head_bytes", CONFIG_SIZE, max_response_head_bytes, 1024,
@@ -43,6 +48,7 @@ static const struct config_key config_keys[] = {
     KEY("stream_buffer_bytes", CONFIG_SIZE, stream_buffer_bytes, 4096, 1 << 30),
     KEY("client_body_buffer_bytes", CONFIG_SIZE, client_body_buffer_bytes, 4096,
         1ULL << 40),
+    KEY("tls_max_contexts", CONFIG_SIZE, tls_max_contexts, 1, 1 << 20),
     KEY("connect_timeout", CONFIG_SECONDS, connect_timeout, 0.001, 86400),
     KEY("read_timeout", CONFIG_SECONDS, read_timeout, 0.001, 86400),
     KEY("request_timeout", CONFIG_SECONDS, request_timeout, 0, 86400),
@@ -69,6 +75,22 @@ config_default_socket(void)
     return path;
 }
 
+size_t
+config_clients_per_uid(const struct config *cfg)
+{
+    if (cfg->max_clients_per_uid != CONFIG_AUTO)
+        return cfg->max_clients_per_uid;
+    return cfg->max_clients >= 4 ? cfg->max_clients / 4 : 1;
+}
+
+size_t
+config_held_bytes_per_uid(const struct config *cfg)
+{
+    if (cfg->max_held_bytes_per_uid != CONFIG_AUTO)
+        return cfg->max_held_bytes_per_uid;
+    return cfg->max_held_bytes / 4;
+}
+
 void
 config_init(struct config *cfg)
 {
@@ -77,13 +99,17 @@ config_init(struct config *cfg)
         .max_message_bytes = 1024 * 1024,
         .max_inline_body_bytes = 64 * 1024 * 1024,
         .max_clients = 4096,
-        .max_clients_per_uid = 0,
+        .max_clients_per_uid = CONFIG_AUTO,
+        .max_held_bytes = (size_t)512 << 20,
+        .max_held_bytes_per_uid = CONFIG_AUTO,
+        .max_queued_reply_bytes = 1024 * 1024,
         .max_requests_per_client = 1024,
         .max_response_head_bytes = 1024 * 1024,
         .pool_max_per_origin = 16,
         .pool_max_total = 512,
         .stream_buffer_bytes = 256 * 1024,
         .client_body_buffer_bytes = 16 * 1024 * 1024,
+        .tls_max_contexts = 64,
         .connect_timeout = 10,
         .read_timeout = 60,
         .request_timeout = 0,

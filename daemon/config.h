@@ -15,7 +15,14 @@ struct config {
     size_t max_inline_body_bytes;    /* "data": N on a request */
     size_t max_clients;              /* concurrent client connections */
     size_t max_clients_per_uid;      /* clients of one uid; 0: no limit
-                                        but max_clients */
+                                        but max_clients; CONFIG_AUTO:
+                                        a quarter of max_clients */
+    size_t max_held_bytes;           /* bytes held for all clients */
+    size_t max_held_bytes_per_uid;   /* ... for the clients of one uid;
+                                        CONFIG_AUTO: a quarter of
+                                        max_held_bytes */
+    size_t max_queued_reply_bytes;   /* replies queued for one client
+                                        before it is no longer read */
     size_t max_requests_per_client;  /* requests in flight per client */
     size_t max_response_head_bytes;  /* a response head, all lines and
                                         interim responses together */
@@ -23,6 +30,7 @@ struct config {
     size_t pool_max_total;           /* upstream connections in all */
     size_t stream_buffer_bytes;      /* per-request response high-water mark */
     size_t client_body_buffer_bytes; /* request bodies held per client */
+    size_t tls_max_contexts;         /* TLS contexts kept built */
     double connect_timeout;          /* seconds: DNS + TCP connect */
     double read_timeout;             /* seconds without a response byte */
     double request_timeout;          /* seconds for a whole exchange, lease
@@ -39,6 +47,17 @@ struct config {
                               read at start only; NULL: /etc/hosts */
     struct policy *policy; /* "policy"; NULL: the built-in allow-all */
 };
+
+/* A default computed from other keys (see config_clients_per_uid). */
+#define CONFIG_AUTO ((size_t)-1)
+
+/* max_clients_per_uid in effect: its value, or a quarter of max_clients
+ * (at least 1) by default. */
+size_t config_clients_per_uid(const struct config *cfg);
+
+/* max_held_bytes_per_uid in effect: its value, or a quarter of
+ * max_held_bytes by default. */
+size_t config_held_bytes_per_uid(const struct config *cfg);
 
 /* Fills cfg with the documented defaults; socket_path from the
  * environment (see config_default_socket). */

@@ -32,7 +32,10 @@
 #include "hconn_error.h"
 #include "log.h"
 #include "server.h"
+#include "pathcheck.h"
 #include "session.h"
+#include "tlsfiles.h"
+#include "uidstats.h"
 #include "upstream.h"
 #include "wire_line.h"
 
@@ -47,6 +50,17 @@ exchange_cfg(const struct exchange *ex)
     return ex->session->srv->cfg;
 }
 
+/* Counts what out holds among the client's queued replies. */
+static void
+exchange_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                void *arg)
+{
+    struct exchange *ex = arg;
+
+    session_replies_held(ex->session,
+                         (ssize_t)info->n_added - (ssize_t)info->n_deleted);
+}
+
 static struct exchange *
 exchange_alloc(struct session *s, json_t *id)
 {
@@ -58,7 +72,8 @@ exchange_alloc(struct session *s, json_t *id)
     ex->id = json_incref(id);
     ex->out = evbuffer_new();
     ex->body = evbuffer_new();
-    if (ex->out == NULL || ex->body == NULL) {
+    if (ex->out == NULL || ex->body == NULL ||
+        evbuffer_add_cb(ex->out, exchange_out_cb, ex) == NULL) {
         exchange_free(ex);
         return NULL;
     }
@@ -99,6 +114,12 @@ exchange_reply_line(struct exchange *ex, struct wire_line *line, int rc)
 {
     exchange_queue_line(ex, rc == 0 ? line->buf : NULL, line->len);
     wire_line_free(line);
+}
+
+void
+exchange_append_reply(struct exchange *ex, json_t *reply)
+{
+    exchange_reply(ex, reply);
 }
 
 struct exchange *
@@ -628,6 +649,10 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     ex->up = up;
     ex->state = EXCHANGE_ACTIVE;
     ex->reused = up->requests > 0;
+    if (ex->reused)
+        uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
+    else
+        uidstats_get(ex->session->srv, ex->session->uid)->reuse_misses++;
     ex->eof = false;
     ex->read_paused = false;
     ex->response_bytes = 0;
@@ -698,6 +723,21 @@ exchange_start_request_timer(struct exchange *ex)
         evtimer_add(ex->request_timer, &tv);
 }
 
+/* The inner destinations were checked: lease, or fail. */
+static void
+exchange_pathcheck_cb(void *arg, int rc, const char *why)
+{
+    struct exchange *ex = arg;
+
+    ex->pathcheck = NULL;
+    if (rc < 0) {
+        exchange_fail(ex, rc, "%s", why);
+        return;
+    }
+    ex->path_checked = true;
+    exchange_start(ex);
+}
+
 void
 exchange_start(struct exchange *ex)
 {
@@ -711,6 +751,7 @@ exchange_start(struct exchange *ex)
         .proxy_port = ex->proxy_port,
         .connect_head = ex->connect_head,
         .connect_head_len = ex->connect_head_len,
+        .uid = ex->session->uid,
     };
     double timeout =
         req->timeout > 0 ? req->timeout : exchange_cfg(ex)->connect_timeout;
@@ -729,6 +770,35 @@ exchange_start(struct exchange *ex)
         exchange_fail(ex, rc, "%s", why);
         return;
     }
+    /* Files the client named, opened with its rights, on every request:
+     * the pool key then names their contents, so none rides a connection
+     * made with material it could not read itself. */
+    if (ex->attempts == 0 && req->has_tls_options &&
+        (rc = tlsfiles_load(
+             &(struct tlsfiles_client){bufferevent_getfd(ex->session->bev),
+                                       ex->session->uid, ex->session->gid},
+             &ex->m.req.tls_options, &ex->tls_material, why, sizeof why)) < 0) {
+        exchange_fail(ex, rc, "%s", why);
+        return;
+    }
+    /* What lies behind the first hop (the origin behind a proxy, the host
+     * an absolute-form or CONNECT target names) is checked like a direct
+     * request before anything is sent; exchange_pathcheck_cb resumes. */
+    if (ex->attempts == 0 && !ex->path_checked) {
+        rc = pathcheck_start(
+            ex->session->srv->dns, req, target.proxy_host != NULL,
+            target.addr_filter != NULL ? &filter.policy : NULL,
+            exchange_pathcheck_cb, ex, &ex->pathcheck, why, sizeof why);
+        if (rc < 0)
+            exchange_fail(ex, rc, "%s", why);
+        if (rc != 0)
+            return;
+        ex->path_checked = true;
+    }
+    /* The daemon's default proxy is the administrator's choice: its own
+     * addresses are not refused (the origin behind it was checked). */
+    if (target.proxy_host != NULL && !req->has_proxy)
+        target.addr_filter = NULL;
     if (ex->attempts == 0)
         exchange_start_request_timer(ex);
     ex->attempts++;
@@ -755,6 +825,7 @@ exchange_retry(struct exchange *ex)
              "retrying on a new connection",
              ex->session->id, ex->target_desc, ex->up->id);
     ex->session->srv->stats.retries++;
+    uidstats_get(ex->session->srv, ex->session->uid)->retries++;
     pool_drop(ex->up);
     ex->up = NULL;
     ex->state = EXCHANGE_LEASING;
@@ -864,6 +935,7 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
     exchange_drop_body(ex);
     up->clean = true; /* a complete response: TLS state is sound */
     ex->session->srv->stats.responses++;
+    uidstats_get(ex->session->srv, ex->session->uid)->responses++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %d, %llu bytes, "
              "%s connection%s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
@@ -1022,6 +1094,7 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
         evtimer_del(ex->expect_timer);
     exchange_drop_body(ex);
     ex->session->srv->stats.errors[-code]++;
+    uidstats_get(ex->session->srv, ex->session->uid)->errors[-code]++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %s: %s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
              (long)ex->session->pid, ex->target_desc, hconn_error_name(code),
@@ -1064,8 +1137,12 @@ exchange_free(struct exchange *ex)
         session_body_held(ex->session, -(ssize_t)evbuffer_get_length(ex->body));
         evbuffer_free(ex->body);
     }
-    if (ex->out != NULL)
+    if (ex->out != NULL) {
+        session_replies_held(ex->session,
+                             -(ssize_t)evbuffer_get_length(ex->out));
         evbuffer_free(ex->out);
+    }
+    session_charge(ex->session, -(long long)ex->charged);
     m = &ex->m;
     wire_client_msg_clear(m);
     json_decref(ex->msg);
@@ -1077,5 +1154,7 @@ exchange_free(struct exchange *ex)
         event_free(ex->request_timer);
     free(ex->head);
     free(ex->connect_head);
+    tlsfiles_free(ex->tls_material);
+    pathcheck_cancel(ex->pathcheck);
     free(ex);
 }

@@ -24,6 +24,8 @@
 struct evbuffer;
 struct session;
 struct upstream;
+struct tlsfiles_material;
+struct pathcheck;
 
 enum exchange_state {
     EXCHANGE_LEASING, /* waiting for a connection */
@@ -76,10 +78,20 @@ struct exchange {
     bool head_replied;    /* the head reply is in out */
     bool abort_session;   /* raw mode failed mid-body: close */
     struct evbuffer *out; /* replies not yet moved to the client */
+    /* TLS files read with the client's rights; m.req's PEM fields point
+     * into it */
+    struct tlsfiles_material *tls_material;
+    struct pathcheck *pathcheck; /* inner destinations being resolved */
+    size_t charged;              /* the request's bytes in the budget */
+    bool path_checked;           /* ... and found allowed */
 };
 
 /* A slot holding one ready reply (stolen) for the client, in order. */
 struct exchange *exchange_new_reply(struct session *s, json_t *reply);
+
+/* Appends one more ready reply (stolen) to a reply slot: a client's
+ * error and op replies share a slot, so each costs its bytes only. */
+void exchange_append_reply(struct exchange *ex, json_t *reply);
 
 /* A request from a validated message; takes over msg and m->req. On a
  * request that cannot be sent (bad header, bad method), the exchange is

@@ -15,15 +15,18 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "budget.h"
 #include "config.h"
 #include "hconn-build.h"
 #include "listener.h"
+#include "localaddr.h"
 #include "log.h"
 #include "memory.h"
 #include "notify.h"
 #include "policy.h"
 #include "pool.h"
 #include "server.h"
+#include "uidstats.h"
 #include "session.h"
 #include "tls.h"
 
@@ -296,10 +299,13 @@ main(int argc, char **argv)
         log_error("hosts_file: cannot read %s", cfg.hosts_file);
         goto out;
     }
-    srv.tls = tls_new();
+    srv.tls = tls_new(&cfg);
+    srv.localaddr = localaddr_new(srv.base);
+    srv.budget = budget_new();
     srv.pool = pool_new(srv.base, srv.dns, srv.tls, &cfg, &srv.stats);
     srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
-    if (srv.tls == NULL || srv.pool == NULL || srv.listener == NULL) {
+    if (srv.tls == NULL || srv.localaddr == NULL || srv.budget == NULL ||
+        srv.pool == NULL || srv.listener == NULL) {
         log_error("%s", srv.pool == NULL ? "out of memory" : err);
         goto out;
     }
@@ -334,6 +340,9 @@ out:
     listener_close(srv.listener);
     pool_free(srv.pool);
     tls_free(srv.tls);
+    localaddr_free(srv.localaddr);
+    uidstats_free(srv.uidstats);
+    budget_free(srv.budget);
     if (sigterm != NULL)
         event_free(sigterm);
     if (sigint != NULL)

@@ -32,7 +32,8 @@
 #include "tls.h"
 #include "upstream.h"
 
-#define POOL_BUCKETS 256
+#define POOL_BUCKETS     256
+#define POOL_ORIGIN_UIDS 16 /* users remembered per origin, for stats */
 
 TAILQ_HEAD(upstream_list, upstream);
 TAILQ_HEAD(waiter_list, pool_waiter);
@@ -53,6 +54,9 @@ struct pool_origin {
     /* The target's address filter, or NULL; and an owned copy of its arg */
     upstream_addr_check_cb addr_check;
     void *addr_check_arg;
+    uid_t uids[POOL_ORIGIN_UIDS]; /* users whose requests used it, for
+                                     stats; the first ones only */
+    size_t nuids;
     struct upstream_list idle;     /* most recently used first */
     struct waiter_list waiters;    /* FIFO of pending leases */
     size_t nidle;                  /* in idle */
@@ -491,6 +495,17 @@ pool_grow_wanting(struct pool *pool)
     pool_origin_grow(o);
 }
 
+/* Remembers that a request of uid used o (stats show o to uid). */
+static void
+pool_origin_note_uid(struct pool_origin *o, uid_t uid)
+{
+    for (size_t i = 0; i < o->nuids; i++)
+        if (o->uids[i] == uid)
+            return;
+    if (o->nuids < POOL_ORIGIN_UIDS)
+        o->uids[o->nuids++] = uid;
+}
+
 int
 pool_lease(struct pool *pool, const struct pool_target *target,
            struct pool_waiter *w, struct upstream **out, double timeout)
@@ -501,6 +516,7 @@ pool_lease(struct pool *pool, const struct pool_target *target,
     *out = NULL;
     if (o == NULL)
         return HCONN_ENO_MEMORY;
+    pool_origin_note_uid(o, target->uid);
     while (!w->fresh && (up = TAILQ_FIRST(&o->idle)) != NULL) {
         pool_idle_remove(up);
         if (!upstream_is_reusable(up)) {
@@ -619,13 +635,23 @@ pool_count(const struct pool *pool, size_t *idle)
 }
 
 json_t *
-pool_stats(const struct pool *pool)
+pool_stats(const struct pool *pool, bool all, uid_t uid, size_t *open,
+           size_t *idle)
 {
     json_t *origins = json_object();
+    size_t nopen = 0, nidle = 0;
 
     for (size_t b = 0; b < POOL_BUCKETS; b++) {
         for (struct pool_origin *o = pool->buckets[b]; o != NULL;
              o = o->hash_next) {
+            bool mine = all;
+
+            for (size_t i = 0; !mine && i < o->nuids; i++)
+                mine = o->uids[i] == uid;
+            if (!mine)
+                continue;
+            nopen += o->nidle + o->nbusy + o->nconnecting;
+            nidle += o->nidle;
             json_object_set_new(origins, o->label,
                                 json_pack("{s:I, s:I, s:I, s:I}", "idle",
                                           (json_int_t)o->nidle, "busy",
@@ -634,5 +660,9 @@ pool_stats(const struct pool *pool)
                                           (json_int_t)o->nwaiting));
         }
     }
+    if (open != NULL)
+        *open = nopen;
+    if (idle != NULL)
+        *idle = nidle;
     return origins;
 }

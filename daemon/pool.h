@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -44,6 +45,7 @@ struct pool_target {
                                  equal ones */
     size_t connect_head_len;
     const struct pool_addr_filter *addr_filter; /* NULL: any address */
+    uid_t uid; /* the client's: stats show an origin to its users only */
 };
 
 /* Which resolved addresses a new connection may use (the policy's): the
@@ -111,7 +113,10 @@ void pool_close_idle(struct pool *pool);
 /* Connections open or opening, idle ones among them. */
 size_t pool_count(const struct pool *pool, size_t *idle);
 
-/* {origin: {"idle", "busy", "connecting", "waiting"}} for stats. */
-json_t *pool_stats(const struct pool *pool);
+/* {origin: {"idle", "busy", "connecting", "waiting"}} for stats: every
+ * origin (all), or those that requests of uid have used; *open and *idle
+ * (may be NULL) count their connections. */
+json_t *pool_stats(const struct pool *pool, bool all, uid_t uid, size_t *open,
+                   size_t *idle);
 
 #endif

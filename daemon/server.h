@@ -27,6 +27,9 @@ struct pool;
 struct listener;
 struct session;
 struct tls;
+struct localaddr;
+struct uidstats;
+struct budget;
 
 /* Running figures, reported by {"op":"stats"}. */
 struct stats {
@@ -50,6 +53,9 @@ struct server {
     struct config *cfg;
     struct pool *pool;
     struct tls *tls;               /* contexts and the session cache */
+    struct localaddr *localaddr;   /* the machine's own addresses */
+    struct uidstats *uidstats;     /* figures per client uid */
+    struct budget *budget;         /* bytes held for clients, per uid */
     struct proxy_defaults proxies; /* default CONNECT proxies */
     struct listener *listener;
     struct session_list sessions; /* every connected client */

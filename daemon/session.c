@@ -31,19 +31,27 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "budget.h"
 #include "exchange.h"
 #include "hconn-build.h"
 #include "hconn_error.h"
+#include "localaddr.h"
 #include "log.h"
+#include "pathcheck.h"
 #include "memory.h"
 #include "policy.h"
 #include "pool.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
+#include "tlsfiles.h"
+#include "uidstats.h"
 
 static unsigned long session_next_id = 1;
 
 static void session_read(struct session *s);
+static bool session_account_input(struct session *s, struct evbuffer *in,
+                                  bool check);
 
 static const struct config *
 session_cfg(const struct session *s)
@@ -65,9 +73,19 @@ session_enqueue(struct session *s, struct exchange *ex)
     session_schedule_flush(s);
 }
 
+/* Queues a ready reply. Consecutive ones share one slot: a client that
+ * sends many lines and reads nothing costs the replies' bytes, not a
+ * slot each. */
 static void
 session_reply(struct session *s, json_t *reply)
 {
+    struct exchange *last = TAILQ_LAST(&s->queue, exchange_list);
+
+    if (last != NULL && last->msg == NULL && last->state == EXCHANGE_DONE &&
+        !last->abort_session) {
+        exchange_append_reply(last, reply);
+        return;
+    }
     session_enqueue(s, exchange_new_reply(s, reply));
 }
 
@@ -76,6 +94,7 @@ session_reply_error(struct session *s, json_t *id, int code,
                     const char *message)
 {
     s->srv->stats.errors[-code]++;
+    uidstats_get(s->srv, s->uid)->errors[-code]++;
     log_info("client %lu: %s: %s", s->id, hconn_error_name(code), message);
     session_reply(s, wire_reply_error(id, code, message));
 }
@@ -201,31 +220,53 @@ session_wants_input(const struct session *s)
     return !s->raw || s->payload_left > 0 || session_has_live_stream(s);
 }
 
+/* {"op":"stats"}: root sees every figure and origin; any other client
+ * only its own uid's (its counters, the origins its requests used, its
+ * clients), never another user's origins, proxies or TLS material. */
 static json_t *
 session_stats(struct session *s)
 {
     struct server *srv = s->srv;
-    struct stats *st = &srv->stats;
-    size_t idle, open = pool_count(srv->pool, &idle);
-    json_t *errors = json_object();
+    bool all = s->uid == 0;
+    struct stats *st = all ? &srv->stats : uidstats_get(srv, s->uid);
+    size_t idle, open, clients = 0;
+    json_t *origins = pool_stats(srv->pool, all, s->uid, &open, &idle);
+    json_t *errors = json_object(), *reply;
+    const struct session *other;
 
+    TAILQ_FOREACH(other, &srv->sessions, entry)
+    clients += all || other->uid == s->uid;
     for (int i = 1; i < HCONN_ERROR_COUNT; i++)
         if (st->errors[i] != 0)
             json_object_set_new(errors, hconn_error_name(-i),
                                 json_integer((json_int_t)st->errors[i]));
-    return json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, "
-        "s:{s:I, s:I}, s:o}",
-        "op", "stats", "uptime", (json_int_t)(time(NULL) - st->started),
-        "clients", (json_int_t)srv->nsessions, "clients_total",
-        (json_int_t)st->clients_total, "requests", (json_int_t)st->requests,
+    reply = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, s:o}",
+        "op", "stats", "uptime", (json_int_t)(time(NULL) - srv->stats.started),
+        "clients", (json_int_t)clients, "requests", (json_int_t)st->requests,
         "responses", (json_int_t)st->responses, "reuse_hits",
         (json_int_t)st->reuse_hits, "reuse_misses",
         (json_int_t)st->reuse_misses, "retries", (json_int_t)st->retries,
         "pool", "open", (json_int_t)open, "idle", (json_int_t)idle, "origins",
-        pool_stats(srv->pool), "tls", "handshakes",
-        (json_int_t)st->tls_handshakes, "resumed", (json_int_t)st->tls_resumed,
-        "errors", errors);
+        origins, "errors", errors);
+    if (reply != NULL && all) {
+        /* Daemon-wide figures, for root only. */
+        json_object_set_new(reply, "clients_total",
+                            json_integer((json_int_t)st->clients_total));
+        json_object_set_new(reply, "tls",
+                            json_pack("{s:I, s:I, s:I}", "handshakes",
+                                      (json_int_t)st->tls_handshakes, "resumed",
+                                      (json_int_t)st->tls_resumed, "contexts",
+                                      (json_int_t)tls_context_count(srv->tls)));
+    }
+    if (!all && reply != NULL)
+        json_object_set_new(reply, "uid", json_integer((json_int_t)s->uid));
+    if (reply != NULL)
+        json_object_set_new(
+            reply, "held_bytes",
+            json_integer((json_int_t)(all ? budget_total(srv->budget)
+                                          : budget_held(srv->budget, s->uid))));
+    return reply;
 }
 
 static void
@@ -243,6 +284,29 @@ session_handle_op(struct session *s, const struct wire_client_msg *m)
     session_reply(s, reply);
 }
 
+/* What a parsed request costs while it is in flight, roughly: its
+ * message's JSON values and the copies the exchange makes (head, PEM
+ * material), so a request of 100,000 header pairs counts as the tens of
+ * megabytes it holds. */
+static size_t
+session_request_cost(const struct wire_request *r)
+{
+    const struct wire_tls *t = &r->tls_options;
+    size_t n = 4096 + 2 * strlen(r->target);
+
+    for (size_t i = 0; i < r->nheaders; i++)
+        n += 320 +
+             2 * (strlen(r->headers[i].name) + strlen(r->headers[i].value));
+    for (size_t i = 0; i < r->proxy.nheaders; i++)
+        n += 320 + 2 * (strlen(r->proxy.headers[i].name) +
+                        strlen(r->proxy.headers[i].value));
+    if (r->has_tls_options)
+        n += 2 * ((t->ca_pem ? strlen(t->ca_pem) : 0) +
+                  (t->cert_pem ? strlen(t->cert_pem) : 0) +
+                  (t->key_pem ? strlen(t->key_pem) : 0));
+    return n;
+}
+
 static void
 session_handle_request(struct session *s, json_t *msg,
                        struct wire_client_msg *m)
@@ -252,10 +316,12 @@ session_handle_request(struct session *s, json_t *msg,
     json_t *seq = json_integer((json_int_t)++s->next_seq);
     json_t *id = m->id != NULL ? m->id : seq;
     uint64_t payload = m->has_data ? m->data_len : 0;
+    size_t cost = session_request_cost(req);
     struct exchange *ex;
-    char message[160];
+    char message[256];
 
     s->srv->stats.requests++;
+    uidstats_get(s->srv, s->uid)->requests++;
     if (s->raw) {
         /* PROTOCOL.md 6: messages after a raw request are ignored. */
         session_skip_payload(s, payload);
@@ -277,8 +343,19 @@ session_handle_request(struct session *s, json_t *msg,
                  (long long)req->length, cfg->max_inline_body_bytes);
         session_reply_error(s, id, HCONN_ELIMIT_EXCEEDED, message);
         session_skip_payload(s, payload);
+    } else if (budget_check(s->srv->budget, cfg, s->uid,
+                            cost + (req->body == WIRE_BODY_INLINE
+                                        ? (size_t)req->length
+                                        : 0),
+                            message, sizeof message) < 0) {
+        session_reply_error(s, id, HCONN_ELIMIT_EXCEEDED, message);
+        session_skip_payload(s, payload);
     } else {
         ex = exchange_new_request(s, msg, m, id);
+        if (ex != NULL) {
+            ex->charged = cost;
+            session_charge(s, (long long)cost);
+        }
         session_enqueue(s, ex);
         if (ex != NULL) {
             s->requests_in_flight++;
@@ -416,6 +493,7 @@ session_read_line(struct session *s, struct evbuffer *in)
     rc = wire_read_line(&s->reader, (const char *)evbuffer_pullup(in, len), len,
                         &consumed, &msg, err, sizeof err);
     evbuffer_drain(in, consumed);
+    session_account_input(s, in, false); /* the message charges itself */
     if (rc < 0)
         session_reply_error(s, NULL, rc, err);
     else if (msg != NULL)
@@ -499,6 +577,65 @@ session_unwatch_hangup(struct session *s)
         event_del(s->hangup_event);
 }
 
+/* Charges the client's unread input (a partial line, a payload on its
+ * way) to the budget. With check, growth past a limit is refused: the
+ * client gets limit_exceeded and is closed, its input dropped, since the
+ * line it is sending can never be read. Returns false then. */
+static bool
+session_account_input(struct session *s, struct evbuffer *in, bool check)
+{
+    size_t n = evbuffer_get_length(in);
+    char why[256];
+
+    if (check && n > s->input_held &&
+        budget_check(s->srv->budget, session_cfg(s), s->uid, n - s->input_held,
+                     why, sizeof why) < 0) {
+        session_reply_error(s, NULL, HCONN_ELIMIT_EXCEEDED, why);
+        evbuffer_drain(in, n);
+        n = 0;
+        s->closing = true;
+    }
+    session_charge(s, (long long)n - (long long)s->input_held);
+    s->input_held = n;
+    return !s->closing;
+}
+
+void
+session_charge(struct session *s, long long delta)
+{
+    budget_charge(s->srv->budget, s->uid, delta);
+}
+
+void
+session_replies_held(struct session *s, ssize_t delta)
+{
+    s->replies_held += (size_t)delta;
+    session_charge(s, delta);
+}
+
+/* A client that reads nothing of its replies is no longer read once they
+ * pile up past max_queued_reply_bytes. */
+static bool
+session_replies_full(struct session *s)
+{
+    if (s->replies_held <= session_cfg(s)->max_queued_reply_bytes)
+        return false;
+    s->paused_for_replies = true;
+    return true;
+}
+
+/* A client holding request body bytes while its uid is over its share
+ * (or everyone over max_held_bytes) waits for its own bodies to drain:
+ * they do as the origins take them, and that resumes it. */
+static bool
+session_bodies_over_share(struct session *s)
+{
+    char why[256];
+
+    return s->body_held > 0 && budget_check(s->srv->budget, session_cfg(s),
+                                            s->uid, 0, why, sizeof why) < 0;
+}
+
 /* Reads what the client has sent, until it runs out, a limit says pause,
  * or no more input is wanted. */
 static void
@@ -506,6 +643,8 @@ session_read(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
+    if (!s->closing)
+        session_account_input(s, in, true);
     while (!s->closing && !s->reading_paused && session_wants_input(s)) {
         if (s->payload_left > 0) {
             if (evbuffer_get_length(in) == 0)
@@ -516,9 +655,12 @@ session_read(struct session *s)
         }
         if (s->body_held > session_cfg(s)->client_body_buffer_bytes)
             break;
+        if (session_replies_full(s) || session_bodies_over_share(s))
+            break;
         if (!session_read_line(s, in))
             goto need_more;
     }
+    session_account_input(s, in, false);
     if (s->closing || !session_wants_input(s)) {
         /* Nothing more will be read: a raw request ends the session once
          * its body is in, and after lost framing the rest is noise. */
@@ -532,6 +674,7 @@ session_read(struct session *s)
     return;
 
 need_more:
+    session_account_input(s, in, false);
     if (s->input_ended) {
         /* Whatever is left can never become a message. */
         if (evbuffer_get_length(in) > 0 || s->payload_left > 0)
@@ -560,6 +703,7 @@ void
 session_body_held(struct session *s, ssize_t delta)
 {
     s->body_held += (size_t)delta;
+    session_charge(s, delta);
 }
 
 /* Removes a slot whose replies have all been written. */
@@ -622,6 +766,11 @@ session_flush(struct session *s)
             break;
         session_retire(s, ex);
     }
+    if (s->paused_for_replies &&
+        s->replies_held <= session_cfg(s)->max_queued_reply_bytes / 2) {
+        s->paused_for_replies = false;
+        session_resume_reading(s);
+    }
     if ((s->closing || s->draining) &&
         (TAILQ_EMPTY(&s->queue) || s->aborting) &&
         evbuffer_get_length(output) == 0) {
@@ -659,6 +808,15 @@ session_read_cb(struct bufferevent *bev, void *arg)
     session_read(arg);
 }
 
+/* The socket's own output buffer counts among the queued replies. */
+static void
+session_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                  void *arg)
+{
+    session_replies_held(arg,
+                         (ssize_t)info->n_added - (ssize_t)info->n_deleted);
+}
+
 static void
 session_write_cb(struct bufferevent *bev, void *arg)
 {
@@ -692,7 +850,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 session_limit_uid(struct session *s)
 {
-    size_t limit = session_cfg(s)->max_clients_per_uid, n = 0;
+    size_t limit = config_clients_per_uid(session_cfg(s)), n = 0;
     const struct session *other;
     char message[160];
 
@@ -749,6 +907,7 @@ session_new(struct server *srv, int fd)
     }
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
                       session_event_cb, s);
+    evbuffer_add_cb(bufferevent_get_output(s->bev), session_output_cb, s);
     bufferevent_setwatermark(s->bev, EV_WRITE, cfg->stream_buffer_bytes / 2, 0);
     /* libevent writes 16 KiB a call by default; a window per syscall. */
     bufferevent_set_max_single_write(s->bev, cfg->stream_buffer_bytes);
@@ -782,13 +941,19 @@ session_check_policy(const struct session *s, const struct wire_request *req,
         .proxy_is_default = proxy_is_default,
         .insecure = tls != NULL && (tls->insecure || !tls->verify),
         .client_cert =
-            tls != NULL && (tls->cert_file != NULL || tls->key_file != NULL),
+            tls != NULL && (tls->cert_file != NULL || tls->key_file != NULL ||
+                            tls->cert_pem != NULL),
+        .tls_files = tls != NULL && s->uid != 0 && tlsfiles_named(tls),
     };
     int rc = policy_check_request(rule, &preq, why, len);
 
+    /* An absolute-form or CONNECT target: what the origin reaches for. */
+    if (rc == 0)
+        rc = pathcheck_request(rule, req, why, len);
     *pool_filter = NULL;
     if (rc < 0 || !policy_addr_filter(rule, &f->policy))
         return rc;
+    f->policy.own = localaddr_addrs(s->srv->localaddr);
     f->pool = (struct pool_addr_filter){
         .check = policy_check_address_cb,
         .arg = &f->policy,
@@ -855,6 +1020,9 @@ session_free(struct session *s)
         event_free(s->hangup_event);
     if (s->hangup_fd >= 0)
         close(s->hangup_fd);
+    /* What is still charged goes back: unread input, unsent replies. */
+    session_charge(s, -(long long)(s->input_held + s->replies_held));
+    evbuffer_remove_cb(bufferevent_get_output(s->bev), session_output_cb, s);
     session_discard_input(s);
     bufferevent_free(s->bev);
     memory_trim_soon(srv->base);

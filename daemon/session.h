@@ -41,6 +41,10 @@ struct session {
     uint64_t payload_left;              /* payload bytes still to come */
     bool payload_ends_body;             /* an inline body: end it after */
     bool reading_paused;                /* backpressure on the client */
+    bool paused_for_replies;            /* ... because its replies pile up */
+    size_t input_held;                  /* unread input charged to the budget */
+    size_t replies_held;                /* reply bytes queued (exchange outputs
+                                           and the socket's), also charged */
     bool raw;                           /* a raw request came: read nothing but
                                            its body */
     bool input_ended;                   /* the client half-closed */
@@ -72,6 +76,12 @@ void session_resume_reading(struct session *s);
 
 /* Adjusts the body byte count used for the client's buffer budget. */
 void session_body_held(struct session *s, ssize_t delta);
+
+/* Adjusts the reply bytes queued for the client (and the budget). */
+void session_replies_held(struct session *s, ssize_t delta);
+
+/* Charges (or, negative, gives back) bytes to the client's uid. */
+void session_charge(struct session *s, long long delta);
 
 /* A request's address limits, in the policy's terms and the pool's. */
 struct session_addr_filter {
