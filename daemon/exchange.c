@@ -782,7 +782,7 @@ exchange_start(struct exchange *ex)
         return;
     }
     /* What lies behind the first hop (the origin behind a proxy, the host
-     * an absolute-form or CONNECT target names) is checked like a direct
+     * an absolute-form target names) is checked like a direct
      * request before anything is sent; exchange_pathcheck_cb resumes. */
     if (ex->attempts == 0 && !ex->path_checked) {
         rc = pathcheck_start(

@@ -5,11 +5,12 @@
  * A request reaches more than the host it connects to when:
  *   - it goes through a proxy (its own "proxy", or the daemon's default):
  *     the proxy connects to the origin;
- *   - its target is not origin-form: an absolute-form target
- *     ("http://10.0.0.1/x") or a CONNECT uses the origin as a forward
- *     proxy, which then connects to the host the target names.
- * Each such inner destination passes the rule's schemes (not for CONNECT,
- * whose payload is opaque), hosts and ports, and an origin used as a
+ *   - its target is absolute-form ("http://10.0.0.1/x"): that uses the
+ *     origin as a forward proxy, which then connects to the host the
+ *     target names. (CONNECT as a method never gets here: the codec
+ *     refuses it, tunnels being the "proxy" field's job.)
+ * Each such inner destination passes the rule's schemes, hosts and
+ * ports, and an origin used as a
  * forward proxy must be one the rule's "proxies" allow. When the rule
  * refuses address classes, the daemon resolves each inner host itself
  * and refuses the request if any address is of a refused class: the
@@ -62,41 +63,32 @@ pathcheck_origin_form(const char *target)
  * HCONN_EDENIED with why. */
 static int
 pathcheck_target_dest(const struct wire_request *req, struct pathcheck_dest *d,
-                      bool *tls, bool *any_scheme, char *why, size_t len)
+                      bool *tls, char *why, size_t len)
 {
     char err[256];
     struct url *u;
     int rc;
 
-    *any_scheme = strcmp(req->method, "CONNECT") == 0;
-    if (*any_scheme) {
-        *tls = false;
-        rc = url_parse_authority(req->target, 0, 0, d->host, &d->port, err,
-                                 sizeof err);
-        if (rc == 0 && d->port == 0)
-            rc = HCONN_EINVALID_URL;
-    } else {
-        if ((u = malloc(sizeof *u)) == NULL) {
-            snprintf(why, len, "out of memory");
-            return HCONN_ENO_MEMORY;
-        }
-        rc = url_parse(req->target, u, err, sizeof err);
-        if (rc == 0) {
-            snprintf(d->host, sizeof d->host, "%s", u->host);
-            d->port = u->port;
-            *tls = u->tls;
-        }
-        free(u);
+    if ((u = malloc(sizeof *u)) == NULL) {
+        snprintf(why, len, "out of memory");
+        return HCONN_ENO_MEMORY;
     }
+    rc = url_parse(req->target, u, err, sizeof err);
+    if (rc == 0) {
+        snprintf(d->host, sizeof d->host, "%s", u->host);
+        d->port = u->port;
+        *tls = u->tls;
+    }
+    free(u);
     if (rc != 0) {
         snprintf(why, len,
-                 "target \"%.200s\": neither origin-form (\"/...\") nor %s, "
-                 "so what it reaches cannot be checked",
-                 req->target,
-                 *any_scheme ? "host:port" : "an http:// or https:// URL");
+                 "target \"%.200s\": neither origin-form (\"/...\") nor an "
+                 "http:// or https:// URL, so what it reaches cannot be "
+                 "checked",
+                 req->target);
         return HCONN_EDENIED;
     }
-    d->role = *any_scheme ? "the CONNECT target" : "the absolute-form target";
+    d->role = "the absolute-form target";
     return 0;
 }
 
@@ -111,8 +103,7 @@ pathcheck_request(const struct policy_rule *rule,
 
     if (pathcheck_origin_form(req->target))
         return 0;
-    rc =
-        pathcheck_target_dest(req, &d, &inner.tls, &inner.any_scheme, why, len);
+    rc = pathcheck_target_dest(req, &d, &inner.tls, why, len);
     if (rc < 0)
         return rc;
     /* The origin acts as a forward proxy, which "proxies" must allow ... */
@@ -229,7 +220,7 @@ pathcheck_start(struct evdns_base *dns, const struct wire_request *req,
                 size_t len)
 {
     struct pathcheck *pc;
-    bool tls, any;
+    bool tls;
     int rc;
 
     *out = NULL;
@@ -251,8 +242,7 @@ pathcheck_start(struct evdns_base *dns, const struct wire_request *req,
         d->role = "the origin behind the proxy";
     }
     if (!pathcheck_origin_form(req->target) &&
-        pathcheck_target_dest(req, &pc->dest[pc->ndest], &tls, &any, why,
-                              len) == 0)
+        pathcheck_target_dest(req, &pc->dest[pc->ndest], &tls, why, len) == 0)
         pc->ndest++;
     pc->starting = true;
     pathcheck_next(pc);

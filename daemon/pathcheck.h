@@ -1,6 +1,6 @@
 /*
  * pathcheck.h — what a request reaches behind its first hop (the origin
- * behind a proxy, the host an absolute-form or CONNECT target names),
+ * behind a proxy, the host an absolute-form target names),
  * checked against the policy rule like a direct request (see pathcheck.c).
  */
 #ifndef HCONND_PATHCHECK_H

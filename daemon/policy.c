@@ -589,7 +589,7 @@ int
 policy_check_request(const struct policy_rule *r,
                      const struct policy_request *req, char *why, size_t len)
 {
-    if (!req->any_scheme && (req->tls ? !r->https : !r->http)) {
+    if (req->tls ? !r->https : !r->http) {
         snprintf(why, len, "policy rule %s: scheme %s is not allowed", r->name,
                  req->tls ? "https" : "http");
         return HCONN_EDENIED;

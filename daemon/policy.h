@@ -72,7 +72,6 @@ struct policy {
 /* What a request asks for, as policy_check_request sees it. */
 struct policy_request {
     bool tls;               /* https */
-    bool any_scheme;        /* a CONNECT target: no scheme to check */
     const char *host;       /* the origin */
     uint16_t port;          /* the origin's */
     const char *proxy_host; /* the tunnel's proxy; NULL: direct */

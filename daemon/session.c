@@ -947,7 +947,7 @@ session_check_policy(const struct session *s, const struct wire_request *req,
     };
     int rc = policy_check_request(rule, &preq, why, len);
 
-    /* An absolute-form or CONNECT target: what the origin reaches for. */
+    /* An absolute-form target: what the origin reaches for. */
     if (rc == 0)
         rc = pathcheck_request(rule, req, why, len);
     *pool_filter = NULL;
