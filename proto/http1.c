@@ -1191,8 +1191,15 @@ http1_decide_framing(struct http1_parser *p, size_t nh)
         reusable = !conn_close;
     else
         reusable = conn_keep && !conn_close && !has_te;
-    p->keep_alive =
-        reusable && !p->request_close && p->framing != HTTP1_FRAMING_CLOSE;
+    /* A response without a body by rule (HEAD, 204, 304) ends where its
+     * head ends, but an origin that sends a body anyway (a common bug)
+     * puts bytes on the connection that the next request would take for
+     * its response: they can land a moment after the head, when the
+     * connection already carries another user's request, and nothing
+     * tells them apart. Such a connection is not kept. */
+    p->keep_alive = reusable && !p->request_close &&
+                    p->framing != HTTP1_FRAMING_CLOSE &&
+                    p->framing != HTTP1_FRAMING_NONE;
     return 0;
 }
 

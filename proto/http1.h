@@ -220,8 +220,10 @@ struct http1_event http1_parser_next(struct http1_parser *p, const char *buf,
 /*
  * After HTTP1_END: true when the connection may carry another request:
  * HTTP/1.1 without Connection: close, or HTTP/1.0 with keep-alive, and the
- * body was length-delimited (never CLOSE) and the request did not ask to
- * close. The caller must also check that no stray bytes followed END.
+ * body was delimited by length or chunks (never CLOSE, and never NONE: a
+ * body some origins send after HEAD, 204 or 304 anyway would be read as
+ * the next response) and the request did not ask to close. The caller
+ * must also check that no stray bytes followed END.
  */
 bool http1_parser_keep_alive(const struct http1_parser *p);
 

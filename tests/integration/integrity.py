@@ -1498,7 +1498,13 @@ def check_answer(fails, fig, origin, it, rec, k, uid, nonce):
                 or not echo.get("pad_ok"):
             fails.add("b", kind, f"{who}: body does not answer it: "
                       f"{echo or rec.get('body_excerpt')!r}")
-    ec = it["msg"].get("expect_continue") and it["mode"] != "none"
+    # A client "Expect: 100-continue" on a body is taken as
+    # expect_continue (PROTOCOL.md 3.1).
+    asks = any(isinstance(h, list) and len(h) == 2
+               and str(h[0]).lower() == "expect"
+               and str(h[1]).lower() == "100-continue"
+               for h in it["msg"].get("headers") or [])
+    ec = (it["msg"].get("expect_continue") or asks) and it["mode"] != "none"
     if rec.get("continues", 0) > 1:
         fails.add("b", kind, f"{who}: {rec['continues']} continue replies")
     if rec.get("continues") and it["msg"].get("raw"):

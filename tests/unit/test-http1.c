@@ -339,14 +339,14 @@ static const struct response_case response_cases[] = {
         .input = "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
         .head = true,
         .events = "HEAD 200 NONE, END",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
     {
         .name = "HEAD with Transfer-Encoding: chunked",
         .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         .head = true,
         .events = "HEAD 200 NONE, END",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
     {
         .name = "HEAD answered by HTTP/1.0",
@@ -358,13 +358,13 @@ static const struct response_case response_cases[] = {
         .name = "204",
         .input = "HTTP/1.1 204 No Content\r\n\r\n",
         .events = "HEAD 204 NONE, END",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
     {
         .name = "204 with Content-Length",
         .input = "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n",
         .events = "HEAD 204 NONE, END",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
     {
         .name = "304",
@@ -373,7 +373,7 @@ static const struct response_case response_cases[] = {
         .events = "HEAD 304 NONE, END",
         .heads = "HTTP/1.1 304 Not Modified\nETag: \"abc\"\n"
                  "Content-Length: 42\n",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
 
     /* -- Interim responses --------------------------------------------- */
