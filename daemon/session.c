@@ -37,6 +37,7 @@
 #include "memory.h"
 #include "policy.h"
 #include "pool.h"
+#include "resolve.h"
 #include "server.h"
 #include "session.h"
 
@@ -136,7 +137,7 @@ session_stats(struct session *s)
                                 json_integer((json_int_t)st->errors[i]));
     return json_pack(
         "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, "
-        "s:{s:I, s:I}, s:o}",
+        "s:{s:I, s:I}, s:o, s:o}",
         "op", "stats", "uptime", (json_int_t)(time(NULL) - st->started),
         "clients", (json_int_t)srv->nsessions, "clients_total",
         (json_int_t)st->clients_total, "requests", (json_int_t)st->requests,
@@ -146,7 +147,7 @@ session_stats(struct session *s)
         "pool", "open", (json_int_t)open, "idle", (json_int_t)idle, "origins",
         pool_stats(srv->pool), "tls", "handshakes",
         (json_int_t)st->tls_handshakes, "resumed", (json_int_t)st->tls_resumed,
-        "errors", errors);
+        "errors", errors, "dns", resolve_stats(srv->resolver));
 }
 
 static void
