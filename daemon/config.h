@@ -35,20 +35,23 @@ struct config {
     char *http_proxy;
     char *https_proxy;
     char *no_proxy;
-    char *hosts_file;             /* "hosts_file": names resolved before DNS,
-                                     after /etc/hosts; read at start and on
-                                     SIGHUP; NULL: /etc/hosts alone */
-    char *resolv_conf;            /* "resolv_conf": nameservers, search list and
-                                     options (resolv.conf(5); "nameserver
-                                     ADDR:PORT" allowed); read at start and on
-                                     SIGHUP; NULL: /etc/resolv.conf */
+    char *hosts_file;      /* "hosts_file": names resolved before DNS,
+                              after /etc/hosts; read at start and on
+                              SIGHUP; NULL: /etc/hosts alone */
+    struct policy *policy; /* "policy"; NULL: the built-in allow-all */
+
+    /* Resolving and connecting (resolve.c, connect.c). */
+    char *resolv_conf;            /* "resolv_conf": nameservers, search list
+                                     and options (resolv.conf(5), with
+                                     "nameserver ADDR:PORT" allowed); read
+                                     at start and on SIGHUP; NULL:
+                                     /etc/resolv.conf */
     double connect_attempt_delay; /* seconds between Happy Eyeballs
                                      attempts (RFC 8305) */
     double dns_ttl_min;           /* seconds an answer is kept at least */
     double dns_ttl_max;           /* ... and at most, whatever its TTL */
     double dns_negative_ttl;      /* seconds NXDOMAIN / no address is kept */
     size_t dns_cache_size;        /* names in the DNS cache */
-    struct policy *policy;        /* "policy"; NULL: the built-in allow-all */
 };
 
 /* Fills cfg with the documented defaults; socket_path from the

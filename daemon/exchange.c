@@ -31,6 +31,7 @@
 #include "exchange.h"
 #include "hconn_error.h"
 #include "log.h"
+#include "policy.h"
 #include "server.h"
 #include "session.h"
 #include "upstream.h"
@@ -693,6 +694,23 @@ exchange_start_request_timer(struct exchange *ex)
         evtimer_add(ex->request_timer, &tv);
 }
 
+/* A "source_address": the client's policy rule must allow it; it then
+ * joins the pool key, so only requests from the same source share. */
+static int
+exchange_check_source(struct exchange *ex, struct pool_target *target,
+                      char *why, size_t len)
+{
+    const struct wire_request *req = &ex->m.req;
+    const struct policy_rule *rule = policy_match(
+        exchange_cfg(ex)->policy, ex->session->uid, ex->session->gid);
+    int rc = policy_check_source(rule, req->source_host, req->source_port,
+                                 ex->session->uid, why, len);
+
+    target->source_host = req->source_host;
+    target->source_port = req->source_port;
+    return rc;
+}
+
 void
 exchange_start(struct exchange *ex)
 {
@@ -720,6 +738,8 @@ exchange_start(struct exchange *ex)
     rc = session_check_policy(ex->session, req, target.proxy_host,
                               ex->proxy_port, !req->has_proxy, &filter,
                               &target.addr_filter, why, sizeof why);
+    if (rc == 0 && req->has_source)
+        rc = exchange_check_source(ex, &target, why, sizeof why);
     if (rc < 0) {
         exchange_fail(ex, rc, "%s", why);
         return;

@@ -500,10 +500,13 @@ class Nginx(Peer):
     ng.other_ca_file, ng.other_ca_path, ng.self_signed_cert_file,
     ng.client_cert_file / ng.client_key_file, ng.rogue_client_cert_file /
     ng.rogue_client_key_file; ng.tls_dir holds them all.
+    listen: the loopback addresses every server listens on, on the same
+    ports (default 127.0.0.1 only; "::1" for IPv6).
     """
 
     def __init__(self, huge=False, tls=False, tls_variants=False,
-                 attempts=5):
+                 attempts=5, listen=(LOOPBACK,)):
+        self.listen = tuple(listen)
         self.huge = huge
         self.tls = tls or tls_variants
         self.tls_variants = tls_variants
@@ -575,10 +578,17 @@ class Nginx(Peer):
                 else:
                     setattr(self, f"{name}_tls_port", port)
             conf = os.path.join(self.dir, "nginx.conf")
+            text = NGINX_CONF.format(dir=self.dir, port=self.port,
+                                     echo_module=NGINX_ECHO_MODULE,
+                                     tls_server=tls_server)
+            # One listen line per address, IPv6 ones in brackets.
+            text = re.sub(
+                r"( *)listen 127\.0\.0\.1:(\d+)(.*)\n",
+                lambda m: "".join(
+                    f"{m[1]}listen {'[%s]' % a if ':' in a else a}:"
+                    f"{m[2]}{m[3]}\n" for a in self.listen), text)
             with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(dir=self.dir, port=self.port,
-                                          echo_module=NGINX_ECHO_MODULE,
-                                          tls_server=tls_server))
+                f.write(text)
             errlog = open(os.path.join(self.dir, "stderr.log"), "wb")
             try:
                 self.proc = subprocess.Popen(
@@ -588,8 +598,9 @@ class Nginx(Peer):
                     start_new_session=True)
             finally:
                 errlog.close()
-            if all(wait_for_tcp(LOOPBACK, p, 10.0, self.proc)
-                   for p in (self.port, *self.tls_ports.values())):
+            if all(wait_for_tcp(a, p, 10.0, self.proc)
+                   for p in (self.port, *self.tls_ports.values())
+                   for a in self.listen):
                 return
             kill_group(self.proc)
             self.proc = None

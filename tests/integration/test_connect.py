@@ -1,0 +1,523 @@
+#!/usr/bin/env python3
+"""Connection establishment: IPv6 origins on ::1, names with AAAA and A
+records where one family listens or never answers (Happy Eyeballs, RFC
+8305), the shared DNS cache (TTLs, negative answers, coalescing) against
+a scripted nameserver, hosts_file reloads, source_address, and error
+messages naming what the user typed.
+
+The whole module runs in a network namespace of its own (unshare -n): its
+loopback, its test addresses and its nameserver on 127.0.0.1 are the only
+places any packet can go. Addresses that never answer are on a veth pair
+whose far end drops everything (static neighbours, no address there)."""
+
+import ctypes
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+EXIT = harness.error_codes()
+CLONE_NEWNET = 0x40000000
+# Addresses on the veth pair that swallow every packet.
+SILENT_V6 = "2001:db8:1::5"
+SILENT_V4 = "198.19.0.5"
+NAMESPACE_ERROR = None
+
+
+def ip(*args):
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def setUpModule():
+    """Moves this process (and every peer it starts) into a new network
+    namespace with lo up and the silent addresses routed."""
+    global NAMESPACE_ERROR
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        NAMESPACE_ERROR = "needs root and ip (iproute2) for a namespace"
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        NAMESPACE_ERROR = f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}"
+        return
+    ip("link", "set", "lo", "up")
+    ip("link", "add", "hb0", "type", "veth", "peer", "name", "hb1")
+    ip("link", "set", "hb0", "up")
+    ip("link", "set", "hb1", "up")
+    ip("-6", "addr", "add", "2001:db8:1::2/64", "dev", "hb0", "nodad")
+    ip("addr", "add", "198.19.0.2/24", "dev", "hb0")
+    # No neighbour discovery: the SYNs leave at once and vanish.
+    ip("-6", "neigh", "add", SILENT_V6, "lladdr", "02:00:00:00:00:01",
+       "dev", "hb0", "nud", "permanent")
+    ip("neigh", "add", SILENT_V4, "lladdr", "02:00:00:00:00:01",
+       "dev", "hb0", "nud", "permanent")
+
+
+def have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+# ---- A scripted nameserver ---------------------------------------------------
+
+class ScriptedDns:
+    """A UDP nameserver on 127.0.0.1 answering from records:
+    {name: {"A": [addr], "AAAA": [addr], "ttl": seconds}}; other names get
+    NXDOMAIN. delay: seconds before each answer. counts[(name, "A")] is how
+    many queries arrived for it."""
+
+    TYPES = {1: "A", 28: "AAAA"}
+
+    def __init__(self, records, delay=0.0):
+        self.records = {k.lower(): v for k, v in records.items()}
+        self.delay = delay
+        self.counts = {}
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def count(self, name, qtype):
+        with self.lock:
+            return self.counts.get((name, qtype), 0)
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                query, peer = self.sock.recvfrom(2048)
+            except OSError:
+                return
+            reply = self._answer(query)
+            if reply is None:
+                continue
+            if self.delay:
+                threading.Timer(self.delay, self._send, (reply, peer)).start()
+            else:
+                self._send(reply, peer)
+
+    def _send(self, reply, peer):
+        try:
+            self.sock.sendto(reply, peer)
+        except OSError:
+            pass
+
+    def _answer(self, query):
+        if len(query) < 12:
+            return None
+        qid, flags, qdcount = struct.unpack("!HHH", query[:6])
+        pos, labels = 12, []
+        while pos < len(query) and query[pos] != 0:
+            n = query[pos]
+            labels.append(query[pos + 1:pos + 1 + n].decode("ascii", "replace"))
+            pos += 1 + n
+        pos += 1
+        qtype, qclass = struct.unpack("!HH", query[pos:pos + 4])
+        question = query[12:pos + 4]
+        name = ".".join(labels).lower()
+        kind = self.TYPES.get(qtype, str(qtype))
+        with self.lock:
+            self.counts[(name, kind)] = self.counts.get((name, kind), 0) + 1
+        rec = self.records.get(name)
+        answers = b""
+        count = 0
+        rcode = 3 if rec is None else 0
+        if rec is not None:
+            family = socket.AF_INET if kind == "A" else socket.AF_INET6
+            for addr in rec.get(kind, []):
+                raw = socket.inet_pton(family, addr)
+                answers += struct.pack("!HHHIH", 0xC00C, qtype, 1,
+                                       rec.get("ttl", 60), len(raw)) + raw
+                count += 1
+        head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, count, 0, 0)
+        return head + question + answers
+
+
+# ---- Tests ---------------------------------------------------------------------
+
+class ConnectTest(harness.IntegrationTest):
+
+    def setUp(self):
+        if NAMESPACE_ERROR is not None:
+            raise harness.missing(NAMESPACE_ERROR)
+        self.dir = tempfile.mkdtemp(prefix="hconn-connect-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.hosts = os.path.join(self.dir, "hosts")
+        self.write_hosts("")
+
+    def write_hosts(self, text):
+        with open(self.hosts + ".new", "w") as f:
+            f.write(text)
+        os.rename(self.hosts + ".new", self.hosts)
+
+    def dns(self, records, delay=0.0):
+        server = ScriptedDns(records, delay)
+        self.addCleanup(server.stop)
+        return server
+
+    def daemon(self, dns=None, **keys):
+        """hconnd with hosts_file, and resolv_conf pointing at dns (or at
+        no nameserver at all)."""
+        resolv = os.path.join(self.dir, "resolv.conf")
+        with open(resolv, "w") as f:
+            if dns is not None:
+                f.write(f"nameserver 127.0.0.1:{dns.port}\n"
+                        "options timeout:2 attempts:1\n")
+        self.config_path = os.path.join(self.dir, "hconnd.json")
+        with open(self.config_path, "w") as f:
+            json.dump({"hosts_file": self.hosts, "resolv_conf": resolv,
+                       **keys}, f)
+        return self.start_daemon("--config", self.config_path)
+
+    def stats(self, d):
+        w = self.wire(d)
+        w.send({"op": "stats"})
+        return w.read_message()
+
+    def get(self, d, url, **fields):
+        return self.wire(d).request(1, "GET", url, **fields)
+
+
+class Ipv6(ConnectTest):
+
+    def setUp(self):
+        super().setUp()
+        if not have_ipv6_loopback():
+            raise harness.missing("no ::1 in this namespace (IPv6 disabled)")
+
+    def test_ipv6_literal_url_reaches_an_origin_on_ipv6_loopback(self):
+        # Regression: the literal went to the resolver, which answered
+        # dns_failed; curl gets its 200 on the same machine.
+        ng = self.start_nginx(listen=("::1",))
+        d = self.daemon()
+        r = self.run_hconn(d, f"http://[::1]:{ng.port}/small.txt")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, harness.SMALL_BODY)
+        self.assertIn(f"connected to ::1:{ng.port} ([::1]:{ng.port})",
+                      d.log_text())
+        st = self.stats(d)
+        self.assertEqual(st["dns"]["queries"], 0, st)
+
+    def test_ipv6_host_field_and_host_header_in_brackets(self):
+        ng = self.start_nginx(listen=("::1",))
+        d = self.daemon()
+        w = self.wire(d)
+        w.send({"id": 1, "method": "GET", "host": "::1", "port": ng.port,
+                "target": "/small.txt"})
+        head, body, last = w.read_response(1)
+        self.assertOkResponse(head, last)
+        self.assertEqual(body, harness.SMALL_BODY)
+        head, body, last = w.request(2, "GET",
+                                     f"http://[0:0::1]:{ng.port}/headers")
+        self.assertOkResponse(head, last)
+
+    def test_https_to_ipv6_literal_verifies_the_ip_san(self):
+        ng = self.start_nginx(tls=True, listen=("::1",))
+        d = self.daemon()
+        head, body, last = self.get(
+            d, f"https://[::1]:{ng.tls_port}/small.txt",
+            tls={"ca_file": ng.ca_file})
+        self.assertOkResponse(head, last)
+        self.assertEqual(body, harness.SMALL_BODY)
+
+    def test_policy_ipv6_host_pattern_matches_any_spelling(self):
+        ng = self.start_nginx(listen=("::1",))
+        d = self.daemon(policy={"default": {"hosts": ["[::1]"]}})
+        head, body, last = self.get(d, f"http://[0:0:0::1]:{ng.port}/small.txt")
+        self.assertOkResponse(head, last)
+        head, body, last = self.get(d, f"http://127.0.0.1:{ng.port}/small.txt")
+        self.assertEqual(last.get("error"), "denied", last)
+
+    def test_dual_stack_name_where_only_ipv4_listens(self):
+        ng = self.start_nginx()   # 127.0.0.1 only: ::1 refuses
+        self.write_hosts("::1 dual.hconn.test\n127.0.0.1 dual.hconn.test\n")
+        d = self.daemon()
+        r = self.run_hconn(d, f"http://dual.hconn.test:{ng.port}/small.txt")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, harness.SMALL_BODY)
+        log = d.log_text()
+        # IPv6 first, refused, then IPv4 at once.
+        self.assertLess(log.index(f"trying [::1]:{ng.port}"),
+                        log.index(f"trying 127.0.0.1:{ng.port}"))
+
+    def test_dual_stack_name_where_only_ipv6_listens(self):
+        ng = self.start_nginx(listen=("::1",))
+        self.write_hosts("127.0.0.1 dual.hconn.test\n::1 dual.hconn.test\n")
+        d = self.daemon()
+        r = self.run_hconn(d, f"http://dual.hconn.test:{ng.port}/small.txt")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(f"trying 127.0.0.1:{ng.port}", d.log_text())
+
+    def test_both_families_refusing_names_the_host_and_each_address(self):
+        port = harness.free_port()
+        self.write_hosts("::1 dual.hconn.test\n127.0.0.1 dual.hconn.test\n")
+        d = self.daemon()
+        head, body, last = self.get(d, f"http://dual.hconn.test:{port}/")
+        self.assertEqual(last.get("error"), "connect_failed", last)
+        msg = last["message"]
+        self.assertIn(f"dual.hconn.test:{port}", msg)
+        self.assertIn(f"[::1]:{port}: Connection refused", msg)
+        self.assertIn(f"127.0.0.1:{port}: Connection refused", msg)
+
+    def test_silent_ipv6_falls_back_to_ipv4_after_the_attempt_delay(self):
+        ng = self.start_nginx()
+        self.write_hosts(f"{SILENT_V6} slow6.hconn.test\n"
+                         "127.0.0.1 slow6.hconn.test\n")
+        d = self.daemon(connect_attempt_delay=0.4)
+        start = time.monotonic()
+        head, body, last = self.get(
+            d, f"http://slow6.hconn.test:{ng.port}/small.txt")
+        elapsed = time.monotonic() - start
+        self.assertOkResponse(head, last)
+        self.assertEqual(body, harness.SMALL_BODY)
+        # The IPv4 attempt waited for the delay (a lower bound only).
+        self.assertGreaterEqual(elapsed, 0.35)
+        log = d.log_text()
+        self.assertIn(f"trying [{SILENT_V6}]:{ng.port} (attempt 1)", log)
+        self.assertIn(f"trying 127.0.0.1:{ng.port} (attempt 2)", log)
+        self.assertIn(f"127.0.0.1:{ng.port} won after 2 attempts", log)
+
+    def test_silent_ipv4_is_never_needed_when_ipv6_answers(self):
+        ng = self.start_nginx(listen=("::1",))
+        self.write_hosts(f"{SILENT_V4} slow4.hconn.test\n"
+                         "::1 slow4.hconn.test\n")
+        d = self.daemon(connect_attempt_delay=2)
+        head, body, last = self.get(
+            d, f"http://slow4.hconn.test:{ng.port}/small.txt")
+        self.assertOkResponse(head, last)
+        self.assertIn(f"[::1]:{ng.port} won after 1 attempts", d.log_text())
+
+    def test_every_address_silent_times_out_naming_them(self):
+        self.write_hosts(f"{SILENT_V6} dead.hconn.test\n"
+                         f"{SILENT_V4} dead.hconn.test\n")
+        d = self.daemon(connect_attempt_delay=0.1)
+        head, body, last = self.get(d, "http://dead.hconn.test:81/",
+                                    timeout=0.8)
+        self.assertEqual(last.get("error"), "timeout", last)
+        self.assertIn("connect to dead.hconn.test:81 timed out", last["message"])
+        self.assertIn(f"[{SILENT_V6}]:81", last["message"])
+        self.assertIn(f"{SILENT_V4}:81", last["message"])
+
+    def test_policy_checks_each_address_before_it_is_tried(self):
+        # The name's loopback address is refused; the other is tried.
+        ng = self.start_nginx()
+        self.write_hosts(f"127.0.0.1 mixed.hconn.test\n"
+                         f"{SILENT_V6} mixed.hconn.test\n")
+        d = self.daemon(policy={"default": {"loopback": False}})
+        head, body, last = self.get(d, f"http://mixed.hconn.test:{ng.port}/",
+                                    timeout=0.6)
+        self.assertEqual(last.get("error"), "timeout", last)
+        log = d.log_text()
+        self.assertIn("address 127.0.0.1 is loopback", log)
+        self.assertNotIn(f"trying 127.0.0.1:{ng.port}", log)
+        self.assertEqual(ng.access_log_text(), "")
+
+
+class Dns(ConnectTest):
+    """The origin closes after each response, so every request needs a
+    new connection and so a lookup."""
+
+    def setUp(self):
+        super().setUp()
+        self.origin = self.start_origin({None: [
+            ("send", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                     b"Connection: close\r\n\r\nok"), ("close",)]})
+
+    def url(self, host):
+        return f"http://{host}:{self.origin.port}/"
+
+    def test_negative_answer_is_plain_and_cached(self):
+        dns = self.dns({})
+        d = self.daemon(dns)
+        r = self.run_hconn(d, "http://nowhere.hconn.test:8080/")
+        self.assertEqual(r.returncode, EXIT["dns_failed"], r.stderr)
+        self.assertIn(b'cannot resolve "nowhere.hconn.test": no such name',
+                      r.stderr)
+        head, body, last = self.get(d, "http://nowhere.hconn.test:8080/")
+        self.assertEqual(last.get("error"), "dns_failed", last)
+        self.assertEqual(dns.count("nowhere.hconn.test", "A"), 1)
+        st = self.stats(d)["dns"]
+        self.assertEqual(st["negative"], 1, st)
+
+    def test_ttl_expiry_asks_again(self):
+        dns = self.dns({"ttl.hconn.test": {"A": ["127.0.0.1"], "ttl": 1}})
+        d = self.daemon(dns)
+        url = self.url("ttl.hconn.test")
+        for _ in range(2):
+            head, body, last = self.get(d, url)
+            self.assertOkResponse(head, last)
+        self.assertEqual(dns.count("ttl.hconn.test", "A"), 1)
+        st = self.stats(d)["dns"]
+        self.assertEqual((st["cache_misses"], st["cache_hits"]), (1, 1), st)
+        time.sleep(1.3)
+        head, body, last = self.get(d, url)
+        self.assertOkResponse(head, last)
+        self.assertEqual(dns.count("ttl.hconn.test", "A"), 2)
+        self.assertEqual(dns.count("ttl.hconn.test", "AAAA"), 2)
+
+    def test_ttl_ceiling_bounds_a_long_ttl(self):
+        dns = self.dns({"long.hconn.test": {"A": ["127.0.0.1"],
+                                            "ttl": 86400}})
+        d = self.daemon(dns, dns_ttl_max=1)
+        url = self.url("long.hconn.test")
+        self.assertOkResponse(*self.get(d, url)[::2])
+        time.sleep(1.3)
+        self.assertOkResponse(*self.get(d, url)[::2])
+        self.assertEqual(dns.count("long.hconn.test", "A"), 2)
+
+    def test_concurrent_lookups_of_one_name_share_one_query(self):
+        dns = self.dns({"many.hconn.test": {"A": ["127.0.0.1"],
+                                            "ttl": 60}}, delay=0.5)
+        d = self.daemon(dns)
+        clients = [self.wire(d) for _ in range(8)]
+        for i, w in enumerate(clients):
+            w.send({"id": i, "method": "GET",
+                    "url": self.url("many.hconn.test")})
+        for i, w in enumerate(clients):
+            head, body, last = w.read_response(i)
+            self.assertOkResponse(head, last)
+        self.assertEqual(dns.count("many.hconn.test", "A"), 1)
+        self.assertEqual(dns.count("many.hconn.test", "AAAA"), 1)
+        st = self.stats(d)["dns"]
+        self.assertEqual(st["cache_misses"], 1, st)
+        self.assertEqual(st["coalesced"] + st["cache_hits"], 7, st)
+        self.assertGreaterEqual(st["coalesced"], 1, st)
+
+    def test_dns_answer_with_aaaa_and_a_races_both(self):
+        ng = self.start_nginx()
+        dns = self.dns({"both.hconn.test": {"A": ["127.0.0.1"],
+                                            "AAAA": [SILENT_V6]}})
+        d = self.daemon(dns, connect_attempt_delay=0.3)
+        head, body, last = self.get(
+            d, f"http://both.hconn.test:{ng.port}/small.txt")
+        self.assertOkResponse(head, last)
+        self.assertIn(f"trying [{SILENT_V6}]:{ng.port} (attempt 1)",
+                      d.log_text())
+
+    def test_hosts_file_is_read_again_on_sighup(self):
+        ng = self.start_nginx()
+        d = self.daemon()
+        url = f"http://later.hconn.test:{ng.port}/small.txt"
+        head, body, last = self.get(d, url)
+        self.assertEqual(last.get("error"), "dns_failed", last)
+        self.assertIn("no nameserver is configured", last["message"])
+        self.write_hosts("127.0.0.1 later.hconn.test\n")
+        os.kill(d.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "SIGHUP: reloaded" not in d.log_text():
+            self.assertLess(time.monotonic(), deadline, "no reload logged")
+            time.sleep(0.05)
+        head, body, last = self.get(d, url)
+        self.assertOkResponse(head, last)
+
+
+class SourceAddress(ConnectTest):
+
+    def setUp(self):
+        super().setUp()
+        self.origin = self.start_origin(
+            {None: [("send", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]})
+
+    def test_request_field_binds_address_and_port(self):
+        d = self.daemon()
+        port = harness.free_port()
+        head, body, last = self.get(d, self.origin.url("/"),
+                                    source_address=["127.0.0.1", port])
+        self.assertOkResponse(head, last)
+        self.assertEqual(self.origin.connections[0].peer, ("127.0.0.1", port))
+
+    def test_cli_interface_and_local_port(self):
+        d = self.daemon()
+        port = harness.free_port()
+        r = self.run_hconn(d, "--interface", "127.0.0.1", "--local-port",
+                           str(port), self.origin.url("/"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.origin.connections[0].peer, ("127.0.0.1", port))
+
+    def test_source_address_is_part_of_the_pool_key(self):
+        d = self.daemon()
+        w = self.wire(d)
+        for i, src in enumerate((["127.0.0.1", 0], ["127.0.0.1", 0],
+                                 ["127.0.0.2", 0])):
+            head, body, last = w.request(i + 1, "GET", self.origin.url("/"),
+                                         source_address=src)
+            self.assertOkResponse(head, last)
+        peers = [c.peer[0] for c in self.origin.connections]
+        self.assertEqual(peers, ["127.0.0.1", "127.0.0.2"])
+
+    def test_source_of_the_other_family_is_a_plain_error(self):
+        d = self.daemon()
+        head, body, last = self.get(d, self.origin.url("/"),
+                                    source_address=["::1", 0])
+        self.assertEqual(last.get("error"), "connect_failed", last)
+        self.assertIn("not of the source address's family", last["message"])
+        self.assertEqual(len(self.origin.connections), 0)
+
+    def test_a_name_is_not_a_source_address(self):
+        d = self.daemon()
+        head, body, last = self.get(d, self.origin.url("/"),
+                                    source_address=["localhost", 0])
+        self.assertEqual(last.get("error"), "bad_message", last)
+        self.assertIn("source_address", last["message"])
+
+    def test_policy_key_refuses_it(self):
+        d = self.daemon(policy={"default": {"source_address": False}})
+        head, body, last = self.get(d, self.origin.url("/"),
+                                    source_address=["127.0.0.1", 0])
+        self.assertEqual(last.get("error"), "denied", last)
+        self.assertIn("choosing the source address is not allowed",
+                      last["message"])
+        self.assertEqual(len(self.origin.connections), 0)
+
+    def test_privileged_source_port_is_for_root_only(self):
+        if shutil.which("setpriv") is None:
+            raise harness.missing("needs setpriv to run as nobody")
+        harness.require_binary(self, harness.HCONN, "hconn command")
+        d = self.daemon()
+        os.chmod(d.dir, 0o755)
+        r = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             harness.HCONN, "--local-port", "999", self.origin.url("/")],
+            capture_output=True, env=d.env, timeout=30, cwd="/",
+            start_new_session=True)
+        self.assertEqual(r.returncode, EXIT["denied"], r.stderr)
+        self.assertIn(b"source port 999 is privileged", r.stderr)
+        self.assertEqual(len(self.origin.connections), 0)
+
+
+class Messages(ConnectTest):
+
+    def test_tls_failure_names_the_host_typed_and_the_address(self):
+        ng = self.start_nginx(tls=True)
+        self.write_hosts("127.0.0.1 named.hconn.test\n")
+        d = self.daemon()
+        head, body, last = self.get(
+            d, f"https://named.hconn.test:{ng.tls_port}/small.txt")
+        self.assertEqual(last.get("error"), "tls_verify_failed", last)
+        self.assertIn(f"certificate of named.hconn.test:{ng.tls_port} "
+                      f"(127.0.0.1:{ng.tls_port}) not accepted",
+                      last["message"])
+
+
+if __name__ == "__main__":
+    harness.main()
