@@ -179,9 +179,8 @@ upstream_tls_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         up->connected = true;
         up->tls_resumed = tls_resumed(bufferevent_openssl_get_ssl(bev));
-        log_debug("upstream %lu: TLS with %s%s:%u (%s) up%s", up->id,
-                  up->tls_host != NULL ? "the tunnel via " : "", up->host,
-                  up->port, up->peer,
+        upstream_describe(up, who, sizeof who);
+        log_debug("upstream %lu: TLS with %s up%s", up->id, who,
                   up->tls_resumed ? ", session resumed" : "");
         upstream_finish(up, 0, NULL);
         return;
@@ -348,6 +347,7 @@ upstream_start_tunnel(struct upstream *up)
 static void
 upstream_connected(struct upstream *up, int fd)
 {
+    char who[700];
     int one = 1;
 
     /* Request heads and bodies go out in separate writes; without
@@ -361,8 +361,8 @@ upstream_connected(struct upstream *up, int fd)
                             "cannot allocate a connection");
         return;
     }
-    log_debug("upstream %lu: connected to %s%s:%u (%s)", up->id,
-              upstream_role(up), up->host, up->port, up->peer);
+    upstream_describe(up, who, sizeof who);
+    log_debug("upstream %lu: connected to %s", up->id, who);
     if (up->connect_head != NULL)
         upstream_start_tunnel(up);
     else
