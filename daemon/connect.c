@@ -162,14 +162,25 @@ connect_race_end(struct connect_race *race, int fd, const char *peer, int error,
 static void
 connect_failure_message(struct connect_race *race, char *buf, size_t len)
 {
+    const char *v6 = strchr(race->host, ':');
+    const char *why =
+        race->failures[0] != '\0' ? race->failures : "no address to try";
+    char typed[300];
+    size_t n;
+
     if (race->nattempts == 0 && race->denied_error != 0) {
         snprintf(buf, len, "%s", race->denied);
         return;
     }
-    snprintf(buf, len, "connect to %.15s%s%.255s%s:%u failed: %.700s",
-             race->role, strchr(race->host, ':') ? "[" : "", race->host,
-             strchr(race->host, ':') ? "]" : "", race->o.port,
-             race->failures[0] != '\0' ? race->failures : "no address to try");
+    snprintf(typed, sizeof typed, "%s%.255s%s:%u", v6 ? "[" : "", race->host,
+             v6 ? "]" : "", race->o.port);
+    /* An address typed as such, tried alone: name it once. */
+    n = strlen(typed);
+    if (strncmp(why, typed, n) == 0 && strncmp(why + n, ": ", 2) == 0 &&
+        strchr(why, ';') == NULL)
+        why += n + 2;
+    snprintf(buf, len, "connect to %.15s%.270s failed: %.700s", race->role,
+             typed, why);
 }
 
 /* Delivers a failure decided while no callback may run yet. */
