@@ -40,27 +40,29 @@
 struct connect_attempt {
     int fd;              /* -1 once closed */
     struct event *event; /* EV_WRITE: connected or failed */
-    size_t index;        /* into race->order */
+    size_t index;        /* into race->list */
     struct connect_race *race;
 };
 
 struct connect_race {
     struct event_base *base;
-    struct resolve_addrs *addrs; /* referenced */
-    struct connect_options o;    /* host and role copied below */
+    struct connect_options o; /* host and role copied below */
     char host[256];
     char role[16];
-    size_t *order;                    /* addrs->n indexes, RFC 8305 order */
-    size_t next;                      /* next position in order to try */
-    struct connect_attempt *attempts; /* one per address at most */
-    size_t nattempts;                 /* started */
-    size_t nactive;                   /* still connecting */
-    struct event *delay_timer;        /* starts the next attempt */
-    struct event *done_event;         /* delivers an outcome off-stack */
-    int error;                        /* with done_event */
-    int denied_error;                 /* the policy refused an address */
-    char denied[300];                 /* ... saying why */
-    char failures[768];               /* "addr: why; addr: why" */
+    struct sockaddr_storage *list;     /* the addresses, in try order */
+    size_t n;                          /* in list */
+    size_t cap;                        /* room in list and attempts */
+    size_t next;                       /* next position in list to try */
+    bool more_coming;                  /* the other family's answer is due */
+    struct connect_attempt **attempts; /* one per address at most */
+    size_t nattempts;                  /* started */
+    size_t nactive;                    /* still connecting */
+    struct event *delay_timer;         /* starts the next attempt */
+    struct event *done_event;          /* delivers an outcome off-stack */
+    int error;                         /* with done_event */
+    int denied_error;                  /* the policy refused an address */
+    char denied[300];                  /* ... saying why */
+    char failures[768];                /* "addr: why; addr: why" */
     connect_race_cb cb;
     void *cb_arg;
 };
@@ -109,7 +111,7 @@ static void
 connect_addr_at(const struct connect_race *race, size_t pos,
                 struct sockaddr_storage *ss, socklen_t *len)
 {
-    *ss = race->addrs->addr[race->order[pos]];
+    *ss = race->list[pos];
     if (ss->ss_family == AF_INET6) {
         ((struct sockaddr_in6 *)ss)->sin6_port = htons(race->o.port);
         *len = sizeof(struct sockaddr_in6);
@@ -152,7 +154,7 @@ connect_race_end(struct connect_race *race, int fd, const char *peer, int error,
                  const char *message)
 {
     for (size_t i = 0; i < race->nattempts; i++)
-        connect_attempt_close(&race->attempts[i]);
+        connect_attempt_close(race->attempts[i]);
     if (race->delay_timer != NULL)
         event_del(race->delay_timer);
     race->cb(fd, peer, error, message, race->cb_arg);
@@ -241,7 +243,7 @@ connect_attempt_cb(evutil_socket_t fd, short what, void *arg)
     connect_note_failure(race, peer, strerror(err));
     connect_attempt_close(a);
     /* A failure lets the next address go at once (RFC 8305 §5). */
-    if (race->nactive == 0 || race->next < race->addrs->n)
+    if (race->nactive == 0 || race->next < race->n)
         connect_race_step(race);
 }
 
@@ -299,7 +301,10 @@ connect_race_step(struct connect_race *race)
     char peer[64], why[512];
     int code;
 
-    while (race->next < race->addrs->n) {
+    /* Two sockets cannot bind one fixed port: one attempt at a time. */
+    if (race->o.source_port != 0 && race->nactive > 0)
+        return;
+    while (race->next < race->n) {
         size_t pos = race->next++;
         struct sockaddr_storage ss;
         socklen_t sslen;
@@ -334,7 +339,12 @@ connect_race_step(struct connect_race *race)
             connect_note_failure(race, peer, strerror(errno));
             continue;
         }
-        a = &race->attempts[race->nattempts++];
+        if ((a = calloc(1, sizeof *a)) == NULL) {
+            close(fd);
+            connect_race_fail_later(race, HCONN_ENO_MEMORY);
+            return;
+        }
+        race->attempts[race->nattempts++] = a;
         *a = (struct connect_attempt){.fd = fd, .index = pos, .race = race};
         a->event = event_new(race->base, fd, EV_WRITE, connect_attempt_cb, a);
         if (a->event == NULL || event_add(a->event, NULL) < 0) {
@@ -347,8 +357,9 @@ connect_race_step(struct connect_race *race)
         log_debug("connect: %s%s: trying %s (attempt %zu)", race->role,
                   race->host, peer, race->nattempts);
         /* With a fixed source port the next attempt waits for this one's
-         * failure instead of the delay. */
-        if (race->next < race->addrs->n && race->o.source_port == 0) {
+         * failure instead of the delay. The timer runs even when no
+         * address is left: one may still come with the other family. */
+        if (race->o.source_port == 0) {
             tv.tv_sec = (time_t)race->o.attempt_delay;
             tv.tv_usec =
                 (suseconds_t)((race->o.attempt_delay - (double)tv.tv_sec) *
@@ -357,7 +368,7 @@ connect_race_step(struct connect_race *race)
         }
         return;
     }
-    if (race->nactive == 0)
+    if (race->nactive == 0 && !race->more_coming)
         connect_race_fail_later(race,
                                 race->nattempts == 0 && race->denied_error != 0
                                     ? race->denied_error
@@ -371,6 +382,63 @@ connect_delay_cb(evutil_socket_t fd, short what, void *arg)
     connect_race_step(arg);
 }
 
+/* Makes room for want addresses in list and attempts. */
+static int
+connect_race_grow(struct connect_race *race, size_t want)
+{
+    struct sockaddr_storage *list;
+    struct connect_attempt **attempts;
+
+    if (want <= race->cap)
+        return 0;
+    if ((list = realloc(race->list, want * sizeof *list)) == NULL)
+        return -1;
+    race->list = list;
+    if ((attempts = realloc(race->attempts, want * sizeof *attempts)) == NULL)
+        return -1;
+    race->attempts = attempts;
+    race->cap = want;
+    return 0;
+}
+
+/* Puts addrs' addresses not in the list yet behind the ones tried, and
+ * orders everything untried again (RFC 8305 §4). Returns -1 when out of
+ * memory. */
+static int
+connect_race_merge(struct connect_race *race, const struct resolve_addrs *addrs)
+{
+    size_t fresh = 0, untried, *order;
+    struct sockaddr_storage *tail;
+
+    if (connect_race_grow(race, race->n + addrs->n + 1) < 0)
+        return -1;
+    for (size_t i = 0; i < addrs->n; i++) {
+        bool known = false;
+
+        for (size_t j = 0; j < race->n + fresh && !known; j++)
+            known = memcmp(&race->list[j], &addrs->addr[i],
+                           sizeof addrs->addr[i]) == 0;
+        if (!known)
+            race->list[race->n + fresh++] = addrs->addr[i];
+    }
+    untried = race->n + fresh - race->next;
+    tail = malloc((untried + 1) * sizeof *tail);
+    order = malloc((untried + 1) * sizeof *order);
+    if (tail == NULL || order == NULL) {
+        free(tail);
+        free(order);
+        return -1;
+    }
+    memcpy(tail, race->list + race->next, untried * sizeof *tail);
+    connect_order(tail, untried, order);
+    for (size_t i = 0; i < untried; i++)
+        race->list[race->next + i] = tail[order[i]];
+    race->n += fresh;
+    free(tail);
+    free(order);
+    return 0;
+}
+
 struct connect_race *
 connect_race_start(struct event_base *base, struct resolve_addrs *addrs,
                    const struct connect_options *o, connect_race_cb cb,
@@ -381,25 +449,34 @@ connect_race_start(struct event_base *base, struct resolve_addrs *addrs,
     if (race == NULL)
         return NULL;
     race->base = base;
-    race->addrs = addrs;
-    addrs->refs++;
     race->o = *o;
+    race->more_coming = o->more_coming;
     snprintf(race->host, sizeof race->host, "%s", o->host);
     snprintf(race->role, sizeof race->role, "%s", o->role ? o->role : "");
     race->cb = cb;
     race->cb_arg = arg;
-    race->order = calloc(addrs->n + 1, sizeof *race->order);
-    race->attempts = calloc(addrs->n + 1, sizeof *race->attempts);
     race->delay_timer = evtimer_new(base, connect_delay_cb, race);
-    if (race->order == NULL || race->attempts == NULL ||
-        race->delay_timer == NULL) {
+    if (race->delay_timer == NULL || connect_race_merge(race, addrs) < 0) {
         connect_race_free(race);
         return NULL;
     }
-    connect_order(addrs->addr, addrs->n, race->order);
     /* The first attempt starts here; any outcome arrives from the loop. */
     connect_race_step(race);
     return race;
+}
+
+void
+connect_race_add(struct connect_race *race, const struct resolve_addrs *addrs,
+                 bool final)
+{
+    if (addrs != NULL && connect_race_merge(race, addrs) < 0) {
+        connect_race_fail_later(race, HCONN_ENO_MEMORY);
+        return;
+    }
+    race->more_coming = !final;
+    /* Nothing running, or the delay already over: go at once. */
+    if (race->nactive == 0 || !evtimer_pending(race->delay_timer, NULL))
+        connect_race_step(race);
 }
 
 void
@@ -413,7 +490,7 @@ connect_race_describe(const struct connect_race *race, char *buf, size_t len)
         socklen_t sslen;
         char peer[64];
 
-        connect_addr_at(race, race->attempts[i].index, &ss, &sslen);
+        connect_addr_at(race, race->attempts[i]->index, &ss, &sslen);
         connect_format_addr((struct sockaddr *)&ss, peer, sizeof peer);
         snprintf(buf + n, len - n, "%s%s", i > 0 ? ", " : "", peer);
         n = strlen(buf);
@@ -425,14 +502,15 @@ connect_race_free(struct connect_race *race)
 {
     if (race == NULL)
         return;
-    for (size_t i = 0; race->attempts != NULL && i < race->nattempts; i++)
-        connect_attempt_close(&race->attempts[i]);
+    for (size_t i = 0; i < race->nattempts; i++) {
+        connect_attempt_close(race->attempts[i]);
+        free(race->attempts[i]);
+    }
     if (race->delay_timer != NULL)
         event_free(race->delay_timer);
     if (race->done_event != NULL)
         event_free(race->done_event);
-    resolve_addrs_unref(race->addrs);
-    free(race->order);
+    free(race->list);
     free(race->attempts);
     free(race);
 }

@@ -42,14 +42,23 @@ struct connect_options {
     bool has_source_addr;
     struct sockaddr_storage source_addr;
     uint16_t source_port;
+    /* The other family's addresses are still being resolved: when every
+     * attempt has failed, wait for connect_race_add rather than fail. */
+    bool more_coming;
 };
 
-/* Starts racing addrs (a reference is taken); cb reports the outcome
- * later. Returns NULL when out of memory (cb will not run). */
+/* Starts racing addrs (copied); cb reports the outcome later. Returns
+ * NULL when out of memory (cb will not run). */
 struct connect_race *connect_race_start(struct event_base *base,
                                         struct resolve_addrs *addrs,
                                         const struct connect_options *o,
                                         connect_race_cb cb, void *arg);
+
+/* The whole answer arrived (RFC 8305 §3, §4): its addresses not known
+ * yet join the untried ones, in order again; final says no more will
+ * come. addrs NULL: none (the lookup failed for the other family). */
+void connect_race_add(struct connect_race *race,
+                      const struct resolve_addrs *addrs, bool final);
 
 /* The addresses attempted so far, for a timeout's message: "[::1]:80,
  * 127.0.0.1:80". */

@@ -11,6 +11,11 @@
  * address, is kept for dns_negative_ttl; a timeout or a server failure is
  * not kept at all, so the next request asks again.
  *
+ * As RFC 8305 §3 asks, nobody waits for the slower family: an AAAA
+ * answer is handed to the waiters as soon as it comes, an A answer after
+ * a 50 ms resolution delay unless AAAA comes first; the other query
+ * still finishes, and the cache keeps the union.
+ *
  * Every client shares the cache: one uid cannot learn more from it than
  * from asking DNS itself, and the cache cannot be filled with anything
  * but what the configured nameservers said. Lookups of a name already
@@ -39,6 +44,7 @@
 #define RESOLVE_NAME_MAX   255
 #define RESOLVE_HOSTS_PATH "/etc/hosts"
 #define RESOLVE_CONF_PATH  "/etc/resolv.conf"
+#define RESOLVE_DELAY      0.05 /* RFC 8305 §3's Resolution Delay */
 
 TAILQ_HEAD(resolve_waiter_list, resolve_waiter);
 
@@ -65,6 +71,13 @@ struct resolve_entry {
     char message[320];               /* with error */
     double expires;                  /* monotonic seconds */
     struct resolve_waiter_list waiters;
+    struct resolve_waiter_list followers; /* given early, awaiting the
+                                             final answer */
+    /* RFC 8305 §3: waiters need not wait for the slower family. */
+    struct resolve_addrs *early; /* the first family's answer, handed out
+                                    while the other query is pending */
+    struct event *delay_timer;   /* the resolution delay after an A
+                                    answer, waiting for AAAA */
 };
 
 /* One name from the hosts files. */
@@ -443,6 +456,9 @@ resolve_entry_unlink(struct resolve_entry *e)
 static void
 resolve_entry_free(struct resolve_entry *e)
 {
+    if (e->delay_timer != NULL)
+        event_free(e->delay_timer);
+    resolve_addrs_unref(e->early);
     if (e->orphan)
         TAILQ_REMOVE(&e->r->orphans, e, lru);
     resolve_addrs_unref(e->v6);
@@ -526,6 +542,24 @@ resolve_dns_strerror(int code)
     }
 }
 
+/* The answers so far as one list, IPv6 first; NULL when there are none
+ * or memory is short. */
+static struct resolve_addrs *
+resolve_entry_union(const struct resolve_entry *e)
+{
+    size_t n6 = e->v6 ? e->v6->n : 0, n4 = e->v4 ? e->v4->n : 0;
+    struct resolve_addrs *a = n6 + n4 > 0 ? resolve_addrs_new(n6 + n4) : NULL;
+
+    if (a == NULL)
+        return NULL;
+    if (n6 > 0)
+        memcpy(a->addr, e->v6->addr, n6 * sizeof a->addr[0]);
+    if (n4 > 0)
+        memcpy(a->addr + n6, e->v4->addr, n4 * sizeof a->addr[0]);
+    a->n = n6 + n4;
+    return a;
+}
+
 /* Both queries are answered: settles e's outcome (addrs, or error and
  * message) and how long it is kept. */
 static void
@@ -536,14 +570,11 @@ resolve_entry_settle(struct resolve_entry *e)
     size_t n = (e->v6 ? e->v6->n : 0) + (e->v4 ? e->v4->n : 0);
 
     e->pending = false;
-    if (n > 0 && (e->addrs = resolve_addrs_new(n)) != NULL) {
-        if (e->v6 != NULL)
-            memcpy(e->addrs->addr, e->v6->addr,
-                   e->v6->n * sizeof e->addrs->addr[0]);
-        if (e->v4 != NULL)
-            memcpy(e->addrs->addr + (e->v6 ? e->v6->n : 0), e->v4->addr,
-                   e->v4->n * sizeof e->addrs->addr[0]);
-        e->addrs->n = n;
+    if (e->delay_timer != NULL)
+        event_del(e->delay_timer);
+    resolve_addrs_unref(e->early);
+    e->early = NULL;
+    if (n > 0 && (e->addrs = resolve_entry_union(e)) != NULL) {
         keep = e->ttl < 0 ? cfg->dns_ttl_min : (double)e->ttl;
         keep = keep < cfg->dns_ttl_min   ? cfg->dns_ttl_min
                : keep > cfg->dns_ttl_max ? cfg->dns_ttl_max
@@ -587,11 +618,17 @@ resolve_entry_finish(struct resolve_entry *e)
     if (e->starting)
         return;
     /* Waiters may start lookups, or cancel other waiters, from their
-     * callbacks: take them one at a time, and keep e until done. */
+     * callbacks: take them one at a time, and keep e until done. Those
+     * given the early answer get the whole one now. */
     e->delivering = true;
-    while ((w = TAILQ_FIRST(&e->waiters)) != NULL) {
-        TAILQ_REMOVE(&e->waiters, w, entry_link);
+    while ((w = TAILQ_FIRST(&e->waiters)) != NULL ||
+           (w = TAILQ_FIRST(&e->followers)) != NULL) {
+        if (w->more)
+            TAILQ_REMOVE(&e->followers, w, entry_link);
+        else
+            TAILQ_REMOVE(&e->waiters, w, entry_link);
         w->entry = NULL;
+        w->more = false;
         if (e->addrs != NULL)
             w->cb(w, resolve_addrs_ref(e->addrs), 0, NULL);
         else
@@ -600,6 +637,36 @@ resolve_entry_finish(struct resolve_entry *e)
     e->delivering = false;
     if (e->keep <= 0 || !e->cached)
         resolve_entry_drop(e);
+}
+
+/* Hands the first family's addresses to the waiters, leaving the other
+ * query to finish for the cache; later lookups get them at once too. */
+static void
+resolve_entry_early(struct resolve_entry *e)
+{
+    struct resolve_waiter *w;
+
+    if (e->early != NULL || (e->early = resolve_entry_union(e)) == NULL)
+        return;
+    log_debug("resolved %s: %zu %s addresses; not waiting for the other "
+              "family",
+              e->name, e->early->n,
+              e->early->addr[0].ss_family == AF_INET6 ? "IPv6" : "IPv4");
+    e->delivering = true;
+    while ((w = TAILQ_FIRST(&e->waiters)) != NULL) {
+        TAILQ_REMOVE(&e->waiters, w, entry_link);
+        TAILQ_INSERT_TAIL(&e->followers, w, entry_link);
+        w->more = true;
+        w->cb(w, resolve_addrs_ref(e->early), 0, NULL);
+    }
+    e->delivering = false;
+}
+
+/* The resolution delay passed without an AAAA answer. */
+static void
+resolve_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    resolve_entry_early(arg);
 }
 
 /* One query's answer; family: which one. */
@@ -622,8 +689,24 @@ resolve_answer(struct resolve_entry *e, int family, int result, int count,
         if (count == 0)
             e->dns_error[family == AF_INET6 ? 0 : 1] = DNS_ERR_NODATA;
     }
-    if (--e->queries == 0)
+    if (--e->queries == 0) {
         resolve_entry_finish(e);
+        return;
+    }
+    /* RFC 8305 §3: an AAAA answer goes out at once, an A answer after
+     * the resolution delay unless AAAA comes first. */
+    if (result != DNS_ERR_NONE || count == 0 || e->starting || e->early != NULL)
+        return;
+    if (family == AF_INET6) {
+        resolve_entry_early(e);
+        return;
+    }
+    if (e->delay_timer == NULL &&
+        (e->delay_timer = evtimer_new(e->r->base, resolve_delay_cb, e)) == NULL)
+        return; /* the full answer will do */
+    evtimer_add(
+        e->delay_timer,
+        &(struct timeval){.tv_usec = (suseconds_t)(RESOLVE_DELAY * 1e6)});
 }
 
 static void
@@ -691,6 +774,14 @@ resolve_name(struct resolver *r, const char *name, struct resolve_waiter *w,
         resolve_entry_drop(e);
         e = NULL;
     }
+    if (e != NULL && e->pending && e->early != NULL) {
+        r->coalesced++;
+        w->entry = e;
+        w->more = true;
+        TAILQ_INSERT_TAIL(&e->followers, w, entry_link);
+        *now = resolve_addrs_ref(e->early);
+        return 0;
+    }
     if (e != NULL && e->pending) {
         r->coalesced++;
         w->entry = e;
@@ -726,6 +817,7 @@ resolve_name(struct resolver *r, const char *name, struct resolve_waiter *w,
     }
     e->r = r;
     TAILQ_INIT(&e->waiters);
+    TAILQ_INIT(&e->followers);
     e->hash_next = r->buckets[resolve_hash(norm)];
     r->buckets[resolve_hash(norm)] = e;
     TAILQ_INSERT_TAIL(&r->lru, e, lru);
@@ -756,8 +848,12 @@ resolve_cancel(struct resolve_waiter *w)
 {
     if (w->entry == NULL)
         return;
-    TAILQ_REMOVE(&w->entry->waiters, w, entry_link);
+    if (w->more)
+        TAILQ_REMOVE(&w->entry->followers, w, entry_link);
+    else
+        TAILQ_REMOVE(&w->entry->waiters, w, entry_link);
     w->entry = NULL;
+    w->more = false;
 }
 
 int

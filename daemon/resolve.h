@@ -3,7 +3,8 @@
  * literals answered at once, hosts files, and one DNS cache shared by all
  * clients (TTLs honoured between a floor and a ceiling, NXDOMAIN and
  * "no address" answers kept briefly, concurrent lookups of one name
- * sharing one pair of A and AAAA queries).
+ * sharing one pair of A and AAAA queries). Waiters get the first
+ * family's addresses without waiting for the other's (RFC 8305 §3).
  */
 #ifndef HCONND_RESOLVE_H
 #define HCONND_RESOLVE_H
@@ -45,6 +46,7 @@ struct resolve_waiter {
     resolve_cb cb;
     struct resolve_entry *entry;            /* set while waiting */
     TAILQ_ENTRY(resolve_waiter) entry_link; /* entry's waiters */
+    bool more; /* given one family's answer: the whole one follows */
 };
 
 /* Creates the resolver: nameservers from cfg->resolv_conf (default
@@ -65,7 +67,8 @@ void resolve_free(struct resolver *r);
 /*
  * Resolves name (no brackets around IPv6). Returns:
  *   0          *now set: an address literal, a hosts entry or a cached
- *              answer (the caller owns a reference);
+ *              answer (the caller owns a reference); with w->more set,
+ *              one family's, and w->cb later brings the whole answer;
  *   1          w->cb runs later (w must stay valid until then or until
  *              resolve_cancel);
  *   HCONN_E... a cached negative answer or no nameserver (HCONN_EDNS_FAILED)

@@ -142,8 +142,8 @@ upstream_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     const char *v6 = strchr(up->host, ':');
     char message[1024], tried[512];
 
-    if (up->resolving.entry != NULL) {
-        resolve_cancel(&up->resolving);
+    resolve_cancel(&up->resolving); /* a follow-up answer included */
+    if (up->race == NULL && up->bev == NULL) {
         snprintf(message, sizeof message,
                  "resolving %s\"%s\" timed out (no answer from the "
                  "nameserver)",
@@ -376,6 +376,8 @@ upstream_race_cb(int fd, const char *peer, int error, const char *message,
 {
     struct upstream *up = arg;
 
+    /* The rest of a name's answer no longer matters. */
+    resolve_cancel(&up->resolving);
     connect_race_free(up->race);
     up->race = NULL;
     if (fd < 0) {
@@ -386,9 +388,10 @@ upstream_race_cb(int fd, const char *peer, int error, const char *message,
     upstream_connected(up, fd);
 }
 
-/* Races the name's addresses; takes over the reference to addrs. */
+/* Races the name's addresses; takes over the reference to addrs. more:
+ * the other family's addresses follow through upstream_resolved_cb. */
 static void
-upstream_race(struct upstream *up, struct resolve_addrs *addrs)
+upstream_race(struct upstream *up, struct resolve_addrs *addrs, bool more)
 {
     struct connect_options o = {
         .host = up->host,
@@ -400,13 +403,16 @@ upstream_race(struct upstream *up, struct resolve_addrs *addrs)
         .has_source_addr = up->has_source_addr,
         .source_addr = up->source_addr,
         .source_port = up->source_port,
+        .more_coming = more,
     };
 
     up->race = connect_race_start(up->base, addrs, &o, upstream_race_cb, up);
     resolve_addrs_unref(addrs);
-    if (up->race == NULL)
+    if (up->race == NULL) {
+        resolve_cancel(&up->resolving);
         upstream_fail_later(up, HCONN_ENO_MEMORY,
                             "cannot start connecting: out of memory");
+    }
 }
 
 /* The resolver's answer, from the loop. */
@@ -418,13 +424,19 @@ upstream_resolved_cb(struct resolve_waiter *w, struct resolve_addrs *addrs,
         (struct upstream *)((char *)w - offsetof(struct upstream, resolving));
     char buf[512];
 
+    if (up->race != NULL) {
+        /* The whole answer, after one family's (RFC 8305 §3). */
+        connect_race_add(up->race, addrs, !w->more);
+        resolve_addrs_unref(addrs);
+        return;
+    }
     if (addrs == NULL) {
         snprintf(buf, sizeof buf, "%s%s", up->connect_head ? "proxy: " : "",
                  message);
         upstream_finish(up, error, buf);
         return;
     }
-    upstream_race(up, addrs);
+    upstream_race(up, addrs, w->more);
 }
 
 void
@@ -466,7 +478,7 @@ upstream_connect(struct upstream *up, struct resolver *resolver, double timeout,
     rc = resolve_name(resolver, up->host, &up->resolving, &addrs, message,
                       sizeof message);
     if (rc == 0) {
-        upstream_race(up, addrs);
+        upstream_race(up, addrs, up->resolving.more);
     } else if (rc < 0) {
         char buf[1100];
 

@@ -77,8 +77,9 @@ def have_ipv6_loopback():
 class ScriptedDns:
     """A UDP nameserver on 127.0.0.1 answering from records:
     {name: {"A": [addr], "AAAA": [addr], "ttl": seconds}}; other names get
-    NXDOMAIN. delay: seconds before each answer. counts[(name, "A")] is how
-    many queries arrived for it."""
+    NXDOMAIN. delay: seconds before each answer, or {"A": s, "AAAA": s}
+    per type. counts[(name, "A")] is how many queries arrived for it,
+    answered[(name, "A")] how many answers went out."""
 
     TYPES = {1: "A", 28: "AAAA"}
 
@@ -86,6 +87,7 @@ class ScriptedDns:
         self.records = {k.lower(): v for k, v in records.items()}
         self.delay = delay
         self.counts = {}
+        self.answered = {}
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -98,6 +100,10 @@ class ScriptedDns:
         with self.lock:
             return self.counts.get((name, qtype), 0)
 
+    def answers(self, name, qtype):
+        with self.lock:
+            return self.answered.get((name, qtype), 0)
+
     def stop(self):
         self.stopping = True
         self.sock.close()
@@ -108,15 +114,23 @@ class ScriptedDns:
                 query, peer = self.sock.recvfrom(2048)
             except OSError:
                 return
-            reply = self._answer(query)
-            if reply is None:
+            answer = self._answer(query)
+            if answer is None:
                 continue
-            if self.delay:
-                threading.Timer(self.delay, self._send, (reply, peer)).start()
+            reply, key = answer
+            delay = self.delay
+            if isinstance(delay, dict):
+                delay = delay.get(key[1], 0.0)
+            if delay:
+                t = threading.Timer(delay, self._send, (reply, peer, key))
+                t.daemon = True
+                t.start()
             else:
-                self._send(reply, peer)
+                self._send(reply, peer, key)
 
-    def _send(self, reply, peer):
+    def _send(self, reply, peer, key):
+        with self.lock:
+            self.answered[key] = self.answered.get(key, 0) + 1
         try:
             self.sock.sendto(reply, peer)
         except OSError:
@@ -150,7 +164,7 @@ class ScriptedDns:
                                        rec.get("ttl", 60), len(raw)) + raw
                 count += 1
         head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, count, 0, 0)
-        return head + question + answers
+        return head + question + answers, (name, kind)
 
 
 # ---- Tests ---------------------------------------------------------------------
@@ -402,6 +416,50 @@ class Dns(ConnectTest):
         self.assertEqual(st["coalesced"] + st["cache_hits"], 7, st)
         self.assertGreaterEqual(st["coalesced"], 1, st)
 
+    def test_a_answer_is_used_without_waiting_for_a_slow_aaaa(self):
+        # RFC 8305 §3: the A answer goes after the resolution delay; the
+        # AAAA answer, five seconds late, is not waited for.
+        dns = self.dns({"lazy6.hconn.test": {"A": ["127.0.0.1"],
+                                             "AAAA": [SILENT_V6]}},
+                       delay={"AAAA": 5.0})
+        d = self.daemon(dns)
+        head, body, last = self.get(d, self.url("lazy6.hconn.test"))
+        self.assertOkResponse(head, last)
+        self.assertEqual(dns.answers("lazy6.hconn.test", "AAAA"), 0,
+                         "the request waited for the AAAA answer")
+        self.assertIn("resolved lazy6.hconn.test: 1 IPv4 addresses; not "
+                      "waiting for the other family", d.log_text())
+
+    def test_aaaa_answer_is_used_without_waiting_for_a_slow_a(self):
+        if not have_ipv6_loopback():
+            raise harness.missing("no ::1 in this namespace")
+        ng = self.start_nginx(listen=("::1",))
+        dns = self.dns({"lazy4.hconn.test": {"A": [SILENT_V4],
+                                             "AAAA": ["::1"]}},
+                       delay={"A": 5.0})
+        d = self.daemon(dns)
+        head, body, last = self.get(
+            d, f"http://lazy4.hconn.test:{ng.port}/small.txt")
+        self.assertOkResponse(head, last)
+        self.assertEqual(dns.answers("lazy4.hconn.test", "A"), 0,
+                         "the request waited for the A answer")
+
+    def test_refused_ipv6_waits_for_the_a_answer_still_coming(self):
+        # ::1 refuses at once; the race must not fail while A is due.
+        if not have_ipv6_loopback():
+            raise harness.missing("no ::1 in this namespace")
+        dns = self.dns({"late4.hconn.test": {"A": ["127.0.0.1"],
+                                             "AAAA": ["::1"]}},
+                       delay={"A": 0.5})
+        d = self.daemon(dns)
+        head, body, last = self.get(d, self.url("late4.hconn.test"))
+        self.assertOkResponse(head, last)
+        log = d.log_text()
+        self.assertIn(f"[::1]:{self.origin.port} failed: Connection refused",
+                      log)
+        self.assertIn(f"127.0.0.1:{self.origin.port} won after 2 attempts",
+                      log)
+
     def test_dns_answer_with_aaaa_and_a_races_both(self):
         ng = self.start_nginx()
         dns = self.dns({"both.hconn.test": {"A": ["127.0.0.1"],
@@ -410,8 +468,9 @@ class Dns(ConnectTest):
         head, body, last = self.get(
             d, f"http://both.hconn.test:{ng.port}/small.txt")
         self.assertOkResponse(head, last)
-        self.assertIn(f"trying [{SILENT_V6}]:{ng.port} (attempt 1)",
-                      d.log_text())
+        log = d.log_text()
+        self.assertIn(f"trying [{SILENT_V6}]:{ng.port} (attempt 1)", log)
+        self.assertIn(f"127.0.0.1:{ng.port} won after 2 attempts", log)
 
     def test_hosts_file_is_read_again_on_sighup(self):
         ng = self.start_nginx()

@@ -1,8 +1,9 @@
 /*
  * test-connect.c — Happy Eyeballs' address order (RFC 8305 §4) and the
  * address text used in messages, then a race on the loopback: a refused
- * address falls back to the next at once, and a name whose every address
- * refuses fails naming each one.
+ * address falls back to the next at once, a name whose every address
+ * refuses fails naming each one, and a race whose addresses all refused
+ * waits for the other family's still being resolved.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -207,6 +208,60 @@ test_race_all_refused_names_each(void **state)
     assert_non_null(strstr(o.message, want));
 }
 
+struct late {
+    struct connect_race *race;
+    struct resolve_addrs *addrs;
+};
+
+static void
+late_add_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct late *l = arg;
+
+    connect_race_add(l->race, l->addrs, true);
+}
+
+/* The first family refuses while the other is still being resolved: the
+ * race waits, and the addresses added later win. */
+static void
+test_race_waits_for_more_addresses(void **state)
+{
+    static const char *const first[] = {"127.0.0.2"};
+    static const char *const whole[] = {"127.0.0.2", "127.0.0.1"};
+    struct event_base *base = event_base_new();
+    struct resolve_addrs *a = addrs_of(first, 1);
+    uint16_t port;
+    int lfd = listen_v4(&port);
+    struct connect_options opts = {.host = "late.test",
+                                   .role = "",
+                                   .port = port,
+                                   .attempt_delay = 2.0,
+                                   .more_coming = true};
+    struct timeval tv = {.tv_usec = 100000};
+    struct outcome o = {.base = base};
+    struct late l = {.addrs = addrs_of(whole, 2)};
+    struct event *ev;
+    char want[64];
+
+    (void)state;
+    l.race = connect_race_start(base, a, &opts, race_cb, &o);
+    resolve_addrs_unref(a);
+    assert_non_null(l.race);
+    ev = evtimer_new(base, late_add_cb, &l);
+    evtimer_add(ev, &tv);
+    event_base_dispatch(base);
+    assert_true(o.done);
+    assert_int_equal(o.error, 0);
+    snprintf(want, sizeof want, "127.0.0.1:%u", port);
+    assert_string_equal(o.peer, want);
+    close(o.fd);
+    close(lfd);
+    event_free(ev);
+    connect_race_free(l.race);
+    resolve_addrs_unref(l.addrs);
+    event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -216,6 +271,7 @@ main(void)
         cmocka_unit_test(test_format_addr),
         cmocka_unit_test(test_race_refused_falls_back),
         cmocka_unit_test(test_race_all_refused_names_each),
+        cmocka_unit_test(test_race_waits_for_more_addresses),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
