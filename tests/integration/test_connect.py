@@ -167,6 +167,54 @@ class ScriptedDns:
         return head + question + answers, (name, kind)
 
 
+class Ipv6Peer:
+    """A listener on [::1] that reads request heads and answers them: a
+    CONNECT with 200 (then the tunnelled request), anything else with
+    200 "ok". heads lists every head received, in order."""
+
+    OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def __init__(self):
+        self.heads = []
+        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        self.sock.bind(("::1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.sock.close()
+
+    def _read_head(self, conn, buf):
+        while b"\r\n\r\n" not in buf:
+            data = conn.recv(4096)
+            if not data:
+                return None, b""
+            buf += data
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        self.heads.append(head.decode("latin-1"))
+        return head, rest
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                rest = b""
+                while True:
+                    head, rest = self._read_head(conn, rest)
+                    if head is None:
+                        break
+                    if head.startswith(b"CONNECT "):
+                        conn.sendall(b"HTTP/1.1 200 Connection established"
+                                     b"\r\n\r\n")
+                    else:
+                        conn.sendall(self.OK)
+
+
 # ---- Tests ---------------------------------------------------------------------
 
 class ConnectTest(harness.IntegrationTest):
@@ -243,6 +291,33 @@ class Ipv6(ConnectTest):
         head, body, last = w.request(2, "GET",
                                      f"http://[0:0::1]:{ng.port}/headers")
         self.assertOkResponse(head, last)
+
+    def ipv6_peer(self):
+        peer = Ipv6Peer()
+        self.addCleanup(peer.stop)
+        return peer
+
+    def test_host_header_carries_the_ipv6_literal_in_brackets(self):
+        peer = self.ipv6_peer()
+        d = self.daemon()
+        head, body, last = self.get(d, f"http://[::1]:{peer.port}/x")
+        self.assertOkResponse(head, last)
+        self.assertIn(f"\r\nHost: [::1]:{peer.port}", peer.heads[0])
+
+    def test_tunnel_through_an_ipv6_proxy_to_an_ipv6_origin(self):
+        proxy = self.ipv6_peer()
+        d = self.daemon()
+        head, body, last = self.get(d, "http://[::1]:9/x",
+                                    proxy={"host": "::1", "port": proxy.port})
+        self.assertOkResponse(head, last)
+        self.assertEqual(body, b"ok")
+        self.assertTrue(proxy.heads[0].startswith("CONNECT [::1]:9 HTTP/1.1"),
+                        proxy.heads)
+        self.assertIn("\r\nHost: [::1]:9", proxy.heads[1])
+        self.assertIn(f"via [::1]:{proxy.port}", self.stats_origins(d))
+
+    def stats_origins(self, d):
+        return " ".join(self.stats(d)["pool"]["origins"])
 
     def test_https_to_ipv6_literal_verifies_the_ip_san(self):
         ng = self.start_nginx(tls=True, listen=("::1",))
