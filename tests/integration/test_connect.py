@@ -547,6 +547,29 @@ class Dns(ConnectTest):
         self.assertIn(f"trying [{SILENT_V6}]:{ng.port} (attempt 1)", log)
         self.assertIn(f"127.0.0.1:{ng.port} won after 2 attempts", log)
 
+    def sighup(self, d):
+        before = d.log_text().count("SIGHUP: reloaded")
+        os.kill(d.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while d.log_text().count("SIGHUP: reloaded") == before:
+            self.assertLess(time.monotonic(), deadline, "no reload logged")
+            time.sleep(0.05)
+
+    def test_resolv_conf_is_read_again_on_sighup(self):
+        first = self.dns({})
+        second = self.dns({"moved.hconn.test": {"A": ["127.0.0.1"]}})
+        d = self.daemon(first)
+        head, body, last = self.get(d, self.url("moved.hconn.test"))
+        self.assertEqual(last.get("error"), "dns_failed", last)
+        with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
+            f.write(f"nameserver 127.0.0.1:{second.port}\n")
+        self.sighup(d)
+        # The reload empties the cache: the negative answer is gone.
+        head, body, last = self.get(d, self.url("moved.hconn.test"))
+        self.assertOkResponse(head, last)
+        self.assertEqual(first.count("moved.hconn.test", "A"), 1)
+        self.assertEqual(second.count("moved.hconn.test", "A"), 1)
+
     def test_hosts_file_is_read_again_on_sighup(self):
         ng = self.start_nginx()
         d = self.daemon()
@@ -555,11 +578,7 @@ class Dns(ConnectTest):
         self.assertEqual(last.get("error"), "dns_failed", last)
         self.assertIn("no nameserver is configured", last["message"])
         self.write_hosts("127.0.0.1 later.hconn.test\n")
-        os.kill(d.pid, signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while "SIGHUP: reloaded" not in d.log_text():
-            self.assertLess(time.monotonic(), deadline, "no reload logged")
-            time.sleep(0.05)
+        self.sighup(d)
         head, body, last = self.get(d, url)
         self.assertOkResponse(head, last)
 
@@ -604,6 +623,13 @@ class SourceAddress(ConnectTest):
                                     source_address=["::1", 0])
         self.assertEqual(last.get("error"), "connect_failed", last)
         self.assertIn("not of the source address's family", last["message"])
+        self.assertEqual(len(self.origin.connections), 0)
+
+    def test_cli_interface_takes_addresses_only(self):
+        d = self.daemon()
+        r = self.run_hconn(d, "--interface", "eth0", self.origin.url("/"))
+        self.assertEqual(r.returncode, EXIT["invalid_argument"], r.stderr)
+        self.assertIn(b'"eth0" is not an IPv4 or IPv6 address', r.stderr)
         self.assertEqual(len(self.origin.connections), 0)
 
     def test_a_name_is_not_a_source_address(self):
