@@ -713,7 +713,8 @@ class Hconnd:
     """The real daemon on a temp socket: --socket DIR/hconnd.sock -vv.
 
     with Hconnd() as d: d.socket, d.pid, d.env (environ + HCONN_SOCKET),
-    d.log_text(), d.peak_rss_kib(), d.stop() (SIGTERM; asserts exit 0).
+    d.log_text(), d.peak_rss_kib(), d.sighup() (reload; returns the log
+    line saying how it went), d.stop() (SIGTERM; asserts exit 0).
     """
 
     # The daemon's default proxies come from these; a test that wants one
@@ -786,6 +787,19 @@ class Hconnd:
         sys.stderr.write(f"\n---- hconnd log tail ({why}; {' '.join(self.args)}) ----\n")
         sys.stderr.write(tail(self.log_text(), lines) + "\n")
         sys.stderr.write("---- end of hconnd log ----\n")
+
+    def sighup(self, timeout=10.0):
+        """Sends SIGHUP and waits for the daemon to log its outcome;
+        returns that log line ("SIGHUP: reloaded ..." or the refusal)."""
+        before = self.log_text().count("SIGHUP:")
+        os.kill(self.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.log_text().count("SIGHUP:") == before:
+            if time.monotonic() > deadline:
+                raise AssertionError("hconnd logged no SIGHUP outcome")
+            time.sleep(0.05)
+        return [line for line in self.log_text().splitlines()
+                if "SIGHUP:" in line][-1]
 
     def status_field(self, field):
         """A field of /proc/PID/status in kiB (VmHWM, VmRSS ...)."""
