@@ -472,6 +472,26 @@ class Dns(ConnectTest):
         self.assertOkResponse(*self.get(d, url)[::2])
         self.assertEqual(dns.count("long.hconn.test", "A"), 2)
 
+    def test_ttl_floor_keeps_a_zero_ttl_answer(self):
+        dns = self.dns({"zero.hconn.test": {"A": ["127.0.0.1"], "ttl": 0}})
+        d = self.daemon(dns, dns_ttl_min=30)
+        for _ in range(3):
+            head, body, last = self.get(d, self.url("zero.hconn.test"))
+            self.assertOkResponse(head, last)
+        self.assertEqual(dns.count("zero.hconn.test", "A"), 1)
+        self.assertEqual(self.stats(d)["dns"]["cache_hits"], 2)
+
+    def test_ttl_floor_above_the_ceiling_is_refused(self):
+        with open(os.path.join(self.dir, "bad.json"), "w") as f:
+            json.dump({"dns_ttl_min": 10, "dns_ttl_max": 5}, f)
+        r = subprocess.run([harness.HCONND, "--socket",
+                            os.path.join(self.dir, "s.sock"), "--config",
+                            os.path.join(self.dir, "bad.json")],
+                           capture_output=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b'"dns_ttl_min" (10) is above "dns_ttl_max" (5)',
+                      r.stderr)
+
     def test_concurrent_lookups_of_one_name_share_one_query(self):
         dns = self.dns({"many.hconn.test": {"A": ["127.0.0.1"],
                                             "ttl": 60}}, delay=0.5)
