@@ -14,6 +14,7 @@
  * mode it returns HCONN_EWOULD_BLOCK before changing any state it would
  * have to undo, and the same call made again picks up where it stopped.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -371,6 +372,8 @@ conn_request_msg(struct hconn *c, int64_t id, const char *method,
         bad |= json_object_set_new(m, "skip_accept_encoding", json_true());
     if (c->timeout > 0)
         bad |= json_object_set_new(m, "timeout", json_real(c->timeout));
+    if (c->source_address)
+        bad |= json_object_set(m, "source_address", c->source_address);
     if (c->tunnel)
         bad |= json_object_set_new(m, "proxy",
                                    json_pack("{ss si sO}", "host", c->host,
@@ -1254,6 +1257,32 @@ conn_socket_path(const struct hconn_options *opts)
     return strdup(HCONN_DEFAULT_SOCKET);
 }
 
+/* Checks opts' source_address and source_port and keeps them as the
+ * request field; ("", 0) is no source at all, as in http.client. */
+static int
+conn_source_address(struct hconn *c, const struct hconn_options *opts)
+{
+    const char *addr = opts->source_address ? opts->source_address : "";
+    unsigned char raw[16];
+
+    if (*addr && inet_pton(AF_INET, addr, raw) != 1 &&
+        inet_pton(AF_INET6, addr, raw) != 1)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "source_address \"%.64s\" is not an IPv4 or IPv6 "
+                          "address (no brackets, no names)",
+                          addr);
+    if (opts->source_port < 0 || opts->source_port > 65535)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "source_port %d is not a port from 0 to 65535",
+                          opts->source_port);
+    if (!*addr && opts->source_port == 0)
+        return 0;
+    c->source_address = json_pack("[si]", addr, opts->source_port);
+    if (!c->source_address)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    return 0;
+}
+
 int
 hconn_new(hconn **connp, const char *host, int port,
           const struct hconn_options *opts)
@@ -1281,6 +1310,8 @@ hconn_new(hconn **connp, const char *host, int port,
                           opts->timeout, HCONN_MAX_TIMEOUT);
     c->timeout = opts ? opts->timeout : 0;
     if (opts && (rc = conn_tls_options(c, opts)) < 0)
+        return rc;
+    if (opts && (rc = conn_source_address(c, opts)) < 0)
         return rc;
     if (!host)
         return conn_error(c, HCONN_EINVALID_URL, "no host given");
@@ -1408,6 +1439,7 @@ hconn_close(hconn *c)
     json_decref(c->tunnel_headers);
     free(c->proxy_headers);
     json_decref(c->tls_options);
+    json_decref(c->source_address);
     free(c->socket_path);
     free(c);
 }

@@ -90,6 +90,9 @@ struct hconn {
     double timeout;    /* seconds, 0 = none */
     int debuglevel;    /* > 0: protocol lines to stderr */
 
+    /* source_address ["addr", port] each request carries; NULL: none */
+    json_t *source_address;
+
     /* The daemon socket and what was received from it. */
     int fd;                    /* -1 when not connected */
     bool eof;                  /* the daemon closed its side */

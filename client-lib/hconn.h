@@ -110,6 +110,14 @@ struct hconn_options {
                                 (CERT_NONE, check_hostname False): sent as
                                 "insecure": true. Contradicts ca_file and
                                 ca_path, which are refused with it */
+
+    /* http.client's source_address (host, port): hconnd binds its
+     * connections for these requests to this IPv4 or IPv6 address literal
+     * (no brackets; NULL or "": any) and port (0: any) before connecting.
+     * Only addresses of its family are tried. hconnd's policy must allow
+     * it ("source_address"); ports below 1024 are for root only. */
+    const char *source_address;
+    int source_port;
 };
 
 /* ---- Connection ------------------------------------------------------- */
@@ -120,7 +128,9 @@ struct hconn_options {
  * Does not connect. *connp is set whenever memory allowed, even on error,
  * so hconn_errmsg() works: the caller hconn_close()s it in every case.
  * Returns 0, HCONN_EINVALID_URL (bad host or port), HCONN_EINVALID_ARGUMENT
- * (NULL connp; timeout negative or above 86400, the protocol's limit; a TLS
+ * (NULL connp; timeout negative or above 86400, the protocol's limit; a
+ * source_address that is not an address literal or a source_port outside
+ * 0..65535; a TLS
  * option set while tls is false; insecure with ca_file or ca_path; key_file
  * without cert_file; an empty, over-long or non-UTF-8 string; a
  * server_name that is not a host name; min_version other than "1.2" or

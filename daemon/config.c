@@ -59,6 +59,13 @@ static const struct config_key config_keys[] = {
     KEY("https_proxy", CONFIG_STRING, https_proxy, 0, 0),
     KEY("no_proxy", CONFIG_STRING, no_proxy, 0, 0),
     KEY("hosts_file", CONFIG_STRING, hosts_file, 0, 0),
+    KEY("resolv_conf", CONFIG_STRING, resolv_conf, 0, 0),
+    KEY("connect_attempt_delay", CONFIG_SECONDS, connect_attempt_delay, 0.01,
+        2),
+    KEY("dns_ttl_min", CONFIG_SECONDS, dns_ttl_min, 0, 86400),
+    KEY("dns_ttl_max", CONFIG_SECONDS, dns_ttl_max, 0, 604800),
+    KEY("dns_negative_ttl", CONFIG_SECONDS, dns_negative_ttl, 0, 86400),
+    KEY("dns_cache_size", CONFIG_SIZE, dns_cache_size, 1, 1 << 24),
     KEY("policy", CONFIG_POLICY, policy, 0, 0),
 };
 #undef KEY
@@ -116,6 +123,11 @@ config_init(struct config *cfg)
         .idle_timeout = 60,
         .expect_timeout = 1, /* curl's --expect100-timeout */
         .shutdown_timeout = 10,
+        .connect_attempt_delay = 0.25, /* RFC 8305 §8 */
+        .dns_ttl_min = 1,
+        .dns_ttl_max = 300,
+        .dns_negative_ttl = 5,
+        .dns_cache_size = 4096,
     };
 }
 
@@ -127,9 +139,10 @@ config_clear(struct config *cfg)
     free(cfg->https_proxy);
     free(cfg->no_proxy);
     free(cfg->hosts_file);
+    free(cfg->resolv_conf);
     policy_free(cfg->policy);
     cfg->socket_path = cfg->http_proxy = cfg->https_proxy = cfg->no_proxy =
-        cfg->hosts_file = NULL;
+        cfg->hosts_file = cfg->resolv_conf = NULL;
     cfg->policy = NULL;
 }
 
@@ -209,6 +222,7 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     next.https_proxy = config_strdup(cfg->https_proxy);
     next.no_proxy = config_strdup(cfg->no_proxy);
     next.hosts_file = config_strdup(cfg->hosts_file);
+    next.resolv_conf = config_strdup(cfg->resolv_conf);
     next.policy = NULL; /* cfg's, unless the file has its own */
     json_object_foreach(root, name, value)
     {
@@ -225,6 +239,12 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
             snprintf(err, errlen, "%s: %s", path, detail);
             goto fail_next;
         }
+    }
+    if (next.dns_ttl_min > next.dns_ttl_max) {
+        snprintf(err, errlen,
+                 "%s: \"dns_ttl_min\" (%g) is above \"dns_ttl_max\" (%g)", path,
+                 next.dns_ttl_min, next.dns_ttl_max);
+        goto fail_next;
     }
     json_decref(root);
     if (next.policy == NULL) {
@@ -253,7 +273,5 @@ config_reload(const struct config *cur, struct config *next, const char *path,
     }
     free(next->socket_path);
     next->socket_path = config_strdup(cur->socket_path);
-    free(next->hosts_file);
-    next->hosts_file = config_strdup(cur->hosts_file);
     return 0;
 }

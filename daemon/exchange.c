@@ -31,6 +31,7 @@
 #include "exchange.h"
 #include "hconn_error.h"
 #include "log.h"
+#include "policy.h"
 #include "server.h"
 #include "pathcheck.h"
 #include "session.h"
@@ -738,6 +739,23 @@ exchange_pathcheck_cb(void *arg, int rc, const char *why)
     exchange_start(ex);
 }
 
+/* A "source_address": the client's policy rule must allow it; it then
+ * joins the pool key, so only requests from the same source share. */
+static int
+exchange_check_source(struct exchange *ex, struct pool_target *target,
+                      char *why, size_t len)
+{
+    const struct wire_request *req = &ex->m.req;
+    const struct policy_rule *rule = policy_match(
+        exchange_cfg(ex)->policy, ex->session->uid, ex->session->gid);
+    int rc = policy_check_source(rule, req->source_host, req->source_port,
+                                 ex->session->uid, why, len);
+
+    target->source_host = req->source_host;
+    target->source_port = req->source_port;
+    return rc;
+}
+
 void
 exchange_start(struct exchange *ex)
 {
@@ -766,6 +784,8 @@ exchange_start(struct exchange *ex)
     rc = session_check_policy(ex->session, req, target.proxy_host,
                               ex->proxy_port, !req->has_proxy, &filter,
                               &target.addr_filter, why, sizeof why);
+    if (rc == 0 && req->has_source)
+        rc = exchange_check_source(ex, &target, why, sizeof why);
     if (rc < 0) {
         exchange_fail(ex, rc, "%s", why);
         return;
@@ -786,7 +806,7 @@ exchange_start(struct exchange *ex)
      * request before anything is sent; exchange_pathcheck_cb resumes. */
     if (ex->attempts == 0 && !ex->path_checked) {
         rc = pathcheck_start(
-            ex->session->srv->dns, req, target.proxy_host != NULL,
+            ex->session->srv->resolver, req, target.proxy_host != NULL,
             target.addr_filter != NULL ? &filter.policy : NULL,
             exchange_pathcheck_cb, ex, &ex->pathcheck, why, sizeof why);
         if (rc < 0)

@@ -24,11 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/dns.h>
-#include <event2/util.h>
-
 #include "hconn_error.h"
 #include "pathcheck.h"
+#include "resolve.h"
 #include "url.h"
 
 /* One inner destination. */
@@ -41,10 +39,11 @@ struct pathcheck_dest {
 struct pathcheck {
     struct pathcheck_dest dest[2];
     size_t ndest, next; /* next to resolve */
-    struct evdns_base *dns;
-    struct evdns_getaddrinfo_request *req; /* pending resolution */
-    struct policy_addr_filter filter;      /* a copy: the caller's may go */
-    pathcheck_cb cb;                       /* NULL once cancelled */
+    struct resolver *resolver;
+    struct resolve_waiter waiter;     /* resolving dest[next] */
+    bool waiting;                     /* waiter is pending */
+    struct policy_addr_filter filter; /* a copy: the caller's may go */
+    pathcheck_cb cb;                  /* NULL once cancelled */
     void *arg;
     bool starting; /* inside pathcheck_start: results are returned */
     bool done;     /* finished while starting */
@@ -142,44 +141,33 @@ pathcheck_finish(struct pathcheck *pc, int rc)
 
 static void pathcheck_next(struct pathcheck *pc);
 
-/* Every address of one destination must pass the filter. */
+/* Every address of one destination must pass the filter: on to the
+ * next destination, or finished. Takes addrs (NULL: error and message). */
 static void
-pathcheck_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
+pathcheck_check(struct pathcheck *pc, struct resolve_addrs *addrs, int error,
+                const char *message)
 {
-    struct pathcheck *pc = arg;
     struct pathcheck_dest *d = &pc->dest[pc->next];
     char detail[384];
     int rc = 0;
 
-    pc->req = NULL;
-    if (result == EVUTIL_EAI_CANCEL || pc->cb == NULL) {
-        /* Cancelled: nobody waits for this any more. */
-        if (res != NULL)
-            evutil_freeaddrinfo(res);
-        if (!pc->starting)
-            free(pc);
-        else
-            pc->done = true;
-        return;
-    }
-    if (result != 0) {
+    if (addrs == NULL) {
         snprintf(pc->why, sizeof pc->why,
-                 "policy rule %s: cannot resolve \"%s\", %s, to check its "
-                 "addresses: %s",
-                 pc->filter.rule, d->host, d->role,
-                 evutil_gai_strerror(result));
-        pathcheck_finish(pc, HCONN_EDENIED);
+                 "policy rule %s: %s (%s), so its addresses cannot be "
+                 "checked",
+                 pc->filter.rule, message, d->role);
+        pathcheck_finish(pc, error == HCONN_ENO_MEMORY ? error : HCONN_EDENIED);
         return;
     }
-    for (struct evutil_addrinfo *a = res; a != NULL && rc == 0;
-         a = a->ai_next) {
-        rc = policy_check_address(&pc->filter, a->ai_addr, detail,
-                                  sizeof detail);
+    for (size_t i = 0; i < addrs->n && rc == 0; i++) {
+        rc = policy_check_address(&pc->filter,
+                                  (const struct sockaddr *)&addrs->addr[i],
+                                  detail, sizeof detail);
         if (rc < 0)
             snprintf(pc->why, sizeof pc->why, "%s: %s (%s)", d->host, detail,
                      d->role);
     }
-    evutil_freeaddrinfo(res);
+    resolve_addrs_unref(addrs);
     if (rc < 0) {
         pathcheck_finish(pc, rc);
         return;
@@ -188,33 +176,51 @@ pathcheck_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
     pathcheck_next(pc);
 }
 
+static void
+pathcheck_resolved_cb(struct resolve_waiter *w, struct resolve_addrs *addrs,
+                      int error, const char *message)
+{
+    struct pathcheck *pc =
+        (struct pathcheck *)((char *)w - offsetof(struct pathcheck, waiter));
+
+    if (w->more) {
+        /* One family's addresses: all of them must pass, so wait for the
+         * whole answer, which follows. */
+        resolve_addrs_unref(addrs);
+        return;
+    }
+    pc->waiting = false;
+    pathcheck_check(pc, addrs, error, message);
+}
+
 /* Resolves the next destination, or finishes when all passed. */
 static void
 pathcheck_next(struct pathcheck *pc)
 {
-    struct evutil_addrinfo hints = {
-        .ai_family = AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
-        .ai_protocol = IPPROTO_TCP,
-    };
-    struct evdns_getaddrinfo_request *req;
-    char port[8];
+    struct resolve_addrs *addrs = NULL;
+    char err[384];
+    int rc;
 
     if (pc->next >= pc->ndest) {
         pathcheck_finish(pc, 0);
         return;
     }
-    snprintf(port, sizeof port, "%u", pc->dest[pc->next].port);
-    /* A numeric host or one from the hosts file answers inside the call
-     * (NULL returned); the callback has run by then. */
-    req = evdns_getaddrinfo(pc->dns, pc->dest[pc->next].host, port, &hints,
-                            pathcheck_resolved_cb, pc);
-    if (req != NULL)
-        pc->req = req;
+    /* A literal, a hosts entry or a cached answer comes back at once. */
+    pc->waiter.cb = pathcheck_resolved_cb;
+    rc = resolve_name(pc->resolver, pc->dest[pc->next].host, &pc->waiter,
+                      &addrs, err, sizeof err);
+    if (rc == 0 && pc->waiter.more) {
+        resolve_addrs_unref(addrs); /* a part: the whole answer follows */
+        rc = 1;
+    }
+    if (rc == 1)
+        pc->waiting = true;
+    else
+        pathcheck_check(pc, addrs, rc, err);
 }
 
 int
-pathcheck_start(struct evdns_base *dns, const struct wire_request *req,
+pathcheck_start(struct resolver *resolver, const struct wire_request *req,
                 bool tunneled, const struct policy_addr_filter *f,
                 pathcheck_cb cb, void *arg, struct pathcheck **out, char *why,
                 size_t len)
@@ -230,7 +236,7 @@ pathcheck_start(struct evdns_base *dns, const struct wire_request *req,
         snprintf(why, len, "out of memory");
         return HCONN_ENO_MEMORY;
     }
-    pc->dns = dns;
+    pc->resolver = resolver;
     pc->filter = *f;
     pc->cb = cb;
     pc->arg = arg;
@@ -263,7 +269,7 @@ pathcheck_cancel(struct pathcheck *pc)
 {
     if (pc == NULL)
         return;
-    pc->cb = NULL;
-    if (pc->req != NULL)
-        evdns_getaddrinfo_cancel(pc->req); /* its callback frees pc */
+    if (pc->waiting)
+        resolve_cancel(&pc->waiter);
+    free(pc);
 }

@@ -12,7 +12,7 @@
 #include "policy.h"
 #include "wire.h"
 
-struct evdns_base;
+struct resolver;
 struct pathcheck;
 
 /* The outcome of an address check: 0, or HCONN_EDENIED with why. */
@@ -37,7 +37,7 @@ int pathcheck_request(const struct policy_rule *rule,
  * cb will report later (exactly once, unless pathcheck_cancel(*pc) is
  * called first).
  */
-int pathcheck_start(struct evdns_base *dns, const struct wire_request *req,
+int pathcheck_start(struct resolver *resolver, const struct wire_request *req,
                     bool tunneled, const struct policy_addr_filter *f,
                     pathcheck_cb cb, void *arg, struct pathcheck **pc,
                     char *why, size_t len);

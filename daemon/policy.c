@@ -9,14 +9,16 @@
  *   }
  *
  * RULE keys: schemes, hosts, ports, proxies (lists), loopback, private,
- * link_local, insecure_tls, client_certs, tls_files (booleans). The default
- * rule starts from the built-in one, which allows everything; each listed rule
- * starts from the default rule, so a rule states only what differs.
+ * link_local, insecure_tls, client_certs, tls_files, source_address
+ * (booleans). The default rule starts from the built-in one, which allows
+ * everything; each listed rule starts from the default rule, so a rule
+ * states only what differs.
  * Unknown keys are errors, so a misspelt restriction is never silently
  * ignored.
  *
  * Host names are compared without case and without one trailing dot, so
- * "Example.COM." cannot slip past a rule for "example.com".
+ * "Example.COM." cannot slip past a rule for "example.com"; IPv6 literals
+ * ("::1" or "[::1]") are compared as addresses, so "0:0::1" is "::1".
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -66,7 +68,8 @@ policy_rule_allow_all(struct policy_rule *r, const char *name)
                               .https = true,
                               .insecure_tls = true,
                               .client_certs = true,
-                              .tls_files = true};
+                              .tls_files = true,
+                              .source_address = true};
     snprintf(r->name, sizeof r->name, "%s", name);
 }
 
@@ -82,13 +85,43 @@ policy_new_default(void)
 
 /* ---- Parsing ------------------------------------------------------------ */
 
+/* True when s is an IPv6 literal, bare or in brackets; its address in
+ * *out. */
+static bool
+policy_ipv6_literal(const char *s, struct in6_addr *out)
+{
+    char buf[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(s);
+
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']' && n - 2 < sizeof buf) {
+        memcpy(buf, s + 1, n - 2);
+        buf[n - 2] = '\0';
+        s = buf;
+    }
+    return inet_pton(AF_INET6, s, out) == 1;
+}
+
+/* A pattern that is an IPv6 literal matches the same address however it
+ * is written; sets *match and returns true when pattern is one. */
+static bool
+policy_ipv6_matches(const char *pattern, const char *host, bool *match)
+{
+    struct in6_addr p, h;
+
+    if (!policy_ipv6_literal(pattern, &p))
+        return false;
+    *match = policy_ipv6_literal(host, &h) && memcmp(&p, &h, sizeof p) == 0;
+    return true;
+}
+
 /* A host pattern is a host name or address, "*.suffix", or "*". */
 static bool
 policy_valid_host_pattern(const char *s)
 {
     const char *p = s;
+    struct in6_addr v6;
 
-    if (strcmp(s, "*") == 0)
+    if (strcmp(s, "*") == 0 || policy_ipv6_literal(s, &v6))
         return true;
     if (strncmp(s, "*.", 2) == 0)
         p += 2;
@@ -350,6 +383,9 @@ policy_parse_rule(struct policy_rule *r, const json_t *obj, const char *where,
                 policy_parse_bool(v, where, key, &r->client_certs, err, errlen);
         } else if (strcmp(key, "tls_files") == 0) {
             rc = policy_parse_bool(v, where, key, &r->tls_files, err, errlen);
+        } else if (strcmp(key, "source_address") == 0) {
+            rc = policy_parse_bool(v, where, key, &r->source_address, err,
+                                   errlen);
         } else if (!is_default && strcmp(key, "name") == 0) {
             if (!json_is_string(v) || json_string_length(v) == 0 ||
                 json_string_length(v) > 64) {
@@ -458,7 +494,8 @@ policy_parse(const json_t *value, char *err, size_t errlen)
                                   .deny_addr = p->def.deny_addr,
                                   .insecure_tls = p->def.insecure_tls,
                                   .client_certs = p->def.client_certs,
-                                  .tls_files = p->def.tls_files};
+                                  .tls_files = p->def.tls_files,
+                                  .source_address = p->def.source_address};
         p->nrules++;
         snprintf(where, sizeof where, "policy.rules[%zu]", i);
         if (name != NULL)
@@ -515,9 +552,12 @@ static bool
 policy_host_matches(const char *pattern, const char *host)
 {
     size_t n = policy_host_len(host), m;
+    bool match;
 
     if (strcmp(pattern, "*") == 0)
         return true;
+    if (policy_ipv6_matches(pattern, host, &match))
+        return match;
     if (strncmp(pattern, "*.", 2) == 0) {
         m = policy_host_len(pattern + 1); /* ".suffix" */
         return n > m && strncasecmp(host + n - m, pattern + 1, m) == 0;
@@ -633,6 +673,26 @@ policy_check_request(const struct policy_rule *r,
                  "key_file) are not allowed; send the PEM material inline "
                  "(ca_pem, cert_pem, key_pem)",
                  r->name);
+        return HCONN_EDENIED;
+    }
+    return 0;
+}
+
+int
+policy_check_source(const struct policy_rule *r, const char *host,
+                    uint16_t port, uid_t uid, char *why, size_t len)
+{
+    if (!r->source_address) {
+        snprintf(why, len,
+                 "policy rule %s: choosing the source address is not allowed",
+                 r->name);
+        return HCONN_EDENIED;
+    }
+    if (port != 0 && port < 1024 && uid != 0) {
+        snprintf(why, len,
+                 "source port %u is privileged (below 1024): only root may "
+                 "bind it",
+                 port);
         return HCONN_EDENIED;
     }
     return 0;

@@ -61,6 +61,9 @@ struct policy_rule {
     bool client_certs;  /* may present a client certificate */
     bool tls_files;     /* a client other than root may name TLS files
                            (opened with its own rights) */
+
+    /* May choose the source address and port ("source_address"). */
+    bool source_address;
 };
 
 struct policy {
@@ -111,6 +114,13 @@ const struct policy_rule *policy_match(const struct policy *p, uid_t uid,
 int policy_check_request(const struct policy_rule *rule,
                          const struct policy_request *req, char *why,
                          size_t len);
+
+/* Checks a request's "source_address" (host "" for any, port 0 for any)
+ * against rule; uid is the client's: a port below 1024 is refused to all
+ * but root, whatever the rule, since the daemon would bind it with its
+ * own privilege. Returns 0, or HCONN_EDENIED with why set. */
+int policy_check_source(const struct policy_rule *rule, const char *host,
+                        uint16_t port, uid_t uid, char *why, size_t len);
 
 /* The class of a resolved address by the table alone (an IPv6 address
  * embedding an IPv4 one counts as that). */

@@ -14,6 +14,8 @@
  * connect fails exactly one waiter, so a dead origin cannot keep a queue
  * spinning, and a released connection goes to the first waiter in line.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,9 @@ struct pool_origin {
     uid_t uids[POOL_ORIGIN_UIDS]; /* users whose requests used it, for
                                      stats; the first ones only */
     size_t nuids;
+    bool has_source_addr; /* the target's source_address, parsed */
+    struct sockaddr_storage source_addr;
+    uint16_t source_port;
     struct upstream_list idle;     /* most recently used first */
     struct waiter_list waiters;    /* FIFO of pending leases */
     size_t nidle;                  /* in idle */
@@ -70,7 +75,7 @@ struct pool_origin {
 
 struct pool {
     struct event_base *base;
-    struct evdns_base *dns;
+    struct resolver *resolver;
     struct tls *tls;
     const struct config *cfg;
     struct stats *stats;
@@ -122,6 +127,12 @@ pool_format_label(const struct pool_target *t, char *label, size_t len)
     n = (int)strlen(label);
     if (t->addr_filter != NULL && (size_t)n < len)
         snprintf(label + n, len - (size_t)n, " (%s)", t->addr_filter->key);
+    n = (int)strlen(label);
+    if (t->source_host != NULL && (size_t)n < len)
+        snprintf(label + n, len - (size_t)n,
+                 strchr(t->source_host, ':') ? " from [%s]:%u" : " from %s:%u",
+                 t->source_host[0] != '\0' ? t->source_host : "*",
+                 t->source_port);
 }
 
 /* The origin key: connections are shared only between requests whose
@@ -152,7 +163,7 @@ pool_format_key(const struct pool_target *t, char *key, size_t len,
 }
 
 struct pool *
-pool_new(struct event_base *base, struct evdns_base *dns, struct tls *tls,
+pool_new(struct event_base *base, struct resolver *resolver, struct tls *tls,
          const struct config *cfg, struct stats *stats)
 {
     struct pool *pool = calloc(1, sizeof *pool);
@@ -160,7 +171,7 @@ pool_new(struct event_base *base, struct evdns_base *dns, struct tls *tls,
     if (pool == NULL)
         return NULL;
     pool->base = base;
-    pool->dns = dns;
+    pool->resolver = resolver;
     pool->tls = tls;
     pool->cfg = cfg;
     pool->stats = stats;
@@ -182,6 +193,26 @@ pool_origin_destroy(struct pool_origin *o)
     free(o->tls_host);
     free(o->connect_head);
     free(o);
+}
+
+/* Parses t's source address (a literal, checked by the wire codec) into
+ * o. */
+static void
+pool_origin_set_source(struct pool_origin *o, const struct pool_target *t)
+{
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&o->source_addr;
+    struct sockaddr_in *in = (struct sockaddr_in *)&o->source_addr;
+
+    if (t->source_host == NULL)
+        return;
+    o->source_port = t->source_port;
+    if (inet_pton(AF_INET6, t->source_host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        o->has_source_addr = true;
+    } else if (inet_pton(AF_INET, t->source_host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        o->has_source_addr = true;
+    }
 }
 
 /* A new origin for target t under key (label_len bytes of it the label). */
@@ -212,6 +243,7 @@ pool_origin_new(struct pool *pool, const struct pool_target *t, const char *key,
     }
     if (t->tls_options != NULL)
         o->tls_options = tls_options_copy(t->tls_options);
+    pool_origin_set_source(o, t);
     if (t->addr_filter != NULL) {
         o->addr_check = t->addr_filter->check;
         o->addr_check_arg = malloc(t->addr_filter->arg_len);
@@ -467,6 +499,10 @@ pool_origin_grow(struct pool_origin *o)
         up->origin = o;
         up->addr_check = o->addr_check;
         up->addr_check_arg = o->addr_check_arg;
+        up->attempt_delay = pool->cfg->connect_attempt_delay;
+        up->has_source_addr = o->has_source_addr;
+        up->source_addr = o->source_addr;
+        up->source_port = o->source_port;
         if (o->connect_head != NULL)
             upstream_set_tunnel(up, o->tls_host, o->tls_port, o->connect_head,
                                 o->connect_head_len);
@@ -475,8 +511,9 @@ pool_origin_grow(struct pool_origin *o)
         pool->nopen++;
         pool->stats->reuse_misses++;
         log_debug("upstream %lu: connecting to %s", up->id, o->label);
-        upstream_connect(up, pool->dns, w->timeout, o->tls ? pool->tls : NULL,
-                         o->tls_options, o->key, pool_connected_cb, o);
+        upstream_connect(up, pool->resolver, w->timeout,
+                         o->tls ? pool->tls : NULL, o->tls_options, o->key,
+                         pool_connected_cb, o);
     }
     short_of = o->nconnecting < o->nwaiting;
     if (short_of && !o->wanting)

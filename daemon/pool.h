@@ -19,7 +19,7 @@
 #include <jansson.h>
 
 struct config;
-struct evdns_base;
+struct resolver;
 struct event_base;
 struct pool;
 struct pool_origin;
@@ -46,6 +46,9 @@ struct pool_target {
     size_t connect_head_len;
     const struct pool_addr_filter *addr_filter; /* NULL: any address */
     uid_t uid; /* the client's: stats show an origin to its users only */
+    const char *source_host; /* bind to this address literal first ("":
+                                any address); NULL: no source_address */
+    uint16_t source_port;    /* with source_host: the local port, 0 any */
 };
 
 /* Which resolved addresses a new connection may use (the policy's): the
@@ -77,7 +80,7 @@ struct pool_waiter {
 };
 
 /* tls may be NULL when no target will ask for TLS (unit tests). */
-struct pool *pool_new(struct event_base *base, struct evdns_base *dns,
+struct pool *pool_new(struct event_base *base, struct resolver *resolver,
                       struct tls *tls, const struct config *cfg,
                       struct stats *stats);
 

@@ -49,7 +49,7 @@ TAILQ_HEAD(session_list, session);
 
 struct server {
     struct event_base *base;
-    struct evdns_base *dns;
+    struct resolver *resolver; /* names, hosts files, the DNS cache */
     struct config *cfg;
     struct pool *pool;
     struct tls *tls;               /* contexts and the session cache */

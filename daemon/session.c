@@ -41,6 +41,7 @@
 #include "memory.h"
 #include "policy.h"
 #include "pool.h"
+#include "resolve.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
@@ -258,6 +259,8 @@ session_stats(struct session *s)
                                       (json_int_t)st->tls_handshakes, "resumed",
                                       (json_int_t)st->tls_resumed, "contexts",
                                       (json_int_t)tls_context_count(srv->tls)));
+        /* Counts only, but shared by every user's lookups. */
+        json_object_set_new(reply, "dns", resolve_stats(srv->resolver));
     }
     if (!all && reply != NULL)
         json_object_set_new(reply, "uid", json_integer((json_int_t)s->uid));

@@ -372,6 +372,76 @@ test_check_address_names_rule_and_address(void **state)
     policy_free(p);
 }
 
+/* IPv6 literals in host and proxy patterns, bare or in brackets, match
+ * the address however it is spelt, and nothing else. */
+static void
+test_ipv6_host_patterns(void **state)
+{
+    struct policy *p = parse("{\"default\": {\"hosts\": [\"[::1]\", "
+                             "\"2001:db8::10\"], \"proxies\": "
+                             "[\"[fd00::1]:3128\"]}}");
+    const struct policy_rule *r = policy_match(p, 1000, 1000);
+    struct policy_request req = {.host = "h", .port = 80};
+    char why[256];
+
+    (void)state;
+    assert_int_equal(check(r, false, "::1", 80, why, sizeof why), 0);
+    assert_int_equal(check(r, false, "0:0:0:0:0:0:0:1", 80, why, sizeof why),
+                     0);
+    assert_int_equal(check(r, false, "2001:DB8:0::10", 80, why, sizeof why), 0);
+    assert_int_equal(check(r, false, "::2", 80, why, sizeof why),
+                     HCONN_EDENIED);
+    assert_int_equal(check(r, false, "127.0.0.1", 80, why, sizeof why),
+                     HCONN_EDENIED);
+    req.host = "::1";
+    req.proxy_host = "fd00:0::1";
+    req.proxy_port = 3128;
+    assert_int_equal(policy_check_request(r, &req, why, sizeof why), 0);
+    req.proxy_host = "fd00::2";
+    assert_int_equal(policy_check_request(r, &req, why, sizeof why),
+                     HCONN_EDENIED);
+    policy_free(p);
+    assert_refused("{\"default\": {\"hosts\": [\"[::1\"]}}",
+                   "policy.default.hosts[0]");
+}
+
+/* "source_address": the rule's say, and privileged ports for root only. */
+static void
+test_source_address(void **state)
+{
+    struct policy *p = parse("{\"default\": {\"source_address\": false}, "
+                             "\"rules\": [{\"uids\": [1000], "
+                             "\"source_address\": true}, "
+                             "{\"uids\": [1001]}]}");
+    char why[256];
+
+    (void)state;
+    assert_int_equal(policy_check_source(policy_match(p, 2000, 2000), "::1", 0,
+                                         2000, why, sizeof why),
+                     HCONN_EDENIED);
+    assert_non_null(strstr(why, "rule default"));
+    /* Inherited from the default rule. */
+    assert_int_equal(policy_check_source(policy_match(p, 1001, 1001), "", 4000,
+                                         1001, why, sizeof why),
+                     HCONN_EDENIED);
+    assert_int_equal(policy_check_source(policy_match(p, 1000, 1000),
+                                         "127.0.0.1", 4000, 1000, why,
+                                         sizeof why),
+                     0);
+    assert_int_equal(policy_check_source(policy_match(p, 1000, 1000), "", 80,
+                                         1000, why, sizeof why),
+                     HCONN_EDENIED);
+    assert_non_null(strstr(why, "privileged"));
+    policy_free(p);
+    /* The built-in rule allows it, a low port to root only. */
+    assert_int_equal(policy_check_source(policy_match(NULL, 0, 0), "", 80, 0,
+                                         why, sizeof why),
+                     0);
+    assert_int_equal(policy_check_source(policy_match(NULL, 5, 5), "", 80, 5,
+                                         why, sizeof why),
+                     HCONN_EDENIED);
+}
+
 static void
 test_errors_name_key_and_rule(void **state)
 {
@@ -405,6 +475,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_allows_everything),
+        cmocka_unit_test(test_ipv6_host_patterns),
+        cmocka_unit_test(test_source_address),
         cmocka_unit_test(test_hosts_exact_suffix_any),
         cmocka_unit_test(test_ports_and_schemes),
         cmocka_unit_test(test_rules_match_by_uid_then_gid_and_inherit),
