@@ -224,6 +224,25 @@ session_wants_input(const struct session *s)
 /* {"op":"stats"}: root sees every figure and origin; any other client
  * only its own uid's (its counters, the origins its requests used, its
  * clients), never another user's origins, proxies or TLS material. */
+/* Every reply fits the protocol's line limit: with tens of thousands of
+ * pooled origins (distinct TLS settings, say) the per-origin figures would
+ * not, and they go, leaving their count. */
+static void
+session_fit_stats(json_t *reply)
+{
+    json_t *pool = json_object_get(reply, "pool");
+    size_t len = 0;
+    char *line = reply != NULL ? wire_encode(reply, &len) : NULL;
+
+    free(line);
+    if (line == NULL || len <= WIRE_MAX_LINE || pool == NULL)
+        return;
+    json_object_set_new(pool, "origins_omitted",
+                        json_integer((json_int_t)json_object_size(
+                            json_object_get(pool, "origins"))));
+    json_object_set_new(pool, "origins", json_object());
+}
+
 static json_t *
 session_stats(struct session *s)
 {
@@ -269,6 +288,7 @@ session_stats(struct session *s)
             reply, "held_bytes",
             json_integer((json_int_t)(all ? budget_total(srv->budget)
                                           : budget_held(srv->budget, s->uid))));
+    session_fit_stats(reply);
     return reply;
 }
 

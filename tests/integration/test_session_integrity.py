@@ -353,6 +353,33 @@ class LineLimit(harness.IntegrationTest):
         self.assertOkResponse(head, last)
 
 
+class StatsLineLimit(harness.IntegrationTest):
+    """The stats reply fits the line limit too, however many origins the
+    pool holds: past it, the per-origin figures give way to their count."""
+
+    def test_thousands_of_waiting_origins(self):
+        origin = self.start_origin({None: [("keep_open",)]})
+        d = self.start_daemon("--config", config_file(
+            self, pool_max_total=1, max_requests_per_client=5000))
+        w = self.wire(d)
+        w.send({"id": 0, "method": "GET", "url": origin.url("/hold")})
+        self.assertTrue(origin.wait_requests(1))
+        n = 4000
+        for i in range(1, n + 1):
+            # Each TLS name is its own pool key; all wait for the one slot.
+            w.send({"id": i, "method": "GET", "host": "127.0.0.1",
+                    "port": origin.port,
+                    "tls": {"server_name": f"{i:06d}." + "x" * 200}})
+        self.assertTrue(wait_until(
+            lambda: stats(d)["pool"].get("origins_omitted", 0) > n // 2,
+            timeout=30), "per-origin figures kept past the line limit")
+        with harness.Wire(d.socket) as s:
+            s.sock.sendall(b'{"op":"stats"}\n')
+            line = s.read_line()
+        self.assertLessEqual(len(line) + 1, harness.Wire.MAX_LINE)
+        self.assertEqual(json.loads(line)["pool"]["origins"], {})
+
+
 class Sigterm(harness.IntegrationTest):
     """SIGTERM drains: uploads in flight are read to the end and answered;
     what is still running at shutdown_timeout ends with an error line; the
