@@ -178,8 +178,9 @@ int hconn_connect(hconn *c);
  * the body (its bytes are data, never chunk framing: http.client's
  * encode_chunked=False has no equivalent), and connection-management
  * fields are limited as PROTOCOL.md 3.1 lists (HCONN_EINVALID_HEADER;
- * method CONNECT: HCONN_EINVALID_URL). Returns 0, HCONN_EINVALID_URL (method not a token;
- * control bytes or space in url), HCONN_EINVALID_HEADER,
+ * method CONNECT: HCONN_EINVALID_URL). Returns 0, HCONN_EINVALID_URL
+ * (method not a token; control bytes or space in url),
+ * HCONN_EINVALID_HEADER,
  * HCONN_ECANNOT_SEND_REQUEST (a putrequest() is unfinished or a streamed
  * body still open), or a connection error (HCONN_EDAEMON_UNAVAILABLE,
  * HCONN_ECONNECTION_CLOSED, HCONN_ETIMEOUT, ...). Errors hconnd finds in

@@ -352,8 +352,9 @@ exchange_drop_body(struct exchange *ex)
 
 /* Copies n held body bytes from offset off to out, keeping them for a
  * replay. evbuffer_peek returns how many extents the range needs, which
- * may be more than it was given room for: only those it filled are read. */
-static void
+ * may be more than it was given room for: only those it filled are read.
+ * Returns false when not all n bytes could be copied. */
+static bool
 exchange_copy_body(struct exchange *ex, struct evbuffer *out, size_t off,
                    size_t n)
 {
@@ -362,30 +363,33 @@ exchange_copy_body(struct exchange *ex, struct evbuffer *out, size_t off,
     struct evbuffer_ptr pos;
 
     if (evbuffer_ptr_set(ex->body, &pos, off, EVBUFFER_PTR_SET) < 0)
-        return;
+        return false;
     while (n > 0) {
         int got = evbuffer_peek(ex->body, (ev_ssize_t)n, &pos, vec,
                                 EXCHANGE_PEEK_VECS);
 
         if (got <= 0)
-            break; /* cannot happen: n never exceeds what is held */
+            return false; /* cannot happen: n never exceeds what is held */
         if (got > EXCHANGE_PEEK_VECS)
             got = EXCHANGE_PEEK_VECS;
         for (int i = 0; i < got && n > 0; i++) {
             size_t len = vec[i].iov_len < n ? vec[i].iov_len : n;
 
-            evbuffer_add(out, vec[i].iov_base, len);
+            if (evbuffer_add(out, vec[i].iov_base, len) < 0)
+                return false;
             n -= len;
             evbuffer_ptr_set(ex->body, &pos, len, EVBUFFER_PTR_ADD);
         }
     }
+    return true;
 }
 
 /* Writes what the client has sent of the body so far, framed by the body
  * writer, as far as the upstream's output window allows; then the body's
  * end. The writer refuses a byte past the length the head announced and
  * an end short of it, so the origin never reads a body that differs from
- * the head. */
+ * the head. A piece that cannot be queued whole (no memory) would leave
+ * the framing short: the exchange fails and the connection is dropped. */
 static void
 exchange_pump_body(struct exchange *ex)
 {
@@ -393,6 +397,7 @@ exchange_pump_body(struct exchange *ex)
     size_t window = exchange_cfg(ex)->stream_buffer_bytes;
     size_t unsent, n, queued, sent;
     struct http1_frame f;
+    bool queued_all = true;
     int rc = 0;
 
     if (ex->state != EXCHANGE_ACTIVE || ex->request_sent || ex->expecting ||
@@ -408,23 +413,30 @@ exchange_pump_body(struct exchange *ex)
     else if (n > window - queued)
         n = window - queued;
     if (n > 0 && (rc = http1_writer_data(&ex->writer, n, &f)) == 0) {
-        evbuffer_add(output, f.pre, f.pre_len);
-        if (ex->body_retained) {
-            exchange_copy_body(ex, output, sent, n);
-        } else {
-            evbuffer_remove_buffer(ex->body, output, n);
-            session_body_held(ex->session, -(ssize_t)n);
+        queued_all = evbuffer_add(output, f.pre, f.pre_len) == 0;
+        if (queued_all && ex->body_retained) {
+            queued_all = exchange_copy_body(ex, output, sent, n);
+        } else if (queued_all) {
+            int moved = evbuffer_remove_buffer(ex->body, output, n);
+
+            queued_all = moved == (int)n; /* n is within the window */
+            session_body_held(ex->session, -(ssize_t)(moved > 0 ? moved : 0));
             session_resume_reading(ex->session);
         }
-        evbuffer_add(output, f.post, f.post_len);
+        queued_all =
+            queued_all && evbuffer_add(output, f.post, f.post_len) == 0;
     }
-    if (rc == 0 && ex->body_complete && n == unsent &&
+    if (rc == 0 && queued_all && ex->body_complete && n == unsent &&
         (rc = http1_writer_end(&ex->writer, &f)) == 0) {
-        evbuffer_add(output, f.pre, f.pre_len);
-        ex->request_sent = true;
+        queued_all = evbuffer_add(output, f.pre, f.pre_len) == 0;
+        ex->request_sent = queued_all;
     }
     if (rc < 0)
         exchange_fail(ex, rc, "%s: %s", ex->target_desc, ex->writer.errmsg);
+    else if (!queued_all)
+        exchange_fail(ex, HCONN_ENO_MEMORY,
+                      "%s: out of memory queueing the request body",
+                      ex->target_desc);
 }
 
 void

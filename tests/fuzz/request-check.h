@@ -294,6 +294,9 @@ rq_check_shape(const char *head, size_t len)
     }
 }
 
+/* The most body bytes rq_check_writer writes through the writer. */
+#define RQ_MAX_BODY (1u << 17)
+
 /* Decodes a chunked body independently of the codec: the sizes, CRLFs
  * and last chunk must be exact and nothing may follow it. */
 static inline void
@@ -358,6 +361,10 @@ rq_check_writer(struct http1_writer *w, const struct rq_fields *f,
         total--;
     else if (off > 0)
         total++;
+    /* A declared length in the gigabytes (a Content-Length given to a
+     * stream) is driven part of the way: the end must then fail short. */
+    if (total > RQ_MAX_BODY)
+        total = RQ_MAX_BODY;
     while (given < total) {
         size_t n = fz_split_next(split, total - given);
         bool over = f->w_length >= 0 && given + n > (uint64_t)f->w_length;
