@@ -12,10 +12,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "budget.h"
 #include "config.h"
 #include "hconn_error.h"
+#include "wire.h"
 
 #define BUDGET_BUCKETS 64
 
@@ -107,6 +109,25 @@ budget_check(const struct budget *b, const struct config *cfg, uid_t uid,
         return HCONN_ELIMIT_EXCEEDED;
     }
     return 0;
+}
+
+size_t
+budget_request_cost(const struct wire_request *r)
+{
+    const struct wire_tls *t = &r->tls_options;
+    size_t n = 4096 + 2 * strlen(r->target);
+
+    for (size_t i = 0; i < r->nheaders; i++)
+        n += 320 +
+             2 * (strlen(r->headers[i].name) + strlen(r->headers[i].value));
+    for (size_t i = 0; i < r->proxy.nheaders; i++)
+        n += 320 + 2 * (strlen(r->proxy.headers[i].name) +
+                        strlen(r->proxy.headers[i].value));
+    if (r->has_tls_options)
+        n += 2 * ((t->ca_pem ? strlen(t->ca_pem) : 0) +
+                  (t->cert_pem ? strlen(t->cert_pem) : 0) +
+                  (t->key_pem ? strlen(t->key_pem) : 0));
+    return n;
 }
 
 size_t

@@ -12,6 +12,7 @@
 
 struct budget;
 struct config;
+struct wire_request;
 
 struct budget *budget_new(void);
 void budget_free(struct budget *b);
@@ -23,6 +24,12 @@ void budget_charge(struct budget *b, uid_t uid, long long delta);
  * Returns 0, or HCONN_ELIMIT_EXCEEDED with why naming the limit. */
 int budget_check(const struct budget *b, const struct config *cfg, uid_t uid,
                  size_t extra, char *why, size_t len);
+
+/* What a parsed request holds while it is in flight, roughly: its
+ * message's JSON values (about 320 bytes a header pair) and the copies
+ * the exchange makes of its strings (head, PEM material), so a request
+ * of 100,000 header pairs counts as the tens of megabytes it holds. */
+size_t budget_request_cost(const struct wire_request *r);
 
 /* Bytes held for uid, and for everyone. */
 size_t budget_held(const struct budget *b, uid_t uid);

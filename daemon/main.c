@@ -26,9 +26,9 @@
 #include "policy.h"
 #include "pool.h"
 #include "server.h"
-#include "uidstats.h"
 #include "session.h"
 #include "tls.h"
+#include "uidstats.h"
 
 static void
 main_usage(FILE *f)

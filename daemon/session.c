@@ -29,15 +29,15 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "config.h"
 #include "budget.h"
+#include "config.h"
 #include "exchange.h"
 #include "hconn-build.h"
 #include "hconn_error.h"
 #include "localaddr.h"
 #include "log.h"
-#include "pathcheck.h"
 #include "memory.h"
+#include "pathcheck.h"
 #include "policy.h"
 #include "pool.h"
 #include "server.h"
@@ -205,29 +205,6 @@ session_handle_op(struct session *s, const struct wire_client_msg *m)
     session_reply(s, reply);
 }
 
-/* What a parsed request costs while it is in flight, roughly: its
- * message's JSON values and the copies the exchange makes (head, PEM
- * material), so a request of 100,000 header pairs counts as the tens of
- * megabytes it holds. */
-static size_t
-session_request_cost(const struct wire_request *r)
-{
-    const struct wire_tls *t = &r->tls_options;
-    size_t n = 4096 + 2 * strlen(r->target);
-
-    for (size_t i = 0; i < r->nheaders; i++)
-        n += 320 +
-             2 * (strlen(r->headers[i].name) + strlen(r->headers[i].value));
-    for (size_t i = 0; i < r->proxy.nheaders; i++)
-        n += 320 + 2 * (strlen(r->proxy.headers[i].name) +
-                        strlen(r->proxy.headers[i].value));
-    if (r->has_tls_options)
-        n += 2 * ((t->ca_pem ? strlen(t->ca_pem) : 0) +
-                  (t->cert_pem ? strlen(t->cert_pem) : 0) +
-                  (t->key_pem ? strlen(t->key_pem) : 0));
-    return n;
-}
-
 static void
 session_handle_request(struct session *s, json_t *msg,
                        struct wire_client_msg *m)
@@ -237,7 +214,7 @@ session_handle_request(struct session *s, json_t *msg,
     json_t *seq = json_integer((json_int_t)++s->next_seq);
     json_t *id = m->id != NULL ? m->id : seq;
     uint64_t payload = m->has_data ? m->data_len : 0;
-    size_t cost = session_request_cost(req);
+    size_t cost = budget_request_cost(req);
     struct exchange *ex;
     char message[256];
 
