@@ -183,10 +183,8 @@ session_stats(struct session *s)
     if (!all && reply != NULL)
         json_object_set_new(reply, "uid", json_integer((json_int_t)s->uid));
     if (reply != NULL)
-        json_object_set_new(
-            reply, "held_bytes",
-            json_integer((json_int_t)(all ? budget_total(srv->budget)
-                                          : budget_held(srv->budget, s->uid))));
+        json_object_set_new(reply, "held_bytes",
+                            json_integer((json_int_t)st->held_bytes));
     return reply;
 }
 
@@ -238,7 +236,7 @@ session_handle_request(struct session *s, json_t *msg,
                  (long long)req->length, cfg->max_inline_body_bytes);
         session_reply_error(s, id, HCONN_ELIMIT_EXCEEDED, message);
         session_skip_payload(s, payload);
-    } else if (budget_check(s->srv->budget, cfg, s->uid,
+    } else if (budget_check(s->srv, s->uid,
                             cost + (req->body == WIRE_BODY_INLINE
                                         ? (size_t)req->length
                                         : 0),
@@ -403,8 +401,7 @@ session_account_input(struct session *s, struct evbuffer *in, bool check)
     char why[256];
 
     if (check && n > s->input_held &&
-        budget_check(s->srv->budget, session_cfg(s), s->uid, n - s->input_held,
-                     why, sizeof why) < 0) {
+        budget_check(s->srv, s->uid, n - s->input_held, why, sizeof why) < 0) {
         session_reply_error(s, NULL, HCONN_ELIMIT_EXCEEDED, why);
         evbuffer_drain(in, n);
         n = 0;
@@ -418,7 +415,7 @@ session_account_input(struct session *s, struct evbuffer *in, bool check)
 void
 session_charge(struct session *s, long long delta)
 {
-    budget_charge(s->srv->budget, s->uid, delta);
+    budget_charge(s->srv, s->uid, delta);
 }
 
 void
@@ -447,8 +444,8 @@ session_bodies_over_share(struct session *s)
 {
     char why[256];
 
-    return s->body_held > 0 && budget_check(s->srv->budget, session_cfg(s),
-                                            s->uid, 0, why, sizeof why) < 0;
+    return s->body_held > 0 &&
+           budget_check(s->srv, s->uid, 0, why, sizeof why) < 0;
 }
 
 /* Reads what the client has sent, until it runs out, a limit says pause,
