@@ -91,7 +91,9 @@ struct hconn_options {
     bool tls;                /* https (HTTPSConnection): port default 443 */
 
     /* TLS only (see above). Each string is 1 ... 4096 bytes of UTF-8
-     * (server_name: a host name, at most 255 bytes). */
+     * (server_name: a host name, at most 255 bytes). hconn_new reads the
+     * files itself, with the caller's rights, and sends their contents
+     * (the protocol's ca_pem, cert_pem, key_pem): the daemon opens none. */
     const char *ca_file;     /* PEM file of trust anchors used instead of
                                 the system trust store (cafile) */
     const char *ca_path;     /* directory of hashed PEM trust anchors
@@ -134,7 +136,9 @@ struct hconn_options {
  * option set while tls is false; insecure with ca_file or ca_path; key_file
  * without cert_file; an empty, over-long or non-UTF-8 string; a
  * server_name that is not a host name; min_version other than "1.2" or
- * "1.3") or HCONN_ENO_MEMORY (*connp NULL).
+ * "1.3"; a TLS file that is not a regular file or is over the protocol's
+ * size for its kind), HCONN_EIO_ERROR (a TLS file cannot be read) or
+ * HCONN_ENO_MEMORY (*connp NULL).
  */
 int hconn_new(hconn **connp, const char *host, int port,
               const struct hconn_options *opts);

@@ -4,94 +4,39 @@
  * Every buffer a client makes the daemon fill is charged to the client's
  * uid while it is held: the partial message line in its input, each
  * parsed request until its exchange ends (an estimate of the parse's own
- * size), request bodies held, and replies queued for it. Crossing
- * max_held_bytes or the uid's share refuses the next request (or closes a
- * client whose unfinished line crosses it) with limit_exceeded naming the
- * limit: one user cannot spend the memory every user shares.
+ * size), request bodies held, and replies queued for it. The counts are
+ * the held_bytes figures of the uid (uidstats) and of the server.
+ * Crossing max_held_bytes or the uid's share refuses the next request (or
+ * closes a client whose unfinished line crosses it) with limit_exceeded
+ * naming the limit: one user cannot spend the memory every user shares.
  */
-#include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <string.h>
 
 #include "budget.h"
 #include "config.h"
 #include "hconn_error.h"
-
-#define BUDGET_BUCKETS 64
-
-struct budget_uid {
-    uid_t uid;
-    size_t held;
-    struct budget_uid *next;
-};
-
-struct budget {
-    size_t total;
-    struct budget_uid *buckets[BUDGET_BUCKETS];
-};
-
-struct budget *
-budget_new(void)
-{
-    return calloc(1, sizeof(struct budget));
-}
+#include "server.h"
+#include "uidstats.h"
+#include "wire.h"
 
 void
-budget_free(struct budget *b)
+budget_charge(struct server *srv, uid_t uid, long long delta)
 {
-    if (b == NULL)
+    if (delta == 0)
         return;
-    for (size_t i = 0; i < BUDGET_BUCKETS; i++) {
-        while (b->buckets[i] != NULL) {
-            struct budget_uid *u = b->buckets[i];
-
-            b->buckets[i] = u->next;
-            free(u);
-        }
-    }
-    free(b);
-}
-
-/* uid's entry; created when create is set (NULL when memory runs out:
- * that uid's bytes then count in the total only). */
-static struct budget_uid *
-budget_find(const struct budget *b, uid_t uid, bool create)
-{
-    struct budget_uid *u;
-
-    for (u = b->buckets[uid % BUDGET_BUCKETS]; u != NULL; u = u->next)
-        if (u->uid == uid)
-            return u;
-    if (!create || (u = calloc(1, sizeof *u)) == NULL)
-        return NULL;
-    u->uid = uid;
-    u->next = b->buckets[uid % BUDGET_BUCKETS];
-    ((struct budget *)b)->buckets[uid % BUDGET_BUCKETS] = u;
-    return u;
-}
-
-void
-budget_charge(struct budget *b, uid_t uid, long long delta)
-{
-    struct budget_uid *u;
-
-    if (b == NULL || delta == 0)
-        return;
-    u = budget_find(b, uid, true);
-    b->total += (size_t)delta;
-    if (u != NULL)
-        u->held += (size_t)delta;
+    srv->stats.held_bytes += (uint64_t)delta;
+    uidstats_get(srv, uid)->held_bytes += (uint64_t)delta;
 }
 
 int
-budget_check(const struct budget *b, const struct config *cfg, uid_t uid,
-             size_t extra, char *why, size_t len)
+budget_check(struct server *srv, uid_t uid, size_t extra, char *why, size_t len)
 {
+    const struct config *cfg = srv->cfg;
     size_t share = config_held_bytes_per_uid(cfg);
-    size_t mine = budget_held(b, uid);
+    size_t mine = (size_t)uidstats_get(srv, uid)->held_bytes;
+    size_t all = (size_t)srv->stats.held_bytes;
 
-    if (b == NULL)
-        return 0;
     if (mine + extra > share) {
         snprintf(why, len,
                  "bytes held for uid %ld (%zu, and %zu more) would exceed "
@@ -99,26 +44,31 @@ budget_check(const struct budget *b, const struct config *cfg, uid_t uid,
                  (long)uid, mine, extra, share);
         return HCONN_ELIMIT_EXCEEDED;
     }
-    if (b->total + extra > cfg->max_held_bytes) {
+    if (all + extra > cfg->max_held_bytes) {
         snprintf(why, len,
                  "bytes held for all clients (%zu, and %zu more) would "
                  "exceed max_held_bytes (%zu)",
-                 b->total, extra, cfg->max_held_bytes);
+                 all, extra, cfg->max_held_bytes);
         return HCONN_ELIMIT_EXCEEDED;
     }
     return 0;
 }
 
 size_t
-budget_held(const struct budget *b, uid_t uid)
+budget_request_cost(const struct wire_request *r)
 {
-    const struct budget_uid *u = b != NULL ? budget_find(b, uid, false) : NULL;
+    const struct wire_tls *t = &r->tls_options;
+    size_t n = 4096 + 2 * strlen(r->target);
 
-    return u != NULL ? u->held : 0;
-}
-
-size_t
-budget_total(const struct budget *b)
-{
-    return b != NULL ? b->total : 0;
+    for (size_t i = 0; i < r->nheaders; i++)
+        n += 320 +
+             2 * (strlen(r->headers[i].name) + strlen(r->headers[i].value));
+    for (size_t i = 0; i < r->proxy.nheaders; i++)
+        n += 320 + 2 * (strlen(r->proxy.headers[i].name) +
+                        strlen(r->proxy.headers[i].value));
+    if (r->has_tls_options)
+        n += 2 * ((t->ca_pem ? strlen(t->ca_pem) : 0) +
+                  (t->cert_pem ? strlen(t->cert_pem) : 0) +
+                  (t->key_pem ? strlen(t->key_pem) : 0));
+    return n;
 }

@@ -28,6 +28,7 @@
 
 struct localaddr {
     struct policy_own_addrs own; /* the current list */
+    bool failing;                /* the last read failed (logged once) */
     int fd;                      /* NETLINK_ROUTE, or -1 */
     struct event *ev;            /* fd readable, or the poll timer */
 };
@@ -41,9 +42,14 @@ localaddr_refresh(struct localaddr *la)
     size_t n = 0;
 
     if (getifaddrs(&ifs) < 0) {
-        log_warn("cannot list the machine's addresses: %s", strerror(errno));
+        if (!la->failing)
+            log_warn("cannot list the machine's addresses: %s; keeping the "
+                     "%zu known",
+                     strerror(errno), la->own.n);
+        la->failing = true;
         return;
     }
+    la->failing = false;
     for (i = ifs; i != NULL; i = i->ifa_next)
         n += i->ifa_addr != NULL && (i->ifa_addr->sa_family == AF_INET ||
                                      i->ifa_addr->sa_family == AF_INET6);

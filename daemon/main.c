@@ -14,7 +14,6 @@
 
 #include <event2/event.h>
 
-#include "budget.h"
 #include "config.h"
 #include "hconn-build.h"
 #include "listener.h"
@@ -26,9 +25,9 @@
 #include "pool.h"
 #include "resolve.h"
 #include "server.h"
-#include "uidstats.h"
 #include "session.h"
 #include "tls.h"
+#include "uidstats.h"
 
 static void
 main_usage(FILE *f)
@@ -285,11 +284,10 @@ main(int argc, char **argv)
     }
     srv.tls = tls_new(&cfg);
     srv.localaddr = localaddr_new(srv.base);
-    srv.budget = budget_new();
     srv.pool = pool_new(srv.base, srv.resolver, srv.tls, &cfg, &srv.stats);
     srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
-    if (srv.tls == NULL || srv.localaddr == NULL || srv.budget == NULL ||
-        srv.pool == NULL || srv.listener == NULL) {
+    if (srv.tls == NULL || srv.localaddr == NULL || srv.pool == NULL ||
+        srv.listener == NULL) {
         log_error("%s", srv.pool == NULL ? "out of memory" : err);
         goto out;
     }
@@ -326,7 +324,6 @@ out:
     tls_free(srv.tls);
     localaddr_free(srv.localaddr);
     uidstats_free(srv.uidstats);
-    budget_free(srv.budget);
     if (sigterm != NULL)
         event_free(sigterm);
     if (sigint != NULL)

@@ -100,7 +100,10 @@ pathcheck_request(const struct policy_rule *rule,
     char detail[512];
     int rc;
 
-    if (pathcheck_origin_form(req->target))
+    /* A rule that restricts nothing has nothing to check, even in a
+     * target no proxy could make sense of. */
+    if (pathcheck_origin_form(req->target) ||
+        !policy_restricts_destinations(rule))
         return 0;
     rc = pathcheck_target_dest(req, &d, &inner.tls, why, len);
     if (rc < 0)

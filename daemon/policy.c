@@ -625,6 +625,17 @@ policy_proxy_allowed(const struct policy_rule *r, const char *host,
     return false;
 }
 
+bool
+policy_restricts_destinations(const struct policy_rule *r)
+{
+    const struct policy_rule *parent = r->parent != NULL ? r->parent : r;
+
+    return !r->http || !r->https || r->deny_addr != 0 ||
+           (r->has_hosts ? r : parent)->has_hosts ||
+           (r->has_ports ? r : parent)->has_ports ||
+           (r->has_proxies ? r : parent)->has_proxies;
+}
+
 int
 policy_check_request(const struct policy_rule *r,
                      const struct policy_request *req, char *why, size_t len)

@@ -109,6 +109,10 @@ void policy_free(struct policy *p);
 const struct policy_rule *policy_match(const struct policy *p, uid_t uid,
                                        gid_t gid);
 
+/* False when r lets requests reach anything (schemes, hosts, ports,
+ * proxies and address classes all unrestricted). */
+bool policy_restricts_destinations(const struct policy_rule *r);
+
 /* Checks everything about req that is known before resolving. Returns 0,
  * or HCONN_EDENIED with why naming the rule and what it refused. */
 int policy_check_request(const struct policy_rule *rule,

@@ -29,7 +29,6 @@ struct session;
 struct tls;
 struct localaddr;
 struct uidstats;
-struct budget;
 
 /* Running figures, reported by {"op":"stats"}. */
 struct stats {
@@ -43,6 +42,7 @@ struct stats {
     uint64_t tls_handshakes;            /* TLS connections opened */
     uint64_t tls_resumed;               /* ... of which resumed a session */
     uint64_t errors[HCONN_ERROR_COUNT]; /* error replies, by -code */
+    uint64_t held_bytes;                /* held for clients now (budget.c) */
 };
 
 TAILQ_HEAD(session_list, session);
@@ -55,7 +55,6 @@ struct server {
     struct tls *tls;               /* contexts and the session cache */
     struct localaddr *localaddr;   /* the machine's own addresses */
     struct uidstats *uidstats;     /* figures per client uid */
-    struct budget *budget;         /* bytes held for clients, per uid */
     struct proxy_defaults proxies; /* default CONNECT proxies */
     struct listener *listener;
     struct session_list sessions; /* every connected client */

@@ -30,15 +30,15 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "config.h"
 #include "budget.h"
+#include "config.h"
 #include "exchange.h"
 #include "hconn-build.h"
 #include "hconn_error.h"
 #include "localaddr.h"
 #include "log.h"
-#include "pathcheck.h"
 #include "memory.h"
+#include "pathcheck.h"
 #include "policy.h"
 #include "pool.h"
 #include "resolve.h"
@@ -284,10 +284,8 @@ session_stats(struct session *s)
     if (!all && reply != NULL)
         json_object_set_new(reply, "uid", json_integer((json_int_t)s->uid));
     if (reply != NULL)
-        json_object_set_new(
-            reply, "held_bytes",
-            json_integer((json_int_t)(all ? budget_total(srv->budget)
-                                          : budget_held(srv->budget, s->uid))));
+        json_object_set_new(reply, "held_bytes",
+                            json_integer((json_int_t)st->held_bytes));
     session_fit_stats(reply);
     return reply;
 }
@@ -307,29 +305,6 @@ session_handle_op(struct session *s, const struct wire_client_msg *m)
     session_reply(s, reply);
 }
 
-/* What a parsed request costs while it is in flight, roughly: its
- * message's JSON values and the copies the exchange makes (head, PEM
- * material), so a request of 100,000 header pairs counts as the tens of
- * megabytes it holds. */
-static size_t
-session_request_cost(const struct wire_request *r)
-{
-    const struct wire_tls *t = &r->tls_options;
-    size_t n = 4096 + 2 * strlen(r->target);
-
-    for (size_t i = 0; i < r->nheaders; i++)
-        n += 320 +
-             2 * (strlen(r->headers[i].name) + strlen(r->headers[i].value));
-    for (size_t i = 0; i < r->proxy.nheaders; i++)
-        n += 320 + 2 * (strlen(r->proxy.headers[i].name) +
-                        strlen(r->proxy.headers[i].value));
-    if (r->has_tls_options)
-        n += 2 * ((t->ca_pem ? strlen(t->ca_pem) : 0) +
-                  (t->cert_pem ? strlen(t->cert_pem) : 0) +
-                  (t->key_pem ? strlen(t->key_pem) : 0));
-    return n;
-}
-
 static void
 session_handle_request(struct session *s, json_t *msg,
                        struct wire_client_msg *m)
@@ -339,7 +314,7 @@ session_handle_request(struct session *s, json_t *msg,
     json_t *seq = json_integer((json_int_t)++s->next_seq);
     json_t *id = m->id != NULL ? m->id : seq;
     uint64_t payload = m->has_data ? m->data_len : 0;
-    size_t cost = session_request_cost(req);
+    size_t cost = budget_request_cost(req);
     struct exchange *ex;
     char message[256];
 
@@ -366,7 +341,7 @@ session_handle_request(struct session *s, json_t *msg,
                  (long long)req->length, cfg->max_inline_body_bytes);
         session_reply_error(s, id, HCONN_ELIMIT_EXCEEDED, message);
         session_skip_payload(s, payload);
-    } else if (budget_check(s->srv->budget, cfg, s->uid,
+    } else if (budget_check(s->srv, s->uid,
                             cost + (req->body == WIRE_BODY_INLINE
                                         ? (size_t)req->length
                                         : 0),
@@ -611,8 +586,7 @@ session_account_input(struct session *s, struct evbuffer *in, bool check)
     char why[256];
 
     if (check && n > s->input_held &&
-        budget_check(s->srv->budget, session_cfg(s), s->uid, n - s->input_held,
-                     why, sizeof why) < 0) {
+        budget_check(s->srv, s->uid, n - s->input_held, why, sizeof why) < 0) {
         session_reply_error(s, NULL, HCONN_ELIMIT_EXCEEDED, why);
         evbuffer_drain(in, n);
         n = 0;
@@ -626,7 +600,7 @@ session_account_input(struct session *s, struct evbuffer *in, bool check)
 void
 session_charge(struct session *s, long long delta)
 {
-    budget_charge(s->srv->budget, s->uid, delta);
+    budget_charge(s->srv, s->uid, delta);
 }
 
 void
@@ -655,8 +629,8 @@ session_bodies_over_share(struct session *s)
 {
     char why[256];
 
-    return s->body_held > 0 && budget_check(s->srv->budget, session_cfg(s),
-                                            s->uid, 0, why, sizeof why) < 0;
+    return s->body_held > 0 &&
+           budget_check(s->srv, s->uid, 0, why, sizeof why) < 0;
 }
 
 /* Reads what the client has sent, until it runs out, a limit says pause,

@@ -57,8 +57,9 @@ tlsfiles_become(const struct tlsfiles_client *c, struct tlsfiles_saved *saved)
     int ngroups = 0;
 
     saved->switched = false;
-    if (c->uid == geteuid() && c->gid == getegid())
-        return 0; /* the daemon's rights are the client's */
+    if (c->uid == geteuid())
+        return 0; /* the client's user is the daemon's (root, or the
+                     user a per-user daemon runs as) */
     if (geteuid() != 0)
         return -1; /* cannot take another uid's rights */
     if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)

@@ -203,7 +203,8 @@ check_nonblock(const char *origin)
           "%s", why(c, rc));
     check(would_block > 0, "send returned would_block while output was queued",
           "never");
-    /* The queue may still be full here: these would block too. */
+    /* The daemon stops reading a client whose replies pile up unread
+     * (max_queued_reply_bytes), so these may have to wait their turn. */
     if (rc == 0)
         rc = (int)NB(c, hconn_request(c, "GET", "/chunked", NULL, 0, NULL, 0));
     if (rc == 0)

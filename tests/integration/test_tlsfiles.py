@@ -184,6 +184,40 @@ class TlsFilesAsTheClient(harness.IntegrationTest):
         self.assertIn(f"cannot read {self.secret_ca}: Permission denied",
                       r.stderr.decode())
 
+    def test_a_daemon_that_cannot_take_the_uid_refuses_paths(self):
+        # hconnd run as nobody, as a per-user daemon would: its own user's
+        # clients name files, any other's get denied (never the daemon's
+        # own rights), and inline material works for everyone.
+        prefix = other_user.setpriv()
+        if prefix is None:
+            self.skipTest("needs setpriv")
+        wrapper = os.path.join(self.dir, "hconnd-as-nobody")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\n"
+                    'chmod 777 "$(dirname "$2")"\n'
+                    f"exec {' '.join(prefix)} "
+                    f"{os.path.abspath(harness.HCONND)} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        saved = harness.HCONND
+        harness.HCONND = wrapper
+        try:
+            d = self.daemon()
+        finally:
+            harness.HCONND = saved
+        root = self.wire(d)
+        _, _, err = self.get(root, {"ca_file": self.public_ca}, tag="user")
+        self.assertEqual(err, {
+            "id": self.rid, "error": "denied",
+            "message": "tls: hconnd cannot open files with the rights of "
+                       "uid 0"})
+        with open(self.public_ca) as f:
+            head, _, last = self.get(root, {"ca_pem": f.read()})
+        self.assertOkResponse(head, last)
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        head, _, last = self.get(w, {"ca_file": self.public_ca})
+        self.assertOkResponse(head, last)
+        self.assertEqual(self.requests_seen(), 0)
+
 
 if __name__ == "__main__":
     harness.main()

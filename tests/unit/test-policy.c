@@ -307,6 +307,25 @@ test_special_ranges_are_private(void **state)
     assert_int_equal(class_of("223.255.255.255"), POLICY_ADDR_PUBLIC);
 }
 
+/* Whether a rule restricts destinations at all, lists inherited. */
+static void
+test_restricts_destinations(void **state)
+{
+    struct policy *p = parse("{\"rules\": [{\"uids\": [1]},"
+                             " {\"uids\": [2], \"ports\": [443]}]}");
+
+    assert_false(policy_restricts_destinations(policy_match(NULL, 0, 0)));
+    assert_false(policy_restricts_destinations(policy_match(p, 1, 1)));
+    assert_true(policy_restricts_destinations(policy_match(p, 2, 2)));
+    policy_free(p);
+    p = parse("{\"default\": {\"proxies\": []}, \"rules\": [{\"uids\": [1]}]}");
+    assert_true(policy_restricts_destinations(policy_match(p, 1, 1)));
+    policy_free(p);
+    p = parse("{\"default\": {\"link_local\": false}}");
+    assert_true(policy_restricts_destinations(policy_match(p, 1, 1)));
+    policy_free(p);
+}
+
 /* The machine's own addresses count as loopback where loopback is
  * refused, whatever their class by the table. */
 static void
@@ -485,6 +504,7 @@ main(void)
         cmocka_unit_test(test_embedded_ipv4_counts_as_itself),
         cmocka_unit_test(test_special_ranges_are_private),
         cmocka_unit_test(test_own_addresses_count_as_loopback),
+        cmocka_unit_test(test_restricts_destinations),
         cmocka_unit_test(test_check_address_names_rule_and_address),
         cmocka_unit_test(test_errors_name_key_and_rule),
     };
