@@ -1522,7 +1522,10 @@ def check_answer(fails, fig, origin, it, rec, k, uid, nonce):
                 or not echo.get("pad_ok"):
             fails.add("b", kind, f"{who}: body does not answer it: "
                       f"{echo or rec.get('body_excerpt')!r}")
-    ec = it["msg"].get("expect_continue") and it["mode"] != "none"
+    # A continue answers expect_continue, or the client's own Expect field
+    # where the daemon chose to honour it (issue 13 leaves that open).
+    ec = it["mode"] != "none" and (it["msg"].get("expect_continue") or any(
+        n.lower() == "expect" for n, v in it["msg"]["headers"]))
     if rec.get("continues", 0) > 1:
         fails.add("b", kind, f"{who}: {rec['continues']} continue replies")
     if rec.get("continues") and it["msg"].get("raw"):
