@@ -317,7 +317,8 @@ class Plan:
 
     # Origins that break the protocol ------------------------------------
     def late(self):
-        return ["stray"] + self.rng.choice([[], ["late"], ["split"]])
+        # Mostly judged modes; "split" races the daemon (see _send_late).
+        return ["stray"] + self.rng.choice([[], [], ["late"], ["late"], ["split"]])
 
     def k_stray_head(self):
         return self.base("HEAD", want=self.late())
