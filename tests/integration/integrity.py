@@ -16,7 +16,10 @@ accounted for:
       method, target and body hash are its own and the echoed token is
       the one the origin issued for that very request;
   (c) no client ever saw another message's nonce or token, nor bytes an
-      origin left on a connection (stray responses);
+      origin left on a connection (stray responses) that the daemon had
+      before it wrote the next request there (bytes written right after
+      an answer race that request: the replies after them on that
+      connection are counted, not judged; see STRAY_GRACE);
   (d) hostile messages the daemon must refuse got an error reply and the
       origin received nothing carrying their nonce; messages whose framing
       is consistent went through with the exact body;
@@ -37,8 +40,8 @@ what it saw as JSON to stdout, which the parent then checks.
 """
 
 import argparse
-import base64
 import collections
+import copy
 import hashlib
 import json
 import os
@@ -46,7 +49,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -1410,7 +1412,6 @@ def check_origin(fails, fig, port, reqs, problems, all_items, conn_uids):
 def _with_body(req, body):
     """A copy of origin request req whose body reads as body (for a
     comparison of everything but the body)."""
-    import copy
     r = copy.copy(req)
     r.body = body
     return r
