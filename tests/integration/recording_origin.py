@@ -40,6 +40,10 @@ request:
                  the bytes of a whole second response (nonce
                  "stray-<nonce>"): an origin breaking the protocol; the
                  proxy must never hand them to anyone
+    late         (with stray) the stray bytes in a write of their own,
+                 30 ms later, when no request came meanwhile
+    split        (with stray) the stray bytes in a write of their own at
+                 once (see _send_late)
     417          with `Expect: 100-continue`: answer 417 at once, never
                  read the body, close
     no100        with `Expect: 100-continue`: send no 100 Continue (the
@@ -113,6 +117,9 @@ class Request:
         self.token = None
         self.answered = False         # the answer was written in full
         self.rejected = False         # answered 417, body never read
+        self.stray_late = None        # stray bytes sent after its answer in
+                                      # a write of their own (_send_late)
+        self.stray_time = None        # when those were sent
         self.held = False             # X-Want: hold
         self.released = None          # hold: monotonic time the peer closed
         self.time = time.monotonic()
@@ -167,6 +174,7 @@ class RecordingOrigin:
         self.requests = []
         self.problems = []            # (conn index, text, bytes excerpt)
         self.tokens = {}              # token -> Request
+        self.held = []                # every X-Want: hold request
         self.stopping = threading.Event()
         self.listener = None
         self.threads = []
@@ -213,6 +221,23 @@ class RecordingOrigin:
     def wait_for(self, predicate, timeout):
         with self.cond:
             return self.cond.wait_for(predicate, timeout)
+
+    def take(self):
+        """Hands over the records so far and forgets them: (requests,
+        problems). Connections keep only their figures, so a long run
+        holds one round of bodies at a time."""
+        with self.cond:
+            reqs, probs = self.requests, self.problems
+            self.requests, self.problems = [], []
+            self.tokens = {}
+            for c in self.connections:
+                c.requests = []
+        return reqs, probs
+
+    def unreleased(self):
+        """Held requests (X-Want: hold) whose peer has not closed yet."""
+        with self.cond:
+            return [r for r in self.held if r.released is None]
 
     def open_connections(self):
         with self.lock:
@@ -305,14 +330,16 @@ class RecordingOrigin:
                 s.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         self._read_body(s, req, buf)
         if "hold" in wants:
-            req.held = True
+            with self.cond:
+                req.held = True
+                self.held.append(req)
             self._hold(s, req, buf)
             return False
         close = (req.header("Connection") or "").lower() == "close" or \
             "close" in wants or req.method == "CONNECT"
         return self._answer(s, conn, req, close=close)
 
-    def _send_late(self, s, conn, tail, delay):
+    def _send_late(self, s, conn, req, tail, delay):
         """Sends stray bytes after the answer, in a write of their own
         (delay seconds later, if no request came meanwhile), and records
         whether the proxy had them before it could send anything more: on
@@ -320,7 +347,10 @@ class RecordingOrigin:
         so when no request is pending right after it, any later request on
         this connection was written with the stray bytes already there
         ("clean"); otherwise the proxy may have written its next request
-        first and could not know ("ambiguous")."""
+        first and could not know ("ambiguous"). Without a delay (X-Want:
+        split) the bytes land while the proxy is still finishing the
+        answer: whether it could have seen them before writing its next
+        request is a race it cannot always win ("race")."""
         if delay:
             time.sleep(delay)
             r, _, _ = select.select([s], [], [], 0)
@@ -328,9 +358,12 @@ class RecordingOrigin:
                 conn.stray_sent = False
                 return
         s.sendall(tail)
+        sent = time.monotonic()
         r, _, _ = select.select([s], [], [], 0)
         with self.cond:
-            conn.stray_late = "ambiguous" if r else "clean"
+            conn.stray_late = req.stray_late = \
+                "ambiguous" if r else "clean" if delay else "race"
+            req.stray_time = sent
             self.cond.notify_all()
 
     def _hold(self, s, req, buf):
@@ -546,7 +579,7 @@ class RecordingOrigin:
         late = "late" in wants or "split" in wants
         s.sendall(data if late else data + tail)
         if late and tail:
-            self._send_late(s, conn, tail, 0.03 if "late" in wants else 0)
+            self._send_late(s, conn, req, tail, 0.03 if "late" in wants else 0)
         with self.cond:
             req.answered = True
             self.cond.notify_all()

@@ -33,7 +33,7 @@ import integrity  # noqa: E402
 
 CLIENTS = 32
 UIDS = 16
-EPISODES = 12
+EPISODES = 20
 
 
 class Integrity(unittest.TestCase):
@@ -79,7 +79,7 @@ class Integrity(unittest.TestCase):
         # connections, every hostile family, departures.
         f = self.fig
         self.assertEqual(f["clients_uids"], UIDS)
-        self.assertGreater(f["messages"], 800)
+        self.assertGreater(f["messages"], 1500)
         self.assertGreater(f["origin_connections_shared_across_uids"], 0)
         self.assertGreater(f["group:hostile"], 100)
         self.assertGreater(f["group:framing_ok"], 20)
