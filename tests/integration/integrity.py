@@ -1626,14 +1626,22 @@ def main(argv=None):
     ap.add_argument("--socket", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--client-index", dest="client", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--seed", type=int, default=seed_from_env())
-    ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--uids", type=int, default=16)
-    ap.add_argument("--episodes", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=seed_from_env(),
+                    help=f"fixes every client's plan (default "
+                    f"$HCONN_INTEGRITY_SEED, else {DEFAULT_SEED})")
+    ap.add_argument("--clients", type=int, default=32,
+                    help="client processes per round (default 32)")
+    ap.add_argument("--uids", type=int, default=16,
+                    help="distinct uids among them, from 61001 (default 16)")
+    ap.add_argument("--episodes", type=int, default=12,
+                    help="batches or scenarios per client and round "
+                    "(default 12)")
     ap.add_argument("--kinds", default=None,
                     help="comma-separated kinds or groups to run; "
                     "-KIND leaves one out (benign,-big_inline)")
-    ap.add_argument("--minutes", type=float, default=None)
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="repeat rounds until this many minutes have passed "
+                    "(default: one round)")
     args = ap.parse_args(argv)
     if args.client_mode:
         return client_main(args)
