@@ -947,7 +947,7 @@ cli_run(struct cli *o)
     cli_tls_options(o, &u, &opts);
     status = cli_connect(o, &u, authority, &opts, &c);
     if (status != 0) {
-        hconn_close(c);
+        hconn_free(c);
         return status;
     }
     if (o->verbose)
@@ -959,7 +959,7 @@ cli_run(struct cli *o)
         status = cli_error(o, rc, "%s",
                            rc == HCONN_ENO_MEMORY ? "out of memory"
                                                   : hconn_errmsg(c));
-        hconn_close(c);
+        hconn_free(c);
         return status;
     }
     if (o->verbose) {
@@ -971,7 +971,7 @@ cli_run(struct cli *o)
     if (o->fail && hconn_response_status(r) >= 400) {
         status = cli_error(o, HCONN_EHTTP_ERROR, "%d %s",
                            hconn_response_status(r), hconn_response_reason(r));
-        hconn_close(c);
+        hconn_free(c);
         return status;
     }
     if (o->include || o->head_only) {
@@ -982,7 +982,7 @@ cli_run(struct cli *o)
     }
     for (;;) {
         static char buf[CLI_CHUNK];
-        ssize_t n = hconn_response_readinto(r, buf, sizeof(buf));
+        ssize_t n = hconn_response_read1(r, buf, sizeof(buf));
 
         if (n < 0) {
             if (body_bytes > 0 && !o->silent)
@@ -1002,7 +1002,7 @@ cli_run(struct cli *o)
                 fclose(out.fp);
             else if (out.fp)
                 fflush(out.fp);
-            hconn_close(c);
+            hconn_free(c);
             return status;
         }
         if (n == 0)
@@ -1013,7 +1013,7 @@ cli_run(struct cli *o)
         out.wrote = true;
         body_bytes += (unsigned long long)n;
     }
-    hconn_close(c);
+    hconn_free(c);
     if (!cli_out_open(&out))
         return cli_error(o, HCONN_EIO_ERROR, "cannot open %s: %s", out.path,
                          strerror(errno));
@@ -1029,7 +1029,7 @@ write_failed:
         out.path ? out.path : "standard output", strerror(errno));
     if (out.fp && out.fp != stdout)
         fclose(out.fp);
-    hconn_close(c);
+    hconn_free(c);
     return status;
 }
 

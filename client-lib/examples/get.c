@@ -45,6 +45,6 @@ main(int argc, char **argv)
     if (rc < 0)
         fprintf(stderr, "get: %s: %s\n", hconn_error_name(rc),
                 conn ? hconn_errmsg(conn) : "out of memory");
-    hconn_close(conn);
+    hconn_free(conn);
     return rc < 0 ? -rc : 0;
 }

@@ -129,11 +129,11 @@ check_offline(void)
     check(rc == 0 && hconn_fileno(c) == -1,
           "hconn_new(\"[::1]:8080\") parses, does not connect", "%s",
           why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
     rc = hconn_new(&c, "host:abc", 0, NULL);
     check(rc == HCONN_EINVALID_URL && *hconn_errmsg(c),
           "hconn_new(\"host:abc\") is invalid_url", "%s", why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
     rc = hconn_new(&c, "127.0.0.1", 0, NULL);
     if (rc == 0) {
         rc = hconn_getresponse(c, &(hconn_response *){NULL});
@@ -152,7 +152,7 @@ check_offline(void)
         check(rc == HCONN_EINVALID_HEADER, "CR/LF in a value is invalid_header",
               "%s", why(c, rc));
     }
-    hconn_close(c);
+    hconn_free(c);
 }
 
 /* GET /small.txt: head, read_all, closed() transitions. */
@@ -690,38 +690,38 @@ check_tls_options_offline(const char *origin, const char *ca_file)
     rc = new_tls(&c, origin, false, ca_file, NULL, false);
     check(rc == HCONN_EINVALID_ARGUMENT && strstr(hconn_errmsg(c), "tls"),
           "ca_file without tls is invalid_argument", "%s", why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
     rc = new_tls(&c, origin, false, NULL, NULL, true);
     check(rc == HCONN_EINVALID_ARGUMENT,
           "insecure without tls is "
           "invalid_argument",
           "%s", why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
     rc = new_tls(&c, origin, true, ca_file, NULL, true);
     check(rc == HCONN_EINVALID_ARGUMENT &&
               strstr(hconn_errmsg(c), "contradictory"),
           "insecure with ca_file is invalid_argument", "%s", why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
     rc = hconn_new(&c, origin, 0,
                    &(struct hconn_options){.tls = true, .min_version = "1.1"});
     check(rc == HCONN_EINVALID_ARGUMENT,
           "min_version \"1.1\" is "
           "invalid_argument",
           "%s", why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
     rc = new_tls(&c, origin, true, NULL, "bad name/", false);
     check(rc == HCONN_EINVALID_ARGUMENT,
           "a server_name with '/' is "
           "invalid_argument",
           "%s", why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
     rc = hconn_new(&c, origin, 0,
                    &(struct hconn_options){.tls = true, .key_file = ca_file});
     check(rc == HCONN_EINVALID_ARGUMENT,
           "key_file without cert_file is "
           "invalid_argument",
           "%s", why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
 }
 
 /* https to nginx's TLS server: verification with and without the test CA,
@@ -752,7 +752,7 @@ check_tls(const char *origin, const char *ca_file)
     rc = tls_get_small(c, &status, &exact);
     check(rc == 0 && status == 200 && exact, "a second GET over TLS",
           "%s, status %d", why(c, rc), status);
-    hconn_close(c);
+    hconn_free(c);
 
     rc = new_tls(&c, origin, true, NULL, NULL, false);
     if (rc == 0)
@@ -762,14 +762,14 @@ check_tls(const char *origin, const char *ca_file)
           "system trust store only: tls_verify_failed naming the "
           "certificate",
           "%s", why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
 
     rc = new_tls(&c, origin, true, ca_file, "wrong.example", false);
     if (rc == 0)
         rc = tls_get_small(c, &status, &exact);
     check(rc == HCONN_ETLS_VERIFY_FAILED,
           "server_name \"wrong.example\": tls_verify_failed", "%s", why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
 
     rc = new_tls(&c, origin, true, ca_file, "localhost", false);
     if (rc == 0)
@@ -777,14 +777,14 @@ check_tls(const char *origin, const char *ca_file)
     check(rc == 0 && status == 200 && exact,
           "server_name \"localhost\" with ca_file: 200", "%s, status %d",
           why(c, rc), status);
-    hconn_close(c);
+    hconn_free(c);
 
     rc = new_tls(&c, origin, true, NULL, NULL, true);
     if (rc == 0)
         rc = tls_get_small(c, &status, &exact);
     check(rc == 0 && status == 200 && exact, "insecure: 200, exact body",
           "%s, status %d", why(c, rc), status);
-    hconn_close(c);
+    hconn_free(c);
 
     rc = hconn_new(&c, origin, 0,
                    &(struct hconn_options){
@@ -799,7 +799,7 @@ check_tls(const char *origin, const char *ca_file)
               "got \"%s\"", proto);
         hconn_response_close(r);
     }
-    hconn_close(c);
+    hconn_free(c);
 }
 
 /* The fault origin: every way of reading a truncated body fails. */
@@ -880,6 +880,6 @@ main(int argc, char **argv)
         check_streaming(c);
         check_states(c);
     }
-    hconn_close(c);
+    hconn_free(c);
     return tap_finish();
 }
