@@ -9,9 +9,10 @@
  *   }
  *
  * RULE keys: schemes, hosts, ports, proxies (lists), loopback, private,
- * link_local, insecure_tls, client_certs (booleans). The default rule
- * starts from the built-in one, which allows everything; each listed rule
- * starts from the default rule, so a rule states only what differs.
+ * link_local, insecure_tls, no_check_hostname, client_certs (booleans).
+ * The default rule starts from the built-in one, which allows everything;
+ * each listed rule starts from the default rule, so a rule states only
+ * what differs.
  * Unknown keys are errors, so a misspelt restriction is never silently
  * ignored.
  *
@@ -65,6 +66,7 @@ policy_rule_allow_all(struct policy_rule *r, const char *name)
     *r = (struct policy_rule){.http = true,
                               .https = true,
                               .insecure_tls = true,
+                              .no_check_hostname = true,
                               .client_certs = true};
     snprintf(r->name, sizeof r->name, "%s", name);
 }
@@ -344,6 +346,9 @@ policy_parse_rule(struct policy_rule *r, const json_t *obj, const char *where,
         } else if (strcmp(key, "insecure_tls") == 0) {
             rc =
                 policy_parse_bool(v, where, key, &r->insecure_tls, err, errlen);
+        } else if (strcmp(key, "no_check_hostname") == 0) {
+            rc = policy_parse_bool(v, where, key, &r->no_check_hostname, err,
+                                   errlen);
         } else if (strcmp(key, "client_certs") == 0) {
             rc =
                 policy_parse_bool(v, where, key, &r->client_certs, err, errlen);
@@ -454,6 +459,7 @@ policy_parse(const json_t *value, char *err, size_t errlen)
                                   .https = p->def.https,
                                   .deny_addr = p->def.deny_addr,
                                   .insecure_tls = p->def.insecure_tls,
+                                  .no_check_hostname = p->def.no_check_hostname,
                                   .client_certs = p->def.client_certs};
         p->nrules++;
         snprintf(where, sizeof where, "policy.rules[%zu]", i);
@@ -613,6 +619,13 @@ policy_check_request(const struct policy_rule *r,
         snprintf(why, len,
                  "policy rule %s: turning certificate verification off is "
                  "not allowed",
+                 r->name);
+        return HCONN_EDENIED;
+    }
+    if (req->no_check_hostname && !r->no_check_hostname) {
+        snprintf(why, len,
+                 "policy rule %s: turning the certificate name check off "
+                 "(check_hostname) is not allowed",
                  r->name);
         return HCONN_EDENIED;
     }

@@ -586,11 +586,12 @@ wire_parse_origin(struct wire_ctx *c, json_t *msg, struct wire_request *r)
 static int
 wire_parse_tls(struct wire_ctx *c, json_t *obj, struct wire_tls *t)
 {
-    static const char *const keys[] = {"verify",      "insecure",    "ca_file",
-                                       "ca_path",     "cert_file",   "key_file",
-                                       "server_name", "min_version", NULL};
+    static const char *const keys[] = {
+        "verify",   "insecure",    "ca_file",     "ca_path",        "cert_file",
+        "key_file", "server_name", "min_version", "check_hostname", NULL};
     struct wire_ctx tc = {c->err, c->errlen, "tls."};
     char herr[192];
+    bool check_hostname = true;
     int rc;
 
     t->verify = true;
@@ -608,8 +609,10 @@ wire_parse_tls(struct wire_ctx *c, json_t *obj, struct wire_tls *t)
         (rc = wire_get_string(&tc, obj, "server_name", 1, URL_HOST_MAX,
                               HCONN_EBAD_MESSAGE, &t->server_name)) ||
         (rc = wire_get_string(&tc, obj, "min_version", 1, 3, HCONN_EBAD_MESSAGE,
-                              &t->min_version)))
+                              &t->min_version)) ||
+        (rc = wire_get_bool(&tc, obj, "check_hostname", &check_hostname)))
         return rc;
+    t->no_check_hostname = !check_hostname;
     if (t->server_name != NULL &&
         url_check_host(t->server_name, herr, sizeof(herr)) != 0)
         return wire_fail(c, HCONN_EBAD_MESSAGE, "field \"tls.server_name\": %s",
@@ -672,6 +675,7 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
                                        "body",
                                        "length",
                                        "timeout",
+                                       "read_timeout",
                                        "proxy",
                                        NULL};
     struct wire_request *r = &m->req;
@@ -727,6 +731,17 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
                              "above 0 and at most %g",
                              WIRE_MAX_TIMEOUT);
         r->timeout = json_number_value(timeout);
+    }
+    timeout = json_object_get(msg, "read_timeout");
+    if (timeout != NULL) {
+        if (!json_is_number(timeout) || !(json_number_value(timeout) >= 0) ||
+            json_number_value(timeout) > WIRE_MAX_TIMEOUT)
+            return wire_fail(c, HCONN_EBAD_MESSAGE,
+                             "field \"read_timeout\" must be a number of "
+                             "seconds from 0 (none) to %g",
+                             WIRE_MAX_TIMEOUT);
+        r->has_read_timeout = true;
+        r->read_timeout = json_number_value(timeout);
     }
     if (json_is_object(tls)) {
         r->has_tls_options = true;

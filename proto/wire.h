@@ -85,6 +85,8 @@ struct wire_tls {
     const char *key_file;
     const char *server_name; /* SNI and name to verify, default host */
     const char *min_version; /* "1.2" or "1.3", NULL for the default */
+    bool no_check_hostname;  /* "check_hostname": false: verify the chain
+                                but not the name */
 };
 
 /* The "proxy" object: tunnel through host:port with CONNECT. */
@@ -111,8 +113,10 @@ struct wire_request {
     enum wire_body body;
     int64_t length; /* INLINE: N; STREAM: "length" or -1 */
     bool expect_continue;
-    double timeout; /* seconds; 0 = the daemon's default */
-    bool raw;       /* shell mode: head line, bare body, close */
+    double timeout;        /* seconds; 0 = the daemon's default */
+    bool has_read_timeout; /* "read_timeout" given */
+    double read_timeout;   /* then: seconds, 0 = no read timeout */
+    bool raw;              /* shell mode: head line, bare body, close */
     bool has_tls_options;
     struct wire_tls tls_options;
     bool has_proxy;

@@ -305,6 +305,12 @@ NGINX_TLS_SERVER = """
         add_header X-SSL-Session-Reused $ssl_session_reused always;
 {extra}        location = /small.txt {{ }}
         location = /big.bin {{ }}
+        location = /echo {{
+            client_body_buffer_size 16m;
+            client_max_body_size 16m;
+            echo_read_request_body;
+            echo_request_body;
+        }}
     }}
 """
 
