@@ -47,10 +47,11 @@ struct policy_rule {
     char **proxies; /* "proxies": "hostpattern:port", port may be "*";
                        "*": any */
     size_t nproxies;
-    unsigned deny_addr;     /* POLICY_ADDR_* classes refused */
-    bool insecure_tls;      /* may turn certificate verification off */
-    bool no_check_hostname; /* may turn the certificate name check off */
-    bool client_certs;      /* may have the daemon load a client key */
+    unsigned deny_addr; /* POLICY_ADDR_* classes refused */
+    bool insecure_tls;  /* may turn certificate verification off */
+    bool client_certs;  /* may have the daemon load a client key */
+    /* may turn the certificate name check off */
+    bool no_check_hostname;
 };
 
 struct policy {
@@ -66,10 +67,11 @@ struct policy_request {
     uint16_t port;          /* the origin's */
     const char *proxy_host; /* the tunnel's proxy; NULL: direct */
     uint16_t proxy_port;
-    bool proxy_is_default;  /* the daemon's own default proxy */
-    bool insecure;          /* certificate verification off */
-    bool no_check_hostname; /* the certificate's name not checked */
-    bool client_cert;       /* a cert_file or key_file */
+    bool proxy_is_default; /* the daemon's own default proxy */
+    bool insecure;         /* certificate verification off */
+    bool client_cert;      /* a cert_file or key_file */
+    /* the certificate's name not checked */
+    bool no_check_hostname;
 };
 
 /* A rule's address classes in a small value that a connection attempt

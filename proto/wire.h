@@ -113,16 +113,17 @@ struct wire_request {
     enum wire_body body;
     int64_t length; /* INLINE: N; STREAM: "length" or -1 */
     bool expect_continue;
-    double timeout;        /* seconds; 0 = the daemon's default */
-    bool has_read_timeout; /* "read_timeout" given */
-    double read_timeout;   /* then: seconds, 0 = no read timeout */
-    bool raw;              /* shell mode: head line, bare body, close */
+    double timeout; /* seconds; 0 = the daemon's default */
+    bool raw;       /* shell mode: head line, bare body, close */
     bool has_tls_options;
     struct wire_tls tls_options;
     bool has_proxy;
     struct wire_proxy proxy;
     bool direct; /* "proxy": false: no tunnel, not even the daemon's
                     default proxy */
+    /* "read_timeout" given, and then its seconds (0: no read timeout) */
+    bool has_read_timeout;
+    double read_timeout;
 };
 
 enum wire_client_kind {
