@@ -145,8 +145,7 @@ struct hconn_options {
  * (NULL connp; timeout negative (other than HCONN_TIMEOUT_NONE) or above
  * 86400, the protocol's limit; blocksize above 16 MiB; a TLS option set
  * while tls is false; insecure with ca_file, ca_path or no_check_hostname;
- * key_file
- * without cert_file; an empty, over-long or non-UTF-8 string; a
+ * key_file without cert_file; an empty, over-long or non-UTF-8 string; a
  * server_name that is not a host name; min_version other than "1.2" or
  * "1.3") or HCONN_ENO_MEMORY (*connp NULL).
  */
@@ -184,21 +183,19 @@ int hconn_connect(hconn *c);
 /*
  * Sends a whole request now: method, url (the request-target, e.g.
  * "/index.html"; "" means "/", as in http.client), an optional body and
- * extra header fields (name/value
- * pairs, order and duplicates kept). body NULL means no body (hconnd adds
- * Content-Length: 0 for POST, PUT and PATCH); otherwise body_len bytes are
- * sent inline. hconnd adds Host and Accept-Encoding: identity as
- * http.client does. hconnd alone frames the body: a Content-Length field
- * must equal body_len (0 without a body), and a Transfer-Encoding field
- * may only be "chunked", asking hconnd to send the raw body chunked
- * (http.client instead expects a body already chunk-encoded by the caller
- * with encode_chunked=True). Returns 0, HCONN_EINVALID_URL (method not a
+ * extra header fields (name/value pairs, order and duplicates kept). body NULL
+ * means no body (hconnd adds Content-Length: 0 for POST, PUT and PATCH);
+ * otherwise body_len bytes are sent inline. hconnd adds Host and
+ * Accept-Encoding: identity as http.client does. hconnd alone frames the body:
+ * a Content-Length field must equal body_len (0 without a body), and a
+ * Transfer-Encoding field may only be "chunked", asking hconnd to send the raw
+ * body chunked (http.client instead expects a body already chunk-encoded by the
+ * caller with encode_chunked=True). Returns 0, HCONN_EINVALID_URL (method not a
  * token; control bytes or space in url), HCONN_EINVALID_HEADER (also for
- * framing fields that break those rules),
- * HCONN_ECANNOT_SEND_REQUEST (a putrequest() is unfinished or a streamed
- * body still open), or a connection error (HCONN_EDAEMON_UNAVAILABLE,
- * HCONN_ECONNECTION_CLOSED, HCONN_ETIMEOUT, ...). Errors hconnd finds in
- * the request come back from hconn_getresponse().
+ * framing fields that break those rules), HCONN_ECANNOT_SEND_REQUEST (a
+ * putrequest() is unfinished or a streamed body still open), or a connection
+ * error (HCONN_EDAEMON_UNAVAILABLE, HCONN_ECONNECTION_CLOSED, HCONN_ETIMEOUT,
+ * ...). Errors hconnd finds in the request come back from hconn_getresponse().
  */
 int hconn_request(hconn *c, const char *method, const char *url,
                   const void *body, size_t body_len,
@@ -297,13 +294,13 @@ int hconn_request_stream(hconn *c, const char *method, const char *url,
  * Streams the body from file descriptor fd: len bytes, or until its end
  * when len < 0 (a pipe, a socket, stdin). Reads pieces of blocksize bytes
  * (64 KiB by default): the body is never held in memory whole. Stops, as
- * hconn_send() does, once the request has an answer. With a declared length,
- * len is capped to what is still due. Returns the bytes sent, or
+ * hconn_send() does, once the request has an answer. With a declared
+ * length, len is capped to what is still due. Returns the bytes sent, or
  * HCONN_EBODY_LENGTH (fd ended before len bytes; those read were sent),
- * HCONN_EIO_ERROR (read failed), HCONN_ECANNOT_SEND_REQUEST or a connection
- * error. Non-blocking mode: returns the count sent so far once the output queue
- * is full (or fd has nothing yet; wait for fd too), HCONN_EWOULD_BLOCK if that
- * is 0; call again for the rest.
+ * HCONN_EIO_ERROR (read failed), HCONN_ECANNOT_SEND_REQUEST or a
+ * connection error. Non-blocking mode: returns the count sent so far once
+ * the output queue is full (or fd has nothing yet; wait for fd too),
+ * HCONN_EWOULD_BLOCK if that is 0; call again for the rest.
  */
 int64_t hconn_send_fd(hconn *c, int fd, int64_t len);
 
@@ -566,19 +563,21 @@ enum hconn_status {
     HCONN_STATUS_LENGTH_REQUIRED = 411,
     HCONN_STATUS_PRECONDITION_FAILED = 412,
     HCONN_STATUS_CONTENT_TOO_LARGE = 413,
-    HCONN_STATUS_REQUEST_ENTITY_TOO_LARGE =
-        413, /* the name before Python 3.13 */
+    /* the name before Python 3.13: */
+    HCONN_STATUS_REQUEST_ENTITY_TOO_LARGE = 413,
     HCONN_STATUS_URI_TOO_LONG = 414,
-    HCONN_STATUS_REQUEST_URI_TOO_LONG = 414, /* the name before Python 3.13 */
+    /* the name before Python 3.13: */
+    HCONN_STATUS_REQUEST_URI_TOO_LONG = 414,
     HCONN_STATUS_UNSUPPORTED_MEDIA_TYPE = 415,
     HCONN_STATUS_RANGE_NOT_SATISFIABLE = 416,
-    HCONN_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE =
-        416, /* the name before Python 3.13 */
+    /* the name before Python 3.13: */
+    HCONN_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE = 416,
     HCONN_STATUS_EXPECTATION_FAILED = 417,
     HCONN_STATUS_IM_A_TEAPOT = 418,
     HCONN_STATUS_MISDIRECTED_REQUEST = 421,
     HCONN_STATUS_UNPROCESSABLE_CONTENT = 422,
-    HCONN_STATUS_UNPROCESSABLE_ENTITY = 422, /* the name before Python 3.13 */
+    /* the name before Python 3.13: */
+    HCONN_STATUS_UNPROCESSABLE_ENTITY = 422,
     HCONN_STATUS_LOCKED = 423,
     HCONN_STATUS_FAILED_DEPENDENCY = 424,
     HCONN_STATUS_TOO_EARLY = 425,

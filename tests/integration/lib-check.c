@@ -771,6 +771,28 @@ check_tls(const char *origin, const char *ca_file)
           "server_name \"wrong.example\": tls_verify_failed", "%s", why(c, rc));
     hconn_free(c);
 
+    /* SSLContext.check_hostname = False: the chain is still verified. */
+    rc = hconn_new(&c, origin, 0,
+                   &(struct hconn_options){.tls = true,
+                                           .ca_file = ca_file,
+                                           .server_name = "wrong.example",
+                                           .no_check_hostname = true});
+    if (rc == 0)
+        rc = tls_get_small(c, &status, &exact);
+    check(rc == 0 && status == 200 && exact,
+          "no_check_hostname with server_name \"wrong.example\": 200",
+          "%s, status %d", why(c, rc), status);
+    hconn_free(c);
+    rc = hconn_new(
+        &c, origin, 0,
+        &(struct hconn_options){.tls = true, .no_check_hostname = true});
+    if (rc == 0)
+        rc = tls_get_small(c, &status, &exact);
+    check(rc == HCONN_ETLS_VERIFY_FAILED,
+          "no_check_hostname still verifies the chain: tls_verify_failed", "%s",
+          why(c, rc));
+    hconn_free(c);
+
     rc = new_tls(&c, origin, true, ca_file, "localhost", false);
     if (rc == 0)
         rc = tls_get_small(c, &status, &exact);
