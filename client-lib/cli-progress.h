@@ -10,14 +10,14 @@
 
 /* One transfer's meter. */
 struct progress {
-    bool on;         /* drawing at all */
-    bool bar;        /* -#: a bar instead of figures */
-    bool upload;     /* counting bytes sent, not received */
-    bool drawn;      /* a line is on the terminal (needs its newline) */
-    double start;    /* monotonic seconds at the start */
-    double last;     /* when the line was last drawn */
-    int64_t total;   /* expected bytes, -1 unknown */
-    uint64_t done;   /* bytes so far */
+    bool on;       /* drawing at all */
+    bool bar;      /* -#: a bar instead of figures */
+    bool upload;   /* counting bytes sent, not received */
+    bool drawn;    /* a line is on the terminal (needs its newline) */
+    double start;  /* monotonic seconds at the start */
+    double last;   /* when the line was last drawn */
+    int64_t total; /* expected bytes, -1 unknown */
+    uint64_t done; /* bytes so far */
 };
 
 /* Whether a meter may be shown at all: not silent, stderr a terminal and

@@ -158,7 +158,8 @@ static const char cli_usage[] =
     "      --stats              print hconnd's figures (one JSON line: "
     "clients,\n"
     "                           requests, pool per origin, reuse, TLS\n"
-    "                           resumptions, errors by name, uptime) and exit;\n"
+    "                           resumptions, errors by name, uptime) and "
+    "exit;\n"
     "                           a readable summary when stdout is a terminal\n"
     "      --json               --stats as the JSON line, even on a terminal\n"
     "  -V, --version            show the version and exit\n"
@@ -1306,15 +1307,97 @@ done:
     return status;
 }
 
-/* --stats: one {"op":"stats"} on its own connection; the reply, as
- * received, on stdout. The socket is found as libhconn finds it. */
+/* An integer field of obj, 0 when absent. */
+static long long
+cli_stat(json_t *obj, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(obj, key));
+}
+
+/* --stats on a terminal: the figures of the stats reply, readable. Fields
+ * this version does not know are listed at the end as they are. */
+static void
+cli_stats_summary(json_t *st)
+{
+    static const char *const known[] = {"op",
+                                        "id",
+                                        "uptime",
+                                        "clients",
+                                        "clients_total",
+                                        "requests",
+                                        "responses",
+                                        "reuse_hits",
+                                        "reuse_misses",
+                                        "retries",
+                                        "pool",
+                                        "tls",
+                                        "errors",
+                                        NULL};
+    json_t *pool = json_object_get(st, "pool");
+    json_t *origins = json_object_get(pool, "origins");
+    json_t *tls = json_object_get(st, "tls");
+    json_t *errors = json_object_get(st, "errors");
+    long long up = cli_stat(st, "uptime");
+    long long hits = cli_stat(st, "reuse_hits");
+    long long misses = cli_stat(st, "reuse_misses");
+    const char *key;
+    json_t *v;
+
+    printf("hconnd: up %lldd %02lld:%02lld:%02lld\n", up / 86400,
+           up / 3600 % 24, up / 60 % 60, up % 60);
+    printf("clients:   %lld connected, %lld since start\n",
+           cli_stat(st, "clients"), cli_stat(st, "clients_total"));
+    printf("requests:  %lld, %lld responses, %lld retried\n",
+           cli_stat(st, "requests"), cli_stat(st, "responses"),
+           cli_stat(st, "retries"));
+    printf("reuse:     %lld of %lld connections reused (%.1f%%)\n", hits,
+           hits + misses,
+           hits + misses ? 100.0 * (double)hits / (double)(hits + misses)
+                         : 0.0);
+    printf("pool:      %lld connections open, %lld idle\n",
+           cli_stat(pool, "open"), cli_stat(pool, "idle"));
+    json_object_foreach(origins, key, v)
+    {
+        printf("  %s: %lld idle, %lld busy, %lld connecting, %lld waiting\n",
+               key, cli_stat(v, "idle"), cli_stat(v, "busy"),
+               cli_stat(v, "connecting"), cli_stat(v, "waiting"));
+    }
+    printf("TLS:       %lld handshakes, %lld resumed\n",
+           cli_stat(tls, "handshakes"), cli_stat(tls, "resumed"));
+    printf("errors:   ");
+    if (json_object_size(errors) == 0)
+        printf(" none");
+    json_object_foreach(errors, key, v)
+    {
+        printf(" %s %lld", key, (long long)json_integer_value(v));
+    }
+    printf("\n");
+    json_object_foreach(st, key, v)
+    {
+        bool is_known = false;
+        char *text;
+
+        for (size_t i = 0; known[i]; i++)
+            is_known |= strcmp(known[i], key) == 0;
+        if (is_known)
+            continue;
+        text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        printf("%s: %s\n", key, text ? text : "?");
+        free(text);
+    }
+}
+
+/* --stats: one {"op":"stats"} on its own connection; the reply on
+ * stdout, as received (the JSON line) unless stdout is a terminal and
+ * --json was not given: then a readable summary. The socket is found as
+ * libhconn finds it. */
 static int
 cli_stats(struct cli *o)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     const char *env = getenv("HCONN_SOCKET"), *xdg = getenv("XDG_RUNTIME_DIR");
     static const char req[] = "{\"op\":\"stats\"}\n";
-    char buf[16384], *nl = NULL;
+    char buf[16384], *nl = NULL, *line = NULL;
     size_t total = 0;
     ssize_t got;
     int fd;
@@ -1338,19 +1421,45 @@ cli_stats(struct cli *o)
         return cli_error(o, HCONN_EDAEMON_UNAVAILABLE, "%s: %s", sun.sun_path,
                          strerror(errno));
     }
-    /* The reply is one line, of any length: copy it up to its newline. */
+    /* The reply is one line, of any length: keep it up to its newline. */
     while (nl == NULL && (got = read(fd, buf, sizeof buf)) > 0) {
+        size_t keep;
+        char *bigger;
+
         nl = memchr(buf, '\n', (size_t)got);
-        fwrite(buf, 1, nl != NULL ? (size_t)(nl - buf) + 1 : (size_t)got,
-               stdout);
-        total += (size_t)got;
+        keep = nl != NULL ? (size_t)(nl - buf) + 1 : (size_t)got;
+        bigger = realloc(line, total + keep + 1);
+        if (!bigger) {
+            free(line);
+            close(fd);
+            return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
+        }
+        line = bigger;
+        memcpy(line + total, buf, keep);
+        total += keep;
+        line[total] = '\0';
     }
     close(fd);
-    if (nl == NULL)
+    if (nl == NULL) {
+        free(line);
         return cli_error(o, HCONN_EBAD_MESSAGE,
                          "%s: the stats reply ended after %zu bytes, "
                          "unfinished",
                          sun.sun_path, total);
+    }
+    if (!o->json && isatty(STDOUT_FILENO)) {
+        json_t *st = json_loads(line, 0, NULL);
+
+        if (json_is_object(st)) {
+            cli_stats_summary(st);
+            json_decref(st);
+            free(line);
+            return 0;
+        }
+        json_decref(st);
+    }
+    fwrite(line, 1, total, stdout);
+    free(line);
     return 0;
 }
 

@@ -276,6 +276,16 @@ http {{
             return 404;
         }}
 
+        # Redirects for the hconn command's -L.
+        location = /redirect/301 {{ return 301 /small.txt; }}
+        location = /redirect/302 {{ return 302 /small.txt; }}
+        location = /redirect/303 {{ return 303 /small.txt; }}
+        location = /redirect/307 {{ return 307 /echo; }}
+        location = /redirect/308 {{ return 308 /echo; }}
+        location = /redirect/twice {{ return 302 /redirect/301; }}
+        location = /redirect/relative {{ return 302 "../small.txt"; }}
+        location = /redirect/loop {{ return 302 /redirect/loop; }}
+
         location /dav/ {{
             dav_methods PUT DELETE;
             create_full_put_path on;
