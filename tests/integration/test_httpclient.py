@@ -9,6 +9,7 @@ import http
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -146,6 +147,97 @@ class HttpClientCheck(harness.IntegrationTest):
         self.assertIn("header: Content-Length: 2", err.splitlines())
         # No protocol JSON at level 1.
         self.assertNotRegex(err, r'\{"id"')
+
+
+
+class Examples(harness.IntegrationTest):
+    """examples/get.c is what the README and libhconn(3) show, it runs, and
+    the README's advice for a non-system prefix works."""
+
+    GET_C = os.path.join(harness.SOURCE_ROOT, "client-lib", "examples",
+                         "get.c")
+
+    def read(self, *parts):
+        with open(os.path.join(harness.SOURCE_ROOT, *parts)) as f:
+            return f.read()
+
+    def test_readme_and_man_page_show_examples_get_c(self):
+        src = self.read("client-lib", "examples", "get.c")
+        readme = self.read("README.md")
+        m = re.search(r"`client-lib/examples/get.c`[^\n]*\n\n```c\n(.*?)```",
+                      readme, re.S)
+        self.assertIsNotNone(m, "no get.c block in README.md")
+        self.assertEqual(m.group(1), src)
+        page = self.read("man", "libhconn.3")
+        m = re.search(r"\.SH EXAMPLES.*?\.EX\n(.*?)\.EE", page, re.S)
+        roff = m.group(1)
+        text = re.sub(r"^\\&", "", roff, flags=re.M)
+        text = text.replace("\\-", "-").replace("\\e", "\\")
+        self.assertEqual(text, src)
+
+    def built(self, name):
+        path = os.path.join(harness.BUILD_ROOT, "client-lib", name)
+        harness.require_binary(self, path, name)
+        return path
+
+    def test_get_example_runs(self):
+        ng = harness.Nginx()
+        self.addCleanup(ng.stop)
+        ng.start()
+        d = self.start_daemon()
+        r = subprocess.run([self.built("get"), ng.hostport],
+                           capture_output=True, text=True, env=d.env,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^\d{3} [A-Za-z ]+\n\d+ bytes\n$")
+
+    def test_a_program_built_as_the_readme_says_runs_from_a_prefix(self):
+        meson, cc = shutil.which("meson"), shutil.which("cc")
+        pkg_config = shutil.which("pkg-config")
+        if not (meson and cc and pkg_config):
+            raise harness.missing("meson, cc and pkg-config are needed")
+        destdir = tempfile.mkdtemp(prefix="hconn-prefix-")
+        self.addCleanup(shutil.rmtree, destdir, True)
+        r = subprocess.run([meson, "install", "-C", harness.BUILD_ROOT,
+                            "--no-rebuild", "--quiet", "--destdir", destdir],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        pcs = [os.path.join(root, f) for root, _, files in os.walk(destdir)
+               for f in files if f == "hconn.pc"]
+        self.assertEqual(len(pcs), 1, pcs)
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pcs[0]),
+                   PKG_CONFIG_SYSROOT_DIR=destdir)
+
+        def pc(*args):
+            return subprocess.run([pkg_config, *args, "hconn"], env=env,
+                                  capture_output=True, text=True,
+                                  check=True).stdout.split()
+
+        # As the README says: -Wl,-rpath,$(pkg-config --variable=libdir
+        # hconn) (pkg-config puts the sysroot, destdir, in front).
+        libdir = pc("--variable=libdir")[0]
+        self.assertTrue(libdir.startswith(destdir), libdir)
+        ng = harness.Nginx()
+        self.addCleanup(ng.stop)
+        ng.start()
+        d = self.start_daemon()
+        runs = {}
+        for name, extra in (("plain", []),
+                            ("rpath", [f"-Wl,-rpath,{libdir}"])):
+            out = os.path.join(destdir, f"get-{name}")
+            r = subprocess.run([cc, self.GET_C, "-o", out,
+                                *pc("--cflags", "--libs"), *extra],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            runs[name] = subprocess.run([out, ng.hostport],
+                                        capture_output=True, text=True,
+                                        env=d.env, timeout=60)
+        # Without the rpath the loader cannot find the library (the
+        # problem the README explains); with it the program runs.
+        self.assertNotEqual(runs["plain"].returncode, 0)
+        self.assertIn("libhconn.so.0", runs["plain"].stderr)
+        self.assertEqual(runs["rpath"].returncode, 0, runs["rpath"].stderr)
+        self.assertRegex(runs["rpath"].stdout, r"^\d{3} ")
 
 
 if __name__ == "__main__":
