@@ -400,6 +400,18 @@ cli_has_header(const struct cli *o, const char *name)
     return false;
 }
 
+/* Removes the i-th -H field. */
+static void
+cli_remove_header_at(struct cli *o, size_t i)
+{
+    free(o->header_bufs[i]);
+    memmove(o->headers + i, o->headers + i + 1,
+            (o->nheaders - i - 1) * sizeof(*o->headers));
+    memmove(o->header_bufs + i, o->header_bufs + i + 1,
+            (o->nheaders - i - 1) * sizeof(*o->header_bufs));
+    o->nheaders--;
+}
+
 /* Applies -H 'Expect: ...': 'Expect:' (empty, curl's way of removing a
  * field) turns 100-continue off and is not sent; 'Expect: 100-continue'
  * turns it on for any body. */
@@ -411,13 +423,7 @@ cli_take_expect(struct cli *o)
             continue;
         if (o->headers[i].value[0] == '\0') {
             o->expect = 0;
-            free(o->header_bufs[i]);
-            memmove(o->headers + i, o->headers + i + 1,
-                    (o->nheaders - i - 1) * sizeof(*o->headers));
-            memmove(o->header_bufs + i, o->header_bufs + i + 1,
-                    (o->nheaders - i - 1) * sizeof(*o->header_bufs));
-            o->nheaders--;
-            i--;
+            cli_remove_header_at(o, i--);
         } else if (strcasecmp(o->headers[i].value, "100-continue") == 0) {
             o->expect = 1;
         }
@@ -1088,15 +1094,8 @@ static void
 cli_drop_header(struct cli *o, const char *name)
 {
     for (size_t i = 0; i < o->nheaders; i++) {
-        if (strcasecmp(o->headers[i].name, name) != 0)
-            continue;
-        free(o->header_bufs[i]);
-        memmove(o->headers + i, o->headers + i + 1,
-                (o->nheaders - i - 1) * sizeof(*o->headers));
-        memmove(o->header_bufs + i, o->header_bufs + i + 1,
-                (o->nheaders - i - 1) * sizeof(*o->header_bufs));
-        o->nheaders--;
-        i--;
+        if (strcasecmp(o->headers[i].name, name) == 0)
+            cli_remove_header_at(o, i--);
     }
 }
 

@@ -1558,6 +1558,15 @@ class IntegrationTest(unittest.TestCase):
         self.addCleanup(stop_and_report)
         return d
 
+    def start_daemon_config(self, **keys):
+        """Starts hconnd with a config file holding keys (its JSON
+        object); the file is removed at cleanup."""
+        fd, path = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(keys, f)
+        self.addCleanup(os.unlink, path)
+        return self.start_daemon("--config", path)
+
     def start_origin(self, scenarios):
         o = FaultOrigin(scenarios)
         self.addCleanup(o.stop)

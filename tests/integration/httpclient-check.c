@@ -26,46 +26,10 @@
 #include <unistd.h>
 
 #include "hconn.h"
+#include "lib-util.h"
 #include "tap.h"
 
 #define BIG_SIZE (1024 * 1024) /* bytes of nginx's /big.bin */
-
-/* The text of a failure for a detail line. */
-static const char *
-why(hconn *c, int rc)
-{
-    static char buf[600];
-
-    snprintf(buf, sizeof(buf), "%s: %s", hconn_error_name(rc),
-             c ? hconn_errmsg(c) : "");
-    return buf;
-}
-
-/* A new hconn to origin with opts; exits if even that fails. */
-static hconn *
-new_conn(const char *origin, const struct hconn_options *opts)
-{
-    hconn *c;
-    int rc = hconn_new(&c, origin, 0, opts);
-
-    if (rc < 0) {
-        printf("Bail out! hconn_new(%s): %s\n", origin, why(c, rc));
-        exit(1);
-    }
-    return c;
-}
-
-/* Sends method path (optional body) and gets the response head. */
-static int
-fetch(hconn *c, const char *method, const char *path, const char *body,
-      hconn_response **rp)
-{
-    int rc =
-        hconn_request(c, method, path, body, body ? strlen(body) : 0, NULL, 0);
-
-    *rp = NULL;
-    return rc < 0 ? rc : hconn_getresponse(c, rp);
-}
 
 /* Whether buf holds /big.bin's bytes from offset off. */
 static bool
@@ -145,22 +109,23 @@ check_offline(const char *origin)
 
     rc = hconn_new(&c, origin, 0,
                    &(struct hconn_options){.timeout = HCONN_TIMEOUT_NONE});
-    check(rc == 0, "timeout HCONN_TIMEOUT_NONE is accepted", "%s", why(c, rc));
+    check(rc == 0, "timeout HCONN_TIMEOUT_NONE is accepted", "%s",
+          lib_why(c, rc));
     hconn_free(c);
     rc = hconn_new(&c, origin, 0, &(struct hconn_options){.timeout = -2});
     check(rc == HCONN_EINVALID_ARGUMENT, "another negative timeout is not",
-          "%s", why(c, rc));
+          "%s", lib_why(c, rc));
     hconn_free(c);
     rc = hconn_new(&c, origin, 0,
                    &(struct hconn_options){.blocksize = 17 * 1024 * 1024});
     check(rc == HCONN_EINVALID_ARGUMENT, "blocksize over 16 MiB is refused",
-          "%s", why(c, rc));
+          "%s", lib_why(c, rc));
     hconn_free(c);
     rc = hconn_new(&c, origin, 0,
                    &(struct hconn_options){.no_check_hostname = true});
     check(rc == HCONN_EINVALID_ARGUMENT,
           "no_check_hostname without tls is invalid_argument", "%s",
-          why(c, rc));
+          lib_why(c, rc));
     hconn_free(c);
     rc = hconn_new(&c, origin, 0,
                    &(struct hconn_options){.tls = true,
@@ -168,20 +133,20 @@ check_offline(const char *origin)
                                            .no_check_hostname = true});
     check(rc == HCONN_EINVALID_ARGUMENT,
           "no_check_hostname with insecure is invalid_argument", "%s",
-          why(c, rc));
+          lib_why(c, rc));
     hconn_free(c);
 
-    c = new_conn(origin, NULL);
+    c = lib_new(origin, NULL);
     rc = hconn_request(c, "POST", "/", "hello", 5,
                        &(struct hconn_header){"Content-Length", "3"}, 1);
     check(rc == HCONN_EINVALID_HEADER,
           "a Content-Length other than the body's is invalid_header", "%s",
-          why(c, rc));
+          lib_why(c, rc));
     rc = hconn_request(c, "POST", "/", "hello", 5,
                        &(struct hconn_header){"Transfer-Encoding", "gzip"}, 1);
     check(rc == HCONN_EINVALID_HEADER,
           "Transfer-Encoding other than chunked is invalid_header", "%s",
-          why(c, rc));
+          lib_why(c, rc));
     rc = hconn_putrequest(c, "POST", "/", false, false);
     if (rc == 0)
         rc = hconn_putheader(c, "Transfer-Encoding", "chunked");
@@ -192,18 +157,20 @@ check_offline(const char *origin)
     check(rc == HCONN_EINVALID_HEADER,
           "putrequest with Transfer-Encoding and Content-Length is "
           "invalid_header",
-          "%s", why(c, rc));
+          "%s", lib_why(c, rc));
     rc = hconn_putrequest(c, "GET", "/", false, false);
     if (rc == 0)
         rc = hconn_putheaderv(c, "X-List", NULL, 2);
     check(rc == HCONN_EINVALID_ARGUMENT,
-          "putheaderv with NULL values is invalid_argument", "%s", why(c, rc));
+          "putheaderv with NULL values is invalid_argument", "%s",
+          lib_why(c, rc));
     rc = hconn_putheaderv(c, "X-List", (const char *[]){"a", "b\r\nc"}, 2);
     check(rc == HCONN_EINVALID_HEADER,
-          "putheaderv checks the joined value for CR/LF", "%s", why(c, rc));
+          "putheaderv checks the joined value for CR/LF", "%s", lib_why(c, rc));
     hconn_close(c);
     rc = hconn_putrequest(c, "GET", "/", false, false);
-    check(rc == 0, "close forgets an unfinished putrequest", "%s", why(c, rc));
+    check(rc == 0, "close forgets an unfinished putrequest", "%s",
+          lib_why(c, rc));
     hconn_free(c);
     hconn_close(NULL);
     hconn_free(NULL);
@@ -216,17 +183,17 @@ check_offline(const char *origin)
 static void
 check_close(const char *origin)
 {
-    hconn *c = new_conn(origin, NULL);
+    hconn *c = lib_new(origin, NULL);
     hconn_response *r = NULL;
     char buf[100];
     ssize_t n = 0;
     int rc;
 
-    rc = fetch(c, "GET", "/big.bin", NULL, &r);
+    rc = lib_fetch(c, "GET", "/big.bin", NULL, &r);
     if (rc == 0)
         n = hconn_response_read(r, buf, sizeof(buf));
     check(rc == 0 && n == (ssize_t)sizeof(buf), "read 100 bytes of /big.bin",
-          "%s, n %zd", why(c, rc), n);
+          "%s, n %zd", lib_why(c, rc), n);
     hconn_close(c);
     if (r) {
         n = hconn_response_read(r, buf, sizeof(buf));
@@ -243,26 +210,26 @@ check_close(const char *origin)
         check(rc == HCONN_ERESPONSE_NOT_READY,
               "close forgets the request sent: getresponse is "
               "response_not_ready",
-              "%s", why(c, rc));
+              "%s", lib_why(c, rc));
     }
     {
         hconn_response *r2 = NULL;
         void *body = NULL;
         size_t len = 0;
 
-        rc = fetch(c, "GET", "/small.txt", NULL, &r2);
+        rc = lib_fetch(c, "GET", "/small.txt", NULL, &r2);
         if (rc == 0)
             rc = hconn_response_read_all(r2, &body, &len);
         check(rc == 0 && len == 12 && memcmp(body, "hello world\n", 12) == 0,
               "the closed hconn serves the next request", "%s, %zu bytes",
-              why(c, rc), len);
+              lib_why(c, rc), len);
         free(body);
         hconn_response_close(r2);
     }
     hconn_response_close(r); /* valid after close, before free */
     /* Responses still open when the hconn is freed are freed with it. */
-    rc = fetch(c, "GET", "/small.txt", NULL, &r);
-    check(rc == 0, "a response left open for hconn_free", "%s", why(c, rc));
+    rc = lib_fetch(c, "GET", "/small.txt", NULL, &r);
+    check(rc == 0, "a response left open for hconn_free", "%s", lib_why(c, rc));
     hconn_free(c);
 }
 
@@ -270,12 +237,12 @@ check_close(const char *origin)
 static void
 check_readinto(const char *origin)
 {
-    hconn *c = new_conn(origin, NULL);
+    hconn *c = lib_new(origin, NULL);
     hconn_response *r;
     static char buf[BIG_SIZE];
     size_t got = 0;
     ssize_t n = 0;
-    int rc = fetch(c, "GET", "/big.bin", NULL, &r);
+    int rc = lib_fetch(c, "GET", "/big.bin", NULL, &r);
 
     if (rc == 0) {
         n = hconn_response_readinto(r, buf, 300000);
@@ -293,7 +260,7 @@ check_readinto(const char *origin)
         check(n == 0, "then 0", "n %zd", n);
         hconn_response_close(r);
     } else {
-        check(false, "GET /big.bin", "%s", why(c, rc));
+        check(false, "GET /big.bin", "%s", lib_why(c, rc));
     }
     hconn_free(c);
 }
@@ -303,7 +270,7 @@ check_readinto(const char *origin)
 static void
 check_putrequest_chunked(const char *origin)
 {
-    hconn *c = new_conn(origin, NULL);
+    hconn *c = lib_new(origin, NULL);
     hconn_response *r = NULL;
     void *body = NULL;
     size_t len = 0;
@@ -322,7 +289,7 @@ check_putrequest_chunked(const char *origin)
     check(rc == 0 && len == 8 && memcmp(body, "5\r\nhello", 8) == 0,
           "putrequest + Transfer-Encoding: chunked + send: the bytes arrive "
           "as sent (chunk-encoded once, by hconnd)",
-          "%s, %zu bytes: %.*s", why(c, rc), len, (int)len,
+          "%s, %zu bytes: %.*s", lib_why(c, rc), len, (int)len,
           body ? (char *)body : "");
     free(body);
     hconn_response_close(r);
@@ -342,7 +309,7 @@ static void
 blocksize_send(void *arg)
 {
     struct block_run *b = arg;
-    hconn *c = new_conn(b->origin, &(struct hconn_options){.blocksize = 1000});
+    hconn *c = lib_new(b->origin, &(struct hconn_options){.blocksize = 1000});
     static char data[2500];
     hconn_response *r = NULL;
     void *body = NULL;
@@ -400,12 +367,13 @@ check_read1_pieces(hconn *c)
     hconn_response *r;
     char buf[100];
     ssize_t n = 0;
-    int rc = fetch(c, "GET", "/pieces", NULL, &r);
+    int rc = lib_fetch(c, "GET", "/pieces", NULL, &r);
 
     if (rc == 0)
         n = hconn_response_read1(r, buf, sizeof(buf));
     check(n == 3 && memcmp(buf, "abc", 3) == 0,
-          "read1 returns the first piece alone", "%s, n %zd", why(c, rc), n);
+          "read1 returns the first piece alone", "%s, n %zd", lib_why(c, rc),
+          n);
     if (rc == 0) {
         n = hconn_response_readinto(r, buf, sizeof(buf));
         check(n == 4 && memcmp(buf, "defg", 4) == 0,
@@ -424,10 +392,10 @@ check_incomplete(hconn *c)
     uint64_t received = 0;
     int64_t expected = 0;
     bool inc;
-    int rc = fetch(c, "GET", "/truncated", NULL, &r);
+    int rc = lib_fetch(c, "GET", "/truncated", NULL, &r);
 
     if (rc != 0) {
-        check(false, "GET /truncated", "%s", why(c, rc));
+        check(false, "GET /truncated", "%s", lib_why(c, rc));
         return;
     }
     inc = hconn_response_incomplete_read(r, &received, &expected);
@@ -438,7 +406,7 @@ check_incomplete(hconn *c)
               memcmp(body, "xxxxx", 5) == 0,
           "read_all of /truncated: incomplete_read with the 500 bytes that "
           "came (IncompleteRead.partial)",
-          "%s, body %p, %zu bytes", why(c, rc), body, len);
+          "%s, body %p, %zu bytes", lib_why(c, rc), body, len);
     inc = hconn_response_incomplete_read(r, &received, &expected);
     check(inc && received == 500 && expected == 1000,
           "hconn_response_incomplete_read: received 500, expected 1000",
@@ -453,21 +421,21 @@ check_incomplete(hconn *c)
 static void
 check_no_timeout(const char *origin)
 {
-    hconn *c = new_conn(origin,
-                        &(struct hconn_options){.timeout = HCONN_TIMEOUT_NONE});
+    hconn *c =
+        lib_new(origin, &(struct hconn_options){.timeout = HCONN_TIMEOUT_NONE});
     hconn_response *r;
-    int rc = fetch(c, "GET", "/slow", NULL, &r);
+    int rc = lib_fetch(c, "GET", "/slow", NULL, &r);
 
     check(rc == 0 && hconn_response_status(r) == 200,
           "timeout HCONN_TIMEOUT_NONE: the slow origin's 200", "%s",
-          why(c, rc));
+          lib_why(c, rc));
     if (rc == 0)
         hconn_response_close(r);
     hconn_free(c);
-    c = new_conn(origin, NULL);
-    rc = fetch(c, "GET", "/slow", NULL, &r);
+    c = lib_new(origin, NULL);
+    rc = lib_fetch(c, "GET", "/slow", NULL, &r);
     check(rc == HCONN_ETIMEOUT, "the default: hconnd's read timeout", "%s",
-          why(c, rc));
+          lib_why(c, rc));
     if (rc == 0)
         hconn_response_close(r);
     hconn_free(c);
@@ -493,18 +461,18 @@ check_upload_stops(hconn *c)
     check(rc == HCONN_ECANNOT_SEND_REQUEST && strstr(hconn_errmsg(c), "413") &&
               sent < total,
           "a body stops once its request is answered (413)",
-          "%s after %llu of %llu bytes", why(c, rc), (unsigned long long)sent,
-          (unsigned long long)total);
+          "%s after %llu of %llu bytes", lib_why(c, rc),
+          (unsigned long long)sent, (unsigned long long)total);
     rc = hconn_send(c, piece, 1);
     check(rc == HCONN_ECANNOT_SEND_REQUEST, "and stays stopped", "%s",
-          why(c, rc));
+          lib_why(c, rc));
     rc = hconn_getresponse(c, &r);
     check(rc == 0 && hconn_response_status(r) == 413,
-          "getresponse returns the 413", "%s", why(c, rc));
+          "getresponse returns the 413", "%s", lib_why(c, rc));
     hconn_response_close(r);
-    rc = fetch(c, "GET", "/record", NULL, &r);
+    rc = lib_fetch(c, "GET", "/record", NULL, &r);
     check(rc == 0 && hconn_response_status(r) == 200,
-          "the next request on the same hconn is served", "%s", why(c, rc));
+          "the next request on the same hconn is served", "%s", lib_why(c, rc));
     hconn_response_close(r);
 }
 
@@ -514,10 +482,10 @@ static void
 check_requests_recorded(hconn *c)
 {
     hconn_response *r = NULL;
-    int rc = fetch(c, "POST", "", NULL, &r);
+    int rc = lib_fetch(c, "POST", "", NULL, &r);
 
     check(rc == 0 && hconn_response_status(r) == 200,
-          "POST with an empty URL is sent (as \"/\")", "%s", why(c, rc));
+          "POST with an empty URL is sent (as \"/\")", "%s", lib_why(c, rc));
     hconn_response_close(r);
     rc = hconn_putrequest(c, "GET", "/record", false, false);
     if (rc == 0)
@@ -529,7 +497,7 @@ check_requests_recorded(hconn *c)
         rc = hconn_endheaders(c, NULL, 0);
     if (rc == 0)
         rc = hconn_getresponse(c, &r);
-    check(rc == 0, "putheaderv request", "%s", why(c, rc));
+    check(rc == 0, "putheaderv request", "%s", lib_why(c, rc));
     hconn_response_close(r);
 }
 
@@ -537,7 +505,7 @@ check_requests_recorded(hconn *c)
 static int
 run_debug(const char *origin)
 {
-    hconn *c = new_conn(origin, NULL);
+    hconn *c = lib_new(origin, NULL);
     hconn_response *r = NULL;
     void *body = NULL;
     size_t len;
@@ -583,7 +551,7 @@ main(int argc, char **argv)
         check_blocksize(argv[2]);
     } else if (strcmp(argv[1], "--fault") == 0) {
         /* No read timeout here: the daemon's is short for /slow's sake. */
-        hconn *c = new_conn(
+        hconn *c = lib_new(
             argv[2], &(struct hconn_options){.timeout = HCONN_TIMEOUT_NONE});
 
         check_read1_pieces(c);

@@ -34,11 +34,7 @@ class CliTest(harness.IntegrationTest):
         cls.nginx.start()
 
     def daemon(self, **keys):
-        fd, path = tempfile.mkstemp(suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(keys, f)
-        self.addCleanup(os.unlink, path)
-        return self.start_daemon("--config", path)
+        return self.start_daemon_config(**keys)
 
     def hconn(self, d, *args, **kw):
         return self.run_hconn(d, *args, **kw)

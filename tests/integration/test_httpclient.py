@@ -6,7 +6,6 @@ arrived) and Python's own http.HTTPStatus to compare the tables with."""
 
 import ast
 import http
-import json
 import os
 import re
 import shutil
@@ -47,11 +46,7 @@ class HttpClientCheck(harness.IntegrationTest):
         cls.nginx.start()
 
     def daemon(self, **keys):
-        fd, path = tempfile.mkstemp(suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(keys, f)
-        self.addCleanup(os.unlink, path)
-        return self.start_daemon("--config", path)
+        return self.start_daemon_config(**keys)
 
     def run_check(self, d, *args):
         r = subprocess.run([CHECK, *args], capture_output=True, env=d.env,

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,11 +36,7 @@ class LimitTest(harness.IntegrationTest):
         })
 
     def daemon(self, **keys):
-        fd, path = tempfile.mkstemp(suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(keys, f)
-        self.addCleanup(os.unlink, path)
-        return self.start_daemon("--config", path)
+        return self.start_daemon_config(**keys)
 
     def assertServed(self, d, rid=1, path="/"):
         """A fresh client still gets its answer."""
