@@ -217,10 +217,14 @@ class Examples(harness.IntegrationTest):
         ng.start()
         d = self.start_daemon()
         runs = {}
+        # A sanitized build installs an instrumented library: the program
+        # then needs the sanitizer runtime linked first.
+        sanitize = (["-fsanitize=address,undefined"]
+                    if os.environ.get("HCONN_SANITIZED") else [])
         for name, extra in (("plain", []),
                             ("rpath", [f"-Wl,-rpath,{libdir}"])):
             out = os.path.join(destdir, f"get-{name}")
-            r = subprocess.run([cc, self.GET_C, "-o", out,
+            r = subprocess.run([cc, *sanitize, self.GET_C, "-o", out,
                                 *pc("--cflags", "--libs"), *extra],
                                capture_output=True, text=True, timeout=120)
             self.assertEqual(r.returncode, 0, r.stderr)
