@@ -96,6 +96,9 @@ struct hconn {
     size_t blocksize;  /* bytes per data frame / send_fd read */
     int debuglevel;    /* 1: http.client's lines, 2: protocol lines too */
 
+    /* source_address ["addr", port] each request carries; NULL: none */
+    json_t *source_address;
+
     /* The daemon socket and what was received from it. */
     int fd;                    /* -1 when not connected */
     bool eof;                  /* the daemon closed its side */
@@ -285,5 +288,11 @@ void debug_body(const struct hconn *c, const void *data, size_t len);
 
 /* debuglevel >= 1: prints "reply: '...'" and "header: ..." for a head. */
 void debug_response(const struct hconn *c, const struct hconn_response *r);
+/* Reads the PEM file path (directory: every hashed certificate in it) in
+ * this process, at most max bytes; *out is malloc'd. Returns 0, or
+ * HCONN_EIO_ERROR / HCONN_EINVALID_ARGUMENT / HCONN_ENO_MEMORY with err
+ * naming the file (pem.c). */
+int hconn_pem_read(const char *path, bool directory, size_t max, char **out,
+                   char *err, size_t errlen);
 
 #endif

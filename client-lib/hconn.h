@@ -132,6 +132,14 @@ struct hconn_options {
     size_t blocksize; /* http.client's blocksize: bytes per data
                          frame of a streamed body and per read of
                          hconn_send_fd(); 0 = 65536; at most 16 MiB */
+
+    /* http.client's source_address (host, port): hconnd binds its
+     * connections for these requests to this IPv4 or IPv6 address literal
+     * (no brackets; NULL or "": any) and port (0: any) before connecting.
+     * Only addresses of its family are tried. hconnd's policy must allow
+     * it ("source_address"); ports below 1024 are for root only. */
+    const char *source_address;
+    int source_port;
 };
 
 /* ---- Connection ------------------------------------------------------- */
@@ -143,9 +151,11 @@ struct hconn_options {
  * so hconn_errmsg() works: the caller hconn_free()s it in every case.
  * Returns 0, HCONN_EINVALID_URL (bad host or port), HCONN_EINVALID_ARGUMENT
  * (NULL connp; timeout negative (other than HCONN_TIMEOUT_NONE) or above
- * 86400, the protocol's limit; blocksize above 16 MiB; a TLS option set
- * while tls is false; insecure with ca_file, ca_path or no_check_hostname;
- * key_file without cert_file; an empty, over-long or non-UTF-8 string; a
+ * 86400, the protocol's limit; blocksize above 16 MiB; a source_address
+ * that is not an address literal or a source_port outside 0..65535; a TLS
+ * option set while tls is false; insecure with ca_file, ca_path or
+ * no_check_hostname; key_file without cert_file; an empty, over-long or
+ * non-UTF-8 string; a
  * server_name that is not a host name; min_version other than "1.2" or
  * "1.3") or HCONN_ENO_MEMORY (*connp NULL).
  */
@@ -183,19 +193,22 @@ int hconn_connect(hconn *c);
 /*
  * Sends a whole request now: method, url (the request-target, e.g.
  * "/index.html"; "" means "/", as in http.client), an optional body and
- * extra header fields (name/value pairs, order and duplicates kept). body NULL
- * means no body (hconnd adds Content-Length: 0 for POST, PUT and PATCH);
- * otherwise body_len bytes are sent inline. hconnd adds Host and
- * Accept-Encoding: identity as http.client does. hconnd alone frames the body:
- * a Content-Length field must equal body_len (0 without a body), and a
- * Transfer-Encoding field may only be "chunked", asking hconnd to send the raw
- * body chunked (http.client instead expects a body already chunk-encoded by the
- * caller with encode_chunked=True). Returns 0, HCONN_EINVALID_URL (method not a
- * token; control bytes or space in url), HCONN_EINVALID_HEADER (also for
- * framing fields that break those rules), HCONN_ECANNOT_SEND_REQUEST (a
- * putrequest() is unfinished or a streamed body still open), or a connection
- * error (HCONN_EDAEMON_UNAVAILABLE, HCONN_ECONNECTION_CLOSED, HCONN_ETIMEOUT,
- * ...). Errors hconnd finds in the request come back from hconn_getresponse().
+ * extra header fields (name/value pairs, order and duplicates kept). body
+ * NULL means no body (hconnd adds Content-Length: 0 for POST, PUT and
+ * PATCH); otherwise body_len bytes are sent inline. hconnd adds Host and
+ * Accept-Encoding: identity as http.client does, and frames the body
+ * itself: a Content-Length field must equal body_len (0 without a body),
+ * Transfer-Encoding may only be "chunked" and makes hconnd chunk-encode the
+ * body (its bytes are data, never chunk framing: http.client's
+ * encode_chunked=False has no equivalent), and connection-management
+ * fields are limited as PROTOCOL.md 3.1 lists (HCONN_EINVALID_HEADER,
+ * found by the library for the framing fields; method CONNECT:
+ * HCONN_EINVALID_URL). Returns 0, HCONN_EINVALID_URL (method not a token;
+ * control bytes or space in url), HCONN_EINVALID_HEADER,
+ * HCONN_ECANNOT_SEND_REQUEST (a putrequest() is unfinished or a streamed
+ * body still open), or a connection error (HCONN_EDAEMON_UNAVAILABLE,
+ * HCONN_ECONNECTION_CLOSED, HCONN_ETIMEOUT, ...). Errors hconnd finds in
+ * the request come back from hconn_getresponse().
  */
 int hconn_request(hconn *c, const char *method, const char *url,
                   const void *body, size_t body_len,

@@ -11,6 +11,7 @@
  * come from our own daemon: unknown fields in them are ignored, so a newer
  * daemon can add some.
  */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -582,13 +583,28 @@ wire_parse_origin(struct wire_ctx *c, json_t *msg, struct wire_request *r)
     return wire_set_origin(c, r, s, target);
 }
 
+/* Checks an inline PEM field: some "-----BEGIN " block, nothing that
+ * could not be PEM. OpenSSL parses it later; this only refuses what is
+ * plainly not certificate or key material, naming the field. */
+static int
+wire_check_pem(struct wire_ctx *c, const char *key, const char *pem)
+{
+    if (pem != NULL && strstr(pem, "-----BEGIN ") == NULL)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.%s\" must hold PEM (\"-----BEGIN "
+                         "...\")",
+                         key);
+    return 0;
+}
+
 /* Reads the "tls" options object. */
 static int
 wire_parse_tls(struct wire_ctx *c, json_t *obj, struct wire_tls *t)
 {
     static const char *const keys[] = {
-        "verify",   "insecure",    "ca_file",     "ca_path",        "cert_file",
-        "key_file", "server_name", "min_version", "check_hostname", NULL};
+        "verify",   "insecure",       "ca_file",     "ca_path", "cert_file",
+        "key_file", "server_name",    "min_version", "ca_pem",  "cert_pem",
+        "key_pem",  "check_hostname", NULL};
     struct wire_ctx tc = {c->err, c->errlen, "tls."};
     char herr[192];
     bool check_hostname = true;
@@ -606,13 +622,40 @@ wire_parse_tls(struct wire_ctx *c, json_t *obj, struct wire_tls *t)
                               HCONN_EBAD_MESSAGE, &t->cert_file)) ||
         (rc = wire_get_string(&tc, obj, "key_file", 1, WIRE_MAX_PATH,
                               HCONN_EBAD_MESSAGE, &t->key_file)) ||
+        (rc = wire_get_string(&tc, obj, "ca_pem", 1, WIRE_MAX_CA_PEM,
+                              HCONN_EBAD_MESSAGE, &t->ca_pem)) ||
+        (rc = wire_get_string(&tc, obj, "cert_pem", 1, WIRE_MAX_CERT_PEM,
+                              HCONN_EBAD_MESSAGE, &t->cert_pem)) ||
+        (rc = wire_get_string(&tc, obj, "key_pem", 1, WIRE_MAX_KEY_PEM,
+                              HCONN_EBAD_MESSAGE, &t->key_pem)) ||
         (rc = wire_get_string(&tc, obj, "server_name", 1, URL_HOST_MAX,
                               HCONN_EBAD_MESSAGE, &t->server_name)) ||
         (rc = wire_get_string(&tc, obj, "min_version", 1, 3, HCONN_EBAD_MESSAGE,
                               &t->min_version)) ||
+        (rc = wire_check_pem(c, "ca_pem", t->ca_pem)) ||
+        (rc = wire_check_pem(c, "cert_pem", t->cert_pem)) ||
+        (rc = wire_check_pem(c, "key_pem", t->key_pem)) ||
         (rc = wire_get_bool(&tc, obj, "check_hostname", &check_hostname)))
         return rc;
     t->no_check_hostname = !check_hostname;
+    /* One source each for the trust anchors, the certificate and the key:
+     * the material in effect is never a mix the client did not mean. */
+    if (t->ca_pem != NULL && (t->ca_file != NULL || t->ca_path != NULL))
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.ca_pem\" excludes \"tls.%s\"",
+                         t->ca_file != NULL ? "ca_file" : "ca_path");
+    if (t->cert_pem != NULL && t->cert_file != NULL)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.cert_pem\" excludes \"tls.cert_file\"");
+    if (t->key_pem != NULL && t->key_file != NULL)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.key_pem\" excludes \"tls.key_file\"");
+    if ((t->key_pem != NULL || t->key_file != NULL) && t->cert_pem == NULL &&
+        t->cert_file == NULL)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.%s\" needs \"tls.cert_pem\" or "
+                         "\"tls.cert_file\"",
+                         t->key_pem != NULL ? "key_pem" : "key_file");
     if (t->server_name != NULL &&
         url_check_host(t->server_name, herr, sizeof(herr)) != 0)
         return wire_fail(c, HCONN_EBAD_MESSAGE, "field \"tls.server_name\": %s",
@@ -655,6 +698,41 @@ wire_parse_proxy(struct wire_ctx *c, json_t *obj, struct wire_proxy *p)
     return 0;
 }
 
+/* Reads "source_address": [HOST, PORT] as http.client's tuple, HOST an
+ * IPv4 or IPv6 address literal without brackets ("" for any), PORT
+ * 0..65535 (0: any). Names are refused: the daemon binds, it does not
+ * resolve, a source. */
+static int
+wire_parse_source(struct wire_ctx *c, const json_t *v, struct wire_request *r)
+{
+    const json_t *host = json_array_get(v, 0), *port = json_array_get(v, 1);
+    unsigned char raw[16];
+    const char *h;
+
+    if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_string(host) ||
+        !json_is_integer(port))
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"source_address\" must be [HOST, PORT]: an "
+                         "address string (\"\" for any) and a port number");
+    h = json_string_value(host);
+    if (*h != '\0' && inet_pton(AF_INET, h, raw) != 1 &&
+        inet_pton(AF_INET6, h, raw) != 1)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"source_address[0]\": \"%.64s\" is not an "
+                         "IPv4 or IPv6 address (no brackets, no names)",
+                         h);
+    if (json_integer_value(port) < 0 || json_integer_value(port) > 65535)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"source_address[1]\" must be a port from 0 "
+                         "to 65535");
+    if (*h == '\0' && json_integer_value(port) == 0)
+        return 0; /* ("", 0): the default, as in http.client */
+    r->has_source = true;
+    r->source_host = h;
+    r->source_port = (uint16_t)json_integer_value(port);
+    return 0;
+}
+
 /* Validates a request message (it has "method"). */
 static int
 wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
@@ -677,9 +755,10 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
                                        "timeout",
                                        "read_timeout",
                                        "proxy",
+                                       "source_address",
                                        NULL};
     struct wire_request *r = &m->req;
-    json_t *tls = json_object_get(msg, "tls"), *proxy, *timeout;
+    json_t *tls = json_object_get(msg, "tls"), *proxy, *timeout, *source;
     const char *body = NULL;
     int rc;
 
@@ -743,6 +822,9 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
         r->has_read_timeout = true;
         r->read_timeout = json_number_value(timeout);
     }
+    if ((source = json_object_get(msg, "source_address")) != NULL &&
+        (rc = wire_parse_source(c, source, r)) != 0)
+        return rc;
     if (json_is_object(tls)) {
         r->has_tls_options = true;
         if ((rc = wire_parse_tls(c, tls, &r->tls_options)) != 0)
