@@ -296,6 +296,32 @@ check_putrequest_chunked(const char *origin)
     hconn_free(c);
 }
 
+/* hconn_request with Transfer-Encoding: chunked and an inline body: the
+ * same rule as putrequest, the bytes are data that hconnd chunk-encodes. */
+static void
+check_request_chunked(const char *origin)
+{
+    hconn *c = lib_new(origin, NULL);
+    hconn_response *r = NULL;
+    void *body = NULL;
+    size_t len = 0;
+    int rc = hconn_request(
+        c, "POST", "/echo", "5\r\nhello", 8,
+        &(struct hconn_header){"Transfer-Encoding", "chunked"}, 1);
+
+    if (rc == 0)
+        rc = hconn_getresponse(c, &r);
+    if (rc == 0)
+        rc = hconn_response_read_all(r, &body, &len);
+    check(rc == 0 && len == 8 && memcmp(body, "5\r\nhello", 8) == 0,
+          "hconn_request + Transfer-Encoding: chunked: the bytes arrive as "
+          "given (chunk-encoded once, by hconnd)",
+          "%s, %zu bytes", lib_why(c, rc), len);
+    free(body);
+    hconn_response_close(r);
+    hconn_free(c);
+}
+
 /* What blocksize_send does under captured stderr. */
 struct block_run {
     const char *origin;
@@ -548,6 +574,7 @@ main(int argc, char **argv)
         check_close(argv[2]);
         check_readinto(argv[2]);
         check_putrequest_chunked(argv[2]);
+        check_request_chunked(argv[2]);
         check_blocksize(argv[2]);
     } else if (strcmp(argv[1], "--fault") == 0) {
         /* No read timeout here: the daemon's is short for /slow's sake. */
