@@ -22,6 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "cli-progress.h"
+#include "cli-redirect.h"
 #include "hconn-build.h"
 #include "hconn.h"
 #include "url.h"
@@ -60,6 +64,11 @@ struct cli {
     double timeout;          /* -m */
     const char *socket_path; /* --socket */
     bool stats;              /* --stats: print hconnd's figures */
+    bool json;               /* --json: --stats as its JSON line */
+    bool location;           /* -L: follow redirects */
+    long max_redirs;         /* --max-redirs, -1: no limit */
+    bool progress_bar;       /* -#: a bar rather than figures */
+    bool auto_content_type;  /* the Content-Type field was added for -d */
     const char *url;         /* the URL operand */
     char *cacert;            /* --cacert FILE, absolute, malloc'd */
     char *capath;            /* --capath DIR, absolute, malloc'd */
@@ -114,8 +123,17 @@ static const char cli_usage[] =
     "                           printing no body\n"
     "  -v, --verbose            show the request and response heads on "
     "stderr\n"
-    "  -s, --silent             print no error message (exit status only)\n"
+    "  -s, --silent             print no error message and no progress\n"
+    "                           meter (exit status only)\n"
     "  -m, --max-time SECONDS   timeout for the request (0 = none)\n"
+    "  -L, --location           follow redirects (301, 302, 303, 307, 308),\n"
+    "                           each hop a request through hconnd and its\n"
+    "                           policy; 303, and 301/302 after a POST, go on\n"
+    "                           as GET without the body; Authorization and\n"
+    "                           Cookie fields are not sent to another origin\n"
+    "      --max-redirs NUM     follow at most NUM redirects (default 50,\n"
+    "                           -1 no limit)\n"
+    "  -#, --progress-bar       show progress as a bar of '#'\n"
     "      --cacert FILE        verify the server with the CA certificates "
     "in\n"
     "                           FILE (PEM) instead of the system trust store\n"
@@ -147,13 +165,22 @@ static const char cli_usage[] =
     "      --stats              print hconnd's figures (one JSON line: "
     "clients,\n"
     "                           requests, pool per origin, reuse, TLS\n"
-    "                           resumptions, errors by name, uptime) and exit\n"
+    "                           resumptions, errors by name, uptime) and "
+    "exit;\n"
+    "                           a readable summary when stdout is a terminal\n"
+    "      --json               --stats as the JSON line, even on a terminal\n"
     "  -V, --version            show the version and exit\n"
     "\n"
     "-d and --data-binary imply POST and, unless -H gives one,\n"
     "Content-Type: application/x-www-form-urlencoded.\n"
     "Bodies over 1 MiB or of unknown length are sent with Expect:\n"
-    "100-continue, as curl does; -H 'Expect:' turns that off.\n"
+    "100-continue, as curl does; -H 'Expect:' turns that off. An upload\n"
+    "stops as soon as the server has answered (or the request failed).\n"
+    "\n"
+    "A URL without \"scheme://\" is http://, as in curl. With -o, or when\n"
+    "standard output is not a terminal, a progress meter (bytes, rate and,\n"
+    "when the length is known, percentage and time left) goes to standard\n"
+    "error if that is a terminal; -s turns it off.\n"
     "\n"
     "https:// URLs are verified by default (system trust store, host name,\n"
     "SNI). The TLS options apply to https:// URLs and are ignored for\n"
@@ -380,6 +407,18 @@ cli_has_header(const struct cli *o, const char *name)
     return false;
 }
 
+/* Removes the i-th -H field. */
+static void
+cli_remove_header_at(struct cli *o, size_t i)
+{
+    free(o->header_bufs[i]);
+    memmove(o->headers + i, o->headers + i + 1,
+            (o->nheaders - i - 1) * sizeof(*o->headers));
+    memmove(o->header_bufs + i, o->header_bufs + i + 1,
+            (o->nheaders - i - 1) * sizeof(*o->header_bufs));
+    o->nheaders--;
+}
+
 /* Applies -H 'Expect: ...': 'Expect:' (empty, curl's way of removing a
  * field) turns 100-continue off and is not sent; 'Expect: 100-continue'
  * turns it on for any body. */
@@ -391,13 +430,7 @@ cli_take_expect(struct cli *o)
             continue;
         if (o->headers[i].value[0] == '\0') {
             o->expect = 0;
-            free(o->header_bufs[i]);
-            memmove(o->headers + i, o->headers + i + 1,
-                    (o->nheaders - i - 1) * sizeof(*o->headers));
-            memmove(o->header_bufs + i, o->header_bufs + i + 1,
-                    (o->nheaders - i - 1) * sizeof(*o->header_bufs));
-            o->nheaders--;
-            i--;
+            cli_remove_header_at(o, i--);
         } else if (strcasecmp(o->headers[i].value, "100-continue") == 0) {
             o->expect = 1;
         }
@@ -459,6 +492,8 @@ cli_parse(struct cli *o, int argc, char **argv)
         OPT_PROXY_HEADER,
         OPT_EXPECT100_TIMEOUT,
         OPT_STATS,
+        OPT_JSON,
+        OPT_MAX_REDIRS,
         OPT_INTERFACE,
         OPT_LOCAL_PORT,
     };
@@ -487,6 +522,10 @@ cli_parse(struct cli *o, int argc, char **argv)
         {"proxy-user", required_argument, NULL, 'U'},
         {"proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
         {"stats", no_argument, NULL, OPT_STATS},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"location", no_argument, NULL, 'L'},
+        {"max-redirs", required_argument, NULL, OPT_MAX_REDIRS},
+        {"progress-bar", no_argument, NULL, '#'},
         {"interface", required_argument, NULL, OPT_INTERFACE},
         {"local-port", required_argument, NULL, OPT_LOCAL_PORT},
         {"help", no_argument, NULL, 'h'},
@@ -499,8 +538,9 @@ cli_parse(struct cli *o, int argc, char **argv)
     opterr = 0;
     o->expect = -1;
     o->expect_timeout = 1.0;
-    while ((ch = getopt_long(argc, argv, ":X:H:d:T:iIo:fvsm:kx:U:hV", longopts,
-                             NULL)) != -1) {
+    o->max_redirs = 50; /* curl's default */
+    while ((ch = getopt_long(argc, argv, ":X:H:d:T:iIo:fvsm:kx:U:hVL#",
+                             longopts, NULL)) != -1) {
         rc = 0;
         switch (ch) {
         case 'X':
@@ -604,6 +644,24 @@ cli_parse(struct cli *o, int argc, char **argv)
         case OPT_STATS:
             o->stats = true;
             break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case 'L':
+            o->location = true;
+            break;
+        case '#':
+            o->progress_bar = true;
+            break;
+        case OPT_MAX_REDIRS:
+            errno = 0;
+            o->max_redirs = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || o->max_redirs < -1)
+                rc = cli_error(o, HCONN_EINVALID_ARGUMENT,
+                               "--max-redirs '%s': expected a count, or -1 "
+                               "for no limit",
+                               optarg);
+            break;
         case 'h':
             fputs(cli_usage, stdout);
             return -1;
@@ -652,6 +710,7 @@ cli_parse(struct cli *o, int argc, char **argv)
                                "application/x-www-form-urlencoded");
         if (rc)
             return rc;
+        o->auto_content_type = true;
     }
     cli_take_expect(o);
     if (o->upload || o->data_file) {
@@ -853,13 +912,73 @@ cli_open_body(const char *path, int64_t *length)
     return fd;
 }
 
+/* Whether a progress meter may be drawn for this run. */
+static bool
+cli_progress_wanted(const struct cli *o)
+{
+    return progress_wanted(o->silent, o->output != NULL);
+}
+
+/* Sends length bytes (-1: to its end) read from fd as the open streamed
+ * body, drawing the upload meter. Returns 0 or a code; stops with
+ * HCONN_ECANNOT_SEND_REQUEST once the request is answered. */
+static int
+cli_send_fd(hconn *c, const struct cli *o, int fd, int64_t length)
+{
+    static char buf[CLI_CHUNK];
+    struct progress meter;
+    int64_t sent = 0;
+    int rc = 0;
+
+    progress_start(&meter, cli_progress_wanted(o), o->progress_bar, true,
+                   length);
+    while (length < 0 || sent < length) {
+        size_t want = length >= 0 && length - sent < (int64_t)sizeof(buf)
+                          ? (size_t)(length - sent)
+                          : sizeof(buf);
+        ssize_t n = read(fd, buf, want);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+            poll(&pfd, 1, -1);
+            continue;
+        }
+        if (n < 0) {
+            rc = HCONN_EIO_ERROR;
+            fprintf(stderr, "hconn: reading the body: %s\n", strerror(errno));
+            break;
+        }
+        if (n == 0) {
+            if (length >= 0) {
+                rc = HCONN_EBODY_LENGTH;
+                fprintf(stderr,
+                        "hconn: the body ended after %lld of %lld bytes\n",
+                        (long long)sent, (long long)length);
+            }
+            break;
+        }
+        rc = hconn_send(c, buf, (size_t)n);
+        if (rc < 0)
+            break;
+        sent += n;
+        progress_add(&meter, (uint64_t)n);
+    }
+    progress_end(&meter);
+    return rc;
+}
+
 /* Streams a -T / --data-binary @FILE body from path. Returns 0 or a code
- * (negative; an exit status was not printed yet). */
+ * (negative; an exit status was not printed yet). An upload the server
+ * answered before its end stops there: that is said, and the answer is
+ * read as usual. */
 static int
 cli_send_stream(hconn *c, const struct cli *o, const struct url *u,
                 const char *path)
 {
-    int64_t length, sent;
+    int64_t length;
     bool send_body = true;
     unsigned flags = 0;
     int fd = cli_open_body(path, &length), rc;
@@ -875,9 +994,13 @@ cli_send_stream(hconn *c, const struct cli *o, const struct url *u,
                               length, flags);
     if (rc == 0 && (flags & HCONN_EXPECT_CONTINUE) && length != 0)
         rc = cli_wait_continue(c, o, &send_body);
-    if (rc == 0 && send_body && length != 0) {
-        sent = hconn_send_fd(c, fd, length);
-        rc = sent < 0 ? (int)sent : 0;
+    if (rc == 0 && send_body && length != 0)
+        rc = cli_send_fd(c, o, fd, length);
+    if (rc == HCONN_ECANNOT_SEND_REQUEST) {
+        /* The request has its answer (or its error) already. */
+        if (!o->silent)
+            fprintf(stderr, "hconn: upload stopped: %s\n", hconn_errmsg(c));
+        rc = 0;
     }
     if (fd != STDIN_FILENO)
         close(fd);
@@ -961,21 +1084,21 @@ cli_connect(const struct cli *o, const struct url *u, const char *authority,
     return 0;
 }
 
-/* Runs the request; returns the exit status. */
+/* Sends the request for URL url and gets the response head: *c and *r
+ * are set on success. Returns 0 or an exit status (the error printed);
+ * *c is set whenever it was allocated. */
 static int
-cli_run(struct cli *o)
+cli_exchange(struct cli *o, const char *url, hconn **c, hconn_response **r)
 {
     struct hconn_options opts = {0};
-    struct cli_out out = {.path = o->output};
     char err[256], hostport[URL_HOST_MAX + 16], authority[URL_HOST_MAX + 3];
-    hconn_response *r = NULL;
-    hconn *c = NULL;
-    unsigned long long body_bytes = 0;
     struct url u;
     int rc, status;
     bool v6;
 
-    rc = url_parse(o->url, &u, err, sizeof(err));
+    *c = NULL;
+    *r = NULL;
+    rc = url_parse(url, &u, err, sizeof(err));
     if (rc < 0)
         return cli_error(o, rc, "%s", err);
     v6 = strchr(u.host, ':') != NULL;
@@ -991,34 +1114,208 @@ cli_run(struct cli *o)
     opts.source_address = o->interface;
     opts.source_port = o->local_port;
     cli_tls_options(o, &u, &opts);
-    status = cli_connect(o, &u, authority, &opts, &c);
-    if (status != 0) {
-        hconn_close(c);
+    status = cli_connect(o, &u, authority, &opts, c);
+    if (status != 0)
         return status;
-    }
     if (o->verbose)
         cli_verbose_request(o, &u, hostport);
-    rc = cli_send(c, o, &u);
+    rc = cli_send(*c, o, &u);
     if (rc == 0)
-        rc = hconn_getresponse(c, &r);
-    if (rc < 0) {
-        status = cli_error(o, rc, "%s",
-                           rc == HCONN_ENO_MEMORY ? "out of memory"
-                                                  : hconn_errmsg(c));
-        hconn_close(c);
-        return status;
-    }
+        rc = hconn_getresponse(*c, r);
+    if (rc < 0)
+        return cli_error(o, rc, "%s",
+                         rc == HCONN_ENO_MEMORY ? "out of memory"
+                                                : hconn_errmsg(*c));
     if (o->verbose) {
         fprintf(stderr, "* %s\n",
-                hconn_response_reused(r) ? "reused pooled connection"
-                                         : "new connection");
-        cli_write_head(stderr, "< ", r);
+                hconn_response_reused(*r) ? "reused pooled connection"
+                                          : "new connection");
+        cli_write_head(stderr, "< ", *r);
+    }
+    return 0;
+}
+
+/* Drops the -H fields called name. */
+static void
+cli_drop_header(struct cli *o, const char *name)
+{
+    for (size_t i = 0; i < o->nheaders; i++) {
+        if (strcasecmp(o->headers[i].name, name) == 0)
+            cli_remove_header_at(o, i--);
+    }
+}
+
+/* Whether URLs a and b have the same origin (scheme, host, port). */
+static bool
+cli_same_origin(const char *a, const char *b)
+{
+    struct url ua, ub;
+    char err[256];
+
+    return url_parse(a, &ua, err, sizeof(err)) == 0 &&
+           url_parse(b, &ub, err, sizeof(err)) == 0 && ua.tls == ub.tls &&
+           ua.port == ub.port && strcasecmp(ua.host, ub.host) == 0;
+}
+
+/*
+ * -L: after redirect response r (status) to *url, sets *url to the next
+ * URL (malloc'd, the old one freed) and makes o's request the next one:
+ * a GET without body after 303 (and 301/302 after a POST), no
+ * Authorization or Cookie field for another origin. Returns 0 or an exit
+ * status.
+ */
+static int
+cli_redirect(struct cli *o, hconn_response *r, int status, char **url)
+{
+    const char *location = hconn_response_getheader(r, "Location", NULL);
+    char *next = redirect_resolve(*url, location);
+
+    if (!next)
+        return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
+    if (strncasecmp(next, "http://", 7) != 0 &&
+        strncasecmp(next, "https://", 8) != 0) {
+        int rc = cli_error(o, HCONN_EINVALID_URL,
+                           "redirect to \"%s\": only http:// and https:// "
+                           "are followed",
+                           next);
+        free(next);
+        return rc;
+    }
+    if (redirect_to_get(status, o->method)) {
+        if (o->verbose)
+            fprintf(stderr, "* %d: switching from %s to GET\n", status,
+                    o->method);
+        o->method = "GET";
+        o->has_data = false;
+        o->upload = o->data_file = NULL;
+        free(o->body.data);
+        o->body.data = NULL;
+        o->body.len = 0;
+        if (o->auto_content_type)
+            cli_drop_header(o, "Content-Type");
+        o->auto_content_type = false;
+    } else if ((o->upload || o->data_file) &&
+               strcmp(o->upload ? o->upload : o->data_file, "-") == 0) {
+        free(next);
+        return cli_error(o, HCONN_EINVALID_ARGUMENT,
+                         "a %d redirect asks for the body again, but it was "
+                         "read from standard input",
+                         status);
+    }
+    if (!cli_same_origin(*url, next)) {
+        if (o->verbose &&
+            (cli_has_header(o, "Authorization") || cli_has_header(o, "Cookie")))
+            fprintf(stderr, "* another origin: Authorization and Cookie "
+                            "fields are not sent there\n");
+        cli_drop_header(o, "Authorization");
+        cli_drop_header(o, "Cookie");
+    }
+    if (o->verbose)
+        fprintf(stderr, "* following the %d redirect to %s\n", status, next);
+    free(*url);
+    *url = next;
+    return 0;
+}
+
+/* Writes the body of r to the output, with the download meter. Returns
+ * the exit status. */
+static int
+cli_write_body(struct cli *o, hconn *c, hconn_response *r, struct cli_out *out)
+{
+    struct progress meter;
+    unsigned long long body_bytes = 0;
+    int status;
+
+    progress_start(&meter, cli_progress_wanted(o) && !o->head_only,
+                   o->progress_bar, false, hconn_response_length(r));
+    for (;;) {
+        static char buf[CLI_CHUNK];
+        ssize_t n = hconn_response_read1(r, buf, sizeof(buf));
+
+        if (n < 0) {
+            progress_end(&meter);
+            if (body_bytes > 0 && !o->silent)
+                fprintf(stderr,
+                        "hconn: body incomplete after %llu bytes: %s: %s%s%s\n",
+                        body_bytes, hconn_error_name((int)n), hconn_errmsg(c),
+                        out->path ? "; partial output in " : "",
+                        out->path ? out->path : "");
+            if (body_bytes > 0)
+                status = (int)-n;
+            else if (out->path && out->fp)
+                status = cli_error(o, (int)n, "%s (partial output in %s)",
+                                   hconn_errmsg(c), out->path);
+            else
+                status = cli_error(o, (int)n, "%s", hconn_errmsg(c));
+            if (out->fp && out->fp != stdout)
+                fclose(out->fp);
+            else if (out->fp)
+                fflush(out->fp);
+            return status;
+        }
+        if (n == 0)
+            break;
+        if (!cli_out_open(out) ||
+            fwrite(buf, 1, (size_t)n, out->fp) != (size_t)n) {
+            progress_end(&meter);
+            return -1;
+        }
+        out->wrote = true;
+        body_bytes += (unsigned long long)n;
+        progress_add(&meter, (uint64_t)n);
+    }
+    if (body_bytes > 0 || meter.total > 0)
+        progress_end(&meter);
+    return 0;
+}
+
+/* Runs the request, following redirects with -L; returns the exit
+ * status. */
+static int
+cli_run(struct cli *o)
+{
+    struct cli_out out = {.path = o->output};
+    hconn_response *r = NULL;
+    hconn *c = NULL;
+    char *url = redirect_default_scheme(o->url);
+    long hops = 0;
+    int status;
+
+    if (!url)
+        return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
+    for (;;) {
+        status = cli_exchange(o, url, &c, &r);
+        if (status != 0)
+            goto done;
+        if (!o->location || !redirect_status(hconn_response_status(r)) ||
+            !hconn_response_getheader(r, "Location", NULL))
+            break;
+        if (o->max_redirs >= 0 && hops >= o->max_redirs) {
+            status = cli_error(o, HCONN_ELIMIT_EXCEEDED,
+                               "maximum (%ld) redirects followed "
+                               "(--max-redirs)",
+                               o->max_redirs);
+            goto done;
+        }
+        hops++;
+        if (o->include) { /* curl -iL shows every head */
+            if (!cli_out_open(&out))
+                goto write_failed;
+            cli_write_head(out.fp, "", r);
+            out.wrote = true;
+        }
+        status = cli_redirect(o, r, hconn_response_status(r), &url);
+        if (status != 0)
+            goto done;
+        hconn_response_close(r);
+        hconn_free(c);
+        r = NULL;
+        c = NULL;
     }
     if (o->fail && hconn_response_status(r) >= 400) {
         status = cli_error(o, HCONN_EHTTP_ERROR, "%d %s",
                            hconn_response_status(r), hconn_response_reason(r));
-        hconn_close(c);
-        return status;
+        goto done;
     }
     if (o->include || o->head_only) {
         if (!cli_out_open(&out))
@@ -1026,40 +1323,14 @@ cli_run(struct cli *o)
         cli_write_head(out.fp, "", r);
         out.wrote = true;
     }
-    for (;;) {
-        static char buf[CLI_CHUNK];
-        ssize_t n = hconn_response_readinto(r, buf, sizeof(buf));
-
-        if (n < 0) {
-            if (body_bytes > 0 && !o->silent)
-                fprintf(stderr,
-                        "hconn: body incomplete after %llu bytes: %s: %s%s%s\n",
-                        body_bytes, hconn_error_name((int)n), hconn_errmsg(c),
-                        out.path ? "; partial output in " : "",
-                        out.path ? out.path : "");
-            if (body_bytes > 0)
-                status = (int)-n;
-            else if (out.path && out.fp)
-                status = cli_error(o, (int)n, "%s (partial output in %s)",
-                                   hconn_errmsg(c), out.path);
-            else
-                status = cli_error(o, (int)n, "%s", hconn_errmsg(c));
-            if (out.fp && out.fp != stdout)
-                fclose(out.fp);
-            else if (out.fp)
-                fflush(out.fp);
-            hconn_close(c);
-            return status;
-        }
-        if (n == 0)
-            break;
-        if (!cli_out_open(&out) ||
-            fwrite(buf, 1, (size_t)n, out.fp) != (size_t)n)
-            goto write_failed;
-        out.wrote = true;
-        body_bytes += (unsigned long long)n;
-    }
-    hconn_close(c);
+    status = cli_write_body(o, c, r, &out);
+    if (status < 0)
+        goto write_failed;
+    if (status > 0)
+        goto done;
+    hconn_free(c);
+    c = NULL;
+    free(url);
     if (!cli_out_open(&out))
         return cli_error(o, HCONN_EIO_ERROR, "cannot open %s: %s", out.path,
                          strerror(errno));
@@ -1075,19 +1346,103 @@ write_failed:
         out.path ? out.path : "standard output", strerror(errno));
     if (out.fp && out.fp != stdout)
         fclose(out.fp);
-    hconn_close(c);
+done:
+    hconn_free(c);
+    free(url);
     return status;
 }
 
-/* --stats: one {"op":"stats"} on its own connection; the reply, as
- * received, on stdout. The socket is found as libhconn finds it. */
+/* An integer field of obj, 0 when absent. */
+static long long
+cli_stat(json_t *obj, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(obj, key));
+}
+
+/* --stats on a terminal: the figures of the stats reply, readable. Fields
+ * this version does not know are listed at the end as they are. */
+static void
+cli_stats_summary(json_t *st)
+{
+    static const char *const known[] = {"op",
+                                        "id",
+                                        "uptime",
+                                        "clients",
+                                        "clients_total",
+                                        "requests",
+                                        "responses",
+                                        "reuse_hits",
+                                        "reuse_misses",
+                                        "retries",
+                                        "pool",
+                                        "tls",
+                                        "errors",
+                                        NULL};
+    json_t *pool = json_object_get(st, "pool");
+    json_t *origins = json_object_get(pool, "origins");
+    json_t *tls = json_object_get(st, "tls");
+    json_t *errors = json_object_get(st, "errors");
+    long long up = cli_stat(st, "uptime");
+    long long hits = cli_stat(st, "reuse_hits");
+    long long misses = cli_stat(st, "reuse_misses");
+    const char *key;
+    json_t *v;
+
+    printf("hconnd: up %lldd %02lld:%02lld:%02lld\n", up / 86400,
+           up / 3600 % 24, up / 60 % 60, up % 60);
+    printf("clients:   %lld connected, %lld since start\n",
+           cli_stat(st, "clients"), cli_stat(st, "clients_total"));
+    printf("requests:  %lld, %lld responses, %lld retried\n",
+           cli_stat(st, "requests"), cli_stat(st, "responses"),
+           cli_stat(st, "retries"));
+    printf("reuse:     %lld of %lld connections reused (%.1f%%)\n", hits,
+           hits + misses,
+           hits + misses ? 100.0 * (double)hits / (double)(hits + misses)
+                         : 0.0);
+    printf("pool:      %lld connections open, %lld idle\n",
+           cli_stat(pool, "open"), cli_stat(pool, "idle"));
+    json_object_foreach(origins, key, v)
+    {
+        printf("  %s: %lld idle, %lld busy, %lld connecting, %lld waiting\n",
+               key, cli_stat(v, "idle"), cli_stat(v, "busy"),
+               cli_stat(v, "connecting"), cli_stat(v, "waiting"));
+    }
+    printf("TLS:       %lld handshakes, %lld resumed\n",
+           cli_stat(tls, "handshakes"), cli_stat(tls, "resumed"));
+    printf("errors:   ");
+    if (json_object_size(errors) == 0)
+        printf(" none");
+    json_object_foreach(errors, key, v)
+    {
+        printf(" %s %lld", key, (long long)json_integer_value(v));
+    }
+    printf("\n");
+    json_object_foreach(st, key, v)
+    {
+        bool is_known = false;
+        char *text;
+
+        for (size_t i = 0; known[i]; i++)
+            is_known |= strcmp(known[i], key) == 0;
+        if (is_known)
+            continue;
+        text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        printf("%s: %s\n", key, text ? text : "?");
+        free(text);
+    }
+}
+
+/* --stats: one {"op":"stats"} on its own connection; the reply on
+ * stdout, as received (the JSON line) unless stdout is a terminal and
+ * --json was not given: then a readable summary. The socket is found as
+ * libhconn finds it. */
 static int
 cli_stats(struct cli *o)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     const char *env = getenv("HCONN_SOCKET"), *xdg = getenv("XDG_RUNTIME_DIR");
     static const char req[] = "{\"op\":\"stats\"}\n";
-    char buf[16384], *nl = NULL;
+    char buf[16384], *nl = NULL, *line = NULL;
     size_t total = 0;
     ssize_t got;
     int fd;
@@ -1111,19 +1466,45 @@ cli_stats(struct cli *o)
         return cli_error(o, HCONN_EDAEMON_UNAVAILABLE, "%s: %s", sun.sun_path,
                          strerror(errno));
     }
-    /* The reply is one line, of any length: copy it up to its newline. */
+    /* The reply is one line, of any length: keep it up to its newline. */
     while (nl == NULL && (got = read(fd, buf, sizeof buf)) > 0) {
+        size_t keep;
+        char *bigger;
+
         nl = memchr(buf, '\n', (size_t)got);
-        fwrite(buf, 1, nl != NULL ? (size_t)(nl - buf) + 1 : (size_t)got,
-               stdout);
-        total += (size_t)got;
+        keep = nl != NULL ? (size_t)(nl - buf) + 1 : (size_t)got;
+        bigger = realloc(line, total + keep + 1);
+        if (!bigger) {
+            free(line);
+            close(fd);
+            return cli_error(o, HCONN_ENO_MEMORY, "out of memory");
+        }
+        line = bigger;
+        memcpy(line + total, buf, keep);
+        total += keep;
+        line[total] = '\0';
     }
     close(fd);
-    if (nl == NULL)
+    if (nl == NULL) {
+        free(line);
         return cli_error(o, HCONN_EBAD_MESSAGE,
                          "%s: the stats reply ended after %zu bytes, "
                          "unfinished",
                          sun.sun_path, total);
+    }
+    if (!o->json && isatty(STDOUT_FILENO)) {
+        json_t *st = json_loads(line, 0, NULL);
+
+        if (json_is_object(st)) {
+            cli_stats_summary(st);
+            json_decref(st);
+            free(line);
+            return 0;
+        }
+        json_decref(st);
+    }
+    fwrite(line, 1, total, stdout);
+    free(line);
     return 0;
 }
 

@@ -182,6 +182,13 @@ conn_is_token(const char *s)
     return true;
 }
 
+/* The request-target for url: http.client sends "/" for an empty URL. */
+static const char *
+conn_target(const char *url)
+{
+    return url && !*url ? "/" : url;
+}
+
 /* Checks method and request-target. Returns 0 or a code with detail. */
 static int
 conn_check_request_line(struct hconn *c, const char *method, const char *url)
@@ -190,8 +197,8 @@ conn_check_request_line(struct hconn *c, const char *method, const char *url)
         return conn_error(
             c, HCONN_EINVALID_URL, "invalid method %s%s%s: must be a token",
             method ? "\"" : "", method ? method : "(null)", method ? "\"" : "");
-    if (!url || !*url)
-        return conn_error(c, HCONN_EINVALID_URL, "empty request-target");
+    if (!url)
+        return conn_error(c, HCONN_EINVALID_URL, "no request-target (NULL)");
     for (const unsigned char *p = (const unsigned char *)url; *p; p++)
         if (*p <= 0x20 || *p == 0x7f)
             return conn_error(c, HCONN_EINVALID_URL,
@@ -258,6 +265,70 @@ conn_headers_json(struct hconn *c, const struct hconn_header *headers, size_t n,
     }
     *out = arr;
     return 0;
+}
+
+/*
+ * The framing fields among [[name, value]...] hdrs, checked against the
+ * daemon's rules (PROTOCOL.md 3.1: hconnd alone frames request bodies): a
+ * Transfer-Encoding may only be "chunked", meaning "send this body
+ * chunked" (hconnd chunk-encodes the raw bytes), and excludes
+ * Content-Length, which must be a byte count. Sets *te and *length (-1:
+ * none). Returns 0 or HCONN_EINVALID_HEADER.
+ */
+static int
+conn_framing_fields(struct hconn *c, json_t *hdrs, bool *te, int64_t *length)
+{
+    size_t i;
+    json_t *pair;
+
+    *te = false;
+    *length = -1;
+    json_array_foreach(hdrs, i, pair)
+    {
+        const char *name = json_string_value(json_array_get(pair, 0));
+        const char *value = json_string_value(json_array_get(pair, 1));
+
+        if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            if (strcasecmp(value, "chunked") != 0)
+                return conn_error(c, HCONN_EINVALID_HEADER,
+                                  "Transfer-Encoding \"%s\": only \"chunked\" "
+                                  "may be asked for (hconnd frames the body)",
+                                  value);
+            *te = true;
+        } else if (strcasecmp(name, "Content-Length") == 0) {
+            char *end;
+            long long v;
+
+            errno = 0;
+            v = strtoll(value, &end, 10);
+            if (!*value || *end || errno || v < 0 || value[0] == '-' ||
+                value[0] == '+' || (*length >= 0 && *length != v))
+                return conn_error(c, HCONN_EINVALID_HEADER,
+                                  "invalid Content-Length \"%s\"", value);
+            *length = v;
+        }
+    }
+    if (*te && *length >= 0)
+        return conn_error(c, HCONN_EINVALID_HEADER,
+                          "both Content-Length and Transfer-Encoding given");
+    return 0;
+}
+
+/* Checks a Content-Length among hdrs against an inline body of len bytes
+ * (none: 0). Returns 0 or HCONN_EINVALID_HEADER. */
+static int
+conn_check_inline_framing(struct hconn *c, json_t *hdrs, size_t len)
+{
+    bool te;
+    int64_t length;
+    int rc = conn_framing_fields(c, hdrs, &te, &length);
+
+    if (rc == 0 && length >= 0 && (uint64_t)length != len)
+        return conn_error(c, HCONN_EINVALID_HEADER,
+                          "Content-Length %" PRId64 " but the body has %zu "
+                          "bytes",
+                          length, len);
+    return rc;
 }
 
 /* ---- The request queue ------------------------------------------------- */
@@ -372,6 +443,8 @@ conn_request_msg(struct hconn *c, int64_t id, const char *method,
         bad |= json_object_set_new(m, "skip_accept_encoding", json_true());
     if (c->timeout > 0)
         bad |= json_object_set_new(m, "timeout", json_real(c->timeout));
+    else if (c->timeout < 0) /* HCONN_TIMEOUT_NONE */
+        bad |= json_object_set_new(m, "read_timeout", json_integer(0));
     if (c->source_address)
         bad |= json_object_set(m, "source_address", c->source_address);
     if (c->tunnel)
@@ -420,6 +493,8 @@ conn_send_request(struct hconn *c, json_t *m, int64_t id, const char *method,
 
     if (!m)
         return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    if (!transport_out_full(c))
+        debug_request(c, m, body, body ? len : 0);
     rc = transport_send_msg(c, m, body, body ? len : 0);
     json_decref(m);
     if (rc < 0)
@@ -463,7 +538,11 @@ hconn_request(hconn *c, const char *method, const char *url, const void *body,
     int64_t id;
     int rc;
 
+    url = conn_target(url);
     rc = conn_prepare_request(c, method, url, headers, nheaders, &hdrs);
+    if (rc == 0 &&
+        (rc = conn_check_inline_framing(c, hdrs, body ? body_len : 0)) < 0)
+        json_decref(hdrs);
     if (rc < 0)
         return rc;
     id = c->next_id++;
@@ -517,6 +596,7 @@ hconn_request_stream(hconn *c, const char *method, const char *url,
                               "header %s given to hconn_request_stream: the "
                               "length argument decides the framing",
                               headers[i].name);
+    url = conn_target(url);
     rc = conn_prepare_request(c, method, url, headers, nheaders, &hdrs);
     if (rc < 0)
         return rc;
@@ -548,6 +628,7 @@ hconn_putrequest(hconn *c, const char *method, const char *url, bool skip_host,
 
     if (c->state != CONN_IDLE)
         return conn_busy(c);
+    url = conn_target(url);
     rc = conn_check_request_line(c, method, url);
     if (rc < 0)
         return rc;
@@ -582,6 +663,38 @@ hconn_putheader(hconn *c, const char *name, const char *value)
     return rc;
 }
 
+int
+hconn_putheaderv(hconn *c, const char *name, const char *const *values,
+                 size_t nvalues)
+{
+    size_t len = 0;
+    char *joined, *p;
+    int rc;
+
+    if (nvalues && !values)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "values is NULL but nvalues is %zu", nvalues);
+    for (size_t i = 0; i < nvalues; i++) {
+        if (!values[i])
+            return conn_error(c, HCONN_EINVALID_HEADER,
+                              "value %zu of header %s is NULL", i,
+                              name ? name : "");
+        len += strlen(values[i]) + 2;
+    }
+    joined = p = malloc(len + 1);
+    if (!joined)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    *p = '\0';
+    /* http.client folds the values onto continuation lines ("\r\n\t"),
+     * which RFC 9112 deprecates: one line, joined with ", ", means the
+     * same for a list-valued field. */
+    for (size_t i = 0; i < nvalues; i++)
+        p += sprintf(p, "%s%s", i ? ", " : "", values[i]);
+    rc = hconn_putheader(c, name, joined);
+    free(joined);
+    return rc;
+}
+
 /* Forgets putrequest's state. */
 static void
 conn_put_clear(struct hconn *c)
@@ -598,39 +711,11 @@ conn_put_clear(struct hconn *c)
 static int
 conn_put_framing(struct hconn *c, bool *stream, int64_t *length)
 {
-    size_t i;
-    json_t *pair;
-    bool te = false;
+    bool te;
+    int rc = conn_framing_fields(c, c->put_headers, &te, length);
 
-    *stream = false;
-    *length = -1;
-    json_array_foreach(c->put_headers, i, pair)
-    {
-        const char *name = json_string_value(json_array_get(pair, 0));
-        const char *value = json_string_value(json_array_get(pair, 1));
-
-        if (strcasecmp(name, "Transfer-Encoding") == 0) {
-            te = true;
-        } else if (strcasecmp(name, "Content-Length") == 0) {
-            char *end;
-            long long v;
-
-            errno = 0;
-            v = strtoll(value, &end, 10);
-            if (!*value || *end || errno || v < 0 || value[0] == '-' ||
-                value[0] == '+' || (*length >= 0 && *length != v))
-                return conn_error(c, HCONN_EINVALID_HEADER,
-                                  "invalid Content-Length \"%s\"", value);
-            *length = v;
-        }
-    }
-    if (te) {
-        *stream = true;
-        *length = -1;
-    } else if (*length > 0) {
-        *stream = true;
-    }
-    return 0;
+    *stream = rc == 0 && (te || *length > 0);
+    return rc;
 }
 
 int
@@ -649,7 +734,7 @@ hconn_endheaders(hconn *c, const void *body, size_t len)
     if (!body)
         rc = conn_put_framing(c, &stream, &length);
     else
-        rc = 0;
+        rc = conn_check_inline_framing(c, c->put_headers, len);
     if (rc == 0)
         rc = conn_ready_to_send(c);
     if (rc < 0) {
@@ -717,19 +802,57 @@ hconn_end_body(hconn *c)
     return conn_end_stream(c);
 }
 
+/* The error for sending on a body whose request was answered or failed
+ * before the body was complete. */
+static int
+conn_body_stopped(struct hconn *c)
+{
+    if (c->refused_status == 0)
+        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                          "request %" PRId64 " failed (%s) before its body "
+                          "was sent whole: the rest of the body is not sent; "
+                          "hconn_getresponse() reports the error",
+                          c->refused_id, hconn_error_name(c->refused_error));
+    return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
+                      "the server answered request %" PRId64 " with status "
+                      "%d before its body was sent whole: the rest of the "
+                      "body is not sent",
+                      c->refused_id, c->refused_status);
+}
+
+/* PROTOCOL.md 3.4: a body stops as soon as its request has an answer.
+ * Takes in what hconnd sent meanwhile; when that holds the final
+ * response or the error of the streaming request, ends the body (the end
+ * frame after a response; none after an error, which ended the request)
+ * and returns HCONN_ECANNOT_SEND_REQUEST. Returns 0 to go on. */
+static int
+conn_check_answered(struct hconn *c)
+{
+    int status = 0, error = 0, rc;
+
+    rc = transport_read_ready(c, SIZE_MAX);
+    if (rc < 0)
+        return rc;
+    if (!transport_scan_answer(c, c->stream_id, &status, &error))
+        return 0;
+    c->refused_id = c->stream_id;
+    c->refused_status = status;
+    c->refused_error = error;
+    if (status != 0 && (rc = conn_end_stream(c)) < 0)
+        return rc;
+    c->state = CONN_IDLE;
+    return conn_body_stopped(c);
+}
+
 int
 hconn_send(hconn *c, const void *data, size_t len)
 {
-    json_t *id, *m;
+    size_t off = 0;
     int rc;
 
     if (c->state != CONN_BODY_STREAM && c->refused_id != 0 &&
         c->refused_id == c->next_id - 1)
-        return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
-                          "the server answered request %" PRId64
-                          " with status %d before its body: the body is "
-                          "not sent",
-                          c->refused_id, c->refused_status);
+        return conn_body_stopped(c);
     if (c->state != CONN_BODY_STREAM)
         return conn_error(c, HCONN_ECANNOT_SEND_REQUEST,
                           "no streamed request body is open");
@@ -745,16 +868,26 @@ hconn_send(hconn *c, const void *data, size_t len)
         return 0;
     if (!data)
         return conn_error(c, HCONN_EINVALID_ARGUMENT, "data is NULL");
-    id = json_integer(c->stream_id);
-    m = id ? wire_data_frame(id, len) : NULL;
-    json_decref(id);
-    if (!m)
-        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
-    rc = transport_send_msg(c, m, data, len);
-    json_decref(m);
-    if (rc < 0)
+    if ((rc = conn_check_answered(c)) < 0)
         return rc;
-    c->stream_sent += len;
+    /* One data frame per blocksize bytes; the call is taken whole. */
+    while (off < len) {
+        size_t n = len - off < c->blocksize ? len - off : c->blocksize;
+        json_t *id = json_integer(c->stream_id);
+        json_t *m = id ? wire_data_frame(id, n) : NULL;
+
+        json_decref(id);
+        if (!m)
+            return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+        debug_body(c, (const char *)data + off, n);
+        rc = off == 0 ? transport_send_msg(c, m, (const char *)data, n)
+                      : transport_send_more(c, m, (const char *)data + off, n);
+        json_decref(m);
+        if (rc < 0)
+            return rc;
+        off += n;
+        c->stream_sent += n;
+    }
     if (c->stream_length >= 0 && c->stream_sent == (uint64_t)c->stream_length)
         return conn_end_stream(c);
     return 0;
@@ -776,7 +909,7 @@ conn_wait_fd(int fd)
 int64_t
 hconn_send_fd(hconn *c, int fd, int64_t len)
 {
-    static const size_t piece = HCONN_CHUNK;
+    const size_t piece = c->blocksize;
     char *buf;
     int64_t sent = 0;
     int rc = 0;
@@ -1158,7 +1291,9 @@ conn_tls_options(struct hconn *c, const struct hconn_options *opts)
         {"min_version", opts->min_version, 3},
     };
     const size_t nfields = sizeof(fields) / sizeof(fields[0]);
-    const char *first = opts->insecure ? "insecure" : NULL;
+    const char *first = opts->insecure            ? "insecure"
+                        : opts->no_check_hostname ? "no_check_hostname"
+                                                  : NULL;
     char err[256];
     json_t *obj, *v;
     int rc;
@@ -1178,6 +1313,10 @@ conn_tls_options(struct hconn *c, const struct hconn_options *opts)
                           "insecure and a CA are contradictory (%s given): "
                           "insecure turns verification off",
                           opts->ca_file ? "ca_file" : "ca_path");
+    if (opts->insecure && opts->no_check_hostname)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "insecure and no_check_hostname together: insecure "
+                          "already skips the name check");
     if (opts->key_file && !opts->cert_file)
         return conn_error(c, HCONN_EINVALID_ARGUMENT,
                           "TLS option key_file needs cert_file");
@@ -1226,8 +1365,10 @@ conn_tls_options(struct hconn *c, const struct hconn_options *opts)
             return rc;
         }
     }
-    if (opts->insecure &&
-        json_object_set_new(obj, "insecure", json_true()) < 0) {
+    if ((opts->insecure &&
+         json_object_set_new(obj, "insecure", json_true()) < 0) ||
+        (opts->no_check_hostname &&
+         json_object_set_new(obj, "check_hostname", json_false()) < 0)) {
         json_decref(obj);
         return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
     }
@@ -1304,11 +1445,18 @@ hconn_new(hconn **connp, const char *host, int port,
     c->socket_path = conn_socket_path(opts);
     if (!c->socket_path)
         return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
-    if (opts && !(opts->timeout >= 0 && opts->timeout <= HCONN_MAX_TIMEOUT))
+    if (opts && opts->timeout != HCONN_TIMEOUT_NONE &&
+        !(opts->timeout >= 0 && opts->timeout <= HCONN_MAX_TIMEOUT))
         return conn_error(c, HCONN_EINVALID_ARGUMENT,
-                          "invalid timeout %g: seconds from 0 to %g",
+                          "invalid timeout %g: seconds from 0 to %g, or "
+                          "HCONN_TIMEOUT_NONE",
                           opts->timeout, HCONN_MAX_TIMEOUT);
     c->timeout = opts ? opts->timeout : 0;
+    c->blocksize = opts && opts->blocksize ? opts->blocksize : HCONN_CHUNK;
+    if (c->blocksize > HCONN_MAX_BLOCKSIZE)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "invalid blocksize %zu: at most %d bytes",
+                          c->blocksize, HCONN_MAX_BLOCKSIZE);
     if (opts && (rc = conn_tls_options(c, opts)) < 0)
         return rc;
     if (opts && (rc = conn_source_address(c, opts)) < 0)
@@ -1428,14 +1576,29 @@ hconn_close(hconn *c)
     if (!c)
         return;
     transport_close(c);
+    /* As HTTPConnection.close() closes its response: nothing more of a
+     * body is read, and the object stays valid until freed. */
+    for (struct hconn_response *r = c->responses; r; r = r->next)
+        if (!r->ended && !r->error)
+            r->ended = true;
+    c->in_body = false;
+    c->body_owner = NULL;
+    while (c->pend_count > 0)
+        conn_pending_pop(c);
+    conn_put_clear(c);
+    c->state = CONN_IDLE;
+    c->refused_id = 0;
+}
+
+void
+hconn_free(hconn *c)
+{
+    if (!c)
+        return;
+    hconn_close(c);
     while (c->responses)
         response_free(c->responses);
-    for (size_t i = 0; i < c->pend_count; i++) {
-        free(c->pend[c->pend_first + i].message);
-        json_decref(c->pend[c->pend_first + i].early);
-    }
     free(c->pend);
-    conn_put_clear(c);
     json_decref(c->tunnel_headers);
     free(c->proxy_headers);
     json_decref(c->tls_options);

@@ -17,10 +17,11 @@
 #include "url.h"
 #include "wire.h"
 
-#define HCONN_CHUNK       (64 * 1024) /* socket reads are at least this big */
-#define HCONN_ERRMSG_MAX  512         /* bytes of an error detail, NUL incl. */
-#define HCONN_MAX_TIMEOUT 86400.0     /* longest "timeout" the protocol takes */
-#define HCONN_MAX_PATH    4096        /* bytes of a "tls" file name */
+#define HCONN_CHUNK         (64 * 1024) /* socket reads are at least this big */
+#define HCONN_ERRMSG_MAX    512     /* bytes of an error detail, NUL incl. */
+#define HCONN_MAX_TIMEOUT   86400.0 /* longest "timeout" the protocol takes */
+#define HCONN_MAX_PATH      4096    /* bytes of a "tls" file name */
+#define HCONN_MAX_BLOCKSIZE (16 * 1024 * 1024) /* largest blocksize */
 /* Non-blocking mode: a sending call is taken whole while less than this is
  * queued for the daemon, else it is refused with HCONN_EWOULD_BLOCK. */
 #define HCONN_WBUF_HIGH (256 * 1024)
@@ -60,15 +61,19 @@ struct hconn_response {
     size_t ntrailers;
     char **joined; /* getheader's joined values, owned */
     size_t njoined;
-    int64_t length;      /* announced body length, -1 unknown */
-    int64_t length_left; /* body bytes still due, -1 unknown */
-    uint64_t received;   /* body bytes handed to the caller */
-    char *all;           /* read_all's partial body (non-blocking mode) */
-    size_t all_len;      /* bytes in all */
-    size_t all_cap;      /* size of all */
-    bool ended;          /* the end frame arrived: body complete */
-    int error;           /* sticky error that ended the body */
-    char *errmsg;        /* malloc'd detail of error */
+    int64_t length;        /* announced body length, -1 unknown */
+    int64_t length_left;   /* body bytes still due, -1 unknown */
+    uint64_t received;     /* body bytes handed to the caller */
+    char *all;             /* read_all's partial body (non-blocking mode) */
+    size_t all_len;        /* bytes in all */
+    size_t all_cap;        /* size of all */
+    bool ended;            /* the end frame arrived: body complete, or
+                              hconn_close() closed it */
+    bool incomplete;       /* the body ended with HCONN_EINCOMPLETE_READ */
+    uint64_t inc_received; /* then: bytes received, as hconnd counted */
+    int64_t inc_expected;  /* then: the length announced, -1 unknown */
+    int error;             /* sticky error that ended the body */
+    char *errmsg;          /* malloc'd detail of error */
 };
 
 /* The connection object (HTTPConnection). */
@@ -87,8 +92,9 @@ struct hconn {
                                            CONNECT (malloc'd block) */
     size_t nproxy_headers;
     char *socket_path; /* malloc'd daemon socket path */
-    double timeout;    /* seconds, 0 = none */
-    int debuglevel;    /* > 0: protocol lines to stderr */
+    double timeout;    /* seconds, 0 = hconnd's, < 0: no read timeout */
+    size_t blocksize;  /* bytes per data frame / send_fd read */
+    int debuglevel;    /* 1: http.client's lines, 2: protocol lines too */
 
     /* source_address ["addr", port] each request carries; NULL: none */
     json_t *source_address;
@@ -108,6 +114,9 @@ struct hconn {
     size_t wcap;               /* size of wbuf */
     uint64_t payload_left;     /* raw bytes of the current data frame
                                   still to take from the stream */
+    uint64_t rgen;             /* bumped whenever bytes arrive */
+    uint64_t scan_gen;         /* rgen when transport_scan_answer last
+                                  looked at the buffer */
 
     /* Requests. */
     int64_t next_id;       /* wire id of the next request */
@@ -128,7 +137,9 @@ struct hconn {
     bool stream_continued; /* hconnd said "continue" */
     int64_t refused_id;    /* last request whose body the origin refused
                               before it was sent (0: none) */
-    int refused_status;    /* the status it answered with */
+    int refused_status;    /* the status it answered with; 0: it failed
+                              with refused_error instead */
+    int refused_error;     /* that failure's code */
 
     /* The response stream. */
     bool in_body;    /* the stream is inside a response body */
@@ -248,10 +259,35 @@ int transport_flush_all(struct hconn *c);
  * after conn_broken. */
 int transport_read_ready(struct hconn *c, size_t limit);
 
-/* Writes one protocol line to stderr when debugging ("send: "/"reply: "). */
+/* Writes one protocol line to stderr at debuglevel 2 and above. */
 void transport_debug(const struct hconn *c, const char *prefix,
                      const char *line, size_t len);
 
+/* Looks through the replies buffered after the current read position
+ * (without taking any) for the head or error reply of request id. Returns
+ * 1 with *status (head) or *error (error reply) set when one is there,
+ * else 0. Looks only when bytes arrived since the last look. */
+int transport_scan_answer(struct hconn *c, int64_t id, int *status, int *error);
+
+/* Sends a message with payload even over the high-water mark (the rest of
+ * a call whose first part was taken). Returns 0 or a negative code after
+ * conn_broken. */
+int transport_send_more(struct hconn *c, const json_t *msg, const void *payload,
+                        size_t len);
+
+/* ---- debug.c ----------------------------------------------------------- */
+
+/* debuglevel >= 1: prints "send: b'<head><body>'" for a request message m
+ * (its head rebuilt with hconnd's rules, proto/http1.c) and its inline
+ * body, if any. */
+void debug_request(const struct hconn *c, const json_t *m, const void *body,
+                   size_t body_len);
+
+/* debuglevel >= 1: prints "send: b'<bytes>'" for body bytes. */
+void debug_body(const struct hconn *c, const void *data, size_t len);
+
+/* debuglevel >= 1: prints "reply: '...'" and "header: ..." for a head. */
+void debug_response(const struct hconn *c, const struct hconn_response *r);
 /* Reads the PEM file path (directory: every hashed certificate in it) in
  * this process, at most max bytes; *out is malloc'd. Returns 0, or
  * HCONN_EIO_ERROR / HCONN_EINVALID_ARGUMENT / HCONN_ENO_MEMORY with err

@@ -29,7 +29,9 @@
  *   applies the timeout to the connect and to each read separately, so its
  *   own, more precise timeout error arrives first. A local timeout
  *   (HCONN_ETIMEOUT) drops the daemon connection. Without a timeout the
- *   waits are unbounded (hconnd's default timeouts still apply upstream).
+ *   waits are unbounded (hconnd's default timeouts still apply upstream);
+ *   with HCONN_TIMEOUT_NONE they are unbounded and hconnd waits for the
+ *   origin's bytes without a read timeout too (http.client's default).
  * - Errors that leave the daemon stream unusable (the daemon closed the
  *   socket, a malformed reply, a local timeout or I/O error) close the
  *   daemon socket and fail every outstanding request with the same code;
@@ -48,6 +50,14 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#define HCONN_HTTP_PORT  80  /* http.client.HTTP_PORT */
+#define HCONN_HTTPS_PORT 443 /* http.client.HTTPS_PORT */
+
+/* hconn_options.timeout: no read timeout at all, as http.client's default
+ * (timeout=None): sent as "read_timeout": 0, which hconnd bounds by its
+ * max_read_timeout setting when that is set. */
+#define HCONN_TIMEOUT_NONE (-1.0)
 
 typedef struct hconn hconn;                   /* an HTTPConnection */
 typedef struct hconn_response hconn_response; /* an HTTPResponse */
@@ -87,7 +97,9 @@ struct hconn_options {
                                 $XDG_RUNTIME_DIR/hconnd.sock if that file
                                 exists, else /run/hconnd/hconnd.sock */
     double timeout;          /* seconds, sent with each request and used
-                                for local socket waits; 0 = none */
+                                for local socket waits; 0 = hconnd's
+                                defaults; HCONN_TIMEOUT_NONE = no read
+                                timeout at all */
     bool tls;                /* https (HTTPSConnection): port default 443 */
 
     /* TLS only (see above). Each string is 1 ... 4096 bytes of UTF-8
@@ -112,6 +124,16 @@ struct hconn_options {
                                 (CERT_NONE, check_hostname False): sent as
                                 "insecure": true. Contradicts ca_file and
                                 ca_path, which are refused with it */
+    bool no_check_hostname;  /* verify the chain but not the name
+                                (SSLContext.check_hostname = False): sent as
+                                "check_hostname": false; hconnd's policy
+                                must allow it (no_check_hostname), else
+                                HCONN_EDENIED. Refused with insecure, which
+                                already skips the name */
+
+    size_t blocksize; /* http.client's blocksize: bytes per data
+                         frame of a streamed body and per read of
+                         hconn_send_fd(); 0 = 65536; at most 16 MiB */
 
     /* http.client's source_address (host, port): hconnd binds its
      * connections for these requests to this IPv4 or IPv6 address literal
@@ -128,13 +150,14 @@ struct hconn_options {
  * HTTPConnection(host, port). host is "host", "host:port", "[v6]" or
  * "[v6]:port"; port > 0 overrides the one in host, else 80 (443 with tls).
  * Does not connect. *connp is set whenever memory allowed, even on error,
- * so hconn_errmsg() works: the caller hconn_close()s it in every case.
+ * so hconn_errmsg() works: the caller hconn_free()s it in every case.
  * Returns 0, HCONN_EINVALID_URL (bad host or port), HCONN_EINVALID_ARGUMENT
- * (NULL connp; timeout negative or above 86400, the protocol's limit; a
- * source_address that is not an address literal or a source_port outside
- * 0..65535; a TLS
- * option set while tls is false; insecure with ca_file or ca_path; key_file
- * without cert_file; an empty, over-long or non-UTF-8 string; a
+ * (NULL connp; timeout negative (other than HCONN_TIMEOUT_NONE) or above
+ * 86400, the protocol's limit; blocksize above 16 MiB; a source_address
+ * that is not an address literal or a source_port outside 0..65535; a TLS
+ * option set while tls is false; insecure with ca_file, ca_path or
+ * no_check_hostname; key_file without cert_file; an empty, over-long or
+ * non-UTF-8 string; a
  * server_name that is not a host name; min_version other than "1.2" or
  * "1.3"; a TLS file that is not a regular file or is over the protocol's
  * size for its kind), HCONN_EIO_ERROR (a TLS file cannot be read) or
@@ -173,18 +196,19 @@ int hconn_connect(hconn *c);
 
 /*
  * Sends a whole request now: method, url (the request-target, e.g.
- * "/index.html"), an optional body and extra header fields (name/value
- * pairs, order and duplicates kept). body NULL means no body (hconnd adds
- * Content-Length: 0 for POST, PUT and PATCH); otherwise body_len bytes are
- * sent inline. hconnd adds Host and Accept-Encoding: identity as
- * http.client does, and frames the body itself: a Content-Length field
- * must equal body_len, Transfer-Encoding: chunked makes hconnd chunk-encode
- * the body (its bytes are data, never chunk framing: http.client's
+ * "/index.html"; "" means "/", as in http.client), an optional body and
+ * extra header fields (name/value pairs, order and duplicates kept). body
+ * NULL means no body (hconnd adds Content-Length: 0 for POST, PUT and
+ * PATCH); otherwise body_len bytes are sent inline. hconnd adds Host and
+ * Accept-Encoding: identity as http.client does, and frames the body
+ * itself: a Content-Length field must equal body_len (0 without a body),
+ * Transfer-Encoding may only be "chunked" and makes hconnd chunk-encode the
+ * body (its bytes are data, never chunk framing: http.client's
  * encode_chunked=False has no equivalent), and connection-management
- * fields are limited as PROTOCOL.md 3.1 lists (HCONN_EINVALID_HEADER;
- * method CONNECT: HCONN_EINVALID_URL). Returns 0, HCONN_EINVALID_URL
- * (method not a token; control bytes or space in url),
- * HCONN_EINVALID_HEADER,
+ * fields are limited as PROTOCOL.md 3.1 lists (HCONN_EINVALID_HEADER,
+ * found by the library for the framing fields; method CONNECT:
+ * HCONN_EINVALID_URL). Returns 0, HCONN_EINVALID_URL (method not a token;
+ * control bytes or space in url), HCONN_EINVALID_HEADER,
  * HCONN_ECANNOT_SEND_REQUEST (a putrequest() is unfinished or a streamed
  * body still open), or a connection error (HCONN_EDAEMON_UNAVAILABLE,
  * HCONN_ECONNECTION_CLOSED, HCONN_ETIMEOUT, ...). Errors hconnd finds in
@@ -211,25 +235,50 @@ int hconn_putrequest(hconn *c, const char *method, const char *url,
 int hconn_putheader(hconn *c, const char *name, const char *value);
 
 /*
+ * putheader(name, *values): one field whose value is the nvalues values
+ * joined with ", " (nvalues 0: an empty value). http.client folds them
+ * onto continuation lines instead ("\r\n\t"), an obsolete form (RFC 9112
+ * 5.2) that means the same for list-valued fields. Returns as
+ * hconn_putheader, or HCONN_EINVALID_ARGUMENT (values NULL with nvalues >
+ * 0) or HCONN_ENO_MEMORY.
+ */
+int hconn_putheaderv(hconn *c, const char *name, const char *const *values,
+                     size_t nvalues);
+
+/*
  * Sends the request started by hconn_putrequest(). body != NULL: len bytes
  * sent inline. body == NULL: if the fields put include Content-Length > 0
  * or Transfer-Encoding, the body is streamed with hconn_send() (with
  * Content-Length, the body ends by itself once that many bytes were sent;
  * otherwise, or if fewer were sent, hconn_getresponse() ends it); else the
  * request has no body. hconn_send() takes the body bytes themselves: hconnd
- * frames them upstream (chunked when there is no Content-Length, even
- * under a Transfer-Encoding you put), as dugong does. Returns 0,
+ * frames them upstream (chunked when there is no Content-Length), as
+ * dugong does. So "Transfer-Encoding: chunked" put here means "send the
+ * body chunked": the bytes given to hconn_send() are raw data and are
+ * chunk-encoded once, by hconnd; they must not be chunk-encoded already,
+ * as http.client's send() expects them to be. Transfer-Encoding other than
+ * "chunked", or with Content-Length, is refused, and so is a
+ * Content-Length that differs from an inline body's len. Returns 0,
  * HCONN_ECANNOT_SEND_REQUEST (no putrequest), HCONN_EINVALID_HEADER (bad
- * Content-Length) or a connection error; on error the request started is
- * dropped.
+ * Content-Length or Transfer-Encoding) or a connection error; on error the
+ * request started is dropped.
  */
 int hconn_endheaders(hconn *c, const void *body, size_t len);
 
 /*
  * Sends the next len bytes of a streamed request body (unframed: see
- * hconn_endheaders). Returns 0, HCONN_ECANNOT_SEND_REQUEST (no streamed
- * body open), HCONN_EBODY_LENGTH (more than the Content-Length put; nothing
- * of this call is sent) or a connection error.
+ * hconn_endheaders), in data frames of at most blocksize bytes. Returns 0,
+ * HCONN_ECANNOT_SEND_REQUEST (no streamed body open), HCONN_EBODY_LENGTH
+ * (more than the Content-Length put; nothing of this call is sent) or a
+ * connection error.
+ *
+ * A body stops as soon as its request has an answer (PROTOCOL.md 3.4):
+ * before sending, the call takes in what hconnd has sent and, when that
+ * holds the request's final response (e.g. a 413 the origin gave at once)
+ * or its error (denied, connect_failed, ...), sends nothing more, ends the
+ * body (after a response) and returns HCONN_ECANNOT_SEND_REQUEST, saying
+ * so in hconn_errmsg(); hconn_getresponse() then returns that response or
+ * error. Later calls for that body fail the same way.
  */
 int hconn_send(hconn *c, const void *data, size_t len);
 
@@ -260,14 +309,15 @@ int hconn_request_stream(hconn *c, const char *method, const char *url,
 
 /*
  * Streams the body from file descriptor fd: len bytes, or until its end
- * when len < 0 (a pipe, a socket, stdin). Reads pieces of 64 KiB: the body
- * is never held in memory whole. With a declared length, len is capped to
- * what is still due. Returns the bytes sent, or HCONN_EBODY_LENGTH (fd
- * ended before len bytes; those read were sent), HCONN_EIO_ERROR (read
- * failed), HCONN_ECANNOT_SEND_REQUEST or a connection error. Non-blocking
- * mode: returns the count sent so far once the output queue is full (or
- * fd has nothing yet; wait for fd too), HCONN_EWOULD_BLOCK if that is 0;
- * call again for the rest.
+ * when len < 0 (a pipe, a socket, stdin). Reads pieces of blocksize bytes
+ * (64 KiB by default): the body is never held in memory whole. Stops, as
+ * hconn_send() does, once the request has an answer. With a declared
+ * length, len is capped to what is still due. Returns the bytes sent, or
+ * HCONN_EBODY_LENGTH (fd ended before len bytes; those read were sent),
+ * HCONN_EIO_ERROR (read failed), HCONN_ECANNOT_SEND_REQUEST or a
+ * connection error. Non-blocking mode: returns the count sent so far once
+ * the output queue is full (or fd has nothing yet; wait for fd too),
+ * HCONN_EWOULD_BLOCK if that is 0; call again for the rest.
  */
 int64_t hconn_send_fd(hconn *c, int fd, int64_t len);
 
@@ -304,7 +354,7 @@ int hconn_wait_continue(hconn *c, bool *send_body);
  * The response to the oldest request not yet answered; blocks until its
  * head arrives. Ends an open streamed body first. Discards the rest of a
  * response that was closed unread. Returns 0 with *respp set (free it with
- * hconn_response_close, or let hconn_close do it), or:
+ * hconn_response_close, or let hconn_free do it), or:
  * HCONN_ERESPONSE_NOT_READY when no request is outstanding, a putrequest is
  * unfinished, or the previous response still has an unread body (read it to
  * the end or close it first, as http.client requires); the daemon's error
@@ -363,11 +413,29 @@ short hconn_events(const hconn *c);
  */
 int hconn_process(hconn *c);
 
-/* Closes the daemon socket and frees c and every response still open. */
+/*
+ * HTTPConnection.close(): closes the daemon socket and forgets every
+ * request sent and not yet answered (hconn_getresponse() then returns
+ * HCONN_ERESPONSE_NOT_READY), and the putrequest or streamed body under
+ * way. Responses already returned stay valid and read as closed: a read
+ * returns 0, hconn_response_closed() is true. c stays usable: the next
+ * request connects again. NULL is a no-op.
+ */
 void hconn_close(hconn *c);
 
-/* level > 0: each protocol line sent or received (never body bytes) goes
- * to stderr prefixed "send: " / "reply: ", as http.client's debuglevel. */
+/* Closes c as hconn_close() and frees it and every response of it not yet
+ * closed (their pointers are then invalid). NULL is a no-op. */
+void hconn_free(hconn *c);
+
+/*
+ * http.client's set_debuglevel. level >= 1: what http.client prints, on
+ * stderr: "send: b'...'" with the request head as hconnd sends it (built by
+ * the same code as hconnd's: Host, Accept-Encoding, Content-Length or
+ * Transfer-Encoding added) and then each piece of the body, "reply:
+ * 'HTTP/1.1 200 OK\r\n'" and one "header: Name: value" line per response
+ * field. level >= 2 adds each protocol line exchanged with hconnd,
+ * prefixed "hconnd> " (sent) and "hconnd< " (received).
+ */
 void hconn_set_debuglevel(hconn *c, int level);
 
 /* Detail of the last error on c (or one of its responses); "" if none. */
@@ -419,17 +487,34 @@ size_t hconn_response_gettrailers(const hconn_response *r,
  */
 ssize_t hconn_response_read(hconn_response *r, void *buf, size_t n);
 
-/* Like hconn_response_read, but returns as soon as at least one byte is
- * available (http.client's read1). */
+/* http.client's readinto: fills buf as hconn_response_read does (n bytes
+ * unless the body ends first). */
 ssize_t hconn_response_readinto(hconn_response *r, void *buf, size_t n);
+
+/* http.client's read1: returns at most n bytes, as soon as at least one is
+ * available, from at most one piece the daemon sent (waits only when none
+ * is buffered). Returns 0 at the end, errors as read. */
+ssize_t hconn_response_read1(hconn_response *r, void *buf, size_t n);
 
 /*
  * Reads the whole rest of the body (read() without amt). On success *bufp
  * is a malloc'd buffer of *lenp bytes plus a terminating NUL the caller
- * frees. On error returns the code with *bufp NULL and *lenp 0: no partial
- * body is returned.
+ * frees. On error returns the code with *bufp NULL and *lenp 0, except
+ * HCONN_EINCOMPLETE_READ (http.client's IncompleteRead): then *bufp holds
+ * the bytes that did arrive (IncompleteRead.partial; NUL-terminated, the
+ * caller frees it, possibly 0 bytes) and hconn_response_incomplete_read()
+ * tells the counts.
  */
 int hconn_response_read_all(hconn_response *r, void **bufp, size_t *lenp);
+
+/*
+ * Whether r's body ended with HCONN_EINCOMPLETE_READ; if so, sets
+ * *received to the body bytes that arrived and *expected to the length
+ * announced (-1 when unknown), as hconnd reported them (IncompleteRead's
+ * partial and expected; either pointer may be NULL).
+ */
+bool hconn_response_incomplete_read(const hconn_response *r, uint64_t *received,
+                                    int64_t *expected);
 
 /*
  * Reads one line, up to and including '\n', at most size - 1 bytes (in
@@ -446,7 +531,8 @@ bool hconn_response_closed(const hconn_response *r);
 int hconn_response_fileno(const hconn_response *r);
 
 /* Frees r. An unread body is discarded: the connection drains it before
- * the next response. NULL is a no-op. */
+ * the next response. NULL is a no-op. Valid after hconn_close(c), not
+ * after hconn_free(c), which frees r itself. */
 void hconn_response_close(hconn_response *r);
 
 /* ---- Tables ------------------------------------------------------------ */
@@ -454,6 +540,88 @@ void hconn_response_close(hconn_response *r);
 /* Reason phrase for a status code (http.client.responses), NULL when
  * unknown. */
 const char *hconn_responses(int status);
+
+/* http.HTTPStatus: every member as HCONN_STATUS_<NAME>, with Python 3.13's
+ * names and the older ones it keeps as aliases. */
+enum hconn_status {
+    HCONN_STATUS_CONTINUE = 100,
+    HCONN_STATUS_SWITCHING_PROTOCOLS = 101,
+    HCONN_STATUS_PROCESSING = 102,
+    HCONN_STATUS_EARLY_HINTS = 103,
+    HCONN_STATUS_OK = 200,
+    HCONN_STATUS_CREATED = 201,
+    HCONN_STATUS_ACCEPTED = 202,
+    HCONN_STATUS_NON_AUTHORITATIVE_INFORMATION = 203,
+    HCONN_STATUS_NO_CONTENT = 204,
+    HCONN_STATUS_RESET_CONTENT = 205,
+    HCONN_STATUS_PARTIAL_CONTENT = 206,
+    HCONN_STATUS_MULTI_STATUS = 207,
+    HCONN_STATUS_ALREADY_REPORTED = 208,
+    HCONN_STATUS_IM_USED = 226,
+    HCONN_STATUS_MULTIPLE_CHOICES = 300,
+    HCONN_STATUS_MOVED_PERMANENTLY = 301,
+    HCONN_STATUS_FOUND = 302,
+    HCONN_STATUS_SEE_OTHER = 303,
+    HCONN_STATUS_NOT_MODIFIED = 304,
+    HCONN_STATUS_USE_PROXY = 305,
+    HCONN_STATUS_TEMPORARY_REDIRECT = 307,
+    HCONN_STATUS_PERMANENT_REDIRECT = 308,
+    HCONN_STATUS_BAD_REQUEST = 400,
+    HCONN_STATUS_UNAUTHORIZED = 401,
+    HCONN_STATUS_PAYMENT_REQUIRED = 402,
+    HCONN_STATUS_FORBIDDEN = 403,
+    HCONN_STATUS_NOT_FOUND = 404,
+    HCONN_STATUS_METHOD_NOT_ALLOWED = 405,
+    HCONN_STATUS_NOT_ACCEPTABLE = 406,
+    HCONN_STATUS_PROXY_AUTHENTICATION_REQUIRED = 407,
+    HCONN_STATUS_REQUEST_TIMEOUT = 408,
+    HCONN_STATUS_CONFLICT = 409,
+    HCONN_STATUS_GONE = 410,
+    HCONN_STATUS_LENGTH_REQUIRED = 411,
+    HCONN_STATUS_PRECONDITION_FAILED = 412,
+    HCONN_STATUS_CONTENT_TOO_LARGE = 413,
+    /* the name before Python 3.13: */
+    HCONN_STATUS_REQUEST_ENTITY_TOO_LARGE = 413,
+    HCONN_STATUS_URI_TOO_LONG = 414,
+    /* the name before Python 3.13: */
+    HCONN_STATUS_REQUEST_URI_TOO_LONG = 414,
+    HCONN_STATUS_UNSUPPORTED_MEDIA_TYPE = 415,
+    HCONN_STATUS_RANGE_NOT_SATISFIABLE = 416,
+    /* the name before Python 3.13: */
+    HCONN_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE = 416,
+    HCONN_STATUS_EXPECTATION_FAILED = 417,
+    HCONN_STATUS_IM_A_TEAPOT = 418,
+    HCONN_STATUS_MISDIRECTED_REQUEST = 421,
+    HCONN_STATUS_UNPROCESSABLE_CONTENT = 422,
+    /* the name before Python 3.13: */
+    HCONN_STATUS_UNPROCESSABLE_ENTITY = 422,
+    HCONN_STATUS_LOCKED = 423,
+    HCONN_STATUS_FAILED_DEPENDENCY = 424,
+    HCONN_STATUS_TOO_EARLY = 425,
+    HCONN_STATUS_UPGRADE_REQUIRED = 426,
+    HCONN_STATUS_PRECONDITION_REQUIRED = 428,
+    HCONN_STATUS_TOO_MANY_REQUESTS = 429,
+    HCONN_STATUS_REQUEST_HEADER_FIELDS_TOO_LARGE = 431,
+    HCONN_STATUS_UNAVAILABLE_FOR_LEGAL_REASONS = 451,
+    HCONN_STATUS_INTERNAL_SERVER_ERROR = 500,
+    HCONN_STATUS_NOT_IMPLEMENTED = 501,
+    HCONN_STATUS_BAD_GATEWAY = 502,
+    HCONN_STATUS_SERVICE_UNAVAILABLE = 503,
+    HCONN_STATUS_GATEWAY_TIMEOUT = 504,
+    HCONN_STATUS_HTTP_VERSION_NOT_SUPPORTED = 505,
+    HCONN_STATUS_VARIANT_ALSO_NEGOTIATES = 506,
+    HCONN_STATUS_INSUFFICIENT_STORAGE = 507,
+    HCONN_STATUS_LOOP_DETECTED = 508,
+    HCONN_STATUS_NOT_EXTENDED = 510,
+    HCONN_STATUS_NETWORK_AUTHENTICATION_REQUIRED = 511,
+};
+
+/* HTTPStatus(status).phrase: the same phrase as hconn_responses(). */
+const char *hconn_status_phrase(int status);
+
+/* HTTPStatus(status).description: a longer explanation, "" for the codes
+ * Python gives none; NULL when status is unknown. */
+const char *hconn_status_description(int status);
 
 #ifdef __cplusplus
 }

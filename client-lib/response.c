@@ -49,6 +49,20 @@ response_detach(struct hconn_response *r)
     }
 }
 
+/* Fails r with HCONN_EINCOMPLETE_READ, keeping the counts hconnd gave
+ * (IncompleteRead's partial and expected). */
+static void
+response_incomplete(struct hconn_response *r, uint64_t received,
+                    int64_t expected)
+{
+    if (r->error)
+        return;
+    r->incomplete = true;
+    r->inc_received = received;
+    r->inc_expected = expected;
+    response_fail(r, HCONN_EINCOMPLETE_READ);
+}
+
 /* Fails r because of a protocol violation: the stream is dropped. */
 static int
 response_bad_reply(struct hconn_response *r, const char *what)
@@ -123,12 +137,19 @@ response_advance(struct hconn_response *r)
                            "hconnd ended the body after %" PRIu64 " of %" PRId64
                            " bytes",
                            r->received, r->length);
-                response_fail(r, HCONN_EINCOMPLETE_READ);
+                response_incomplete(r, r->received, r->length);
             }
             break;
         case WIRE_REPLY_ERROR:
             response_detach(r);
-            response_fail(r, conn_reply_error(c, &rep));
+            if (rep.error == HCONN_EINCOMPLETE_READ) {
+                conn_reply_error(c, &rep);
+                response_incomplete(
+                    r, rep.received >= 0 ? (uint64_t)rep.received : r->received,
+                    rep.expected >= 0 ? rep.expected : r->length);
+            } else {
+                response_fail(r, conn_reply_error(c, &rep));
+            }
             break;
         case WIRE_REPLY_CONTINUE:
             break;
@@ -246,7 +267,24 @@ hconn_response_read(hconn_response *r, void *buf, size_t n)
 ssize_t
 hconn_response_readinto(hconn_response *r, void *buf, size_t n)
 {
+    return response_read_core(r, buf, n, false);
+}
+
+ssize_t
+hconn_response_read1(hconn_response *r, void *buf, size_t n)
+{
     return response_read_core(r, buf, n, true);
+}
+
+bool
+hconn_response_incomplete_read(const hconn_response *r, uint64_t *received,
+                               int64_t *expected)
+{
+    if (received)
+        *received = r->incomplete ? r->inc_received : 0;
+    if (expected)
+        *expected = r->incomplete ? r->inc_expected : -1;
+    return r->incomplete;
 }
 
 int
@@ -293,6 +331,13 @@ hconn_response_read_all(hconn_response *r, void **bufp, size_t *lenp)
             r->all = buf; /* kept for the next call */
             r->all_len = len;
             r->all_cap = cap;
+            return (int)n;
+        }
+        if (n == HCONN_EINCOMPLETE_READ) {
+            /* IncompleteRead.partial: what did arrive is the caller's. */
+            buf[len] = '\0';
+            *bufp = buf;
+            *lenp = len;
             return (int)n;
         }
         if (n < 0) {
@@ -391,6 +436,7 @@ response_new(struct hconn *c, const struct pending *p,
         return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
     }
     c->body_owner = r;
+    debug_response(c, r);
     if (r->length == 0)
         response_advance(r); /* no body: take the end frame now */
     *rp = r;

@@ -82,7 +82,7 @@ void
 transport_debug(const struct hconn *c, const char *prefix, const char *line,
                 size_t len)
 {
-    if (c->debuglevel <= 0)
+    if (c->debuglevel < 2)
         return;
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         len--;
@@ -227,6 +227,7 @@ transport_recv_some(struct hconn *c)
     while (n < 0 && errno == EINTR);
     if (n > 0) {
         c->rlen += (size_t)n;
+        c->rgen++;
         return n;
     }
     if (n == 0) {
@@ -444,7 +445,7 @@ transport_send(struct hconn *c, const json_t *msg, const void *payload,
         conn_error(c, HCONN_ENO_MEMORY, "out of memory encoding a message");
         return HCONN_ENO_MEMORY;
     }
-    transport_debug(c, "send: ", line, llen);
+    transport_debug(c, "hconnd> ", line, llen);
     if (c->nonblocking) {
         size_t mark = c->wlen;
 
@@ -481,6 +482,58 @@ transport_send_control(struct hconn *c, const json_t *msg)
 }
 
 int
+transport_send_more(struct hconn *c, const json_t *msg, const void *payload,
+                    size_t len)
+{
+    return transport_send(c, msg, payload, len, true);
+}
+
+int
+transport_scan_answer(struct hconn *c, int64_t id, int *status, int *error)
+{
+    size_t pos = c->rpos, end = c->rlen;
+    char err[256];
+
+    if (c->scan_gen == c->rgen || !c->rbuf)
+        return 0;
+    c->scan_gen = c->rgen;
+    /* Past the rest of the data frame being read, if it is all here. */
+    if (c->payload_left > end - pos)
+        return 0;
+    pos += (size_t)c->payload_left;
+    while (pos < end) {
+        const char *line = c->rbuf + pos;
+        const char *nl = memchr(line, '\n', end - pos);
+        struct wire_reply rep;
+        json_t *msg;
+        int found = 0;
+
+        if (!nl)
+            return 0; /* the rest of the line has not arrived */
+        msg = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        pos += (size_t)(nl - line) + 1;
+        if (!msg)
+            continue; /* a blank line; a bad one breaks the stream later */
+        if (wire_parse_reply(msg, &rep, err, sizeof(err)) == 0) {
+            if (rep.kind == WIRE_REPLY_DATA)
+                pos = rep.data_len > end - pos ? end : pos + rep.data_len;
+            else if (rep.id && json_is_integer(rep.id) &&
+                     json_integer_value(rep.id) == id &&
+                     (rep.kind == WIRE_REPLY_HEAD ||
+                      rep.kind == WIRE_REPLY_ERROR)) {
+                *status = rep.kind == WIRE_REPLY_HEAD ? rep.status : 0;
+                *error = rep.kind == WIRE_REPLY_ERROR ? rep.error : 0;
+                found = 1;
+            }
+        }
+        json_decref(msg);
+        if (found)
+            return 1;
+    }
+    return 0;
+}
+
+int
 transport_next_reply(struct hconn *c, json_t **msgp, struct wire_reply *rep)
 {
     char err[256];
@@ -500,7 +553,7 @@ transport_next_reply(struct hconn *c, json_t **msgp, struct wire_reply *rep)
             return conn_broken(c, HCONN_EBAD_MESSAGE);
         }
         if (msg) {
-            transport_debug(c, "reply: ", line, consumed);
+            transport_debug(c, "hconnd< ", line, consumed);
             rc = wire_parse_reply(msg, rep, err, sizeof(err));
             if (rc < 0) {
                 json_decref(msg);

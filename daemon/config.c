@@ -51,6 +51,7 @@ static const struct config_key config_keys[] = {
     KEY("tls_max_contexts", CONFIG_SIZE, tls_max_contexts, 1, 1 << 20),
     KEY("connect_timeout", CONFIG_SECONDS, connect_timeout, 0.001, 86400),
     KEY("read_timeout", CONFIG_SECONDS, read_timeout, 0.001, 86400),
+    KEY("max_read_timeout", CONFIG_SECONDS, max_read_timeout, 0, 86400),
     KEY("request_timeout", CONFIG_SECONDS, request_timeout, 0, 86400),
     KEY("idle_timeout", CONFIG_SECONDS, idle_timeout, 0.001, 86400),
     KEY("expect_timeout", CONFIG_SECONDS, expect_timeout, 0, 86400),

@@ -33,6 +33,8 @@ struct config {
     size_t tls_max_contexts;         /* TLS contexts kept built */
     double connect_timeout;          /* seconds: DNS + TCP connect */
     double read_timeout;             /* seconds without a response byte */
+    double max_read_timeout;         /* longest read timeout a request may
+                                        ask for; 0: no ceiling */
     double request_timeout;          /* seconds for a whole exchange, lease
                                         to last byte; 0: none */
     double idle_timeout;             /* seconds a pooled connection is kept */

@@ -322,11 +322,21 @@ exchange_timeval(double seconds, struct timeval *tv)
     tv->tv_usec = (suseconds_t)((seconds - (double)tv->tv_sec) * 1e6);
 }
 
+/* Seconds of silence from the origin before a timeout, 0: none. A
+ * request's own "read_timeout" (0: none) or "timeout" is kept within
+ * max_read_timeout when that is set. */
 static double
 exchange_read_timeout(const struct exchange *ex)
 {
-    return ex->m.req.timeout > 0 ? ex->m.req.timeout
-                                 : exchange_cfg(ex)->read_timeout;
+    const struct wire_request *req = &ex->m.req;
+    double ceiling = exchange_cfg(ex)->max_read_timeout, t;
+
+    if (!req->has_read_timeout && !(req->timeout > 0))
+        return exchange_cfg(ex)->read_timeout;
+    t = req->has_read_timeout ? req->read_timeout : req->timeout;
+    if (ceiling > 0 && (t <= 0 || t > ceiling))
+        t = ceiling;
+    return t;
 }
 
 size_t
@@ -681,7 +691,10 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     exchange_timeval(exchange_read_timeout(ex), &tv);
     bufferevent_setcb(up->bev, exchange_read_cb, exchange_write_cb,
                       exchange_event_cb, ex);
-    bufferevent_set_timeouts(up->bev, &tv, &tv);
+    if (exchange_read_timeout(ex) > 0)
+        bufferevent_set_timeouts(up->bev, &tv, &tv);
+    else
+        bufferevent_set_timeouts(up->bev, NULL, NULL);
     bufferevent_setwatermark(up->bev, EV_WRITE,
                              exchange_cfg(ex)->stream_buffer_bytes / 4, 0);
     /* Enabling writing arms the write event even with nothing to write,

@@ -9,10 +9,10 @@
  *   }
  *
  * RULE keys: schemes, hosts, ports, proxies (lists), loopback, private,
- * link_local, insecure_tls, client_certs, tls_files, source_address
- * (booleans). The default rule starts from the built-in one, which allows
- * everything; each listed rule starts from the default rule, so a rule
- * states only what differs.
+ * link_local, insecure_tls, no_check_hostname, client_certs, tls_files,
+ * source_address (booleans). The default rule starts from the built-in
+ * one, which allows everything; each listed rule starts from the default
+ * rule, so a rule states only what differs.
  * Unknown keys are errors, so a misspelt restriction is never silently
  * ignored.
  *
@@ -69,7 +69,8 @@ policy_rule_allow_all(struct policy_rule *r, const char *name)
                               .insecure_tls = true,
                               .client_certs = true,
                               .tls_files = true,
-                              .source_address = true};
+                              .source_address = true,
+                              .no_check_hostname = true};
     snprintf(r->name, sizeof r->name, "%s", name);
 }
 
@@ -378,6 +379,9 @@ policy_parse_rule(struct policy_rule *r, const json_t *obj, const char *where,
         } else if (strcmp(key, "insecure_tls") == 0) {
             rc =
                 policy_parse_bool(v, where, key, &r->insecure_tls, err, errlen);
+        } else if (strcmp(key, "no_check_hostname") == 0) {
+            rc = policy_parse_bool(v, where, key, &r->no_check_hostname, err,
+                                   errlen);
         } else if (strcmp(key, "client_certs") == 0) {
             rc =
                 policy_parse_bool(v, where, key, &r->client_certs, err, errlen);
@@ -496,6 +500,7 @@ policy_parse(const json_t *value, char *err, size_t errlen)
                                   .client_certs = p->def.client_certs,
                                   .tls_files = p->def.tls_files,
                                   .source_address = p->def.source_address};
+        r->no_check_hostname = p->def.no_check_hostname;
         p->nrules++;
         snprintf(where, sizeof where, "policy.rules[%zu]", i);
         if (name != NULL)
@@ -668,6 +673,13 @@ policy_check_request(const struct policy_rule *r,
         snprintf(why, len,
                  "policy rule %s: turning certificate verification off is "
                  "not allowed",
+                 r->name);
+        return HCONN_EDENIED;
+    }
+    if (req->no_check_hostname && !r->no_check_hostname) {
+        snprintf(why, len,
+                 "policy rule %s: turning the certificate name check off "
+                 "(check_hostname) is not allowed",
                  r->name);
         return HCONN_EDENIED;
     }

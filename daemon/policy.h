@@ -64,6 +64,8 @@ struct policy_rule {
 
     /* May choose the source address and port ("source_address"). */
     bool source_address;
+    /* may turn the certificate name check off */
+    bool no_check_hostname;
 };
 
 struct policy {
@@ -83,6 +85,8 @@ struct policy_request {
     bool insecure;         /* certificate verification off */
     bool client_cert;      /* a client certificate (file or inline) */
     bool tls_files;        /* TLS path fields, from a client not root */
+    /* the certificate's name not checked */
+    bool no_check_hostname;
 };
 
 /* A rule's address classes in a small value that a connection attempt

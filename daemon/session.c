@@ -937,6 +937,7 @@ session_check_policy(const struct session *s, const struct wire_request *req,
         .proxy_port = proxy_port,
         .proxy_is_default = proxy_is_default,
         .insecure = tls != NULL && (tls->insecure || !tls->verify),
+        .no_check_hostname = tls != NULL && tls->no_check_hostname,
         .client_cert =
             tls != NULL && (tls->cert_file != NULL || tls->key_file != NULL ||
                             tls->cert_pem != NULL),

@@ -169,6 +169,10 @@ tls_settings_key(const struct wire_tls *o, char *key, size_t len)
     tls_context_key(o, key, len);
     n = strlen(key);
     snprintf(key + n, len - n, ";sni=%s", o->server_name ? o->server_name : "");
+    /* A connection made without the name check serves only such
+     * requests. */
+    if (o->no_check_hostname && strlen(key) + 12 < len)
+        strcat(key, ";nohostcheck");
 }
 
 /* OpenSSL's first queued error as text, or fallback. */
@@ -481,7 +485,7 @@ tls_connection_new(struct tls *t, const struct wire_tls *o, const char *host,
     /* RFC 6066 §3: SNI carries host names only, never address literals. */
     if (!is_ip)
         SSL_set_tlsext_host_name(ssl, name);
-    if (o->verify && !o->insecure) {
+    if (o->verify && !o->insecure && !o->no_check_hostname) {
         int ok = is_ip
                      ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
                      : SSL_set1_host(ssl, name);
@@ -492,7 +496,7 @@ tls_connection_new(struct tls *t, const struct wire_tls *o, const char *host,
                      name);
             return NULL;
         }
-    } else {
+    } else if (!o->verify || o->insecure) {
         log_warn("TLS to %s without certificate verification (insecure)", name);
     }
     slot = tls_slot_get(t, origin_key);

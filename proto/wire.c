@@ -601,12 +601,13 @@ wire_check_pem(struct wire_ctx *c, const char *key, const char *pem)
 static int
 wire_parse_tls(struct wire_ctx *c, json_t *obj, struct wire_tls *t)
 {
-    static const char *const keys[] = {"verify",      "insecure",    "ca_file",
-                                       "ca_path",     "cert_file",   "key_file",
-                                       "server_name", "min_version", "ca_pem",
-                                       "cert_pem",    "key_pem",     NULL};
+    static const char *const keys[] = {
+        "verify",   "insecure",       "ca_file",     "ca_path", "cert_file",
+        "key_file", "server_name",    "min_version", "ca_pem",  "cert_pem",
+        "key_pem",  "check_hostname", NULL};
     struct wire_ctx tc = {c->err, c->errlen, "tls."};
     char herr[192];
+    bool check_hostname = true;
     int rc;
 
     t->verify = true;
@@ -633,8 +634,10 @@ wire_parse_tls(struct wire_ctx *c, json_t *obj, struct wire_tls *t)
                               &t->min_version)) ||
         (rc = wire_check_pem(c, "ca_pem", t->ca_pem)) ||
         (rc = wire_check_pem(c, "cert_pem", t->cert_pem)) ||
-        (rc = wire_check_pem(c, "key_pem", t->key_pem)))
+        (rc = wire_check_pem(c, "key_pem", t->key_pem)) ||
+        (rc = wire_get_bool(&tc, obj, "check_hostname", &check_hostname)))
         return rc;
+    t->no_check_hostname = !check_hostname;
     /* One source each for the trust anchors, the certificate and the key:
      * the material in effect is never a mix the client did not mean. */
     if (t->ca_pem != NULL && (t->ca_file != NULL || t->ca_path != NULL))
@@ -750,6 +753,7 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
                                        "body",
                                        "length",
                                        "timeout",
+                                       "read_timeout",
                                        "proxy",
                                        "source_address",
                                        NULL};
@@ -806,6 +810,17 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
                              "above 0 and at most %g",
                              WIRE_MAX_TIMEOUT);
         r->timeout = json_number_value(timeout);
+    }
+    timeout = json_object_get(msg, "read_timeout");
+    if (timeout != NULL) {
+        if (!json_is_number(timeout) || !(json_number_value(timeout) >= 0) ||
+            json_number_value(timeout) > WIRE_MAX_TIMEOUT)
+            return wire_fail(c, HCONN_EBAD_MESSAGE,
+                             "field \"read_timeout\" must be a number of "
+                             "seconds from 0 (none) to %g",
+                             WIRE_MAX_TIMEOUT);
+        r->has_read_timeout = true;
+        r->read_timeout = json_number_value(timeout);
     }
     if ((source = json_object_get(msg, "source_address")) != NULL &&
         (rc = wire_parse_source(c, source, r)) != 0)

@@ -95,6 +95,8 @@ struct wire_tls {
     const char *key_pem;     /* its private key, PEM, inline */
     const char *server_name; /* SNI and name to verify, default host */
     const char *min_version; /* "1.2" or "1.3", NULL for the default */
+    bool no_check_hostname;  /* "check_hostname": false: verify the chain
+                                but not the name */
 };
 
 /* The "proxy" object: tunnel through host:port with CONNECT. */
@@ -129,6 +131,9 @@ struct wire_request {
     struct wire_proxy proxy;
     bool direct; /* "proxy": false: no tunnel, not even the daemon's
                     default proxy */
+    /* "read_timeout" given, and then its seconds (0: no read timeout) */
+    bool has_read_timeout;
+    double read_timeout;
 
     bool has_source;         /* "source_address" other than ["", 0] */
     const char *source_host; /* its address literal, "" for any */

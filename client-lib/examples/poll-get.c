@@ -49,7 +49,7 @@ step(hconn *c, struct fetch *f, int npaths, char **paths)
                 return rc;
             f->n = 0;
         }
-        while ((n = hconn_response_readinto(f->resp, buf, sizeof(buf))) > 0)
+        while ((n = hconn_response_read1(f->resp, buf, sizeof(buf))) > 0)
             f->n += (unsigned long long)n;
         if (n < 0)
             return (int)n;
@@ -91,6 +91,6 @@ main(int argc, char **argv)
         fprintf(stderr, "poll-get: %s: %s\n", hconn_error_name(rc),
                 c ? hconn_errmsg(c) : "out of memory");
     hconn_response_close(f.resp);
-    hconn_close(c);
+    hconn_free(c);
     return rc < 0 ? -rc : 0;
 }

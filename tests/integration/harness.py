@@ -276,6 +276,16 @@ http {{
             return 404;
         }}
 
+        # Redirects for the hconn command's -L.
+        location = /redirect/301 {{ return 301 /small.txt; }}
+        location = /redirect/302 {{ return 302 /small.txt; }}
+        location = /redirect/303 {{ return 303 /small.txt; }}
+        location = /redirect/307 {{ return 307 /echo; }}
+        location = /redirect/308 {{ return 308 /echo; }}
+        location = /redirect/twice {{ return 302 /redirect/301; }}
+        location = /redirect/relative {{ return 302 "../small.txt"; }}
+        location = /redirect/loop {{ return 302 /redirect/loop; }}
+
         location /dav/ {{
             dav_methods PUT DELETE;
             create_full_put_path on;
@@ -305,6 +315,12 @@ NGINX_TLS_SERVER = """
         add_header X-SSL-Session-Reused $ssl_session_reused always;
 {extra}        location = /small.txt {{ }}
         location = /big.bin {{ }}
+        location = /echo {{
+            client_body_buffer_size 16m;
+            client_max_body_size 16m;
+            echo_read_request_body;
+            echo_request_body;
+        }}
     }}
 """
 
@@ -1566,6 +1582,15 @@ class IntegrationTest(unittest.TestCase):
                     d.print_log_tail(f"{self.id()} failed")
         self.addCleanup(stop_and_report)
         return d
+
+    def start_daemon_config(self, **keys):
+        """Starts hconnd with a config file holding keys (its JSON
+        object); the file is removed at cleanup."""
+        fd, path = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(keys, f)
+        self.addCleanup(os.unlink, path)
+        return self.start_daemon("--config", path)
 
     def start_origin(self, scenarios):
         o = FaultOrigin(scenarios)

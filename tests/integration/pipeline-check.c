@@ -135,7 +135,7 @@ check_pipeline(const char *origin, size_t count, size_t size)
     printf("# client peak RSS %ld kiB\n", peak_rss_kib());
     free(body);
     free(got);
-    hconn_close(c);
+    hconn_free(c);
 }
 
 /* Waits for c's events with poll(2) and runs hconn_process. Returns 0 or a
@@ -259,7 +259,7 @@ check_nonblock(const char *origin)
     check(rc == 0, "back to blocking mode", "%s", why(c, rc));
     free(body);
     free(got);
-    hconn_close(c);
+    hconn_free(c);
 }
 
 /* Reads r's body into buf (at most cap) and closes r. Returns the length
@@ -365,7 +365,7 @@ check_sendfd(const char *origin, const char *path)
     close(fd);
     free(want);
     free(got);
-    hconn_close(c);
+    hconn_free(c);
 }
 
 /* 100-continue with the fault origin. */
@@ -446,7 +446,7 @@ check_expect(const char *origin)
     n = rc == 0 ? slurp(r, buf, sizeof(buf)) : -1;
     check(n == 6, "body sent before the verdict is held and delivered", "%s",
           why(c, rc));
-    hconn_close(c);
+    hconn_free(c);
 }
 
 /* Reads path with read(size) until it ends. Returns the final code (0 at
@@ -508,7 +508,7 @@ check_strict(const char *origin)
         check(rc == 0 && total == 3000, what, "%d %s after %zu bytes", rc,
               why(c, rc), total);
     }
-    hconn_close(c);
+    hconn_free(c);
 }
 
 int

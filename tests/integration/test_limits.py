@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -38,11 +37,7 @@ class LimitTest(harness.IntegrationTest):
         })
 
     def daemon(self, **keys):
-        fd, path = tempfile.mkstemp(suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(keys, f)
-        self.addCleanup(os.unlink, path)
-        return self.start_daemon("--config", path)
+        return self.start_daemon_config(**keys)
 
     def assertServed(self, d, rid=1, path="/"):
         """A fresh client still gets its answer."""
@@ -219,6 +214,10 @@ class PoolLimits(LimitTest):
                                   for o in st["pool"]["origins"].values()),
             "a waiting lease")
         self.assertEqual(st["pool"]["open"], 1)
+        # The origin's accept can lag behind the daemon's connect: wait for
+        # its own record of the first request before counting.
+        self.assertTrue(self.origin.wait_requests(1),
+                        "the origin never saw the first request")
         self.assertEqual(len(self.origin.connections), 1)
         # When the first request gives up, its connection is closed and
         # the waiting one gets a new one.
@@ -269,6 +268,38 @@ class ResponseLimits(LimitTest):
         self.assertEqual(last["error"], "timeout")
         self.assertIn("no response bytes", last["message"])
         self.assertServed(d, 2)
+
+    def test_read_timeout_none_waits_for_a_slow_origin(self):
+        # "read_timeout": 0 turns the read timeout off (http.client's
+        # timeout=None): a response slower than the daemon's read_timeout
+        # still arrives; without it the same request times out.
+        d = self.daemon(read_timeout=0.1)
+        w = self.wire(d)
+        head, body, last = w.request(1, "GET", self.origin.url("/slow"),
+                                     read_timeout=0)
+        self.assertEqual(head and head["status"], 200, last)
+        self.assertEqual(body, b"ok")
+        head, body, last = w.request(2, "GET", self.origin.url("/slow"))
+        self.assertEqual(last["error"], "timeout", last)
+
+    def test_max_read_timeout_caps_a_request_without_timeout(self):
+        d = self.daemon(read_timeout=60, max_read_timeout=0.3)
+        w = self.wire(d)
+        head, body, last = w.request(1, "GET", self.origin.url("/hang"),
+                                     read_timeout=0)
+        self.assertEqual(last["error"], "timeout", last)
+        head, body, last = w.request(2, "GET", self.origin.url("/hang"),
+                                     timeout=3600)
+        self.assertEqual(last["error"], "timeout", last)
+        self.assertIn("0.3 s", last["message"])
+
+    def test_read_timeout_field_is_validated(self):
+        d = self.daemon()
+        w = self.wire(d)
+        head, body, last = w.request(1, "GET", self.origin.url(),
+                                     read_timeout=-1)
+        self.assertEqual(last["error"], "bad_message", last)
+        self.assertIn("read_timeout", last["message"])
 
     def test_request_timeout_bounds_a_trickling_response(self):
         # A byte every 0.1 s never trips the read timeout; the whole

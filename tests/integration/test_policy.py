@@ -132,6 +132,27 @@ class Outcomes(PolicyTest):
         self.assertDenied(last, "client certificates")
         self.assertNoUpstream()
 
+    def test_check_hostname_off_can_be_refused(self):
+        # Like insecure_tls: a rule may keep clients from skipping the
+        # certificate's name check, even with the chain verified.
+        d = self.daemon({"default": {"no_check_hostname": False}})
+        w = self.wire(d)
+        url = f"https://127.0.0.1:{self.origin.port}/"
+        head, body, last = w.request(1, "GET", url,
+                                     tls={"check_hostname": False})
+        self.assertDenied(last, "name check")
+        self.assertNoUpstream()
+
+    def test_no_check_hostname_must_be_a_boolean(self):
+        path = self.config({"default": {"no_check_hostname": "yes"}})
+        r = subprocess.run([harness.HCONND, "--socket",
+                            os.path.join(self.dir, "s.sock"),
+                            "--config", path],
+                           capture_output=True, text=True, timeout=10,
+                           stdin=subprocess.DEVNULL)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no_check_hostname", r.stderr)
+
     def test_proxy_not_listed_is_denied(self):
         d = self.daemon({"default": {"proxies": ["127.0.0.1:3128"]}})
         head, body, last = self.wire(d).request(

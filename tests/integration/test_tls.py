@@ -358,10 +358,18 @@ class HttpsToNginx(harness.IntegrationTest):
                             f"the pool never held {n} connections")
             time.sleep(0.02)
 
+    def pool_idle(self):
+        """How many of the pool's upstream connections are idle."""
+        with harness.Wire(self.daemon.socket) as w:
+            w.send({"op": "stats"})
+            return w.read_message()["pool"]["idle"]
+
     def test_second_connection_resumes_the_session_of_a_live_one(self):
-        """One pooled connection stays busy with a 1 MiB body the client
-        has not read yet; a request pipelined behind it needs a second
-        connection, which resumes the first one's session."""
+        """The pooled connection is kept busy by a POST whose streamed body
+        stays open; a request from another client then needs a second
+        connection, which resumes the first one's session. The first
+        connection cannot free up before the second request is served,
+        since its body ends only after that."""
         for port, protocol in ((self.nginx.tls_port, "TLSv1.3"),
                                (self.nginx.tls12_tls_port, "TLSv1.2")):
             with self.subTest(protocol=protocol):
@@ -369,34 +377,64 @@ class HttpsToNginx(harness.IntegrationTest):
                 self.assertOkResponse(head1, end1)
                 self.assertEqual(header_value(head1, "X-SSL-Session-Reused"),
                                  ".")
-                big, small = self.rid + 1, self.rid + 2
-                self.rid += 2
-                before = self.pool_open()
-                lines = b"".join(
-                    json.dumps(
-                        {"id": rid, "method": "GET", "host": LOOPBACK,
-                         "port": port, "target": target,
-                         "tls": self.ca()}).encode() + b"\n"
-                    for rid, target in ((big, "/big.bin"),
-                                        (small, "/small.txt")))
-                self.w.send_raw(lines)
-                # Unread, the big body holds its connection (the daemon
-                # stops reading it a window ahead of the client), so the
-                # small request must open a second one; read only then.
-                self.wait_for_pool_open(before + 1)
-                head2, body2, end2 = self.w.read_response(big)
-                self.assertOkResponse(head2, end2)
-                self.assertEqual(body2, big_bytes())
-                self.assertIs(head2["reused"], True)
-                head3, _, end3 = self.w.read_response(small)
+                idle = self.pool_idle()
+                self.rid += 1
+                post = self.rid
+                self.w.send({"id": post, "method": "POST", "host": LOOPBACK,
+                             "port": port, "target": "/echo",
+                             "tls": self.ca(), "body": "stream"})
+                self.w.send({"id": post, "data": 3}, b"abc")
+                deadline = time.monotonic() + 10
+                while self.pool_idle() != idle - 1:
+                    self.assertLess(time.monotonic(), deadline,
+                                    "the POST never took the pooled "
+                                    "connection")
+                    time.sleep(0.02)
+                other = self.wire(self.daemon)
+                head3, _, end3 = self.host_get(self.ca(), port=port,
+                                               wire=other)
                 self.assertOkResponse(head3, end3)
                 self.assertIs(head3["reused"], False,
-                              "premise: the pipelined request needed a new "
+                              "premise: the second request needed a new "
                               "connection")
                 self.assertEqual(header_value(head3, "X-TLS-Protocol"),
                                  protocol)
                 self.assertEqual(header_value(head3, "X-SSL-Session-Reused"),
                                  "r")
+                self.w.send({"id": post, "end": True})
+                head2, body2, end2 = self.w.read_response(post)
+                self.assertOkResponse(head2, end2)
+                self.assertEqual(body2, b"abc")
+                self.assertIs(head2["reused"], True)
+                self.assertNotEqual(header_value(head2, "X-Connection"),
+                                    header_value(head3, "X-Connection"))
+
+    def test_check_hostname_false_accepts_a_certificate_for_another_name(self):
+        # The certificate is for 127.0.0.1 and localhost: another
+        # server_name fails the name check, unless check_hostname is off;
+        # the chain is still verified (the other CA fails).
+        head, _, err = self.host_get(self.ca(server_name="example.test"))
+        self.assertVerifyFailed(head, err, self.nginx.tls_port,
+                                "hostname mismatch")
+        head, body, end = self.host_get(
+            self.ca(server_name="example.test", check_hostname=False))
+        self.assertOkResponse(head, end)
+        self.assertEqual(body, SMALL_BODY)
+        head, _, err = self.host_get({"ca_file": self.nginx.other_ca_file,
+                                      "check_hostname": False})
+        self.assertVerifyFailed(head, err, self.nginx.tls_port,
+                                "unable to get local issuer certificate")
+
+    def test_check_hostname_false_does_not_share_checked_connections(self):
+        head1, _, end1 = self.host_get(self.ca())
+        self.assertOkResponse(head1, end1)
+        head2, _, end2 = self.host_get(self.ca(check_hostname=False))
+        self.assertOkResponse(head2, end2)
+        self.assertIs(head2["reused"], False)
+        head3, _, end3 = self.host_get(self.ca())
+        self.assertIs(head3["reused"], True)
+        self.assertEqual(header_value(head3, "X-Connection"),
+                         header_value(head1, "X-Connection"))
 
     # Inline PEM material --------------------------------------------------
     @staticmethod

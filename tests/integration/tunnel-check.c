@@ -56,11 +56,11 @@ main(int argc, char **argv)
                c != NULL ? hconn_errmsg(c) : "out of memory");
         if (c != NULL)
             print_proxy_headers(c);
-        hconn_close(c);
+        hconn_free(c);
         return -rc;
     }
     printf("body %.*s", (int)len, (const char *)body);
     free(body);
-    hconn_close(c);
+    hconn_free(c);
     return 0;
 }
