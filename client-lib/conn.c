@@ -822,9 +822,10 @@ conn_body_stopped(struct hconn *c)
 
 /* PROTOCOL.md 3.4: a body stops as soon as its request has an answer.
  * Takes in what hconnd sent meanwhile; when that holds the final
- * response or the error of the streaming request, ends the body (the end
- * frame after a response; none after an error, which ended the request)
- * and returns HCONN_ECANNOT_SEND_REQUEST. Returns 0 to go on. */
+ * response or the error of the streaming request, ends the body with its
+ * end frame (a stream stays open under its id until then, whatever
+ * became of its request) and returns HCONN_ECANNOT_SEND_REQUEST. Returns
+ * 0 to go on. */
 static int
 conn_check_answered(struct hconn *c)
 {
@@ -838,7 +839,7 @@ conn_check_answered(struct hconn *c)
     c->refused_id = c->stream_id;
     c->refused_status = status;
     c->refused_error = error;
-    if (status != 0 && (rc = conn_end_stream(c)) < 0)
+    if ((rc = conn_end_stream(c)) < 0)
         return rc;
     c->state = CONN_IDLE;
     return conn_body_stopped(c);
