@@ -23,6 +23,7 @@ struct config {
     size_t pool_max_total;           /* upstream connections in all */
     size_t stream_buffer_bytes;      /* per-request response high-water mark */
     size_t client_body_buffer_bytes; /* request bodies held per client */
+    size_t tls_max_contexts;         /* TLS contexts kept built */
     double connect_timeout;          /* seconds: DNS + TCP connect */
     double read_timeout;             /* seconds without a response byte */
     double request_timeout;          /* seconds for a whole exchange, lease

@@ -280,7 +280,7 @@ main(int argc, char **argv)
         log_error("hosts_file: cannot read %s", cfg.hosts_file);
         goto out;
     }
-    srv.tls = tls_new();
+    srv.tls = tls_new(&cfg);
     srv.pool = pool_new(srv.base, srv.dns, srv.tls, &cfg, &srv.stats);
     srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
     if (srv.tls == NULL || srv.pool == NULL || srv.listener == NULL) {

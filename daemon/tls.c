@@ -1,11 +1,23 @@
 /*
  * tls.c — OpenSSL client contexts and the per-origin session cache.
  *
- * Contexts are few (one per distinct trust/identity setting) and live as
- * long as the daemon; each is built once, so a ca_file is read once, not
- * per connection. Sessions are kept per pool origin key, which already
- * names every TLS setting, so a session is only ever offered to a server
- * reached with the same trust and identity it was made under.
+ * Certificate and key material reaches this file only as PEM in memory
+ * (the request's inline fields, or files the client's own rights opened
+ * for it: tlsfiles.c); the daemon never opens a file a client named with
+ * its own rights here.
+ *
+ * The system trust store is loaded once, into one X509_STORE that every
+ * context verifying against it shares. Contexts are keyed by the settings
+ * that shape them (verification, hashes of the PEM material, minimum
+ * version; not the server name, which is per connection) and cached, most
+ * recently used first, up to tls_max_contexts; past that the least
+ * recently used one is released. Each connection holds its own reference
+ * to its context, so a released context lives exactly as long as its
+ * last connection.
+ *
+ * Sessions are kept per pool origin key, which names every TLS setting,
+ * so a session is only ever offered to a server reached with the same
+ * trust and identity it was made under.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -13,18 +25,22 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "config.h"
 #include "hconn_error.h"
 #include "log.h"
 #include "tls.h"
 
 #define TLS_MAX_SESSIONS 4096 /* origins remembered for resumption */
+#define TLS_DIGEST_HEX   33   /* 128 bits of SHA-256 in hex, and a NUL */
 
 struct tls_context {
-    char *key; /* tls_settings_key of its settings */
+    char *key; /* tls_context_key of its settings */
     SSL_CTX *ctx;
-    struct tls_context *next;
+    struct tls_context *next; /* most recently used first */
 };
 
 /* The session to offer the next connection to one origin. */
@@ -35,7 +51,11 @@ struct tls_slot {
 };
 
 struct tls {
+    const struct config *cfg; /* tls_max_contexts (may be reloaded) */
+    X509_STORE *system_store; /* the system trust store, loaded once */
+    bool system_store_failed; /* ... and why not, once */
     struct tls_context *contexts;
+    size_t ncontexts;
     struct tls_slot *slots;
     size_t nslots;
 };
@@ -43,9 +63,21 @@ struct tls {
 static const struct wire_tls tls_defaults = {.verify = true};
 
 struct tls *
-tls_new(void)
+tls_new(const struct config *cfg)
 {
-    return calloc(1, sizeof(struct tls));
+    struct tls *t = calloc(1, sizeof(struct tls));
+
+    if (t != NULL)
+        t->cfg = cfg;
+    return t;
+}
+
+static void
+tls_context_free(struct tls_context *c)
+{
+    SSL_CTX_free(c->ctx);
+    free(c->key);
+    free(c);
 }
 
 void
@@ -57,9 +89,7 @@ tls_free(struct tls *t)
         struct tls_context *c = t->contexts;
 
         t->contexts = c->next;
-        SSL_CTX_free(c->ctx);
-        free(c->key);
-        free(c);
+        tls_context_free(c);
     }
     while (t->slots != NULL) {
         struct tls_slot *s = t->slots;
@@ -69,20 +99,55 @@ tls_free(struct tls *t)
         free(s->origin_key);
         free(s);
     }
+    X509_STORE_free(t->system_store);
     free(t);
+}
+
+/* "-" for no material, else the first 128 bits of its SHA-256 in hex:
+ * keys name the material without ever holding (or logging) it. */
+static void
+tls_digest(const char *pem, char out[TLS_DIGEST_HEX])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (pem == NULL ||
+        EVP_Digest(pem, strlen(pem), md, &n, EVP_sha256(), NULL) != 1 ||
+        n < 16) {
+        snprintf(out, TLS_DIGEST_HEX, "-");
+        return;
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The settings that shape a context: everything but the server name. */
+static void
+tls_context_key(const struct wire_tls *o, char *key, size_t len)
+{
+    char ca[TLS_DIGEST_HEX], cert[TLS_DIGEST_HEX], pkey[TLS_DIGEST_HEX];
+
+    tls_digest(o->ca_pem, ca);
+    tls_digest(o->cert_pem, cert);
+    tls_digest(o->key_pem, pkey);
+    snprintf(key, len,
+             "verify=%d;ca=%s;cert=%s;key=%s;min=%s;paths=%s:%s:%s:%s",
+             o->verify && !o->insecure, ca, cert, pkey,
+             o->min_version ? o->min_version : "", o->ca_file ? o->ca_file : "",
+             o->ca_path ? o->ca_path : "", o->cert_file ? o->cert_file : "",
+             o->key_file ? o->key_file : "");
 }
 
 void
 tls_settings_key(const struct wire_tls *o, char *key, size_t len)
 {
+    size_t n;
+
     if (o == NULL)
         o = &tls_defaults;
-    snprintf(key, len, "verify=%d;ca=%s;capath=%s;cert=%s;key=%s;sni=%s;min=%s",
-             o->verify && !o->insecure, o->ca_file ? o->ca_file : "",
-             o->ca_path ? o->ca_path : "", o->cert_file ? o->cert_file : "",
-             o->key_file ? o->key_file : "",
-             o->server_name ? o->server_name : "",
-             o->min_version ? o->min_version : "");
+    tls_context_key(o, key, len);
+    n = strlen(key);
+    snprintf(key + n, len - n, ";sni=%s", o->server_name ? o->server_name : "");
 }
 
 /* OpenSSL's first queued error as text, or fallback. */
@@ -112,8 +177,109 @@ tls_new_session_cb(SSL *ssl, SSL_SESSION *session)
     return 1; /* we keep the reference */
 }
 
+/* Never prompts for a pass phrase: the daemon has no terminal, and an
+ * encrypted key simply fails to load. */
+static int
+tls_no_passphrase_cb(char *buf, int size, int rwflag, void *u)
+{
+    return -1;
+}
+
+/* The shared system trust store, loaded on first use. */
+static X509_STORE *
+tls_system_store(struct tls *t, char *err, size_t errlen)
+{
+    char why[256];
+
+    if (t->system_store != NULL)
+        return t->system_store;
+    t->system_store = X509_STORE_new();
+    if (t->system_store == NULL ||
+        X509_STORE_set_default_paths(t->system_store) != 1) {
+        tls_queue_error(why, sizeof why, "unreadable");
+        snprintf(err, errlen, "cannot load the system trust store: %s", why);
+        X509_STORE_free(t->system_store);
+        t->system_store = NULL;
+    }
+    return t->system_store;
+}
+
+/* A store of the certificates in pem; NULL with err set when it holds
+ * none, or something that is not a certificate. */
+static X509_STORE *
+tls_store_from_pem(const char *pem, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_STORE *store = X509_STORE_new();
+    STACK_OF(X509_INFO) *infos = NULL;
+    int n = 0;
+    char why[256];
+
+    if (bio != NULL && store != NULL)
+        infos = PEM_X509_INFO_read_bio(bio, NULL, tls_no_passphrase_cb, NULL);
+    for (int i = 0; infos != NULL && i < sk_X509_INFO_num(infos); i++) {
+        X509_INFO *info = sk_X509_INFO_value(infos, i);
+
+        if (info->x509 != NULL && X509_STORE_add_cert(store, info->x509) == 1)
+            n++;
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    BIO_free(bio);
+    if (n == 0) {
+        tls_queue_error(why, sizeof why, "no certificate in it");
+        snprintf(err, errlen, "cannot use the trust anchors (ca): %s", why);
+        X509_STORE_free(store);
+        return NULL;
+    }
+    ERR_clear_error();
+    return store;
+}
+
+/* Installs the client certificate chain and key from PEM on ctx. */
+static int
+tls_use_identity(SSL_CTX *ctx, const char *cert_pem, const char *key_pem,
+                 char *err, size_t errlen)
+{
+    BIO *bio = BIO_new_mem_buf(cert_pem, -1);
+    BIO *kbio = BIO_new_mem_buf(key_pem != NULL ? key_pem : cert_pem, -1);
+    X509 *cert = NULL, *extra;
+    EVP_PKEY *key = NULL;
+    char why[256];
+    int ok = 0;
+
+    if (bio == NULL || kbio == NULL)
+        goto done;
+    cert = PEM_read_bio_X509(bio, NULL, tls_no_passphrase_cb, NULL);
+    if (cert == NULL || SSL_CTX_use_certificate(ctx, cert) != 1)
+        goto done;
+    while ((extra = PEM_read_bio_X509(bio, NULL, tls_no_passphrase_cb, NULL)) !=
+           NULL)
+        if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
+            X509_free(extra);
+            goto done;
+        }
+    ERR_clear_error(); /* the end of the chain reads as an error */
+    key = PEM_read_bio_PrivateKey(kbio, NULL, tls_no_passphrase_cb, NULL);
+    ok = key != NULL && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+         SSL_CTX_check_private_key(ctx) == 1;
+
+done:
+    if (!ok) {
+        tls_queue_error(why, sizeof why, "unusable");
+        snprintf(err, errlen,
+                 "cannot use the client certificate and key (cert, key): %s",
+                 why);
+    }
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+    BIO_free(kbio);
+    return ok ? 0 : -1;
+}
+
 static SSL_CTX *
-tls_context_build(const struct wire_tls *o, char *err, size_t errlen)
+tls_context_build(struct tls *t, const struct wire_tls *o, char *err,
+                  size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     char why[256];
@@ -132,10 +298,15 @@ tls_context_build(const struct wire_tls *o, char *err, size_t errlen)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
                                             SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, tls_new_session_cb);
+    SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase_cb);
 
     if (o->verify && !o->insecure) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        X509_STORE *store = o->ca_pem != NULL
+                                ? tls_store_from_pem(o->ca_pem, err, errlen)
+                                : tls_system_store(t, err, errlen);
+
         if (o->ca_file != NULL || o->ca_path != NULL) {
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
             if (SSL_CTX_load_verify_locations(ctx, o->ca_file, o->ca_path) !=
                 1) {
                 tls_queue_error(why, sizeof why, "unreadable");
@@ -143,15 +314,24 @@ tls_context_build(const struct wire_tls *o, char *err, size_t errlen)
                          o->ca_file ? o->ca_file : o->ca_path, why);
                 goto fail;
             }
-        } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-            tls_queue_error(why, sizeof why, "unreadable");
-            snprintf(err, errlen, "cannot load the system trust store: %s",
-                     why);
+            store = NULL;
+        } else if (store == NULL)
             goto fail;
+        if (store == NULL) {
+            /* loaded from ca_file or ca_path above */
+        } else if (o->ca_pem != NULL) {
+            SSL_CTX_set_cert_store(ctx, store); /* takes it */
+        } else {
+            /* Shared: one copy of the system store for every context. */
+            SSL_CTX_set1_cert_store(ctx, store);
         }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
+    if (o->cert_pem != NULL &&
+        tls_use_identity(ctx, o->cert_pem, o->key_pem, err, errlen) < 0)
+        goto fail;
     if (o->cert_file != NULL) {
         const char *key = o->key_file ? o->key_file : o->cert_file;
 
@@ -172,20 +352,44 @@ fail:
     return NULL;
 }
 
-/* The context for o's settings, built on first use. */
+/* Releases the least recently used contexts beyond the configured bound. */
+static void
+tls_context_trim(struct tls *t)
+{
+    size_t max = t->cfg != NULL ? t->cfg->tls_max_contexts : 64;
+    struct tls_context **p = &t->contexts;
+    size_t i = 0;
+
+    while (*p != NULL && ++i <= max)
+        p = &(*p)->next;
+    while (*p != NULL) {
+        struct tls_context *c = *p;
+
+        *p = c->next;
+        tls_context_free(c);
+        t->ncontexts--;
+    }
+}
+
+/* The context for o's settings (moved to the front), built on first use. */
 static SSL_CTX *
 tls_context_get(struct tls *t, const struct wire_tls *o, char *err,
                 size_t errlen)
 {
-    char key[2048];
-    struct tls_context *c;
+    char key[20000];
+    struct tls_context *c, **p;
     SSL_CTX *ctx;
 
-    tls_settings_key(o, key, sizeof key);
-    for (c = t->contexts; c != NULL; c = c->next)
-        if (strcmp(c->key, key) == 0)
+    tls_context_key(o, key, sizeof key);
+    for (p = &t->contexts; (c = *p) != NULL; p = &c->next) {
+        if (strcmp(c->key, key) == 0) {
+            *p = c->next;
+            c->next = t->contexts;
+            t->contexts = c;
             return c->ctx;
-    ctx = tls_context_build(o, err, errlen);
+        }
+    }
+    ctx = tls_context_build(t, o, err, errlen);
     if (ctx == NULL)
         return NULL;
     c = calloc(1, sizeof *c);
@@ -198,7 +402,15 @@ tls_context_get(struct tls *t, const struct wire_tls *o, char *err,
     c->ctx = ctx;
     c->next = t->contexts;
     t->contexts = c;
+    t->ncontexts++;
+    tls_context_trim(t);
     return ctx;
+}
+
+size_t
+tls_context_count(const struct tls *t)
+{
+    return t->ncontexts;
 }
 
 static struct tls_slot *
@@ -325,6 +537,9 @@ tls_options_copy(const struct wire_tls *o)
     c->ca_path = tls_strdup(o->ca_path, &failed);
     c->cert_file = tls_strdup(o->cert_file, &failed);
     c->key_file = tls_strdup(o->key_file, &failed);
+    c->ca_pem = tls_strdup(o->ca_pem, &failed);
+    c->cert_pem = tls_strdup(o->cert_pem, &failed);
+    c->key_pem = tls_strdup(o->key_pem, &failed);
     c->server_name = tls_strdup(o->server_name, &failed);
     c->min_version = tls_strdup(o->min_version, &failed);
     if (failed) {
@@ -343,6 +558,9 @@ tls_options_free(struct wire_tls *o)
     free((char *)o->ca_path);
     free((char *)o->cert_file);
     free((char *)o->key_file);
+    free((char *)o->ca_pem);
+    free((char *)o->cert_pem);
+    free((char *)o->key_pem);
     free((char *)o->server_name);
     free((char *)o->min_version);
     free(o);

@@ -1,8 +1,9 @@
 /*
- * tls.h — TLS for upstream connections: one OpenSSL client context per
- * distinct set of trust and identity settings, verification on by
- * default (system trust store, host name or IP address, SNI), and a
- * session cache per origin so new connections resume.
+ * tls.h — TLS for upstream connections: OpenSSL client contexts per
+ * distinct set of trust and identity settings, cached with a bound and
+ * sharing one system trust store; verification on by default (host name
+ * or IP address, SNI); a session cache per origin so new connections
+ * resume.
  */
 #ifndef HCONND_TLS_H
 #define HCONND_TLS_H
@@ -16,11 +17,15 @@
 
 struct tls;
 
-struct tls *tls_new(void);
+struct config;
+
+/* cfg (kept, may be reloaded in place) bounds the context cache. */
+struct tls *tls_new(const struct config *cfg);
 void tls_free(struct tls *t);
 
 /* Writes a string naming every setting in o (NULL: the defaults) into
- * key: connections made with different keys are never shared. */
+ * key: connections made with different keys are never shared. PEM
+ * material appears only as a digest. */
 void tls_settings_key(const struct wire_tls *o, char *key, size_t len);
 
 /*
@@ -43,6 +48,9 @@ int tls_handshake_error(SSL *ssl, unsigned long openssl_error, const char *peer,
  * request o came with; tls_options_free releases it. */
 struct wire_tls *tls_options_copy(const struct wire_tls *o);
 void tls_options_free(struct wire_tls *o);
+
+/* Contexts cached now (at most tls_max_contexts). */
+size_t tls_context_count(const struct tls *t);
 
 /* Whether the handshake resumed a cached session. */
 bool tls_resumed(SSL *ssl);

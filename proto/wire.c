@@ -582,13 +582,28 @@ wire_parse_origin(struct wire_ctx *c, json_t *msg, struct wire_request *r)
     return wire_set_origin(c, r, s, target);
 }
 
+/* Checks an inline PEM field: some "-----BEGIN " block, nothing that
+ * could not be PEM. OpenSSL parses it later; this only refuses what is
+ * plainly not certificate or key material, naming the field. */
+static int
+wire_check_pem(struct wire_ctx *c, const char *key, const char *pem)
+{
+    if (pem != NULL && strstr(pem, "-----BEGIN ") == NULL)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.%s\" must hold PEM (\"-----BEGIN "
+                         "...\")",
+                         key);
+    return 0;
+}
+
 /* Reads the "tls" options object. */
 static int
 wire_parse_tls(struct wire_ctx *c, json_t *obj, struct wire_tls *t)
 {
     static const char *const keys[] = {"verify",      "insecure",    "ca_file",
                                        "ca_path",     "cert_file",   "key_file",
-                                       "server_name", "min_version", NULL};
+                                       "server_name", "min_version", "ca_pem",
+                                       "cert_pem",    "key_pem",     NULL};
     struct wire_ctx tc = {c->err, c->errlen, "tls."};
     char herr[192];
     int rc;
@@ -605,11 +620,38 @@ wire_parse_tls(struct wire_ctx *c, json_t *obj, struct wire_tls *t)
                               HCONN_EBAD_MESSAGE, &t->cert_file)) ||
         (rc = wire_get_string(&tc, obj, "key_file", 1, WIRE_MAX_PATH,
                               HCONN_EBAD_MESSAGE, &t->key_file)) ||
+        (rc = wire_get_string(&tc, obj, "ca_pem", 1, WIRE_MAX_CA_PEM,
+                              HCONN_EBAD_MESSAGE, &t->ca_pem)) ||
+        (rc = wire_get_string(&tc, obj, "cert_pem", 1, WIRE_MAX_CERT_PEM,
+                              HCONN_EBAD_MESSAGE, &t->cert_pem)) ||
+        (rc = wire_get_string(&tc, obj, "key_pem", 1, WIRE_MAX_KEY_PEM,
+                              HCONN_EBAD_MESSAGE, &t->key_pem)) ||
         (rc = wire_get_string(&tc, obj, "server_name", 1, URL_HOST_MAX,
                               HCONN_EBAD_MESSAGE, &t->server_name)) ||
         (rc = wire_get_string(&tc, obj, "min_version", 1, 3, HCONN_EBAD_MESSAGE,
-                              &t->min_version)))
+                              &t->min_version)) ||
+        (rc = wire_check_pem(c, "ca_pem", t->ca_pem)) ||
+        (rc = wire_check_pem(c, "cert_pem", t->cert_pem)) ||
+        (rc = wire_check_pem(c, "key_pem", t->key_pem)))
         return rc;
+    /* One source each for the trust anchors, the certificate and the key:
+     * the material in effect is never a mix the client did not mean. */
+    if (t->ca_pem != NULL && (t->ca_file != NULL || t->ca_path != NULL))
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.ca_pem\" excludes \"tls.%s\"",
+                         t->ca_file != NULL ? "ca_file" : "ca_path");
+    if (t->cert_pem != NULL && t->cert_file != NULL)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.cert_pem\" excludes \"tls.cert_file\"");
+    if (t->key_pem != NULL && t->key_file != NULL)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.key_pem\" excludes \"tls.key_file\"");
+    if ((t->key_pem != NULL || t->key_file != NULL) && t->cert_pem == NULL &&
+        t->cert_file == NULL)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"tls.%s\" needs \"tls.cert_pem\" or "
+                         "\"tls.cert_file\"",
+                         t->key_pem != NULL ? "key_pem" : "key_file");
     if (t->server_name != NULL &&
         url_check_host(t->server_name, herr, sizeof(herr)) != 0)
         return wire_fail(c, HCONN_EBAD_MESSAGE, "field \"tls.server_name\": %s",

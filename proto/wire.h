@@ -22,6 +22,13 @@
 #define WIRE_MAX_LINE (1024 * 1024)
 #define WIRE_MAX_ID   256
 
+/* Bytes in the inline PEM fields of "tls" (PROTOCOL.md 3.3): trust
+ * anchors (a bundle of a few hundred certificates), a client certificate
+ * chain, a private key. */
+#define WIRE_MAX_CA_PEM   (512 * 1024)
+#define WIRE_MAX_CERT_PEM (64 * 1024)
+#define WIRE_MAX_KEY_PEM  (16 * 1024)
+
 /* Line reader state; zero-filled then wire_reader_init. */
 struct wire_reader {
     size_t max_line; /* limit on one line, '\n' included */
@@ -83,6 +90,9 @@ struct wire_tls {
     const char *ca_path;
     const char *cert_file;
     const char *key_file;
+    const char *ca_pem;      /* trust anchors, PEM, inline */
+    const char *cert_pem;    /* client certificate chain, PEM, inline */
+    const char *key_pem;     /* its private key, PEM, inline */
     const char *server_name; /* SNI and name to verify, default host */
     const char *min_version; /* "1.2" or "1.3", NULL for the default */
 };

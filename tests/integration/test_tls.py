@@ -399,6 +399,68 @@ class HttpsToNginx(harness.IntegrationTest):
                 self.assertEqual(header_value(head3, "X-SSL-Session-Reused"),
                                  "r")
 
+    # Inline PEM material --------------------------------------------------
+    @staticmethod
+    def pem(path):
+        with open(path) as f:
+            return f.read()
+
+    def test_ca_pem_verifies_and_shares_by_content_not_by_source(self):
+        head1, _, end1 = self.host_get({"ca_pem": self.pem(
+            self.nginx.ca_file)})
+        self.assertOkResponse(head1, end1)
+        head2, _, end2 = self.host_get({"ca_pem": self.pem(
+            self.nginx.ca_file)})
+        self.assertOkResponse(head2, end2)
+        self.assertIs(head2["reused"], True)
+
+    def test_ca_pem_of_another_ca_fails_verification(self):
+        other = os.path.join(os.path.dirname(self.nginx.ca_file),
+                             "other-ca.crt")
+        head, _, err = self.host_get({"ca_pem": self.pem(other)})
+        self.assertVerifyFailed(head, err, self.nginx.tls_port,
+                                "unable to get local issuer certificate")
+
+    def test_client_certificate_inline(self):
+        ng = self.nginx
+        tls = {"ca_pem": self.pem(ng.ca_file),
+               "cert_pem": self.pem(ng.client_cert_file),
+               "key_pem": self.pem(ng.client_key_file)}
+        head, body, end = self.host_get(tls, port=ng.mtls_tls_port)
+        self.assertOkResponse(head, end)
+        self.assertEqual(header_value(head, "X-Client-Verify"), "SUCCESS")
+        # The stats name the material by digest only.
+        self.w.send({"op": "stats"})
+        text = json.dumps(self.w.read_message())
+        self.assertNotIn("BEGIN", text)
+        self.assertNotIn(self.pem(ng.client_key_file).splitlines()[1], text)
+
+    def test_inline_key_not_matching_is_tls_failed(self):
+        ng = self.nginx
+        head, _, err = self.host_get(
+            {"ca_pem": self.pem(ng.ca_file),
+             "cert_pem": self.pem(ng.client_cert_file),
+             "key_pem": self.pem(ng.rogue_client_key_file)},
+            port=ng.mtls_tls_port)
+        self.assertTlsFailed(head, err,
+                             r"^cannot use the client certificate and key "
+                             r"\(cert, key\): .*key values mismatch")
+
+    def test_inline_pem_fields_are_validated(self):
+        for rid, tls, needle in [
+                (1, {"ca_pem": "not pem"}, 'field "tls.ca_pem" must hold PEM'),
+                (2, {"ca_pem": "-----BEGIN x", "ca_file": "/x"},
+                 'field "tls.ca_pem" excludes "tls.ca_file"'),
+                (3, {"key_pem": "-----BEGIN x"},
+                 'field "tls.key_pem" needs "tls.cert_pem"'),
+                (4, {"cert_pem": "-----BEGIN " + "x" * 65536},
+                 'field "tls.cert_pem" must be a string of 1 to 65536')]:
+            self.w.send({"id": rid, "method": "GET", "host": "127.0.0.1",
+                         "port": self.nginx.tls_port, "tls": tls})
+            msg = self.w.read_message()
+            self.assertEqual(msg.get("error"), "bad_message", msg)
+            self.assertIn(needle, msg["message"])
+
     # Pooling -------------------------------------------------------------
     def test_tls_connection_is_pooled(self):
         tls = self.ca()
