@@ -655,8 +655,8 @@ def _tls_options(context=None, check_hostname=None, cafile=None,
     if cert_file is not None:
         cert = _read_text(cert_file, "client certificate")
         out["cert_pem"] = cert
-        out["key_pem"] = (_read_text(key_file, "client key")
-                          if key_file is not None else cert)
+        if key_file is not None:    # else the key is in the cert file
+            out["key_pem"] = _read_text(key_file, "client key")
     elif key_file is not None:
         raise _local_error("invalid_argument", "key_file without cert_file")
     if server_name is not None:
