@@ -32,7 +32,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import textwrap
 import unittest
 import urllib.error
 import urllib.parse

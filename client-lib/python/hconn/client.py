@@ -51,7 +51,6 @@ would guess at (bad_header, bad_content_length, bad_framing ...).
 """
 
 import collections
-import email.parser
 import errno as _errno
 import io
 import json
@@ -60,7 +59,6 @@ import re
 import select
 import socket
 import ssl
-import sys
 from collections.abc import Iterable
 
 import http.client as _hc
@@ -342,7 +340,7 @@ class _Channel:
     def send_message(self, obj, payload=None):
         line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
         if self.debuglevel > 0:
-            print("send:", line[:-1].decode(), file=sys.stderr)
+            print("send:", line[:-1].decode())
         if payload is not None and len(payload):
             self.send(line, payload)
         else:
@@ -417,8 +415,7 @@ class _Channel:
                                   "hconnd sent a message that is not an "
                                   "object")
             if self.debuglevel > 0 and "data" not in msg:
-                print("reply:", line.decode("utf-8", "replace"),
-                      file=sys.stderr)
+                print("reply:", line.decode("utf-8", "replace"))
             return msg
 
     def skip(self, n):
@@ -699,10 +696,9 @@ class HTTPResponse(_hc.HTTPResponse):
             self.will_close = True
         if debuglevel > 0:
             print("reply:", repr(f"HTTP/{self.version / 10:.1f} "
-                                 f"{self.status} {self.reason}"),
-                  file=sys.stderr)
+                                 f"{self.status} {self.reason}"))
             for hdr, val in self.headers.items():
-                print("header:", hdr + ":", val, file=sys.stderr)
+                print("header:", hdr + ":", val)
 
     # The body ----------------------------------------------------------------
     def _next_frame(self):
@@ -1506,7 +1502,3 @@ class HTTPSConnection(HTTPConnection):
         self._context = context
         self._tls = _tls_options(context, check_hostname, cafile, capath,
                                  cert_file, key_file, server_name)
-
-
-# http.client's error alias
-error = HTTPException
