@@ -481,6 +481,50 @@ class Errors(PythonClientTest):
                                               "something_new"))
 
 
+class Denied(harness.IntegrationTest):
+    """A policy refusal is a PermissionError; a streamed body stops being
+    sent, and the replies its frames drew never reach the next request."""
+
+    def test_denied_upload_then_the_connection_goes_on(self):
+        ng = self.start_nginx()
+        conf = os.path.join(tempfile.mkdtemp(prefix="hconn-py-policy-"),
+                            "hconnd.json")
+        self.addCleanup(shutil.rmtree, os.path.dirname(conf), True)
+        with open(conf, "w") as f:
+            json.dump({"policy": {"default": {"ports": [ng.port]}}}, f)
+        d = self.start_daemon("--config", conf)
+        conn = hclient.HTTPConnection("127.0.0.1", ng.port + 1,
+                                      socket_path=d.socket, timeout=20)
+        self.addCleanup(conn.close)
+        sent = []
+
+        def body():
+            for i in range(256):
+                sent.append(i)
+                yield b"x" * 65536
+        conn.request("POST", "/echo", body())
+        with self.assertRaises(PermissionError) as cm:
+            conn.getresponse()
+        self.assertEqual(cm.exception.error, "denied")
+        self.assertIn(f"port {ng.port + 1}", cm.exception.message)
+        # The body stopped once the refusal was there (16 MiB were due).
+        self.assertLess(len(sent), 256)
+        # Whatever the frames already sent drew is skipped: the next
+        # requests on the connection get their own answers.
+        for _ in range(3):
+            conn.request("POST", "/echo", b"again")
+            conn.request("GET", "/small.txt")
+            for _ in range(2):
+                with self.assertRaises(PermissionError) as cm:
+                    conn.getresponse()
+                self.assertIn(f"port {ng.port + 1}", cm.exception.message)
+        ok = hclient.HTTPConnection("127.0.0.1", ng.port,
+                                    socket_path=d.socket, timeout=20)
+        self.addCleanup(ok.close)
+        ok.request("GET", "/small.txt")
+        self.assertEqual(ok.getresponse().read(), harness.SMALL_BODY)
+
+
 class Tls(PythonClientTest):
 
     def test_client_certificate_read_here(self):

@@ -342,6 +342,19 @@ class Differential(harness.IntegrationTest):
                                  f"{name}: the origin got different "
                                  "requests")
 
+    def test_early_answer_to_a_large_upload(self):
+        # http.client blocks for ever sending 8 MiB to this origin; through
+        # hconnd the 413 arrives, and the connection serves the next one.
+        f = fs.BY_NAME["answer-before-request-body"]
+        direct, through = self.connections(20)
+        c = through()
+        self.addCleanup(c.close)
+        c.request(f.method, f"/fault/{f.name}/hconn", f.body)
+        r = c.getresponse()
+        self.assertEqual((r.status, r.read()), (413, b"too large\n"))
+        c.request("GET", "/shape/delete/hconn-after")
+        self.assertEqual(c.getresponse().status, 404)
+
     def test_read_amt_never_short(self):
         # http.client's read(amt) returns b"" for a Content-Length body cut
         # short; hconn.client raises IncompleteRead (a body is never cut
