@@ -21,6 +21,7 @@ tree's client-lib/python).
 """
 
 import array
+import contextlib
 import http.client
 import io
 import json
@@ -408,6 +409,26 @@ class Responses(PythonClientTest):
             self.conn().request("GET", "/a b")
         with self.assertRaises(ValueError):
             self.conn().request("GE\nT", "/")
+
+    def test_connect_debuglevel_and_the_module_names(self):
+        conn = self.conn()
+        self.assertIsNone(conn.sock)
+        conn.connect()
+        self.assertIsInstance(conn.sock, socket.socket)
+        conn.set_debuglevel(1)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            conn.request("GET", "/small.txt")
+            conn.getresponse().read()
+        self.assertIn('send: {"id":1,"method":"GET"', out.getvalue())
+        self.assertIn("reply: 'HTTP/1.1 200 OK'", out.getvalue())
+        self.assertIn("header: Content-Length: 12", out.getvalue())
+        self.assertIs(hclient.responses, http.client.responses)
+        self.assertEqual((hclient.HTTP_PORT, hclient.HTTPS_PORT), (80, 443))
+        for name in ("IncompleteRead", "RemoteDisconnected", "BadStatusLine",
+                     "LineTooLong", "CannotSendRequest", "ResponseNotReady",
+                     "InvalidURL", "HTTPException", "HTTPMessage"):
+            self.assertIs(getattr(hclient, name), getattr(http.client, name))
 
     def test_close_then_reconnect(self):
         conn = self.conn()
