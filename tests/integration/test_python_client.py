@@ -574,6 +574,17 @@ class Tls(PythonClientTest):
         r = conn.getresponse()
         self.assertEqual(r.getheader("X-TLS-Protocol"), "TLSv1.3")
 
+    def test_default_context_sends_no_trust_anchors(self):
+        # The system store is the daemon's default: not sent again.
+        tls = hclient._context_tls(ssl.create_default_context())
+        self.assertNotIn("ca_pem", tls)
+        self.assertNotEqual(tls.get("verify"), False)
+        tls = hclient._context_tls(ssl.create_default_context(
+            cafile=self.ng.ca_file))
+        with open(self.ng.ca_file) as f:
+            self.assertEqual(ssl.PEM_cert_to_DER_cert(tls["ca_pem"]),
+                             ssl.PEM_cert_to_DER_cert(f.read()))
+
     def test_context_settings_that_do_not_map_are_errors(self):
         def unmappable(change):
             ctx = ssl.create_default_context(cafile=self.ng.ca_file)
