@@ -850,6 +850,18 @@ class Install(unittest.TestCase):
                            capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         root = os.path.join(dest, site.lstrip("/"))
+        # Byte-compiled, naming the installed path: a user who may not
+        # write there does not compile the package at every start.
+        pyc = os.path.join(root, "hconn", "__pycache__",
+                           f"client.{sys.implementation.cache_tag}.pyc")
+        if os.access(SYSTEM_PYTHON, os.X_OK):
+            r = subprocess.run([SYSTEM_PYTHON, "-c",
+                                "import sys; print(sys.implementation"
+                                ".cache_tag)"], capture_output=True,
+                               text=True)
+            pyc = os.path.join(root, "hconn", "__pycache__",
+                               f"client.{r.stdout.strip()}.pyc")
+        self.assertTrue(os.path.exists(pyc), pyc)
         r = subprocess.run(
             [SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK)
              else sys.executable, "-c",
