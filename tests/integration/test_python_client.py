@@ -282,6 +282,24 @@ class Bodies(PythonClientTest):
         with self.assertRaises(http.client.CannotSendRequest):
             conn.send(b"x")
 
+    def test_a_body_source_that_fails_never_completes_the_request(self):
+        def body():
+            yield b"first half "
+            raise RuntimeError("the source failed")
+        conn = self.conn()
+        with self.assertRaises(RuntimeError):
+            conn.request("PUT", "/dav/failed", body())
+        # The daemon connection was dropped: the origin never got a
+        # complete (chunked) body, and nothing was stored.
+        conn.request("GET", "/dav/failed")
+        r = conn.getresponse()
+        self.assertEqual(r.status, 404)
+        r.read()
+        with self.assertRaises(TypeError):
+            conn.request("POST", "/echo", iter([b"bytes", "then str"]))
+        conn.request("POST", "/echo", b"the connection goes on")
+        self.assertEqual(conn.getresponse().read(), b"the connection goes on")
+
     def test_short_body_is_the_daemons_body_length_error(self):
         conn = self.conn()
         conn.putrequest("POST", "/echo")

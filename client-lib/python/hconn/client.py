@@ -679,7 +679,6 @@ class HTTPResponse(_hc.HTTPResponse):
         self._method = method
         self.url = None
         self.status = head.get("status")
-        self.code = self.status
         self.reason = head.get("reason") or ""
         self.version = head.get("version", 11)
         self.headers = self.msg = _message(head.get("headers") or [])
@@ -705,7 +704,11 @@ class HTTPResponse(_hc.HTTPResponse):
         """Reads the next message of this response: a data frame (its
         payload stays buffered), the end, or an error (raised)."""
         chan = self._chan
-        msg = chan.read_message()
+        try:
+            msg = chan.read_message()
+        except HconnError:      # the daemon connection is gone
+            self._eof = True
+            raise
         if msg.get("id") != self._rid:
             raise chan.broken("bad_message",
                               f"hconnd sent {msg!r} inside the response to "
@@ -1303,10 +1306,21 @@ class HTTPConnection:
                 if length is None or req.sent >= length:
                     self._end_body(req)
         except BaseException:
-            if chan.closed:
-                self._pending.clear()
-                self._open = None
+            self._abort_body(req)
             raise
+
+    def _abort_body(self, req):
+        """After a failure while req's body was being sent (the body's
+        source raised, or the daemon went away): the daemon connection is
+        closed, so the origin sees the request cut off, never complete."""
+        chan = self._chan
+        if req.body_open and chan is not None and not chan.closed:
+            chan.close()
+        if chan is None or chan.closed:
+            self._pending.clear()
+            self._open = None
+            if self._response is not None and self._response._chan is chan:
+                self._response = None   # its rest went with the channel
 
     def _await_continue(self, req):
         """expect_continue with a streamed body: the daemon's continue, or
@@ -1404,9 +1418,13 @@ class HTTPConnection:
                 "Transfer-Encoding before endheaders() to send() a body")
         if self.debuglevel > 0:
             print("send:", repr(data))
-        self._send_body(req, data)
-        if req.length is not None and req.sent >= req.length:
-            self._end_body(req)
+        try:
+            self._send_body(req, data)
+            if req.length is not None and req.sent >= req.length:
+                self._end_body(req)
+        except BaseException:
+            self._abort_body(req)
+            raise
 
     # Responses ---------------------------------------------------------------------
     def getresponse(self):
