@@ -678,7 +678,7 @@ class HTTPResponse(_hc.HTTPResponse):
         self.debuglevel = debuglevel
         self._method = method
         self.url = None
-        self.status = head.get("status")
+        self.code = self.status = head.get("status")    # as begin() sets
         self.reason = head.get("reason") or ""
         self.version = head.get("version", 11)
         self.headers = self.msg = _message(head.get("headers") or [])
