@@ -352,7 +352,7 @@ class Differential(harness.IntegrationTest):
         c.request(f.method, f"/fault/{f.name}/hconn", f.body)
         r = c.getresponse()
         self.assertEqual((r.status, r.read()), (413, b"too large\n"))
-        c.request("GET", "/shape/delete/hconn-after")
+        c.request("GET", "/after-the-early-answer")
         self.assertEqual(c.getresponse().status, 404)
 
     def test_read_amt_never_short(self):
