@@ -21,6 +21,7 @@ tree's client-lib/python).
 """
 
 import array
+import base64
 import contextlib
 import http.client
 import io
@@ -206,6 +207,28 @@ class DocumentationExamples(PythonClientTest):
             self.assertIsInstance(proxy_headers, http.client.HTTPMessage)
             self.assertIn(f"CONNECT 127.0.0.1:{self.ng.tls_port}",
                           proxy.log_text())
+
+    def test_set_tunnel_with_proxy_credentials(self):
+        with harness.Tinyproxy([self.ng.tls_port],
+                               basic_auth=("user", "secret")) as proxy:
+            conn = hclient.HTTPSConnection("127.0.0.1", proxy.port,
+                                           cafile=self.ng.ca_file)
+            self.addCleanup(conn.close)
+            conn.set_tunnel("127.0.0.1", self.ng.tls_port)
+            conn.request("GET", "/small.txt")
+            # http.client's words for a refused CONNECT, as an OSError.
+            with self.assertRaises(OSError) as cm:
+                conn.getresponse()
+            self.assertEqual(cm.exception.error, "tunnel_failed")
+            self.assertEqual(cm.exception.status, 407)
+            self.assertTrue(str(cm.exception).startswith(
+                "Tunnel connection failed: 407"), str(cm.exception))
+            auth = base64.b64encode(b"user:secret").decode()
+            conn.set_tunnel("127.0.0.1", self.ng.tls_port,
+                            headers={"Proxy-Authorization": f"Basic {auth}"})
+            conn.request("GET", "/small.txt")
+            r = conn.getresponse()
+            self.assertEqual((r.status, r.read()), (200, harness.SMALL_BODY))
 
     def test_https_with_a_test_ca(self):
         for kw in ({"context": ssl.create_default_context(
