@@ -663,6 +663,87 @@ class Tls(PythonClientTest):
                     conn.getresponse()
 
 
+class FakeDaemon(unittest.TestCase):
+    """hconn.client against a scripted daemon: what it does with replies
+    that break the protocol, a daemon that goes away and one that stays
+    silent."""
+
+    def serve(self, replies, hold=False):
+        """A Unix socket that reads one request line and answers with
+        replies (bytes), then closes (or holds the connection open)."""
+        import threading
+        d = tempfile.mkdtemp(prefix="hconn-fake-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "fake.sock")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+        self.addCleanup(srv.close)
+        done = threading.Event()
+        self.addCleanup(done.set)
+
+        def run():
+            c, _ = srv.accept()
+            with c:
+                buf = b""
+                while b"\n" not in buf:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                c.sendall(replies)
+                if hold:
+                    done.wait(30)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 5)
+        return path
+
+    def get(self, path, **kw):
+        conn = hclient.HTTPConnection("127.0.0.1", 8, socket_path=path, **kw)
+        self.addCleanup(conn.close)
+        conn.request("GET", "/")
+        return conn
+
+    HEAD = (b'{"id":1,"status":200,"reason":"OK","version":11,'
+            b'"headers":[["Content-Length","10"]],"length":10,'
+            b'"reused":false}\n')
+
+    def test_daemon_gone_before_the_head(self):
+        conn = self.get(self.serve(b""))
+        with self.assertRaises(ConnectionResetError) as cm:
+            conn.getresponse()
+        self.assertEqual(cm.exception.error, "connection_closed")
+
+    def test_daemon_gone_in_the_body(self):
+        conn = self.get(self.serve(self.HEAD + b'{"id":1,"data":4}\nabcd'))
+        r = conn.getresponse()
+        with self.assertRaises(ConnectionResetError):
+            r.read()
+        self.assertEqual(r.read(), b"")
+
+    def test_not_json_and_bad_frames(self):
+        for replies in (b"this is not json\n",
+                        b'["an array"]\n',
+                        self.HEAD + b'{"id":1,"data":-1}\n',
+                        self.HEAD + b'{"id":7,"data":1}\nx',
+                        b'{"id":1,"data":3}\nabc'):
+            with self.subTest(replies=replies[-30:]):
+                conn = self.get(self.serve(replies))
+                with self.assertRaises(hclient.HconnBadMessageError):
+                    r = conn.getresponse()
+                    r.read()
+
+    def test_silent_daemon_is_a_local_timeout(self):
+        # The request's timeout goes to the daemon; the local wait is
+        # twice that plus a second, so the daemon's own error comes first.
+        conn = self.get(self.serve(b"", hold=True), timeout=0.1)
+        with self.assertRaises(TimeoutError) as cm:
+            conn.getresponse()
+        self.assertEqual(cm.exception.error, "timeout")
+        self.assertIn("1.2s", cm.exception.message)
+
+
 class SocketPath(unittest.TestCase):
 
     def test_the_rule_of_libhconn(self):
