@@ -820,6 +820,11 @@ s.mount("https://", HconnAdapter())
 out = {}
 r = s.get(http_url + "/headers", headers={"X-Test": "1"})
 out["get"] = [r.status_code, r.text, r.headers["X-Dup"], r.reused]
+adapter = s.get_adapter(http_url)
+chan = adapter._idle[0] if adapter._idle else None
+r = s.get(http_url + "/small.txt")
+out["kept"] = [len(adapter._idle), chan is not None and
+               adapter._idle[0] is chan, r.reused]
 r = s.post(http_url + "/echo", data={"a": "1", "b": "two"})
 out["form"] = [r.status_code, r.text]
 r = s.post(http_url + "/echo", data=(b"x%d" % i for i in range(3)))
@@ -871,6 +876,9 @@ class Requests(PythonClientTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         out = json.loads(r.stdout)
         self.assertEqual(out["get"], [200, "headers\n", "a, b", False])
+        # One daemon connection served both requests; the origin
+        # connection was the daemon's pooled one.
+        self.assertEqual(out["kept"], [1, True, True])
         self.assertEqual(out["form"], [200, "a=1&b=two"])
         self.assertEqual(out["chunked"], [200, "x0x1x2"])
         self.assertEqual(out["json"], {"k": [1, 2]})

@@ -673,6 +673,7 @@ class HTTPResponse(_hc.HTTPResponse):
         self._rid = rid
         self._conn = conn
         self._owns = False          # close the channel when done
+        self._release = None        # or hand it to this, when done
         self._eof = False           # isclosed(): the body is over
         self._left = 0              # payload bytes left in the data frame
         self.debuglevel = debuglevel
@@ -730,7 +731,15 @@ class HTTPResponse(_hc.HTTPResponse):
         self._eof = True
         self._left = 0
         if self._owns:
-            self._chan.close()
+            # A channel at a message boundary may serve other requests
+            # (hconn.requests keeps such channels); else it is closed.
+            release, self._release = self._release, None
+            chan = self._chan
+            if release is not None and not chan.closed \
+                    and chan.pos == len(chan.buf):
+                release(chan)
+            else:
+                chan.close()
 
     def _avail(self):
         """Body bytes buffered and ready (> 0), reading frames as needed;

@@ -20,6 +20,7 @@ Needs requests and urllib3 (hconn itself needs only the standard library).
 """
 
 import os
+import threading
 
 import requests
 import requests.adapters
@@ -71,10 +72,34 @@ class HconnAdapter(requests.adapters.BaseAdapter):
     """Sends each request through hconnd; socket_path: the daemon's socket
     (default as hconn.client.socket_path())."""
 
+    # Idle connections to hconnd kept for the next requests (each serves
+    # one request at a time; the daemon pools the origin connections).
+    max_idle = 8
+
     def __init__(self, socket_path=None):
         super().__init__()
         self.socket_path = socket_path
         self._tls_cache = {}
+        self._idle = []
+        self._lock = threading.Lock()
+
+    def _take_channel(self, conn):
+        """An idle daemon connection for conn, if one is kept."""
+        with self._lock:
+            while self._idle:
+                chan = self._idle.pop()
+                if not chan.closed:
+                    chan.wait = conn._local_wait()
+                    chan.debuglevel = conn.debuglevel
+                    conn._chan = chan
+                    return
+
+    def _keep_channel(self, chan):
+        with self._lock:
+            if len(self._idle) < self.max_idle:
+                self._idle.append(chan)
+                return
+        chan.close()
 
     def _tls(self, verify, cert):
         """The tls options for verify and cert, read once per pair."""
@@ -149,12 +174,18 @@ class HconnAdapter(requests.adapters.BaseAdapter):
                                               socket_path=self.socket_path)
             if tunnel is not None:
                 conn.set_tunnel(host, port, headers=tunnel)
+            self._take_channel(conn)
             try:
                 conn.request(request.method, target, request.body, headers,
                              encode_chunked="Transfer-Encoding" in headers)
                 r = conn.getresponse()
             finally:
                 conn.close()        # a response keeps reading until its end
+            # The daemon connection is kept after a request whose body went
+            # inline (a streamed one may leave replies to frames behind).
+            if request.body is None or isinstance(request.body,
+                                                  (bytes, str)):
+                r._release = self._keep_channel
         except _client.HconnError as e:
             raise self._exception(e, request) from e
         except OSError as e:
@@ -184,7 +215,10 @@ class HconnAdapter(requests.adapters.BaseAdapter):
         return (cls or rex.ConnectionError)(e, request=request)
 
     def close(self):
-        pass
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for chan in idle:
+            chan.close()
 
 
 def _unverified_context():
