@@ -72,6 +72,9 @@ struct cli {
     struct hconn_header *proxy_headers; /* --proxy-header fields */
     size_t nproxy_headers;
     char **proxy_header_bufs;
+
+    char interface[64]; /* --interface ADDR, brackets dropped */
+    int local_port;     /* --local-port N */
 };
 
 /* Where the body goes, opened on first use. */
@@ -132,6 +135,10 @@ static const char cli_usage[] =
     "  -U, --proxy-user USER:PASSWORD  Basic credentials for the proxy\n"
     "      --proxy-header 'Name: value'  add a field to the CONNECT request\n"
     "                           (repeatable)\n"
+    "      --interface ADDR     connect from this local IPv4 or IPv6 "
+    "address\n"
+    "                           (an address, not an interface name)\n"
+    "      --local-port N       connect from this local port\n"
     "      --socket PATH        hconnd socket (default $HCONN_SOCKET, else\n"
     "                           $XDG_RUNTIME_DIR/hconnd.sock if present, "
     "else\n"
@@ -416,6 +423,26 @@ cli_free(struct cli *o)
     free(o->key);
 }
 
+/* --interface ADDR: an address literal ("[v6]" taken too); libhconn and
+ * hconnd check it further. */
+static int
+cli_interface(struct cli *o, const char *arg)
+{
+    size_t n = strlen(arg);
+
+    if (n >= 2 && arg[0] == '[' && arg[n - 1] == ']') {
+        arg++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(o->interface))
+        return cli_error(o, HCONN_EINVALID_ARGUMENT,
+                         "--interface '%s': expected an IPv4 or IPv6 address",
+                         arg);
+    memcpy(o->interface, arg, n);
+    o->interface[n] = '\0';
+    return 0;
+}
+
 /* Parses the command line. Returns 0 to go on, or an exit status (-1 for
  * a clean exit 0 after --help / --version). */
 static int
@@ -432,6 +459,8 @@ cli_parse(struct cli *o, int argc, char **argv)
         OPT_PROXY_HEADER,
         OPT_EXPECT100_TIMEOUT,
         OPT_STATS,
+        OPT_INTERFACE,
+        OPT_LOCAL_PORT,
     };
     static const struct option longopts[] = {
         {"request", required_argument, NULL, 'X'},
@@ -458,6 +487,8 @@ cli_parse(struct cli *o, int argc, char **argv)
         {"proxy-user", required_argument, NULL, 'U'},
         {"proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
         {"stats", no_argument, NULL, OPT_STATS},
+        {"interface", required_argument, NULL, OPT_INTERFACE},
+        {"local-port", required_argument, NULL, OPT_LOCAL_PORT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -552,6 +583,19 @@ cli_parse(struct cli *o, int argc, char **argv)
             break;
         case 'U':
             o->proxy_user = optarg;
+            break;
+        case OPT_INTERFACE:
+            rc = cli_interface(o, optarg);
+            break;
+        case OPT_LOCAL_PORT:
+            errno = 0;
+            o->local_port = (int)strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || o->local_port < 1 ||
+                o->local_port > 65535)
+                rc = cli_error(o, HCONN_EINVALID_ARGUMENT,
+                               "--local-port '%s': expected a port from 1 to "
+                               "65535",
+                               optarg);
             break;
         case OPT_PROXY_HEADER:
             rc = cli_add_field(o, "--proxy-header", optarg, &o->proxy_headers,
@@ -944,6 +988,8 @@ cli_run(struct cli *o)
     opts.socket_path = o->socket_path;
     opts.timeout = o->timeout;
     opts.tls = u.tls;
+    opts.source_address = o->interface;
+    opts.source_port = o->local_port;
     cli_tls_options(o, &u, &opts);
     status = cli_connect(o, &u, authority, &opts, &c);
     if (status != 0) {

@@ -14,6 +14,7 @@
  * mode it returns HCONN_EWOULD_BLOCK before changing any state it would
  * have to undo, and the same call made again picks up where it stopped.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -371,6 +372,8 @@ conn_request_msg(struct hconn *c, int64_t id, const char *method,
         bad |= json_object_set_new(m, "skip_accept_encoding", json_true());
     if (c->timeout > 0)
         bad |= json_object_set_new(m, "timeout", json_real(c->timeout));
+    if (c->source_address)
+        bad |= json_object_set(m, "source_address", c->source_address);
     if (c->tunnel)
         bad |= json_object_set_new(m, "proxy",
                                    json_pack("{ss si sO}", "host", c->host,
@@ -1109,6 +1112,33 @@ conn_tls_string(struct hconn *c, const char *name, const char *value,
                       name);
 }
 
+/* Replaces *v, the path of TLS file field name, with the file's PEM
+ * contents under the matching *_pem name ("ca_path": the directory's
+ * hashed certificates). */
+static int
+conn_tls_file(struct hconn *c, const char *name, const char *path, json_t **v)
+{
+    bool ca = name[0] == 'c' && name[1] == 'a';
+    size_t max = ca                               ? WIRE_MAX_CA_PEM
+                 : strcmp(name, "cert_file") == 0 ? WIRE_MAX_CERT_PEM
+                                                  : WIRE_MAX_KEY_PEM;
+    char err[HCONN_ERRMSG_MAX - 64], *pem;
+    int rc;
+
+    json_decref(*v);
+    *v = NULL;
+    rc = hconn_pem_read(path, strcmp(name, "ca_path") == 0, max, &pem, err,
+                        sizeof err);
+    if (rc < 0)
+        return conn_error(c, rc, "TLS option %s: %s", name, err);
+    *v = json_string(pem);
+    free(pem);
+    if (*v == NULL)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "TLS option %s: %s is not UTF-8 PEM", name, path);
+    return 0;
+}
+
 /* Checks opts' TLS fields and builds the "tls" object requests carry from
  * those set (c->tls_options stays NULL when none is). Returns 0 or a
  * code. */
@@ -1168,7 +1198,28 @@ conn_tls_options(struct hconn *c, const struct hconn_options *opts)
             continue;
         rc = conn_tls_string(c, fields[i].name, fields[i].value, fields[i].max,
                              &v);
-        if (rc == 0 && json_object_set_new(obj, fields[i].name, v) < 0)
+        if (rc == 0 && i < 4) {
+            /* Files are read here, with the caller's rights and in its
+             * mount namespace, and sent as PEM (PROTOCOL.md 3.3). */
+            rc = conn_tls_file(c, fields[i].name, fields[i].value, &v);
+        }
+        if (rc == 0 && i == 1 && json_object_get(obj, "ca_pem") != NULL) {
+            /* ca_file and ca_path both: trust anchors from each. */
+            json_t *both = json_sprintf(
+                "%s%s", json_string_value(json_object_get(obj, "ca_pem")),
+                json_string_value(v));
+
+            json_decref(v);
+            v = both;
+            if (v == NULL)
+                rc = conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+        }
+        if (rc == 0 && json_object_set_new(obj,
+                                           i == 0 || i == 1 ? "ca_pem"
+                                           : i == 2         ? "cert_pem"
+                                           : i == 3         ? "key_pem"
+                                                            : fields[i].name,
+                                           v) < 0)
             rc = conn_error(c, HCONN_ENO_MEMORY, "out of memory");
         if (rc < 0) {
             json_decref(obj);
@@ -1206,6 +1257,32 @@ conn_socket_path(const struct hconn_options *opts)
     return strdup(HCONN_DEFAULT_SOCKET);
 }
 
+/* Checks opts' source_address and source_port and keeps them as the
+ * request field; ("", 0) is no source at all, as in http.client. */
+static int
+conn_source_address(struct hconn *c, const struct hconn_options *opts)
+{
+    const char *addr = opts->source_address ? opts->source_address : "";
+    unsigned char raw[16];
+
+    if (*addr && inet_pton(AF_INET, addr, raw) != 1 &&
+        inet_pton(AF_INET6, addr, raw) != 1)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "source_address \"%.64s\" is not an IPv4 or IPv6 "
+                          "address (no brackets, no names)",
+                          addr);
+    if (opts->source_port < 0 || opts->source_port > 65535)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "source_port %d is not a port from 0 to 65535",
+                          opts->source_port);
+    if (!*addr && opts->source_port == 0)
+        return 0;
+    c->source_address = json_pack("[si]", addr, opts->source_port);
+    if (!c->source_address)
+        return conn_error(c, HCONN_ENO_MEMORY, "out of memory");
+    return 0;
+}
+
 int
 hconn_new(hconn **connp, const char *host, int port,
           const struct hconn_options *opts)
@@ -1233,6 +1310,8 @@ hconn_new(hconn **connp, const char *host, int port,
                           opts->timeout, HCONN_MAX_TIMEOUT);
     c->timeout = opts ? opts->timeout : 0;
     if (opts && (rc = conn_tls_options(c, opts)) < 0)
+        return rc;
+    if (opts && (rc = conn_source_address(c, opts)) < 0)
         return rc;
     if (!host)
         return conn_error(c, HCONN_EINVALID_URL, "no host given");
@@ -1360,6 +1439,7 @@ hconn_close(hconn *c)
     json_decref(c->tunnel_headers);
     free(c->proxy_headers);
     json_decref(c->tls_options);
+    json_decref(c->source_address);
     free(c->socket_path);
     free(c);
 }

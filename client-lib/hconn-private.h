@@ -90,6 +90,9 @@ struct hconn {
     double timeout;    /* seconds, 0 = none */
     int debuglevel;    /* > 0: protocol lines to stderr */
 
+    /* source_address ["addr", port] each request carries; NULL: none */
+    json_t *source_address;
+
     /* The daemon socket and what was received from it. */
     int fd;                    /* -1 when not connected */
     bool eof;                  /* the daemon closed its side */
@@ -248,5 +251,12 @@ int transport_read_ready(struct hconn *c, size_t limit);
 /* Writes one protocol line to stderr when debugging ("send: "/"reply: "). */
 void transport_debug(const struct hconn *c, const char *prefix,
                      const char *line, size_t len);
+
+/* Reads the PEM file path (directory: every hashed certificate in it) in
+ * this process, at most max bytes; *out is malloc'd. Returns 0, or
+ * HCONN_EIO_ERROR / HCONN_EINVALID_ARGUMENT / HCONN_ENO_MEMORY with err
+ * naming the file (pem.c). */
+int hconn_pem_read(const char *path, bool directory, size_t max, char **out,
+                   char *err, size_t errlen);
 
 #endif

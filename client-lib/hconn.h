@@ -91,7 +91,9 @@ struct hconn_options {
     bool tls;                /* https (HTTPSConnection): port default 443 */
 
     /* TLS only (see above). Each string is 1 ... 4096 bytes of UTF-8
-     * (server_name: a host name, at most 255 bytes). */
+     * (server_name: a host name, at most 255 bytes). hconn_new reads the
+     * files itself, with the caller's rights, and sends their contents
+     * (the protocol's ca_pem, cert_pem, key_pem): the daemon opens none. */
     const char *ca_file;     /* PEM file of trust anchors used instead of
                                 the system trust store (cafile) */
     const char *ca_path;     /* directory of hashed PEM trust anchors
@@ -110,6 +112,14 @@ struct hconn_options {
                                 (CERT_NONE, check_hostname False): sent as
                                 "insecure": true. Contradicts ca_file and
                                 ca_path, which are refused with it */
+
+    /* http.client's source_address (host, port): hconnd binds its
+     * connections for these requests to this IPv4 or IPv6 address literal
+     * (no brackets; NULL or "": any) and port (0: any) before connecting.
+     * Only addresses of its family are tried. hconnd's policy must allow
+     * it ("source_address"); ports below 1024 are for root only. */
+    const char *source_address;
+    int source_port;
 };
 
 /* ---- Connection ------------------------------------------------------- */
@@ -120,11 +130,15 @@ struct hconn_options {
  * Does not connect. *connp is set whenever memory allowed, even on error,
  * so hconn_errmsg() works: the caller hconn_close()s it in every case.
  * Returns 0, HCONN_EINVALID_URL (bad host or port), HCONN_EINVALID_ARGUMENT
- * (NULL connp; timeout negative or above 86400, the protocol's limit; a TLS
+ * (NULL connp; timeout negative or above 86400, the protocol's limit; a
+ * source_address that is not an address literal or a source_port outside
+ * 0..65535; a TLS
  * option set while tls is false; insecure with ca_file or ca_path; key_file
  * without cert_file; an empty, over-long or non-UTF-8 string; a
  * server_name that is not a host name; min_version other than "1.2" or
- * "1.3") or HCONN_ENO_MEMORY (*connp NULL).
+ * "1.3"; a TLS file that is not a regular file or is over the protocol's
+ * size for its kind), HCONN_EIO_ERROR (a TLS file cannot be read) or
+ * HCONN_ENO_MEMORY (*connp NULL).
  */
 int hconn_new(hconn **connp, const char *host, int port,
               const struct hconn_options *opts);
@@ -163,8 +177,14 @@ int hconn_connect(hconn *c);
  * pairs, order and duplicates kept). body NULL means no body (hconnd adds
  * Content-Length: 0 for POST, PUT and PATCH); otherwise body_len bytes are
  * sent inline. hconnd adds Host and Accept-Encoding: identity as
- * http.client does. Returns 0, HCONN_EINVALID_URL (method not a token;
- * control bytes or space in url), HCONN_EINVALID_HEADER,
+ * http.client does, and frames the body itself: a Content-Length field
+ * must equal body_len, Transfer-Encoding: chunked makes hconnd chunk-encode
+ * the body (its bytes are data, never chunk framing: http.client's
+ * encode_chunked=False has no equivalent), and connection-management
+ * fields are limited as PROTOCOL.md 3.1 lists (HCONN_EINVALID_HEADER;
+ * method CONNECT: HCONN_EINVALID_URL). Returns 0, HCONN_EINVALID_URL
+ * (method not a token; control bytes or space in url),
+ * HCONN_EINVALID_HEADER,
  * HCONN_ECANNOT_SEND_REQUEST (a putrequest() is unfinished or a streamed
  * body still open), or a connection error (HCONN_EDAEMON_UNAVAILABLE,
  * HCONN_ECONNECTION_CLOSED, HCONN_ETIMEOUT, ...). Errors hconnd finds in

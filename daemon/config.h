@@ -15,7 +15,14 @@ struct config {
     size_t max_inline_body_bytes;    /* "data": N on a request */
     size_t max_clients;              /* concurrent client connections */
     size_t max_clients_per_uid;      /* clients of one uid; 0: no limit
-                                        but max_clients */
+                                        but max_clients; CONFIG_AUTO:
+                                        a quarter of max_clients */
+    size_t max_held_bytes;           /* bytes held for all clients */
+    size_t max_held_bytes_per_uid;   /* ... for the clients of one uid;
+                                        CONFIG_AUTO: a quarter of
+                                        max_held_bytes */
+    size_t max_queued_reply_bytes;   /* replies queued for one client
+                                        before it is no longer read */
     size_t max_requests_per_client;  /* requests in flight per client */
     size_t max_response_head_bytes;  /* a response head, all lines and
                                         interim responses together */
@@ -36,10 +43,35 @@ struct config {
     char *http_proxy;
     char *https_proxy;
     char *no_proxy;
-    char *hosts_file;      /* "hosts_file": names evdns resolves first,
-                              read at start only; NULL: /etc/hosts */
+    char *hosts_file;      /* "hosts_file": names resolved before DNS,
+                              after /etc/hosts; read at start and on
+                              SIGHUP; NULL: /etc/hosts alone */
     struct policy *policy; /* "policy"; NULL: the built-in allow-all */
+
+    /* Resolving and connecting (resolve.c, connect.c). */
+    char *resolv_conf;            /* "resolv_conf": nameservers, search list
+                                     and options (resolv.conf(5), with
+                                     "nameserver ADDR:PORT" allowed); read
+                                     at start and on SIGHUP; NULL:
+                                     /etc/resolv.conf */
+    double connect_attempt_delay; /* seconds between Happy Eyeballs
+                                     attempts (RFC 8305) */
+    double dns_ttl_min;           /* seconds an answer is kept at least */
+    double dns_ttl_max;           /* ... and at most, whatever its TTL */
+    double dns_negative_ttl;      /* seconds NXDOMAIN / no address is kept */
+    size_t dns_cache_size;        /* names in the DNS cache */
 };
+
+/* A default computed from other keys (see config_clients_per_uid). */
+#define CONFIG_AUTO ((size_t)-1)
+
+/* max_clients_per_uid in effect: its value, or a quarter of max_clients
+ * (at least 1) by default. */
+size_t config_clients_per_uid(const struct config *cfg);
+
+/* max_held_bytes_per_uid in effect: its value, or a quarter of
+ * max_held_bytes by default. */
+size_t config_held_bytes_per_uid(const struct config *cfg);
 
 /* Fills cfg with the documented defaults; socket_path from the
  * environment (see config_default_socket). */
@@ -57,7 +89,7 @@ const char *config_default_socket(void);
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
 /* Reloads (SIGHUP): fills next with the defaults, then the keys in path;
- * socket_path and hosts_file keep cur's values (they apply at start only).
+ * socket_path keeps cur's value (it applies at start only).
  * The caller swaps next in, so a bad file leaves cur untouched. Returns 0,
  * or -1 with err as config_load (next then holds nothing). */
 int config_reload(const struct config *cur, struct config *next,

@@ -31,8 +31,12 @@
 #include "exchange.h"
 #include "hconn_error.h"
 #include "log.h"
+#include "pathcheck.h"
+#include "policy.h"
 #include "server.h"
 #include "session.h"
+#include "tlsfiles.h"
+#include "uidstats.h"
 #include "upstream.h"
 #include "wire_line.h"
 
@@ -47,6 +51,17 @@ exchange_cfg(const struct exchange *ex)
     return ex->session->srv->cfg;
 }
 
+/* Counts what out holds among the client's queued replies. */
+static void
+exchange_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                void *arg)
+{
+    struct exchange *ex = arg;
+
+    session_replies_held(ex->session,
+                         (ssize_t)info->n_added - (ssize_t)info->n_deleted);
+}
+
 static struct exchange *
 exchange_alloc(struct session *s, json_t *id)
 {
@@ -58,7 +73,8 @@ exchange_alloc(struct session *s, json_t *id)
     ex->id = json_incref(id);
     ex->out = evbuffer_new();
     ex->body = evbuffer_new();
-    if (ex->out == NULL || ex->body == NULL) {
+    if (ex->out == NULL || ex->body == NULL ||
+        evbuffer_add_cb(ex->out, exchange_out_cb, ex) == NULL) {
         exchange_free(ex);
         return NULL;
     }
@@ -99,6 +115,12 @@ exchange_reply_line(struct exchange *ex, struct wire_line *line, int rc)
 {
     exchange_queue_line(ex, rc == 0 ? line->buf : NULL, line->len);
     wire_line_free(line);
+}
+
+void
+exchange_append_reply(struct exchange *ex, json_t *reply)
+{
+    exchange_reply(ex, reply);
 }
 
 struct exchange *
@@ -190,43 +212,35 @@ exchange_format_head(struct exchange *ex)
         fields[i].name_len = strlen(req->headers[i].name);
         fields[i].value = req->headers[i].value;
         fields[i].value_len = strlen(req->headers[i].value);
+        /* Any Connection field may say close, and the origin honours it
+         * wherever it is: such a connection is never pooled. */
+        if (strcasecmp(req->headers[i].name, "Connection") == 0 &&
+            exchange_list_has(req->headers[i].value, "close"))
+            ex->request_close = true;
     }
     hreq.headers = fields;
+    /* A client's own "Expect: 100-continue" asks for what expect_continue
+     * does: sent with nothing behind it, a final answer from the origin
+     * would meet body bytes it reads as the next request. The codec
+     * refuses any other Expect, and one on a request without a body. */
+    if (req->body != WIRE_BODY_NONE &&
+        exchange_request_header(req, "Expect") != NULL)
+        ex->m.req.expect_continue = true;
     /* RFC 9110 §10.1.1: only a request with a body may expect 100. */
     if (req->expect_continue && req->body != WIRE_BODY_NONE &&
         exchange_request_header(req, "Expect") == NULL)
         fields[hreq.nheaders++] =
             (struct http1_header){"Expect", 6, "100-continue", 12};
-    if (req->body == WIRE_BODY_INLINE) {
+    /* The daemon alone frames the body: the codec checks the client's
+     * Content-Length and Transfer-Encoding against it and readies the
+     * writer; a stream of unknown length goes chunked unless the
+     * client's Content-Length declares one. */
+    if (req->body == WIRE_BODY_STREAM && req->length < 0)
+        hreq.chunked = true;
+    else if (req->body != WIRE_BODY_NONE)
         hreq.content_length = req->length;
-    } else if (req->body == WIRE_BODY_STREAM) {
-        /* Data frames carry payload bytes and the daemon frames them, so
-         * nothing malformed can reach the server: a declared length (the
-         * "length" field or the caller's own Content-Length) is sent as
-         * is and enforced; otherwise the body is chunk-encoded, keeping a
-         * Transfer-Encoding the caller gave. */
-        const char *cl = exchange_request_header(req, "Content-Length");
-
-        if (req->length >= 0) {
-            hreq.content_length = ex->declared_length = req->length;
-        } else if (cl != NULL) {
-            char *end;
-            long long n = strtoll(cl, &end, 10);
-
-            if (end == cl || *end != '\0' || n < 0) {
-                exchange_fail(ex, HCONN_EINVALID_HEADER,
-                              "header \"Content-Length\": \"%.40s\" is not a "
-                              "byte count",
-                              cl);
-                free(fields);
-                return HCONN_EINVALID_HEADER;
-            }
-            ex->declared_length = n;
-        } else {
-            hreq.chunked = ex->chunked = true;
-        }
-    }
-    rc = http1_format_request(&hreq, &ex->head, &ex->head_len, err, sizeof err);
+    rc = http1_start_request(&hreq, &ex->writer, &ex->head, &ex->head_len, err,
+                             sizeof err);
     free(fields);
     if (rc < 0)
         exchange_fail(ex, rc, "%s", err);
@@ -280,7 +294,6 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
 {
     struct exchange *ex = exchange_alloc(s, id);
     const struct wire_request *req;
-    const char *connection;
 
     if (ex == NULL)
         return NULL;
@@ -294,9 +307,6 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
              strchr(req->host, ':') ? "%s %s://[%s]:%u%s" : "%s %s://%s:%u%s",
              req->method, req->tls ? "https" : "http", req->host, req->port,
              req->target);
-    connection = exchange_request_header(req, "Connection");
-    ex->request_close = connection && exchange_list_has(connection, "close");
-    ex->declared_length = -1;
     ex->replayable = exchange_is_replayable(req);
     ex->body_retained = ex->replayable;
 
@@ -340,67 +350,93 @@ exchange_drop_body(struct exchange *ex)
     session_resume_reading(ex->session);
 }
 
-/* Writes what the client has sent of the body so far, as far as the
- * upstream's output window allows. */
+/* Copies n held body bytes from offset off to out, keeping them for a
+ * replay. evbuffer_peek returns how many extents the range needs, which
+ * may be more than it was given room for: only those it filled are read.
+ * Returns false when not all n bytes could be copied. */
+static bool
+exchange_copy_body(struct exchange *ex, struct evbuffer *out, size_t off,
+                   size_t n)
+{
+    enum { EXCHANGE_PEEK_VECS = 16 };
+    struct evbuffer_iovec vec[EXCHANGE_PEEK_VECS];
+    struct evbuffer_ptr pos;
+
+    if (evbuffer_ptr_set(ex->body, &pos, off, EVBUFFER_PTR_SET) < 0)
+        return false;
+    while (n > 0) {
+        int got = evbuffer_peek(ex->body, (ev_ssize_t)n, &pos, vec,
+                                EXCHANGE_PEEK_VECS);
+
+        if (got <= 0)
+            return false; /* cannot happen: n never exceeds what is held */
+        if (got > EXCHANGE_PEEK_VECS)
+            got = EXCHANGE_PEEK_VECS;
+        for (int i = 0; i < got && n > 0; i++) {
+            size_t len = vec[i].iov_len < n ? vec[i].iov_len : n;
+
+            if (evbuffer_add(out, vec[i].iov_base, len) < 0)
+                return false;
+            n -= len;
+            evbuffer_ptr_set(ex->body, &pos, len, EVBUFFER_PTR_ADD);
+        }
+    }
+    return true;
+}
+
+/* Writes what the client has sent of the body so far, framed by the body
+ * writer, as far as the upstream's output window allows; then the body's
+ * end. The writer refuses a byte past the length the head announced and
+ * an end short of it, so the origin never reads a body that differs from
+ * the head. A piece that cannot be queued whole (no memory) would leave
+ * the framing short: the exchange fails and the connection is dropped. */
 static void
 exchange_pump_body(struct exchange *ex)
 {
     struct evbuffer *output;
     size_t window = exchange_cfg(ex)->stream_buffer_bytes;
-    size_t unsent, n, queued;
+    size_t unsent, n, queued, sent;
+    struct http1_frame f;
+    bool queued_all = true;
+    int rc = 0;
 
     if (ex->state != EXCHANGE_ACTIVE || ex->request_sent || ex->expecting ||
         ex->body_refused)
         return;
     output = bufferevent_get_output(ex->up->bev);
     queued = evbuffer_get_length(output);
-    unsent = evbuffer_get_length(ex->body) -
-             (ex->body_retained ? (size_t)ex->body_sent : 0);
+    sent = (size_t)ex->writer.written;
+    unsent = evbuffer_get_length(ex->body) - (ex->body_retained ? sent : 0);
     n = unsent;
     if (queued >= window)
         n = 0;
     else if (n > window - queued)
         n = window - queued;
-    if (n > 0 && ex->chunked) {
-        char line[HTTP1_CHUNK_HEADER_MAX];
+    if (n > 0 && (rc = http1_writer_data(&ex->writer, n, &f)) == 0) {
+        queued_all = evbuffer_add(output, f.pre, f.pre_len) == 0;
+        if (queued_all && ex->body_retained) {
+            queued_all = exchange_copy_body(ex, output, sent, n);
+        } else if (queued_all) {
+            int moved = evbuffer_remove_buffer(ex->body, output, n);
 
-        evbuffer_add(output, line, http1_format_chunk_header(n, line));
-    }
-    if (n > 0 && ex->body_retained) {
-        /* Copy, keeping the bytes for a replay on a fresh connection. */
-        struct evbuffer_ptr pos;
-        struct evbuffer_iovec vec[16];
-        size_t left = n;
-
-        evbuffer_ptr_set(ex->body, &pos, (size_t)ex->body_sent,
-                         EVBUFFER_PTR_SET);
-        while (left > 0) {
-            int nvec = evbuffer_peek(ex->body, (ev_ssize_t)left, &pos, vec, 16);
-
-            if (nvec <= 0)
-                break; /* cannot happen: n never exceeds what is held */
-
-            for (int i = 0; i < nvec && left > 0; i++) {
-                size_t len = vec[i].iov_len < left ? vec[i].iov_len : left;
-
-                evbuffer_add(output, vec[i].iov_base, len);
-                left -= len;
-                evbuffer_ptr_set(ex->body, &pos, len, EVBUFFER_PTR_ADD);
-            }
+            queued_all = moved == (int)n; /* n is within the window */
+            session_body_held(ex->session, -(ssize_t)(moved > 0 ? moved : 0));
+            session_resume_reading(ex->session);
         }
-    } else if (n > 0) {
-        evbuffer_remove_buffer(ex->body, output, n);
-        session_body_held(ex->session, -(ssize_t)n);
-        session_resume_reading(ex->session);
+        queued_all =
+            queued_all && evbuffer_add(output, f.post, f.post_len) == 0;
     }
-    if (n > 0 && ex->chunked)
-        evbuffer_add(output, "\r\n", 2);
-    ex->body_sent += n;
-    if (ex->body_complete && n == unsent) {
-        if (ex->chunked)
-            evbuffer_add(output, HTTP1_LAST_CHUNK, sizeof HTTP1_LAST_CHUNK - 1);
-        ex->request_sent = true;
+    if (rc == 0 && queued_all && ex->body_complete && n == unsent &&
+        (rc = http1_writer_end(&ex->writer, &f)) == 0) {
+        queued_all = evbuffer_add(output, f.pre, f.pre_len) == 0;
+        ex->request_sent = queued_all;
     }
+    if (rc < 0)
+        exchange_fail(ex, rc, "%s: %s", ex->target_desc, ex->writer.errmsg);
+    else if (!queued_all)
+        exchange_fail(ex, HCONN_ENO_MEMORY,
+                      "%s: out of memory queueing the request body",
+                      ex->target_desc);
 }
 
 void
@@ -412,14 +448,15 @@ exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
         evbuffer_drain(src, n);
         return;
     }
-    if (ex->declared_length >= 0 &&
-        ex->body_received + n > (uint64_t)ex->declared_length) {
-        /* Never send the server more than the head announced. */
+    if (ex->writer.length >= 0 &&
+        ex->body_received + n > (uint64_t)ex->writer.length) {
+        /* Refused at once rather than held: the writer would never let
+         * the server have more than the head announced. */
         evbuffer_drain(src, n);
         exchange_fail(ex, HCONN_EBODY_LENGTH,
                       "the streamed body runs past its declared length of "
                       "%lld bytes",
-                      (long long)ex->declared_length);
+                      (long long)ex->writer.length);
         return;
     }
     evbuffer_remove_buffer(src, ex->body, n);
@@ -431,17 +468,15 @@ exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
 void
 exchange_end_body(struct exchange *ex)
 {
-    const struct wire_request *req = &ex->m.req;
-
     if (ex->state == EXCHANGE_DONE || ex->body_refused)
         return;
-    if (req->body == WIRE_BODY_STREAM && ex->declared_length >= 0 &&
-        ex->body_received != (uint64_t)ex->declared_length) {
+    if (ex->writer.length >= 0 &&
+        ex->body_received != (uint64_t)ex->writer.length) {
         exchange_fail(ex, HCONN_EBODY_LENGTH,
                       "the streamed body ended after %llu bytes of the %lld "
                       "declared",
                       (unsigned long long)ex->body_received,
-                      (long long)ex->declared_length);
+                      (long long)ex->writer.length);
         return;
     }
     ex->body_complete = true;
@@ -560,8 +595,12 @@ exchange_go_ahead(struct exchange *ex)
 {
     ex->expecting = false;
     evtimer_del(ex->expect_timer);
-    if (!ex->m.req.raw)
+    /* One continue per request: a retry on a fresh connection waits for
+     * the origin again, but the client has its go-ahead already. */
+    if (!ex->m.req.raw && !ex->continue_replied) {
+        ex->continue_replied = true;
         exchange_reply(ex, wire_reply_continue(ex->id));
+    }
     exchange_pump_body(ex);
 }
 
@@ -623,11 +662,15 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     ex->up = up;
     ex->state = EXCHANGE_ACTIVE;
     ex->reused = up->requests > 0;
+    if (ex->reused)
+        uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
+    else
+        uidstats_get(ex->session->srv, ex->session->uid)->reuse_misses++;
     ex->eof = false;
     ex->read_paused = false;
     ex->response_bytes = 0;
     ex->request_sent = false;
-    ex->body_sent = 0;
+    http1_writer_rewind(&ex->writer);
     ex->expecting = false;
     ex->body_refused = false;
     http1_parser_init(&ex->parser, strcmp(ex->m.req.method, "HEAD") == 0,
@@ -693,6 +736,38 @@ exchange_start_request_timer(struct exchange *ex)
         evtimer_add(ex->request_timer, &tv);
 }
 
+/* The inner destinations were checked: lease, or fail. */
+static void
+exchange_pathcheck_cb(void *arg, int rc, const char *why)
+{
+    struct exchange *ex = arg;
+
+    ex->pathcheck = NULL;
+    if (rc < 0) {
+        exchange_fail(ex, rc, "%s", why);
+        return;
+    }
+    ex->path_checked = true;
+    exchange_start(ex);
+}
+
+/* A "source_address": the client's policy rule must allow it; it then
+ * joins the pool key, so only requests from the same source share. */
+static int
+exchange_check_source(struct exchange *ex, struct pool_target *target,
+                      char *why, size_t len)
+{
+    const struct wire_request *req = &ex->m.req;
+    const struct policy_rule *rule = policy_match(
+        exchange_cfg(ex)->policy, ex->session->uid, ex->session->gid);
+    int rc = policy_check_source(rule, req->source_host, req->source_port,
+                                 ex->session->uid, why, len);
+
+    target->source_host = req->source_host;
+    target->source_port = req->source_port;
+    return rc;
+}
+
 void
 exchange_start(struct exchange *ex)
 {
@@ -706,6 +781,7 @@ exchange_start(struct exchange *ex)
         .proxy_port = ex->proxy_port,
         .connect_head = ex->connect_head,
         .connect_head_len = ex->connect_head_len,
+        .uid = ex->session->uid,
     };
     double timeout =
         req->timeout > 0 ? req->timeout : exchange_cfg(ex)->connect_timeout;
@@ -720,10 +796,41 @@ exchange_start(struct exchange *ex)
     rc = session_check_policy(ex->session, req, target.proxy_host,
                               ex->proxy_port, !req->has_proxy, &filter,
                               &target.addr_filter, why, sizeof why);
+    if (rc == 0 && req->has_source)
+        rc = exchange_check_source(ex, &target, why, sizeof why);
     if (rc < 0) {
         exchange_fail(ex, rc, "%s", why);
         return;
     }
+    /* Files the client named, opened with its rights, on every request:
+     * the pool key then names their contents, so none rides a connection
+     * made with material it could not read itself. */
+    if (ex->attempts == 0 && req->has_tls_options &&
+        (rc = tlsfiles_load(
+             &(struct tlsfiles_client){bufferevent_getfd(ex->session->bev),
+                                       ex->session->uid, ex->session->gid},
+             &ex->m.req.tls_options, &ex->tls_material, why, sizeof why)) < 0) {
+        exchange_fail(ex, rc, "%s", why);
+        return;
+    }
+    /* What lies behind the first hop (the origin behind a proxy, the host
+     * an absolute-form target names) is checked like a direct
+     * request before anything is sent; exchange_pathcheck_cb resumes. */
+    if (ex->attempts == 0 && !ex->path_checked) {
+        rc = pathcheck_start(
+            ex->session->srv->resolver, req, target.proxy_host != NULL,
+            target.addr_filter != NULL ? &filter.policy : NULL,
+            exchange_pathcheck_cb, ex, &ex->pathcheck, why, sizeof why);
+        if (rc < 0)
+            exchange_fail(ex, rc, "%s", why);
+        if (rc != 0)
+            return;
+        ex->path_checked = true;
+    }
+    /* The daemon's default proxy is the administrator's choice: its own
+     * addresses are not refused (the origin behind it was checked). */
+    if (target.proxy_host != NULL && !req->has_proxy)
+        target.addr_filter = NULL;
     if (ex->attempts == 0)
         exchange_start_request_timer(ex);
     ex->attempts++;
@@ -750,6 +857,7 @@ exchange_retry(struct exchange *ex)
              "retrying on a new connection",
              ex->session->id, ex->target_desc, ex->up->id);
     ex->session->srv->stats.retries++;
+    uidstats_get(ex->session->srv, ex->session->uid)->retries++;
     pool_drop(ex->up);
     ex->up = NULL;
     ex->state = EXCHANGE_LEASING;
@@ -831,10 +939,23 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
     if (!ex->m.req.raw) {
         char storage[EXCHANGE_LINE_STORAGE];
         struct wire_line line;
+        int rc;
 
         wire_line_init(&line, storage, sizeof storage);
-        exchange_reply_line(
-            ex, &line, wire_line_end(&line, ex->id, ev->headers, ev->nheaders));
+        rc = wire_line_end(&line, ex->id, ev->headers, ev->nheaders);
+        if (rc == 0 && line.len > WIRE_MAX_LINE) {
+            /* As for heads: the client could not read the line, and would
+             * drop the connection with every request pipelined on it. */
+            size_t len = line.len;
+
+            wire_line_free(&line);
+            exchange_fail(ex, HCONN_ELINE_TOO_LONG,
+                          "%s: response trailers encode to %zu bytes, over "
+                          "the protocol's %d-byte line limit",
+                          up->peer, len, WIRE_MAX_LINE);
+            return;
+        }
+        exchange_reply_line(ex, &line, rc);
     } else {
         session_schedule_flush(ex->session);
     }
@@ -846,6 +967,7 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
     exchange_drop_body(ex);
     up->clean = true; /* a complete response: TLS state is sound */
     ex->session->srv->stats.responses++;
+    uidstats_get(ex->session->srv, ex->session->uid)->responses++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %d, %llu bytes, "
              "%s connection%s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
@@ -963,6 +1085,24 @@ exchange_resume(struct exchange *ex)
     exchange_process(ex);
 }
 
+/* Adds a failed tunnel's proxy answer to its error reply, without the
+ * header fields when they would take the line past the protocol's limit
+ * (a proxy may send 100 fields of 64 KiB each). */
+static void
+exchange_add_detail(json_t *reply, json_t *detail)
+{
+    char *line;
+    size_t len = 0;
+
+    json_object_update(reply, detail);
+    line = wire_encode(reply, &len);
+    free(line);
+    if (line != NULL && len <= WIRE_MAX_LINE)
+        return;
+    json_object_del(reply, "headers");
+    json_object_set_new(reply, "headers_omitted", json_true());
+}
+
 void
 exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
 {
@@ -986,6 +1126,7 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
         evtimer_del(ex->expect_timer);
     exchange_drop_body(ex);
     ex->session->srv->stats.errors[-code]++;
+    uidstats_get(ex->session->srv, ex->session->uid)->errors[-code]++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %s: %s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
              (long)ex->session->pid, ex->target_desc, hconn_error_name(code),
@@ -1000,7 +1141,7 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     }
     reply = wire_reply_error(ex->id, code, message);
     if (reply != NULL && ex->waiter.detail != NULL) /* tunnel_failed */
-        json_object_update(reply, ex->waiter.detail);
+        exchange_add_detail(reply, ex->waiter.detail);
     if (reply != NULL && code == HCONN_EINCOMPLETE_READ) {
         json_object_set_new(reply, "received",
                             json_integer((json_int_t)ex->parser.body_received));
@@ -1028,8 +1169,12 @@ exchange_free(struct exchange *ex)
         session_body_held(ex->session, -(ssize_t)evbuffer_get_length(ex->body));
         evbuffer_free(ex->body);
     }
-    if (ex->out != NULL)
+    if (ex->out != NULL) {
+        session_replies_held(ex->session,
+                             -(ssize_t)evbuffer_get_length(ex->out));
         evbuffer_free(ex->out);
+    }
+    session_charge(ex->session, -(long long)ex->charged);
     m = &ex->m;
     wire_client_msg_clear(m);
     json_decref(ex->msg);
@@ -1041,5 +1186,7 @@ exchange_free(struct exchange *ex)
         event_free(ex->request_timer);
     free(ex->head);
     free(ex->connect_head);
+    tlsfiles_free(ex->tls_material);
+    pathcheck_cancel(ex->pathcheck);
     free(ex);
 }

@@ -24,6 +24,8 @@
 struct evbuffer;
 struct session;
 struct upstream;
+struct tlsfiles_material;
+struct pathcheck;
 
 enum exchange_state {
     EXCHANGE_LEASING, /* waiting for a connection */
@@ -47,21 +49,21 @@ struct exchange {
     uint16_t proxy_port;
     char *connect_head; /* a tunnel's CONNECT request */
     size_t connect_head_len;
-    struct evbuffer *body;   /* request body bytes held (see below) */
-    uint64_t body_received;  /* body bytes that came from the client */
-    uint64_t body_sent;      /* bytes of body already written */
-    bool body_complete;      /* the client sent the whole body */
-    bool body_retained;      /* body keeps sent bytes for a replay */
-    int64_t declared_length; /* streamed body's announced length, or
-                                -1 (chunked) */
-    bool chunked;            /* body goes upstream chunk-encoded */
-    bool replayable;         /* safe to send again on a new connection */
-    bool request_close;      /* the request said Connection: close */
-    bool request_sent;       /* head + whole body written */
-    bool expecting;          /* Expect: 100-continue sent, body held
-                                back until 100 or expect_timer */
-    bool body_refused;       /* a final response came instead: the
-                                body is never sent */
+    struct evbuffer *body;  /* request body bytes held (see below) */
+    uint64_t body_received; /* body bytes that came from the client */
+    bool body_complete;     /* the client sent the whole body */
+    bool body_retained;     /* body keeps sent bytes for a replay */
+    /* Frames the body as the head announced it (length or chunks),
+     * rewound for each attempt; writer.written is the bytes sent. */
+    struct http1_writer writer;
+    bool replayable;       /* safe to send again on a new connection */
+    bool request_close;    /* the request said Connection: close */
+    bool request_sent;     /* head + whole body written */
+    bool expecting;        /* Expect: 100-continue sent, body held
+                              back until 100 or expect_timer */
+    bool body_refused;     /* a final response came instead: the
+                              body is never sent */
+    bool continue_replied; /* the client got its one "continue" */
     struct event *expect_timer;
     /* request_timeout, from the first lease */
     struct event *request_timer;
@@ -76,10 +78,20 @@ struct exchange {
     bool head_replied;    /* the head reply is in out */
     bool abort_session;   /* raw mode failed mid-body: close */
     struct evbuffer *out; /* replies not yet moved to the client */
+    /* TLS files read with the client's rights; m.req's PEM fields point
+     * into it */
+    struct tlsfiles_material *tls_material;
+    struct pathcheck *pathcheck; /* inner destinations being resolved */
+    size_t charged;              /* the request's bytes in the budget */
+    bool path_checked;           /* ... and found allowed */
 };
 
 /* A slot holding one ready reply (stolen) for the client, in order. */
 struct exchange *exchange_new_reply(struct session *s, json_t *reply);
+
+/* Appends one more ready reply (stolen) to a reply slot: a client's
+ * error and op replies share a slot, so each costs its bytes only. */
+void exchange_append_reply(struct exchange *ex, json_t *reply);
 
 /* A request from a validated message; takes over msg and m->req. On a
  * request that cannot be sent (bad header, bad method), the exchange is

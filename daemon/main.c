@@ -12,20 +12,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/dns.h>
 #include <event2/event.h>
 
 #include "config.h"
 #include "hconn-build.h"
 #include "listener.h"
+#include "localaddr.h"
 #include "log.h"
 #include "memory.h"
 #include "notify.h"
 #include "policy.h"
 #include "pool.h"
+#include "resolve.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
+#include "uidstats.h"
 
 static void
 main_usage(FILE *f)
@@ -74,14 +76,30 @@ server_session_closed(struct server *srv)
         event_base_loopexit(srv->base, NULL);
 }
 
+/* How long the error lines of a drain that timed out may take to reach
+ * clients that still read. */
+#define MAIN_FAREWELL_SECONDS 1
+
 static void
 main_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
+    struct session *s, *next;
+    struct timeval tv = {.tv_sec = MAIN_FAREWELL_SECONDS};
 
-    log_warn("%zu clients still busy after %g s; closing them", srv->nsessions,
-             srv->cfg->shutdown_timeout);
-    event_base_loopexit(srv->base, NULL);
+    if (srv->drain_expired || srv->nsessions == 0) {
+        event_base_loopexit(srv->base, NULL);
+        return;
+    }
+    log_warn("%zu clients still busy after %g s; ending their requests",
+             srv->nsessions, srv->cfg->shutdown_timeout);
+    /* Every request still in flight gets an error line, never a bare
+     * end of file; the sessions close once that is written. */
+    srv->drain_expired = true;
+    pool_stop(srv->pool); /* the waiters being ended need nothing new */
+    TAILQ_FOREACH_SAFE(s, &srv->sessions, entry, next)
+    session_abort_requests(s);
+    evtimer_add(srv->shutdown_timer, &tv);
 }
 
 static void
@@ -166,28 +184,14 @@ main_reload_cb(evutil_socket_t sig, short what, void *arg)
     *srv->cfg = next;
     proxy_defaults_clear(&srv->proxies);
     srv->proxies = proxies;
+    /* Names and nameservers follow the files again; a hosts file that
+     * cannot be read leaves the names known before. */
+    if (resolve_reload(srv->resolver, err, sizeof err) < 0)
+        log_error("SIGHUP: hosts_file: %s; keeping the previous names", err);
     log_notice("SIGHUP: reloaded %s (%zu policy rules)",
                path != NULL ? path : "the built-in defaults",
                srv->cfg->policy != NULL ? srv->cfg->policy->nrules : 0);
     notify_ready("reloaded %s", path != NULL ? path : "the built-in defaults");
-}
-
-/* The resolver: resolv.conf and /etc/hosts when there are any; a machine
- * without nameservers still resolves numeric hosts and /etc/hosts. */
-static struct evdns_base *
-main_dns_new(struct event_base *base)
-{
-    struct evdns_base *dns;
-
-    dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                   EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (dns != NULL)
-        return dns;
-    log_warn("no usable resolv.conf; resolving from /etc/hosts only");
-    dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (dns != NULL)
-        evdns_base_load_hosts(dns, NULL);
-    return dns;
 }
 
 int
@@ -270,20 +274,20 @@ main(int argc, char **argv)
     srv.cfg = &cfg;
     srv.stats.started = time(NULL);
     srv.base = event_base_new();
-    if (srv.base == NULL || (srv.dns = main_dns_new(srv.base)) == NULL) {
+    if (srv.base == NULL) {
         log_error("cannot set up the event loop");
         goto out;
     }
-    /* Names in hosts_file resolve as /etc/hosts ones do, without DNS. */
-    if (cfg.hosts_file != NULL &&
-        evdns_base_load_hosts(srv.dns, cfg.hosts_file) < 0) {
-        log_error("hosts_file: cannot read %s", cfg.hosts_file);
+    if ((srv.resolver = resolve_new(srv.base, &cfg, err, sizeof err)) == NULL) {
+        log_error("hosts_file: %s", err);
         goto out;
     }
     srv.tls = tls_new(&cfg);
-    srv.pool = pool_new(srv.base, srv.dns, srv.tls, &cfg, &srv.stats);
+    srv.localaddr = localaddr_new(srv.base);
+    srv.pool = pool_new(srv.base, srv.resolver, srv.tls, &cfg, &srv.stats);
     srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
-    if (srv.tls == NULL || srv.pool == NULL || srv.listener == NULL) {
+    if (srv.tls == NULL || srv.localaddr == NULL || srv.pool == NULL ||
+        srv.listener == NULL) {
         log_error("%s", srv.pool == NULL ? "out of memory" : err);
         goto out;
     }
@@ -308,11 +312,18 @@ main(int argc, char **argv)
     log_notice("stopped");
 
 out:
+    /* Tearing sessions down cancels their leases and drops their
+     * connections; nothing may start new connects for the waiters of
+     * sessions about to go too. */
+    if (srv.pool != NULL)
+        pool_stop(srv.pool);
     while (!TAILQ_EMPTY(&srv.sessions))
         session_free(TAILQ_FIRST(&srv.sessions));
     listener_close(srv.listener);
     pool_free(srv.pool);
     tls_free(srv.tls);
+    localaddr_free(srv.localaddr);
+    uidstats_free(srv.uidstats);
     if (sigterm != NULL)
         event_free(sigterm);
     if (sigint != NULL)
@@ -322,8 +333,7 @@ out:
     if (srv.shutdown_timer != NULL)
         event_free(srv.shutdown_timer);
     memory_shutdown();
-    if (srv.dns != NULL)
-        evdns_base_free(srv.dns, 0);
+    resolve_free(srv.resolver);
     if (srv.base != NULL)
         event_base_free(srv.base);
     proxy_defaults_clear(&srv.proxies);

@@ -9,14 +9,16 @@
  *   }
  *
  * RULE keys: schemes, hosts, ports, proxies (lists), loopback, private,
- * link_local, insecure_tls, client_certs (booleans). The default rule
- * starts from the built-in one, which allows everything; each listed rule
- * starts from the default rule, so a rule states only what differs.
+ * link_local, insecure_tls, client_certs, tls_files, source_address
+ * (booleans). The default rule starts from the built-in one, which allows
+ * everything; each listed rule starts from the default rule, so a rule
+ * states only what differs.
  * Unknown keys are errors, so a misspelt restriction is never silently
  * ignored.
  *
  * Host names are compared without case and without one trailing dot, so
- * "Example.COM." cannot slip past a rule for "example.com".
+ * "Example.COM." cannot slip past a rule for "example.com"; IPv6 literals
+ * ("::1" or "[::1]") are compared as addresses, so "0:0::1" is "::1".
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -65,7 +67,9 @@ policy_rule_allow_all(struct policy_rule *r, const char *name)
     *r = (struct policy_rule){.http = true,
                               .https = true,
                               .insecure_tls = true,
-                              .client_certs = true};
+                              .client_certs = true,
+                              .tls_files = true,
+                              .source_address = true};
     snprintf(r->name, sizeof r->name, "%s", name);
 }
 
@@ -81,13 +85,43 @@ policy_new_default(void)
 
 /* ---- Parsing ------------------------------------------------------------ */
 
+/* True when s is an IPv6 literal, bare or in brackets; its address in
+ * *out. */
+static bool
+policy_ipv6_literal(const char *s, struct in6_addr *out)
+{
+    char buf[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(s);
+
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']' && n - 2 < sizeof buf) {
+        memcpy(buf, s + 1, n - 2);
+        buf[n - 2] = '\0';
+        s = buf;
+    }
+    return inet_pton(AF_INET6, s, out) == 1;
+}
+
+/* A pattern that is an IPv6 literal matches the same address however it
+ * is written; sets *match and returns true when pattern is one. */
+static bool
+policy_ipv6_matches(const char *pattern, const char *host, bool *match)
+{
+    struct in6_addr p, h;
+
+    if (!policy_ipv6_literal(pattern, &p))
+        return false;
+    *match = policy_ipv6_literal(host, &h) && memcmp(&p, &h, sizeof p) == 0;
+    return true;
+}
+
 /* A host pattern is a host name or address, "*.suffix", or "*". */
 static bool
 policy_valid_host_pattern(const char *s)
 {
     const char *p = s;
+    struct in6_addr v6;
 
-    if (strcmp(s, "*") == 0)
+    if (strcmp(s, "*") == 0 || policy_ipv6_literal(s, &v6))
         return true;
     if (strncmp(s, "*.", 2) == 0)
         p += 2;
@@ -347,6 +381,11 @@ policy_parse_rule(struct policy_rule *r, const json_t *obj, const char *where,
         } else if (strcmp(key, "client_certs") == 0) {
             rc =
                 policy_parse_bool(v, where, key, &r->client_certs, err, errlen);
+        } else if (strcmp(key, "tls_files") == 0) {
+            rc = policy_parse_bool(v, where, key, &r->tls_files, err, errlen);
+        } else if (strcmp(key, "source_address") == 0) {
+            rc = policy_parse_bool(v, where, key, &r->source_address, err,
+                                   errlen);
         } else if (!is_default && strcmp(key, "name") == 0) {
             if (!json_is_string(v) || json_string_length(v) == 0 ||
                 json_string_length(v) > 64) {
@@ -454,7 +493,9 @@ policy_parse(const json_t *value, char *err, size_t errlen)
                                   .https = p->def.https,
                                   .deny_addr = p->def.deny_addr,
                                   .insecure_tls = p->def.insecure_tls,
-                                  .client_certs = p->def.client_certs};
+                                  .client_certs = p->def.client_certs,
+                                  .tls_files = p->def.tls_files,
+                                  .source_address = p->def.source_address};
         p->nrules++;
         snprintf(where, sizeof where, "policy.rules[%zu]", i);
         if (name != NULL)
@@ -511,9 +552,12 @@ static bool
 policy_host_matches(const char *pattern, const char *host)
 {
     size_t n = policy_host_len(host), m;
+    bool match;
 
     if (strcmp(pattern, "*") == 0)
         return true;
+    if (policy_ipv6_matches(pattern, host, &match))
+        return match;
     if (strncmp(pattern, "*.", 2) == 0) {
         m = policy_host_len(pattern + 1); /* ".suffix" */
         return n > m && strncasecmp(host + n - m, pattern + 1, m) == 0;
@@ -581,6 +625,17 @@ policy_proxy_allowed(const struct policy_rule *r, const char *host,
     return false;
 }
 
+bool
+policy_restricts_destinations(const struct policy_rule *r)
+{
+    const struct policy_rule *parent = r->parent != NULL ? r->parent : r;
+
+    return !r->http || !r->https || r->deny_addr != 0 ||
+           (r->has_hosts ? r : parent)->has_hosts ||
+           (r->has_ports ? r : parent)->has_ports ||
+           (r->has_proxies ? r : parent)->has_proxies;
+}
+
 int
 policy_check_request(const struct policy_rule *r,
                      const struct policy_request *req, char *why, size_t len)
@@ -618,53 +673,229 @@ policy_check_request(const struct policy_rule *r,
     }
     if (req->client_cert && !r->client_certs) {
         snprintf(why, len,
-                 "policy rule %s: client certificates (cert_file, key_file) "
-                 "are not allowed",
+                 "policy rule %s: client certificates (cert_pem, key_pem, "
+                 "cert_file, key_file) are not allowed",
+                 r->name);
+        return HCONN_EDENIED;
+    }
+    if (req->tls_files && !r->tls_files) {
+        snprintf(why, len,
+                 "policy rule %s: TLS files (ca_file, ca_path, cert_file, "
+                 "key_file) are not allowed; send the PEM material inline "
+                 "(ca_pem, cert_pem, key_pem)",
                  r->name);
         return HCONN_EDENIED;
     }
     return 0;
 }
 
-/* Classifies an IPv4 address in host byte order. */
-static enum policy_addr_class
-policy_addr_class_v4(uint32_t a)
+int
+policy_check_source(const struct policy_rule *r, const char *host,
+                    uint16_t port, uid_t uid, char *why, size_t len)
 {
-    if ((a >> 24) == 127 || (a >> 24) == 0)
-        return POLICY_ADDR_LOOPBACK; /* 0/8 reaches this host on Linux */
-    if ((a >> 24) == 10 || (a >> 20) == (172u << 4 | 1) ||
-        (a >> 16) == (192u << 8 | 168) || (a >> 22) == (100u << 2 | 1))
-        return POLICY_ADDR_PRIVATE;
-    if ((a >> 16) == (169u << 8 | 254))
-        return POLICY_ADDR_LINK_LOCAL;
+    if (!r->source_address) {
+        snprintf(why, len,
+                 "policy rule %s: choosing the source address is not allowed",
+                 r->name);
+        return HCONN_EDENIED;
+    }
+    if (port != 0 && port < 1024 && uid != 0) {
+        snprintf(why, len,
+                 "source port %u is privileged (below 1024): only root may "
+                 "bind it",
+                 port);
+        return HCONN_EDENIED;
+    }
+    return 0;
+}
+
+/* ---- Address classes ---------------------------------------------------- */
+
+/*
+ * The one table of address classes, hconnd.json(5) prints it. Searched
+ * in order, first match wins, so the more specific ranges come first. A
+ * range that embeds an IPv4 address (mapped, compatible, NAT64, 6to4,
+ * Teredo, SIIT) is classified by that address: the packets end up there.
+ * "private" also holds every special-purpose range that is not the
+ * public internet (documentation, benchmarking, reserved, multicast,
+ * broadcast), so a rule that keeps clients on the public internet
+ * refuses them too.
+ */
+#define POLICY_EMBED_NONE (-1)
+static const struct policy_addr_range {
+    int family;         /* AF_INET or AF_INET6 */
+    uint8_t prefix[16]; /* network byte order */
+    unsigned bits;      /* prefix length */
+    unsigned cls;       /* POLICY_ADDR_*, when nothing is embedded */
+    int embed;          /* byte offset of an embedded IPv4 address */
+    bool inverted;      /* Teredo: the embedded address is inverted */
+} policy_addr_table[] = {
+    /* IPv4 */
+    {AF_INET, {0}, 8, POLICY_ADDR_LOOPBACK, POLICY_EMBED_NONE, false},
+    {AF_INET, {127}, 8, POLICY_ADDR_LOOPBACK, POLICY_EMBED_NONE, false},
+    {AF_INET, {10}, 8, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET, {100, 64}, 10, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET, {169, 254}, 16, POLICY_ADDR_LINK_LOCAL, POLICY_EMBED_NONE, false},
+    {AF_INET, {172, 16}, 12, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET, {192, 0, 0}, 24, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET, {192, 0, 2}, 24, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET, {192, 88, 99}, 24, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET, {192, 168}, 16, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET, {198, 18}, 15, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET,
+     {198, 51, 100},
+     24,
+     POLICY_ADDR_PRIVATE,
+     POLICY_EMBED_NONE,
+     false},
+    {AF_INET, {203, 0, 113}, 24, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET, {224}, 4, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET, {240}, 4, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    /* IPv6 */
+    {AF_INET6, {0}, 128, POLICY_ADDR_LOOPBACK, POLICY_EMBED_NONE, false},
+    {AF_INET6, {[15] = 1}, 128, POLICY_ADDR_LOOPBACK, POLICY_EMBED_NONE, false},
+    {AF_INET6, {[10] = 0xff, 0xff}, 96, 0, 12, false},   /* mapped */
+    {AF_INET6, {[8] = 0xff, 0xff}, 96, 0, 12, false},    /* SIIT */
+    {AF_INET6, {0}, 96, 0, 12, false},                   /* compatible */
+    {AF_INET6, {0, 0x64, 0xff, 0x9b}, 96, 0, 12, false}, /* NAT64 */
+    {AF_INET6,
+     {0, 0x64, 0xff, 0x9b, 0, 1},
+     48,
+     POLICY_ADDR_PRIVATE,
+     POLICY_EMBED_NONE,
+     false}, /* local-use NAT64, RFC 8215 */
+    {AF_INET6,
+     {1, 0},
+     64,
+     POLICY_ADDR_PRIVATE,
+     POLICY_EMBED_NONE,
+     false},                                         /* discard-only
+                                                      */
+    {AF_INET6, {0x20, 0x01, 0, 0}, 32, 0, 12, true}, /* Teredo */
+    {AF_INET6,
+     {0x20, 0x01, 0, 2},
+     48,
+     POLICY_ADDR_PRIVATE,
+     POLICY_EMBED_NONE,
+     false}, /* benchmarking */
+    {AF_INET6,
+     {0x20, 0x01, 0x0d, 0xb8},
+     32,
+     POLICY_ADDR_PRIVATE,
+     POLICY_EMBED_NONE,
+     false},                                   /* documentation */
+    {AF_INET6, {0x20, 0x02}, 16, 0, 2, false}, /* 6to4 */
+    {AF_INET6, {0xfc}, 7, POLICY_ADDR_PRIVATE, POLICY_EMBED_NONE, false},
+    {AF_INET6,
+     {0xfe, 0x80},
+     10,
+     POLICY_ADDR_LINK_LOCAL,
+     POLICY_EMBED_NONE,
+     false},
+    {AF_INET6,
+     {0xfe, 0xc0},
+     10,
+     POLICY_ADDR_PRIVATE,
+     POLICY_EMBED_NONE,
+     false}, /* site-local (deprecated) */
+    {AF_INET6,
+     {0xff},
+     8,
+     POLICY_ADDR_PRIVATE,
+     POLICY_EMBED_NONE,
+     false}, /* multicast
+              */
+};
+
+/* True when the first bits of a equal those of prefix. */
+static bool
+policy_prefix_matches(const uint8_t *a, const uint8_t *prefix, unsigned bits)
+{
+    unsigned whole = bits / 8, rest = bits % 8;
+
+    if (memcmp(a, prefix, whole) != 0)
+        return false;
+    return rest == 0 ||
+           ((a[whole] ^ prefix[whole]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+/* Classifies addr (4 or 16 bytes of family) through the table; an
+ * embedded IPv4 address is classified in its turn. */
+static enum policy_addr_class
+policy_classify(int family, const uint8_t *addr)
+{
+    size_t n = sizeof policy_addr_table / sizeof *policy_addr_table;
+
+    if (addr[0] == 255 && addr[1] == 255 && addr[2] == 255 && addr[3] == 255 &&
+        family == AF_INET)
+        return POLICY_ADDR_PRIVATE; /* broadcast (inside 240/4 anyway) */
+    for (size_t i = 0; i < n; i++) {
+        const struct policy_addr_range *r = &policy_addr_table[i];
+        uint8_t v4[4];
+
+        if (r->family != family ||
+            !policy_prefix_matches(addr, r->prefix, r->bits))
+            continue;
+        if (r->embed == POLICY_EMBED_NONE)
+            return (enum policy_addr_class)r->cls;
+        for (int j = 0; j < 4; j++)
+            v4[j] = addr[r->embed + j] ^ (r->inverted ? 0xff : 0);
+        return policy_classify(AF_INET, v4);
+    }
     return POLICY_ADDR_PUBLIC;
 }
 
 enum policy_addr_class
 policy_addr_class(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-        return policy_addr_class_v4(ntohl(in->sin_addr.s_addr));
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a =
-            &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        const uint8_t *b = a->s6_addr;
-
-        if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a))
-            return policy_addr_class_v4((uint32_t)b[12] << 24 |
-                                        (uint32_t)b[13] << 16 |
-                                        (uint32_t)b[14] << 8 | b[15]);
-        if (IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a))
-            return POLICY_ADDR_LOOPBACK;
-        if ((b[0] & 0xfe) == 0xfc)
-            return POLICY_ADDR_PRIVATE;
-        if (IN6_IS_ADDR_LINKLOCAL(a))
-            return POLICY_ADDR_LINK_LOCAL;
-    }
+    if (sa->sa_family == AF_INET)
+        return policy_classify(
+            AF_INET,
+            (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr);
+    if (sa->sa_family == AF_INET6)
+        return policy_classify(
+            AF_INET6, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
     return POLICY_ADDR_PUBLIC;
+}
+
+/* The IPv4 address sa is or embeds as mapped (::ffff:a.b.c.d), in
+ * v4; false when it is none. */
+static bool
+policy_as_v4(const struct sockaddr *sa, uint8_t v4[4])
+{
+    const uint8_t *b;
+
+    if (sa->sa_family == AF_INET) {
+        memcpy(v4, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return true;
+    }
+    if (sa->sa_family != AF_INET6)
+        return false;
+    b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    if (!IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)b))
+        return false;
+    memcpy(v4, b + 12, 4);
+    return true;
+}
+
+/* True when sa is one of the machine's own addresses. */
+static bool
+policy_is_own(const struct policy_own_addrs *own, const struct sockaddr *sa)
+{
+    uint8_t v4[4], o4[4];
+    bool is_v4 = policy_as_v4(sa, v4);
+
+    for (size_t i = 0; own != NULL && i < own->n; i++) {
+        const struct sockaddr *o = (const struct sockaddr *)&own->addrs[i];
+
+        if (is_v4 && policy_as_v4(o, o4) && memcmp(v4, o4, 4) == 0)
+            return true;
+        if (!is_v4 && sa->sa_family == AF_INET6 && o->sa_family == AF_INET6 &&
+            memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr,
+                   &((const struct sockaddr_in6 *)o)->sin6_addr, 16) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool
@@ -685,7 +916,15 @@ policy_check_address(const struct policy_addr_filter *f,
 {
     enum policy_addr_class c = policy_addr_class(sa);
     char addr[INET6_ADDRSTRLEN] = "?";
+    bool own = false;
 
+    /* The machine's own addresses reach its own services, as 127.0.0.1
+     * does (a service on 0.0.0.0 answers on each): loopback. */
+    if (c != POLICY_ADDR_LOOPBACK && (f->deny & POLICY_ADDR_LOOPBACK) &&
+        policy_is_own(f->own, sa)) {
+        c = POLICY_ADDR_LOOPBACK;
+        own = true;
+    }
     if ((f->deny & (unsigned)c) == 0)
         return 0;
     if (sa->sa_family == AF_INET6)
@@ -696,9 +935,10 @@ policy_check_address(const struct policy_addr_filter *f,
                   sizeof addr);
     snprintf(why, len, "policy rule %s: address %s is %s, which is not allowed",
              f->rule, addr,
-             c == POLICY_ADDR_LOOPBACK  ? "loopback"
-             : c == POLICY_ADDR_PRIVATE ? "private"
-                                        : "link-local");
+             own                         ? "this machine's own (loopback)"
+             : c == POLICY_ADDR_LOOPBACK ? "loopback"
+             : c == POLICY_ADDR_PRIVATE  ? "private"
+                                         : "link-local");
     return HCONN_EDENIED;
 }
 

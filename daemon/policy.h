@@ -16,13 +16,22 @@
 
 #include <jansson.h>
 
-/* Destination address classes a rule may refuse (see policy_addr_class). */
+/* Destination address classes a rule may refuse (see policy_addr_class;
+ * the whole table is in policy.c and hconnd.json(5)). */
 enum policy_addr_class {
     POLICY_ADDR_PUBLIC = 0,         /* anything else */
-    POLICY_ADDR_LOOPBACK = 1 << 0,  /* 127/8, 0/8, ::1, :: */
+    POLICY_ADDR_LOOPBACK = 1 << 0,  /* 127/8, 0/8, ::1, ::, and the
+                                       machine's own addresses */
     POLICY_ADDR_PRIVATE = 1 << 1,   /* 10/8, 172.16/12, 192.168/16,
-                                       100.64/10, fc00::/7 */
+                                       100.64/10, fc00::/7, and the other
+                                       special-purpose ranges */
     POLICY_ADDR_LINK_LOCAL = 1 << 2 /* 169.254/16, fe80::/10 */
+};
+
+/* The machine's own addresses (localaddr.c keeps them current). */
+struct policy_own_addrs {
+    struct sockaddr_storage *addrs;
+    size_t n;
 };
 
 struct policy_ports {
@@ -49,7 +58,12 @@ struct policy_rule {
     size_t nproxies;
     unsigned deny_addr; /* POLICY_ADDR_* classes refused */
     bool insecure_tls;  /* may turn certificate verification off */
-    bool client_certs;  /* may have the daemon load a client key */
+    bool client_certs;  /* may present a client certificate */
+    bool tls_files;     /* a client other than root may name TLS files
+                           (opened with its own rights) */
+
+    /* May choose the source address and port ("source_address"). */
+    bool source_address;
 };
 
 struct policy {
@@ -67,14 +81,16 @@ struct policy_request {
     uint16_t proxy_port;
     bool proxy_is_default; /* the daemon's own default proxy */
     bool insecure;         /* certificate verification off */
-    bool client_cert;      /* a cert_file or key_file */
+    bool client_cert;      /* a client certificate (file or inline) */
+    bool tls_files;        /* TLS path fields, from a client not root */
 };
 
 /* A rule's address classes in a small value that a connection attempt
  * can copy and outlive a reload with. */
 struct policy_addr_filter {
-    unsigned deny; /* POLICY_ADDR_* refused */
-    char rule[96]; /* the rule's name, for messages */
+    unsigned deny;                      /* POLICY_ADDR_* refused */
+    const struct policy_own_addrs *own; /* count as loopback; NULL: none */
+    char rule[96];                      /* the rule's name, for messages */
     char key[128]; /* deny and rule as text: equal filters, equal keys */
 };
 
@@ -93,13 +109,25 @@ void policy_free(struct policy *p);
 const struct policy_rule *policy_match(const struct policy *p, uid_t uid,
                                        gid_t gid);
 
+/* False when r lets requests reach anything (schemes, hosts, ports,
+ * proxies and address classes all unrestricted). */
+bool policy_restricts_destinations(const struct policy_rule *r);
+
 /* Checks everything about req that is known before resolving. Returns 0,
  * or HCONN_EDENIED with why naming the rule and what it refused. */
 int policy_check_request(const struct policy_rule *rule,
                          const struct policy_request *req, char *why,
                          size_t len);
 
-/* The class of a resolved address (IPv4-mapped IPv6 counts as IPv4). */
+/* Checks a request's "source_address" (host "" for any, port 0 for any)
+ * against rule; uid is the client's: a port below 1024 is refused to all
+ * but root, whatever the rule, since the daemon would bind it with its
+ * own privilege. Returns 0, or HCONN_EDENIED with why set. */
+int policy_check_source(const struct policy_rule *rule, const char *host,
+                        uint16_t port, uid_t uid, char *why, size_t len);
+
+/* The class of a resolved address by the table alone (an IPv6 address
+ * embedding an IPv4 one counts as that). */
 enum policy_addr_class policy_addr_class(const struct sockaddr *sa);
 
 /* Fills f with rule's address limits; false when it refuses none. */

@@ -14,6 +14,8 @@
  * connect fails exactly one waiter, so a dead origin cannot keep a queue
  * spinning, and a released connection goes to the first waiter in line.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +34,8 @@
 #include "tls.h"
 #include "upstream.h"
 
-#define POOL_BUCKETS 256
+#define POOL_BUCKETS     256
+#define POOL_ORIGIN_UIDS 16 /* users remembered per origin, for stats */
 
 TAILQ_HEAD(upstream_list, upstream);
 TAILQ_HEAD(waiter_list, pool_waiter);
@@ -53,6 +56,12 @@ struct pool_origin {
     /* The target's address filter, or NULL; and an owned copy of its arg */
     upstream_addr_check_cb addr_check;
     void *addr_check_arg;
+    uid_t uids[POOL_ORIGIN_UIDS]; /* users whose requests used it, for
+                                     stats; the first ones only */
+    size_t nuids;
+    bool has_source_addr; /* the target's source_address, parsed */
+    struct sockaddr_storage source_addr;
+    uint16_t source_port;
     struct upstream_list idle;     /* most recently used first */
     struct waiter_list waiters;    /* FIFO of pending leases */
     size_t nidle;                  /* in idle */
@@ -66,14 +75,18 @@ struct pool_origin {
 
 struct pool {
     struct event_base *base;
-    struct evdns_base *dns;
+    struct resolver *resolver;
     struct tls *tls;
     const struct config *cfg;
     struct stats *stats;
     struct pool_origin *buckets[POOL_BUCKETS];
     struct upstream_list lru; /* idle connections, oldest first */
-    size_t nopen;             /* open or opening, all origins */
-    size_t nidle;             /* idle, all origins */
+    /* Connects under way, all origins (linked by lru_entry, which only
+     * idle connections use otherwise), so that pool_free can end them. */
+    struct upstream_list connecting;
+    bool stopped; /* pool_stop: no new connects */
+    size_t nopen; /* open or opening, all origins */
+    size_t nidle; /* idle, all origins */
     /* Origins with more waiters than connects under way, held back by a
      * limit; retried whenever a connection closes. */
     TAILQ_HEAD(, pool_origin) wanting;
@@ -114,6 +127,12 @@ pool_format_label(const struct pool_target *t, char *label, size_t len)
     n = (int)strlen(label);
     if (t->addr_filter != NULL && (size_t)n < len)
         snprintf(label + n, len - (size_t)n, " (%s)", t->addr_filter->key);
+    n = (int)strlen(label);
+    if (t->source_host != NULL && (size_t)n < len)
+        snprintf(label + n, len - (size_t)n,
+                 strchr(t->source_host, ':') ? " from [%s]:%u" : " from %s:%u",
+                 t->source_host[0] != '\0' ? t->source_host : "*",
+                 t->source_port);
 }
 
 /* The origin key: connections are shared only between requests whose
@@ -144,7 +163,7 @@ pool_format_key(const struct pool_target *t, char *key, size_t len,
 }
 
 struct pool *
-pool_new(struct event_base *base, struct evdns_base *dns, struct tls *tls,
+pool_new(struct event_base *base, struct resolver *resolver, struct tls *tls,
          const struct config *cfg, struct stats *stats)
 {
     struct pool *pool = calloc(1, sizeof *pool);
@@ -152,11 +171,12 @@ pool_new(struct event_base *base, struct evdns_base *dns, struct tls *tls,
     if (pool == NULL)
         return NULL;
     pool->base = base;
-    pool->dns = dns;
+    pool->resolver = resolver;
     pool->tls = tls;
     pool->cfg = cfg;
     pool->stats = stats;
     TAILQ_INIT(&pool->lru);
+    TAILQ_INIT(&pool->connecting);
     TAILQ_INIT(&pool->wanting);
     return pool;
 }
@@ -173,6 +193,26 @@ pool_origin_destroy(struct pool_origin *o)
     free(o->tls_host);
     free(o->connect_head);
     free(o);
+}
+
+/* Parses t's source address (a literal, checked by the wire codec) into
+ * o. */
+static void
+pool_origin_set_source(struct pool_origin *o, const struct pool_target *t)
+{
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&o->source_addr;
+    struct sockaddr_in *in = (struct sockaddr_in *)&o->source_addr;
+
+    if (t->source_host == NULL)
+        return;
+    o->source_port = t->source_port;
+    if (inet_pton(AF_INET6, t->source_host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        o->has_source_addr = true;
+    } else if (inet_pton(AF_INET, t->source_host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        o->has_source_addr = true;
+    }
 }
 
 /* A new origin for target t under key (label_len bytes of it the label). */
@@ -203,6 +243,7 @@ pool_origin_new(struct pool *pool, const struct pool_target *t, const char *key,
     }
     if (t->tls_options != NULL)
         o->tls_options = tls_options_copy(t->tls_options);
+    pool_origin_set_source(o, t);
     if (t->addr_filter != NULL) {
         o->addr_check = t->addr_filter->check;
         o->addr_check_arg = malloc(t->addr_filter->arg_len);
@@ -312,6 +353,13 @@ pool_idle_cb(struct upstream *up, short what)
 
     if (what & EV_READ)
         n = recv(bufferevent_getfd(up->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    /* TLS 1.3 servers send session tickets after the handshake, often
+     * once a fresh connection is already parked: records that carry no
+     * response byte keep it. */
+    if (n > 0 && up->tls && upstream_settle_tls(up) &&
+        upstream_park(up, up->origin->pool->cfg->idle_timeout, pool_idle_cb) ==
+            0)
+        return;
     /* A timeout or an orderly close leaves the TLS session good. */
     up->clean = n >= 0;
     pool_close(up, (what & EV_TIMEOUT) ? "idle timeout"
@@ -376,6 +424,7 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
     struct pool_waiter *w;
 
     o->nconnecting--;
+    TAILQ_REMOVE(&o->pool->connecting, up, lru_entry);
     w = pool_origin_next_waiter(o, true);
     if (error != 0) {
         log_debug("upstream %lu: %s", up->id, message);
@@ -436,6 +485,8 @@ pool_origin_grow(struct pool_origin *o)
     struct pool *pool = o->pool;
     bool short_of;
 
+    if (pool->stopped)
+        return;
     while (o->nconnecting < o->nwaiting &&
            o->nidle + o->nbusy + o->nconnecting <
                pool->cfg->pool_max_per_origin &&
@@ -448,15 +499,21 @@ pool_origin_grow(struct pool_origin *o)
         up->origin = o;
         up->addr_check = o->addr_check;
         up->addr_check_arg = o->addr_check_arg;
+        up->attempt_delay = pool->cfg->connect_attempt_delay;
+        up->has_source_addr = o->has_source_addr;
+        up->source_addr = o->source_addr;
+        up->source_port = o->source_port;
         if (o->connect_head != NULL)
             upstream_set_tunnel(up, o->tls_host, o->tls_port, o->connect_head,
                                 o->connect_head_len);
         o->nconnecting++;
+        TAILQ_INSERT_TAIL(&pool->connecting, up, lru_entry);
         pool->nopen++;
         pool->stats->reuse_misses++;
         log_debug("upstream %lu: connecting to %s", up->id, o->label);
-        upstream_connect(up, pool->dns, w->timeout, o->tls ? pool->tls : NULL,
-                         o->tls_options, o->key, pool_connected_cb, o);
+        upstream_connect(up, pool->resolver, w->timeout,
+                         o->tls ? pool->tls : NULL, o->tls_options, o->key,
+                         pool_connected_cb, o);
     }
     short_of = o->nconnecting < o->nwaiting;
     if (short_of && !o->wanting)
@@ -475,6 +532,17 @@ pool_grow_wanting(struct pool *pool)
     pool_origin_grow(o);
 }
 
+/* Remembers that a request of uid used o (stats show o to uid). */
+static void
+pool_origin_note_uid(struct pool_origin *o, uid_t uid)
+{
+    for (size_t i = 0; i < o->nuids; i++)
+        if (o->uids[i] == uid)
+            return;
+    if (o->nuids < POOL_ORIGIN_UIDS)
+        o->uids[o->nuids++] = uid;
+}
+
 int
 pool_lease(struct pool *pool, const struct pool_target *target,
            struct pool_waiter *w, struct upstream **out, double timeout)
@@ -485,6 +553,7 @@ pool_lease(struct pool *pool, const struct pool_target *target,
     *out = NULL;
     if (o == NULL)
         return HCONN_ENO_MEMORY;
+    pool_origin_note_uid(o, target->uid);
     while (!w->fresh && (up = TAILQ_FIRST(&o->idle)) != NULL) {
         pool_idle_remove(up);
         if (!upstream_is_reusable(up)) {
@@ -529,6 +598,13 @@ pool_release(struct upstream *up)
 
     o->nbusy--;
     up->requests++;
+    /* Bytes after a complete response (a late body after HEAD or 204)
+     * must never become the next request's response. */
+    if (!upstream_is_reusable(up)) {
+        up->clean = true;
+        pool_close(up, "bytes arrived after its response");
+        return;
+    }
     w = pool_origin_next_waiter(o, false);
     if (w != NULL)
         pool_hand_over(up, w);
@@ -555,11 +631,31 @@ pool_close_idle(struct pool *pool)
 }
 
 void
+pool_stop(struct pool *pool)
+{
+    pool->stopped = true;
+}
+
+void
 pool_free(struct pool *pool)
 {
+    struct upstream *up;
+
     if (pool == NULL)
         return;
+    pool->stopped = true;
     pool_close_idle(pool);
+    while ((up = TAILQ_FIRST(&pool->connecting)) != NULL) {
+        struct pool_origin *o = up->origin;
+
+        TAILQ_REMOVE(&pool->connecting, up, lru_entry);
+        o->nconnecting--;
+        pool->nopen--;
+        log_debug("upstream %lu: connect to %s abandoned (stopping)", up->id,
+                  o->label);
+        upstream_free(up);
+        pool_origin_maybe_free(o);
+    }
     for (size_t b = 0; b < POOL_BUCKETS; b++)
         if (pool->buckets[b] != NULL)
             log_warn("pool freed with origin %s still in use",
@@ -576,13 +672,23 @@ pool_count(const struct pool *pool, size_t *idle)
 }
 
 json_t *
-pool_stats(const struct pool *pool)
+pool_stats(const struct pool *pool, bool all, uid_t uid, size_t *open,
+           size_t *idle)
 {
     json_t *origins = json_object();
+    size_t nopen = 0, nidle = 0;
 
     for (size_t b = 0; b < POOL_BUCKETS; b++) {
         for (struct pool_origin *o = pool->buckets[b]; o != NULL;
              o = o->hash_next) {
+            bool mine = all;
+
+            for (size_t i = 0; !mine && i < o->nuids; i++)
+                mine = o->uids[i] == uid;
+            if (!mine)
+                continue;
+            nopen += o->nidle + o->nbusy + o->nconnecting;
+            nidle += o->nidle;
             json_object_set_new(origins, o->label,
                                 json_pack("{s:I, s:I, s:I, s:I}", "idle",
                                           (json_int_t)o->nidle, "busy",
@@ -591,5 +697,9 @@ pool_stats(const struct pool *pool)
                                           (json_int_t)o->nwaiting));
         }
     }
+    if (open != NULL)
+        *open = nopen;
+    if (idle != NULL)
+        *idle = nidle;
     return origins;
 }

@@ -14,11 +14,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
 struct config;
-struct evdns_base;
+struct resolver;
 struct event_base;
 struct pool;
 struct pool_origin;
@@ -44,6 +45,10 @@ struct pool_target {
                                  equal ones */
     size_t connect_head_len;
     const struct pool_addr_filter *addr_filter; /* NULL: any address */
+    uid_t uid; /* the client's: stats show an origin to its users only */
+    const char *source_host; /* bind to this address literal first ("":
+                                any address); NULL: no source_address */
+    uint16_t source_port;    /* with source_host: the local port, 0 any */
 };
 
 /* Which resolved addresses a new connection may use (the policy's): the
@@ -75,11 +80,16 @@ struct pool_waiter {
 };
 
 /* tls may be NULL when no target will ask for TLS (unit tests). */
-struct pool *pool_new(struct event_base *base, struct evdns_base *dns,
+struct pool *pool_new(struct event_base *base, struct resolver *resolver,
                       struct tls *tls, const struct config *cfg,
                       struct stats *stats);
 
-/* Closes every connection and frees the pool; no lease may be pending. */
+/* Starts no connection from now on (the daemon is exiting: the waiters
+ * that would use them are about to go). */
+void pool_stop(struct pool *pool);
+
+/* Closes every connection, connects under way included, and frees the
+ * pool; no lease may be pending. */
 void pool_free(struct pool *pool);
 
 /*
@@ -106,7 +116,10 @@ void pool_close_idle(struct pool *pool);
 /* Connections open or opening, idle ones among them. */
 size_t pool_count(const struct pool *pool, size_t *idle);
 
-/* {origin: {"idle", "busy", "connecting", "waiting"}} for stats. */
-json_t *pool_stats(const struct pool *pool);
+/* {origin: {"idle", "busy", "connecting", "waiting"}} for stats: every
+ * origin (all), or those that requests of uid have used; *open and *idle
+ * (may be NULL) count their connections. */
+json_t *pool_stats(const struct pool *pool, bool all, uid_t uid, size_t *open,
+                   size_t *idle);
 
 #endif

@@ -133,6 +133,7 @@ proxy_format_connect(const char *host, uint16_t port,
     struct http1_header *fields = calloc(nheaders + 2, sizeof *fields);
     struct http1_request req = {
         .method = "CONNECT",
+        .tunnel = true,
         .target = authority,
         .host = host,
         .port = port,

@@ -27,6 +27,8 @@ struct pool;
 struct listener;
 struct session;
 struct tls;
+struct localaddr;
+struct uidstats;
 
 /* Running figures, reported by {"op":"stats"}. */
 struct stats {
@@ -40,23 +42,28 @@ struct stats {
     uint64_t tls_handshakes;            /* TLS connections opened */
     uint64_t tls_resumed;               /* ... of which resumed a session */
     uint64_t errors[HCONN_ERROR_COUNT]; /* error replies, by -code */
+    uint64_t held_bytes;                /* held for clients now (budget.c) */
 };
 
 TAILQ_HEAD(session_list, session);
 
 struct server {
     struct event_base *base;
-    struct evdns_base *dns;
+    struct resolver *resolver; /* names, hosts files, the DNS cache */
     struct config *cfg;
     struct pool *pool;
     struct tls *tls;               /* contexts and the session cache */
+    struct localaddr *localaddr;   /* the machine's own addresses */
+    struct uidstats *uidstats;     /* figures per client uid */
     struct proxy_defaults proxies; /* default CONNECT proxies */
     struct listener *listener;
     struct session_list sessions; /* every connected client */
     size_t nsessions;
     struct stats stats;
     bool shutting_down;           /* SIGTERM seen: drain, accept nothing */
-    struct event *shutdown_timer; /* forces the exit after the drain time */
+    struct event *shutdown_timer; /* ends the drain after shutdown_timeout */
+    bool drain_expired;           /* shutdown_timeout passed: requests
+                                     ended, the farewell runs */
 };
 
 /* Called when a session ends, so a draining server can exit. */

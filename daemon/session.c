@@ -17,6 +17,7 @@
  * inside an exchange's own call chain.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,20 +30,29 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "budget.h"
 #include "config.h"
 #include "exchange.h"
 #include "hconn-build.h"
 #include "hconn_error.h"
+#include "localaddr.h"
 #include "log.h"
 #include "memory.h"
+#include "pathcheck.h"
 #include "policy.h"
 #include "pool.h"
+#include "resolve.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
+#include "tlsfiles.h"
+#include "uidstats.h"
 
 static unsigned long session_next_id = 1;
 
 static void session_read(struct session *s);
+static bool session_account_input(struct session *s, struct evbuffer *in,
+                                  bool check);
 
 static const struct config *
 session_cfg(const struct session *s)
@@ -64,9 +74,19 @@ session_enqueue(struct session *s, struct exchange *ex)
     session_schedule_flush(s);
 }
 
+/* Queues a ready reply. Consecutive ones share one slot: a client that
+ * sends many lines and reads nothing costs the replies' bytes, not a
+ * slot each. */
 static void
 session_reply(struct session *s, json_t *reply)
 {
+    struct exchange *last = TAILQ_LAST(&s->queue, exchange_list);
+
+    if (last != NULL && last->msg == NULL && last->state == EXCHANGE_DONE &&
+        !last->abort_session) {
+        exchange_append_reply(last, reply);
+        return;
+    }
     session_enqueue(s, exchange_new_reply(s, reply));
 }
 
@@ -75,6 +95,7 @@ session_reply_error(struct session *s, json_t *id, int code,
                     const char *message)
 {
     s->srv->stats.errors[-code]++;
+    uidstats_get(s->srv, s->uid)->errors[-code]++;
     log_info("client %lu: %s: %s", s->id, hconn_error_name(code), message);
     session_reply(s, wire_reply_error(id, code, message));
 }
@@ -88,65 +109,185 @@ session_skip_payload(struct session *s, uint64_t n)
     s->payload_ends_body = false;
 }
 
-/* Takes the oldest refused stream under id off the list; false when
- * there is none. */
-static bool
-session_take_refused(struct session *s, json_t *id, bool end)
-{
-    size_t i;
-    json_t *v;
+/*
+ * A streamed request body as the client addresses it. Frames carry the
+ * request's id, and ids may repeat, so they go to the oldest stream under
+ * that id until the client's end frame closes it. A stream outlives its
+ * request (answered early, refused, failed, or never accepted): the
+ * client's frames for it may already be under way, and they must never
+ * reach a later request that reuses the id.
+ */
+struct session_stream {
+    json_t *id;
+    struct exchange *ex; /* NULL once the request is over: frames dropped */
+    TAILQ_ENTRY(session_stream) entry;
+};
 
-    json_array_foreach(s->refused_streams, i, v)
-    {
-        if (json_equal(v, id)) {
-            if (end)
-                json_array_remove(s->refused_streams, i);
-            return true;
-        }
-    }
-    return false;
+static void
+session_stream_close(struct session *s, struct session_stream *st)
+{
+    TAILQ_REMOVE(&s->streams, st, entry);
+    if (st->ex == NULL)
+        s->ndead_streams--;
+    json_decref(st->id);
+    free(st);
 }
 
-/* The exchange whose streamed body is still open under id. */
-static struct exchange *
-session_find_stream(struct session *s, json_t *id)
+/* A client that never ends its dead streams does not make the list grow
+ * past its request limit: the oldest dead one goes first. */
+static void
+session_stream_bound(struct session *s)
 {
-    struct exchange *ex;
+    struct session_stream *st, *next;
+
+    TAILQ_FOREACH_SAFE(st, &s->streams, entry, next)
+    {
+        if (s->ndead_streams <= session_cfg(s)->max_requests_per_client)
+            break;
+        if (st->ex == NULL)
+            session_stream_close(s, st);
+    }
+}
+
+/* Opens the stream of a request with "body": "stream"; ex NULL when the
+ * request was refused before it became an exchange. */
+static void
+session_stream_open(struct session *s, json_t *id, struct exchange *ex)
+{
+    struct session_stream *st = calloc(1, sizeof *st);
+
+    if (st == NULL) {
+        log_error("client %lu: out of memory; closing", s->id);
+        s->closing = true;
+        session_schedule_flush(s);
+        return;
+    }
+    st->id = json_incref(id);
+    st->ex = ex;
+    TAILQ_INSERT_TAIL(&s->streams, st, entry);
+    if (ex == NULL) {
+        s->ndead_streams++;
+        session_stream_bound(s);
+    }
+}
+
+/* The oldest stream the client has not ended under id, or NULL. */
+static struct session_stream *
+session_stream_find(struct session *s, json_t *id)
+{
+    struct session_stream *st;
 
     if (id == NULL)
         return NULL;
-    TAILQ_FOREACH(ex, &s->queue, entry)
-    if (ex->msg != NULL && ex->m.req.body == WIRE_BODY_STREAM &&
-        !ex->body_complete && json_equal(ex->id, id))
-        return ex;
+    TAILQ_FOREACH(st, &s->streams, entry)
+    if (json_equal(st->id, id))
+        return st;
     return NULL;
+}
+
+/* ex is going away: its stream, if still open, drops further frames. */
+static void
+session_stream_detach(struct session *s, struct exchange *ex)
+{
+    struct session_stream *st;
+
+    TAILQ_FOREACH(st, &s->streams, entry)
+    {
+        if (st->ex == ex) {
+            st->ex = NULL;
+            s->ndead_streams++;
+            session_stream_bound(s);
+            return;
+        }
+    }
+}
+
+/* True while some stream still feeds a request. */
+static bool
+session_has_live_stream(const struct session *s)
+{
+    const struct session_stream *st;
+
+    TAILQ_FOREACH(st, &s->streams, entry)
+    if (st->ex != NULL)
+        return true;
+    return false;
+}
+
+/* After a raw request only its body is read (PROTOCOL.md 6). */
+static bool
+session_wants_input(const struct session *s)
+{
+    return !s->raw || s->payload_left > 0 || session_has_live_stream(s);
+}
+
+/* {"op":"stats"}: root sees every figure and origin; any other client
+ * only its own uid's (its counters, the origins its requests used, its
+ * clients), never another user's origins, proxies or TLS material. */
+/* Every reply fits the protocol's line limit: with tens of thousands of
+ * pooled origins (distinct TLS settings, say) the per-origin figures would
+ * not, and they go, leaving their count. */
+static void
+session_fit_stats(json_t *reply)
+{
+    json_t *pool = json_object_get(reply, "pool");
+    size_t len = 0;
+    char *line = reply != NULL ? wire_encode(reply, &len) : NULL;
+
+    free(line);
+    if (line == NULL || len <= WIRE_MAX_LINE || pool == NULL)
+        return;
+    json_object_set_new(pool, "origins_omitted",
+                        json_integer((json_int_t)json_object_size(
+                            json_object_get(pool, "origins"))));
+    json_object_set_new(pool, "origins", json_object());
 }
 
 static json_t *
 session_stats(struct session *s)
 {
     struct server *srv = s->srv;
-    struct stats *st = &srv->stats;
-    size_t idle, open = pool_count(srv->pool, &idle);
-    json_t *errors = json_object();
+    bool all = s->uid == 0;
+    struct stats *st = all ? &srv->stats : uidstats_get(srv, s->uid);
+    size_t idle, open, clients = 0;
+    json_t *origins = pool_stats(srv->pool, all, s->uid, &open, &idle);
+    json_t *errors = json_object(), *reply;
+    const struct session *other;
 
+    TAILQ_FOREACH(other, &srv->sessions, entry)
+    clients += all || other->uid == s->uid;
     for (int i = 1; i < HCONN_ERROR_COUNT; i++)
         if (st->errors[i] != 0)
             json_object_set_new(errors, hconn_error_name(-i),
                                 json_integer((json_int_t)st->errors[i]));
-    return json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, "
-        "s:{s:I, s:I}, s:o}",
-        "op", "stats", "uptime", (json_int_t)(time(NULL) - st->started),
-        "clients", (json_int_t)srv->nsessions, "clients_total",
-        (json_int_t)st->clients_total, "requests", (json_int_t)st->requests,
+    reply = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, s:o}",
+        "op", "stats", "uptime", (json_int_t)(time(NULL) - srv->stats.started),
+        "clients", (json_int_t)clients, "requests", (json_int_t)st->requests,
         "responses", (json_int_t)st->responses, "reuse_hits",
         (json_int_t)st->reuse_hits, "reuse_misses",
         (json_int_t)st->reuse_misses, "retries", (json_int_t)st->retries,
         "pool", "open", (json_int_t)open, "idle", (json_int_t)idle, "origins",
-        pool_stats(srv->pool), "tls", "handshakes",
-        (json_int_t)st->tls_handshakes, "resumed", (json_int_t)st->tls_resumed,
-        "errors", errors);
+        origins, "errors", errors);
+    if (reply != NULL && all) {
+        /* Daemon-wide figures, for root only. */
+        json_object_set_new(reply, "clients_total",
+                            json_integer((json_int_t)st->clients_total));
+        json_object_set_new(reply, "tls",
+                            json_pack("{s:I, s:I, s:I}", "handshakes",
+                                      (json_int_t)st->tls_handshakes, "resumed",
+                                      (json_int_t)st->tls_resumed, "contexts",
+                                      (json_int_t)tls_context_count(srv->tls)));
+        /* Counts only, but shared by every user's lookups. */
+        json_object_set_new(reply, "dns", resolve_stats(srv->resolver));
+    }
+    if (!all && reply != NULL)
+        json_object_set_new(reply, "uid", json_integer((json_int_t)s->uid));
+    if (reply != NULL)
+        json_object_set_new(reply, "held_bytes",
+                            json_integer((json_int_t)st->held_bytes));
+    session_fit_stats(reply);
+    return reply;
 }
 
 static void
@@ -173,11 +314,16 @@ session_handle_request(struct session *s, json_t *msg,
     json_t *seq = json_integer((json_int_t)++s->next_seq);
     json_t *id = m->id != NULL ? m->id : seq;
     uint64_t payload = m->has_data ? m->data_len : 0;
+    size_t cost = budget_request_cost(req);
     struct exchange *ex;
-    char message[160];
+    char message[256];
 
     s->srv->stats.requests++;
-    if (s->srv->shutting_down) {
+    uidstats_get(s->srv, s->uid)->requests++;
+    if (s->raw) {
+        /* PROTOCOL.md 6: messages after a raw request are ignored. */
+        session_skip_payload(s, payload);
+    } else if (s->srv->shutting_down) {
         session_reply_error(s, id, HCONN_ESHUTTING_DOWN,
                             "hconnd is shutting down; no new requests");
         session_skip_payload(s, payload);
@@ -195,13 +341,26 @@ session_handle_request(struct session *s, json_t *msg,
                  (long long)req->length, cfg->max_inline_body_bytes);
         session_reply_error(s, id, HCONN_ELIMIT_EXCEEDED, message);
         session_skip_payload(s, payload);
+    } else if (budget_check(s->srv, s->uid,
+                            cost + (req->body == WIRE_BODY_INLINE
+                                        ? (size_t)req->length
+                                        : 0),
+                            message, sizeof message) < 0) {
+        session_reply_error(s, id, HCONN_ELIMIT_EXCEEDED, message);
+        session_skip_payload(s, payload);
     } else {
         ex = exchange_new_request(s, msg, m, id);
+        if (ex != NULL) {
+            ex->charged = cost;
+            session_charge(s, (long long)cost);
+        }
         session_enqueue(s, ex);
         if (ex != NULL) {
             s->requests_in_flight++;
             if (ex->m.req.raw)
                 s->raw = true;
+            if (ex->m.req.body == WIRE_BODY_STREAM)
+                session_stream_open(s, id, ex);
             exchange_start(ex);
             if (ex->m.req.body == WIRE_BODY_INLINE) {
                 s->payload_to = ex;
@@ -211,8 +370,24 @@ session_handle_request(struct session *s, json_t *msg,
                     exchange_end_body(ex);
             }
         }
+        json_decref(seq);
+        return;
     }
+    /* Refused: frames the client already sent for it are dropped. */
+    if (req->body == WIRE_BODY_STREAM && !s->raw)
+        session_stream_open(s, id, NULL);
     json_decref(seq);
+}
+
+/* A request refused by the codec whose body would have come in frames
+ * still owns those frames (its id was valid; see session_stream). */
+static bool
+session_is_refused_stream(json_t *msg, const struct wire_client_msg *m)
+{
+    const char *body = json_string_value(json_object_get(msg, "body"));
+
+    return m->id != NULL && json_object_get(msg, "method") != NULL &&
+           body != NULL && strcmp(body, "stream") == 0;
 }
 
 /* Acts on one decoded message line. */
@@ -220,12 +395,15 @@ static void
 session_handle(struct session *s, json_t *msg)
 {
     struct wire_client_msg m;
-    struct exchange *ex;
+    struct session_stream *st;
     char err[512];
     int rc;
 
     rc = wire_parse_client_msg(msg, &m, err, sizeof err);
-    if (rc < 0) {
+    if (rc < 0 && s->raw) {
+        if (m.has_data)
+            session_skip_payload(s, m.data_len);
+    } else if (rc < 0) {
         session_reply_error(s, m.id, rc, err);
         if (json_is_true(json_object_get(msg, "raw"))) {
             /* A raw client reads one reply and then waits for the close;
@@ -238,28 +416,33 @@ session_handle(struct session *s, json_t *msg)
         } else if (m.has_data) {
             session_skip_payload(s, m.data_len);
         }
+        if (!s->closing && session_is_refused_stream(msg, &m))
+            session_stream_open(s, m.id, NULL);
     } else if (m.kind == WIRE_MSG_REQUEST) {
         session_handle_request(s, msg, &m);
     } else if (m.kind == WIRE_MSG_OP) {
-        session_handle_op(s, &m);
-    } else if ((ex = session_find_stream(s, m.id)) == NULL && m.id != NULL &&
-               session_take_refused(s, m.id, m.kind == WIRE_MSG_END)) {
-        /* PROTOCOL.md 5.4: the client ends a refused body with its end
-         * frame, and data frames may already be under way. */
-        if (m.has_data)
-            session_skip_payload(s, m.data_len);
-    } else if (ex == NULL) {
-        snprintf(err, sizeof err,
-                 "\"id\": no request with a streamed body open under this id");
-        session_reply_error(s, m.id, HCONN_EBAD_MESSAGE, err);
+        if (!s->raw)
+            session_handle_op(s, &m);
+    } else if ((st = session_stream_find(s, m.id)) == NULL) {
+        if (!s->raw) {
+            snprintf(err, sizeof err,
+                     "\"id\": no request with a streamed "
+                     "body open under this id");
+            session_reply_error(s, m.id, HCONN_EBAD_MESSAGE, err);
+        }
         if (m.has_data)
             session_skip_payload(s, m.data_len);
     } else if (m.kind == WIRE_MSG_DATA) {
-        s->payload_to = ex;
+        /* To a request that is over, the bytes are dropped (ex NULL). */
+        s->payload_to = st->ex;
         s->payload_left = m.data_len;
         s->payload_ends_body = false;
     } else {
-        exchange_end_body(ex);
+        struct exchange *ex = st->ex;
+
+        session_stream_close(s, st);
+        if (ex != NULL)
+            exchange_end_body(ex);
     }
     wire_client_msg_clear(&m);
 }
@@ -308,6 +491,7 @@ session_read_line(struct session *s, struct evbuffer *in)
     rc = wire_read_line(&s->reader, (const char *)evbuffer_pullup(in, len), len,
                         &consumed, &msg, err, sizeof err);
     evbuffer_drain(in, consumed);
+    session_account_input(s, in, false); /* the message charges itself */
     if (rc < 0)
         session_reply_error(s, NULL, rc, err);
     else if (msg != NULL)
@@ -337,6 +521,118 @@ session_fail_open_bodies(struct session *s)
     }
 }
 
+/* End of input is a half-close or a full one; a Unix socket whose peer
+ * has closed both directions polls POLLHUP. Nobody can read the replies
+ * of a client that has gone, so its work stops at once: waiting for the
+ * responses would hold upstream connections until read_timeout. */
+static bool
+session_peer_gone(const struct session *s)
+{
+    struct pollfd p = {.fd = bufferevent_getfd(s->bev), .events = POLLOUT};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
+}
+
+static void
+session_hangup_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    if (!session_peer_gone(s))
+        return; /* new input, or a half-close: nothing to do yet */
+    log_debug("client %lu: hung up; ending its requests", s->id);
+    session_free(s);
+}
+
+/* While the bufferevent does not read (backpressure, a raw request, a
+ * half-close, closing), nothing would notice a client that closed. An
+ * edge-triggered watch wakes on its hang-up, and on new input, which it
+ * leaves alone; it sits on a duplicate of the socket because libevent
+ * cannot mix edge- and level-triggered events on one descriptor. Without
+ * a descriptor to spare, the hang-up shows on the next write instead. */
+static void
+session_watch_hangup(struct session *s)
+{
+    if (s->hangup_event == NULL) {
+        if (s->hangup_fd < 0)
+            s->hangup_fd = fcntl(bufferevent_getfd(s->bev), F_DUPFD_CLOEXEC, 0);
+        if (s->hangup_fd < 0)
+            return;
+        s->hangup_event = event_new(s->srv->base, s->hangup_fd,
+                                    EV_READ | EV_CLOSED | EV_ET | EV_PERSIST,
+                                    session_hangup_cb, s);
+        if (s->hangup_event == NULL)
+            return;
+    }
+    event_add(s->hangup_event, NULL);
+}
+
+/* The bufferevent reads again and sees the end of input itself. */
+static void
+session_unwatch_hangup(struct session *s)
+{
+    if (s->hangup_event != NULL)
+        event_del(s->hangup_event);
+}
+
+/* Charges the client's unread input (a partial line, a payload on its
+ * way) to the budget. With check, growth past a limit is refused: the
+ * client gets limit_exceeded and is closed, its input dropped, since the
+ * line it is sending can never be read. Returns false then. */
+static bool
+session_account_input(struct session *s, struct evbuffer *in, bool check)
+{
+    size_t n = evbuffer_get_length(in);
+    char why[256];
+
+    if (check && n > s->input_held &&
+        budget_check(s->srv, s->uid, n - s->input_held, why, sizeof why) < 0) {
+        session_reply_error(s, NULL, HCONN_ELIMIT_EXCEEDED, why);
+        evbuffer_drain(in, n);
+        n = 0;
+        s->closing = true;
+    }
+    session_charge(s, (long long)n - (long long)s->input_held);
+    s->input_held = n;
+    return !s->closing;
+}
+
+void
+session_charge(struct session *s, long long delta)
+{
+    budget_charge(s->srv, s->uid, delta);
+}
+
+void
+session_replies_held(struct session *s, ssize_t delta)
+{
+    s->replies_held += (size_t)delta;
+    session_charge(s, delta);
+}
+
+/* A client that reads nothing of its replies is no longer read once they
+ * pile up past max_queued_reply_bytes. */
+static bool
+session_replies_full(struct session *s)
+{
+    if (s->replies_held <= session_cfg(s)->max_queued_reply_bytes)
+        return false;
+    s->paused_for_replies = true;
+    return true;
+}
+
+/* A client holding request body bytes while its uid is over its share
+ * (or everyone over max_held_bytes) waits for its own bodies to drain:
+ * they do as the origins take them, and that resumes it. */
+static bool
+session_bodies_over_share(struct session *s)
+{
+    char why[256];
+
+    return s->body_held > 0 &&
+           budget_check(s->srv, s->uid, 0, why, sizeof why) < 0;
+}
+
 /* Reads what the client has sent, until it runs out, a limit says pause,
  * or no more input is wanted. */
 static void
@@ -344,7 +640,9 @@ session_read(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
-    while (!s->closing && !s->raw && !s->reading_paused) {
+    if (!s->closing)
+        session_account_input(s, in, true);
+    while (!s->closing && !s->reading_paused && session_wants_input(s)) {
         if (s->payload_left > 0) {
             if (evbuffer_get_length(in) == 0)
                 goto need_more;
@@ -354,20 +652,26 @@ session_read(struct session *s)
         }
         if (s->body_held > session_cfg(s)->client_body_buffer_bytes)
             break;
+        if (session_replies_full(s) || session_bodies_over_share(s))
+            break;
         if (!session_read_line(s, in))
             goto need_more;
     }
-    if (s->closing || s->raw) {
-        /* Nothing more will be read: a raw request ends the session, and
-         * after lost framing the rest is noise. */
+    session_account_input(s, in, false);
+    if (s->closing || !session_wants_input(s)) {
+        /* Nothing more will be read: a raw request ends the session once
+         * its body is in, and after lost framing the rest is noise. */
         bufferevent_disable(s->bev, EV_READ);
+        session_watch_hangup(s);
         return;
     }
     s->reading_paused = true;
     bufferevent_disable(s->bev, EV_READ);
+    session_watch_hangup(s);
     return;
 
 need_more:
+    session_account_input(s, in, false);
     if (s->input_ended) {
         /* Whatever is left can never become a message. */
         if (evbuffer_get_length(in) > 0 || s->payload_left > 0)
@@ -384,8 +688,10 @@ session_resume_reading(struct session *s)
     if (!s->reading_paused)
         return;
     s->reading_paused = false;
-    if (!s->input_ended)
+    if (!s->input_ended) {
         bufferevent_enable(s->bev, EV_READ);
+        session_unwatch_hangup(s);
+    }
     /* Bytes already buffered raise no read event; read them off-stack. */
     session_schedule_flush(s);
 }
@@ -394,6 +700,7 @@ void
 session_body_held(struct session *s, ssize_t delta)
 {
     s->body_held += (size_t)delta;
+    session_charge(s, delta);
 }
 
 /* Removes a slot whose replies have all been written. */
@@ -405,15 +712,8 @@ session_retire(struct session *s, struct exchange *ex)
         s->requests_in_flight--;
     if (s->payload_to == ex)
         s->payload_to = NULL; /* the rest of its payload is skipped */
-    if (ex->body_refused && !ex->body_complete &&
-        ex->m.req.body == WIRE_BODY_STREAM) {
-        /* Its frames may still come; a client that never ends them does
-         * not make the list grow past its request limit. */
-        if (json_array_size(s->refused_streams) >=
-            session_cfg(s)->max_requests_per_client)
-            json_array_remove(s->refused_streams, 0);
-        json_array_append(s->refused_streams, ex->id);
-    }
+    if (ex->msg != NULL && ex->m.req.body == WIRE_BODY_STREAM)
+        session_stream_detach(s, ex);
     if (ex->m.req.raw)
         s->closing = true;
     if (ex->abort_session)
@@ -463,7 +763,13 @@ session_flush(struct session *s)
             break;
         session_retire(s, ex);
     }
-    if (s->closing && (TAILQ_EMPTY(&s->queue) || s->aborting) &&
+    if (s->paused_for_replies &&
+        s->replies_held <= session_cfg(s)->max_queued_reply_bytes / 2) {
+        s->paused_for_replies = false;
+        session_resume_reading(s);
+    }
+    if ((s->closing || s->draining) &&
+        (TAILQ_EMPTY(&s->queue) || s->aborting) &&
         evbuffer_get_length(output) == 0) {
         session_free(s);
         return false;
@@ -478,7 +784,7 @@ session_flush_cb(evutil_socket_t fd, short what, void *arg)
 
     if (!session_flush(s))
         return;
-    if (!s->reading_paused && !s->closing && !s->raw &&
+    if (!s->reading_paused && !s->closing && session_wants_input(s) &&
         (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0 ||
          s->input_ended))
         session_read(s);
@@ -499,22 +805,19 @@ session_read_cb(struct bufferevent *bev, void *arg)
     session_read(arg);
 }
 
+/* The socket's own output buffer counts among the queued replies. */
+static void
+session_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                  void *arg)
+{
+    session_replies_held(arg,
+                         (ssize_t)info->n_added - (ssize_t)info->n_deleted);
+}
+
 static void
 session_write_cb(struct bufferevent *bev, void *arg)
 {
     session_flush(arg);
-}
-
-/* End of input is a half-close or a full one; a Unix socket whose peer
- * has closed both directions polls POLLHUP. Nobody can read the replies
- * of a client that has gone, so its work stops at once: waiting for the
- * responses would hold upstream connections until read_timeout. */
-static bool
-session_peer_gone(const struct session *s)
-{
-    struct pollfd p = {.fd = bufferevent_getfd(s->bev), .events = POLLOUT};
-
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
 }
 
 static void
@@ -529,6 +832,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
         log_debug("client %lu: end of input", s->id);
         s->input_ended = true;
         bufferevent_disable(bev, EV_READ);
+        session_watch_hangup(s);
         session_read(s);
         session_flush(s);
         return;
@@ -543,7 +847,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 session_limit_uid(struct session *s)
 {
-    size_t limit = session_cfg(s)->max_clients_per_uid, n = 0;
+    size_t limit = config_clients_per_uid(session_cfg(s)), n = 0;
     const struct session *other;
     char message[160];
 
@@ -558,7 +862,8 @@ session_limit_uid(struct session *s)
              "max_clients_per_uid)",
              (long)s->uid, limit);
     session_reply_error(s, NULL, HCONN_ELIMIT_EXCEEDED, message);
-    session_drain(s);
+    s->closing = true;
+    bufferevent_disable(s->bev, EV_READ);
 }
 
 struct session *
@@ -585,21 +890,21 @@ session_new(struct server *srv, int fd)
     s->bev = bufferevent_socket_new(
         srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     s->flush_event = event_new(srv->base, -1, 0, session_flush_cb, s);
-    s->refused_streams = json_array();
-    if (s->bev == NULL || s->flush_event == NULL ||
-        s->refused_streams == NULL) {
+    s->hangup_fd = -1;
+    TAILQ_INIT(&s->streams);
+    if (s->bev == NULL || s->flush_event == NULL) {
         if (s->bev == NULL)
             close(fd);
         if (s->bev != NULL)
             bufferevent_free(s->bev);
         if (s->flush_event != NULL)
             event_free(s->flush_event);
-        json_decref(s->refused_streams);
         free(s);
         return NULL;
     }
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
                       session_event_cb, s);
+    evbuffer_add_cb(bufferevent_get_output(s->bev), session_output_cb, s);
     bufferevent_setwatermark(s->bev, EV_WRITE, cfg->stream_buffer_bytes / 2, 0);
     /* libevent writes 16 KiB a call by default; a window per syscall. */
     bufferevent_set_max_single_write(s->bev, cfg->stream_buffer_bytes);
@@ -633,13 +938,19 @@ session_check_policy(const struct session *s, const struct wire_request *req,
         .proxy_is_default = proxy_is_default,
         .insecure = tls != NULL && (tls->insecure || !tls->verify),
         .client_cert =
-            tls != NULL && (tls->cert_file != NULL || tls->key_file != NULL),
+            tls != NULL && (tls->cert_file != NULL || tls->key_file != NULL ||
+                            tls->cert_pem != NULL),
+        .tls_files = tls != NULL && s->uid != 0 && tlsfiles_named(tls),
     };
     int rc = policy_check_request(rule, &preq, why, len);
 
+    /* An absolute-form target: what the origin reaches for. */
+    if (rc == 0)
+        rc = pathcheck_request(rule, req, why, len);
     *pool_filter = NULL;
     if (rc < 0 || !policy_addr_filter(rule, &f->policy))
         return rc;
+    f->policy.own = localaddr_addrs(s->srv->localaddr);
     f->pool = (struct pool_addr_filter){
         .check = policy_check_address_cb,
         .arg = &f->policy,
@@ -653,6 +964,21 @@ session_check_policy(const struct session *s, const struct wire_request *req,
 void
 session_drain(struct session *s)
 {
+    s->draining = true;
+    session_schedule_flush(s);
+}
+
+void
+session_abort_requests(struct session *s)
+{
+    struct exchange *ex;
+
+    TAILQ_FOREACH(ex, &s->queue, entry)
+    if (ex->msg != NULL)
+        exchange_fail(ex, HCONN_ESHUTTING_DOWN,
+                      "hconnd stopped before this request was finished "
+                      "(shutdown_timeout %g s)",
+                      session_cfg(s)->shutdown_timeout);
     s->closing = true;
     bufferevent_disable(s->bev, EV_READ);
     session_schedule_flush(s);
@@ -683,9 +1009,17 @@ session_free(struct session *s)
         TAILQ_REMOVE(&s->queue, ex, entry);
         exchange_free(ex);
     }
+    while (!TAILQ_EMPTY(&s->streams))
+        session_stream_close(s, TAILQ_FIRST(&s->streams));
     TAILQ_REMOVE(&srv->sessions, s, entry);
     srv->nsessions--;
-    json_decref(s->refused_streams);
+    if (s->hangup_event != NULL)
+        event_free(s->hangup_event);
+    if (s->hangup_fd >= 0)
+        close(s->hangup_fd);
+    /* What is still charged goes back: unread input, unsent replies. */
+    session_charge(s, -(long long)(s->input_held + s->replies_held));
+    evbuffer_remove_cb(bufferevent_get_output(s->bev), session_output_cb, s);
     session_discard_input(s);
     bufferevent_free(s->bev);
     memory_trim_soon(srv->base);

@@ -19,6 +19,7 @@ struct server;
 struct wire_request;
 
 TAILQ_HEAD(exchange_list, exchange);
+TAILQ_HEAD(session_stream_list, session_stream);
 
 struct session {
     struct server *srv;
@@ -28,23 +29,35 @@ struct session {
     gid_t gid;
     struct bufferevent *bev; /* the client's socket */
     struct wire_reader reader;
-    struct exchange_list queue;  /* replies owed, in order */
-    size_t requests_in_flight;   /* request exchanges in queue */
-    uint64_t next_seq;           /* ids for requests that have none */
-    size_t body_held;            /* request body bytes buffered */
-    json_t *refused_streams;     /* ids of streamed bodies the origin
-                                    refused (expect_continue) whose end
-                                    frame has not come yet */
-    struct exchange *payload_to; /* where payload bytes go; NULL drops */
-    uint64_t payload_left;       /* payload bytes still to come */
-    bool payload_ends_body;      /* an inline body: end it after */
-    bool reading_paused;         /* backpressure on the client */
-    bool raw;                    /* a raw request came: read no more */
-    bool input_ended;            /* the client half-closed */
-    bool closing;                /* close once the queue is flushed */
-    bool aborting;               /* close once output is written, now */
-    struct event *flush_event;   /* runs session_flush off-stack */
-    TAILQ_ENTRY(session) entry;  /* server's list */
+    struct exchange_list queue;         /* replies owed, in order */
+    size_t requests_in_flight;          /* request exchanges in queue */
+    uint64_t next_seq;                  /* ids for requests that have none */
+    size_t body_held;                   /* request body bytes buffered */
+    struct session_stream_list streams; /* streamed bodies the client has
+                                           not ended, oldest first */
+    size_t ndead_streams;               /* of those, the ones whose request is
+                                           over: their frames are dropped */
+    struct exchange *payload_to;        /* where payload bytes go; NULL drops */
+    uint64_t payload_left;              /* payload bytes still to come */
+    bool payload_ends_body;             /* an inline body: end it after */
+    bool reading_paused;                /* backpressure on the client */
+    bool paused_for_replies;            /* ... because its replies pile up */
+    size_t input_held;                  /* unread input charged to the budget */
+    size_t replies_held;                /* reply bytes queued (exchange outputs
+                                           and the socket's), also charged */
+    bool raw;                           /* a raw request came: read nothing but
+                                           its body */
+    bool input_ended;                   /* the client half-closed */
+    bool closing;                       /* close once the queue is flushed */
+    bool draining;                      /* SIGTERM: read on, close once the
+                                           queue is empty */
+    bool aborting;                      /* close once output is written, now */
+    struct event *flush_event;          /* runs session_flush off-stack */
+    int hangup_fd;                      /* a dup of the socket, watched for the
+                                           client's hang-up while the bufferevent
+                                           is not reading; -1 before first use */
+    struct event *hangup_event;
+    TAILQ_ENTRY(session) entry; /* server's list */
 };
 
 /* Takes over the connected client socket fd. Returns NULL on failure
@@ -64,6 +77,12 @@ void session_resume_reading(struct session *s);
 /* Adjusts the body byte count used for the client's buffer budget. */
 void session_body_held(struct session *s, ssize_t delta);
 
+/* Adjusts the reply bytes queued for the client (and the budget). */
+void session_replies_held(struct session *s, ssize_t delta);
+
+/* Charges (or, negative, gives back) bytes to the client's uid. */
+void session_charge(struct session *s, long long delta);
+
 /* A request's address limits, in the policy's terms and the pool's. */
 struct session_addr_filter {
     struct policy_addr_filter policy;
@@ -82,7 +101,12 @@ int session_check_policy(const struct session *s,
                          const struct pool_addr_filter **pool_filter, char *why,
                          size_t len);
 
-/* SIGTERM: stop taking requests; close when in-flight ones are done. */
+/* SIGTERM: refuse new requests, but keep reading the bodies of those in
+ * flight; close once every one has been answered. */
 void session_drain(struct session *s);
+
+/* shutdown_timeout passed: ends every request still in flight with a
+ * shutting_down error line, then closes once that is written. */
+void session_abort_requests(struct session *s);
 
 #endif

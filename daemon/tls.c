@@ -47,8 +47,12 @@ struct tls_context {
 struct tls_slot {
     char *origin_key;
     SSL_SESSION *session; /* NULL until a server sent one */
+    unsigned refs;        /* connections using it, and 1 while listed */
     struct tls_slot *next;
 };
+
+/* The SSL ex_data index holding a connection's slot reference. */
+static int tls_slot_index = -1;
 
 struct tls {
     const struct config *cfg; /* tls_max_contexts (may be reloaded) */
@@ -62,11 +66,33 @@ struct tls {
 
 static const struct wire_tls tls_defaults = {.verify = true};
 
+/* Drops one reference to a slot; the last frees it. */
+static void
+tls_slot_unref(struct tls_slot *s)
+{
+    if (s == NULL || --s->refs > 0)
+        return;
+    SSL_SESSION_free(s->session);
+    free(s->origin_key);
+    free(s);
+}
+
+/* OpenSSL frees a connection: its slot reference goes. */
+static void
+tls_slot_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                 long argl, void *argp)
+{
+    tls_slot_unref(ptr);
+}
+
 struct tls *
 tls_new(const struct config *cfg)
 {
     struct tls *t = calloc(1, sizeof(struct tls));
 
+    if (tls_slot_index < 0)
+        tls_slot_index =
+            SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_slot_ex_free);
     if (t != NULL)
         t->cfg = cfg;
     return t;
@@ -95,9 +121,7 @@ tls_free(struct tls *t)
         struct tls_slot *s = t->slots;
 
         t->slots = s->next;
-        SSL_SESSION_free(s->session);
-        free(s->origin_key);
-        free(s);
+        tls_slot_unref(s);
     }
     X509_STORE_free(t->system_store);
     free(t);
@@ -130,12 +154,9 @@ tls_context_key(const struct wire_tls *o, char *key, size_t len)
     tls_digest(o->ca_pem, ca);
     tls_digest(o->cert_pem, cert);
     tls_digest(o->key_pem, pkey);
-    snprintf(key, len,
-             "verify=%d;ca=%s;cert=%s;key=%s;min=%s;paths=%s:%s:%s:%s",
+    snprintf(key, len, "verify=%d;ca=%s;cert=%s;key=%s;min=%s",
              o->verify && !o->insecure, ca, cert, pkey,
-             o->min_version ? o->min_version : "", o->ca_file ? o->ca_file : "",
-             o->ca_path ? o->ca_path : "", o->cert_file ? o->cert_file : "",
-             o->key_file ? o->key_file : "");
+             o->min_version ? o->min_version : "");
 }
 
 void
@@ -168,7 +189,7 @@ tls_queue_error(char *buf, size_t len, const char *fallback)
 static int
 tls_new_session_cb(SSL *ssl, SSL_SESSION *session)
 {
-    struct tls_slot *slot = SSL_get_app_data(ssl);
+    struct tls_slot *slot = SSL_get_ex_data(ssl, tls_slot_index);
 
     if (slot == NULL)
         return 0;
@@ -290,6 +311,13 @@ tls_context_build(struct tls *t, const struct wire_tls *o, char *err,
         snprintf(err, errlen, "cannot create a TLS context: %s", why);
         return NULL;
     }
+    if (o->ca_file != NULL || o->ca_path != NULL || o->cert_file != NULL ||
+        o->key_file != NULL) {
+        /* tlsfiles_load turns paths into PEM first; this file never opens
+         * a path with the daemon's rights. */
+        snprintf(err, errlen, "TLS files were not read for the client");
+        goto fail;
+    }
     if (o->min_version != NULL && strcmp(o->min_version, "1.3") == 0)
         min = TLS1_3_VERSION;
     SSL_CTX_set_min_proto_version(ctx, min);
@@ -305,21 +333,9 @@ tls_context_build(struct tls *t, const struct wire_tls *o, char *err,
                                 ? tls_store_from_pem(o->ca_pem, err, errlen)
                                 : tls_system_store(t, err, errlen);
 
-        if (o->ca_file != NULL || o->ca_path != NULL) {
-            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-            if (SSL_CTX_load_verify_locations(ctx, o->ca_file, o->ca_path) !=
-                1) {
-                tls_queue_error(why, sizeof why, "unreadable");
-                snprintf(err, errlen, "cannot load the CA from %s: %s",
-                         o->ca_file ? o->ca_file : o->ca_path, why);
-                goto fail;
-            }
-            store = NULL;
-        } else if (store == NULL)
+        if (store == NULL)
             goto fail;
-        if (store == NULL) {
-            /* loaded from ca_file or ca_path above */
-        } else if (o->ca_pem != NULL) {
+        if (o->ca_pem != NULL) {
             SSL_CTX_set_cert_store(ctx, store); /* takes it */
         } else {
             /* Shared: one copy of the system store for every context. */
@@ -332,19 +348,6 @@ tls_context_build(struct tls *t, const struct wire_tls *o, char *err,
     if (o->cert_pem != NULL &&
         tls_use_identity(ctx, o->cert_pem, o->key_pem, err, errlen) < 0)
         goto fail;
-    if (o->cert_file != NULL) {
-        const char *key = o->key_file ? o->key_file : o->cert_file;
-
-        if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1 ||
-            SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_check_private_key(ctx) != 1) {
-            tls_queue_error(why, sizeof why, "unusable");
-            snprintf(err, errlen,
-                     "cannot use the client certificate %s with key %s: %s",
-                     o->cert_file, key, why);
-            goto fail;
-        }
-    }
     return ctx;
 
 fail:
@@ -376,7 +379,7 @@ static SSL_CTX *
 tls_context_get(struct tls *t, const struct wire_tls *o, char *err,
                 size_t errlen)
 {
-    char key[20000];
+    char key[512];
     struct tls_context *c, **p;
     SSL_CTX *ctx;
 
@@ -413,20 +416,36 @@ tls_context_count(const struct tls *t)
     return t->ncontexts;
 }
 
+/* The slot for origin_key, moved to the front, or a new one; past
+ * TLS_MAX_SESSIONS the least recently used is dropped from the list (its
+ * connections keep it until they close). NULL when out of memory. */
 static struct tls_slot *
 tls_slot_get(struct tls *t, const char *origin_key)
 {
-    struct tls_slot *s;
+    struct tls_slot *s, **p;
 
-    for (s = t->slots; s != NULL; s = s->next)
-        if (strcmp(s->origin_key, origin_key) == 0)
+    for (p = &t->slots; (s = *p) != NULL; p = &s->next) {
+        if (strcmp(s->origin_key, origin_key) == 0) {
+            *p = s->next;
+            s->next = t->slots;
+            t->slots = s;
             return s;
-    if (t->nslots >= TLS_MAX_SESSIONS || (s = calloc(1, sizeof *s)) == NULL)
+        }
+    }
+    if (t->nslots >= TLS_MAX_SESSIONS) {
+        for (p = &t->slots; (*p)->next != NULL; p = &(*p)->next)
+            ;
+        tls_slot_unref(*p);
+        *p = NULL;
+        t->nslots--;
+    }
+    if ((s = calloc(1, sizeof *s)) == NULL)
         return NULL;
     if ((s->origin_key = strdup(origin_key)) == NULL) {
         free(s);
         return NULL;
     }
+    s->refs = 1;
     s->next = t->slots;
     t->slots = s;
     t->nslots++;
@@ -477,7 +496,8 @@ tls_connection_new(struct tls *t, const struct wire_tls *o, const char *host,
         log_warn("TLS to %s without certificate verification (insecure)", name);
     }
     slot = tls_slot_get(t, origin_key);
-    SSL_set_app_data(ssl, slot);
+    if (slot != NULL && SSL_set_ex_data(ssl, tls_slot_index, slot) == 1)
+        slot->refs++;
     if (slot != NULL && slot->session != NULL)
         SSL_set_session(ssl, slot->session);
     return ssl;

@@ -1,10 +1,11 @@
 /*
- * upstream.c — resolving and connecting one origin connection.
+ * upstream.c — one origin connection: from a name to a ready connection,
+ * through a tunnel and TLS when asked; and parking it while idle.
  *
- * Resolution goes through evdns (the /etc/hosts file and resolv.conf), so
- * nothing blocks the loop. Each resolved address is tried in turn; the
- * connect timer covers the whole sequence, DNS included, as curl's
- * --connect-timeout does.
+ * The name goes to the shared resolver (resolve.c) and its addresses to
+ * the Happy Eyeballs race (connect.c), which hands back the winning
+ * socket; the connect timer covers the whole sequence, DNS included, as
+ * curl's --connect-timeout does.
  *
  * A tunnel adds a step between TCP and TLS: CONNECT goes to the proxy and
  * its answer is parsed with the same strict response codec as any origin
@@ -13,17 +14,18 @@
  * closed, so nothing meant for the origin ever reaches the proxy.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/buffer.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -31,13 +33,12 @@
 #include "hconn_error.h"
 #include "http1.h"
 #include "log.h"
+#include "resolve.h"
 #include "tls.h"
 #include "upstream.h"
 #include "wire.h"
 
 static unsigned long upstream_next_id = 1;
-
-static void upstream_try_next(struct upstream *up, int last_errno);
 
 struct upstream *
 upstream_new(struct event_base *base, const char *host, uint16_t port)
@@ -111,28 +112,59 @@ upstream_fail_later(struct upstream *up, int error, const char *message)
     event_active(up->fail_event, EV_TIMEOUT, 0);
 }
 
+/* "host:port (addr)" as the user typed the host, with the address the
+ * connection reached; a tunnel: "origin:port via proxy host:port (addr)". */
+static void
+upstream_describe(const struct upstream *up, char *buf, size_t len)
+{
+    const char *v6 = strchr(up->host, ':');
+    char typed[300];
+
+    snprintf(typed, sizeof typed, "%s%s%s:%u", v6 ? "[" : "", up->host,
+             v6 ? "]" : "", up->port);
+    /* An address typed as such is named once. */
+    if (up->connect_head != NULL)
+        snprintf(buf, len, "%s via proxy %s%s%s%s", up->tunnel_target, typed,
+                 strcmp(typed, up->peer) != 0 ? " (" : "",
+                 strcmp(typed, up->peer) != 0 ? up->peer : "",
+                 strcmp(typed, up->peer) != 0 ? ")" : "");
+    else
+        snprintf(buf, len, "%s%s%s%s", typed,
+                 strcmp(typed, up->peer) != 0 ? " (" : "",
+                 strcmp(typed, up->peer) != 0 ? up->peer : "",
+                 strcmp(typed, up->peer) != 0 ? ")" : "");
+}
+
 static void
 upstream_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream *up = arg;
-    char message[1024];
+    const char *v6 = strchr(up->host, ':');
+    char message[1024], tried[512];
 
-    if (up->dns_req != NULL) {
-        struct evdns_getaddrinfo_request *req = up->dns_req;
-
-        /* The cancel runs upstream_resolved_cb with EVUTIL_EAI_CANCEL,
-         * which must not report anything: clear dns_req first. */
-        up->dns_req = NULL;
-        evdns_getaddrinfo_cancel(req);
-        snprintf(message, sizeof message, "resolving %s%s timed out",
+    resolve_cancel(&up->resolving); /* a follow-up answer included */
+    if (up->race == NULL && up->bev == NULL) {
+        snprintf(message, sizeof message,
+                 "resolving %s\"%s\" timed out (no answer from the "
+                 "nameserver)",
                  upstream_role(up), up->host);
+    } else if (up->race != NULL) {
+        connect_race_describe(up->race, tried, sizeof tried);
+        connect_race_free(up->race);
+        up->race = NULL;
+        snprintf(message, sizeof message,
+                 "connect to %s%s%s%s:%u timed out (tried %s)",
+                 upstream_role(up), v6 ? "[" : "", up->host, v6 ? "]" : "",
+                 up->port, tried[0] != '\0' ? tried : "no address");
     } else if (up->tunnel != NULL) {
         snprintf(message, sizeof message,
                  "proxy %s:%u (%s) did not answer CONNECT %s in time", up->host,
                  up->port, up->peer, up->tunnel_target);
     } else {
-        snprintf(message, sizeof message, "connect to %s%s:%u (%s) timed out",
-                 upstream_role(up), up->host, up->port, up->peer);
+        upstream_describe(up, tried, sizeof tried);
+        snprintf(message, sizeof message, "%s with %.700s timed out",
+                 up->ssl != NULL || up->tls ? "TLS handshake" : "connect",
+                 tried);
     }
     upstream_finish(up, HCONN_ETIMEOUT, message);
 }
@@ -141,24 +173,24 @@ static void
 upstream_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct upstream *up = arg;
-    char message[1024];
+    char message[1024], who[700];
     int code;
 
     if (what & BEV_EVENT_CONNECTED) {
         up->connected = true;
         up->tls_resumed = tls_resumed(bufferevent_openssl_get_ssl(bev));
-        log_debug("upstream %lu: TLS with %s%s:%u (%s) up%s", up->id,
-                  up->tls_host != NULL ? "the tunnel via " : "", up->host,
-                  up->port, up->peer,
+        upstream_describe(up, who, sizeof who);
+        log_debug("upstream %lu: TLS with %s up%s", up->id, who,
                   up->tls_resumed ? ", session resumed" : "");
         upstream_finish(up, 0, NULL);
         return;
     }
     /* A TLS failure is the server's answer, not an unreachable address:
      * no other address is tried. */
+    upstream_describe(up, who, sizeof who);
     code = tls_handshake_error(bufferevent_openssl_get_ssl(bev),
-                               bufferevent_get_openssl_error(bev), up->peer,
-                               message, sizeof message);
+                               bufferevent_get_openssl_error(bev), who, message,
+                               sizeof message);
     upstream_finish(up, code, message);
 }
 
@@ -310,131 +342,115 @@ upstream_start_tunnel(struct upstream *up)
     bufferevent_write(up->bev, up->connect_head, up->connect_head_len);
 }
 
+/* The race is won: fd is connected to up->peer. Wraps it in a
+ * bufferevent and goes on to the tunnel or TLS. */
 static void
-upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+upstream_connected(struct upstream *up, int fd)
 {
-    struct upstream *up = arg;
-    int fd, one = 1;
+    char who[700];
+    int one = 1;
 
-    if (what & BEV_EVENT_CONNECTED) {
-        fd = bufferevent_getfd(bev);
-        /* Request heads and bodies go out in separate writes; without
-         * NODELAY the second waits for the first's ACK. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        log_debug("upstream %lu: connected to %s%s:%u (%s)", up->id,
-                  upstream_role(up), up->host, up->port, up->peer);
-        if (up->connect_head != NULL)
-            upstream_start_tunnel(up);
-        else
-            upstream_ready(up);
+    /* Request heads and bodies go out in separate writes; without
+     * NODELAY the second waits for the first's ACK. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    up->bev = bufferevent_socket_new(
+        up->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (up->bev == NULL) {
+        close(fd);
+        upstream_fail_later(up, HCONN_ENO_MEMORY,
+                            "cannot allocate a connection");
         return;
     }
-    /* Any other event before CONNECTED is a failed connect. */
-    bufferevent_free(up->bev);
-    up->bev = NULL;
-    upstream_try_next(up, EVUTIL_SOCKET_ERROR());
+    upstream_describe(up, who, sizeof who);
+    log_debug("upstream %lu: connected to %s", up->id, who);
+    if (up->connect_head != NULL)
+        upstream_start_tunnel(up);
+    else
+        upstream_ready(up);
 }
 
-/* Starts a connect to the next resolved address, or reports the last
- * failure once none is left. */
+/* The race's outcome. */
 static void
-upstream_try_next(struct upstream *up, int last_errno)
-{
-    char message[1024], why[512];
-    int code;
-
-    while (up->next_addr != NULL) {
-        struct evutil_addrinfo *ai = up->next_addr;
-        char addr[INET6_ADDRSTRLEN] = "?";
-        const void *raw;
-
-        up->next_addr = ai->ai_next;
-        raw =
-            ai->ai_family == AF_INET6
-                ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-        evutil_inet_ntop(ai->ai_family, raw, addr, sizeof addr);
-        snprintf(up->peer, sizeof up->peer,
-                 ai->ai_family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr,
-                 up->port);
-        /* Checked on the address, not the name: a name that resolves to
-         * a refused address must not reach it. */
-        if (up->addr_check != NULL &&
-            (code = up->addr_check(ai->ai_addr, up->addr_check_arg, why,
-                                   sizeof why)) != 0) {
-            log_info("upstream %lu: %s%s: %s; not connecting", up->id,
-                     upstream_role(up), up->host, why);
-            up->fail_error = code;
-            snprintf(up->fail_message, sizeof up->fail_message,
-                     "%s%.64s: %.180s", upstream_role(up), up->host, why);
-            continue;
-        }
-        up->addr_tried = true;
-
-        up->bev = bufferevent_socket_new(
-            up->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-        if (up->bev == NULL) {
-            upstream_fail_later(up, HCONN_ENO_MEMORY,
-                                "cannot allocate a connection");
-            return;
-        }
-        bufferevent_setcb(up->bev, NULL, NULL, upstream_event_cb, up);
-        if (bufferevent_socket_connect(up->bev, ai->ai_addr,
-                                       (int)ai->ai_addrlen) == 0)
-            return;
-        last_errno = EVUTIL_SOCKET_ERROR();
-        bufferevent_free(up->bev);
-        up->bev = NULL;
-    }
-    if (!up->addr_tried && up->fail_error != 0) {
-        /* Every address was refused: say so rather than "failed". */
-        snprintf(message, sizeof message, "%s", up->fail_message);
-        upstream_fail_later(up, up->fail_error, message);
-        return;
-    }
-    snprintf(message, sizeof message, "connect to %s%s:%u (%s) failed: %s",
-             upstream_role(up), up->host, up->port, up->peer,
-             strerror(last_errno));
-    upstream_fail_later(up, HCONN_ECONNECT_FAILED, message);
-}
-
-static void
-upstream_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
+upstream_race_cb(int fd, const char *peer, int error, const char *message,
+                 void *arg)
 {
     struct upstream *up = arg;
-    char message[1024];
 
-    /* Cancelled by upstream_free or the timeout: up may be gone. */
-    if (result == EVUTIL_EAI_CANCEL)
-        return;
-    up->dns_req = NULL;
-    if (result != 0) {
-        snprintf(message, sizeof message, "cannot resolve %s\"%s\": %s",
-                 upstream_role(up), up->host, evutil_gai_strerror(result));
-        upstream_fail_later(up, HCONN_EDNS_FAILED, message);
+    /* The rest of a name's answer no longer matters. */
+    resolve_cancel(&up->resolving);
+    connect_race_free(up->race);
+    up->race = NULL;
+    if (fd < 0) {
+        upstream_finish(up, error, message);
         return;
     }
-    up->addrs = res;
-    up->next_addr = res;
-    upstream_try_next(up, ECONNREFUSED);
+    snprintf(up->peer, sizeof up->peer, "%s", peer);
+    upstream_connected(up, fd);
+}
+
+/* Races the name's addresses; takes over the reference to addrs. more:
+ * the other family's addresses follow through upstream_resolved_cb. */
+static void
+upstream_race(struct upstream *up, struct resolve_addrs *addrs, bool more)
+{
+    struct connect_options o = {
+        .host = up->host,
+        .role = upstream_role(up),
+        .port = up->port,
+        .attempt_delay = up->attempt_delay,
+        .check = up->addr_check,
+        .check_arg = up->addr_check_arg,
+        .has_source_addr = up->has_source_addr,
+        .source_addr = up->source_addr,
+        .source_port = up->source_port,
+        .more_coming = more,
+    };
+
+    up->race = connect_race_start(up->base, addrs, &o, upstream_race_cb, up);
+    resolve_addrs_unref(addrs);
+    if (up->race == NULL) {
+        resolve_cancel(&up->resolving);
+        upstream_fail_later(up, HCONN_ENO_MEMORY,
+                            "cannot start connecting: out of memory");
+    }
+}
+
+/* The resolver's answer, from the loop. */
+static void
+upstream_resolved_cb(struct resolve_waiter *w, struct resolve_addrs *addrs,
+                     int error, const char *message)
+{
+    struct upstream *up =
+        (struct upstream *)((char *)w - offsetof(struct upstream, resolving));
+    char buf[512];
+
+    if (up->race != NULL) {
+        /* The whole answer, after one family's (RFC 8305 §3). */
+        connect_race_add(up->race, addrs, !w->more);
+        resolve_addrs_unref(addrs);
+        return;
+    }
+    if (addrs == NULL) {
+        snprintf(buf, sizeof buf, "%s%s", up->connect_head ? "proxy: " : "",
+                 message);
+        upstream_finish(up, error, buf);
+        return;
+    }
+    upstream_race(up, addrs, w->more);
 }
 
 void
-upstream_connect(struct upstream *up, struct evdns_base *dns, double timeout,
+upstream_connect(struct upstream *up, struct resolver *resolver, double timeout,
                  struct tls *tls, const struct wire_tls *options,
                  const char *origin_key, upstream_connect_cb cb, void *arg)
 {
-    struct evutil_addrinfo hints = {
-        .ai_family = AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
-        .ai_protocol = IPPROTO_TCP,
-        .ai_flags = EVUTIL_AI_ADDRCONFIG,
-    };
     struct timeval tv = {
         .tv_sec = (time_t)timeout,
         .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6),
     };
-    char port[8];
+    struct resolve_addrs *addrs = NULL;
+    char message[1024];
+    int rc;
 
     up->cb = cb;
     up->cb_arg = arg;
@@ -445,7 +461,6 @@ upstream_connect(struct upstream *up, struct evdns_base *dns, double timeout,
     }
     evtimer_add(up->connect_timer, &tv);
     if (tls != NULL) {
-        char message[1024];
         int code;
 
         /* Settings that cannot work fail before any packet is sent. */
@@ -457,13 +472,20 @@ upstream_connect(struct upstream *up, struct evdns_base *dns, double timeout,
             return;
         }
     }
-    snprintf(port, sizeof port, "%u", up->port);
-    /* A numeric host or one from /etc/hosts resolves at once: the
-     * callback runs inside this call and NULL comes back. A cancelled
-     * request's callback may run after upstream_free, so it must not
-     * touch up (see upstream_resolved_cb). */
-    up->dns_req = evdns_getaddrinfo(dns, up->host, port, &hints,
-                                    upstream_resolved_cb, up);
+    /* A literal, a hosts entry or a cached answer comes back at once;
+     * anything else later, through upstream_resolved_cb. */
+    up->resolving.cb = upstream_resolved_cb;
+    rc = resolve_name(resolver, up->host, &up->resolving, &addrs, message,
+                      sizeof message);
+    if (rc == 0) {
+        upstream_race(up, addrs, up->resolving.more);
+    } else if (rc < 0) {
+        char buf[1100];
+
+        snprintf(buf, sizeof buf, "%s%s", up->connect_head ? "proxy: " : "",
+                 message);
+        upstream_fail_later(up, rc, buf);
+    }
 }
 
 static void
@@ -512,6 +534,37 @@ upstream_unpark(struct upstream *up)
 }
 
 bool
+upstream_settle_tls(struct upstream *up)
+{
+    struct bufferevent *tcp = bufferevent_get_underlying(up->bev);
+    SSL *ssl = bufferevent_openssl_get_ssl(up->bev);
+    struct evbuffer *raw;
+    char byte;
+    int n, rounds = 4;
+
+    if (!up->tls || tcp == NULL || ssl == NULL)
+        return false;
+    raw = bufferevent_get_input(tcp);
+    /* The socket bufferevent freezes its input's tail so that only it
+     * appends; this appends exactly as it would, from the same socket. */
+    evbuffer_unfreeze(raw, 0);
+    do
+        n = evbuffer_read(raw, bufferevent_getfd(tcp), -1);
+    while (n > 0 && --rounds > 0);
+    evbuffer_freeze(raw, 0);
+    if (n == 0)
+        return false; /* closed by the server */
+    /* OpenSSL takes in every record it can; only application data would
+     * show as a byte to peek at. A partial record left over makes the
+     * connection unfit to lease (upstream_is_reusable). */
+    n = SSL_peek(ssl, &byte, 1);
+    if (n > 0 || SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ)
+        return false;
+    SSL_free_buffers(ssl);
+    return evbuffer_get_length(raw) == 0;
+}
+
+bool
 upstream_is_reusable(struct upstream *up)
 {
     char byte;
@@ -521,6 +574,16 @@ upstream_is_reusable(struct upstream *up)
         return false;
     if (evbuffer_get_length(bufferevent_get_input(up->bev)) != 0)
         return false;
+    if (up->tls) {
+        /* Records already off the socket, decrypted or not, are bytes
+         * the server sent after its response as surely as unread ones. */
+        struct bufferevent *tcp = bufferevent_get_underlying(up->bev);
+
+        if (SSL_pending(bufferevent_openssl_get_ssl(up->bev)) > 0 ||
+            (tcp != NULL &&
+             evbuffer_get_length(bufferevent_get_input(tcp)) != 0))
+            return false;
+    }
     /* The server may have closed (or sent stray bytes) since the loop last
      * looked; the kernel knows already. */
     n = recv(bufferevent_getfd(up->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -532,12 +595,8 @@ upstream_free(struct upstream *up)
 {
     if (up == NULL)
         return;
-    if (up->dns_req != NULL) {
-        struct evdns_getaddrinfo_request *req = up->dns_req;
-
-        up->dns_req = NULL;
-        evdns_getaddrinfo_cancel(req);
-    }
+    resolve_cancel(&up->resolving);
+    connect_race_free(up->race);
     if (up->bev != NULL && up->tls && up->connected && up->clean) {
         /* OpenSSL voids the session of a connection freed without a
          * shutdown, and that session object is the one cached for the
@@ -549,8 +608,6 @@ upstream_free(struct upstream *up)
         bufferevent_free(up->bev);
     if (up->ssl != NULL)
         SSL_free(up->ssl);
-    if (up->addrs != NULL)
-        evutil_freeaddrinfo(up->addrs);
     if (up->connect_timer != NULL)
         event_free(up->connect_timer);
     if (up->fail_event != NULL)

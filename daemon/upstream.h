@@ -1,7 +1,8 @@
 /*
- * upstream.h — one connection to an origin: resolve with evdns, connect
- * each address in turn, all under one connect timeout. What runs over it
- * (the pool's idle watch, an exchange) sets the bufferevent's callbacks.
+ * upstream.h — one connection to an origin: resolve the name (resolve.h),
+ * race its addresses (connect.h), then the CONNECT tunnel and TLS, all
+ * under one connect timeout. What runs over it (the pool's idle watch, an
+ * exchange) sets the bufferevent's callbacks.
  */
 #ifndef HCONND_UPSTREAM_H
 #define HCONND_UPSTREAM_H
@@ -9,13 +10,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
+
+#include "connect.h"
+#include "resolve.h"
 
 struct event_base;
 struct http1_parser;
 struct sockaddr;
-struct evdns_base;
+struct resolver;
 struct pool_origin;
 struct ssl_st;
 struct tls;
@@ -37,12 +42,11 @@ struct upstream {
     struct pool_origin *origin; /* the pool bucket it belongs to */
     struct bufferevent *bev;    /* NULL until a connect is under way */
     struct event_base *base;
-    struct evdns_getaddrinfo_request *dns_req; /* pending resolution */
-    struct evutil_addrinfo *addrs;             /* resolved addresses */
-    struct evutil_addrinfo *next_addr;         /* the next one to try */
-    struct event *connect_timer;               /* bounds DNS + every connect */
-    struct event *fail_event; /* delivers a failure off-stack */
-    int fail_error;           /* what fail_event delivers */
+    struct resolve_waiter resolving; /* the name's lookup, while pending */
+    struct connect_race *race;       /* racing the addresses */
+    struct event *connect_timer;     /* bounds DNS + every connect */
+    struct event *fail_event;        /* delivers a failure off-stack */
+    int fail_error;                  /* what fail_event delivers */
     char fail_message[256];
     upstream_connect_cb cb;
     void *cb_arg;
@@ -50,10 +54,13 @@ struct upstream {
     uint16_t port;
     char peer[64]; /* "addr:port" being tried, for logs */
     /* Refuses addresses before any connect (NULL: any will do); arg must
-     * outlive the connect; tried: an address passed the check. */
+     * outlive the connect. */
     upstream_addr_check_cb addr_check;
     const void *addr_check_arg;
-    bool addr_tried;
+    double attempt_delay; /* Happy Eyeballs' connection attempt delay */
+    bool has_source_addr; /* bind to source_addr before connecting */
+    struct sockaddr_storage source_addr;
+    uint16_t source_port;     /* and to this local port (0: any) */
     bool connected;           /* ready: TCP up, and TLS done if any */
     bool tls;                 /* bev is a TLS filter over the TCP one */
     bool tls_resumed;         /* the handshake resumed a cached session */
@@ -93,7 +100,7 @@ void upstream_set_tunnel(struct upstream *up, const char *origin, uint16_t port,
  * tls set, a TLS handshake follows (options NULL: the defaults), resuming
  * the session cached under origin_key; the timeout covers DNS, TCP and
  * TLS together. */
-void upstream_connect(struct upstream *up, struct evdns_base *dns,
+void upstream_connect(struct upstream *up, struct resolver *resolver,
                       double timeout, struct tls *tls,
                       const struct wire_tls *options, const char *origin_key,
                       upstream_connect_cb cb, void *arg);
@@ -111,6 +118,13 @@ bool upstream_is_reusable(struct upstream *up);
  */
 int upstream_park(struct upstream *up, double timeout,
                   void (*cb)(struct upstream *up, short what));
+
+/* A parked TLS connection woke: reads what came and lets OpenSSL take
+ * it in. True when it was only TLS housekeeping, such as the session
+ * tickets a TLS 1.3 server sends after the handshake, and the connection
+ * may stay parked (upstream_park again); false for application bytes, a
+ * close or an error. */
+bool upstream_settle_tls(struct upstream *up);
 
 /* Ends upstream_park's watch, reading with the bufferevent again (its
  * callbacks are the caller's to set). */

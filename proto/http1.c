@@ -1,10 +1,15 @@
 /*
  * http1.c — the sans-I/O HTTP/1.1 client codec (contract in http1.h).
  *
- * Requests: http1_format_request checks every byte the caller hands in
+ * Requests: http1_start_request checks every byte the caller hands in
  * before writing anything, then lays the head out the way http.client's
  * putrequest/putheader/endheaders do, so a caller can never put a line
- * break (or a second message) on the wire.
+ * break (or a second message) on the wire. The body's framing is the
+ * codec's, not the caller's: the caller's Content-Length and
+ * Transfer-Encoding must agree with the body it has, fields that would
+ * change the connection for the next request are refused, and the body
+ * writer (h11's writers: idle, body, done) frames each piece, enforcing
+ * the declared length and the one last chunk.
  *
  * Responses: http1_parser_next is a state machine over the caller's
  * buffer. A head or trailer section is scanned line by line as bytes
@@ -276,16 +281,152 @@ http1_find_url_ctl(const char *s)
     return i;
 }
 
-/* Checks the caller's fields and notes which framing fields they gave. */
+/* What the caller's fields say, gathered in one pass. */
+struct http1_given {
+    const struct http1_header *cl; /* its Content-Length field */
+    const struct http1_header *te; /* its Transfer-Encoding field */
+    bool host;                     /* it gave Host */
+    bool ae;                       /* it gave Accept-Encoding */
+    bool expect;                   /* it gave Expect: 100-continue */
+};
+
+/* Fields that would change what the pooled connection is, or how long it
+ * lives, after this request: the pool's business, never a client's
+ * (PROTOCOL.md 3.1). */
+static const struct {
+    const char *name;
+    const char *why;
+} http1_refused_fields[] = {
+    {"Upgrade", "a protocol switch would take a pooled connection away"},
+    {"HTTP2-Settings", "it belongs to an Upgrade to h2c"},
+    {"Keep-Alive", "the daemon decides how long connections live"},
+    {"Proxy-Connection", "the daemon decides how long connections live"},
+    {"Trailer", "the daemon sends no request trailers"},
+};
+
+/* Checks that every element of a list field is empty or one of allowed
+ * (a NULL-terminated list); names the first that is not. */
 static int
-http1_check_request_fields(const struct http1_request *req, bool *has_host,
-                           bool *has_ae, bool *has_cl, bool *has_te, char *err,
-                           size_t errlen)
+http1_check_list(const struct http1_header *h, const char *const *allowed,
+                 const char *why, char *err, size_t errlen)
+{
+    struct http1_list l = {h->value, h->value_len, 0, false};
+    char q[HTTP1_QUOTE_SIZE], qn[HTTP1_QUOTE_SIZE];
+    const char *elt;
+    size_t n;
+
+    if (h->value_len == 0)
+        return HCONN_OK; /* the value may be NULL: no pointer arithmetic */
+    while (http1_list_next(&l, &elt, &n)) {
+        bool ok = n == 0;
+
+        for (size_t i = 0; !ok && allowed[i] != NULL; i++)
+            ok = http1_ieq(elt, n, allowed[i]);
+        if (!ok)
+            return http1_request_fail(
+                err, errlen, HCONN_EINVALID_HEADER,
+                "header \"%s\": \"%s\" is not allowed (%s)",
+                http1_quote(qn, h->name, h->name_len), http1_quote(q, elt, n),
+                why);
+    }
+    return HCONN_OK;
+}
+
+/* A field that may be given once at most: a second one is refused, since
+ * servers and proxies disagree on which one counts. */
+static int
+http1_once(const struct http1_header *h, bool seen, char *err, size_t errlen)
+{
+    char q[HTTP1_QUOTE_SIZE];
+
+    if (!seen)
+        return HCONN_OK;
+    return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
+                              "header \"%s\" given twice: servers disagree on "
+                              "which one counts",
+                              http1_quote(q, h->name, h->name_len));
+}
+
+/* Applies the connection-management table to one field the caller gave,
+ * noting the ones that decide framing in g. */
+static int
+http1_check_managed_field(const struct http1_header *h, struct http1_given *g,
+                          char *err, size_t errlen)
+{
+    static const char *const connection[] = {"close", "keep-alive", "te", NULL};
+    static const char *const te[] = {"trailers", NULL};
+    char q[HTTP1_QUOTE_SIZE], qv[HTTP1_QUOTE_SIZE];
+    const char *v = h->value;
+    size_t vn = h->value_len;
+    int rc = HCONN_OK;
+
+    for (size_t i = 0;
+         i < sizeof http1_refused_fields / sizeof *http1_refused_fields; i++)
+        if (http1_ieq(h->name, h->name_len, http1_refused_fields[i].name))
+            return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
+                                      "header \"%s\" is not allowed: %s",
+                                      http1_quote(q, h->name, h->name_len),
+                                      http1_refused_fields[i].why);
+    http1_trim(&v, &vn);
+    if (http1_ieq(h->name, h->name_len, "Host")) {
+        rc = http1_once(h, g->host, err, errlen);
+        g->host = true;
+    } else if (http1_ieq(h->name, h->name_len, "Accept-Encoding")) {
+        g->ae = true;
+    } else if (http1_ieq(h->name, h->name_len, "Connection")) {
+        rc = http1_check_list(h, connection,
+                              "only close, keep-alive and te: the connection "
+                              "is shared",
+                              err, errlen);
+    } else if (http1_ieq(h->name, h->name_len, "TE")) {
+        rc = http1_check_list(h, te,
+                              "only trailers: responses come chunked or not "
+                              "at all",
+                              err, errlen);
+    } else if (http1_ieq(h->name, h->name_len, "Expect")) {
+        rc = http1_once(h, g->expect, err, errlen);
+        if (rc == HCONN_OK && !http1_ieq(v, vn, "100-continue"))
+            rc = http1_request_fail(
+                err, errlen, HCONN_EINVALID_HEADER,
+                "header \"%s\": \"%s\" is not allowed (only 100-continue)",
+                http1_quote(q, h->name, h->name_len), http1_quote(qv, v, vn));
+        g->expect = true;
+    } else if (http1_ieq(h->name, h->name_len, "Content-Length")) {
+        rc = http1_once(h, g->cl != NULL, err, errlen);
+        bool digits = vn > 0 && vn <= 18; /* no overflow when summed */
+
+        for (size_t k = 0; k < vn; k++)
+            digits = digits && http1_is_digit(v[k]);
+        if (rc == HCONN_OK && !digits)
+            rc = http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
+                                    "header \"%s\": \"%s\" is not a byte count",
+                                    http1_quote(q, h->name, h->name_len),
+                                    http1_quote(qv, h->value, h->value_len));
+        g->cl = h;
+    } else if (http1_ieq(h->name, h->name_len, "Transfer-Encoding")) {
+        rc = http1_once(h, g->te != NULL, err, errlen);
+        if (rc == HCONN_OK && !http1_ieq(v, vn, "chunked"))
+            rc = http1_request_fail(
+                err, errlen, HCONN_EINVALID_HEADER,
+                "header \"%s\": \"%s\" is not allowed (only chunked, which "
+                "the daemon encodes itself)",
+                http1_quote(q, h->name, h->name_len), http1_quote(qv, v, vn));
+        g->te = h;
+    }
+    return rc;
+}
+
+/* Checks the caller's fields: tokens for names, no CR, LF or NUL in
+ * values, and the connection-management table. */
+static int
+http1_check_request_fields(const struct http1_request *req,
+                           struct http1_given *g, char *err, size_t errlen)
 {
     char q[HTTP1_QUOTE_SIZE];
 
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http1_header *h = &req->headers[i];
+        int rc;
 
         if (h->name == NULL || h->name_len == 0)
             return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
@@ -314,14 +455,9 @@ http1_check_request_fields(const struct http1_request *req, bool *has_host,
                     http1_quote(q, h->name, h->name_len),
                     c == '\0' ? "NUL" : "CR/LF", k);
         }
-        if (http1_ieq(h->name, h->name_len, "Host"))
-            *has_host = true;
-        else if (http1_ieq(h->name, h->name_len, "Accept-Encoding"))
-            *has_ae = true;
-        else if (http1_ieq(h->name, h->name_len, "Content-Length"))
-            *has_cl = true;
-        else if (http1_ieq(h->name, h->name_len, "Transfer-Encoding"))
-            *has_te = true;
+        rc = http1_check_managed_field(h, g, err, errlen);
+        if (rc < 0)
+            return rc;
     }
     return HCONN_OK;
 }
@@ -336,15 +472,77 @@ http1_method_expects_body(const char *method)
            http1_ieq(method, n, "PATCH");
 }
 
+/* Decides the body's framing: the caller's Content-Length and
+ * Transfer-Encoding must agree with the body it has (they never frame it
+ * by themselves), else http.client's automatic field. */
+static int
+http1_decide_request_framing(const struct http1_request *req,
+                             const struct http1_given *g, struct http1_auto *a,
+                             struct http1_writer *w, char *err, size_t errlen)
+{
+    bool body = req->content_length >= 0 || req->chunked;
+
+    memset(w, 0, sizeof *w);
+    w->has_body = body;
+    w->length = req->content_length;
+    /* RFC 9112 §6.2: a sender MUST NOT send Content-Length together with
+     * Transfer-Encoding; an origin or proxy may pick either, which is how
+     * requests get smuggled. */
+    if (g->cl != NULL && g->te != NULL)
+        return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
+                                  "header \"Content-Length\" conflicts with "
+                                  "\"Transfer-Encoding\"");
+    if (g->expect && !body)
+        return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
+                                  "header \"Expect\": 100-continue on a "
+                                  "request without a body");
+    if (g->cl != NULL) {
+        const char *v = g->cl->value;
+        size_t vn = g->cl->value_len;
+        int64_t n = 0;
+
+        http1_trim(&v, &vn);
+        for (size_t k = 0; k < vn; k++) /* at most 18 digits */
+            n = n * 10 + (v[k] - '0');
+        if (!body && n != 0)
+            return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
+                                      "header \"Content-Length\": %" PRId64
+                                      " on a request "
+                                      "without a body (only 0 is allowed)",
+                                      n);
+        if (req->content_length >= 0 && n != req->content_length)
+            return http1_request_fail(
+                err, errlen, HCONN_EINVALID_HEADER,
+                "header \"Content-Length\": %" PRId64 " differs from the "
+                "body's %" PRId64 " bytes (the daemon frames the body)",
+                n, req->content_length);
+        w->length = body ? n : -1;
+    } else if (g->te != NULL) {
+        if (!body)
+            return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
+                                      "header \"Transfer-Encoding\" on a "
+                                      "request without a body");
+        w->chunked = true;
+    } else if (req->chunked) {
+        a->chunked = w->chunked = true;
+    } else if (req->content_length >= 0) {
+        a->content_length = req->content_length;
+    } else if (http1_method_expects_body(req->method)) {
+        a->content_length = 0;
+    }
+    return HCONN_OK;
+}
+
 /* Validates every input before writing a byte: on failure nothing is
  * allocated or returned, so nothing injected can reach the wire. */
 int
-http1_format_request(const struct http1_request *req, char **head, size_t *len,
-                     char *err, size_t errlen)
+http1_start_request(const struct http1_request *req, struct http1_writer *wr,
+                    char **head, size_t *len, char *err, size_t errlen)
 {
     struct http1_auto a = {.content_length = -1};
     struct http1_out o = {0};
-    bool has_host = false, has_ae = false, has_cl = false, has_te = false;
+    struct http1_given g = {0};
+    struct http1_writer w;
     char q[HTTP1_QUOTE_SIZE];
     size_t bad;
     int rc;
@@ -355,6 +553,8 @@ http1_format_request(const struct http1_request *req, char **head, size_t *len,
         *head = NULL;
     if (len != NULL)
         *len = 0;
+    if (wr != NULL)
+        memset(wr, 0, sizeof *wr);
     if (req == NULL || head == NULL || len == NULL ||
         (req->nheaders > 0 && req->headers == NULL))
         return http1_request_fail(err, errlen, HCONN_EINVALID_ARGUMENT,
@@ -370,6 +570,14 @@ http1_format_request(const struct http1_request *req, char **head, size_t *len,
                 "method \"%s\" contains an invalid character at byte %zu",
                 http1_quote(q, req->method, strlen(req->method)), i);
     }
+    /* Any case: some proxies compare methods case-insensitively, and a
+     * CONNECT they accept is a raw tunnel to anywhere. */
+    if (!req->tunnel && http1_ieq(req->method, strlen(req->method), "CONNECT"))
+        return http1_request_fail(
+            err, errlen, HCONN_EINVALID_URL,
+            "method \"%s\" is not allowed: tunnels are the \"proxy\" "
+            "field's job",
+            http1_quote(q, req->method, strlen(req->method)));
     if (req->target == NULL || req->target[0] == '\0')
         return http1_request_fail(err, errlen, HCONN_EINVALID_URL,
                                   "target is empty");
@@ -387,21 +595,14 @@ http1_format_request(const struct http1_request *req, char **head, size_t *len,
         return http1_request_fail(err, errlen, HCONN_EINVALID_ARGUMENT,
                                   "content_length and chunked both given");
 
-    rc = http1_check_request_fields(req, &has_host, &has_ae, &has_cl, &has_te,
-                                    err, errlen);
+    rc = http1_check_request_fields(req, &g, err, errlen);
+    if (rc == HCONN_OK)
+        rc = http1_decide_request_framing(req, &g, &a, &w, err, errlen);
     if (rc < 0)
         return rc;
-    /* RFC 9112 §6.2: a sender MUST NOT send Content-Length together with
-     * Transfer-Encoding; an origin or proxy may pick either, which is how
-     * requests get smuggled. */
-    if (has_cl && (has_te || req->chunked))
-        return http1_request_fail(err, errlen, HCONN_EINVALID_HEADER,
-                                  "header \"Content-Length\" conflicts with %s",
-                                  has_te ? "\"Transfer-Encoding\""
-                                         : "a chunked body");
 
     /* putrequest: Host, then Accept-Encoding, unless skipped or given. */
-    a.host = !req->skip_host && !has_host;
+    a.host = !req->skip_host && !g.host;
     if (a.host) {
         size_t hl;
 
@@ -422,16 +623,7 @@ http1_format_request(const struct http1_request *req, char **head, size_t *len,
          * http.client does. */
         a.port = req->port != 0 && req->port != (req->tls ? 443 : 80);
     }
-    a.accept_encoding = !req->skip_accept_encoding && !has_ae;
-    /* _send_request: automatic framing only when the caller gave none. */
-    if (!has_cl && !has_te) {
-        if (req->chunked)
-            a.chunked = true;
-        else if (req->content_length >= 0)
-            a.content_length = req->content_length;
-        else if (http1_method_expects_body(req->method))
-            a.content_length = 0;
-    }
+    a.accept_encoding = !req->skip_accept_encoding && !g.ae;
 
     http1_write_head(req, &a, &o);
     if (o.overflow)
@@ -446,7 +638,17 @@ http1_format_request(const struct http1_request *req, char **head, size_t *len,
     http1_write_head(req, &a, &o);
     *head = o.p;
     *len = o.len;
+    w.state = w.has_body ? HTTP1_W_BODY : HTTP1_W_DONE;
+    if (wr != NULL)
+        *wr = w;
     return HCONN_OK;
+}
+
+int
+http1_format_request(const struct http1_request *req, char **head, size_t *len,
+                     char *err, size_t errlen)
+{
+    return http1_start_request(req, NULL, head, len, err, errlen);
 }
 
 /* Lower-case hex without leading zeros (RFC 9112 §7.1), the shortest
@@ -468,6 +670,107 @@ http1_format_chunk_header(size_t n, char out[HTTP1_CHUNK_HEADER_MAX])
     out[len++] = '\n';
     out[len] = '\0';
     return len;
+}
+
+/* ---- Request bodies ----------------------------------------------------- */
+
+/* Leaves the writer FAILED: a body that breaks its framing must not go
+ * on, since the server would read the rest as something else. */
+static int __attribute__((format(printf, 3, 4)))
+http1_writer_fail(struct http1_writer *w, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(w->errmsg, sizeof w->errmsg, fmt, ap);
+    va_end(ap);
+    w->state = HTTP1_W_FAILED;
+    w->error = code;
+    return code;
+}
+
+/* Misuse: data or end where there is no body open. */
+static int
+http1_writer_not_open(struct http1_writer *w, const char *what)
+{
+    return http1_writer_fail(w, HCONN_EINVALID_ARGUMENT, "body %s %s", what,
+                             w->state == HTTP1_W_IDLE ? "before the head"
+                             : w->state == HTTP1_W_DONE
+                                 ? "after the end of the request"
+                                 : "after a framing error");
+}
+
+/* A frame with nothing around the data. */
+static void
+http1_frame_clear(struct http1_frame *f)
+{
+    f->pre_len = 0;
+    f->pre[0] = '\0';
+    f->post = "";
+    f->post_len = 0;
+}
+
+int
+http1_writer_data(struct http1_writer *w, uint64_t n, struct http1_frame *f)
+{
+    http1_frame_clear(f);
+    if (w->state != HTTP1_W_BODY)
+        return http1_writer_not_open(w, "data");
+    if (n > http1_writer_room(w))
+        return http1_writer_fail(w, HCONN_EBODY_LENGTH,
+                                 "%" PRIu64 " more body bytes after %" PRIu64
+                                 " would exceed the "
+                                 "declared length of %" PRId64,
+                                 n, w->written, w->length);
+    if (n == 0)
+        return HCONN_OK; /* "0\r\n" would be the last chunk */
+    if (w->chunked) {
+        f->pre_len = http1_format_chunk_header((size_t)n, f->pre);
+        f->post = "\r\n";
+        f->post_len = 2;
+    }
+    w->written += n;
+    return HCONN_OK;
+}
+
+int
+http1_writer_end(struct http1_writer *w, struct http1_frame *f)
+{
+    http1_frame_clear(f);
+    if (w->state != HTTP1_W_BODY)
+        return http1_writer_not_open(w, "end");
+    if (w->length >= 0 && w->written != (uint64_t)w->length)
+        return http1_writer_fail(w, HCONN_EBODY_LENGTH,
+                                 "the body ended after %" PRIu64 " bytes of "
+                                 "the %" PRId64 " declared",
+                                 w->written, w->length);
+    if (w->chunked) {
+        memcpy(f->pre, HTTP1_LAST_CHUNK, sizeof HTTP1_LAST_CHUNK);
+        f->pre_len = sizeof HTTP1_LAST_CHUNK - 1;
+    }
+    w->state = HTTP1_W_DONE;
+    return HCONN_OK;
+}
+
+uint64_t
+http1_writer_room(const struct http1_writer *w)
+{
+    if (w->state != HTTP1_W_BODY)
+        return 0;
+    if (w->length < 0)
+        return UINT64_MAX;
+    return (uint64_t)w->length - w->written;
+}
+
+void
+http1_writer_rewind(struct http1_writer *w)
+{
+    if (w->state == HTTP1_W_IDLE)
+        return;
+    w->state = w->has_body ? HTTP1_W_BODY : HTTP1_W_DONE;
+    w->written = 0;
+    w->error = 0;
+    w->errmsg[0] = '\0';
 }
 
 /* ---- Response parser: errors -------------------------------------------- */
@@ -888,8 +1191,15 @@ http1_decide_framing(struct http1_parser *p, size_t nh)
         reusable = !conn_close;
     else
         reusable = conn_keep && !conn_close && !has_te;
-    p->keep_alive =
-        reusable && !p->request_close && p->framing != HTTP1_FRAMING_CLOSE;
+    /* A response without a body by rule (HEAD, 204, 304) ends where its
+     * head ends, but an origin that sends a body anyway (a common bug)
+     * puts bytes on the connection that the next request would take for
+     * its response: they can land a moment after the head, when the
+     * connection already carries another user's request, and nothing
+     * tells them apart. Such a connection is not kept. */
+    p->keep_alive = reusable && !p->request_close &&
+                    p->framing != HTTP1_FRAMING_CLOSE &&
+                    p->framing != HTTP1_FRAMING_NONE;
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
- * http1.h — a sans-I/O HTTP/1.1 client codec: request heads out, response
- * events in. No sockets, no clock, no allocation beyond the one buffer
- * http1_format_request hands to its caller.
+ * http1.h — a sans-I/O HTTP/1.1 client codec: request heads and framed
+ * request bodies out, response events in. No sockets, no clock, no
+ * allocation beyond the one buffer http1_start_request hands to its
+ * caller.
  *
  * The response parser follows h11 and picohttpparser: the caller holds the
  * bytes, the parser returns one event per call plus how many bytes the
@@ -39,24 +40,96 @@ struct http1_request {
     size_t nheaders;
     bool skip_host;            /* no automatic Host field */
     bool skip_accept_encoding; /* no automatic Accept-Encoding: identity */
-    int64_t content_length;    /* body length, or -1 for no body */
-    bool chunked;              /* body of unknown length follows in chunks */
+    int64_t content_length;    /* body length, or -1: none or unknown */
+    bool chunked;              /* a body of unknown length follows */
+    bool tunnel;               /* a CONNECT opening a tunnel (proxy.c);
+                                  any other CONNECT is refused */
+};
+
+/* How a request body is framed on the wire, and where it stands: h11's
+ * writers. http1_start_request fills one in from the head it writes. */
+enum http1_writer_state {
+    HTTP1_W_IDLE = 0, /* no head yet */
+    HTTP1_W_BODY,     /* the head announced a body: data, then end */
+    HTTP1_W_DONE,     /* the whole request is out (or had no body) */
+    HTTP1_W_FAILED,   /* a call broke the framing: error, errmsg */
+};
+
+struct http1_writer {
+    enum http1_writer_state state;
+    bool has_body;    /* the head announced a body */
+    bool chunked;     /* the body goes chunk-encoded */
+    int64_t length;   /* the body's length, enforced; -1: not known */
+    uint64_t written; /* body bytes framed so far */
+    int error;        /* FAILED: the HCONN_E... returned */
+    char errmsg[160]; /* FAILED: what was wrong */
+};
+
+/* The framing bytes around one piece of body (http1_writer_data) or at
+ * its end (http1_writer_end): the caller writes pre, the piece, post. */
+struct http1_frame {
+    char pre[HTTP1_CHUNK_HEADER_MAX]; /* a chunk-size line, the last chunk */
+    size_t pre_len;
+    const char *post; /* "\r\n" after a chunk's data, or "" */
+    size_t post_len;
 };
 
 /*
- * Formats the request head (request line, fields, blank line) with
- * http.client's rules: Host unless skip_host or the caller gave one;
- * Accept-Encoding: identity unless skip_accept_encoding or the caller gave
- * one; Content-Length from content_length unless the caller gave
- * Content-Length or Transfer-Encoding; Content-Length: 0 for POST, PUT and
- * PATCH without a body; Transfer-Encoding: chunked when chunked.
- * Rejects a method with bytes outside tchar, a target with controls, space
- * or DEL (HCONN_EINVALID_URL), and header names that are not tokens or
- * values with CR, LF or NUL (HCONN_EINVALID_HEADER); err names the culprit.
- * On success *head is a malloc'd buffer of *len bytes the caller frees.
+ * Formats a request head with http.client's layout, and readies w (when
+ * not NULL) to frame its body. The daemon alone frames bodies, so the
+ * caller's framing and connection-management fields are checked against
+ * what it frames, never trusted (the table is in PROTOCOL.md 3.1):
+ *
+ * - the body: none (content_length -1, !chunked), content_length bytes,
+ *   or unknown (chunked): sent chunked, unless the caller's
+ *   Content-Length gives its length;
+ * - Content-Length (at most one, digits only) must equal the body's
+ *   length: 0 without a body; with an unknown body it declares one;
+ * - Transfer-Encoding (at most one) may only be "chunked", on a body: it
+ *   asks for chunk encoding, which the writer does (the body's bytes are
+ *   data, never pre-chunked); never together with Content-Length;
+ * - without either, http.client's automatic framing: Content-Length from
+ *   content_length, Transfer-Encoding: chunked for an unknown length,
+ *   Content-Length: 0 for POST, PUT and PATCH without a body;
+ * - Connection: only close, keep-alive and te tokens; TE: only trailers;
+ *   Expect: only 100-continue, once, on a body; Host: at most once;
+ *   Upgrade, Keep-Alive, Proxy-Connection, Trailer, HTTP2-Settings: never;
+ * - Host unless skip_host or the caller gave one; Accept-Encoding:
+ *   identity unless skip_accept_encoding or the caller gave one.
+ * Rejects CONNECT unless tunnel, a method with bytes outside tchar, a
+ * target with controls, space or DEL (HCONN_EINVALID_URL); header names
+ * that are not tokens, values with CR, LF or NUL, and fields against the
+ * rules above (HCONN_EINVALID_HEADER); err names the field and why.
+ * On success *head is a malloc'd buffer of *len bytes the caller frees,
+ * and w is in BODY (or DONE for a request without a body).
  */
+int http1_start_request(const struct http1_request *req, struct http1_writer *w,
+                        char **head, size_t *len, char *err, size_t errlen);
+
+/* http1_start_request without a body writer (a CONNECT, a test). */
 int http1_format_request(const struct http1_request *req, char **head,
                          size_t *len, char *err, size_t errlen);
+
+/*
+ * Frames the next n body bytes: fills f with what goes before and after
+ * them. n == 0 frames nothing (an empty chunk would end the body). Past a
+ * known length: HCONN_EBODY_LENGTH; outside BODY: HCONN_EINVALID_ARGUMENT;
+ * either leaves w FAILED with errmsg set.
+ */
+int http1_writer_data(struct http1_writer *w, uint64_t n,
+                      struct http1_frame *f);
+
+/* Ends the body: f->pre is the last chunk of a chunked body, else empty.
+ * Short of a known length: HCONN_EBODY_LENGTH (w FAILED); then DONE. */
+int http1_writer_end(struct http1_writer *w, struct http1_frame *f);
+
+/* Body bytes w still takes before its length is reached; UINT64_MAX when
+ * the length is not known; 0 outside BODY. */
+uint64_t http1_writer_room(const struct http1_writer *w);
+
+/* Back to the start of the same body, to send it again on a new
+ * connection after the same head. */
+void http1_writer_rewind(struct http1_writer *w);
 
 /* Writes the chunk-size line for a chunk of n > 0 bytes into out; returns
  * its length. The chunk's data and a "\r\n" follow it on the wire. */
@@ -147,8 +220,10 @@ struct http1_event http1_parser_next(struct http1_parser *p, const char *buf,
 /*
  * After HTTP1_END: true when the connection may carry another request:
  * HTTP/1.1 without Connection: close, or HTTP/1.0 with keep-alive, and the
- * body was length-delimited (never CLOSE) and the request did not ask to
- * close. The caller must also check that no stray bytes followed END.
+ * body was delimited by length or chunks (never CLOSE, and never NONE: a
+ * body some origins send after HEAD, 204 or 304 anyway would be read as
+ * the next response) and the request did not ask to close. The caller
+ * must also check that no stray bytes followed END.
  */
 bool http1_parser_keep_alive(const struct http1_parser *p);
 

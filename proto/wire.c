@@ -11,6 +11,7 @@
  * come from our own daemon: unknown fields in them are ignored, so a newer
  * daemon can add some.
  */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -694,6 +695,41 @@ wire_parse_proxy(struct wire_ctx *c, json_t *obj, struct wire_proxy *p)
     return 0;
 }
 
+/* Reads "source_address": [HOST, PORT] as http.client's tuple, HOST an
+ * IPv4 or IPv6 address literal without brackets ("" for any), PORT
+ * 0..65535 (0: any). Names are refused: the daemon binds, it does not
+ * resolve, a source. */
+static int
+wire_parse_source(struct wire_ctx *c, const json_t *v, struct wire_request *r)
+{
+    const json_t *host = json_array_get(v, 0), *port = json_array_get(v, 1);
+    unsigned char raw[16];
+    const char *h;
+
+    if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_string(host) ||
+        !json_is_integer(port))
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"source_address\" must be [HOST, PORT]: an "
+                         "address string (\"\" for any) and a port number");
+    h = json_string_value(host);
+    if (*h != '\0' && inet_pton(AF_INET, h, raw) != 1 &&
+        inet_pton(AF_INET6, h, raw) != 1)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"source_address[0]\": \"%.64s\" is not an "
+                         "IPv4 or IPv6 address (no brackets, no names)",
+                         h);
+    if (json_integer_value(port) < 0 || json_integer_value(port) > 65535)
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"source_address[1]\" must be a port from 0 "
+                         "to 65535");
+    if (*h == '\0' && json_integer_value(port) == 0)
+        return 0; /* ("", 0): the default, as in http.client */
+    r->has_source = true;
+    r->source_host = h;
+    r->source_port = (uint16_t)json_integer_value(port);
+    return 0;
+}
+
 /* Validates a request message (it has "method"). */
 static int
 wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
@@ -715,9 +751,10 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
                                        "length",
                                        "timeout",
                                        "proxy",
+                                       "source_address",
                                        NULL};
     struct wire_request *r = &m->req;
-    json_t *tls = json_object_get(msg, "tls"), *proxy, *timeout;
+    json_t *tls = json_object_get(msg, "tls"), *proxy, *timeout, *source;
     const char *body = NULL;
     int rc;
 
@@ -770,6 +807,9 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
                              WIRE_MAX_TIMEOUT);
         r->timeout = json_number_value(timeout);
     }
+    if ((source = json_object_get(msg, "source_address")) != NULL &&
+        (rc = wire_parse_source(c, source, r)) != 0)
+        return rc;
     if (json_is_object(tls)) {
         r->has_tls_options = true;
         if ((rc = wire_parse_tls(c, tls, &r->tls_options)) != 0)

@@ -129,6 +129,10 @@ struct wire_request {
     struct wire_proxy proxy;
     bool direct; /* "proxy": false: no tunnel, not even the daemon's
                     default proxy */
+
+    bool has_source;         /* "source_address" other than ["", 0] */
+    const char *source_host; /* its address literal, "" for any */
+    uint16_t source_port;    /* its port, 0 for any */
 };
 
 enum wire_client_kind {

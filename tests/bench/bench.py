@@ -694,6 +694,33 @@ def pooled(d, n, request):
     return before, after, stats["pool"]["idle"] - idle0
 
 
+def distinct_tls_settings(d, ca_file, n=10000):
+    """RSS before and after n requests with distinct TLS settings (half
+    by server name, half by inline trust anchors) to a closed port: each
+    builds or finds a context and fails to connect, no handshake."""
+    with open(ca_file) as f:
+        ca = f.read()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    w = harness.Wire(d.socket, timeout=120)
+    before = rss_kib(d.pid)
+    for start in range(1, n + 1, 500):
+        ids = range(start, min(start + 500, n + 1))
+        for i in ids:
+            tls = {"server_name": f"s{i}.example"}
+            if i % 2 == 0:
+                tls["ca_pem"] = ca + f"# setting {i}\n"
+            w.send({"id": i, "method": "GET", "host": "127.0.0.1",
+                    "port": port, "tls": tls})
+        for i in ids:
+            w.read_response(i)
+    after = rss_kib(d.pid)
+    w.close()
+    return before, after
+
+
 def workload_memory(opts, origin, tmp):
     res = {}
     base = {"max_clients": opts.idle_clients + 100}
@@ -718,6 +745,11 @@ def workload_memory(opts, origin, tmp):
                          kib_each=(after - before) / max(idle, 1))
         log(f"  {idle} idle pooled {kind} connections: RSS {before} -> "
             f"{after} KiB, {res[kind]['kib_each']:.1f} KiB each")
+    with start_hconnd(tmp, {}) as d:
+        before, after = distinct_tls_settings(d, origin.ca_file)
+        d.stop()
+    res["tls_settings"] = dict(n=10000, before_kib=before, after_kib=after)
+    log(f"  10000 distinct TLS settings: RSS {before} -> {after} KiB")
     return res
 
 
@@ -977,6 +1009,11 @@ def build_report(opts, info, results):
             t.append(f"| {k['idle']} idle pooled {kind} connections | "
                      f"{k['after_kib']} (from {k['before_kib']}) | "
                      f"{k['kib_each']:.1f} |")
+        if "tls_settings" in m:
+            k = m["tls_settings"]
+            t.append(f"| after {k['n']} requests with distinct TLS "
+                     f"settings | {k['after_kib']} (from {k['before_kib']})"
+                     " | |")
         t.append("")
         mib = m["clients_kib"] / 1024
         scaled = (m["idle_kib"] + (m["clients_kib"] - m["idle_kib"])

@@ -1,15 +1,18 @@
 /*
- * fuzz-request.c — libFuzzer target for http1_format_request
- * (proto/http1.c): request heads built from strings carved out of the
- * input, checked against request-check.h's model (accept exactly the
+ * fuzz-request.c — libFuzzer target for http1_start_request and the body
+ * writer (proto/http1.c): request heads built from strings carved out of
+ * the input, checked against request-check.h's model (accept exactly the
  * valid requests, write exactly http.client's head, and never a CR or LF
- * that is not a line end).
+ * that is not a line end), then the body written through the writer in
+ * pieces and decoded again.
  *
  * Input: five control bytes, then fields separated by 0x1f: method,
  * target, host, then header name, value, name, value ... Byte 0: bit 0
  * skip_host, bit 1 skip_accept_encoding, bit 2 tls, bit 3 chunked, bit 4
  * an empty value is NULL (see below), bits 5-6 content_length (-1, 0, bytes
- * 3-4, or minus byte 3 minus 2). Bytes 1-2: the port (big-endian). A
+ * 3-4, or minus byte 3 minus 2), bit 7 the body is one byte off its
+ * length (longer when byte 4 is odd). Bytes 1-2: the port (big-endian);
+ * bytes 3-4 also seed the body's piece sizes (fz_split). A
  * missing method, target or host is NULL. Every string is a separate
  * exact-size allocation, so any read past one trips ASan.
  *
@@ -49,6 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct http1_header headers[RQ_MAX_HEADERS];
     char *str[3] = {NULL, NULL, NULL};
     struct http1_request req = {0};
+    struct fz_split split;
     size_t nparts = 0, nh = 0, pos = 5;
     uint8_t flags;
     bool null_values;
@@ -110,7 +114,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.headers = nh > 0 ? headers : NULL;
     req.nheaders = nh;
 
-    rq_check(&req);
+    fz_split_init(&split, data[3], data[4]);
+    rq_check(&req, &split, (flags & 128) ? ((data[4] & 1) ? 1 : -1) : 0);
 
     for (size_t i = 0; i < nh; i++) {
         free((void *)headers[i].name);

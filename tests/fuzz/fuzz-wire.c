@@ -88,22 +88,18 @@ wf_format_request(const struct wire_request *req)
         .skip_accept_encoding = req->skip_accept_encoding,
         .content_length = -1,
     };
-    bool has_cl = false;
 
     for (size_t i = 0; i < req->nheaders; i++) {
         fields[i].name = req->headers[i].name;
         fields[i].name_len = strlen(req->headers[i].name);
         fields[i].value = req->headers[i].value;
         fields[i].value_len = strlen(req->headers[i].value);
-        has_cl |= strcasecmp(req->headers[i].name, "Content-Length") == 0;
     }
-    if (req->body == WIRE_BODY_INLINE)
-        h.content_length = req->length;
-    else if (req->body == WIRE_BODY_STREAM && req->length >= 0)
-        h.content_length = req->length;
-    else if (req->body == WIRE_BODY_STREAM && !has_cl)
+    if (req->body == WIRE_BODY_STREAM && req->length < 0)
         h.chunked = true;
-    rq_check(&h);
+    else if (req->body != WIRE_BODY_NONE)
+        h.content_length = req->length;
+    rq_check(&h, NULL, 0);
     free(fields);
 }
 

@@ -398,17 +398,20 @@ FAULTS = (
           Ok(200, b"ok", length=2, version=10), True,
           "HTTP/1.0 with Connection: keep-alive and a length is reusable"),
     Fault("no-content-204", (("send", b"HTTP/1.1 204 No Content\r\n\r\n"),),
-          Ok(204, b"", length=0), True,
-          "204 has no body"),
+          Ok(204, b"", length=0), False,
+          "204 has no body; not kept: a body sent anyway would be read as "
+          "the next response"),
     Fault("not-modified-with-length",
           (("send", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n"
                     b"\r\n"),),
-          Ok(304, b"", length=0), True,
-          "304's Content-Length describes the resource, not a body"),
+          Ok(304, b"", length=0), False,
+          "304's Content-Length describes the resource, not a body; not "
+          "kept, as 204"),
     Fault("head-with-length",
           (("send", H200 + b"Content-Length: 1000\r\n\r\n"),),
-          Ok(200, b"", length=0), True,
-          "a HEAD response has no body whatever its Content-Length",
+          Ok(200, b"", length=0), False,
+          "a HEAD response has no body whatever its Content-Length; not "
+          "kept, as 204",
           method="HEAD"),
     Fault("interim-103",
           (("send", b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"

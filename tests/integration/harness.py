@@ -500,10 +500,13 @@ class Nginx(Peer):
     ng.other_ca_file, ng.other_ca_path, ng.self_signed_cert_file,
     ng.client_cert_file / ng.client_key_file, ng.rogue_client_cert_file /
     ng.rogue_client_key_file; ng.tls_dir holds them all.
+    listen: the loopback addresses every server listens on, on the same
+    ports (default 127.0.0.1 only; "::1" for IPv6).
     """
 
     def __init__(self, huge=False, tls=False, tls_variants=False,
-                 attempts=5):
+                 attempts=5, listen=(LOOPBACK,)):
+        self.listen = tuple(listen)
         self.huge = huge
         self.tls = tls or tls_variants
         self.tls_variants = tls_variants
@@ -575,10 +578,17 @@ class Nginx(Peer):
                 else:
                     setattr(self, f"{name}_tls_port", port)
             conf = os.path.join(self.dir, "nginx.conf")
+            text = NGINX_CONF.format(dir=self.dir, port=self.port,
+                                     echo_module=NGINX_ECHO_MODULE,
+                                     tls_server=tls_server)
+            # One listen line per address, IPv6 ones in brackets.
+            text = re.sub(
+                r"( *)listen 127\.0\.0\.1:(\d+)(.*)\n",
+                lambda m: "".join(
+                    f"{m[1]}listen {'[%s]' % a if ':' in a else a}:"
+                    f"{m[2]}{m[3]}\n" for a in self.listen), text)
             with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(dir=self.dir, port=self.port,
-                                          echo_module=NGINX_ECHO_MODULE,
-                                          tls_server=tls_server))
+                f.write(text)
             errlog = open(os.path.join(self.dir, "stderr.log"), "wb")
             try:
                 self.proc = subprocess.Popen(
@@ -588,8 +598,9 @@ class Nginx(Peer):
                     start_new_session=True)
             finally:
                 errlog.close()
-            if all(wait_for_tcp(LOOPBACK, p, 10.0, self.proc)
-                   for p in (self.port, *self.tls_ports.values())):
+            if all(wait_for_tcp(a, p, 10.0, self.proc)
+                   for p in (self.port, *self.tls_ports.values())
+                   for a in self.listen):
                 return
             kill_group(self.proc)
             self.proc = None
@@ -702,7 +713,8 @@ class Hconnd:
     """The real daemon on a temp socket: --socket DIR/hconnd.sock -vv.
 
     with Hconnd() as d: d.socket, d.pid, d.env (environ + HCONN_SOCKET),
-    d.log_text(), d.peak_rss_kib(), d.stop() (SIGTERM; asserts exit 0).
+    d.log_text(), d.peak_rss_kib(), d.sighup() (reload; returns the log
+    line saying how it went), d.stop() (SIGTERM; asserts exit 0).
     """
 
     # The daemon's default proxies come from these; a test that wants one
@@ -775,6 +787,19 @@ class Hconnd:
         sys.stderr.write(f"\n---- hconnd log tail ({why}; {' '.join(self.args)}) ----\n")
         sys.stderr.write(tail(self.log_text(), lines) + "\n")
         sys.stderr.write("---- end of hconnd log ----\n")
+
+    def sighup(self, timeout=10.0):
+        """Sends SIGHUP and waits for the daemon to log its outcome;
+        returns that log line ("SIGHUP: reloaded ..." or the refusal)."""
+        before = self.log_text().count("SIGHUP:")
+        os.kill(self.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.log_text().count("SIGHUP:") == before:
+            if time.monotonic() > deadline:
+                raise AssertionError("hconnd logged no SIGHUP outcome")
+            time.sleep(0.05)
+        return [line for line in self.log_text().splitlines()
+                if "SIGHUP:" in line][-1]
 
     def status_field(self, field):
         """A field of /proc/PID/status in kiB (VmHWM, VmRSS ...)."""

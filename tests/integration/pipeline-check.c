@@ -203,10 +203,13 @@ check_nonblock(const char *origin)
           "%s", why(c, rc));
     check(would_block > 0, "send returned would_block while output was queued",
           "never");
+    /* The daemon stops reading a client whose replies pile up unread
+     * (max_queued_reply_bytes), so these may have to wait their turn. */
     if (rc == 0)
-        rc = hconn_request(c, "GET", "/chunked", NULL, 0, NULL, 0);
+        rc = (int)NB(c, hconn_request(c, "GET", "/chunked", NULL, 0, NULL, 0));
     if (rc == 0)
-        rc = hconn_request(c, "GET", "/big.bin", NULL, 0, NULL, 0);
+        rc = (int)NB(c, hconn_request(c, "GET", "/big.bin", NULL, 0, NULL, 0));
+    check(rc == 0, "two GETs queued behind the uploads", "%s", why(c, rc));
     for (k = 0; k < N && rc == 0; k++) {
         hconn_response *r;
         void *all;

@@ -16,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import other_user  # noqa: E402
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -84,7 +85,7 @@ class LimitTest(harness.IntegrationTest):
 class ClientLimits(LimitTest):
 
     def test_max_clients(self):
-        d = self.daemon(max_clients=2)
+        d = self.daemon(max_clients=2, max_clients_per_uid=0)
         a = self.hello_client(d)
         b = self.hello_client(d)
         c = self.wire(d)
@@ -336,7 +337,8 @@ class Stats(LimitTest):
         self.assertEqual(st["reuse_misses"], 1)
         self.assertEqual(st["reuse_hits"], 1)
         self.assertEqual(st["errors"], {"limit_exceeded": 1})
-        self.assertEqual(st["tls"], {"handshakes": 0, "resumed": 0})
+        self.assertEqual(st["tls"], {"handshakes": 0, "resumed": 0,
+                                     "contexts": 0})
         self.assertIsInstance(st["uptime"], int)
         origin = st["pool"]["origins"][f"http://{self.origin.hostport}"]
         self.assertEqual(origin["idle"], 1)
@@ -357,7 +359,40 @@ class Stats(LimitTest):
         self.assertEqual(head and head["status"], 200, last)
         self.assertIs(head["reused"], False)
         self.assertEqual(self.stats(w)["tls"],
-                         {"handshakes": 2, "resumed": 1})
+                         {"handshakes": 2, "resumed": 1, "contexts": 1})
+
+    def test_stats_show_a_user_only_its_own(self):
+        other_user.require(self)
+        uid, gid = other_user.ids()
+        theirs = self.start_origin({None: [("send", OK)]})
+        d = self.daemon()
+        root = self.wire(d)
+        # Root's request, to an origin the user never uses.
+        head, _, last = root.request(1, "GET", self.origin.url())
+        self.assertEqual(head["status"], 200, last)
+        user = other_user.wire_as(self, d, uid, gid)
+        head, _, last = user.request(1, "GET", theirs.url())
+        self.assertEqual(head["status"], 200, last)
+        user.send({"id": 2, "method": "GET", "host": "127.0.0.1",
+                   "port": theirs.port, "tls": {"ca_file": "/nonexistent"}})
+        user.read_response(2)
+        st = self.stats(user)
+        self.assertEqual(st["uid"], uid)
+        self.assertEqual(list(st["pool"]["origins"]),
+                         [f"http://{theirs.hostport}"])
+        self.assertEqual((st["requests"], st["responses"], st["clients"]),
+                         (2, 1, 1))
+        self.assertEqual(st["errors"], {"tls_failed": 1})
+        self.assertNotIn("tls", st)
+        self.assertNotIn("clients_total", st)
+        self.assertNotIn(str(self.origin.port), json.dumps(st))
+        # Root sees everything.
+        st = self.stats(root)
+        self.assertEqual(set(st["pool"]["origins"]),
+                         {f"http://{theirs.hostport}",
+                          f"http://{self.origin.hostport}"})
+        self.assertEqual(st["requests"], 3)
+        self.assertEqual(st["clients"], 2)
 
     def test_cli_stats_without_a_daemon(self):
         harness.require_binary(self, harness.HCONN, "hconn command")

@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import other_user  # noqa: E402
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 EXIT = harness.error_codes()
@@ -158,6 +159,231 @@ class Outcomes(PolicyTest):
         w.request(1, "GET", self.url())
         w.send({"op": "stats"})
         self.assertEqual(w.read_message()["errors"].get("denied"), 1)
+
+
+class EveryPath(PolicyTest):
+    """What lies behind the first hop passes the rule like a direct
+    request: the host an absolute-form or CONNECT target names, the origin
+    behind a default proxy. Each request runs as another user (nobody),
+    and the secret origin receives nothing."""
+
+    def setUp(self):
+        super().setUp()
+        other_user.require(self)
+        self.uid, self.gid = other_user.ids()
+        with open(self.hosts, "a") as f:
+            f.write("127.0.0.1 proxy.hconn.test\n"
+                    "10.9.8.7 intranet.hconn.test\n"
+                    "64:ff9b::7f00:1 nat64.hconn.test\n"
+                    "2002:7f00:1::1 sixtofour.hconn.test\n"
+                    "::ffff:0:127.0.0.1 siit.hconn.test\n")
+        # The host the client is allowed to reach, which would forward.
+        self.proxy = self.start_origin({None: [
+            ("send", b"HTTP/1.1 200 Connection established\r\n\r\n"),
+            ("expect_request",), ("send", OK), ("keep_open",)]})
+
+    def as_nobody(self, d):
+        return other_user.wire_as(self, d, self.uid, self.gid)
+
+    def secret(self):
+        return f"http://127.0.0.1:{self.origin.port}/secret"
+
+    def test_absolute_form_target_needs_the_rule_s_proxies(self):
+        d = self.daemon({"default": {"hosts": ["proxy.hconn.test"],
+                                     "proxies": []}})
+        w = self.as_nobody(d)
+        w.send({"id": 1, "method": "GET", "host": "proxy.hconn.test",
+                "port": self.proxy.port, "target": self.secret()})
+        head, _, last = w.read_response(1)
+        self.assertIsNone(head)
+        self.assertEqual(last, {
+            "id": 1, "error": "denied",
+            "message": f"policy rule default: proxy proxy.hconn.test:"
+                       f"{self.proxy.port} is not allowed (the absolute-form "
+                       f'target "{self.secret()}")'})
+        self.assertEqual(len(self.proxy.connections), 0)
+        self.assertNoUpstream()
+
+    def test_connect_method_is_refused_before_the_policy(self):
+        # Tunnels are the "proxy" field's job, checked as proxies; CONNECT
+        # as a method would make the origin a two-way tunnel to anywhere.
+        d = self.daemon({"default": {"hosts": ["proxy.hconn.test"],
+                                     "proxies": ["proxy.hconn.test:*"]}})
+        w = self.as_nobody(d)
+        w.send({"id": 1, "method": "CONNECT", "host": "proxy.hconn.test",
+                "port": self.proxy.port,
+                "target": f"127.0.0.1:{self.origin.port}"})
+        _, _, last = w.read_response(1)
+        self.assertError(last, "invalid_url", 1)
+        self.assertIn("CONNECT", last["message"])
+        self.assertEqual(len(self.proxy.connections), 0)
+        self.assertNoUpstream()
+
+    def test_absolute_form_target_s_addresses_are_checked(self):
+        # The forwarding host itself is allowed (loopback is), the host
+        # behind it resolves to a private address, which is not.
+        d = self.daemon({"default": {"private": False,
+                                     "proxies": ["proxy.hconn.test:*"]}})
+        w = self.as_nobody(d)
+        target = "http://intranet.hconn.test/"
+        w.send({"id": 1, "method": "GET", "host": "proxy.hconn.test",
+                "port": self.proxy.port, "target": target})
+        _, _, last = w.read_response(1)
+        self.assertEqual(last["message"],
+                         "intranet.hconn.test: policy rule default: address "
+                         "10.9.8.7 is private, which is not allowed (the "
+                         "absolute-form target)")
+        self.assertEqual(len(self.proxy.connections), 0)
+
+    def test_default_proxy_does_not_skip_the_origin_s_check(self):
+        d = self.daemon({"default": {"loopback": False, "proxies": []}},
+                        http_proxy=f"http://127.0.0.1:{self.proxy.port}")
+        w = self.as_nobody(d)
+        for rid, host in enumerate(["127.0.0.1", "localhost",
+                                    "alias.hconn.test"], 1):
+            head, _, last = w.request(rid, "GET", self.url(host, "/secret"))
+            self.assertIsNone(head)
+            self.assertEqual(last["error"], "denied", last)
+            self.assertRegex(last["message"],
+                             rf"^{host}: policy rule default: address "
+                             r"(127\.0\.0\.1|::1) is loopback, which is not "
+                             r"allowed \(the origin behind the proxy\)$")
+        self.assertEqual(len(self.proxy.connections), 0)
+        self.assertNoUpstream()
+
+    def test_default_proxy_still_serves_what_the_rule_allows(self):
+        # The administrator's proxy on loopback is not the client's to be
+        # refused; the origin behind it (loopback here) is allowed.
+        d = self.daemon({"default": {"private": False, "proxies": []}},
+                        http_proxy=f"http://127.0.0.1:{self.proxy.port}")
+        head, body, last = self.as_nobody(d).request(1, "GET", self.url())
+        self.assertEqual(head and head["status"], 200, last)
+        self.assertEqual(len(self.proxy.connections), 1)
+
+    def test_ipv6_forms_embedding_ipv4_count_as_the_ipv4_address(self):
+        # Through the default proxy, so the daemon checks the names without
+        # needing an IPv6 route of its own (none here; nothing is sent).
+        d = self.daemon({"default": {"loopback": False,
+                                     "link_local": False}},
+                        http_proxy=f"http://127.0.0.1:{self.proxy.port}")
+        w = self.as_nobody(d)
+        for rid, (host, addr) in enumerate([
+                ("nat64.hconn.test", "64:ff9b::7f00:1"),
+                ("sixtofour.hconn.test", "2002:7f00:1::1"),
+                ("siit.hconn.test", "::ffff:0:7f00:1"),
+                ("[64:ff9b::a9fe:a9fe]", "64:ff9b::a9fe:a9fe")], 1):
+            head, _, last = w.request(rid, "GET", self.url(host))
+            name = host.strip("[]")
+            what = "link-local" if "a9fe" in addr else "loopback"
+            self.assertEqual(last["message"],
+                             f"{name}: policy rule default: address {addr} "
+                             f"is {what}, which is not allowed (the origin "
+                             "behind the proxy)")
+        self.assertEqual(len(self.proxy.connections), 0)
+        self.assertNoUpstream()
+
+
+LISTENER = r"""
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+n = 0
+while True:
+    c, _ = s.accept()
+    n += 1
+    with open(sys.argv[1], "w") as f:
+        f.write(str(n))
+    c.recv(65536)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+              b"Connection: close\r\n\r\nok")
+    c.close()
+"""
+
+
+class OwnAddresses(PolicyTest):
+    """The machine's own addresses count as loopback, as they change. In a
+    network namespace of the test's own (only lo, with 198.51.100.7/32 on
+    it): hconnd and a listener on 0.0.0.0 run inside it, so no packet
+    goes anywhere else."""
+
+    OWN = "198.51.100.7"
+
+    def setUp(self):
+        super().setUp()
+        other_user.require(self)
+        for tool in ("unshare", "nsenter", "ip"):
+            if shutil.which(tool) is None:
+                raise harness.missing(f"needs {tool}")
+        self.uid, self.gid = other_user.ids()
+        self.wrapper = os.path.join(self.dir, "hconnd-in-netns")
+        with open(self.wrapper, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "exec unshare -n sh -c "
+                    "'ip link set lo up && exec \"$0\" \"$@\"' "
+                    f"{os.path.abspath(harness.HCONND)} \"$@\"\n")
+        os.chmod(self.wrapper, 0o755)
+
+    def netns_daemon(self, policy):
+        saved = harness.HCONND
+        harness.HCONND = self.wrapper
+        try:
+            d = self.daemon(policy)
+        finally:
+            harness.HCONND = saved
+        self.netns = f"/proc/{d.pid}/ns/net"
+        self.accepted = os.path.join(self.dir, "accepted")
+        listener = subprocess.Popen(
+            ["nsenter", f"--net={self.netns}", sys.executable, "-c",
+             LISTENER, self.accepted], stdout=subprocess.PIPE,
+            start_new_session=True)
+        self.addCleanup(harness.kill_group, listener)
+        self.port = int(listener.stdout.readline())
+        return d
+
+    def ip(self, d, *args):
+        before = d.log_text().count("addresses of its own")
+        subprocess.run(["nsenter", f"--net={self.netns}", "ip", *args],
+                       check=True, timeout=10)
+        deadline = time.monotonic() + 10
+        while d.log_text().count("addresses of its own") == before:
+            self.assertLess(time.monotonic(), deadline,
+                            "hconnd did not read the addresses again")
+            time.sleep(0.02)
+
+    def accepted_count(self):
+        try:
+            with open(self.accepted) as f:
+                return int(f.read())
+        except FileNotFoundError:
+            return 0
+
+    def test_own_address_is_loopback_and_kept_current(self):
+        d = self.netns_daemon({
+            "default": {"loopback": False, "private": True},
+            "rules": [{"name": "root", "uids": [0], "loopback": True}]})
+        # Added after hconnd started: netlink tells it.
+        self.ip(d, "addr", "add", f"{self.OWN}/32", "dev", "lo")
+        url = f"http://{self.OWN}:{self.port}/"
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        head, _, last = w.request(1, "GET", url)
+        self.assertIsNone(head)
+        self.assertEqual(last["message"],
+                         f"{self.OWN}: policy rule default: address "
+                         f"{self.OWN} is this machine's own (loopback), "
+                         "which is not allowed")
+        self.assertEqual(self.accepted_count(), 0)
+        # The address does reach the listener: root's rule allows it.
+        head, body, last = self.wire(d).request(2, "GET", url)
+        self.assertEqual(head and head["status"], 200, last)
+        self.assertEqual(self.accepted_count(), 1)
+        # Gone from the machine, it is just a documentation address.
+        self.ip(d, "addr", "del", f"{self.OWN}/32", "dev", "lo")
+        head, _, last = w.request(3, "GET", url)
+        self.assertNotIn("own", last.get("message", ""), last)
+        self.assertEqual(self.accepted_count(), 1)
 
 
 class ByUid(PolicyTest):

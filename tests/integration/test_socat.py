@@ -17,6 +17,12 @@ from harness import SMALL_BODY, big_bytes  # noqa: E402
 ONE_LINER = ("printf '%s\\n' '{\"method\":\"GET\",\"url\":\"'\"$URL\"'\","
              "\"raw\":true}' | socat - UNIX-CONNECT:$SOCK | tail -n +2")
 
+# PROTOCOL.md's HTTPS example: the shell reads the CA file, jq sends it
+# inline as ca_pem.
+PEM_LINER = ("jq -cn --rawfile ca \"$CA\" --arg url \"$URL\" "
+             "'{method: \"GET\", url: $url, tls: {ca_pem: $ca}, raw: true}' |"
+             " socat - UNIX-CONNECT:\"$SOCK\" | tail -n +2")
+
 
 def parse_stream(data):
     """Splits daemon output into its messages and the concatenated data
@@ -122,6 +128,29 @@ class SocatOneLiner(harness.IntegrationTest):
         self.assertEqual(msg.get("op"), "hello", msg)
         self.assertEqual(msg.get("version"), 1, msg)
         self.assertNotIn("id", msg)
+
+
+
+class SocatWithInlinePem(harness.IntegrationTest):
+
+    @classmethod
+    def setUpClass(cls):
+        for tool in ("socat", "jq"):
+            if shutil.which(tool) is None:
+                raise harness.missing(f"{tool} not installed")
+        cls.nginx = harness.Nginx(tls=True)
+        cls.addClassCleanup(cls.nginx.stop)
+        cls.nginx.start()
+
+    def test_protocol_md_https_example_sends_the_ca_inline(self):
+        d = self.start_daemon()
+        r = subprocess.run(
+            ["sh", "-c", PEM_LINER], capture_output=True, timeout=30,
+            env=dict(d.env, SOCK=d.socket, CA=self.nginx.ca_file,
+                     URL=self.nginx.tls_url("/small.txt")),
+            start_new_session=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, SMALL_BODY)
 
 
 if __name__ == "__main__":

@@ -339,14 +339,14 @@ static const struct response_case response_cases[] = {
         .input = "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
         .head = true,
         .events = "HEAD 200 NONE, END",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
     {
         .name = "HEAD with Transfer-Encoding: chunked",
         .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         .head = true,
         .events = "HEAD 200 NONE, END",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
     {
         .name = "HEAD answered by HTTP/1.0",
@@ -358,13 +358,13 @@ static const struct response_case response_cases[] = {
         .name = "204",
         .input = "HTTP/1.1 204 No Content\r\n\r\n",
         .events = "HEAD 204 NONE, END",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
     {
         .name = "204 with Content-Length",
         .input = "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n",
         .events = "HEAD 204 NONE, END",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
     {
         .name = "304",
@@ -373,7 +373,7 @@ static const struct response_case response_cases[] = {
         .events = "HEAD 304 NONE, END",
         .heads = "HTTP/1.1 304 Not Modified\nETag: \"abc\"\n"
                  "Content-Length: 42\n",
-        .keep_alive = true,
+        .keep_alive = false, /* no body by rule: not kept */
     },
 
     /* -- Interim responses --------------------------------------------- */
@@ -1648,7 +1648,15 @@ struct request_case {
     const char *want;   /* the exact head; NULL when an error is expected */
     int error;          /* the expected code */
     const char *errmsg; /* a substring of err */
+    /* With a head: the body writer it leaves (set w to check it). */
+    bool w;
+    bool w_chunked;
+    int64_t w_length;
 };
+
+/* The writer a head leaves: chunk-encoded or not, and its length. */
+#define WRITER(chunked, length)                                                \
+    .w = true, .w_chunked = (chunked), .w_length = (length)
 
 static const struct request_case request_cases[] = {
     {
@@ -1825,6 +1833,7 @@ static const struct request_case request_cases[] = {
                 FIELDS(H("X-A", "b"))},
         .want = "POST / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: identity\r\n"
                 "X-A: b\r\nTransfer-Encoding: chunked\r\n\r\n",
+        WRITER(true, -1),
     },
     {
         .name = "caller Content-Length kept",
@@ -1835,6 +1844,7 @@ static const struct request_case request_cases[] = {
                 .content_length = 5,
                 FIELDS(H("content-length", "5"))},
         .want = "PUT / HTTP/1.1\r\ncontent-length: 5\r\n\r\n",
+        WRITER(false, 5),
     },
     {
         .name = "caller Transfer-Encoding kept",
@@ -1846,16 +1856,79 @@ static const struct request_case request_cases[] = {
                 .chunked = true,
                 FIELDS(H("Transfer-Encoding", "chunked"))},
         .want = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        WRITER(true, -1),
     },
     {
-        .name = "caller Transfer-Encoding: no Content-Length added",
+        .name = "caller Transfer-Encoding chunks a body of known length",
         .req = {.method = "POST",
                 .target = "/",
                 .skip_host = true,
                 .skip_accept_encoding = true,
                 .content_length = 10,
-                FIELDS(H("Transfer-Encoding", "gzip, chunked"))},
-        .want = "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                FIELDS(H("transfer-encoding", " Chunked "))},
+        .want = "POST / HTTP/1.1\r\ntransfer-encoding:  Chunked \r\n\r\n",
+        WRITER(true, 10),
+    },
+    {
+        .name = "caller Content-Length declares an unknown length",
+        .req = {.method = "PUT",
+                .target = "/",
+                .skip_host = true,
+                .skip_accept_encoding = true,
+                .content_length = -1,
+                .chunked = true,
+                FIELDS(H("Content-Length", "5"))},
+        .want = "PUT / HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+        WRITER(false, 5),
+    },
+    {
+        .name = "Content-Length: 0 without a body",
+        .req = {.method = "GET",
+                .target = "/",
+                .skip_host = true,
+                .skip_accept_encoding = true,
+                .content_length = -1,
+                FIELDS(H("Content-Length", "0"))},
+        .want = "GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        WRITER(false, -1),
+    },
+    {
+        .name = "allowed connection-management fields",
+        .req = {.method = "POST",
+                .target = "/",
+                .skip_host = true,
+                .skip_accept_encoding = true,
+                .content_length = 1,
+                FIELDS(H("Connection", "close, Keep-Alive,, TE"),
+                       H("TE", "trailers"), H("Expect", "100-Continue"),
+                       H("Host", "h"))},
+        .want = "POST / HTTP/1.1\r\nConnection: close, Keep-Alive,, TE\r\n"
+                "TE: trailers\r\nExpect: 100-Continue\r\nHost: h\r\n"
+                "Content-Length: 1\r\n\r\n",
+        WRITER(false, 1),
+    },
+    {
+        .name = "absolute-form target",
+        .req = {.method = "GET",
+                .target = "http://other.example:8080/p?q",
+                .host = "proxy",
+                .port = 3128,
+                .skip_accept_encoding = true,
+                .content_length = -1},
+        .want = "GET http://other.example:8080/p?q HTTP/1.1\r\n"
+                "Host: proxy:3128\r\n\r\n",
+    },
+    {
+        .name = "CONNECT for a tunnel",
+        .req = {.method = "CONNECT",
+                .target = "h:443",
+                .skip_host = true,
+                .skip_accept_encoding = true,
+                .content_length = -1,
+                .tunnel = true,
+                FIELDS(H("Host", "h:443"))},
+        .want = "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+        WRITER(false, -1),
     },
     {
         .name = "bracketed IPv6 host not bracketed twice",
@@ -2046,16 +2119,275 @@ static const struct request_case request_cases[] = {
         .errmsg = "header \"X-Foo\" value contains NUL at byte 1",
     },
     {
-        .name = "caller Content-Length with a chunked body",
+        .name = "Content-Length: 0 with a body (smuggling)",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = 34,
+                FIELDS(H("Content-Length", "0"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg =
+            "header \"Content-Length\": 0 differs from the body's 34 bytes",
+    },
+    {
+        .name = "Content-Length larger than the body",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 10,
+                FIELDS(H("Content-Length", "100"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "100 differs from the body's 10 bytes",
+    },
+    {
+        .name = "Content-Length on a request without a body",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("Content-Length", "5"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "5 on a request without a body",
+    },
+    {
+        .name = "Content-Length twice, equal",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 5,
+                FIELDS(H("Content-Length", "5"), H("content-length", "5"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header \"content-length\" given twice",
+    },
+    {
+        .name = "Content-Length as a list",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 5,
+                FIELDS(H("Content-Length", "5, 5"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "is not a byte count",
+    },
+    {
+        .name = "Content-Length with a sign",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 5,
+                FIELDS(H("Content-Length", "+5"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "is not a byte count",
+    },
+    {
+        .name = "Content-Length empty",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 0,
+                FIELDS(H("Content-Length", ""))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "is not a byte count",
+    },
+    {
+        .name = "Content-Length of 19 digits",
         .req = {.method = "POST",
                 .target = "/",
                 .host = "h",
                 .content_length = -1,
                 .chunked = true,
-                FIELDS(H("Content-Length", "5"))},
+                FIELDS(H("Content-Length", "1000000000000000000"))},
         .error = HCONN_EINVALID_HEADER,
-        .errmsg = "conflicts with a chunked body",
+        .errmsg = "is not a byte count",
     },
+    {
+        .name = "Transfer-Encoding other than chunked",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 10,
+                FIELDS(H("Transfer-Encoding", "gzip, chunked"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "only chunked, which the daemon encodes itself",
+    },
+    {
+        .name = "Transfer-Encoding twice",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                .chunked = true,
+                FIELDS(H("Transfer-Encoding", "chunked"),
+                       H("Transfer-Encoding", "chunked"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "given twice",
+    },
+    {
+        .name = "Transfer-Encoding without a body",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("Transfer-Encoding", "chunked"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "on a request without a body",
+    },
+    {
+        .name = "Transfer-Encoding and Content-Length",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                .chunked = true,
+                FIELDS(H("Content-Length", "5"),
+                       H("Transfer-Encoding", "chunked"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "conflicts with \"Transfer-Encoding\"",
+    },
+    {
+        .name = "Connection: upgrade",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("Connection", "close, Upgrade"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header \"Connection\": \"Upgrade\" is not allowed",
+    },
+    {
+        .name = "Connection naming a field",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 3,
+                FIELDS(H("Connection", "Content-Length"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "is not allowed (only close, keep-alive and te",
+    },
+    {
+        .name = "Upgrade",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("Upgrade", "websocket"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header \"Upgrade\" is not allowed",
+    },
+    {
+        .name = "HTTP2-Settings",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("http2-settings", "AAMAAABkAAQAAP__"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "is not allowed: it belongs to an Upgrade",
+    },
+    {
+        .name = "Keep-Alive",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("Keep-Alive", "timeout=600, max=1000"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "the daemon decides how long connections live",
+    },
+    {
+        .name = "Proxy-Connection",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("Proxy-Connection", "keep-alive"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header \"Proxy-Connection\" is not allowed",
+    },
+    {
+        .name = "Trailer",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                .chunked = true,
+                FIELDS(H("Trailer", "X-Checksum"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "the daemon sends no request trailers",
+    },
+    {
+        .name = "TE other than trailers",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("TE", "trailers, gzip"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header \"TE\": \"gzip\" is not allowed (only trailers",
+    },
+    {
+        .name = "Expect other than 100-continue",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 1,
+                FIELDS(H("Expect", "200-ok"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "\"200-ok\" is not allowed (only 100-continue)",
+    },
+    {
+        .name = "Expect twice",
+        .req = {.method = "POST",
+                .target = "/",
+                .host = "h",
+                .content_length = 1,
+                FIELDS(H("Expect", "100-continue"),
+                       H("Expect", "100-continue"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header \"Expect\" given twice",
+    },
+    {
+        .name = "Expect without a body",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("Expect", "100-continue"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "100-continue on a request without a body",
+    },
+    {
+        .name = "Host twice",
+        .req = {.method = "GET",
+                .target = "/",
+                .host = "h",
+                .content_length = -1,
+                FIELDS(H("Host", "a.example"), H("host", "b.example"))},
+        .error = HCONN_EINVALID_HEADER,
+        .errmsg = "header \"host\" given twice",
+    },
+    {
+        .name = "CONNECT as a request",
+        .req = {.method = "CONNECT",
+                .target = "internal.example:22",
+                .host = "h",
+                .content_length = -1,
+                .nheaders = 0},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "method \"CONNECT\" is not allowed: tunnels are the "
+                  "\"proxy\" field's job",
+    },
+    {
+        .name = "connect in lower case",
+        .req = {.method = "connect",
+                .target = "h:22",
+                .host = "h",
+                .content_length = -1,
+                .nheaders = 0},
+        .error = HCONN_EINVALID_URL,
+        .errmsg = "tunnels are the",
+    },
+
     {
         .name = "caller Content-Length and Transfer-Encoding",
         .req = {.method = "POST",
@@ -2093,9 +2425,18 @@ test_request_case(void **state)
     char sentinel, err[256] = "stale";
     char *head = &sentinel;
     size_t len = 12345;
-    int rc = http1_format_request(&c->req, &head, &len, err, sizeof err);
+    struct http1_writer w;
+    int rc = http1_start_request(&c->req, &w, &head, &len, err, sizeof err);
 
     if (c->want != NULL) {
+        bool body = c->req.content_length >= 0 || c->req.chunked;
+
+        if (rc == HCONN_OK && c->w &&
+            (w.state != (body ? HTTP1_W_BODY : HTTP1_W_DONE) ||
+             w.chunked != c->w_chunked || w.length != c->w_length ||
+             w.written != 0))
+            fail_msg("%s: writer state %d chunked %d length %lld", c->name,
+                     (int)w.state, (int)w.chunked, (long long)w.length);
         if (rc != HCONN_OK)
             fail_msg("%s: %s: %s", c->name, hconn_error_name(rc), err);
         assert_non_null(head);
@@ -2111,6 +2452,7 @@ test_request_case(void **state)
                  hconn_error_name(c->error));
     assert_null(head);
     assert_int_equal(len, 0);
+    assert_int_equal(w.state, HTTP1_W_IDLE);
     assert_true(err[0] != '\0');
     if (c->errmsg != NULL && strstr(err, c->errmsg) == NULL)
         fail_msg("%s: err \"%s\" lacks \"%s\"", c->name, err, c->errmsg);
@@ -2139,6 +2481,150 @@ test_request_err_buffer(void **state)
     assert_int_equal(strlen(err), sizeof err - 1);
     assert_int_equal(http1_format_request(NULL, &head, &len, NULL, 0),
                      HCONN_EINVALID_ARGUMENT);
+    (void)state;
+}
+
+/* ---- Request body writer ----------------------------------------------- */
+
+/* Starts a request whose head must be accepted; returns its writer. */
+static struct http1_writer
+start_body(int64_t content_length, bool chunked, const char *te)
+{
+    struct http1_header field = {"Transfer-Encoding", 17, te,
+                                 te != NULL ? strlen(te) : 0};
+    struct http1_request req = {.method = "POST",
+                                .target = "/",
+                                .host = "h",
+                                .content_length = content_length,
+                                .chunked = chunked,
+                                .headers = &field,
+                                .nheaders = te != NULL};
+    struct http1_writer w;
+    char err[256], *head;
+    size_t len;
+
+    if (http1_start_request(&req, &w, &head, &len, err, sizeof err) != 0)
+        fail_msg("start: %s", err);
+    free(head);
+    return w;
+}
+
+/* Appends one frame around n bytes of data to out (a C string). */
+static void
+frame_into(char *out, const struct http1_frame *f, const char *data, size_t n)
+{
+    size_t len = strlen(out);
+
+    memcpy(out + len, f->pre, f->pre_len);
+    len += f->pre_len;
+    memcpy(out + len, data, n);
+    len += n;
+    memcpy(out + len, f->post, f->post_len);
+    out[len + f->post_len] = '\0';
+}
+
+/* Content-Length framing: bytes go as they are, exactly the length. */
+static void
+test_writer_length(void **state)
+{
+    struct http1_writer w = start_body(5, false, NULL);
+    struct http1_frame f;
+
+    assert_int_equal(w.state, HTTP1_W_BODY);
+    assert_int_equal(http1_writer_room(&w), 5);
+    assert_int_equal(http1_writer_data(&w, 3, &f), 0);
+    assert_int_equal(f.pre_len + f.post_len, 0);
+    assert_int_equal(http1_writer_room(&w), 2);
+    /* One byte past the head's length: refused, and the writer stays
+     * failed, so nothing more can follow on that connection. */
+    assert_int_equal(http1_writer_data(&w, 3, &f), HCONN_EBODY_LENGTH);
+    assert_int_equal(w.state, HTTP1_W_FAILED);
+    assert_non_null(strstr(w.errmsg, "would exceed the declared length of 5"));
+    assert_int_equal(http1_writer_data(&w, 1, &f), HCONN_EINVALID_ARGUMENT);
+    assert_int_equal(http1_writer_room(&w), 0);
+
+    /* A rewind starts the same body over, for a retry. */
+    http1_writer_rewind(&w);
+    assert_int_equal(w.state, HTTP1_W_BODY);
+    assert_int_equal(w.written, 0);
+    assert_int_equal(http1_writer_data(&w, 4, &f), 0);
+    assert_int_equal(http1_writer_end(&w, &f), HCONN_EBODY_LENGTH);
+    assert_non_null(strstr(w.errmsg, "after 4 bytes of the 5 declared"));
+    http1_writer_rewind(&w);
+    assert_int_equal(http1_writer_data(&w, 5, &f), 0);
+    assert_int_equal(http1_writer_data(&w, 0, &f), 0);
+    assert_int_equal(http1_writer_end(&w, &f), 0);
+    assert_int_equal(f.pre_len, 0);
+    assert_int_equal(w.state, HTTP1_W_DONE);
+    assert_int_equal(http1_writer_end(&w, &f), HCONN_EINVALID_ARGUMENT);
+    assert_non_null(strstr(w.errmsg, "after the end of the request"));
+    (void)state;
+}
+
+/* Chunked framing: the daemon encodes the bytes it is given, whatever
+ * they look like; an empty piece never becomes the last chunk. */
+static void
+test_writer_chunked(void **state)
+{
+    static const char body[] = "0\r\n\r\nGET /x HTTP/1.1\r\n";
+    struct http1_writer w = start_body(-1, true, NULL);
+    struct http1_frame f;
+    char out[256] = "";
+
+    assert_true(w.chunked);
+    assert_int_equal(http1_writer_room(&w), UINT64_MAX);
+    assert_int_equal(http1_writer_data(&w, 0, &f), 0);
+    frame_into(out, &f, "", 0);
+    assert_int_equal(http1_writer_data(&w, 5, &f), 0);
+    frame_into(out, &f, body, 5);
+    assert_int_equal(http1_writer_data(&w, sizeof body - 6, &f), 0);
+    frame_into(out, &f, body + 5, sizeof body - 6);
+    assert_int_equal(http1_writer_end(&w, &f), 0);
+    frame_into(out, &f, "", 0);
+    assert_string_equal(out, "5\r\n0\r\n\r\n\r\n"
+                             "11\r\nGET /x HTTP/1.1\r\n\r\n"
+                             "0\r\n\r\n");
+    assert_int_equal(w.written, sizeof body - 1);
+    assert_int_equal(http1_writer_data(&w, 1, &f), HCONN_EINVALID_ARGUMENT);
+    (void)state;
+}
+
+/* A client's Transfer-Encoding on a body of known length: chunked on the
+ * wire, and the length still holds. */
+static void
+test_writer_chunked_length(void **state)
+{
+    struct http1_writer w = start_body(4, false, "chunked");
+    struct http1_frame f;
+
+    assert_true(w.chunked);
+    assert_int_equal(w.length, 4);
+    assert_int_equal(http1_writer_data(&w, 3, &f), 0);
+    assert_string_equal(f.pre, "3\r\n");
+    assert_int_equal(http1_writer_end(&w, &f), HCONN_EBODY_LENGTH);
+    http1_writer_rewind(&w);
+    assert_int_equal(http1_writer_data(&w, 5, &f), HCONN_EBODY_LENGTH);
+    http1_writer_rewind(&w);
+    assert_int_equal(http1_writer_data(&w, 4, &f), 0);
+    assert_int_equal(http1_writer_end(&w, &f), 0);
+    assert_int_equal(f.pre_len, 5);
+    assert_memory_equal(f.pre, "0\r\n\r\n", 5);
+    (void)state;
+}
+
+/* No body: the writer is done with the head; an idle one takes nothing. */
+static void
+test_writer_no_body(void **state)
+{
+    struct http1_writer w = start_body(-1, false, NULL), idle = {0};
+    struct http1_frame f;
+
+    assert_int_equal(w.state, HTTP1_W_DONE);
+    http1_writer_rewind(&w);
+    assert_int_equal(w.state, HTTP1_W_DONE);
+    assert_int_equal(http1_writer_data(&w, 1, &f), HCONN_EINVALID_ARGUMENT);
+    assert_int_equal(http1_writer_end(&idle, &f), HCONN_EINVALID_ARGUMENT);
+    assert_non_null(strstr(idle.errmsg, "before the head"));
     (void)state;
 }
 
@@ -2216,6 +2702,10 @@ main(void)
         cmocka_unit_test(test_scanned_resumes),
         cmocka_unit_test(test_request_err_buffer),
         cmocka_unit_test(test_chunk_header),
+        cmocka_unit_test(test_writer_length),
+        cmocka_unit_test(test_writer_chunked),
+        cmocka_unit_test(test_writer_chunked_length),
+        cmocka_unit_test(test_writer_no_body),
         cmocka_unit_test(test_unfold_value),
     };
     const size_t nresp = sizeof response_cases / sizeof *response_cases;

@@ -259,7 +259,106 @@ test_address_classes(void **state)
     assert_int_equal(class_of("169.254.169.254"), POLICY_ADDR_LINK_LOCAL);
     assert_int_equal(class_of("fe80::1"), POLICY_ADDR_LINK_LOCAL);
     assert_int_equal(class_of("93.184.216.34"), POLICY_ADDR_PUBLIC);
-    assert_int_equal(class_of("2001:db8::1"), POLICY_ADDR_PUBLIC);
+    assert_int_equal(class_of("2606:4700::1111"), POLICY_ADDR_PUBLIC);
+}
+
+/* IPv6 forms that carry an IPv4 address count as that address: the
+ * packets end up there. */
+static void
+test_embedded_ipv4_counts_as_itself(void **state)
+{
+    /* NAT64 (well-known prefix) */
+    assert_int_equal(class_of("64:ff9b::127.0.0.1"), POLICY_ADDR_LOOPBACK);
+    assert_int_equal(class_of("64:ff9b::10.0.0.1"), POLICY_ADDR_PRIVATE);
+    assert_int_equal(class_of("64:ff9b::93.184.216.34"), POLICY_ADDR_PUBLIC);
+    assert_int_equal(class_of("64:ff9b:1::1"), POLICY_ADDR_PRIVATE);
+    /* 6to4: 2002:AABB:CCDD:: */
+    assert_int_equal(class_of("2002:7f00:1::1"), POLICY_ADDR_LOOPBACK);
+    assert_int_equal(class_of("2002:a9fe:a9fe::"), POLICY_ADDR_LINK_LOCAL);
+    assert_int_equal(class_of("2002:5db8:d822::1"), POLICY_ADDR_PUBLIC);
+    /* SIIT ::ffff:0:a.b.c.d, mapped, compatible */
+    assert_int_equal(class_of("::ffff:0:127.0.0.1"), POLICY_ADDR_LOOPBACK);
+    assert_int_equal(class_of("::ffff:0:192.168.0.1"), POLICY_ADDR_PRIVATE);
+    assert_int_equal(class_of("::127.0.0.1"), POLICY_ADDR_LOOPBACK);
+    assert_int_equal(class_of("::10.1.1.1"), POLICY_ADDR_PRIVATE);
+    assert_int_equal(class_of("::ffff:169.254.1.1"), POLICY_ADDR_LINK_LOCAL);
+    /* Teredo: the client's address, inverted, in the last 32 bits */
+    assert_int_equal(class_of("2001:0:4136:e378:8000:63bf:80ff:fffe"),
+                     POLICY_ADDR_LOOPBACK);
+}
+
+/* The other special-purpose ranges are not the public internet. */
+static void
+test_special_ranges_are_private(void **state)
+{
+    static const char *const ranges[] = {
+        "192.0.2.1",    "198.51.100.7",    "203.0.113.9", "198.18.0.1",
+        "198.19.255.1", "192.0.0.8",       "224.0.0.1",   "239.1.1.1",
+        "240.0.0.1",    "255.255.255.255", "192.88.99.1", "2001:db8::1",
+        "ff02::1",      "ff0e::1",         "fec0::1",     "100::1",
+        "2001:2::1",
+    };
+
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++) {
+        if (class_of(ranges[i]) != POLICY_ADDR_PRIVATE)
+            fail_msg("%s is not private", ranges[i]);
+    }
+    assert_int_equal(class_of("198.20.0.1"), POLICY_ADDR_PUBLIC);
+    assert_int_equal(class_of("223.255.255.255"), POLICY_ADDR_PUBLIC);
+}
+
+/* Whether a rule restricts destinations at all, lists inherited. */
+static void
+test_restricts_destinations(void **state)
+{
+    struct policy *p = parse("{\"rules\": [{\"uids\": [1]},"
+                             " {\"uids\": [2], \"ports\": [443]}]}");
+
+    assert_false(policy_restricts_destinations(policy_match(NULL, 0, 0)));
+    assert_false(policy_restricts_destinations(policy_match(p, 1, 1)));
+    assert_true(policy_restricts_destinations(policy_match(p, 2, 2)));
+    policy_free(p);
+    p = parse("{\"default\": {\"proxies\": []}, \"rules\": [{\"uids\": [1]}]}");
+    assert_true(policy_restricts_destinations(policy_match(p, 1, 1)));
+    policy_free(p);
+    p = parse("{\"default\": {\"link_local\": false}}");
+    assert_true(policy_restricts_destinations(policy_match(p, 1, 1)));
+    policy_free(p);
+}
+
+/* The machine's own addresses count as loopback where loopback is
+ * refused, whatever their class by the table. */
+static void
+test_own_addresses_count_as_loopback(void **state)
+{
+    struct policy *p = parse("{\"default\": {\"loopback\": false}}");
+    struct sockaddr_storage own[2] = {addr("198.51.100.7"), addr("2606::7")};
+    struct policy_own_addrs list = {own, 2};
+    struct policy_addr_filter f;
+    struct sockaddr_storage a;
+    char why[256];
+
+    assert_true(policy_addr_filter(policy_match(p, 1, 1), &f));
+    f.own = &list;
+    a = addr("198.51.100.7");
+    assert_int_equal(
+        policy_check_address(&f, (struct sockaddr *)&a, why, sizeof why),
+        HCONN_EDENIED);
+    assert_string_equal(why, "policy rule default: address 198.51.100.7 is "
+                             "this machine's own (loopback), which is not "
+                             "allowed");
+    a = addr("::ffff:198.51.100.7");
+    assert_int_equal(
+        policy_check_address(&f, (struct sockaddr *)&a, why, sizeof why),
+        HCONN_EDENIED);
+    a = addr("2606::7");
+    assert_int_equal(
+        policy_check_address(&f, (struct sockaddr *)&a, why, sizeof why),
+        HCONN_EDENIED);
+    a = addr("198.51.100.8");
+    assert_int_equal(
+        policy_check_address(&f, (struct sockaddr *)&a, why, sizeof why), 0);
+    policy_free(p);
 }
 
 static void
@@ -290,6 +389,76 @@ test_check_address_names_rule_and_address(void **state)
     assert_int_equal(
         policy_check_address(&f, (struct sockaddr *)&a, why, sizeof why), 0);
     policy_free(p);
+}
+
+/* IPv6 literals in host and proxy patterns, bare or in brackets, match
+ * the address however it is spelt, and nothing else. */
+static void
+test_ipv6_host_patterns(void **state)
+{
+    struct policy *p = parse("{\"default\": {\"hosts\": [\"[::1]\", "
+                             "\"2001:db8::10\"], \"proxies\": "
+                             "[\"[fd00::1]:3128\"]}}");
+    const struct policy_rule *r = policy_match(p, 1000, 1000);
+    struct policy_request req = {.host = "h", .port = 80};
+    char why[256];
+
+    (void)state;
+    assert_int_equal(check(r, false, "::1", 80, why, sizeof why), 0);
+    assert_int_equal(check(r, false, "0:0:0:0:0:0:0:1", 80, why, sizeof why),
+                     0);
+    assert_int_equal(check(r, false, "2001:DB8:0::10", 80, why, sizeof why), 0);
+    assert_int_equal(check(r, false, "::2", 80, why, sizeof why),
+                     HCONN_EDENIED);
+    assert_int_equal(check(r, false, "127.0.0.1", 80, why, sizeof why),
+                     HCONN_EDENIED);
+    req.host = "::1";
+    req.proxy_host = "fd00:0::1";
+    req.proxy_port = 3128;
+    assert_int_equal(policy_check_request(r, &req, why, sizeof why), 0);
+    req.proxy_host = "fd00::2";
+    assert_int_equal(policy_check_request(r, &req, why, sizeof why),
+                     HCONN_EDENIED);
+    policy_free(p);
+    assert_refused("{\"default\": {\"hosts\": [\"[::1\"]}}",
+                   "policy.default.hosts[0]");
+}
+
+/* "source_address": the rule's say, and privileged ports for root only. */
+static void
+test_source_address(void **state)
+{
+    struct policy *p = parse("{\"default\": {\"source_address\": false}, "
+                             "\"rules\": [{\"uids\": [1000], "
+                             "\"source_address\": true}, "
+                             "{\"uids\": [1001]}]}");
+    char why[256];
+
+    (void)state;
+    assert_int_equal(policy_check_source(policy_match(p, 2000, 2000), "::1", 0,
+                                         2000, why, sizeof why),
+                     HCONN_EDENIED);
+    assert_non_null(strstr(why, "rule default"));
+    /* Inherited from the default rule. */
+    assert_int_equal(policy_check_source(policy_match(p, 1001, 1001), "", 4000,
+                                         1001, why, sizeof why),
+                     HCONN_EDENIED);
+    assert_int_equal(policy_check_source(policy_match(p, 1000, 1000),
+                                         "127.0.0.1", 4000, 1000, why,
+                                         sizeof why),
+                     0);
+    assert_int_equal(policy_check_source(policy_match(p, 1000, 1000), "", 80,
+                                         1000, why, sizeof why),
+                     HCONN_EDENIED);
+    assert_non_null(strstr(why, "privileged"));
+    policy_free(p);
+    /* The built-in rule allows it, a low port to root only. */
+    assert_int_equal(policy_check_source(policy_match(NULL, 0, 0), "", 80, 0,
+                                         why, sizeof why),
+                     0);
+    assert_int_equal(policy_check_source(policy_match(NULL, 5, 5), "", 80, 5,
+                                         why, sizeof why),
+                     HCONN_EDENIED);
 }
 
 static void
@@ -325,11 +494,17 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_allows_everything),
+        cmocka_unit_test(test_ipv6_host_patterns),
+        cmocka_unit_test(test_source_address),
         cmocka_unit_test(test_hosts_exact_suffix_any),
         cmocka_unit_test(test_ports_and_schemes),
         cmocka_unit_test(test_rules_match_by_uid_then_gid_and_inherit),
         cmocka_unit_test(test_proxies),
         cmocka_unit_test(test_address_classes),
+        cmocka_unit_test(test_embedded_ipv4_counts_as_itself),
+        cmocka_unit_test(test_special_ranges_are_private),
+        cmocka_unit_test(test_own_addresses_count_as_loopback),
+        cmocka_unit_test(test_restricts_destinations),
         cmocka_unit_test(test_check_address_names_rule_and_address),
         cmocka_unit_test(test_errors_name_key_and_rule),
     };

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -22,6 +21,7 @@
 #include "hconn_error.h"
 #include "memory.h"
 #include "pool.h"
+#include "resolve.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -44,7 +44,7 @@ struct lease {
 
 struct fixture {
     struct event_base *base;
-    struct evdns_base *dns;
+    struct resolver *resolver;
     struct config cfg;
     struct stats stats;
     struct pool *pool;
@@ -92,11 +92,14 @@ setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
 
     f->base = event_base_new();
-    f->dns = evdns_base_new(f->base, 0);
     config_init(&f->cfg);
     f->cfg.pool_max_per_origin = 2;
     f->cfg.pool_max_total = 3;
-    f->pool = pool_new(f->base, f->dns, NULL, &f->cfg, &f->stats);
+    /* Loopback literals only: no nameserver is ever asked. */
+    f->cfg.resolv_conf = strdup("/dev/null");
+    f->resolver = resolve_new(f->base, &f->cfg, NULL, 0);
+    assert_non_null(f->resolver);
+    f->pool = pool_new(f->base, f->resolver, NULL, &f->cfg, &f->stats);
     origin_start(f, &f->a);
     origin_start(f, &f->b);
     *state = f;
@@ -111,7 +114,7 @@ teardown(void **state)
     pool_free(f->pool);
     origin_stop(&f->a);
     origin_stop(&f->b);
-    evdns_base_free(f->dns, 0);
+    resolve_free(f->resolver);
     memory_shutdown(); /* its trim timer belongs to this base */
     event_base_free(f->base);
     config_clear(&f->cfg);

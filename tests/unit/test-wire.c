@@ -600,6 +600,95 @@ test_request_timeout(void **state)
     parsed_free(&p);
 }
 
+/* "source_address": [host, port] as http.client's tuple; literals only. */
+static void
+test_request_source_address(void **state)
+{
+    static const char *const bad[] = {
+        "\"127.0.0.1\"",     "[\"127.0.0.1\"]",  "[\"127.0.0.1\",0,1]",
+        "[\"localhost\",0]", "[\"[::1]\",0]",    "[\"::1\",-1]",
+        "[\"::1\",65536]",   "[\"::1\",\"80\"]", "[1,2]",
+    };
+    struct parsed p;
+    struct wire_request *r = &p.m.req;
+    char text[256];
+
+    (void)state;
+    parse_ok(&p, "{\"method\":\"GET\",\"host\":\"h\","
+                 "\"source_address\":[\"::1\",4000]}");
+    assert_true(r->has_source);
+    assert_string_equal(r->source_host, "::1");
+    assert_int_equal(r->source_port, 4000);
+    parsed_free(&p);
+    parse_ok(&p, "{\"method\":\"GET\",\"host\":\"h\","
+                 "\"source_address\":[\"\",5000]}");
+    assert_true(r->has_source);
+    assert_string_equal(r->source_host, "");
+    assert_int_equal(r->source_port, 5000);
+    parsed_free(&p);
+    /* ("", 0) is no source at all. */
+    parse_ok(&p, "{\"method\":\"GET\",\"host\":\"h\","
+                 "\"source_address\":[\"\",0]}");
+    assert_false(r->has_source);
+    parsed_free(&p);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(text, sizeof text,
+                 "{\"method\":\"GET\",\"host\":\"h\",\"source_address\":%s}",
+                 bad[i]);
+        assert_int_equal(parse(&p, text), HCONN_EBAD_MESSAGE);
+        if (strstr(p.err, "source_address") == NULL)
+            fail_msg("%s: error \"%s\" does not name the field", bad[i], p.err);
+        parsed_free(&p);
+    }
+}
+
+/* Inline PEM material: taken as is, one source per kind, and checked to
+ * hold a PEM block. */
+static void
+test_request_tls_inline_pem(void **state)
+{
+    static const struct {
+        const char *tls, *error;
+    } bad[] = {
+        {"{\"ca_pem\":\"x\"}",
+         "field \"tls.ca_pem\" must hold PEM (\"-----BEGIN ...\")"},
+        {"{\"ca_pem\":\"-----BEGIN C\",\"ca_path\":\"/d\"}",
+         "field \"tls.ca_pem\" excludes \"tls.ca_path\""},
+        {"{\"cert_pem\":\"-----BEGIN C\",\"cert_file\":\"/c\"}",
+         "field \"tls.cert_pem\" excludes \"tls.cert_file\""},
+        {"{\"cert_pem\":\"-----BEGIN C\",\"key_pem\":\"-----BEGIN K\","
+         "\"key_file\":\"/k\"}",
+         "field \"tls.key_pem\" excludes \"tls.key_file\""},
+        {"{\"key_file\":\"/k\"}",
+         "field \"tls.key_file\" needs \"tls.cert_pem\" or "
+         "\"tls.cert_file\""},
+        {"{\"key_pem\":\"\"}", "field \"tls.key_pem\" must be a string of 1 "
+                               "to 16384 bytes"},
+    };
+    struct parsed p;
+    struct wire_tls *t = &p.m.req.tls_options;
+    char text[512];
+
+    (void)state;
+    parse_ok(&p, "{\"method\":\"GET\",\"url\":\"https://h/\",\"tls\":{"
+                 "\"ca_pem\":\"-----BEGIN CERTIFICATE-----\\nA\","
+                 "\"cert_pem\":\"-----BEGIN CERTIFICATE-----\\nB\","
+                 "\"key_pem\":\"-----BEGIN PRIVATE KEY-----\\nC\"}}");
+    assert_string_equal(t->ca_pem, "-----BEGIN CERTIFICATE-----\nA");
+    assert_string_equal(t->cert_pem, "-----BEGIN CERTIFICATE-----\nB");
+    assert_string_equal(t->key_pem, "-----BEGIN PRIVATE KEY-----\nC");
+    assert_null(t->ca_file);
+    parsed_free(&p);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(text, sizeof text,
+                 "{\"method\":\"GET\",\"url\":\"https://h/\",\"tls\":%s}",
+                 bad[i].tls);
+        assert_int_equal(parse(&p, text), HCONN_EBAD_MESSAGE);
+        assert_string_equal(p.err, bad[i].error);
+        parsed_free(&p);
+    }
+}
+
 /* The "tls" options object, every field. */
 static void
 test_request_tls_options(void **state)
@@ -1741,6 +1830,8 @@ main(void)
         cmocka_unit_test(test_request_body),
         cmocka_unit_test(test_request_timeout),
         cmocka_unit_test(test_request_tls_options),
+        cmocka_unit_test(test_request_source_address),
+        cmocka_unit_test(test_request_tls_inline_pem),
         cmocka_unit_test(test_request_proxy),
         cmocka_unit_test(test_request_invalid),
         cmocka_unit_test(test_request_limits),

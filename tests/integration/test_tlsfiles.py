@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""TLS files a client names (ca_file, ca_path, cert_file, key_file) are
+opened with the client's own rights, on every request: another user's
+0600 CA file or client key gets the same error as a file that does not
+exist, even while a pooled connection made with it sits idle; a FIFO
+does not block the daemon; the policy key tls_files refuses path fields
+for clients other than root. Each refusal reaches no origin."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import other_user  # noqa: E402
+
+LOOPBACK = harness.LOOPBACK
+
+
+class TlsFilesAsTheClient(harness.IntegrationTest):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.nginx = harness.Nginx(tls_variants=True)
+        cls.addClassCleanup(cls.nginx.stop)
+        cls.nginx.start()
+
+    def setUp(self):
+        other_user.require(self)
+        self.uid, self.gid = other_user.ids()
+        self.dir = tempfile.mkdtemp(prefix="hconn-tlsfiles-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        os.chmod(self.dir, 0o755)
+        # Root's own copies, readable by root only.
+        self.secret_ca = self.copy(self.nginx.ca_file, "root-ca.crt", 0o600)
+        self.secret_key = self.copy(self.nginx.client_key_file,
+                                    "root-client.key", 0o600)
+        self.public_ca = self.copy(self.nginx.ca_file, "ca.crt", 0o644)
+        self.public_cert = self.copy(self.nginx.client_cert_file,
+                                     "client.crt", 0o644)
+        self.rid = 0
+
+    def copy(self, src, name, mode):
+        path = os.path.join(self.dir, name)
+        shutil.copyfile(src, path)
+        os.chmod(path, mode)
+        return path
+
+    def daemon(self, policy=None):
+        if policy is None:
+            return self.start_daemon()
+        path = os.path.join(self.dir, "hconnd.json")
+        with open(path, "w") as f:
+            import json
+            json.dump({"policy": policy}, f)
+        return self.start_daemon("--config", path)
+
+    def get(self, w, tls, port=None, tag="root"):
+        """GET with a target naming the test and tag, so the origin's log
+        shows which requests arrived."""
+        self.rid += 1
+        w.send({"id": self.rid, "method": "GET", "host": LOOPBACK,
+                "port": port or self.nginx.tls_port,
+                "target": f"/small.txt?{self.id()}-{tag}", "tls": tls})
+        return w.read_response(self.rid)
+
+    def requests_seen(self, tag="user"):
+        """Requests with tag that reached the origin."""
+        return self.nginx.access_log_text().count(f"{self.id()}-{tag}")
+
+    def cannot_open(self, field, path):
+        return (f'tls.{field} "{path}": cannot open it as uid {self.uid} '
+                "(no such file, or not readable by that uid)")
+
+    def test_root_only_ca_file_is_refused_even_with_a_pooled_connection(self):
+        d = self.daemon()
+        head, _, last = self.get(self.wire(d), {"ca_file": self.secret_ca})
+        self.assertOkResponse(head, last)   # root may, and pools it
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        head, _, err = self.get(w, {"ca_file": self.secret_ca}, tag="user")
+        self.assertIsNone(head)
+        self.assertEqual(err["error"], "tls_failed", err)
+        self.assertEqual(err["message"],
+                         self.cannot_open("ca_file", self.secret_ca))
+        self.assertEqual(self.requests_seen(), 0)
+        # The same bytes, from a file the user can read, share the pooled
+        # connection: the key names the material, not the path.
+        head, _, last = self.get(w, {"ca_file": self.public_ca})
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], True)
+
+    def test_missing_and_unreadable_files_give_the_same_answer(self):
+        d = self.daemon()
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        missing = os.path.join(self.dir, "no-such.crt")
+        _, _, a = self.get(w, {"ca_file": missing}, tag="user")
+        _, _, b = self.get(w, {"ca_file": self.secret_ca}, tag="user")
+        self.assertEqual(a["error"], b["error"])
+        self.assertEqual(a["message"].replace(missing, "X"),
+                         b["message"].replace(self.secret_ca, "X"))
+        hidden = os.path.join(self.dir, "private")
+        os.mkdir(hidden, 0o700)
+        _, _, c = self.get(w, {"ca_path": hidden}, tag="user")
+        self.assertEqual(c["message"], self.cannot_open("ca_path", hidden))
+        self.assertEqual(self.requests_seen(), 0)
+
+    def test_root_only_client_key_gets_no_response_from_the_mtls_origin(self):
+        d = self.daemon()
+        tls = {"ca_file": self.public_ca, "cert_file": self.public_cert,
+               "key_file": self.secret_key}
+        port = self.nginx.mtls_tls_port
+        head, _, last = self.get(self.wire(d), tls, port)
+        self.assertOkResponse(head, last)
+        self.assertEqual(harness.header_value(head, "X-Client-Verify"),
+                         "SUCCESS")
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        head, _, err = self.get(w, tls, port, tag="user")
+        self.assertIsNone(head)
+        self.assertEqual(err["message"],
+                         self.cannot_open("key_file", self.secret_key))
+        self.assertEqual(self.requests_seen(), 0)
+
+    def test_a_fifo_does_not_block_the_daemon(self):
+        d = self.daemon()
+        fifo = os.path.join(self.dir, "ca.fifo")
+        os.mkfifo(fifo, 0o666)
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        head, _, err = self.get(w, {"ca_file": fifo}, tag="user")
+        self.assertIsNone(head)
+        self.assertEqual(err["error"], "tls_failed", err)
+        self.assertEqual(err["message"],
+                         f'tls.ca_file "{fifo}": not a regular file')
+        # And the daemon still answers everyone.
+        head, _, last = self.get(self.wire(d), {"ca_file": self.public_ca})
+        self.assertOkResponse(head, last)
+
+    def test_an_oversized_file_is_limit_exceeded(self):
+        d = self.daemon()
+        big = os.path.join(self.dir, "big.crt")
+        with open(big, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\n" + "A" * (600 * 1024))
+        os.chmod(big, 0o644)
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        _, _, err = self.get(w, {"ca_file": big}, tag="user")
+        self.assertEqual(err["error"], "limit_exceeded", err)
+        self.assertIn("more than 524288 bytes", err["message"])
+
+    def test_policy_tls_files_refuses_paths_to_users_not_root(self):
+        d = self.daemon({"default": {"tls_files": False}})
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        _, _, err = self.get(w, {"ca_file": self.public_ca}, tag="user")
+        self.assertEqual(err["error"], "denied", err)
+        self.assertIn("policy rule default: TLS files (ca_file, ca_path, "
+                      "cert_file, key_file) are not allowed", err["message"])
+        # Inline material is still fine, and root keeps its paths.
+        with open(self.public_ca) as f:
+            pem = f.read()
+        head, _, last = self.get(w, {"ca_pem": pem})
+        self.assertOkResponse(head, last)
+        head, _, last = self.get(self.wire(d), {"ca_file": self.public_ca})
+        self.assertOkResponse(head, last)
+
+    def test_hconn_command_reads_the_files_itself_and_sends_them(self):
+        harness.require_binary(self, harness.HCONN, "hconn command")
+        prefix = other_user.setpriv()
+        if prefix is None:
+            self.skipTest("needs setpriv")
+        d = self.daemon({"default": {"tls_files": False}})
+        os.chmod(d.dir, 0o755)
+        url = self.nginx.tls_url("/small.txt")
+        r = subprocess.run([*prefix, os.path.abspath(harness.HCONN), "--cacert",
+                            self.public_ca, url], capture_output=True,
+                           env=d.env, timeout=30, cwd="/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, harness.SMALL_BODY)
+        r = subprocess.run([*prefix, os.path.abspath(harness.HCONN), "--cacert",
+                            self.secret_ca, url], capture_output=True,
+                           env=d.env, timeout=30, cwd="/")
+        self.assertEqual(r.returncode, harness.error_codes()["io_error"],
+                         r.stderr)
+        self.assertIn(f"cannot read {self.secret_ca}: Permission denied",
+                      r.stderr.decode())
+
+    def test_a_daemon_that_cannot_take_the_uid_refuses_paths(self):
+        # hconnd run as nobody, as a per-user daemon would: its own user's
+        # clients name files, any other's get denied (never the daemon's
+        # own rights), and inline material works for everyone.
+        prefix = other_user.setpriv()
+        if prefix is None:
+            self.skipTest("needs setpriv")
+        wrapper = os.path.join(self.dir, "hconnd-as-nobody")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\n"
+                    'chmod 777 "$(dirname "$2")"\n'
+                    f"exec {' '.join(prefix)} "
+                    f"{os.path.abspath(harness.HCONND)} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        saved = harness.HCONND
+        harness.HCONND = wrapper
+        try:
+            d = self.daemon()
+        finally:
+            harness.HCONND = saved
+        root = self.wire(d)
+        _, _, err = self.get(root, {"ca_file": self.public_ca}, tag="user")
+        self.assertEqual(err, {
+            "id": self.rid, "error": "denied",
+            "message": "tls: hconnd cannot open files with the rights of "
+                       "uid 0"})
+        with open(self.public_ca) as f:
+            head, _, last = self.get(root, {"ca_pem": f.read()})
+        self.assertOkResponse(head, last)
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        head, _, last = self.get(w, {"ca_file": self.public_ca})
+        self.assertOkResponse(head, last)
+        self.assertEqual(self.requests_seen(), 0)
+
+
+if __name__ == "__main__":
+    harness.main()
