@@ -471,6 +471,35 @@ class Responses(PythonClientTest):
                      "InvalidURL", "HTTPException", "HTTPMessage"):
             self.assertIs(getattr(hclient, name), getattr(http.client, name))
 
+    def test_source_address_binds_the_daemons_connection(self):
+        origin = self.start_origin({None: [("send", harness.http_response(
+            200, b"ok"))]})
+        port = harness.free_port()
+        conn = hclient.HTTPConnection("127.0.0.1", origin.port,
+                                      source_address=("127.0.0.1", port))
+        self.addCleanup(conn.close)
+        conn.request("GET", "/")
+        self.assertEqual(conn.getresponse().read(), b"ok")
+        self.assertEqual(origin.connections[0].peer, ("127.0.0.1", port))
+        with self.assertRaises(hclient.HconnInvalidArgumentError):
+            hclient.HTTPConnection("127.0.0.1", source_address=("localhost",
+                                                                0))
+
+    def test_framing_headers_the_daemon_refuses(self):
+        # A pooled connection cannot be switched, kept alive on the
+        # caller's terms or given trailers: ValueError, as http.client
+        # raises for a header it cannot send.
+        conn = self.conn()
+        for headers in ({"Connection": "Upgrade", "Upgrade": "websocket"},
+                        {"Keep-Alive": "timeout=5"}, {"TE": "gzip"}):
+            with self.subTest(headers=headers):
+                conn.request("GET", "/small.txt", headers=headers)
+                with self.assertRaises(ValueError) as cm:
+                    conn.getresponse()
+                self.assertEqual(cm.exception.error, "invalid_header")
+        conn.request("GET", "/small.txt", headers={"Connection": "close"})
+        self.assertEqual(conn.getresponse().read(), harness.SMALL_BODY)
+
     def test_close_then_reconnect(self):
         conn = self.conn()
         conn.request("GET", "/small.txt")
@@ -650,9 +679,6 @@ class Tls(PythonClientTest):
             hclient.HTTPSConnection(
                 "127.0.0.1", self.ng.tls_port,
                 context=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-        with self.assertRaises(hclient.HconnUnsupportedError):
-            hclient.HTTPConnection("127.0.0.1", 80,
-                                   source_address=("127.0.0.1", 0))
 
     def test_wrong_host_and_expired(self):
         for variant in ("wrong_host", "expired"):

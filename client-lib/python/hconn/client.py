@@ -44,6 +44,9 @@ expect_continue=True on request() / endheaders(); response.reused (the
 daemon's upstream connection had served an earlier request) and
 response.trailers (an HTTPMessage after a chunked body's end).
 
+source_address=(host, port) is sent as the request's source_address:
+hconnd binds its connection to it (address literals only).
+
 Deliberately stricter than http.client: a body cut short is always an
 IncompleteRead (http.client's read(amt) returns b"" for a Content-Length
 body cut short); hconnd refuses malformed responses that http.client
@@ -53,6 +56,7 @@ would guess at (bad_header, bad_content_length, bad_framing ...).
 import collections
 import errno as _errno
 import io
+import ipaddress
 import json
 import os
 import re
@@ -972,10 +976,7 @@ class HTTPConnection:
 
     def __init__(self, host, port=None, timeout=socket._GLOBAL_DEFAULT_TIMEOUT,
                  source_address=None, blocksize=8192, *, socket_path=None):
-        if source_address is not None:
-            raise _local_error(
-                "unsupported", "source_address cannot be honoured: hconnd "
-                "opens the connections and chooses their source address")
+        self._source = _source_field(source_address)
         self.timeout = timeout
         self.source_address = source_address
         self.blocksize = blocksize
@@ -1248,6 +1249,8 @@ class HTTPConnection:
         t = self._daemon_timeout()
         if t is not None:
             obj["timeout"] = t
+        if self._source is not None:
+            obj["source_address"] = self._source
         if expect_continue:
             obj["expect_continue"] = True
 
@@ -1495,6 +1498,35 @@ class HTTPConnection:
                 continue
             raise chan.broken("bad_message", f"hconnd answered {msg!r} while "
                               f"request {req.id} was expected")
+
+
+def _source_field(source_address):
+    """http.client's source_address (host, port) as the request field
+    [host, port] hconnd binds its connections to; None for none. The host
+    must be an address literal (the daemon resolves no names for it)."""
+    if source_address is None:
+        return None
+    try:
+        host, port = source_address
+    except (TypeError, ValueError):
+        raise TypeError("source_address must be a (host, port) tuple, not "
+                        f"{source_address!r}") from None
+    host = host or ""
+    if host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise _local_error(
+                "invalid_argument",
+                f"source_address {host!r} is not an IPv4 or IPv6 address "
+                "(hconnd binds to addresses, not names)") from None
+    if not isinstance(port, int) or isinstance(port, bool) \
+            or not 0 <= port <= 65535:
+        raise _local_error("invalid_argument", f"source port {port!r} is not "
+                           "a port from 0 to 65535")
+    if not host and not port:
+        return None
+    return [host, port]
 
 
 def _is_bytes_like(obj):
