@@ -10,7 +10,8 @@ Workloads (numbers as in the issue):
   2  the same with an HTTPS origin (forward proxies: a CONNECT tunnel each).
   3  short-lived processes: N sequential processes from a shell loop, each
      fetching the 1 KiB object over HTTPS: hconn vs curl vs python3
-     http.client.
+     http.client vs the same python3 program on hconn.client (through
+     hconnd).
   4  large body: a 1 GiB download to /dev/null, hconn vs curl direct:
      MiB/s, hconnd CPU seconds, client CPU seconds.
   5  memory: hconnd RSS idle, with 10,000 idle clients, and per idle pooled
@@ -542,6 +543,20 @@ r.read()
 sys.exit(0 if r.status == 200 else 1)
 """
 
+# The same fetch with hconn.client, the drop-in for http.client, through
+# hconnd: the TLS handshake is the daemon's, pooled. argv[3]: the package's
+# directory (client-lib/python).
+PY_HCONN_FETCH = """\
+import sys
+sys.path.insert(0, sys.argv[3])
+from hconn import client
+c = client.HTTPSConnection("127.0.0.1", int(sys.argv[2]), cafile=sys.argv[1])
+c.request("GET", "/small")
+r = c.getresponse()
+r.read()
+sys.exit(0 if r.status == 200 else 1)
+"""
+
 SHELL_LOOP = ('n=$1; shift; i=0; while [ $i -lt $n ]; do '
               '"$@" >/dev/null || exit 1; i=$((i+1)); done')
 
@@ -558,6 +573,11 @@ def workload_processes(opts, origin, ctx):
     tools.append(("python3 http.client",
                   [sys.executable, "-c", PY_FETCH, origin.ca_file,
                    str(origin.tls_port)], None))
+    tools.append(("python3 hconn.client",
+                  [sys.executable, "-c", PY_HCONN_FETCH, origin.ca_file,
+                   str(origin.tls_port),
+                   os.path.join(harness.SOURCE_ROOT, "client-lib", "python")],
+                  d.env))
     rows = []
     for name, cmd, env in tools:
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -941,11 +961,23 @@ def build_report(opts, info, results):
         t += ["", "Each is run from a `sh` loop; hconnd was warm (one fetch "
               "before timing), curl and python make a new TCP and TLS "
               "connection each time.", ""]
+        by_tool = {r["tool"]: r for r in rows}
         for r in rows[1:]:
+            if r["tool"] == "python3 hconn.client":
+                continue
             bound = 5.0 if r["tool"] == "curl" else 15.0
             v = r["ms_per_process"] / base
             targets.append((f"3: {r['tool']} time / hconn time ≥ {bound:g}",
                             f"{v:.1f}x", verdict(v, ">=", bound)))
+        # The same Python program with the drop-in module: the daemon's
+        # pooled TLS connection instead of a handshake per process.
+        py, hpy = (by_tool.get("python3 http.client"),
+                   by_tool.get("python3 hconn.client"))
+        if py and hpy:
+            v = py["ms_per_process"] / hpy["ms_per_process"]
+            targets.append(("3: python3 http.client time / python3 "
+                            "hconn.client time ≥ 1", f"{v:.1f}x",
+                            verdict(v, ">=", 1.0)))
     if "4" in results:
         rows = results["4"]
         t += [f"### 4. Large body ({rows[0]['mib']} MiB to /dev/null, plain "
