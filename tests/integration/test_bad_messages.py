@@ -52,6 +52,11 @@ class BadMessages(harness.IntegrationTest):
         self.assertLessEqual(set(targets), {"/ok", "/slow"},
                              f"origin saw {targets}")
         for r in self.origin.requests:
+            # A streamed body found short or long only as it comes may have
+            # had its head sent already: the origin then sees it cut off,
+            # never completed (PROTOCOL.md 8), which is all the daemon owes.
+            if not r.complete and r.method == "PUT":
+                continue
             self.assertEqual(r.method, "GET")
             self.assertEqual([n for n, _ in r.headers
                               if n.lower() not in ("host", "accept-encoding")],
