@@ -1408,15 +1408,13 @@ class HTTPConnection:
             self._end_body(req)
 
     def _end_body(self, req):
-        """The end frame of req's streamed body (none after an error: the
-        daemon forgot the request)."""
+        """The end frame of req's streamed body, also after an error: the
+        stream stays open under its id until then (PROTOCOL.md 3.4)."""
         if not req.body_open:
             return
         req.body_open = False
         if self._open is req:
             self._open = None
-        if req.first is not None and "error" in req.first:
-            return
         self._chan.send_message({"id": req.id, "end": True})
 
     def send(self, data):
