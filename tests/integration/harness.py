@@ -1158,7 +1158,58 @@ class _PeerClosed(Exception):
     pass
 
 
-class FaultOrigin:
+class LoopbackServer:
+    """What the scripted origins share: a listener on 127.0.0.1 (a free
+    port), an accept thread running self._accept_loop, and a stop that
+    wakes every connection thread. A subclass sets name and backlog and
+    has lock, stopping, threads and sockets (the accepted sockets)."""
+
+    name = "server"
+    backlog = 64
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((LOOPBACK, 0))
+        self.listener.listen(self.backlog)
+        self.port = self.listener.getsockname()[1]
+        t = threading.Thread(target=self._accept_loop, daemon=True,
+                             name=f"{self.name}-{self.port}")
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        if self.listener is not None:
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            socks = list(self.sockets)
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        for t in self.threads:
+            t.join(timeout=5)
+
+    def url(self, path="/"):
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    @property
+    def hostport(self):
+        return f"{LOOPBACK}:{self.port}"
+
+
+class FaultOrigin(LoopbackServer):
     """A scripted origin on 127.0.0.1 (one thread per connection).
 
     scenarios: {path: [step, ...]}; path None is the default for paths not
@@ -1199,6 +1250,8 @@ class FaultOrigin:
     a close/keep_open drain that meets a reset records ("reset",).
     """
 
+    name = "fault-origin"
+
     def __init__(self, scenarios=None):
         self.scenarios = dict(scenarios or {})
         self.connections = []
@@ -1211,47 +1264,6 @@ class FaultOrigin:
         self.listener = None
         self.errors = []
         self.sent = {}
-
-    # Lifecycle ----------------------------------------------------------
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def start(self):
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind((LOOPBACK, 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
-        t = threading.Thread(target=self._accept_loop, daemon=True,
-                             name=f"fault-origin-{self.port}")
-        t.start()
-        self.threads.append(t)
-        return self
-
-    def stop(self):
-        self.stopping.set()
-        if self.listener is not None:
-            with contextlib.suppress(OSError):
-                self.listener.shutdown(socket.SHUT_RDWR)
-            self.listener.close()
-        with self.lock:
-            socks = list(self.sockets)
-        for s in socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        for t in self.threads:
-            t.join(timeout=5)
-
-    def url(self, path="/"):
-        return f"http://{LOOPBACK}:{self.port}{path}"
-
-    @property
-    def hostport(self):
-        return f"{LOOPBACK}:{self.port}"
 
     # Waiting for the record ---------------------------------------------
     def wait_for(self, predicate, timeout=10.0):

@@ -67,7 +67,8 @@ import socket
 import threading
 import time
 
-LOOPBACK = "127.0.0.1"
+from harness import LoopbackServer  # noqa: E402
+
 TCHAR = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 MAX_HEAD = 1 << 20
 MAX_BODY = 64 << 20
@@ -163,8 +164,11 @@ class OriginConn:
                                   # "clean" or "ambiguous" (_send_late)
 
 
-class RecordingOrigin:
+class RecordingOrigin(LoopbackServer):
     """The origin; see the module docstring."""
+
+    name = "recording-origin"
+    backlog = 256
 
     def __init__(self, timeout=120.0):
         self.timeout = timeout        # per recv, a safety net only
@@ -179,44 +183,6 @@ class RecordingOrigin:
         self.listener = None
         self.threads = []
         self.sockets = set()
-
-    # Lifecycle ----------------------------------------------------------
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def start(self):
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind((LOOPBACK, 0))
-        self.listener.listen(256)
-        self.port = self.listener.getsockname()[1]
-        t = threading.Thread(target=self._accept_loop, daemon=True,
-                             name=f"recording-origin-{self.port}")
-        t.start()
-        self.threads.append(t)
-        return self
-
-    def stop(self):
-        self.stopping.set()
-        if self.listener is not None:
-            with contextlib.suppress(OSError):
-                self.listener.shutdown(socket.SHUT_RDWR)
-            self.listener.close()
-            self.listener = None
-        with self.lock:
-            socks = list(self.sockets)
-        for s in socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        for t in self.threads:
-            t.join(timeout=5)
-
-    def url(self, path="/"):
-        return f"http://{LOOPBACK}:{self.port}{path}"
 
     def wait_for(self, predicate, timeout):
         with self.cond:
