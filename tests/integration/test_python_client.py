@@ -616,6 +616,32 @@ class Denied(harness.IntegrationTest):
         self.assertEqual(ok.getresponse().read(), harness.SMALL_BODY)
 
 
+class NoTimeout(harness.IntegrationTest):
+    """http.client's default timeout is none: a response slower than the
+    daemon's read_timeout still comes; an explicit timeout still holds."""
+
+    def test_default_waits_past_the_daemons_read_timeout(self):
+        origin = self.start_origin({"/slow": [
+            ("sleep", 1.5), ("send", harness.http_response(200, b"late"))]})
+        conf = os.path.join(tempfile.mkdtemp(prefix="hconn-py-timeout-"),
+                            "hconnd.json")
+        self.addCleanup(shutil.rmtree, os.path.dirname(conf), True)
+        with open(conf, "w") as f:
+            json.dump({"read_timeout": 0.5}, f)
+        d = self.start_daemon("--config", conf)
+        conn = hclient.HTTPConnection("127.0.0.1", origin.port,
+                                      socket_path=d.socket)
+        self.addCleanup(conn.close)
+        conn.request("GET", "/slow")
+        self.assertEqual(conn.getresponse().read(), b"late")
+        timed = hclient.HTTPConnection("127.0.0.1", origin.port,
+                                       socket_path=d.socket, timeout=0.5)
+        self.addCleanup(timed.close)
+        timed.request("GET", "/slow")
+        with self.assertRaises(TimeoutError):
+            timed.getresponse()
+
+
 class Tls(PythonClientTest):
 
     def test_client_certificate_read_here(self):

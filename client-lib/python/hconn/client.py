@@ -1249,6 +1249,10 @@ class HTTPConnection:
         t = self._daemon_timeout()
         if t is not None:
             obj["timeout"] = t
+        else:
+            # http.client's default: reads wait for ever (within the
+            # daemon's max_read_timeout, when it sets one).
+            obj["read_timeout"] = 0
         if self._source is not None:
             obj["source_address"] = self._source
         if expect_continue:
