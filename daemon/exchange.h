@@ -1,7 +1,7 @@
 /*
- * exchange.h — one request's trip: lease an upstream connection, write the
- * request, drive the HTTP/1.1 parser over the response and turn its
- * events into protocol replies in the exchange's own output buffer. The
+ * exchange.h — one request's trip: lease an upstream connection, open a
+ * stream on it through its codec (codec.h), and turn the codec's events
+ * into protocol replies in the exchange's own output buffer. The
  * session moves that buffer to the client when the exchange's turn comes.
  *
  * An exchange is also the slot for a ready-made reply (op replies, errors
@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "http1.h"
+#include "codec.h"
 #include "pool.h"
 #include "wire.h"
 
@@ -38,14 +38,13 @@ struct exchange {
     struct session *session;
     TAILQ_ENTRY(exchange) entry; /* the session's queue, in order */
     enum exchange_state state;
-    json_t *id;               /* echoed on every reply (owned) */
-    json_t *msg;              /* the request message (owned) */
-    struct wire_client_msg m; /* validated; m.req borrows from msg */
-    char target_desc[320];    /* "GET http://h:p/x" for logs */
-    char *head;               /* the formatted HTTP request head */
-    size_t head_len;
-    char proxy_host[256]; /* a tunnel's proxy (a copy: the defaults may
-                             be reloaded meanwhile), or "" */
+    json_t *id;                /* echoed on every reply (owned) */
+    json_t *msg;               /* the request message (owned) */
+    struct wire_client_msg m;  /* validated; m.req borrows from msg */
+    char target_desc[320];     /* "GET http://h:p/x" for logs */
+    struct codec_request creq; /* the request readied for the codec */
+    char proxy_host[256];      /* a tunnel's proxy (a copy: the defaults may
+                                  be reloaded meanwhile), or "" */
     uint16_t proxy_port;
     char *connect_head; /* a tunnel's CONNECT request */
     size_t connect_head_len;
@@ -53,31 +52,27 @@ struct exchange {
     uint64_t body_received; /* body bytes that came from the client */
     bool body_complete;     /* the client sent the whole body */
     bool body_retained;     /* body keeps sent bytes for a replay */
-    /* Frames the body as the head announced it (length or chunks),
-     * rewound for each attempt; writer.written is the bytes sent. */
-    struct http1_writer writer;
-    bool replayable;       /* safe to send again on a new connection */
-    bool request_close;    /* the request said Connection: close */
-    bool request_sent;     /* head + whole body written */
-    bool expecting;        /* Expect: 100-continue sent, body held
-                              back until 100 or expect_timer */
-    bool body_refused;     /* a final response came instead: the
-                              body is never sent */
-    bool continue_replied; /* the client got its one "continue" */
+    bool replayable;        /* safe to send again on a new connection */
+    bool request_sent;      /* head + whole body written */
+    bool expecting;         /* Expect: 100-continue sent, body held
+                               back until 100 or expect_timer */
+    bool body_refused;      /* a final response came instead: the
+                               body is never sent */
+    bool continue_replied;  /* the client got its one "continue" */
     struct event *expect_timer;
     /* request_timeout, from the first lease */
     struct event *request_timer;
-    unsigned attempts;         /* connections tried */
-    struct pool_waiter waiter; /* lease in progress */
-    struct upstream *up;       /* leased connection */
-    bool reused;               /* up had served a request before */
-    bool eof;                  /* upstream closed (or failed) */
-    bool read_paused;          /* out is full: not reading upstream */
-    uint64_t response_bytes;   /* bytes read upstream, this attempt */
-    struct http1_parser parser;
-    bool head_replied;    /* the head reply is in out */
-    bool abort_session;   /* raw mode failed mid-body: close */
-    struct evbuffer *out; /* replies not yet moved to the client */
+    unsigned attempts;           /* connections tried */
+    struct pool_waiter waiter;   /* lease in progress */
+    struct codec_stream *stream; /* the request on its connection */
+    struct upstream *up;         /* the stream's connection (borrowed) */
+    bool reused;                 /* up had served a request before */
+    bool read_paused;            /* out is full: not reading upstream */
+    uint64_t resp_received;      /* a failed response's body bytes */
+    int64_t resp_expected;       /* ... and its announced length, or -1 */
+    bool head_replied;           /* the head reply is in out */
+    bool abort_session;          /* raw mode failed mid-body: close */
+    struct evbuffer *out;        /* replies not yet moved to the client */
     /* TLS files read with the client's rights; m.req's PEM fields point
      * into it */
     struct tlsfiles_material *tls_material;

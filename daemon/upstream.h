@@ -1,8 +1,8 @@
 /*
  * upstream.h — one connection to an origin: resolve the name (resolve.h),
  * race its addresses (connect.h), then the CONNECT tunnel and TLS, all
- * under one connect timeout. What runs over it (the pool's idle watch, an
- * exchange) sets the bufferevent's callbacks.
+ * under one connect timeout. What runs over it (the pool's idle watch, a
+ * codec's stream) sets the bufferevent's callbacks.
  */
 #ifndef HCONND_UPSTREAM_H
 #define HCONND_UPSTREAM_H
