@@ -137,7 +137,8 @@ const char *codec_errmsg(const struct codec_stream *s);
 /* Stops reading the stream's response (its client is behind). */
 void codec_pause(struct codec_stream *s);
 
-/* Reads the stream's response again, delivering what is buffered. */
+/* Reads a paused stream's response again, delivering what is
+ * buffered; nothing when it is not paused. */
 void codec_resume(struct codec_stream *s);
 
 /* Ends a stream mid-way: its connection, in an unknown state, is

@@ -632,6 +632,8 @@ codec_pause(struct codec_stream *s)
 void
 codec_resume(struct codec_stream *s)
 {
+    if (!s->paused)
+        return;
     s->paused = false;
     bufferevent_enable(s->up->bev, EV_READ);
     /* Bytes already buffered raise no new read event. */

@@ -2,11 +2,13 @@
  * exchange.c — one request through the pool and an upstream codec
  * (codec.h), which owns the connection's I/O while the request is on it.
  *
- * Lifecycle: new (head formatted, so a bad request fails before anything
- * is leased) → LEASING → ACTIVE (head and body written, response parsed
+ * Lifecycle: new (readied by the codec, so a bad request fails before
+ * anything is leased) → LEASING → ACTIVE (head and body written, response parsed
  * event by event into replies) → DONE. A request that fails on a reused
  * connection before any response byte arrived goes back to LEASING once,
- * on a fresh connection, when it is safe to replay.
+ * on a fresh connection, when it is safe to replay. Within ACTIVE, send
+ * says where the request stands upstream and reply what the client has
+ * been told; neither knows which protocol the stream rides on.
  *
  * Memory per exchange is bounded: upstream reading stops while out holds
  * stream_buffer_bytes, and the request body is either the client's inline
@@ -292,8 +294,7 @@ exchange_pump_body(struct exchange *ex)
     ssize_t moved = -1;
     int rc = 0;
 
-    if (ex->state != EXCHANGE_ACTIVE || ex->request_sent || ex->expecting ||
-        ex->body_refused)
+    if (ex->state != EXCHANGE_ACTIVE || ex->send != EXCHANGE_SEND_BODY)
         return;
     room = codec_send_room(ex->stream);
     sent = (size_t)codec_body_sent(ex->stream);
@@ -309,7 +310,7 @@ exchange_pump_body(struct exchange *ex)
     }
     if (rc == 0 && ex->body_complete && n == unsent &&
         (rc = codec_send_end(ex->stream)) == 0)
-        ex->request_sent = true;
+        ex->send = EXCHANGE_SEND_DONE;
     if (rc < 0)
         exchange_fail(ex, rc, "%s: %s", ex->target_desc,
                       codec_errmsg(ex->stream));
@@ -318,7 +319,7 @@ exchange_pump_body(struct exchange *ex)
 void
 exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
 {
-    if (ex->state == EXCHANGE_DONE || ex->body_refused) {
+    if (ex->state == EXCHANGE_DONE || ex->send == EXCHANGE_SEND_REFUSED) {
         /* The response (or an error) came first; the rest of the body has
          * nowhere to go. */
         evbuffer_drain(src, n);
@@ -344,7 +345,7 @@ exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
 void
 exchange_end_body(struct exchange *ex)
 {
-    if (ex->state == EXCHANGE_DONE || ex->body_refused)
+    if (ex->state == EXCHANGE_DONE || ex->send == EXCHANGE_SEND_REFUSED)
         return;
     if (ex->creq.length >= 0 &&
         ex->body_received != (uint64_t)ex->creq.length) {
@@ -369,7 +370,7 @@ exchange_end_body(struct exchange *ex)
 static void
 exchange_go_ahead(struct exchange *ex)
 {
-    ex->expecting = false;
+    ex->send = EXCHANGE_SEND_BODY;
     evtimer_del(ex->expect_timer);
     /* One continue per request: a retry on a fresh connection waits for
      * the origin again, but the client has its go-ahead already. */
@@ -403,7 +404,7 @@ exchange_expect(struct exchange *ex)
         exchange_pump_body(ex); /* no timer: do not wait */
         return;
     }
-    ex->expecting = true;
+    ex->send = EXCHANGE_SEND_EXPECTING;
     exchange_timeval(exchange_cfg(ex)->expect_timeout, &tv);
     evtimer_add(ex->expect_timer, &tv);
 }
@@ -427,10 +428,7 @@ exchange_attach(struct exchange *ex, struct upstream *up)
         uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
     else
         uidstats_get(ex->session->srv, ex->session->uid)->reuse_misses++;
-    ex->read_paused = false;
-    ex->request_sent = false;
-    ex->expecting = false;
-    ex->body_refused = false;
+    ex->send = EXCHANGE_SEND_BODY;
     ex->resp_received = 0;
     ex->resp_expected = -1;
     log_debug("client %lu: %s on upstream %lu (%s)", ex->session->id,
@@ -444,7 +442,7 @@ exchange_attach(struct exchange *ex, struct upstream *up)
         return;
     }
     if (ex->m.req.body == WIRE_BODY_NONE)
-        ex->request_sent = true;
+        ex->send = EXCHANGE_SEND_DONE;
     else if (ex->m.req.expect_continue)
         exchange_expect(ex);
     else
@@ -603,7 +601,7 @@ static bool
 exchange_retry(struct exchange *ex, const struct codec_error *e)
 {
     if (!ex->reused || !ex->replayable || ex->attempts > 1 || !e->unprocessed ||
-        ex->head_replied)
+        ex->reply != EXCHANGE_REPLY_NONE)
         return false;
     log_info("client %lu: %s: reused upstream %lu closed before answering; "
              "retrying on a new connection",
@@ -625,7 +623,6 @@ exchange_check_window(struct exchange *ex)
 {
     if (ex->state == EXCHANGE_ACTIVE &&
         evbuffer_get_length(ex->out) >= exchange_cfg(ex)->stream_buffer_bytes) {
-        ex->read_paused = true;
         codec_pause(ex->stream);
     }
 }
@@ -638,7 +635,7 @@ exchange_on_interim(void *arg, int status)
 
     log_debug("client %lu: %s: interim %d", ex->session->id, ex->target_desc,
               status);
-    if (status == 100 && ex->expecting)
+    if (status == 100 && ex->send == EXCHANGE_SEND_EXPECTING)
         exchange_go_ahead(ex);
     exchange_check_window(ex);
 }
@@ -652,12 +649,11 @@ exchange_on_head(void *arg, const struct codec_head *h)
     struct wire_line line;
     int rc;
 
-    if (ex->expecting) {
+    if (ex->send == EXCHANGE_SEND_EXPECTING) {
         /* A final answer instead of 100: the body never goes, and since
          * the head announced one the connection is not kept (the request
          * is never all sent). */
-        ex->expecting = false;
-        ex->body_refused = true;
+        ex->send = EXCHANGE_SEND_REFUSED;
         evtimer_del(ex->expect_timer);
         exchange_drop_body(ex);
     }
@@ -677,13 +673,13 @@ exchange_on_head(void *arg, const struct codec_head *h)
                       ex->up->peer, line.len, WIRE_MAX_LINE);
     } else {
         evbuffer_add(ex->out, line.buf, line.len);
-        ex->head_replied = true;
+        ex->reply = EXCHANGE_REPLY_HEAD;
         session_schedule_flush(ex->session);
     }
     wire_line_free(&line);
     if (ex->state != EXCHANGE_ACTIVE)
         return;
-    if (ex->request_sent)
+    if (ex->send == EXCHANGE_SEND_DONE)
         exchange_drop_body(ex);
     exchange_check_window(ex);
 }
@@ -743,6 +739,7 @@ exchange_on_end(void *arg, const struct codec_end *end)
         session_schedule_flush(ex->session);
     }
     ex->state = EXCHANGE_DONE;
+    ex->reply = EXCHANGE_REPLY_END;
     ex->stream = NULL;
     ex->up = NULL;
     exchange_drop_body(ex);
@@ -789,10 +786,9 @@ static const struct codec_events exchange_codec_events = {
 void
 exchange_resume(struct exchange *ex)
 {
-    if (!ex->read_paused || ex->state != EXCHANGE_ACTIVE ||
+    if (ex->state != EXCHANGE_ACTIVE ||
         evbuffer_get_length(ex->out) >= exchange_cfg(ex)->stream_buffer_bytes)
         return;
-    ex->read_paused = false;
     codec_resume(ex->stream);
 }
 
@@ -844,13 +840,15 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
              (long)ex->session->pid, ex->target_desc, hconn_error_name(code),
              message);
 
-    if (ex->m.req.raw && ex->head_replied) {
+    if (ex->m.req.raw && ex->reply == EXCHANGE_REPLY_HEAD) {
+        ex->reply = EXCHANGE_REPLY_FAILED;
         /* The body is unframed: no room for an error line. Closing early
          * leaves the reader short of the head's "length". */
         ex->abort_session = true;
         session_schedule_flush(ex->session);
         return;
     }
+    ex->reply = EXCHANGE_REPLY_FAILED;
     reply = wire_reply_error(ex->id, code, message);
     if (reply != NULL && ex->waiter.detail != NULL) /* tunnel_failed */
         exchange_add_detail(reply, ex->waiter.detail);

@@ -34,10 +34,32 @@ enum exchange_state {
                          reply slot's only one) is in out */
 };
 
+/* The request's side: what has gone upstream on this attempt. */
+enum exchange_send {
+    EXCHANGE_SEND_NONE = 0,  /* no stream yet */
+    EXCHANGE_SEND_BODY,      /* head out; body bytes go as they come */
+    EXCHANGE_SEND_EXPECTING, /* head out with Expect: 100-continue; the
+                                body waits for 100 or expect_timer */
+    EXCHANGE_SEND_REFUSED,   /* a final response came instead of 100:
+                                the body never goes */
+    EXCHANGE_SEND_DONE,      /* head and whole body queued */
+};
+
+/* The response's side: what the client has been told. */
+enum exchange_reply {
+    EXCHANGE_REPLY_NONE = 0, /* nothing yet: a replay is still possible */
+    EXCHANGE_REPLY_HEAD,     /* the head reply is in out; body follows */
+    EXCHANGE_REPLY_END,      /* the end reply is in out */
+    EXCHANGE_REPLY_FAILED,   /* the error reply is in out (or, raw mode
+                                past the head, the client is cut off) */
+};
+
 struct exchange {
     struct session *session;
     TAILQ_ENTRY(exchange) entry; /* the session's queue, in order */
     enum exchange_state state;
+    enum exchange_send send;   /* the request's side */
+    enum exchange_reply reply; /* the response's side */
     json_t *id;                /* echoed on every reply (owned) */
     json_t *msg;               /* the request message (owned) */
     struct wire_client_msg m;  /* validated; m.req borrows from msg */
@@ -53,11 +75,6 @@ struct exchange {
     bool body_complete;     /* the client sent the whole body */
     bool body_retained;     /* body keeps sent bytes for a replay */
     bool replayable;        /* safe to send again on a new connection */
-    bool request_sent;      /* head + whole body written */
-    bool expecting;         /* Expect: 100-continue sent, body held
-                               back until 100 or expect_timer */
-    bool body_refused;      /* a final response came instead: the
-                               body is never sent */
     bool continue_replied;  /* the client got its one "continue" */
     struct event *expect_timer;
     /* request_timeout, from the first lease */
@@ -67,10 +84,8 @@ struct exchange {
     struct codec_stream *stream; /* the request on its connection */
     struct upstream *up;         /* the stream's connection (borrowed) */
     bool reused;                 /* up had served a request before */
-    bool read_paused;            /* out is full: not reading upstream */
     uint64_t resp_received;      /* a failed response's body bytes */
     int64_t resp_expected;       /* ... and its announced length, or -1 */
-    bool head_replied;           /* the head reply is in out */
     bool abort_session;          /* raw mode failed mid-body: close */
     struct evbuffer *out;        /* replies not yet moved to the client */
     /* TLS files read with the client's rights; m.req's PEM fields point

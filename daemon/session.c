@@ -512,7 +512,7 @@ session_fail_open_bodies(struct session *s)
     TAILQ_FOREACH(ex, &s->queue, entry)
     {
         if (ex->msg == NULL || ex->m.req.body == WIRE_BODY_NONE ||
-            ex->body_complete || ex->body_refused)
+            ex->body_complete || ex->send == EXCHANGE_SEND_REFUSED)
             continue;
         exchange_fail(ex, HCONN_EBAD_MESSAGE,
                       "the client's input ended inside the request body, "
