@@ -3,8 +3,8 @@
  * (codec.h), which owns the connection's I/O while the request is on it.
  *
  * Lifecycle: new (readied by the codec, so a bad request fails before
- * anything is leased) → LEASING → ACTIVE (head and body written, response parsed
- * event by event into replies) → DONE. A request that fails on a reused
+ * anything is leased) → LEASING → ACTIVE (head and body written, response
+ * parsed event by event into replies) → DONE. A request that fails on a reused
  * connection before any response byte arrived goes back to LEASING once,
  * on a fresh connection, when it is safe to replay. Within ACTIVE, send
  * says where the request stands upstream and reply what the client has
@@ -33,12 +33,82 @@
 #include "log.h"
 #include "pathcheck.h"
 #include "policy.h"
+#include "pool.h"
 #include "server.h"
 #include "session.h"
 #include "tlsfiles.h"
 #include "uidstats.h"
 #include "upstream.h"
 #include "wire_line.h"
+
+enum exchange_state {
+    EXCHANGE_LEASING, /* waiting for a connection */
+    EXCHANGE_ACTIVE,  /* request going out, response coming in */
+    EXCHANGE_DONE,    /* the last reply (end, error, or a ready-made
+                         reply slot's only one) is in out */
+};
+
+/* The request's side: what has gone upstream on this attempt. */
+enum exchange_send {
+    EXCHANGE_SEND_NONE = 0,  /* no stream yet */
+    EXCHANGE_SEND_BODY,      /* head out; body bytes go as they come */
+    EXCHANGE_SEND_EXPECTING, /* head out with Expect: 100-continue; the
+                                body waits for 100 or expect_timer */
+    EXCHANGE_SEND_REFUSED,   /* a final response came instead of 100:
+                                the body never goes */
+    EXCHANGE_SEND_DONE,      /* head and whole body queued */
+};
+
+/* The response's side: what the client has been told. */
+enum exchange_reply {
+    EXCHANGE_REPLY_NONE = 0, /* nothing yet: a replay is still possible */
+    EXCHANGE_REPLY_HEAD,     /* the head reply is in out; body follows */
+    EXCHANGE_REPLY_END,      /* the end reply is in out */
+    EXCHANGE_REPLY_FAILED,   /* the error reply is in out (or, raw mode
+                                past the head, the client is cut off) */
+};
+
+struct exchange {
+    struct session *session;
+    TAILQ_ENTRY(exchange) entry; /* the session's queue, in order */
+    enum exchange_state state;
+    enum exchange_send send;   /* the request's side */
+    enum exchange_reply reply; /* the response's side */
+    json_t *id;                /* echoed on every reply (owned) */
+    json_t *msg;               /* the request message (owned) */
+    struct wire_client_msg m;  /* validated; m.req borrows from msg */
+    char target_desc[320];     /* "GET http://h:p/x" for logs */
+    struct codec_request creq; /* the request readied for the codec */
+    char proxy_host[256];      /* a tunnel's proxy (a copy: the defaults may
+                                  be reloaded meanwhile), or "" */
+    uint16_t proxy_port;
+    char *connect_head; /* a tunnel's CONNECT request */
+    size_t connect_head_len;
+    struct evbuffer *body;  /* request body bytes held (see below) */
+    uint64_t body_received; /* body bytes that came from the client */
+    bool body_complete;     /* the client sent the whole body */
+    bool body_retained;     /* body keeps sent bytes for a replay */
+    bool replayable;        /* safe to send again on a new connection */
+    bool continue_replied;  /* the client got its one "continue" */
+    struct event *expect_timer;
+    /* request_timeout, from the first lease */
+    struct event *request_timer;
+    unsigned attempts;           /* connections tried */
+    struct pool_waiter waiter;   /* lease in progress */
+    struct codec_stream *stream; /* the request on its connection */
+    struct upstream *up;         /* the stream's connection (borrowed) */
+    bool reused;                 /* up had served a request before */
+    uint64_t resp_received;      /* a failed response's body bytes */
+    int64_t resp_expected;       /* ... and its announced length, or -1 */
+    bool abort_session;          /* raw mode failed mid-body: close */
+    struct evbuffer *out;        /* replies not yet moved to the client */
+    /* TLS files read with the client's rights; m.req's PEM fields point
+     * into it */
+    struct tlsfiles_material *tls_material;
+    struct pathcheck *pathcheck; /* inner destinations being resolved */
+    size_t charged;              /* the request's bytes in the budget */
+    bool path_checked;           /* ... and found allowed */
+};
 
 #define exchange_of_waiter(w)                                                  \
     ((struct exchange *)((char *)(w)-offsetof(struct exchange, waiter)))
@@ -900,4 +970,85 @@ exchange_free(struct exchange *ex)
     tlsfiles_free(ex->tls_material);
     pathcheck_cancel(ex->pathcheck);
     free(ex);
+}
+
+void
+exchange_link(struct exchange_list *queue, struct exchange *ex)
+{
+    TAILQ_INSERT_TAIL(queue, ex, entry);
+}
+
+void
+exchange_unlink(struct exchange_list *queue, struct exchange *ex)
+{
+    TAILQ_REMOVE(queue, ex, entry);
+}
+
+struct exchange *
+exchange_next(const struct exchange *ex)
+{
+    return TAILQ_NEXT(ex, entry);
+}
+
+bool
+exchange_is_request(const struct exchange *ex)
+{
+    return ex->msg != NULL;
+}
+
+bool
+exchange_is_done(const struct exchange *ex)
+{
+    return ex->state == EXCHANGE_DONE;
+}
+
+bool
+exchange_takes_replies(const struct exchange *ex)
+{
+    return ex->msg == NULL && ex->state == EXCHANGE_DONE && !ex->abort_session;
+}
+
+enum wire_body
+exchange_body_kind(const struct exchange *ex)
+{
+    return ex->m.req.body;
+}
+
+bool
+exchange_is_raw(const struct exchange *ex)
+{
+    return ex->m.req.raw;
+}
+
+bool
+exchange_aborts_session(const struct exchange *ex)
+{
+    return ex->abort_session;
+}
+
+void
+exchange_set_charge(struct exchange *ex, size_t charged)
+{
+    ex->charged = charged;
+}
+
+struct evbuffer *
+exchange_out(struct exchange *ex)
+{
+    return ex->out;
+}
+
+/* Failing the request drops its upstream connection, so the origin sees
+ * the request cut off rather than waiting out read_timeout, and never a
+ * short body passed off as complete. */
+void
+exchange_input_ended(struct exchange *ex)
+{
+    if (ex->msg == NULL || ex->m.req.body == WIRE_BODY_NONE ||
+        ex->body_complete || ex->send == EXCHANGE_SEND_REFUSED)
+        return;
+    exchange_fail(ex, HCONN_EBAD_MESSAGE,
+                  "the client's input ended inside the request body, "
+                  "after %llu bytes",
+                  (unsigned long long)ex->body_received);
 }
