@@ -29,6 +29,7 @@
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
+#include "fields.h"
 #include "hconn_error.h"
 #include "log.h"
 #include "pathcheck.h"
@@ -715,8 +716,10 @@ static void
 exchange_on_head(void *arg, const struct codec_head *h)
 {
     struct exchange *ex = arg;
+    const struct upstream_answer *a = ex->up->proxy_answer;
     char storage[EXCHANGE_LINE_STORAGE];
     struct wire_line line;
+    json_t *proxy_response = NULL;
     int rc;
 
     if (ex->send == EXCHANGE_SEND_EXPECTING) {
@@ -729,9 +732,16 @@ exchange_on_head(void *arg, const struct codec_head *h)
     }
     wire_line_init(&line, storage, sizeof storage);
     /* proxy_response: http.client's get_proxy_response_headers(). */
-    rc = wire_line_head(&line, ex->id, h->status, h->reason, h->reason_len,
-                        h->version, h->headers, h->nheaders, h->length,
-                        ex->reused, ex->up->proxy_reply);
+    if (a != NULL)
+        proxy_response = fields_answer_to_json(
+            a->status, a->reason, a->reason_len, a->fields, a->nfields);
+    rc =
+        a != NULL && proxy_response == NULL
+            ? HCONN_ENO_MEMORY
+            : wire_line_head(&line, ex->id, h->status, h->reason, h->reason_len,
+                             h->version, h->headers, h->nheaders, h->length,
+                             ex->reused, proxy_response);
+    json_decref(proxy_response);
     if (rc < 0) {
         exchange_fail(ex, rc, "cannot encode the response head");
     } else if (line.len > WIRE_MAX_LINE) {
@@ -866,12 +876,15 @@ exchange_resume(struct exchange *ex)
  * header fields when they would take the line past the protocol's limit
  * (a proxy may send 100 fields of 64 KiB each). */
 static void
-exchange_add_detail(json_t *reply, json_t *detail)
+exchange_add_detail(json_t *reply, const struct upstream_answer *a)
 {
+    json_t *detail = fields_answer_to_json(a->status, a->reason, a->reason_len,
+                                           a->fields, a->nfields);
     char *line;
     size_t len = 0;
 
     json_object_update(reply, detail);
+    json_decref(detail);
     line = wire_encode(reply, &len);
     free(line);
     if (line != NULL && len <= WIRE_MAX_LINE)
@@ -960,7 +973,7 @@ exchange_free(struct exchange *ex)
     wire_client_msg_clear(m);
     json_decref(ex->msg);
     json_decref(ex->id);
-    json_decref(ex->waiter.detail);
+    free(ex->waiter.detail);
     if (ex->expect_timer != NULL)
         event_free(ex->expect_timer);
     if (ex->request_timer != NULL)

@@ -431,8 +431,8 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
         /* message lives in up: tell the waiter before freeing it. */
         if (w != NULL) {
             w->origin = NULL;
-            w->detail = up->fail_detail;
-            up->fail_detail = NULL;
+            w->detail = up->fail_answer;
+            up->fail_answer = NULL;
             w->cb(w, NULL, error, message);
         }
         o->pool->nopen--;
@@ -671,11 +671,11 @@ pool_count(const struct pool *pool, size_t *idle)
     return pool->nopen;
 }
 
-json_t *
-pool_stats(const struct pool *pool, bool all, uid_t uid, size_t *open,
-           size_t *idle)
+void
+pool_stats(const struct pool *pool, bool all, uid_t uid,
+           void (*cb)(void *arg, const struct pool_origin_stats *st), void *arg,
+           size_t *open, size_t *idle)
 {
-    json_t *origins = json_object();
     size_t nopen = 0, nidle = 0;
 
     for (size_t b = 0; b < POOL_BUCKETS; b++) {
@@ -689,17 +689,12 @@ pool_stats(const struct pool *pool, bool all, uid_t uid, size_t *open,
                 continue;
             nopen += o->nidle + o->nbusy + o->nconnecting;
             nidle += o->nidle;
-            json_object_set_new(origins, o->label,
-                                json_pack("{s:I, s:I, s:I, s:I}", "idle",
-                                          (json_int_t)o->nidle, "busy",
-                                          (json_int_t)o->nbusy, "connecting",
-                                          (json_int_t)o->nconnecting, "waiting",
-                                          (json_int_t)o->nwaiting));
+            cb(arg, &(struct pool_origin_stats){o->label, o->nidle, o->nbusy,
+                                                o->nconnecting, o->nwaiting});
         }
     }
     if (open != NULL)
         *open = nopen;
     if (idle != NULL)
         *idle = nidle;
-    return origins;
 }

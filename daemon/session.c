@@ -242,6 +242,17 @@ session_fit_stats(json_t *reply)
     json_object_set_new(pool, "origins", json_object());
 }
 
+/* Adds one origin's figures to the stats reply's "origins". */
+static void
+session_stats_origin(void *arg, const struct pool_origin_stats *o)
+{
+    json_object_set_new(
+        arg, o->label,
+        json_pack("{s:I, s:I, s:I, s:I}", "idle", (json_int_t)o->idle, "busy",
+                  (json_int_t)o->busy, "connecting", (json_int_t)o->connecting,
+                  "waiting", (json_int_t)o->waiting));
+}
+
 static json_t *
 session_stats(struct session *s)
 {
@@ -249,10 +260,12 @@ session_stats(struct session *s)
     bool all = s->uid == 0;
     struct stats *st = all ? &srv->stats : uidstats_get(srv, s->uid);
     size_t idle, open, clients = 0;
-    json_t *origins = pool_stats(srv->pool, all, s->uid, &open, &idle);
+    json_t *origins = json_object();
     json_t *errors = json_object(), *reply;
     const struct session *other;
 
+    pool_stats(srv->pool, all, s->uid, session_stats_origin, origins, &open,
+               &idle);
     TAILQ_FOREACH(other, &srv->sessions, entry)
     clients += all || other->uid == s->uid;
     for (int i = 1; i < HCONN_ERROR_COUNT; i++)

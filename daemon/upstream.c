@@ -29,7 +29,6 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "fields.h"
 #include "hconn_error.h"
 #include "http1.h"
 #include "log.h"
@@ -231,6 +230,41 @@ upstream_ready(struct upstream *up)
     upstream_finish(up, 0, NULL);
 }
 
+/* Copies an answer's status, reason and fields into one allocation, as
+ * they point into the parser's input; NULL when out of memory. */
+static struct upstream_answer *
+upstream_answer_copy(const struct http1_event *ev)
+{
+    size_t size = sizeof(struct upstream_answer) +
+                  ev->nheaders * sizeof(struct http1_header) + ev->reason_len;
+    struct upstream_answer *a;
+    char *p;
+
+    for (size_t i = 0; i < ev->nheaders; i++)
+        size += ev->headers[i].name_len + ev->headers[i].value_len;
+    a = malloc(size);
+    if (a == NULL)
+        return NULL;
+    a->status = ev->status;
+    a->nfields = ev->nheaders;
+    a->fields = (struct http1_header *)(a + 1);
+    p = (char *)(a->fields + ev->nheaders);
+    memcpy(p, ev->reason, ev->reason_len);
+    a->reason = p;
+    a->reason_len = ev->reason_len;
+    p += ev->reason_len;
+    for (size_t i = 0; i < ev->nheaders; i++) {
+        const struct http1_header *h = &ev->headers[i];
+
+        memcpy(p, h->name, h->name_len);
+        memcpy(p + h->name_len, h->value, h->value_len);
+        a->fields[i] = (struct http1_header){p, h->name_len, p + h->name_len,
+                                             h->value_len};
+        p += h->name_len + h->value_len;
+    }
+    return a;
+}
+
 /* Acts on the proxy's final answer to CONNECT, whose head is the first
  * head_len bytes of the input. */
 static void
@@ -238,10 +272,7 @@ upstream_tunnel_answered(struct upstream *up, const struct http1_event *ev,
                          size_t head_len)
 {
     char message[1024];
-    json_t *reply =
-        json_pack("{s:i, s:o, s:o}", "status", ev->status, "reason",
-                  wire_string_from_bytes(ev->reason, ev->reason_len), "headers",
-                  fields_to_json(ev->headers, ev->nheaders));
+    struct upstream_answer *reply = upstream_answer_copy(ev);
 
     snprintf(message, sizeof message,
              "proxy %s:%u (%s) refused CONNECT %s: %d %.*s", up->host, up->port,
@@ -260,11 +291,11 @@ upstream_tunnel_answered(struct upstream *up, const struct http1_event *ev,
     if (ev->status / 100 == 2) {
         log_debug("upstream %lu: tunnel via %s:%u to %s open (%d)", up->id,
                   up->host, up->port, up->tunnel_target, ev->status);
-        up->proxy_reply = reply;
+        up->proxy_answer = reply;
         upstream_ready(up);
         return;
     }
-    up->fail_detail = reply;
+    up->fail_answer = reply;
     upstream_finish(up, HCONN_ETUNNEL_FAILED, message);
 }
 
@@ -615,7 +646,7 @@ upstream_free(struct upstream *up)
     if (up->park_event != NULL)
         event_free(up->park_event);
     free(up->tunnel);
-    json_decref(up->proxy_reply);
-    json_decref(up->fail_detail);
+    free(up->proxy_answer);
+    free(up->fail_answer);
     free(up);
 }

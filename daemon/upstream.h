@@ -12,12 +12,11 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
-#include <jansson.h>
-
 #include "connect.h"
 #include "resolve.h"
 
 struct event_base;
+struct http1_header;
 struct http1_parser;
 struct sockaddr;
 struct resolver;
@@ -26,6 +25,16 @@ struct ssl_st;
 struct tls;
 struct upstream;
 struct wire_tls;
+
+/* A proxy's answer to CONNECT, copied out of the parser's input: one
+ * allocation (free() frees it all). */
+struct upstream_answer {
+    int status;
+    const char *reason;
+    size_t reason_len;
+    struct http1_header *fields;
+    size_t nfields;
+};
 
 /* Connect outcome: error 0 and a usable bev, or HCONN_E... + message.
  * Never called from within upstream_connect itself. */
@@ -71,13 +80,14 @@ struct upstream {
                                     tunnel (borrowed); NULL: host */
     char tunnel_target[272];     /* "origin:port" of a tunnel, for logs */
     struct http1_parser *tunnel; /* parsing the proxy's answer */
-    json_t *proxy_reply;         /* the tunnel's CONNECT answer: status,
-                                    reason, headers */
-    json_t *fail_detail;         /* extra fields for the failure's error reply
-                                    (tunnel_failed: the proxy's answer) */
-    struct ssl_st *ssl;          /* set up, not yet handed to the filter */
-    bool idle;                   /* in the pool's idle lists */
-    struct event *park_event;    /* upstream_park's watch on the socket */
+    /* The tunnel's CONNECT answer, once it opened; owned */
+    struct upstream_answer *proxy_answer;
+    /* A refused tunnel's answer, for the failure's error reply; owned
+     * until the pool hands it to the waiter */
+    struct upstream_answer *fail_answer;
+    struct ssl_st *ssl;       /* set up, not yet handed to the filter */
+    bool idle;                /* in the pool's idle lists */
+    struct event *park_event; /* upstream_park's watch on the socket */
     void (*park_cb)(struct upstream *up, short what);
     unsigned requests;                  /* responses completed on it */
     TAILQ_ENTRY(upstream) origin_entry; /* origin's idle list */
@@ -90,7 +100,7 @@ struct upstream *upstream_new(struct event_base *base, const char *host,
 
 /* Makes up a tunnel to origin:port: up's own host:port is the proxy; once
  * connected, connect_head (a CONNECT request) goes out and a 2xx answer
- * opens the tunnel, any other is HCONN_ETUNNEL_FAILED with fail_detail
+ * opens the tunnel, any other is HCONN_ETUNNEL_FAILED with fail_answer
  * set; TLS then runs inside it with origin's name. origin and
  * connect_head must outlive up. */
 void upstream_set_tunnel(struct upstream *up, const char *origin, uint16_t port,
