@@ -38,7 +38,8 @@
 #define CODEC_HTTP1_LIBEVENT_READ 4096
 
 struct codec_stream {
-    struct upstream *up; /* owned until the stream ends */
+    struct upstream *up;     /* owned until the stream ends */
+    struct bufferevent *bev; /* up's, ours while the stream lasts */
     const struct codec_events *ev;
     void *arg;
     struct codec_options opt;
@@ -236,7 +237,7 @@ codec_head_too_big(struct codec_stream *s, size_t more)
     codec_fail(s, HCONN_ELIMIT_EXCEEDED, false,
                "%s: response head exceeds %zu bytes "
                "(max_response_head_bytes)",
-               s->up->peer, s->opt.max_head_bytes);
+               upstream_peer(s->up), s->opt.max_head_bytes);
     return true;
 }
 
@@ -246,7 +247,7 @@ codec_head_too_big(struct codec_stream *s, size_t more)
 static void
 codec_end(struct codec_stream *s, const struct http1_event *ev, size_t consumed)
 {
-    struct evbuffer *in = bufferevent_get_input(s->up->bev);
+    struct evbuffer *in = bufferevent_get_input(s->bev);
     struct codec_end end = {
         .trailers = ev->headers,
         .ntrailers = ev->nheaders,
@@ -260,7 +261,7 @@ codec_end(struct codec_stream *s, const struct http1_event *ev, size_t consumed)
     if (s->dead)
         return;
     evbuffer_drain(in, consumed);
-    s->up->clean = true; /* a complete response: TLS state is sound */
+    upstream_mark_clean(s->up); /* a complete response: TLS state is sound */
     codec_finish(s, end.keep);
 }
 
@@ -271,7 +272,7 @@ codec_process(struct codec_stream *s)
 {
     codec_enter(s);
     while (!s->dead && !s->paused) {
-        struct evbuffer *in = bufferevent_get_input(s->up->bev);
+        struct evbuffer *in = bufferevent_get_input(s->bev);
         struct evbuffer_iovec seg = {0};
         struct http1_event ev;
         size_t avail, consumed, taken = 0, skip;
@@ -332,7 +333,7 @@ codec_process(struct codec_stream *s)
             return;
         case HTTP1_ERROR:
             codec_fail(s, ev.error, s->response_bytes == 0 && avail == 0,
-                       "%s: %s", s->up->peer, s->parser.errmsg);
+                       "%s: %s", upstream_peer(s->up), s->parser.errmsg);
             break;
         }
         if (s->dead)
@@ -349,7 +350,7 @@ codec_process(struct codec_stream *s)
 static void
 codec_read_more(struct codec_stream *s)
 {
-    struct evbuffer *in = bufferevent_get_input(s->up->bev);
+    struct evbuffer *in = bufferevent_get_input(s->bev);
     size_t held = evbuffer_get_length(in);
     size_t window = s->opt.window;
     struct evbuffer_iovec vec[2];
@@ -360,7 +361,7 @@ codec_read_more(struct codec_stream *s)
     /* Under TLS the socket carries records only OpenSSL may read. Less
      * than a full libevent read held means that read emptied the socket:
      * another would only return EAGAIN. */
-    if (s->up->tls || s->eof || held >= window ||
+    if (upstream_is_tls(s->up) || s->eof || held >= window ||
         held < CODEC_HTTP1_LIBEVENT_READ)
         return;
     /* The bufferevent freezes its input's tail so that only it appends;
@@ -375,7 +376,7 @@ codec_read_more(struct codec_stream *s)
         iov[i].iov_base = vec[i].iov_base;
         iov[i].iov_len = vec[i].iov_len;
     }
-    n = readv(bufferevent_getfd(s->up->bev), iov, nvec);
+    n = readv(bufferevent_getfd(s->bev), iov, nvec);
     if (n <= 0) {
         evbuffer_commit_space(in, vec, 0);
         evbuffer_freeze(in, 0);
@@ -423,12 +424,12 @@ codec_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         if (what & BEV_EVENT_READING)
             codec_fail(s, HCONN_ETIMEOUT, false,
-                       "no response bytes from %s for %g s", s->up->peer,
-                       s->opt.read_timeout);
+                       "no response bytes from %s for %g s",
+                       upstream_peer(s->up), s->opt.read_timeout);
         else
             codec_fail(s, HCONN_ETIMEOUT, false,
                        "sending the request to %s stalled for %g s",
-                       s->up->peer, s->opt.read_timeout);
+                       upstream_peer(s->up), s->opt.read_timeout);
         return;
     }
     if ((what & BEV_EVENT_ERROR) && (what & BEV_EVENT_WRITING)) {
@@ -455,8 +456,8 @@ codec_send_head(struct codec_stream *s, const struct codec_request *cr,
 {
     size_t sent = 0;
 
-    if (!s->up->tls && evbuffer_get_length(output) == 0) {
-        ssize_t n = send(bufferevent_getfd(s->up->bev), cr->head, cr->head_len,
+    if (!upstream_is_tls(s->up) && evbuffer_get_length(output) == 0) {
+        ssize_t n = send(bufferevent_getfd(s->bev), cr->head, cr->head_len,
                          MSG_DONTWAIT | MSG_NOSIGNAL);
 
         /* An error shows again, to the bufferevent, on the rest. */
@@ -481,7 +482,7 @@ codec_open(struct upstream *up, const struct codec_request *cr,
            void *arg)
 {
     struct codec_stream *s = calloc(1, sizeof *s);
-    struct evbuffer *output = bufferevent_get_output(up->bev);
+    struct bufferevent *bev = upstream_bev(up);
     struct timeval tv;
 
     if (s == NULL) {
@@ -489,6 +490,7 @@ codec_open(struct upstream *up, const struct codec_request *cr,
         return NULL;
     }
     s->up = up;
+    s->bev = bev;
     s->ev = ev;
     s->arg = arg;
     s->opt = *opt;
@@ -498,26 +500,25 @@ codec_open(struct upstream *up, const struct codec_request *cr,
     http1_parser_init(&s->parser, cr->head_request, cr->request_close);
 
     codec_timeval(opt->read_timeout, &tv);
-    bufferevent_setcb(up->bev, codec_read_cb, codec_write_cb, codec_event_cb,
-                      s);
+    bufferevent_setcb(bev, codec_read_cb, codec_write_cb, codec_event_cb, s);
     if (opt->read_timeout > 0)
-        bufferevent_set_timeouts(up->bev, &tv, &tv);
+        bufferevent_set_timeouts(bev, &tv, &tv);
     else
-        bufferevent_set_timeouts(up->bev, NULL, NULL);
-    bufferevent_setwatermark(up->bev, EV_WRITE, opt->window / 4, 0);
+        bufferevent_set_timeouts(bev, NULL, NULL);
+    bufferevent_setwatermark(bev, EV_WRITE, opt->window / 4, 0);
     /* Enabling writing arms the write event even with nothing to write,
      * two epoll_ctl calls for nothing: only when it was turned off. */
-    bufferevent_enable(up->bev, (bufferevent_get_enabled(up->bev) & EV_WRITE)
-                                    ? EV_READ
-                                    : EV_READ | EV_WRITE);
-    codec_send_head(s, cr, output);
+    bufferevent_enable(bev, (bufferevent_get_enabled(bev) & EV_WRITE)
+                                ? EV_READ
+                                : EV_READ | EV_WRITE);
+    codec_send_head(s, cr, bufferevent_get_output(bev));
     return s;
 }
 
 size_t
 codec_send_room(const struct codec_stream *s)
 {
-    size_t queued = evbuffer_get_length(bufferevent_get_output(s->up->bev));
+    size_t queued = evbuffer_get_length(bufferevent_get_output(s->bev));
 
     return queued >= s->opt.window ? 0 : s->opt.window - queued;
 }
@@ -587,7 +588,7 @@ int
 codec_send_data(struct codec_stream *s, struct evbuffer *body, size_t off,
                 size_t n, bool retain, ssize_t *moved)
 {
-    struct evbuffer *output = bufferevent_get_output(s->up->bev);
+    struct evbuffer *output = bufferevent_get_output(s->bev);
     struct http1_frame f;
     bool queued_all;
     int rc;
@@ -616,7 +617,7 @@ codec_send_end(struct codec_stream *s)
 
     if ((rc = http1_writer_end(&s->writer, &f)) < 0)
         return codec_send_failed(s, rc);
-    if (evbuffer_add(bufferevent_get_output(s->up->bev), f.pre, f.pre_len) < 0)
+    if (evbuffer_add(bufferevent_get_output(s->bev), f.pre, f.pre_len) < 0)
         return codec_send_failed(s, HCONN_ENO_MEMORY);
     s->request_sent = true;
     return 0;
@@ -626,7 +627,7 @@ void
 codec_pause(struct codec_stream *s)
 {
     s->paused = true;
-    bufferevent_disable(s->up->bev, EV_READ);
+    bufferevent_disable(s->bev, EV_READ);
 }
 
 void
@@ -635,7 +636,7 @@ codec_resume(struct codec_stream *s)
     if (!s->paused)
         return;
     s->paused = false;
-    bufferevent_enable(s->up->bev, EV_READ);
+    bufferevent_enable(s->bev, EV_READ);
     /* Bytes already buffered raise no new read event. */
     codec_process(s);
 }
@@ -643,5 +644,5 @@ codec_resume(struct codec_stream *s)
 unsigned
 codec_spare(const struct upstream *up)
 {
-    return up->idle ? 1 : 0;
+    return upstream_is_idle(up) ? 1 : 0;
 }

@@ -494,7 +494,7 @@ exchange_attach(struct exchange *ex, struct upstream *up)
 
     ex->up = up;
     ex->state = EXCHANGE_ACTIVE;
-    ex->reused = up->requests > 0;
+    ex->reused = upstream_requests(up) > 0;
     if (ex->reused)
         uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
     else
@@ -503,7 +503,7 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     ex->resp_received = 0;
     ex->resp_expected = -1;
     log_debug("client %lu: %s on upstream %lu (%s)", ex->session->id,
-              ex->target_desc, up->id, ex->reused ? "reused" : "new");
+              ex->target_desc, upstream_id(up), ex->reused ? "reused" : "new");
 
     ex->stream = codec_open(up, &ex->creq, &opt, &exchange_codec_events, ex);
     if (ex->stream == NULL) {
@@ -676,7 +676,7 @@ exchange_retry(struct exchange *ex, const struct codec_error *e)
         return false;
     log_info("client %lu: %s: reused upstream %lu closed before answering; "
              "retrying on a new connection",
-             ex->session->id, ex->target_desc, ex->up->id);
+             ex->session->id, ex->target_desc, upstream_id(ex->up));
     ex->session->srv->stats.retries++;
     uidstats_get(ex->session->srv, ex->session->uid)->retries++;
     codec_abort(ex->stream);
@@ -716,7 +716,7 @@ static void
 exchange_on_head(void *arg, const struct codec_head *h)
 {
     struct exchange *ex = arg;
-    const struct upstream_answer *a = ex->up->proxy_answer;
+    const struct upstream_answer *a = upstream_proxy_answer(ex->up);
     char storage[EXCHANGE_LINE_STORAGE];
     struct wire_line line;
     json_t *proxy_response = NULL;
@@ -750,7 +750,7 @@ exchange_on_head(void *arg, const struct codec_head *h)
         exchange_fail(ex, HCONN_ELINE_TOO_LONG,
                       "%s: response head encodes to %zu bytes, over the "
                       "protocol's %d-byte line limit",
-                      ex->up->peer, line.len, WIRE_MAX_LINE);
+                      upstream_peer(ex->up), line.len, WIRE_MAX_LINE);
     } else {
         evbuffer_add(ex->out, line.buf, line.len);
         ex->reply = EXCHANGE_REPLY_HEAD;
@@ -811,7 +811,7 @@ exchange_on_end(void *arg, const struct codec_end *end)
             exchange_fail(ex, HCONN_ELINE_TOO_LONG,
                           "%s: response trailers encode to %zu bytes, over "
                           "the protocol's %d-byte line limit",
-                          ex->up->peer, len, WIRE_MAX_LINE);
+                          upstream_peer(ex->up), len, WIRE_MAX_LINE);
             return;
         }
         exchange_reply_line(ex, &line, rc);

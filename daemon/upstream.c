@@ -650,3 +650,51 @@ upstream_free(struct upstream *up)
     free(up->fail_answer);
     free(up);
 }
+
+unsigned long
+upstream_id(const struct upstream *up)
+{
+    return up->id;
+}
+
+const char *
+upstream_peer(const struct upstream *up)
+{
+    return up->peer;
+}
+
+struct bufferevent *
+upstream_bev(const struct upstream *up)
+{
+    return up->bev;
+}
+
+bool
+upstream_is_tls(const struct upstream *up)
+{
+    return up->tls;
+}
+
+unsigned
+upstream_requests(const struct upstream *up)
+{
+    return up->requests;
+}
+
+bool
+upstream_is_idle(const struct upstream *up)
+{
+    return up->idle;
+}
+
+void
+upstream_mark_clean(struct upstream *up)
+{
+    up->clean = true;
+}
+
+const struct upstream_answer *
+upstream_proxy_answer(const struct upstream *up)
+{
+    return up->proxy_answer;
+}

@@ -46,6 +46,8 @@ typedef void (*upstream_connect_cb)(struct upstream *up, int error,
 typedef int (*upstream_addr_check_cb)(const struct sockaddr *sa,
                                       const void *arg, char *why, size_t len);
 
+/* Its fields are upstream.c's and, for the idle lists and lease counts,
+ * pool.c's; everyone else goes through the functions below. */
 struct upstream {
     unsigned long id;           /* for logs */
     struct pool_origin *origin; /* the pool bucket it belongs to */
@@ -139,6 +141,31 @@ bool upstream_settle_tls(struct upstream *up);
 /* Ends upstream_park's watch, reading with the bufferevent again (its
  * callbacks are the caller's to set). */
 void upstream_unpark(struct upstream *up);
+
+/* The connection's number, for logs. */
+unsigned long upstream_id(const struct upstream *up);
+
+/* "addr:port" of the peer it reached, for messages. */
+const char *upstream_peer(const struct upstream *up);
+
+/* The connection's bufferevent: a codec's while it carries a stream. */
+struct bufferevent *upstream_bev(const struct upstream *up);
+
+/* True when bev is a TLS filter (the socket carries records only). */
+bool upstream_is_tls(const struct upstream *up);
+
+/* Responses completed on it: 0 for a fresh connection. */
+unsigned upstream_requests(const struct upstream *up);
+
+/* True while it waits, idle, in the pool. */
+bool upstream_is_idle(const struct upstream *up);
+
+/* A response ended cleanly: TLS state is sound, its session worth
+ * keeping when the connection closes. */
+void upstream_mark_clean(struct upstream *up);
+
+/* An open tunnel's answer to CONNECT, or NULL. */
+const struct upstream_answer *upstream_proxy_answer(const struct upstream *up);
 
 /* Closes the connection and frees up, cancelling anything pending. */
 void upstream_free(struct upstream *up);
