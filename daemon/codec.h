@@ -9,7 +9,8 @@
  * The exchange never touches the connection's socket or bufferevent: the
  * codec owns the stream's I/O and gives the connection back to the pool
  * (or drops it) when the stream ends. Only HTTP/1.1 (codec_http1.c) is
- * implemented; a codec is picked per connection once ALPN has spoken.
+ * implemented so far; once ALPN picks the protocol per connection,
+ * codec_open will choose the codec by what the connection negotiated.
  */
 #ifndef HCONND_CODEC_H
 #define HCONND_CODEC_H
