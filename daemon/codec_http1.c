@@ -261,7 +261,8 @@ codec_end(struct codec_stream *s, const struct http1_event *ev, size_t consumed)
     if (s->dead)
         return;
     evbuffer_drain(in, consumed);
-    upstream_mark_clean(s->up); /* a complete response: TLS state is sound */
+    upstream_set_clean(s->up,
+                       true); /* a complete response: TLS state is sound */
     codec_finish(s, end.keep);
 }
 
@@ -644,5 +645,5 @@ codec_resume(struct codec_stream *s)
 unsigned
 codec_spare(const struct upstream *up)
 {
-    return upstream_is_idle(up) ? 1 : 0;
+    return pool_is_idle(up) ? 1 : 0;
 }

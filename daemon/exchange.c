@@ -494,7 +494,7 @@ exchange_attach(struct exchange *ex, struct upstream *up)
 
     ex->up = up;
     ex->state = EXCHANGE_ACTIVE;
-    ex->reused = upstream_requests(up) > 0;
+    ex->reused = pool_requests(up) > 0;
     if (ex->reused)
         uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
     else

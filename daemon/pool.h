@@ -109,6 +109,12 @@ void pool_release(struct upstream *up);
 /* Closes a leased connection that must not be reused. */
 void pool_drop(struct upstream *up);
 
+/* Responses completed on a pooled connection: 0 for a fresh one. */
+unsigned pool_requests(const struct upstream *up);
+
+/* True while the connection waits, idle, in the pool. */
+bool pool_is_idle(const struct upstream *up);
+
 /* Closes idle connections (shutdown); leased ones finish first. */
 void pool_close_idle(struct pool *pool);
 

@@ -37,12 +37,58 @@
 #include "upstream.h"
 #include "wire.h"
 
+/* One connection, from a name to a ready socket. */
+struct upstream {
+    unsigned long id;        /* for logs */
+    struct bufferevent *bev; /* NULL until a connect is under way */
+    struct event_base *base;
+    struct resolve_waiter resolving; /* the name's lookup, while pending */
+    struct connect_race *race;       /* racing the addresses */
+    struct event *connect_timer;     /* bounds DNS + every connect */
+    struct event *fail_event;        /* delivers a failure off-stack */
+    int fail_error;                  /* what fail_event delivers */
+    char fail_message[256];
+    upstream_connect_cb cb;
+    void *cb_arg;
+    char host[256]; /* what we resolve */
+    uint16_t port;
+    char peer[64]; /* "addr:port" being tried, for logs */
+    /* Refuses addresses before any connect (NULL: any will do); arg must
+     * outlive the connect. */
+    upstream_addr_check_cb addr_check;
+    const void *addr_check_arg;
+    double attempt_delay; /* Happy Eyeballs' connection attempt delay */
+    bool has_source_addr; /* bind to source_addr before connecting */
+    struct sockaddr_storage source_addr;
+    uint16_t source_port;     /* and to this local port (0: any) */
+    bool connected;           /* ready: TCP up, and TLS done if any */
+    bool tls;                 /* bev is a TLS filter over the TCP one */
+    bool tls_resumed;         /* the handshake resumed a cached session */
+    bool clean;               /* closing after a clean end: keep the session */
+    const char *connect_head; /* a tunnel: CONNECT to send first (borrowed) */
+    size_t connect_head_len;
+    const char *tls_host;        /* name TLS verifies: the origin behind a
+                                    tunnel (borrowed); NULL: host */
+    char tunnel_target[272];     /* "origin:port" of a tunnel, for logs */
+    struct http1_parser *tunnel; /* parsing the proxy's answer */
+    /* The tunnel's CONNECT answer, once it opened; owned */
+    struct upstream_answer *proxy_answer;
+    /* A refused tunnel's answer, for the failure's error reply; owned
+     * until the pool hands it to the waiter */
+    struct upstream_answer *fail_answer;
+    struct ssl_st *ssl;       /* set up, not yet handed to the filter */
+    struct event *park_event; /* upstream_park's watch on the socket */
+    void (*park_cb)(struct upstream *up, short what);
+    max_align_t owner[]; /* upstream_owner's space */
+};
+
 static unsigned long upstream_next_id = 1;
 
 struct upstream *
-upstream_new(struct event_base *base, const char *host, uint16_t port)
+upstream_new(struct event_base *base, const char *host, uint16_t port,
+             size_t owner_size)
 {
-    struct upstream *up = calloc(1, sizeof *up);
+    struct upstream *up = calloc(1, sizeof *up + owner_size);
 
     if (up == NULL)
         return NULL;
@@ -675,22 +721,45 @@ upstream_is_tls(const struct upstream *up)
     return up->tls;
 }
 
-unsigned
-upstream_requests(const struct upstream *up)
+void *
+upstream_owner(const struct upstream *up)
 {
-    return up->requests;
-}
-
-bool
-upstream_is_idle(const struct upstream *up)
-{
-    return up->idle;
+    return (void *)up->owner;
 }
 
 void
-upstream_mark_clean(struct upstream *up)
+upstream_set_route(struct upstream *up, upstream_addr_check_cb check,
+                   const void *arg, double attempt_delay,
+                   const struct sockaddr_storage *source, uint16_t source_port)
 {
-    up->clean = true;
+    up->addr_check = check;
+    up->addr_check_arg = arg;
+    up->attempt_delay = attempt_delay;
+    up->has_source_addr = source != NULL;
+    if (source != NULL)
+        up->source_addr = *source;
+    up->source_port = source_port;
+}
+
+bool
+upstream_tls_resumed(const struct upstream *up)
+{
+    return up->tls_resumed;
+}
+
+void
+upstream_set_clean(struct upstream *up, bool clean)
+{
+    up->clean = clean;
+}
+
+struct upstream_answer *
+upstream_take_fail_answer(struct upstream *up)
+{
+    struct upstream_answer *a = up->fail_answer;
+
+    up->fail_answer = NULL;
+    return a;
 }
 
 const struct upstream_answer *
