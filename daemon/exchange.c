@@ -1,11 +1,14 @@
 /*
- * exchange.c — one request through the pool and the HTTP/1.1 codec.
+ * exchange.c — one request through the pool and an upstream codec
+ * (codec.h), which owns the connection's I/O while the request is on it.
  *
- * Lifecycle: new (head formatted, so a bad request fails before anything
- * is leased) → LEASING → ACTIVE (head and body written, response parsed
- * event by event into replies) → DONE. A request that fails on a reused
+ * Lifecycle: new (readied by the codec, so a bad request fails before
+ * anything is leased) → LEASING → ACTIVE (head and body written, response
+ * parsed event by event into replies) → DONE. A request that fails on a reused
  * connection before any response byte arrived goes back to LEASING once,
- * on a fresh connection, when it is safe to replay.
+ * on a fresh connection, when it is safe to replay. Within ACTIVE, send
+ * says where the request stands upstream and reply what the client has
+ * been told; neither knows which protocol the stream rides on.
  *
  * Memory per exchange is bounded: upstream reading stops while out holds
  * stream_buffer_bytes, and the request body is either the client's inline
@@ -14,25 +17,24 @@
  * Only the session frees exchanges, and only from its own callbacks, so
  * nothing here can free an exchange another call is still inside.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "codec.h"
 #include "config.h"
 #include "exchange.h"
+#include "fields.h"
 #include "hconn_error.h"
 #include "log.h"
 #include "pathcheck.h"
 #include "policy.h"
+#include "pool.h"
 #include "server.h"
 #include "session.h"
 #include "tlsfiles.h"
@@ -40,10 +42,77 @@
 #include "upstream.h"
 #include "wire_line.h"
 
+enum exchange_state {
+    EXCHANGE_LEASING, /* waiting for a connection */
+    EXCHANGE_ACTIVE,  /* request going out, response coming in */
+    EXCHANGE_DONE,    /* the last reply (end, error, or a ready-made
+                         reply slot's only one) is in out */
+};
+
+/* The request's side: what has gone upstream on this attempt. */
+enum exchange_send {
+    EXCHANGE_SEND_NONE = 0,  /* no stream yet */
+    EXCHANGE_SEND_BODY,      /* head out; body bytes go as they come */
+    EXCHANGE_SEND_EXPECTING, /* head out with Expect: 100-continue; the
+                                body waits for 100 or expect_timer */
+    EXCHANGE_SEND_REFUSED,   /* a final response came instead of 100:
+                                the body never goes */
+    EXCHANGE_SEND_DONE,      /* head and whole body queued */
+};
+
+/* The response's side: what the client has been told. */
+enum exchange_reply {
+    EXCHANGE_REPLY_NONE = 0, /* nothing yet: a replay is still possible */
+    EXCHANGE_REPLY_HEAD,     /* the head reply is in out; body follows */
+    EXCHANGE_REPLY_END,      /* the end reply is in out */
+    EXCHANGE_REPLY_FAILED,   /* the error reply is in out (or, raw mode
+                                past the head, the client is cut off) */
+};
+
+struct exchange {
+    struct session *session;
+    TAILQ_ENTRY(exchange) entry; /* the session's queue, in order */
+    enum exchange_state state;
+    enum exchange_send send;   /* the request's side */
+    enum exchange_reply reply; /* the response's side */
+    json_t *id;                /* echoed on every reply (owned) */
+    json_t *msg;               /* the request message (owned) */
+    struct wire_client_msg m;  /* validated; m.req borrows from msg */
+    char target_desc[320];     /* "GET http://h:p/x" for logs */
+    struct codec_request creq; /* the request readied for the codec */
+    char proxy_host[256];      /* a tunnel's proxy (a copy: the defaults may
+                                  be reloaded meanwhile), or "" */
+    uint16_t proxy_port;
+    char *connect_head; /* a tunnel's CONNECT request */
+    size_t connect_head_len;
+    struct evbuffer *body;  /* request body bytes held (see below) */
+    uint64_t body_received; /* body bytes that came from the client */
+    bool body_complete;     /* the client sent the whole body */
+    bool body_retained;     /* body keeps sent bytes for a replay */
+    bool replayable;        /* safe to send again on a new connection */
+    bool continue_replied;  /* the client got its one "continue" */
+    struct event *expect_timer;
+    /* request_timeout, from the first lease */
+    struct event *request_timer;
+    unsigned attempts;           /* connections tried */
+    struct pool_waiter waiter;   /* lease in progress */
+    struct codec_stream *stream; /* the request on its connection */
+    struct upstream *up;         /* the stream's connection (borrowed) */
+    bool reused;                 /* up had served a request before */
+    uint64_t resp_received;      /* a failed response's body bytes */
+    int64_t resp_expected;       /* ... and its announced length, or -1 */
+    bool abort_session;          /* raw mode failed mid-body: close */
+    struct evbuffer *out;        /* replies not yet moved to the client */
+    /* TLS files read with the client's rights; m.req's PEM fields point
+     * into it */
+    struct tlsfiles_material *tls_material;
+    struct pathcheck *pathcheck; /* inner destinations being resolved */
+    size_t charged;              /* the request's bytes in the budget */
+    bool path_checked;           /* ... and found allowed */
+};
+
 #define exchange_of_waiter(w)                                                  \
     ((struct exchange *)((char *)(w)-offsetof(struct exchange, waiter)))
-
-static void exchange_process(struct exchange *ex);
 
 static const struct config *
 exchange_cfg(const struct exchange *ex)
@@ -137,33 +206,6 @@ exchange_new_reply(struct session *s, json_t *reply)
     return ex;
 }
 
-/* Finds a request header field by name (case-insensitive). */
-static const char *
-exchange_request_header(const struct wire_request *req, const char *name)
-{
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0)
-            return req->headers[i].value;
-    return NULL;
-}
-
-/* True when value, a comma-separated list, holds token (any case). */
-static bool
-exchange_list_has(const char *value, const char *token)
-{
-    size_t n = strlen(token);
-
-    for (const char *p = value; p != NULL && *p != '\0';) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (strncasecmp(p, token, n) == 0 &&
-            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
-            return true;
-        p = strchr(p, ',');
-    }
-    return false;
-}
-
 /* RFC 9110 §9.2.2: idempotent methods may be sent again after a failure
  * the client cannot see past; an Idempotency-Key header makes any method
  * so by the sender's word. */
@@ -175,7 +217,7 @@ exchange_is_replayable(const struct wire_request *req)
 
     if (req->body == WIRE_BODY_STREAM)
         return false; /* the body is not held */
-    if (exchange_request_header(req, "Idempotency-Key") != NULL)
+    if (codec_request_field(req, "Idempotency-Key") != NULL)
         return true;
     for (size_t i = 0; i < sizeof idempotent / sizeof *idempotent; i++)
         if (strcmp(req->method, idempotent[i]) == 0)
@@ -183,65 +225,15 @@ exchange_is_replayable(const struct wire_request *req)
     return false;
 }
 
-/* Formats the HTTP head; on a bad method, target or header the exchange
- * fails before anything is leased, so nothing malformed is ever sent. */
+/* Readies the request for the codec; on a bad method, target or header
+ * the exchange fails before anything is leased, so nothing malformed is
+ * ever sent. */
 static int
 exchange_format_head(struct exchange *ex)
 {
-    const struct wire_request *req = &ex->m.req;
-    struct http1_header *fields;
-    struct http1_request hreq = {
-        .method = req->method,
-        .target = req->target,
-        .host = req->host,
-        .port = req->port,
-        .tls = req->tls,
-        .nheaders = req->nheaders,
-        .skip_host = req->skip_host,
-        .skip_accept_encoding = req->skip_accept_encoding,
-        .content_length = -1,
-    };
     char err[256];
-    int rc;
+    int rc = codec_prepare(&ex->creq, &ex->m.req, err, sizeof err);
 
-    fields = calloc(req->nheaders + 1, sizeof *fields);
-    if (fields == NULL)
-        return HCONN_ENO_MEMORY;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        fields[i].name = req->headers[i].name;
-        fields[i].name_len = strlen(req->headers[i].name);
-        fields[i].value = req->headers[i].value;
-        fields[i].value_len = strlen(req->headers[i].value);
-        /* Any Connection field may say close, and the origin honours it
-         * wherever it is: such a connection is never pooled. */
-        if (strcasecmp(req->headers[i].name, "Connection") == 0 &&
-            exchange_list_has(req->headers[i].value, "close"))
-            ex->request_close = true;
-    }
-    hreq.headers = fields;
-    /* A client's own "Expect: 100-continue" asks for what expect_continue
-     * does: sent with nothing behind it, a final answer from the origin
-     * would meet body bytes it reads as the next request. The codec
-     * refuses any other Expect, and one on a request without a body. */
-    if (req->body != WIRE_BODY_NONE &&
-        exchange_request_header(req, "Expect") != NULL)
-        ex->m.req.expect_continue = true;
-    /* RFC 9110 §10.1.1: only a request with a body may expect 100. */
-    if (req->expect_continue && req->body != WIRE_BODY_NONE &&
-        exchange_request_header(req, "Expect") == NULL)
-        fields[hreq.nheaders++] =
-            (struct http1_header){"Expect", 6, "100-continue", 12};
-    /* The daemon alone frames the body: the codec checks the client's
-     * Content-Length and Transfer-Encoding against it and readies the
-     * writer; a stream of unknown length goes chunked unless the
-     * client's Content-Length declares one. */
-    if (req->body == WIRE_BODY_STREAM && req->length < 0)
-        hreq.chunked = true;
-    else if (req->body != WIRE_BODY_NONE)
-        hreq.content_length = req->length;
-    rc = http1_start_request(&hreq, &ex->writer, &ex->head, &ex->head_len, err,
-                             sizeof err);
-    free(fields);
     if (rc < 0)
         exchange_fail(ex, rc, "%s", err);
     return rc;
@@ -360,113 +352,59 @@ exchange_drop_body(struct exchange *ex)
     session_resume_reading(ex->session);
 }
 
-/* Copies n held body bytes from offset off to out, keeping them for a
- * replay. evbuffer_peek returns how many extents the range needs, which
- * may be more than it was given room for: only those it filled are read.
- * Returns false when not all n bytes could be copied. */
-static bool
-exchange_copy_body(struct exchange *ex, struct evbuffer *out, size_t off,
-                   size_t n)
-{
-    enum { EXCHANGE_PEEK_VECS = 16 };
-    struct evbuffer_iovec vec[EXCHANGE_PEEK_VECS];
-    struct evbuffer_ptr pos;
-
-    if (evbuffer_ptr_set(ex->body, &pos, off, EVBUFFER_PTR_SET) < 0)
-        return false;
-    while (n > 0) {
-        int got = evbuffer_peek(ex->body, (ev_ssize_t)n, &pos, vec,
-                                EXCHANGE_PEEK_VECS);
-
-        if (got <= 0)
-            return false; /* cannot happen: n never exceeds what is held */
-        if (got > EXCHANGE_PEEK_VECS)
-            got = EXCHANGE_PEEK_VECS;
-        for (int i = 0; i < got && n > 0; i++) {
-            size_t len = vec[i].iov_len < n ? vec[i].iov_len : n;
-
-            if (evbuffer_add(out, vec[i].iov_base, len) < 0)
-                return false;
-            n -= len;
-            evbuffer_ptr_set(ex->body, &pos, len, EVBUFFER_PTR_ADD);
-        }
-    }
-    return true;
-}
-
-/* Writes what the client has sent of the body so far, framed by the body
- * writer, as far as the upstream's output window allows; then the body's
- * end. The writer refuses a byte past the length the head announced and
- * an end short of it, so the origin never reads a body that differs from
- * the head. A piece that cannot be queued whole (no memory) would leave
- * the framing short: the exchange fails and the connection is dropped. */
+/* Sends what the client has sent of the body so far, as far as the
+ * stream's send window allows; then the body's end. The codec refuses a
+ * byte past the length the head announced and an end short of it, so
+ * the origin never reads a body that differs from the head. A piece that
+ * cannot be queued whole (no memory) would leave the framing short: the
+ * exchange fails and the connection is dropped. */
 static void
 exchange_pump_body(struct exchange *ex)
 {
-    struct evbuffer *output;
-    size_t window = exchange_cfg(ex)->stream_buffer_bytes;
-    size_t unsent, n, queued, sent;
-    struct http1_frame f;
-    bool queued_all = true;
+    size_t unsent, n, room, sent;
+    ssize_t moved = -1;
     int rc = 0;
 
-    if (ex->state != EXCHANGE_ACTIVE || ex->request_sent || ex->expecting ||
-        ex->body_refused)
+    if (ex->state != EXCHANGE_ACTIVE || ex->send != EXCHANGE_SEND_BODY)
         return;
-    output = bufferevent_get_output(ex->up->bev);
-    queued = evbuffer_get_length(output);
-    sent = (size_t)ex->writer.written;
+    room = codec_send_room(ex->stream);
+    sent = (size_t)codec_body_sent(ex->stream);
     unsent = evbuffer_get_length(ex->body) - (ex->body_retained ? sent : 0);
-    n = unsent;
-    if (queued >= window)
-        n = 0;
-    else if (n > window - queued)
-        n = window - queued;
-    if (n > 0 && (rc = http1_writer_data(&ex->writer, n, &f)) == 0) {
-        queued_all = evbuffer_add(output, f.pre, f.pre_len) == 0;
-        if (queued_all && ex->body_retained) {
-            queued_all = exchange_copy_body(ex, output, sent, n);
-        } else if (queued_all) {
-            int moved = evbuffer_remove_buffer(ex->body, output, n);
-
-            queued_all = moved == (int)n; /* n is within the window */
-            session_body_held(ex->session, -(ssize_t)(moved > 0 ? moved : 0));
+    n = unsent < room ? unsent : room;
+    if (n > 0) {
+        rc = codec_send_data(ex->stream, ex->body, ex->body_retained ? sent : 0,
+                             n, ex->body_retained, &moved);
+        if (moved >= 0) {
+            session_body_held(ex->session, -moved);
             session_resume_reading(ex->session);
         }
-        queued_all =
-            queued_all && evbuffer_add(output, f.post, f.post_len) == 0;
     }
-    if (rc == 0 && queued_all && ex->body_complete && n == unsent &&
-        (rc = http1_writer_end(&ex->writer, &f)) == 0) {
-        queued_all = evbuffer_add(output, f.pre, f.pre_len) == 0;
-        ex->request_sent = queued_all;
-    }
+    if (rc == 0 && ex->body_complete && n == unsent &&
+        (rc = codec_send_end(ex->stream)) == 0)
+        ex->send = EXCHANGE_SEND_DONE;
     if (rc < 0)
-        exchange_fail(ex, rc, "%s: %s", ex->target_desc, ex->writer.errmsg);
-    else if (!queued_all)
-        exchange_fail(ex, HCONN_ENO_MEMORY,
-                      "%s: out of memory queueing the request body",
-                      ex->target_desc);
+        exchange_fail(ex, rc, "%s: %s", ex->target_desc,
+                      codec_errmsg(ex->stream));
 }
 
 void
 exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
 {
-    if (ex->state == EXCHANGE_DONE || ex->body_refused) {
+    if (ex->state == EXCHANGE_DONE || ex->send == EXCHANGE_SEND_REFUSED) {
         /* The response (or an error) came first; the rest of the body has
          * nowhere to go. */
         evbuffer_drain(src, n);
         return;
     }
-    if (ex->writer.length >= 0 &&
-        ex->body_received + n > (uint64_t)ex->writer.length) {
+    if (ex->creq.length >= 0 &&
+        ex->body_received + n > (uint64_t)ex->creq.length) {
         /* Refused at once rather than held: the writer would never let
          * the server have more than the head announced. */
         evbuffer_drain(src, n);
         exchange_fail(ex, HCONN_EBODY_LENGTH,
                       "the streamed body runs past its declared length of "
                       "%lld bytes",
-                      (long long)ex->writer.length);
+                      (long long)ex->creq.length);
         return;
     }
     evbuffer_remove_buffer(src, ex->body, n);
@@ -478,124 +416,24 @@ exchange_add_body(struct exchange *ex, struct evbuffer *src, size_t n)
 void
 exchange_end_body(struct exchange *ex)
 {
-    if (ex->state == EXCHANGE_DONE || ex->body_refused)
+    if (ex->state == EXCHANGE_DONE || ex->send == EXCHANGE_SEND_REFUSED)
         return;
-    if (ex->writer.length >= 0 &&
-        ex->body_received != (uint64_t)ex->writer.length) {
+    if (ex->creq.length >= 0 &&
+        ex->body_received != (uint64_t)ex->creq.length) {
         exchange_fail(ex, HCONN_EBODY_LENGTH,
                       "the streamed body ended after %llu bytes of the %lld "
                       "declared",
                       (unsigned long long)ex->body_received,
-                      (long long)ex->writer.length);
+                      (long long)ex->creq.length);
         return;
     }
     ex->body_complete = true;
     exchange_pump_body(ex);
 }
 
-/* Reads what the socket holds, up to the window, in one readv. libevent
- * 2.1's own reads stop at 4096 bytes (EVBUFFER_MAX_READ): a loop turn
- * per 4 KiB held large bodies to a fraction of the loopback's speed. */
 /* Room on the stack for a reply line; longer ones (many or long header
  * fields) move to the heap. */
 #define EXCHANGE_LINE_STORAGE 2048
-
-/* The most a bufferevent reads from a socket at once (libevent 2.1's
- * EVBUFFER_MAX_READ), after asking the kernel how much there is. */
-#define EXCHANGE_LIBEVENT_READ 4096
-
-static void
-exchange_read_more(struct exchange *ex)
-{
-    struct evbuffer *in = bufferevent_get_input(ex->up->bev);
-    size_t held = evbuffer_get_length(in);
-    size_t window = exchange_cfg(ex)->stream_buffer_bytes;
-    struct evbuffer_iovec vec[2];
-    struct iovec iov[2];
-    ssize_t n;
-    int nvec;
-
-    /* Under TLS the socket carries records only OpenSSL may read. Less
-     * than a full libevent read held means that read emptied the socket:
-     * another would only return EAGAIN. */
-    if (ex->up->tls || ex->eof || held >= window ||
-        held < EXCHANGE_LIBEVENT_READ)
-        return;
-    /* The bufferevent freezes its input's tail so that only it appends;
-     * this appends exactly as it would, from the same socket. */
-    evbuffer_unfreeze(in, 0);
-    nvec = evbuffer_reserve_space(in, (ev_ssize_t)(window - held), vec, 2);
-    if (nvec <= 0) {
-        evbuffer_freeze(in, 0);
-        return;
-    }
-    for (int i = 0; i < nvec; i++) {
-        iov[i].iov_base = vec[i].iov_base;
-        iov[i].iov_len = vec[i].iov_len;
-    }
-    n = readv(bufferevent_getfd(ex->up->bev), iov, nvec);
-    if (n <= 0) {
-        evbuffer_commit_space(in, vec, 0);
-        evbuffer_freeze(in, 0);
-        /* EOF or a reset: the parser decides what the bytes so far mean.
-         * EAGAIN: nothing more yet. */
-        if (n == 0 || (errno != EAGAIN && errno != EINTR))
-            ex->eof = true;
-        return;
-    }
-    for (int i = 0; i < nvec; i++) {
-        size_t len = (size_t)n < vec[i].iov_len ? (size_t)n : vec[i].iov_len;
-
-        vec[i].iov_len = len;
-        n -= (ssize_t)len;
-    }
-    evbuffer_commit_space(in, vec, nvec);
-    evbuffer_freeze(in, 0);
-}
-
-static void
-exchange_read_cb(struct bufferevent *bev, void *arg)
-{
-    exchange_read_more(arg);
-    exchange_process(arg);
-}
-
-static void
-exchange_write_cb(struct bufferevent *bev, void *arg)
-{
-    exchange_pump_body(arg);
-}
-
-static void
-exchange_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    struct exchange *ex = arg;
-    double t = exchange_read_timeout(ex);
-
-    if (what & BEV_EVENT_TIMEOUT) {
-        if (what & BEV_EVENT_READING)
-            exchange_fail(ex, HCONN_ETIMEOUT,
-                          "no response bytes from %s for %g s", ex->up->peer,
-                          t);
-        else
-            exchange_fail(ex, HCONN_ETIMEOUT,
-                          "sending the request to %s stalled for %g s",
-                          ex->up->peer, t);
-        return;
-    }
-    if ((what & BEV_EVENT_ERROR) && (what & BEV_EVENT_WRITING)) {
-        /* The server stopped taking the request (it may have answered
-         * early, e.g. 413): stop sending and read on; the connection
-         * cannot be kept since request_sent stays false. */
-        bufferevent_disable(bev, EV_WRITE);
-        return;
-    }
-    /* EOF, or an error such as a reset: let the parser decide what the
-     * bytes so far amount to (a close-delimited body ends here; anything
-     * else is cut short). */
-    ex->eof = true;
-    exchange_process(ex);
-}
 
 /* The body may go: the origin sent 100 Continue, or expect_timeout
  * passed without an answer (RFC 9110 §10.1.1: a client need not wait
@@ -603,7 +441,7 @@ exchange_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 exchange_go_ahead(struct exchange *ex)
 {
-    ex->expecting = false;
+    ex->send = EXCHANGE_SEND_BODY;
     evtimer_del(ex->expect_timer);
     /* One continue per request: a retry on a fresh connection waits for
      * the origin again, but the client has its go-ahead already. */
@@ -637,74 +475,45 @@ exchange_expect(struct exchange *ex)
         exchange_pump_body(ex); /* no timer: do not wait */
         return;
     }
-    ex->expecting = true;
+    ex->send = EXCHANGE_SEND_EXPECTING;
     exchange_timeval(exchange_cfg(ex)->expect_timeout, &tv);
     evtimer_add(ex->expect_timer, &tv);
 }
 
-/* Queues the request head on the upstream's output. With nothing queued
- * before it on a plain socket, it is written at once: most heads fit the
- * socket buffer, and going through the bufferevent would cost a loop turn
- * and two epoll_ctl calls to arm and disarm the write event. */
-static void
-exchange_send_head(struct exchange *ex, struct evbuffer *output)
-{
-    size_t sent = 0;
+static const struct codec_events exchange_codec_events;
 
-    if (!ex->up->tls && evbuffer_get_length(output) == 0) {
-        ssize_t n = send(bufferevent_getfd(ex->up->bev), ex->head, ex->head_len,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
-
-        /* An error shows again, to the bufferevent, on the rest. */
-        if (n > 0)
-            sent = (size_t)n;
-    }
-    if (sent < ex->head_len)
-        evbuffer_add(output, ex->head + sent, ex->head_len - sent);
-}
-
+/* The connection is ours: open a stream on it and send the request. */
 static void
 exchange_attach(struct exchange *ex, struct upstream *up)
 {
-    struct timeval tv;
-    struct evbuffer *output = bufferevent_get_output(up->bev);
+    struct codec_options opt = {
+        .read_timeout = exchange_read_timeout(ex),
+        .window = exchange_cfg(ex)->stream_buffer_bytes,
+        .max_head_bytes = exchange_cfg(ex)->max_response_head_bytes,
+    };
 
     ex->up = up;
     ex->state = EXCHANGE_ACTIVE;
-    ex->reused = up->requests > 0;
+    ex->reused = pool_requests(up) > 0;
     if (ex->reused)
         uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
     else
         uidstats_get(ex->session->srv, ex->session->uid)->reuse_misses++;
-    ex->eof = false;
-    ex->read_paused = false;
-    ex->response_bytes = 0;
-    ex->request_sent = false;
-    http1_writer_rewind(&ex->writer);
-    ex->expecting = false;
-    ex->body_refused = false;
-    http1_parser_init(&ex->parser, strcmp(ex->m.req.method, "HEAD") == 0,
-                      ex->request_close);
+    ex->send = EXCHANGE_SEND_BODY;
+    ex->resp_received = 0;
+    ex->resp_expected = -1;
     log_debug("client %lu: %s on upstream %lu (%s)", ex->session->id,
-              ex->target_desc, up->id, ex->reused ? "reused" : "new");
+              ex->target_desc, upstream_id(up), ex->reused ? "reused" : "new");
 
-    exchange_timeval(exchange_read_timeout(ex), &tv);
-    bufferevent_setcb(up->bev, exchange_read_cb, exchange_write_cb,
-                      exchange_event_cb, ex);
-    if (exchange_read_timeout(ex) > 0)
-        bufferevent_set_timeouts(up->bev, &tv, &tv);
-    else
-        bufferevent_set_timeouts(up->bev, NULL, NULL);
-    bufferevent_setwatermark(up->bev, EV_WRITE,
-                             exchange_cfg(ex)->stream_buffer_bytes / 4, 0);
-    /* Enabling writing arms the write event even with nothing to write,
-     * two epoll_ctl calls for nothing: only when it was turned off. */
-    bufferevent_enable(up->bev, (bufferevent_get_enabled(up->bev) & EV_WRITE)
-                                    ? EV_READ
-                                    : EV_READ | EV_WRITE);
-    exchange_send_head(ex, output);
+    ex->stream = codec_open(up, &ex->creq, &opt, &exchange_codec_events, ex);
+    if (ex->stream == NULL) {
+        ex->up = NULL;
+        exchange_fail(ex, HCONN_ENO_MEMORY,
+                      "%s: out of memory opening a stream", ex->target_desc);
+        return;
+    }
     if (ex->m.req.body == WIRE_BODY_NONE)
-        ex->request_sent = true;
+        ex->send = EXCHANGE_SEND_DONE;
     else if (ex->m.req.expect_continue)
         exchange_expect(ex);
     else
@@ -860,40 +669,79 @@ exchange_start(struct exchange *ex)
 /* A reused connection died before answering: send the request again on a
  * fresh one (RFC 9110 §9.2.2), once. */
 static bool
-exchange_retry(struct exchange *ex)
+exchange_retry(struct exchange *ex, const struct codec_error *e)
 {
-    if (!ex->reused || !ex->replayable || ex->attempts > 1 ||
-        ex->response_bytes != 0 || ex->head_replied ||
-        evbuffer_get_length(bufferevent_get_input(ex->up->bev)) != 0)
+    if (!ex->reused || !ex->replayable || ex->attempts > 1 || !e->unprocessed ||
+        ex->reply != EXCHANGE_REPLY_NONE)
         return false;
     log_info("client %lu: %s: reused upstream %lu closed before answering; "
              "retrying on a new connection",
-             ex->session->id, ex->target_desc, ex->up->id);
+             ex->session->id, ex->target_desc, upstream_id(ex->up));
     ex->session->srv->stats.retries++;
     uidstats_get(ex->session->srv, ex->session->uid)->retries++;
-    pool_drop(ex->up);
+    codec_abort(ex->stream);
+    ex->stream = NULL;
     ex->up = NULL;
     ex->state = EXCHANGE_LEASING;
     exchange_start(ex);
     return true;
 }
 
+/* The client's window is full: stop reading the stream until it catches
+ * up. */
 static void
-exchange_reply_head(struct exchange *ex, const struct http1_event *ev)
+exchange_check_window(struct exchange *ex)
 {
-    const struct http1_parser *p = &ex->parser;
-    int64_t length = p->framing == HTTP1_FRAMING_LENGTH ? p->content_length
-                     : p->framing == HTTP1_FRAMING_NONE ? 0
-                                                        : -1;
+    if (ex->state == EXCHANGE_ACTIVE &&
+        evbuffer_get_length(ex->out) >= exchange_cfg(ex)->stream_buffer_bytes) {
+        codec_pause(ex->stream);
+    }
+}
+
+/* An interim response: 100 lets an expecting body go. */
+static void
+exchange_on_interim(void *arg, int status)
+{
+    struct exchange *ex = arg;
+
+    log_debug("client %lu: %s: interim %d", ex->session->id, ex->target_desc,
+              status);
+    if (status == 100 && ex->send == EXCHANGE_SEND_EXPECTING)
+        exchange_go_ahead(ex);
+    exchange_check_window(ex);
+}
+
+/* The final response head: the head reply. */
+static void
+exchange_on_head(void *arg, const struct codec_head *h)
+{
+    struct exchange *ex = arg;
+    const struct upstream_answer *a = upstream_proxy_answer(ex->up);
     char storage[EXCHANGE_LINE_STORAGE];
     struct wire_line line;
+    json_t *proxy_response = NULL;
     int rc;
 
+    if (ex->send == EXCHANGE_SEND_EXPECTING) {
+        /* A final answer instead of 100: the body never goes, and since
+         * the head announced one the connection is not kept (the request
+         * is never all sent). */
+        ex->send = EXCHANGE_SEND_REFUSED;
+        evtimer_del(ex->expect_timer);
+        exchange_drop_body(ex);
+    }
     wire_line_init(&line, storage, sizeof storage);
     /* proxy_response: http.client's get_proxy_response_headers(). */
-    rc = wire_line_head(&line, ex->id, ev->status, ev->reason, ev->reason_len,
-                        ev->version, ev->headers, ev->nheaders, length,
-                        ex->reused, ex->up->proxy_reply);
+    if (a != NULL)
+        proxy_response = fields_answer_to_json(
+            a->status, a->reason, a->reason_len, a->fields, a->nfields);
+    rc =
+        a != NULL && proxy_response == NULL
+            ? HCONN_ENO_MEMORY
+            : wire_line_head(&line, ex->id, h->status, h->reason, h->reason_len,
+                             h->version, h->headers, h->nheaders, h->length,
+                             ex->reused, proxy_response);
+    json_decref(proxy_response);
     if (rc < 0) {
         exchange_fail(ex, rc, "cannot encode the response head");
     } else if (line.len > WIRE_MAX_LINE) {
@@ -902,52 +750,50 @@ exchange_reply_head(struct exchange *ex, const struct http1_event *ev)
         exchange_fail(ex, HCONN_ELINE_TOO_LONG,
                       "%s: response head encodes to %zu bytes, over the "
                       "protocol's %d-byte line limit",
-                      ex->up->peer, line.len, WIRE_MAX_LINE);
+                      upstream_peer(ex->up), line.len, WIRE_MAX_LINE);
     } else {
         evbuffer_add(ex->out, line.buf, line.len);
-        ex->head_replied = true;
+        ex->reply = EXCHANGE_REPLY_HEAD;
         session_schedule_flush(ex->session);
     }
     wire_line_free(&line);
+    if (ex->state != EXCHANGE_ACTIVE)
+        return;
+    if (ex->send == EXCHANGE_SEND_DONE)
+        exchange_drop_body(ex);
+    exchange_check_window(ex);
 }
 
-/* Relays len body bytes that start skip bytes into in: the bytes before
- * them (chunk framing) are dropped, the body moves to the client's reply
- * buffer. Moving hands whole buffer chains over, where copying cost as
- * much CPU as the kernel's own copies on large bodies. Returns the bytes
- * taken off in. */
-static size_t
-exchange_reply_data(struct exchange *ex, struct evbuffer *in, size_t skip,
-                    size_t len)
+/* Relays len body bytes from the front of in to the client's reply
+ * buffer. */
+static bool
+exchange_on_data(void *arg, struct evbuffer *in, size_t len)
 {
+    struct exchange *ex = arg;
+
     if (!ex->m.req.raw) {
         char storage[EXCHANGE_LINE_STORAGE];
         struct wire_line line;
-
         int rc;
 
         wire_line_init(&line, storage, sizeof storage);
         rc = wire_line_data(&line, ex->id, len);
         exchange_reply_line(ex, &line, rc);
         if (rc < 0)
-            return 0;
+            return false;
     }
-    evbuffer_drain(in, skip);
     evbuffer_remove_buffer(in, ex->out, len);
     session_schedule_flush(ex->session);
-    return skip + len;
+    exchange_check_window(ex);
+    return true;
 }
 
-/* The response is complete: reply (the trailers point into the input,
- * so before dropping its consumed bytes), then pool the connection if it
- * is clean: nothing may follow the response. */
+/* The response is complete: the end reply, then the stream is over (the
+ * codec pools its connection when end->keep). */
 static void
-exchange_finish(struct exchange *ex, const struct http1_event *ev,
-                size_t consumed)
+exchange_on_end(void *arg, const struct codec_end *end)
 {
-    struct upstream *up = ex->up;
-    struct evbuffer *in = bufferevent_get_input(up->bev);
-    bool keep;
+    struct exchange *ex = arg;
 
     if (!ex->m.req.raw) {
         char storage[EXCHANGE_LINE_STORAGE];
@@ -955,7 +801,7 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
         int rc;
 
         wire_line_init(&line, storage, sizeof storage);
-        rc = wire_line_end(&line, ex->id, ev->headers, ev->nheaders);
+        rc = wire_line_end(&line, ex->id, end->trailers, end->ntrailers);
         if (rc == 0 && line.len > WIRE_MAX_LINE) {
             /* As for heads: the client could not read the line, and would
              * drop the connection with every request pipelined on it. */
@@ -965,149 +811,80 @@ exchange_finish(struct exchange *ex, const struct http1_event *ev,
             exchange_fail(ex, HCONN_ELINE_TOO_LONG,
                           "%s: response trailers encode to %zu bytes, over "
                           "the protocol's %d-byte line limit",
-                          up->peer, len, WIRE_MAX_LINE);
+                          upstream_peer(ex->up), len, WIRE_MAX_LINE);
             return;
         }
         exchange_reply_line(ex, &line, rc);
     } else {
         session_schedule_flush(ex->session);
     }
-    evbuffer_drain(in, consumed);
-    keep = http1_parser_keep_alive(&ex->parser) && ex->request_sent &&
-           !ex->eof && evbuffer_get_length(in) == 0;
     ex->state = EXCHANGE_DONE;
+    ex->reply = EXCHANGE_REPLY_END;
+    ex->stream = NULL;
     ex->up = NULL;
     exchange_drop_body(ex);
-    up->clean = true; /* a complete response: TLS state is sound */
     ex->session->srv->stats.responses++;
     uidstats_get(ex->session->srv, ex->session->uid)->responses++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %d, %llu bytes, "
              "%s connection%s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
-             (long)ex->session->pid, ex->target_desc, ex->parser.status,
-             (unsigned long long)ex->parser.body_received,
-             ex->reused ? "reused" : "new", keep ? "" : ", not kept");
-    if (keep)
-        pool_release(up);
-    else
-        pool_drop(up);
+             (long)ex->session->pid, ex->target_desc, end->status,
+             (unsigned long long)end->body_received,
+             ex->reused ? "reused" : "new", end->keep ? "" : ", not kept");
 }
 
-/* max_response_head_bytes: a head (interim responses included) that
- * grows past it fails before the client sees any of it. */
-static bool
-exchange_head_too_big(struct exchange *ex, size_t more)
-{
-    size_t max = exchange_cfg(ex)->max_response_head_bytes;
-
-    if (ex->head_replied || ex->response_bytes + more <= max)
-        return false;
-    exchange_fail(ex, HCONN_ELIMIT_EXCEEDED,
-                  "%s: response head exceeds %zu bytes "
-                  "(max_response_head_bytes)",
-                  ex->up->peer, max);
-    return true;
-}
-
-/* Runs the parser over what the upstream has sent, until it needs more
- * bytes, the client's window is full, or the response ends. */
+/* The stream failed: once more on a fresh connection when that is safe,
+ * else the error reply. */
 static void
-exchange_process(struct exchange *ex)
+exchange_on_error(void *arg, const struct codec_error *e)
 {
-    struct evbuffer *in;
-    size_t window = exchange_cfg(ex)->stream_buffer_bytes;
+    struct exchange *ex = arg;
 
-    while (ex->state == EXCHANGE_ACTIVE) {
-        struct evbuffer_iovec seg = {0};
-        struct http1_event ev;
-        size_t avail, consumed, taken = 0;
-
-        in = bufferevent_get_input(ex->up->bev);
-        avail = evbuffer_get_length(in);
-        if (avail > 0)
-            evbuffer_peek(in, -1, NULL, &seg, 1);
-        ev = http1_parser_next(&ex->parser, seg.iov_base, seg.iov_len,
-                               ex->eof && seg.iov_len == avail, &consumed);
-        switch (ev.kind) {
-        case HTTP1_NEED_DATA:
-            evbuffer_drain(in, consumed);
-            ex->response_bytes += consumed;
-            if (seg.iov_len - consumed < avail - consumed) {
-                /* The next token straddles buffer chains: join them. */
-                evbuffer_pullup(in, -1);
-                continue;
-            }
-            exchange_head_too_big(ex, avail - consumed);
-            return;
-        case HTTP1_INTERIM:
-            log_debug("client %lu: %s: interim %d", ex->session->id,
-                      ex->target_desc, ev.status);
-            if (ev.status == 100 && ex->expecting)
-                exchange_go_ahead(ex);
-            break;
-        case HTTP1_HEAD:
-            if (exchange_head_too_big(ex, consumed))
-                return;
-            if (ex->expecting) {
-                /* A final answer instead of 100: the body never goes,
-                 * and since the head announced one the connection is
-                 * not kept (request_sent stays false). */
-                ex->expecting = false;
-                ex->body_refused = true;
-                evtimer_del(ex->expect_timer);
-                exchange_drop_body(ex);
-            }
-            exchange_reply_head(ex, &ev);
-            break;
-        case HTTP1_DATA:
-            taken = exchange_reply_data(
-                ex, in, (size_t)(ev.data - (const char *)seg.iov_base), ev.len);
-            break;
-        case HTTP1_END:
-            exchange_finish(ex, &ev, consumed);
-            return;
-        case HTTP1_ERROR:
-            if (exchange_retry(ex))
-                return;
-            exchange_fail(ex, ev.error, "%s: %s", ex->up->peer,
-                          ex->parser.errmsg);
-            return;
-        }
-        evbuffer_drain(in, consumed - taken);
-        ex->response_bytes += consumed;
-        if (ev.kind == HTTP1_HEAD && ex->request_sent)
-            exchange_drop_body(ex);
-        if (evbuffer_get_length(ex->out) >= window) {
-            /* The client is behind: stop reading until it catches up. */
-            ex->read_paused = true;
-            bufferevent_disable(ex->up->bev, EV_READ);
-            return;
-        }
-    }
+    if (exchange_retry(ex, e))
+        return;
+    ex->resp_received = e->body_received;
+    ex->resp_expected = e->body_expected;
+    exchange_fail(ex, e->code, "%s", e->message);
 }
+
+/* The connection has room for more body. */
+static void
+exchange_on_writable(void *arg)
+{
+    exchange_pump_body(arg);
+}
+
+static const struct codec_events exchange_codec_events = {
+    .interim = exchange_on_interim,
+    .head = exchange_on_head,
+    .data = exchange_on_data,
+    .end = exchange_on_end,
+    .error = exchange_on_error,
+    .writable = exchange_on_writable,
+};
 
 void
 exchange_resume(struct exchange *ex)
 {
-    if (!ex->read_paused || ex->state != EXCHANGE_ACTIVE ||
+    if (ex->state != EXCHANGE_ACTIVE ||
         evbuffer_get_length(ex->out) >= exchange_cfg(ex)->stream_buffer_bytes)
         return;
-    ex->read_paused = false;
-    bufferevent_enable(ex->up->bev, EV_READ);
-    /* Bytes already buffered raise no new read event. */
-    exchange_process(ex);
+    codec_resume(ex->stream);
 }
 
 /* Adds a failed tunnel's proxy answer to its error reply, without the
  * header fields when they would take the line past the protocol's limit
  * (a proxy may send 100 fields of 64 KiB each). */
 static void
-exchange_add_detail(json_t *reply, json_t *detail)
+exchange_add_detail(json_t *reply, const struct upstream_answer *a)
 {
+    json_t *detail = fields_answer_to_json(a->status, a->reason, a->reason_len,
+                                           a->fields, a->nfields);
     char *line;
     size_t len = 0;
 
     json_object_update(reply, detail);
+    json_decref(detail);
     line = wire_encode(reply, &len);
     free(line);
     if (line != NULL && len <= WIRE_MAX_LINE)
@@ -1129,8 +906,9 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
 
-    if (ex->up != NULL) {
-        pool_drop(ex->up);
+    if (ex->stream != NULL) {
+        codec_abort(ex->stream);
+        ex->stream = NULL;
         ex->up = NULL;
     }
     pool_cancel(&ex->waiter);
@@ -1145,22 +923,24 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
              (long)ex->session->pid, ex->target_desc, hconn_error_name(code),
              message);
 
-    if (ex->m.req.raw && ex->head_replied) {
+    if (ex->m.req.raw && ex->reply == EXCHANGE_REPLY_HEAD) {
+        ex->reply = EXCHANGE_REPLY_FAILED;
         /* The body is unframed: no room for an error line. Closing early
          * leaves the reader short of the head's "length". */
         ex->abort_session = true;
         session_schedule_flush(ex->session);
         return;
     }
+    ex->reply = EXCHANGE_REPLY_FAILED;
     reply = wire_reply_error(ex->id, code, message);
     if (reply != NULL && ex->waiter.detail != NULL) /* tunnel_failed */
         exchange_add_detail(reply, ex->waiter.detail);
     if (reply != NULL && code == HCONN_EINCOMPLETE_READ) {
         json_object_set_new(reply, "received",
-                            json_integer((json_int_t)ex->parser.body_received));
-        if (ex->parser.framing == HTTP1_FRAMING_LENGTH)
+                            json_integer((json_int_t)ex->resp_received));
+        if (ex->resp_expected >= 0)
             json_object_set_new(reply, "expected",
-                                json_integer(ex->parser.content_length));
+                                json_integer(ex->resp_expected));
     }
     exchange_reply(ex, reply);
 }
@@ -1172,9 +952,10 @@ exchange_free(struct exchange *ex)
 
     if (ex == NULL)
         return;
-    if (ex->up != NULL) {
+    if (ex->stream != NULL) {
         /* Mid-request or mid-response: unknown state, never pooled. */
-        pool_drop(ex->up);
+        codec_abort(ex->stream);
+        ex->stream = NULL;
         ex->up = NULL;
     }
     pool_cancel(&ex->waiter);
@@ -1192,14 +973,95 @@ exchange_free(struct exchange *ex)
     wire_client_msg_clear(m);
     json_decref(ex->msg);
     json_decref(ex->id);
-    json_decref(ex->waiter.detail);
+    free(ex->waiter.detail);
     if (ex->expect_timer != NULL)
         event_free(ex->expect_timer);
     if (ex->request_timer != NULL)
         event_free(ex->request_timer);
-    free(ex->head);
+    codec_request_clear(&ex->creq);
     free(ex->connect_head);
     tlsfiles_free(ex->tls_material);
     pathcheck_cancel(ex->pathcheck);
     free(ex);
+}
+
+void
+exchange_link(struct exchange_list *queue, struct exchange *ex)
+{
+    TAILQ_INSERT_TAIL(queue, ex, entry);
+}
+
+void
+exchange_unlink(struct exchange_list *queue, struct exchange *ex)
+{
+    TAILQ_REMOVE(queue, ex, entry);
+}
+
+struct exchange *
+exchange_next(const struct exchange *ex)
+{
+    return TAILQ_NEXT(ex, entry);
+}
+
+bool
+exchange_is_request(const struct exchange *ex)
+{
+    return ex->msg != NULL;
+}
+
+bool
+exchange_is_done(const struct exchange *ex)
+{
+    return ex->state == EXCHANGE_DONE;
+}
+
+bool
+exchange_takes_replies(const struct exchange *ex)
+{
+    return ex->msg == NULL && ex->state == EXCHANGE_DONE && !ex->abort_session;
+}
+
+enum wire_body
+exchange_body_kind(const struct exchange *ex)
+{
+    return ex->m.req.body;
+}
+
+bool
+exchange_is_raw(const struct exchange *ex)
+{
+    return ex->m.req.raw;
+}
+
+bool
+exchange_aborts_session(const struct exchange *ex)
+{
+    return ex->abort_session;
+}
+
+void
+exchange_set_charge(struct exchange *ex, size_t charged)
+{
+    ex->charged = charged;
+}
+
+struct evbuffer *
+exchange_out(struct exchange *ex)
+{
+    return ex->out;
+}
+
+/* Failing the request drops its upstream connection, so the origin sees
+ * the request cut off rather than waiting out read_timeout, and never a
+ * short body passed off as complete. */
+void
+exchange_input_ended(struct exchange *ex)
+{
+    if (ex->msg == NULL || ex->m.req.body == WIRE_BODY_NONE ||
+        ex->body_complete || ex->send == EXCHANGE_SEND_REFUSED)
+        return;
+    exchange_fail(ex, HCONN_EBAD_MESSAGE,
+                  "the client's input ended inside the request body, "
+                  "after %llu bytes",
+                  (unsigned long long)ex->body_received);
 }

@@ -1,7 +1,7 @@
 /*
- * exchange.h — one request's trip: lease an upstream connection, write the
- * request, drive the HTTP/1.1 parser over the response and turn its
- * events into protocol replies in the exchange's own output buffer. The
+ * exchange.h — one request's trip: lease an upstream connection, open a
+ * stream on it through its codec (codec.h), and turn the codec's events
+ * into protocol replies in the exchange's own output buffer. The
  * session moves that buffer to the client when the exchange's turn comes.
  *
  * An exchange is also the slot for a ready-made reply (op replies, errors
@@ -17,74 +17,12 @@
 
 #include <jansson.h>
 
-#include "http1.h"
-#include "pool.h"
 #include "wire.h"
 
 struct evbuffer;
+struct exchange;
+struct exchange_list;
 struct session;
-struct upstream;
-struct tlsfiles_material;
-struct pathcheck;
-
-enum exchange_state {
-    EXCHANGE_LEASING, /* waiting for a connection */
-    EXCHANGE_ACTIVE,  /* request going out, response coming in */
-    EXCHANGE_DONE,    /* the last reply (end, error, or a ready-made
-                         reply slot's only one) is in out */
-};
-
-struct exchange {
-    struct session *session;
-    TAILQ_ENTRY(exchange) entry; /* the session's queue, in order */
-    enum exchange_state state;
-    json_t *id;               /* echoed on every reply (owned) */
-    json_t *msg;              /* the request message (owned) */
-    struct wire_client_msg m; /* validated; m.req borrows from msg */
-    char target_desc[320];    /* "GET http://h:p/x" for logs */
-    char *head;               /* the formatted HTTP request head */
-    size_t head_len;
-    char proxy_host[256]; /* a tunnel's proxy (a copy: the defaults may
-                             be reloaded meanwhile), or "" */
-    uint16_t proxy_port;
-    char *connect_head; /* a tunnel's CONNECT request */
-    size_t connect_head_len;
-    struct evbuffer *body;  /* request body bytes held (see below) */
-    uint64_t body_received; /* body bytes that came from the client */
-    bool body_complete;     /* the client sent the whole body */
-    bool body_retained;     /* body keeps sent bytes for a replay */
-    /* Frames the body as the head announced it (length or chunks),
-     * rewound for each attempt; writer.written is the bytes sent. */
-    struct http1_writer writer;
-    bool replayable;       /* safe to send again on a new connection */
-    bool request_close;    /* the request said Connection: close */
-    bool request_sent;     /* head + whole body written */
-    bool expecting;        /* Expect: 100-continue sent, body held
-                              back until 100 or expect_timer */
-    bool body_refused;     /* a final response came instead: the
-                              body is never sent */
-    bool continue_replied; /* the client got its one "continue" */
-    struct event *expect_timer;
-    /* request_timeout, from the first lease */
-    struct event *request_timer;
-    unsigned attempts;         /* connections tried */
-    struct pool_waiter waiter; /* lease in progress */
-    struct upstream *up;       /* leased connection */
-    bool reused;               /* up had served a request before */
-    bool eof;                  /* upstream closed (or failed) */
-    bool read_paused;          /* out is full: not reading upstream */
-    uint64_t response_bytes;   /* bytes read upstream, this attempt */
-    struct http1_parser parser;
-    bool head_replied;    /* the head reply is in out */
-    bool abort_session;   /* raw mode failed mid-body: close */
-    struct evbuffer *out; /* replies not yet moved to the client */
-    /* TLS files read with the client's rights; m.req's PEM fields point
-     * into it */
-    struct tlsfiles_material *tls_material;
-    struct pathcheck *pathcheck; /* inner destinations being resolved */
-    size_t charged;              /* the request's bytes in the budget */
-    bool path_checked;           /* ... and found allowed */
-};
 
 /* A slot holding one ready reply (stolen) for the client, in order. */
 struct exchange *exchange_new_reply(struct session *s, json_t *reply);
@@ -119,6 +57,45 @@ void exchange_resume(struct exchange *ex);
 /* Ends the exchange with an error reply, dropping its connection. */
 void exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Appends ex to a session's queue. */
+void exchange_link(struct exchange_list *queue, struct exchange *ex);
+
+/* Takes ex off a session's queue. */
+void exchange_unlink(struct exchange_list *queue, struct exchange *ex);
+
+/* The exchange after ex in its queue, or NULL. */
+struct exchange *exchange_next(const struct exchange *ex);
+
+/* True for a request (false for a slot of ready replies). */
+bool exchange_is_request(const struct exchange *ex);
+
+/* True once the exchange's last reply is in its output. */
+bool exchange_is_done(const struct exchange *ex);
+
+/* True for a reply slot that more ready replies may join. */
+bool exchange_takes_replies(const struct exchange *ex);
+
+/* The request's body: none, inline, or streamed. */
+enum wire_body exchange_body_kind(const struct exchange *ex);
+
+/* True for a raw-mode request: the session closes after its reply. */
+bool exchange_is_raw(const struct exchange *ex);
+
+/* True when the client must be cut off once this slot is written (a raw
+ * body cut short, a reply lost to a lack of memory). */
+bool exchange_aborts_session(const struct exchange *ex);
+
+/* Records the bytes the request was charged to its client's budget, given
+ * back when the exchange is freed. */
+void exchange_set_charge(struct exchange *ex, size_t charged);
+
+/* The replies not yet moved to the client. */
+struct evbuffer *exchange_out(struct exchange *ex);
+
+/* The client's input ended: a request whose body it had not finished can
+ * never be whole, and fails. */
+void exchange_input_ended(struct exchange *ex);
 
 /* Frees ex; a connection still mid-response is closed, never pooled. */
 void exchange_free(struct exchange *ex);

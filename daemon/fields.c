@@ -32,3 +32,12 @@ fields_to_json(const struct http1_header *h, size_t n)
     }
     return list;
 }
+
+json_t *
+fields_answer_to_json(int status, const char *reason, size_t reason_len,
+                      const struct http1_header *h, size_t n)
+{
+    return json_pack("{s:i, s:o, s:o}", "status", status, "reason",
+                     wire_string_from_bytes(reason, reason_len), "headers",
+                     fields_to_json(h, n));
+}

@@ -15,4 +15,9 @@ struct http1_header;
  * UTF-8 read as ISO-8859-1; NULL when out of memory. */
 json_t *fields_to_json(const struct http1_header *h, size_t n);
 
+/* {"status", "reason", "headers"}: a proxy's answer to CONNECT as the
+ * protocol shows it; NULL when out of memory. */
+json_t *fields_answer_to_json(int status, const char *reason, size_t reason_len,
+                              const struct http1_header *h, size_t n);
+
 #endif

@@ -37,7 +37,20 @@
 #define POOL_BUCKETS     256
 #define POOL_ORIGIN_UIDS 16 /* users remembered per origin, for stats */
 
-TAILQ_HEAD(upstream_list, upstream);
+/* The pool's bookkeeping for one connection, in the space its upstream
+ * keeps for its owner (upstream_owner). */
+struct pool_conn {
+    struct upstream *up;
+    struct pool_origin *origin;          /* the bucket it belongs to */
+    bool idle;                           /* in the idle lists */
+    unsigned requests;                   /* responses completed on it */
+    TAILQ_ENTRY(pool_conn) origin_entry; /* origin's idle list */
+    TAILQ_ENTRY(pool_conn) lru_entry;    /* pool's idle list, oldest first */
+};
+
+#define pool_conn_of(up) ((struct pool_conn *)upstream_owner(up))
+
+TAILQ_HEAD(conn_list, pool_conn);
 TAILQ_HEAD(waiter_list, pool_waiter);
 
 struct pool_origin {
@@ -62,7 +75,7 @@ struct pool_origin {
     bool has_source_addr; /* the target's source_address, parsed */
     struct sockaddr_storage source_addr;
     uint16_t source_port;
-    struct upstream_list idle;     /* most recently used first */
+    struct conn_list idle;         /* most recently used first */
     struct waiter_list waiters;    /* FIFO of pending leases */
     size_t nidle;                  /* in idle */
     size_t nbusy;                  /* leased */
@@ -80,10 +93,10 @@ struct pool {
     const struct config *cfg;
     struct stats *stats;
     struct pool_origin *buckets[POOL_BUCKETS];
-    struct upstream_list lru; /* idle connections, oldest first */
+    struct conn_list lru; /* idle connections, oldest first */
     /* Connects under way, all origins (linked by lru_entry, which only
      * idle connections use otherwise), so that pool_free can end them. */
-    struct upstream_list connecting;
+    struct conn_list connecting;
     bool stopped; /* pool_stop: no new connects */
     size_t nopen; /* open or opening, all origins */
     size_t nidle; /* idle, all origins */
@@ -306,13 +319,14 @@ pool_origin_maybe_free(struct pool_origin *o)
 static void
 pool_idle_remove(struct upstream *up)
 {
-    struct pool_origin *o = up->origin;
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
 
-    TAILQ_REMOVE(&o->idle, up, origin_entry);
-    TAILQ_REMOVE(&o->pool->lru, up, lru_entry);
+    TAILQ_REMOVE(&o->idle, c, origin_entry);
+    TAILQ_REMOVE(&o->pool->lru, c, lru_entry);
     o->nidle--;
     o->pool->nidle--;
-    up->idle = false;
+    c->idle = false;
     upstream_unpark(up);
 }
 
@@ -321,13 +335,14 @@ pool_idle_remove(struct upstream *up)
 static void
 pool_discard(struct upstream *up, const char *why)
 {
-    struct pool_origin *o = up->origin;
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
 
-    if (up->idle)
+    if (c->idle)
         pool_idle_remove(up);
     o->pool->nopen--;
-    log_debug("upstream %lu: closed (%s, %u requests): %s", up->id, o->label,
-              up->requests, why);
+    log_debug("upstream %lu: closed (%s, %u requests): %s", upstream_id(up),
+              o->label, c->requests, why);
     upstream_free(up);
     pool_grow_wanting(o->pool);
 }
@@ -336,7 +351,7 @@ pool_discard(struct upstream *up, const char *why)
 static void
 pool_close(struct upstream *up, const char *why)
 {
-    struct pool_origin *o = up->origin;
+    struct pool_origin *o = pool_conn_of(up)->origin;
 
     pool_discard(up, why);
     pool_origin_maybe_free(o);
@@ -352,16 +367,17 @@ pool_idle_cb(struct upstream *up, short what)
     ssize_t n = 1;
 
     if (what & EV_READ)
-        n = recv(bufferevent_getfd(up->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        n = recv(bufferevent_getfd(upstream_bev(up)), &byte, 1,
+                 MSG_PEEK | MSG_DONTWAIT);
     /* TLS 1.3 servers send session tickets after the handshake, often
      * once a fresh connection is already parked: records that carry no
      * response byte keep it. */
-    if (n > 0 && up->tls && upstream_settle_tls(up) &&
-        upstream_park(up, up->origin->pool->cfg->idle_timeout, pool_idle_cb) ==
-            0)
+    if (n > 0 && upstream_is_tls(up) && upstream_settle_tls(up) &&
+        upstream_park(up, pool_conn_of(up)->origin->pool->cfg->idle_timeout,
+                      pool_idle_cb) == 0)
         return;
     /* A timeout or an orderly close leaves the TLS session good. */
-    up->clean = n >= 0;
+    upstream_set_clean(up, n >= 0);
     pool_close(up, (what & EV_TIMEOUT) ? "idle timeout"
                    : n == 0            ? "closed by the server"
                    : n > 0 ? "unexpected bytes from the server while idle"
@@ -373,28 +389,29 @@ pool_idle_cb(struct upstream *up, short what)
 static void
 pool_idle_add(struct upstream *up)
 {
-    struct pool_origin *o = up->origin;
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
 
     if (upstream_park(up, o->pool->cfg->idle_timeout, pool_idle_cb) < 0) {
         pool_close(up, "out of memory for its idle watch");
         return;
     }
-    bufferevent_setcb(up->bev, NULL, NULL, NULL, up);
-    bufferevent_set_timeouts(up->bev, NULL, NULL);
+    bufferevent_setcb(upstream_bev(up), NULL, NULL, NULL, up);
+    bufferevent_set_timeouts(upstream_bev(up), NULL, NULL);
     memory_trim_soon(o->pool->base);
-    bufferevent_setwatermark(up->bev, EV_READ, 0, 0);
-    TAILQ_INSERT_HEAD(&o->idle, up, origin_entry);
-    TAILQ_INSERT_TAIL(&o->pool->lru, up, lru_entry);
+    bufferevent_setwatermark(upstream_bev(up), EV_READ, 0, 0);
+    TAILQ_INSERT_HEAD(&o->idle, c, origin_entry);
+    TAILQ_INSERT_TAIL(&o->pool->lru, c, lru_entry);
     o->nidle++;
     o->pool->nidle++;
-    up->idle = true;
+    c->idle = true;
 }
 
 /* Hands a live connection to the waiter w (already unlinked). */
 static void
 pool_hand_over(struct upstream *up, struct pool_waiter *w)
 {
-    up->origin->nbusy++;
+    pool_conn_of(up)->origin->nbusy++;
     w->origin = NULL;
     w->cb(w, up, 0, NULL);
 }
@@ -420,19 +437,19 @@ static void
 pool_connected_cb(struct upstream *up, int error, const char *message,
                   void *arg)
 {
-    struct pool_origin *o = up->origin;
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
     struct pool_waiter *w;
 
     o->nconnecting--;
-    TAILQ_REMOVE(&o->pool->connecting, up, lru_entry);
+    TAILQ_REMOVE(&o->pool->connecting, c, lru_entry);
     w = pool_origin_next_waiter(o, true);
     if (error != 0) {
-        log_debug("upstream %lu: %s", up->id, message);
+        log_debug("upstream %lu: %s", upstream_id(up), message);
         /* message lives in up: tell the waiter before freeing it. */
         if (w != NULL) {
             w->origin = NULL;
-            w->detail = up->fail_detail;
-            up->fail_detail = NULL;
+            w->detail = upstream_take_fail_answer(up);
             w->cb(w, NULL, error, message);
         }
         o->pool->nopen--;
@@ -441,9 +458,9 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
         pool_origin_maybe_free(o);
         return;
     }
-    if (up->tls) {
+    if (upstream_is_tls(up)) {
         o->pool->stats->tls_handshakes++;
-        if (up->tls_resumed)
+        if (upstream_tls_resumed(up))
             o->pool->stats->tls_resumed++;
     }
     if (w != NULL)
@@ -457,21 +474,22 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
 static bool
 pool_make_room(struct pool *pool)
 {
+    struct pool_conn *oldest = TAILQ_FIRST(&pool->lru);
     struct upstream *victim;
     struct pool_origin *o;
 
     if (pool->nopen < pool->cfg->pool_max_total)
         return true;
-    victim = TAILQ_FIRST(&pool->lru);
-    if (victim == NULL)
+    if (oldest == NULL)
         return false;
+    victim = oldest->up;
     /* Not pool_close: that would re-enter pool_grow_wanting. */
-    o = victim->origin;
+    o = oldest->origin;
     pool_idle_remove(victim);
-    victim->clean = true;
+    upstream_set_clean(victim, true);
     pool->nopen--;
-    log_debug("upstream %lu: closed to make room (total limit %zu)", victim->id,
-              pool->cfg->pool_max_total);
+    log_debug("upstream %lu: closed to make room (total limit %zu)",
+              upstream_id(victim), pool->cfg->pool_max_total);
     upstream_free(victim);
     pool_origin_maybe_free(o);
     return true;
@@ -492,25 +510,27 @@ pool_origin_grow(struct pool_origin *o)
                pool->cfg->pool_max_per_origin &&
            pool_make_room(pool)) {
         struct pool_waiter *w = TAILQ_FIRST(&o->waiters);
-        struct upstream *up = upstream_new(pool->base, o->host, o->port);
+        struct upstream *up = upstream_new(pool->base, o->host, o->port,
+                                           sizeof(struct pool_conn));
+        struct pool_conn *c;
 
         if (up == NULL)
             break;
-        up->origin = o;
-        up->addr_check = o->addr_check;
-        up->addr_check_arg = o->addr_check_arg;
-        up->attempt_delay = pool->cfg->connect_attempt_delay;
-        up->has_source_addr = o->has_source_addr;
-        up->source_addr = o->source_addr;
-        up->source_port = o->source_port;
+        c = pool_conn_of(up);
+        c->up = up;
+        c->origin = o;
+        upstream_set_route(up, o->addr_check, o->addr_check_arg,
+                           pool->cfg->connect_attempt_delay,
+                           o->has_source_addr ? &o->source_addr : NULL,
+                           o->source_port);
         if (o->connect_head != NULL)
             upstream_set_tunnel(up, o->tls_host, o->tls_port, o->connect_head,
                                 o->connect_head_len);
         o->nconnecting++;
-        TAILQ_INSERT_TAIL(&pool->connecting, up, lru_entry);
+        TAILQ_INSERT_TAIL(&pool->connecting, c, lru_entry);
         pool->nopen++;
         pool->stats->reuse_misses++;
-        log_debug("upstream %lu: connecting to %s", up->id, o->label);
+        log_debug("upstream %lu: connecting to %s", upstream_id(up), o->label);
         upstream_connect(up, pool->resolver, w->timeout,
                          o->tls ? pool->tls : NULL, o->tls_options, o->key,
                          pool_connected_cb, o);
@@ -548,16 +568,18 @@ pool_lease(struct pool *pool, const struct pool_target *target,
            struct pool_waiter *w, struct upstream **out, double timeout)
 {
     struct pool_origin *o = pool_origin_find(pool, target, true);
-    struct upstream *up;
+    struct pool_conn *c;
 
     *out = NULL;
     if (o == NULL)
         return HCONN_ENO_MEMORY;
     pool_origin_note_uid(o, target->uid);
-    while (!w->fresh && (up = TAILQ_FIRST(&o->idle)) != NULL) {
+    while (!w->fresh && (c = TAILQ_FIRST(&o->idle)) != NULL) {
+        struct upstream *up = c->up;
+
         pool_idle_remove(up);
         if (!upstream_is_reusable(up)) {
-            up->clean = true;
+            upstream_set_clean(up, true);
             pool_discard(up, "closed or dirty when leased");
             continue;
         }
@@ -593,15 +615,16 @@ pool_cancel(struct pool_waiter *w)
 void
 pool_release(struct upstream *up)
 {
-    struct pool_origin *o = up->origin;
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
     struct pool_waiter *w;
 
     o->nbusy--;
-    up->requests++;
+    c->requests++;
     /* Bytes after a complete response (a late body after HEAD or 204)
      * must never become the next request's response. */
     if (!upstream_is_reusable(up)) {
-        up->clean = true;
+        upstream_set_clean(up, true);
         pool_close(up, "bytes arrived after its response");
         return;
     }
@@ -615,18 +638,18 @@ pool_release(struct upstream *up)
 void
 pool_drop(struct upstream *up)
 {
-    up->origin->nbusy--;
+    pool_conn_of(up)->origin->nbusy--;
     pool_close(up, "not reusable");
 }
 
 void
 pool_close_idle(struct pool *pool)
 {
-    struct upstream *up;
+    struct pool_conn *c;
 
-    while ((up = TAILQ_FIRST(&pool->lru)) != NULL) {
-        up->clean = true;
-        pool_close(up, "shutting down");
+    while ((c = TAILQ_FIRST(&pool->lru)) != NULL) {
+        upstream_set_clean(c->up, true);
+        pool_close(c->up, "shutting down");
     }
 }
 
@@ -639,21 +662,21 @@ pool_stop(struct pool *pool)
 void
 pool_free(struct pool *pool)
 {
-    struct upstream *up;
+    struct pool_conn *c;
 
     if (pool == NULL)
         return;
     pool->stopped = true;
     pool_close_idle(pool);
-    while ((up = TAILQ_FIRST(&pool->connecting)) != NULL) {
-        struct pool_origin *o = up->origin;
+    while ((c = TAILQ_FIRST(&pool->connecting)) != NULL) {
+        struct pool_origin *o = c->origin;
 
-        TAILQ_REMOVE(&pool->connecting, up, lru_entry);
+        TAILQ_REMOVE(&pool->connecting, c, lru_entry);
         o->nconnecting--;
         pool->nopen--;
-        log_debug("upstream %lu: connect to %s abandoned (stopping)", up->id,
-                  o->label);
-        upstream_free(up);
+        log_debug("upstream %lu: connect to %s abandoned (stopping)",
+                  upstream_id(c->up), o->label);
+        upstream_free(c->up);
         pool_origin_maybe_free(o);
     }
     for (size_t b = 0; b < POOL_BUCKETS; b++)
@@ -671,11 +694,11 @@ pool_count(const struct pool *pool, size_t *idle)
     return pool->nopen;
 }
 
-json_t *
-pool_stats(const struct pool *pool, bool all, uid_t uid, size_t *open,
-           size_t *idle)
+void
+pool_stats(const struct pool *pool, bool all, uid_t uid,
+           void (*cb)(void *arg, const struct pool_origin_stats *st), void *arg,
+           size_t *open, size_t *idle)
 {
-    json_t *origins = json_object();
     size_t nopen = 0, nidle = 0;
 
     for (size_t b = 0; b < POOL_BUCKETS; b++) {
@@ -689,17 +712,24 @@ pool_stats(const struct pool *pool, bool all, uid_t uid, size_t *open,
                 continue;
             nopen += o->nidle + o->nbusy + o->nconnecting;
             nidle += o->nidle;
-            json_object_set_new(origins, o->label,
-                                json_pack("{s:I, s:I, s:I, s:I}", "idle",
-                                          (json_int_t)o->nidle, "busy",
-                                          (json_int_t)o->nbusy, "connecting",
-                                          (json_int_t)o->nconnecting, "waiting",
-                                          (json_int_t)o->nwaiting));
+            cb(arg, &(struct pool_origin_stats){o->label, o->nidle, o->nbusy,
+                                                o->nconnecting, o->nwaiting});
         }
     }
     if (open != NULL)
         *open = nopen;
     if (idle != NULL)
         *idle = nidle;
-    return origins;
+}
+
+unsigned
+pool_requests(const struct upstream *up)
+{
+    return pool_conn_of(up)->requests;
+}
+
+bool
+pool_is_idle(const struct upstream *up)
+{
+    return pool_conn_of(up)->idle;
 }

@@ -16,8 +16,6 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
-#include <jansson.h>
-
 struct config;
 struct resolver;
 struct event_base;
@@ -28,6 +26,7 @@ struct sockaddr;
 struct stats;
 struct tls;
 struct upstream;
+struct upstream_answer;
 struct wire_tls;
 
 /* Where a request goes; everything that makes connections unshareable
@@ -73,9 +72,9 @@ struct pool_waiter {
     bool fresh;                 /* needs a new connection (a retry) */
     double timeout;             /* connect timeout, seconds */
     struct pool_origin *origin; /* set while waiting */
-    json_t *detail; /* with a failure: fields for the error reply (the
-                       proxy's answer for tunnel_failed); the owner takes
-                       it */
+    /* with a failure: the proxy's answer for tunnel_failed's error reply;
+     * the owner takes it (free()) */
+    struct upstream_answer *detail;
     TAILQ_ENTRY(pool_waiter) entry; /* origin's FIFO */
 };
 
@@ -110,16 +109,29 @@ void pool_release(struct upstream *up);
 /* Closes a leased connection that must not be reused. */
 void pool_drop(struct upstream *up);
 
+/* Responses completed on a pooled connection: 0 for a fresh one. */
+unsigned pool_requests(const struct upstream *up);
+
+/* True while the connection waits, idle, in the pool. */
+bool pool_is_idle(const struct upstream *up);
+
 /* Closes idle connections (shutdown); leased ones finish first. */
 void pool_close_idle(struct pool *pool);
 
 /* Connections open or opening, idle ones among them. */
 size_t pool_count(const struct pool *pool, size_t *idle);
 
-/* {origin: {"idle", "busy", "connecting", "waiting"}} for stats: every
- * origin (all), or those that requests of uid have used; *open and *idle
- * (may be NULL) count their connections. */
-json_t *pool_stats(const struct pool *pool, bool all, uid_t uid, size_t *open,
-                   size_t *idle);
+/* One origin's figures, for stats. */
+struct pool_origin_stats {
+    const char *label; /* the pool key, as stats name it */
+    size_t idle, busy, connecting, waiting;
+};
+
+/* Calls cb with the figures of every origin (all), or of those that
+ * requests of uid have used; *open and *idle (may be NULL) count their
+ * connections. */
+void pool_stats(const struct pool *pool, bool all, uid_t uid,
+                void (*cb)(void *arg, const struct pool_origin_stats *st),
+                void *arg, size_t *open, size_t *idle);
 
 #endif

@@ -70,7 +70,7 @@ session_enqueue(struct session *s, struct exchange *ex)
         session_schedule_flush(s);
         return;
     }
-    TAILQ_INSERT_TAIL(&s->queue, ex, entry);
+    exchange_link(&s->queue, ex);
     session_schedule_flush(s);
 }
 
@@ -82,8 +82,7 @@ session_reply(struct session *s, json_t *reply)
 {
     struct exchange *last = TAILQ_LAST(&s->queue, exchange_list);
 
-    if (last != NULL && last->msg == NULL && last->state == EXCHANGE_DONE &&
-        !last->abort_session) {
+    if (last != NULL && exchange_takes_replies(last)) {
         exchange_append_reply(last, reply);
         return;
     }
@@ -243,6 +242,17 @@ session_fit_stats(json_t *reply)
     json_object_set_new(pool, "origins", json_object());
 }
 
+/* Adds one origin's figures to the stats reply's "origins". */
+static void
+session_stats_origin(void *arg, const struct pool_origin_stats *o)
+{
+    json_object_set_new(
+        arg, o->label,
+        json_pack("{s:I, s:I, s:I, s:I}", "idle", (json_int_t)o->idle, "busy",
+                  (json_int_t)o->busy, "connecting", (json_int_t)o->connecting,
+                  "waiting", (json_int_t)o->waiting));
+}
+
 static json_t *
 session_stats(struct session *s)
 {
@@ -250,10 +260,12 @@ session_stats(struct session *s)
     bool all = s->uid == 0;
     struct stats *st = all ? &srv->stats : uidstats_get(srv, s->uid);
     size_t idle, open, clients = 0;
-    json_t *origins = pool_stats(srv->pool, all, s->uid, &open, &idle);
+    json_t *origins = json_object();
     json_t *errors = json_object(), *reply;
     const struct session *other;
 
+    pool_stats(srv->pool, all, s->uid, session_stats_origin, origins, &open,
+               &idle);
     TAILQ_FOREACH(other, &srv->sessions, entry)
     clients += all || other->uid == s->uid;
     for (int i = 1; i < HCONN_ERROR_COUNT; i++)
@@ -351,18 +363,18 @@ session_handle_request(struct session *s, json_t *msg,
     } else {
         ex = exchange_new_request(s, msg, m, id);
         if (ex != NULL) {
-            ex->charged = cost;
+            exchange_set_charge(ex, cost);
             session_charge(s, (long long)cost);
         }
         session_enqueue(s, ex);
         if (ex != NULL) {
             s->requests_in_flight++;
-            if (ex->m.req.raw)
+            if (exchange_is_raw(ex))
                 s->raw = true;
-            if (ex->m.req.body == WIRE_BODY_STREAM)
+            if (exchange_body_kind(ex) == WIRE_BODY_STREAM)
                 session_stream_open(s, id, ex);
             exchange_start(ex);
-            if (ex->m.req.body == WIRE_BODY_INLINE) {
+            if (exchange_body_kind(ex) == WIRE_BODY_INLINE) {
                 s->payload_to = ex;
                 s->payload_left = payload;
                 s->payload_ends_body = true;
@@ -466,7 +478,7 @@ session_read_payload(struct session *s, struct evbuffer *in)
         exchange_end_body(ex);
     if (s->payload_left == 0)
         s->payload_to = NULL;
-    return ex == NULL || ex->m.req.body != WIRE_BODY_STREAM ||
+    return ex == NULL || exchange_body_kind(ex) != WIRE_BODY_STREAM ||
            exchange_body_held(ex) < session_cfg(s)->stream_buffer_bytes;
 }
 
@@ -509,16 +521,8 @@ session_fail_open_bodies(struct session *s)
 {
     struct exchange *ex;
 
-    TAILQ_FOREACH(ex, &s->queue, entry)
-    {
-        if (ex->msg == NULL || ex->m.req.body == WIRE_BODY_NONE ||
-            ex->body_complete || ex->body_refused)
-            continue;
-        exchange_fail(ex, HCONN_EBAD_MESSAGE,
-                      "the client's input ended inside the request body, "
-                      "after %llu bytes",
-                      (unsigned long long)ex->body_received);
-    }
+    for (ex = TAILQ_FIRST(&s->queue); ex != NULL; ex = exchange_next(ex))
+        exchange_input_ended(ex);
 }
 
 /* End of input is a half-close or a full one; a Unix socket whose peer
@@ -707,16 +711,16 @@ session_body_held(struct session *s, ssize_t delta)
 static void
 session_retire(struct session *s, struct exchange *ex)
 {
-    TAILQ_REMOVE(&s->queue, ex, entry);
-    if (ex->msg != NULL)
+    exchange_unlink(&s->queue, ex);
+    if (exchange_is_request(ex))
         s->requests_in_flight--;
     if (s->payload_to == ex)
         s->payload_to = NULL; /* the rest of its payload is skipped */
-    if (ex->msg != NULL && ex->m.req.body == WIRE_BODY_STREAM)
+    if (exchange_is_request(ex) && exchange_body_kind(ex) == WIRE_BODY_STREAM)
         session_stream_detach(s, ex);
-    if (ex->m.req.raw)
+    if (exchange_is_raw(ex))
         s->closing = true;
-    if (ex->abort_session)
+    if (exchange_aborts_session(ex))
         s->closing = s->aborting = true;
     exchange_free(ex);
 }
@@ -746,7 +750,8 @@ session_flush(struct session *s)
 
     while (!s->aborting && (ex = TAILQ_FIRST(&s->queue)) != NULL) {
         size_t queued = evbuffer_get_length(output);
-        size_t pending = evbuffer_get_length(ex->out);
+        struct evbuffer *out = exchange_out(ex);
+        size_t pending = evbuffer_get_length(out);
 
         if (pending > 0) {
             size_t n = pending < window - queued ? pending : window - queued;
@@ -754,12 +759,12 @@ session_flush(struct session *s)
             if (queued >= window)
                 break;
             if (queued == 0)
-                n -= session_write_direct(s, ex->out, n);
+                n -= session_write_direct(s, out, n);
             if (n > 0)
-                evbuffer_remove_buffer(ex->out, output, n);
+                evbuffer_remove_buffer(out, output, n);
             exchange_resume(ex);
         }
-        if (ex->state != EXCHANGE_DONE || evbuffer_get_length(ex->out) != 0)
+        if (!exchange_is_done(ex) || evbuffer_get_length(out) != 0)
             break;
         session_retire(s, ex);
     }
@@ -974,12 +979,12 @@ session_abort_requests(struct session *s)
 {
     struct exchange *ex;
 
-    TAILQ_FOREACH(ex, &s->queue, entry)
-    if (ex->msg != NULL)
-        exchange_fail(ex, HCONN_ESHUTTING_DOWN,
-                      "hconnd stopped before this request was finished "
-                      "(shutdown_timeout %g s)",
-                      session_cfg(s)->shutdown_timeout);
+    for (ex = TAILQ_FIRST(&s->queue); ex != NULL; ex = exchange_next(ex))
+        if (exchange_is_request(ex))
+            exchange_fail(ex, HCONN_ESHUTTING_DOWN,
+                          "hconnd stopped before this request was finished "
+                          "(shutdown_timeout %g s)",
+                          session_cfg(s)->shutdown_timeout);
     s->closing = true;
     bufferevent_disable(s->bev, EV_READ);
     session_schedule_flush(s);
@@ -1007,7 +1012,7 @@ session_free(struct session *s)
     struct exchange *ex;
 
     while ((ex = TAILQ_FIRST(&s->queue)) != NULL) {
-        TAILQ_REMOVE(&s->queue, ex, entry);
+        exchange_unlink(&s->queue, ex);
         exchange_free(ex);
     }
     while (!TAILQ_EMPTY(&s->streams))

@@ -29,7 +29,6 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "fields.h"
 #include "hconn_error.h"
 #include "http1.h"
 #include "log.h"
@@ -38,12 +37,58 @@
 #include "upstream.h"
 #include "wire.h"
 
+/* One connection, from a name to a ready socket. */
+struct upstream {
+    unsigned long id;        /* for logs */
+    struct bufferevent *bev; /* NULL until a connect is under way */
+    struct event_base *base;
+    struct resolve_waiter resolving; /* the name's lookup, while pending */
+    struct connect_race *race;       /* racing the addresses */
+    struct event *connect_timer;     /* bounds DNS + every connect */
+    struct event *fail_event;        /* delivers a failure off-stack */
+    int fail_error;                  /* what fail_event delivers */
+    char fail_message[256];
+    upstream_connect_cb cb;
+    void *cb_arg;
+    char host[256]; /* what we resolve */
+    uint16_t port;
+    char peer[64]; /* "addr:port" being tried, for logs */
+    /* Refuses addresses before any connect (NULL: any will do); arg must
+     * outlive the connect. */
+    upstream_addr_check_cb addr_check;
+    const void *addr_check_arg;
+    double attempt_delay; /* Happy Eyeballs' connection attempt delay */
+    bool has_source_addr; /* bind to source_addr before connecting */
+    struct sockaddr_storage source_addr;
+    uint16_t source_port;     /* and to this local port (0: any) */
+    bool connected;           /* ready: TCP up, and TLS done if any */
+    bool tls;                 /* bev is a TLS filter over the TCP one */
+    bool tls_resumed;         /* the handshake resumed a cached session */
+    bool clean;               /* closing after a clean end: keep the session */
+    const char *connect_head; /* a tunnel: CONNECT to send first (borrowed) */
+    size_t connect_head_len;
+    const char *tls_host;        /* name TLS verifies: the origin behind a
+                                    tunnel (borrowed); NULL: host */
+    char tunnel_target[272];     /* "origin:port" of a tunnel, for logs */
+    struct http1_parser *tunnel; /* parsing the proxy's answer */
+    /* The tunnel's CONNECT answer, once it opened; owned */
+    struct upstream_answer *proxy_answer;
+    /* A refused tunnel's answer, for the failure's error reply; owned
+     * until the pool hands it to the waiter */
+    struct upstream_answer *fail_answer;
+    struct ssl_st *ssl;       /* set up, not yet handed to the filter */
+    struct event *park_event; /* upstream_park's watch on the socket */
+    void (*park_cb)(struct upstream *up, short what);
+    max_align_t owner[]; /* upstream_owner's space */
+};
+
 static unsigned long upstream_next_id = 1;
 
 struct upstream *
-upstream_new(struct event_base *base, const char *host, uint16_t port)
+upstream_new(struct event_base *base, const char *host, uint16_t port,
+             size_t owner_size)
 {
-    struct upstream *up = calloc(1, sizeof *up);
+    struct upstream *up = calloc(1, sizeof *up + owner_size);
 
     if (up == NULL)
         return NULL;
@@ -231,6 +276,41 @@ upstream_ready(struct upstream *up)
     upstream_finish(up, 0, NULL);
 }
 
+/* Copies an answer's status, reason and fields into one allocation, as
+ * they point into the parser's input; NULL when out of memory. */
+static struct upstream_answer *
+upstream_answer_copy(const struct http1_event *ev)
+{
+    size_t size = sizeof(struct upstream_answer) +
+                  ev->nheaders * sizeof(struct http1_header) + ev->reason_len;
+    struct upstream_answer *a;
+    char *p;
+
+    for (size_t i = 0; i < ev->nheaders; i++)
+        size += ev->headers[i].name_len + ev->headers[i].value_len;
+    a = malloc(size);
+    if (a == NULL)
+        return NULL;
+    a->status = ev->status;
+    a->nfields = ev->nheaders;
+    a->fields = (struct http1_header *)(a + 1);
+    p = (char *)(a->fields + ev->nheaders);
+    memcpy(p, ev->reason, ev->reason_len);
+    a->reason = p;
+    a->reason_len = ev->reason_len;
+    p += ev->reason_len;
+    for (size_t i = 0; i < ev->nheaders; i++) {
+        const struct http1_header *h = &ev->headers[i];
+
+        memcpy(p, h->name, h->name_len);
+        memcpy(p + h->name_len, h->value, h->value_len);
+        a->fields[i] = (struct http1_header){p, h->name_len, p + h->name_len,
+                                             h->value_len};
+        p += h->name_len + h->value_len;
+    }
+    return a;
+}
+
 /* Acts on the proxy's final answer to CONNECT, whose head is the first
  * head_len bytes of the input. */
 static void
@@ -238,10 +318,7 @@ upstream_tunnel_answered(struct upstream *up, const struct http1_event *ev,
                          size_t head_len)
 {
     char message[1024];
-    json_t *reply =
-        json_pack("{s:i, s:o, s:o}", "status", ev->status, "reason",
-                  wire_string_from_bytes(ev->reason, ev->reason_len), "headers",
-                  fields_to_json(ev->headers, ev->nheaders));
+    struct upstream_answer *reply = upstream_answer_copy(ev);
 
     snprintf(message, sizeof message,
              "proxy %s:%u (%s) refused CONNECT %s: %d %.*s", up->host, up->port,
@@ -260,11 +337,11 @@ upstream_tunnel_answered(struct upstream *up, const struct http1_event *ev,
     if (ev->status / 100 == 2) {
         log_debug("upstream %lu: tunnel via %s:%u to %s open (%d)", up->id,
                   up->host, up->port, up->tunnel_target, ev->status);
-        up->proxy_reply = reply;
+        up->proxy_answer = reply;
         upstream_ready(up);
         return;
     }
-    up->fail_detail = reply;
+    up->fail_answer = reply;
     upstream_finish(up, HCONN_ETUNNEL_FAILED, message);
 }
 
@@ -615,7 +692,78 @@ upstream_free(struct upstream *up)
     if (up->park_event != NULL)
         event_free(up->park_event);
     free(up->tunnel);
-    json_decref(up->proxy_reply);
-    json_decref(up->fail_detail);
+    free(up->proxy_answer);
+    free(up->fail_answer);
     free(up);
+}
+
+unsigned long
+upstream_id(const struct upstream *up)
+{
+    return up->id;
+}
+
+const char *
+upstream_peer(const struct upstream *up)
+{
+    return up->peer;
+}
+
+struct bufferevent *
+upstream_bev(const struct upstream *up)
+{
+    return up->bev;
+}
+
+bool
+upstream_is_tls(const struct upstream *up)
+{
+    return up->tls;
+}
+
+void *
+upstream_owner(const struct upstream *up)
+{
+    return (void *)up->owner;
+}
+
+void
+upstream_set_route(struct upstream *up, upstream_addr_check_cb check,
+                   const void *arg, double attempt_delay,
+                   const struct sockaddr_storage *source, uint16_t source_port)
+{
+    up->addr_check = check;
+    up->addr_check_arg = arg;
+    up->attempt_delay = attempt_delay;
+    up->has_source_addr = source != NULL;
+    if (source != NULL)
+        up->source_addr = *source;
+    up->source_port = source_port;
+}
+
+bool
+upstream_tls_resumed(const struct upstream *up)
+{
+    return up->tls_resumed;
+}
+
+void
+upstream_set_clean(struct upstream *up, bool clean)
+{
+    up->clean = clean;
+}
+
+struct upstream_answer *
+upstream_take_fail_answer(struct upstream *up)
+{
+    struct upstream_answer *a = up->fail_answer;
+
+    up->fail_answer = NULL;
+    return a;
+}
+
+const struct upstream_answer *
+upstream_proxy_answer(const struct upstream *up)
+{
+    return up->proxy_answer;
 }

@@ -1,8 +1,8 @@
 /*
  * upstream.h — one connection to an origin: resolve the name (resolve.h),
  * race its addresses (connect.h), then the CONNECT tunnel and TLS, all
- * under one connect timeout. What runs over it (the pool's idle watch, an
- * exchange) sets the bufferevent's callbacks.
+ * under one connect timeout. What runs over it (the pool's idle watch, a
+ * codec's stream) sets the bufferevent's callbacks.
  */
 #ifndef HCONND_UPSTREAM_H
 #define HCONND_UPSTREAM_H
@@ -12,12 +12,11 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
-#include <jansson.h>
-
 #include "connect.h"
 #include "resolve.h"
 
 struct event_base;
+struct http1_header;
 struct http1_parser;
 struct sockaddr;
 struct resolver;
@@ -26,6 +25,16 @@ struct ssl_st;
 struct tls;
 struct upstream;
 struct wire_tls;
+
+/* A proxy's answer to CONNECT, copied out of the parser's input: one
+ * allocation (free() frees it all). */
+struct upstream_answer {
+    int status;
+    const char *reason;
+    size_t reason_len;
+    struct http1_header *fields;
+    size_t nfields;
+};
 
 /* Connect outcome: error 0 and a usable bev, or HCONN_E... + message.
  * Never called from within upstream_connect itself. */
@@ -37,60 +46,26 @@ typedef void (*upstream_connect_cb)(struct upstream *up, int error,
 typedef int (*upstream_addr_check_cb)(const struct sockaddr *sa,
                                       const void *arg, char *why, size_t len);
 
-struct upstream {
-    unsigned long id;           /* for logs */
-    struct pool_origin *origin; /* the pool bucket it belongs to */
-    struct bufferevent *bev;    /* NULL until a connect is under way */
-    struct event_base *base;
-    struct resolve_waiter resolving; /* the name's lookup, while pending */
-    struct connect_race *race;       /* racing the addresses */
-    struct event *connect_timer;     /* bounds DNS + every connect */
-    struct event *fail_event;        /* delivers a failure off-stack */
-    int fail_error;                  /* what fail_event delivers */
-    char fail_message[256];
-    upstream_connect_cb cb;
-    void *cb_arg;
-    char host[256]; /* what we resolve */
-    uint16_t port;
-    char peer[64]; /* "addr:port" being tried, for logs */
-    /* Refuses addresses before any connect (NULL: any will do); arg must
-     * outlive the connect. */
-    upstream_addr_check_cb addr_check;
-    const void *addr_check_arg;
-    double attempt_delay; /* Happy Eyeballs' connection attempt delay */
-    bool has_source_addr; /* bind to source_addr before connecting */
-    struct sockaddr_storage source_addr;
-    uint16_t source_port;     /* and to this local port (0: any) */
-    bool connected;           /* ready: TCP up, and TLS done if any */
-    bool tls;                 /* bev is a TLS filter over the TCP one */
-    bool tls_resumed;         /* the handshake resumed a cached session */
-    bool clean;               /* closing after a clean end: keep the session */
-    const char *connect_head; /* a tunnel: CONNECT to send first (borrowed) */
-    size_t connect_head_len;
-    const char *tls_host;        /* name TLS verifies: the origin behind a
-                                    tunnel (borrowed); NULL: host */
-    char tunnel_target[272];     /* "origin:port" of a tunnel, for logs */
-    struct http1_parser *tunnel; /* parsing the proxy's answer */
-    json_t *proxy_reply;         /* the tunnel's CONNECT answer: status,
-                                    reason, headers */
-    json_t *fail_detail;         /* extra fields for the failure's error reply
-                                    (tunnel_failed: the proxy's answer) */
-    struct ssl_st *ssl;          /* set up, not yet handed to the filter */
-    bool idle;                   /* in the pool's idle lists */
-    struct event *park_event;    /* upstream_park's watch on the socket */
-    void (*park_cb)(struct upstream *up, short what);
-    unsigned requests;                  /* responses completed on it */
-    TAILQ_ENTRY(upstream) origin_entry; /* origin's idle list */
-    TAILQ_ENTRY(upstream) lru_entry;    /* pool's idle list, oldest first */
-};
-
-/* Allocates an upstream for host:port; nothing starts yet. */
+/* Allocates an upstream for host:port, with owner_size bytes for its
+ * owner's bookkeeping (upstream_owner); nothing starts yet. */
 struct upstream *upstream_new(struct event_base *base, const char *host,
-                              uint16_t port);
+                              uint16_t port, size_t owner_size);
+
+/* The owner's bytes that came with up, zero-filled at first. */
+void *upstream_owner(const struct upstream *up);
+
+/* How a connect goes: addresses pass check first (NULL: any will do; arg
+ * must outlive the connect), Happy Eyeballs waits attempt_delay between
+ * attempts, and the socket binds to source (NULL: any address) and
+ * source_port (0: any) first. */
+void upstream_set_route(struct upstream *up, upstream_addr_check_cb check,
+                        const void *arg, double attempt_delay,
+                        const struct sockaddr_storage *source,
+                        uint16_t source_port);
 
 /* Makes up a tunnel to origin:port: up's own host:port is the proxy; once
  * connected, connect_head (a CONNECT request) goes out and a 2xx answer
- * opens the tunnel, any other is HCONN_ETUNNEL_FAILED with fail_detail
+ * opens the tunnel, any other is HCONN_ETUNNEL_FAILED with fail_answer
  * set; TLS then runs inside it with origin's name. origin and
  * connect_head must outlive up. */
 void upstream_set_tunnel(struct upstream *up, const char *origin, uint16_t port,
@@ -129,6 +104,32 @@ bool upstream_settle_tls(struct upstream *up);
 /* Ends upstream_park's watch, reading with the bufferevent again (its
  * callbacks are the caller's to set). */
 void upstream_unpark(struct upstream *up);
+
+/* The connection's number, for logs. */
+unsigned long upstream_id(const struct upstream *up);
+
+/* "addr:port" of the peer it reached, for messages. */
+const char *upstream_peer(const struct upstream *up);
+
+/* The connection's bufferevent: a codec's while it carries a stream. */
+struct bufferevent *upstream_bev(const struct upstream *up);
+
+/* True when bev is a TLS filter (the socket carries records only). */
+bool upstream_is_tls(const struct upstream *up);
+
+/* True when the TLS handshake resumed a cached session. */
+bool upstream_tls_resumed(const struct upstream *up);
+
+/* Whether the connection ends cleanly (a response ended, or it closes
+ * while idle without error): TLS state is then sound, its session worth
+ * keeping when the connection closes. */
+void upstream_set_clean(struct upstream *up, bool clean);
+
+/* Takes a refused tunnel's answer (the caller frees it), or NULL. */
+struct upstream_answer *upstream_take_fail_answer(struct upstream *up);
+
+/* An open tunnel's answer to CONNECT, or NULL. */
+const struct upstream_answer *upstream_proxy_answer(const struct upstream *up);
 
 /* Closes the connection and frees up, cancelling anything pending. */
 void upstream_free(struct upstream *up);

@@ -172,14 +172,14 @@ test_release_then_reuse(void **state)
     struct upstream *up = lease_connected(f, &f->a, &l1);
     size_t idle;
 
-    assert_int_equal(up->requests, 0);
+    assert_int_equal(pool_requests(up), 0);
     pool_release(up);
     assert_int_equal(pool_count(f->pool, &idle), 1);
     assert_int_equal(idle, 1);
     /* The idle connection comes straight back, marked as reused. */
     assert_ptr_equal(lease_connected(f, &f->a, &l2), up);
     assert_int_equal(l2.calls, 0);
-    assert_int_equal(up->requests, 1);
+    assert_int_equal(pool_requests(up), 1);
     assert_int_equal(f->stats.reuse_hits, 1);
     assert_int_equal(f->stats.reuse_misses, 1);
     assert_int_equal(f->a.naccepted, 1);
@@ -232,7 +232,7 @@ test_closed_idle_skipped_at_lease(void **state)
     usleep(10000);
     next = lease_connected(f, &f->a, &l2);
     assert_int_equal(l2.calls, 1);
-    assert_int_equal(next->requests, 0);
+    assert_int_equal(pool_requests(next), 0);
     pool_drop(next);
 }
 

@@ -1,0 +1,649 @@
+/*
+ * codec_http1.c — the HTTP/1.1 upstream codec: one stream at a time on a
+ * connection, driving proto/http1's request writer and response parser
+ * over the connection's bufferevent.
+ *
+ * The head goes out with a direct send when nothing is queued before it
+ * on a plain socket; the response is read a window at a time with one
+ * readv past libevent's 4 KiB reads; body bytes move to the exchange as
+ * whole buffer chains. Backpressure stops reading the socket, which
+ * carries this stream alone.
+ *
+ * A callback may abort the stream it is called for: the stream is then
+ * only marked, and freed once the outermost codec frame on the stack
+ * unwinds, so nothing here touches freed memory.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "codec.h"
+#include "hconn_error.h"
+#include "pool.h"
+#include "upstream.h"
+#include "wire.h"
+
+/* The most a bufferevent reads from a socket at once (libevent 2.1's
+ * EVBUFFER_MAX_READ), after asking the kernel how much there is. */
+#define CODEC_HTTP1_LIBEVENT_READ 4096
+
+struct codec_stream {
+    struct upstream *up;     /* owned until the stream ends */
+    struct bufferevent *bev; /* up's, ours while the stream lasts */
+    const struct codec_events *ev;
+    void *arg;
+    struct codec_options opt;
+    struct http1_parser parser;
+    struct http1_writer writer; /* frames the body; written: bytes sent */
+    bool request_sent;          /* head + whole body queued */
+    bool eof;                   /* the connection closed (or failed) */
+    bool paused;                /* not reading: the client is behind */
+    bool head_done;             /* the final head was delivered */
+    uint64_t response_bytes;    /* bytes read upstream */
+    unsigned busy;              /* codec frames on the stack */
+    bool dead;                  /* aborted or ended: free when not busy */
+    char errmsg[160];           /* the last codec_send_... failure */
+};
+
+/* Finds a request header field by name (case-insensitive). */
+const char *
+codec_request_field(const struct wire_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+/* True when value, a comma-separated list, holds token (any case). */
+static bool
+codec_list_has(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+
+    for (const char *p = value; p != NULL && *p != '\0';) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (strncasecmp(p, token, n) == 0 &&
+            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
+            return true;
+        p = strchr(p, ',');
+    }
+    return false;
+}
+
+/* Formats the HTTP/1.1 head once, checking the client's fields against
+ * the framing the daemon does itself. */
+int
+codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
+              size_t errlen)
+{
+    struct http1_header *fields;
+    struct http1_request hreq = {
+        .method = req->method,
+        .target = req->target,
+        .host = req->host,
+        .port = req->port,
+        .tls = req->tls,
+        .nheaders = req->nheaders,
+        .skip_host = req->skip_host,
+        .skip_accept_encoding = req->skip_accept_encoding,
+        .content_length = -1,
+    };
+    int rc;
+
+    cr->head_request = strcmp(req->method, "HEAD") == 0;
+    cr->length = -1;
+    fields = calloc(req->nheaders + 1, sizeof *fields);
+    if (fields == NULL) {
+        snprintf(err, errlen, "out of memory formatting the request head");
+        return HCONN_ENO_MEMORY;
+    }
+    for (size_t i = 0; i < req->nheaders; i++) {
+        fields[i].name = req->headers[i].name;
+        fields[i].name_len = strlen(req->headers[i].name);
+        fields[i].value = req->headers[i].value;
+        fields[i].value_len = strlen(req->headers[i].value);
+        /* Any Connection field may say close, and the origin honours it
+         * wherever it is: such a connection is never pooled. */
+        if (strcasecmp(req->headers[i].name, "Connection") == 0 &&
+            codec_list_has(req->headers[i].value, "close"))
+            cr->request_close = true;
+    }
+    hreq.headers = fields;
+    /* A client's own "Expect: 100-continue" asks for what expect_continue
+     * does: sent with nothing behind it, a final answer from the origin
+     * would meet body bytes it reads as the next request. The codec
+     * refuses any other Expect, and one on a request without a body. */
+    if (req->body != WIRE_BODY_NONE &&
+        codec_request_field(req, "Expect") != NULL)
+        req->expect_continue = true;
+    /* RFC 9110 §10.1.1: only a request with a body may expect 100. */
+    if (req->expect_continue && req->body != WIRE_BODY_NONE &&
+        codec_request_field(req, "Expect") == NULL)
+        fields[hreq.nheaders++] =
+            (struct http1_header){"Expect", 6, "100-continue", 12};
+    /* The daemon alone frames the body: the codec checks the client's
+     * Content-Length and Transfer-Encoding against it and readies the
+     * writer; a stream of unknown length goes chunked unless the
+     * client's Content-Length declares one. */
+    if (req->body == WIRE_BODY_STREAM && req->length < 0)
+        hreq.chunked = true;
+    else if (req->body != WIRE_BODY_NONE)
+        hreq.content_length = req->length;
+    rc = http1_start_request(&hreq, &cr->writer, &cr->head, &cr->head_len, err,
+                             errlen);
+    free(fields);
+    cr->length = cr->writer.length;
+    return rc;
+}
+
+void
+codec_request_clear(struct codec_request *cr)
+{
+    free(cr->head);
+    cr->head = NULL;
+}
+
+/* Enters a codec frame on s's behalf. */
+static void
+codec_enter(struct codec_stream *s)
+{
+    s->busy++;
+}
+
+/* Leaves a codec frame: true when s is gone (aborted or ended meanwhile;
+ * freed here when this was the outermost frame). */
+static bool
+codec_leave(struct codec_stream *s)
+{
+    s->busy--;
+    if (!s->dead)
+        return false;
+    if (s->busy == 0)
+        free(s);
+    return true;
+}
+
+/* Ends s: its connection goes to the pool when keep, else is dropped. */
+static void
+codec_finish(struct codec_stream *s, bool keep)
+{
+    struct upstream *up = s->up;
+
+    s->up = NULL;
+    s->dead = true;
+    if (up != NULL) {
+        if (keep)
+            pool_release(up);
+        else
+            pool_drop(up);
+    }
+}
+
+void
+codec_abort(struct codec_stream *s)
+{
+    if (s == NULL)
+        return;
+    codec_finish(s, false);
+    if (s->busy == 0)
+        free(s);
+}
+
+/* Reports a failure; the stream's connection is dropped after it. */
+static void __attribute__((format(printf, 4, 5)))
+codec_fail(struct codec_stream *s, int code, bool unprocessed, const char *fmt,
+           ...)
+{
+    char message[512];
+    struct codec_error e = {
+        .code = code,
+        .message = message,
+        .unprocessed = unprocessed,
+        .body_received = s->parser.body_received,
+        .body_expected = s->parser.framing == HTTP1_FRAMING_LENGTH
+                             ? s->parser.content_length
+                             : -1,
+    };
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    codec_enter(s);
+    s->ev->error(s->arg, &e);
+    if (!codec_leave(s))
+        codec_abort(s);
+}
+
+/* max_response_head_bytes: a head (interim responses included) that
+ * grows past it fails before the client sees any of it. */
+static bool
+codec_head_too_big(struct codec_stream *s, size_t more)
+{
+    if (s->head_done || s->response_bytes + more <= s->opt.max_head_bytes)
+        return false;
+    codec_fail(s, HCONN_ELIMIT_EXCEEDED, false,
+               "%s: response head exceeds %zu bytes "
+               "(max_response_head_bytes)",
+               upstream_peer(s->up), s->opt.max_head_bytes);
+    return true;
+}
+
+/* The response is complete: the exchange replies (the trailers point
+ * into the input, so before its consumed bytes go), then the connection
+ * is pooled if it is clean: nothing may follow the response. */
+static void
+codec_end(struct codec_stream *s, const struct http1_event *ev, size_t consumed)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct codec_end end = {
+        .trailers = ev->headers,
+        .ntrailers = ev->nheaders,
+        .status = s->parser.status,
+        .body_received = s->parser.body_received,
+        .keep = http1_parser_keep_alive(&s->parser) && s->request_sent &&
+                !s->eof && evbuffer_get_length(in) == consumed,
+    };
+
+    s->ev->end(s->arg, &end);
+    if (s->dead)
+        return;
+    evbuffer_drain(in, consumed);
+    upstream_set_clean(s->up,
+                       true); /* a complete response: TLS state is sound */
+    codec_finish(s, end.keep);
+}
+
+/* Runs the parser over what the connection has sent, until it needs more
+ * bytes, the stream is paused, or the response ends. */
+static void
+codec_process(struct codec_stream *s)
+{
+    codec_enter(s);
+    while (!s->dead && !s->paused) {
+        struct evbuffer *in = bufferevent_get_input(s->bev);
+        struct evbuffer_iovec seg = {0};
+        struct http1_event ev;
+        size_t avail, consumed, taken = 0, skip;
+
+        avail = evbuffer_get_length(in);
+        if (avail > 0)
+            evbuffer_peek(in, -1, NULL, &seg, 1);
+        ev = http1_parser_next(&s->parser, seg.iov_base, seg.iov_len,
+                               s->eof && seg.iov_len == avail, &consumed);
+        switch (ev.kind) {
+        case HTTP1_NEED_DATA:
+            evbuffer_drain(in, consumed);
+            s->response_bytes += consumed;
+            if (seg.iov_len - consumed < avail - consumed) {
+                /* The next token straddles buffer chains: join them. */
+                evbuffer_pullup(in, -1);
+                continue;
+            }
+            codec_head_too_big(s, avail - consumed);
+            codec_leave(s);
+            return;
+        case HTTP1_INTERIM:
+            s->ev->interim(s->arg, ev.status);
+            break;
+        case HTTP1_HEAD:
+            if (codec_head_too_big(s, consumed))
+                break;
+            s->ev->head(s->arg,
+                        &(struct codec_head){
+                            .status = ev.status,
+                            .version = ev.version,
+                            .reason = ev.reason,
+                            .reason_len = ev.reason_len,
+                            .headers = ev.headers,
+                            .nheaders = ev.nheaders,
+                            .length = s->parser.framing == HTTP1_FRAMING_LENGTH
+                                          ? s->parser.content_length
+                                      : s->parser.framing == HTTP1_FRAMING_NONE
+                                          ? 0
+                                          : -1,
+                        });
+            s->head_done = true;
+            break;
+        case HTTP1_DATA:
+            /* The bytes before the data (chunk framing) are dropped; the
+             * data moves to the client's reply buffer. Moving hands whole
+             * buffer chains over, where copying cost as much CPU as the
+             * kernel's own copies on large bodies. */
+            skip = (size_t)(ev.data - (const char *)seg.iov_base);
+            evbuffer_drain(in, skip);
+            taken = skip;
+            if (s->ev->data(s->arg, in, ev.len))
+                taken += ev.len;
+            break;
+        case HTTP1_END:
+            codec_end(s, &ev, consumed);
+            codec_leave(s);
+            return;
+        case HTTP1_ERROR:
+            codec_fail(s, ev.error, s->response_bytes == 0 && avail == 0,
+                       "%s: %s", upstream_peer(s->up), s->parser.errmsg);
+            break;
+        }
+        if (s->dead)
+            break;
+        evbuffer_drain(in, consumed - taken);
+        s->response_bytes += consumed;
+    }
+    codec_leave(s);
+}
+
+/* Reads what the socket holds, up to the window, in one readv. libevent
+ * 2.1's own reads stop at 4096 bytes (EVBUFFER_MAX_READ): a loop turn
+ * per 4 KiB held large bodies to a fraction of the loopback's speed. */
+static void
+codec_read_more(struct codec_stream *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t held = evbuffer_get_length(in);
+    size_t window = s->opt.window;
+    struct evbuffer_iovec vec[2];
+    struct iovec iov[2];
+    ssize_t n;
+    int nvec;
+
+    /* Under TLS the socket carries records only OpenSSL may read. Less
+     * than a full libevent read held means that read emptied the socket:
+     * another would only return EAGAIN. */
+    if (upstream_is_tls(s->up) || s->eof || held >= window ||
+        held < CODEC_HTTP1_LIBEVENT_READ)
+        return;
+    /* The bufferevent freezes its input's tail so that only it appends;
+     * this appends exactly as it would, from the same socket. */
+    evbuffer_unfreeze(in, 0);
+    nvec = evbuffer_reserve_space(in, (ev_ssize_t)(window - held), vec, 2);
+    if (nvec <= 0) {
+        evbuffer_freeze(in, 0);
+        return;
+    }
+    for (int i = 0; i < nvec; i++) {
+        iov[i].iov_base = vec[i].iov_base;
+        iov[i].iov_len = vec[i].iov_len;
+    }
+    n = readv(bufferevent_getfd(s->bev), iov, nvec);
+    if (n <= 0) {
+        evbuffer_commit_space(in, vec, 0);
+        evbuffer_freeze(in, 0);
+        /* EOF or a reset: the parser decides what the bytes so far mean.
+         * EAGAIN: nothing more yet. */
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            s->eof = true;
+        return;
+    }
+    for (int i = 0; i < nvec; i++) {
+        size_t len = (size_t)n < vec[i].iov_len ? (size_t)n : vec[i].iov_len;
+
+        vec[i].iov_len = len;
+        n -= (ssize_t)len;
+    }
+    evbuffer_commit_space(in, vec, nvec);
+    evbuffer_freeze(in, 0);
+}
+
+/* The connection has bytes: read on, then parse. */
+static void
+codec_read_cb(struct bufferevent *bev, void *arg)
+{
+    codec_read_more(arg);
+    codec_process(arg);
+}
+
+/* The connection's output drained below its low-water mark. */
+static void
+codec_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct codec_stream *s = arg;
+
+    codec_enter(s);
+    s->ev->writable(s->arg);
+    codec_leave(s);
+}
+
+/* Timeouts, the end of the connection, errors. */
+static void
+codec_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct codec_stream *s = arg;
+
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (what & BEV_EVENT_READING)
+            codec_fail(s, HCONN_ETIMEOUT, false,
+                       "no response bytes from %s for %g s",
+                       upstream_peer(s->up), s->opt.read_timeout);
+        else
+            codec_fail(s, HCONN_ETIMEOUT, false,
+                       "sending the request to %s stalled for %g s",
+                       upstream_peer(s->up), s->opt.read_timeout);
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && (what & BEV_EVENT_WRITING)) {
+        /* The server stopped taking the request (it may have answered
+         * early, e.g. 413): stop sending and read on; the connection
+         * cannot be kept since request_sent stays false. */
+        bufferevent_disable(bev, EV_WRITE);
+        return;
+    }
+    /* EOF, or an error such as a reset: let the parser decide what the
+     * bytes so far amount to (a close-delimited body ends here; anything
+     * else is cut short). */
+    s->eof = true;
+    codec_process(s);
+}
+
+/* Queues the request head on the connection's output. With nothing
+ * queued before it on a plain socket, it is written at once: most heads
+ * fit the socket buffer, and going through the bufferevent would cost a
+ * loop turn and two epoll_ctl calls to arm and disarm the write event. */
+static void
+codec_send_head(struct codec_stream *s, const struct codec_request *cr,
+                struct evbuffer *output)
+{
+    size_t sent = 0;
+
+    if (!upstream_is_tls(s->up) && evbuffer_get_length(output) == 0) {
+        ssize_t n = send(bufferevent_getfd(s->bev), cr->head, cr->head_len,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        /* An error shows again, to the bufferevent, on the rest. */
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    if (sent < cr->head_len)
+        evbuffer_add(output, cr->head + sent, cr->head_len - sent);
+}
+
+/* Converts seconds to a timeval. */
+static void
+codec_timeval(double seconds, struct timeval *tv)
+{
+    tv->tv_sec = (time_t)seconds;
+    tv->tv_usec = (suseconds_t)((seconds - (double)tv->tv_sec) * 1e6);
+}
+
+struct codec_stream *
+codec_open(struct upstream *up, const struct codec_request *cr,
+           const struct codec_options *opt, const struct codec_events *ev,
+           void *arg)
+{
+    struct codec_stream *s = calloc(1, sizeof *s);
+    struct bufferevent *bev = upstream_bev(up);
+    struct timeval tv;
+
+    if (s == NULL) {
+        pool_drop(up);
+        return NULL;
+    }
+    s->up = up;
+    s->bev = bev;
+    s->ev = ev;
+    s->arg = arg;
+    s->opt = *opt;
+    s->writer = cr->writer;
+    http1_writer_rewind(&s->writer);
+    s->request_sent = !s->writer.has_body;
+    http1_parser_init(&s->parser, cr->head_request, cr->request_close);
+
+    codec_timeval(opt->read_timeout, &tv);
+    bufferevent_setcb(bev, codec_read_cb, codec_write_cb, codec_event_cb, s);
+    if (opt->read_timeout > 0)
+        bufferevent_set_timeouts(bev, &tv, &tv);
+    else
+        bufferevent_set_timeouts(bev, NULL, NULL);
+    bufferevent_setwatermark(bev, EV_WRITE, opt->window / 4, 0);
+    /* Enabling writing arms the write event even with nothing to write,
+     * two epoll_ctl calls for nothing: only when it was turned off. */
+    bufferevent_enable(bev, (bufferevent_get_enabled(bev) & EV_WRITE)
+                                ? EV_READ
+                                : EV_READ | EV_WRITE);
+    codec_send_head(s, cr, bufferevent_get_output(bev));
+    return s;
+}
+
+size_t
+codec_send_room(const struct codec_stream *s)
+{
+    size_t queued = evbuffer_get_length(bufferevent_get_output(s->bev));
+
+    return queued >= s->opt.window ? 0 : s->opt.window - queued;
+}
+
+uint64_t
+codec_body_sent(const struct codec_stream *s)
+{
+    return s->writer.written;
+}
+
+const char *
+codec_errmsg(const struct codec_stream *s)
+{
+    return s->errmsg;
+}
+
+/* Copies n bytes of body from offset off to out, keeping them for a
+ * replay. evbuffer_peek returns how many extents the range needs, which
+ * may be more than it was given room for: only those it filled are read.
+ * Returns false when not all n bytes could be copied. */
+static bool
+codec_copy_body(struct evbuffer *body, struct evbuffer *out, size_t off,
+                size_t n)
+{
+    enum { CODEC_PEEK_VECS = 16 };
+    struct evbuffer_iovec vec[CODEC_PEEK_VECS];
+    struct evbuffer_ptr pos;
+
+    if (evbuffer_ptr_set(body, &pos, off, EVBUFFER_PTR_SET) < 0)
+        return false;
+    while (n > 0) {
+        int got =
+            evbuffer_peek(body, (ev_ssize_t)n, &pos, vec, CODEC_PEEK_VECS);
+
+        if (got <= 0)
+            return false; /* cannot happen: n never exceeds what is held */
+        if (got > CODEC_PEEK_VECS)
+            got = CODEC_PEEK_VECS;
+        for (int i = 0; i < got && n > 0; i++) {
+            size_t len = vec[i].iov_len < n ? vec[i].iov_len : n;
+
+            if (evbuffer_add(out, vec[i].iov_base, len) < 0)
+                return false;
+            n -= len;
+            evbuffer_ptr_set(body, &pos, len, EVBUFFER_PTR_ADD);
+        }
+    }
+    return true;
+}
+
+/* Records a send failure's message for codec_errmsg. */
+static int
+codec_send_failed(struct codec_stream *s, int rc)
+{
+    if (rc == HCONN_ENO_MEMORY)
+        snprintf(s->errmsg, sizeof s->errmsg,
+                 "out of memory queueing the request body");
+    else
+        snprintf(s->errmsg, sizeof s->errmsg, "%s", s->writer.errmsg);
+    return rc;
+}
+
+/* The writer refuses a byte past the length the head announced, so the
+ * origin never reads a body that differs from the head. A piece that
+ * cannot be queued whole (no memory) would leave the framing short. */
+int
+codec_send_data(struct codec_stream *s, struct evbuffer *body, size_t off,
+                size_t n, bool retain, ssize_t *moved)
+{
+    struct evbuffer *output = bufferevent_get_output(s->bev);
+    struct http1_frame f;
+    bool queued_all;
+    int rc;
+
+    *moved = -1;
+    if ((rc = http1_writer_data(&s->writer, n, &f)) < 0)
+        return codec_send_failed(s, rc);
+    queued_all = evbuffer_add(output, f.pre, f.pre_len) == 0;
+    if (queued_all && retain) {
+        queued_all = codec_copy_body(body, output, off, n);
+    } else if (queued_all) {
+        int got = evbuffer_remove_buffer(body, output, n);
+
+        queued_all = got == (int)n; /* n is within the window */
+        *moved = got > 0 ? got : 0;
+    }
+    queued_all = queued_all && evbuffer_add(output, f.post, f.post_len) == 0;
+    return queued_all ? 0 : codec_send_failed(s, HCONN_ENO_MEMORY);
+}
+
+int
+codec_send_end(struct codec_stream *s)
+{
+    struct http1_frame f;
+    int rc;
+
+    if ((rc = http1_writer_end(&s->writer, &f)) < 0)
+        return codec_send_failed(s, rc);
+    if (evbuffer_add(bufferevent_get_output(s->bev), f.pre, f.pre_len) < 0)
+        return codec_send_failed(s, HCONN_ENO_MEMORY);
+    s->request_sent = true;
+    return 0;
+}
+
+void
+codec_pause(struct codec_stream *s)
+{
+    s->paused = true;
+    bufferevent_disable(s->bev, EV_READ);
+}
+
+void
+codec_resume(struct codec_stream *s)
+{
+    if (!s->paused)
+        return;
+    s->paused = false;
+    bufferevent_enable(s->bev, EV_READ);
+    /* Bytes already buffered raise no new read event. */
+    codec_process(s);
+}
+
+unsigned
+codec_spare(const struct upstream *up)
+{
+    return pool_is_idle(up) ? 1 : 0;
+}
