@@ -1161,11 +1161,15 @@ class _PeerClosed(Exception):
 class LoopbackServer:
     """What the scripted origins share: a listener on 127.0.0.1 (a free
     port), an accept thread running self._accept_loop, and a stop that
-    wakes every connection thread. A subclass sets name and backlog and
-    has lock, stopping, threads and sockets (the accepted sockets)."""
+    wakes every connection thread. A subclass sets name, backlog and
+    connection (the class recording one accepted connection), has cond
+    (over lock), stopping, threads, sockets (the accepted sockets) and
+    connections, and serves each connection in _serve(sock, conn), on a
+    thread of its own."""
 
     name = "server"
     backlog = 64
+    connection = None
 
     def __enter__(self):
         self.start()
@@ -1207,6 +1211,23 @@ class LoopbackServer:
     @property
     def hostport(self):
         return f"{LOOPBACK}:{self.port}"
+
+    def _accept_loop(self):
+        while not self.stopping.is_set():
+            try:
+                s, peer = self.listener.accept()
+            except OSError:
+                return
+            with self.cond:
+                conn = self.connection(len(self.connections), peer)
+                self.connections.append(conn)
+                self.sockets.add(s)
+                self.cond.notify_all()
+            t = threading.Thread(target=self._serve, args=(s, conn),
+                                 daemon=True,
+                                 name=f"{self.name}-conn-{conn.index}")
+            t.start()
+            self.threads.append(t)
 
 
 class FaultOrigin(LoopbackServer):
@@ -1251,6 +1272,7 @@ class FaultOrigin(LoopbackServer):
     """
 
     name = "fault-origin"
+    connection = OriginConnection
 
     def __init__(self, scenarios=None):
         self.scenarios = dict(scenarios or {})
@@ -1281,24 +1303,6 @@ class FaultOrigin(LoopbackServer):
             if not c.closed.wait(max(0.0, deadline - time.monotonic())):
                 return False
         return True
-
-    # Accepting ----------------------------------------------------------
-    def _accept_loop(self):
-        while not self.stopping.is_set():
-            try:
-                s, peer = self.listener.accept()
-            except OSError:
-                return
-            with self.cond:
-                conn = OriginConnection(len(self.connections), peer)
-                self.connections.append(conn)
-                self.sockets.add(s)
-                self.cond.notify_all()
-            t = threading.Thread(target=self._serve, args=(s, conn),
-                                 daemon=True,
-                                 name=f"fault-conn-{conn.index}")
-            t.start()
-            self.threads.append(t)
 
     def _serve(self, s, conn):
         buf = bytearray()
@@ -1556,6 +1560,15 @@ def http_response(status=200, body=b"", reason=None, headers=(),
 
 
 # ---- unittest glue ----------------------------------------------------------
+
+def start_class_nginx(cls, **kw):
+    """Starts an nginx for a whole TestCase class (from setUpClass),
+    stopped at the class's cleanup; returns it."""
+    ng = Nginx(**kw)
+    cls.addClassCleanup(ng.stop)
+    ng.start()
+    return ng
+
 
 class IntegrationTest(unittest.TestCase):
     """A TestCase with helpers that start peers and clean them up."""

@@ -169,6 +169,7 @@ class RecordingOrigin(LoopbackServer):
 
     name = "recording-origin"
     backlog = 256
+    connection = OriginConn
 
     def __init__(self, timeout=120.0):
         self.timeout = timeout        # per recv, a safety net only
@@ -210,22 +211,6 @@ class RecordingOrigin(LoopbackServer):
             return [c for c in self.connections if not c.closed.is_set()]
 
     # Serving ------------------------------------------------------------
-    def _accept_loop(self):
-        while not self.stopping.is_set():
-            try:
-                s, peer = self.listener.accept()
-            except OSError:
-                return
-            with self.cond:
-                conn = OriginConn(len(self.connections), peer)
-                self.connections.append(conn)
-                self.sockets.add(s)
-                self.cond.notify_all()
-            t = threading.Thread(target=self._serve, args=(s, conn),
-                                 daemon=True, name=f"origin-conn-{conn.index}")
-            t.start()
-            self.threads.append(t)
-
     def _event(self, conn, *event):
         with self.cond:
             conn.events.append(event)

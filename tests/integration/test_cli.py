@@ -29,9 +29,7 @@ class CliTest(harness.IntegrationTest):
     @classmethod
     def setUpClass(cls):
         harness.require_binary(cls, harness.HCONN, "hconn command")
-        cls.nginx = harness.Nginx()
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls)
 
     def daemon(self, **keys):
         return self.start_daemon_config(**keys)

@@ -326,9 +326,7 @@ class TwoThousandClients(harness.IntegrationTest):
                 raise harness.missing(
                     f"RLIMIT_NOFILE hard limit {hard} < {need} fds needed")
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        cls.nginx = harness.Nginx()
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls)
 
     def test_2000_concurrent_clients(self):
         # Start hconnd as systemd would by default (LimitNOFILE=1024:hard):

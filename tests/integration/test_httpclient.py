@@ -41,9 +41,7 @@ class HttpClientCheck(harness.IntegrationTest):
     @classmethod
     def setUpClass(cls):
         harness.require_binary(cls, CHECK, "httpclient-check")
-        cls.nginx = harness.Nginx()
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls)
 
     def daemon(self, **keys):
         return self.start_daemon_config(**keys)

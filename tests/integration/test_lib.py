@@ -15,9 +15,7 @@ class LibCheckAgainstNginx(harness.IntegrationTest):
     @classmethod
     def setUpClass(cls):
         harness.require_binary(cls, harness.LIB_CHECK, "lib-check")
-        cls.nginx = harness.Nginx(tls=True)
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls, tls=True)
 
     def setUp(self):
         self.daemon = self.start_daemon()

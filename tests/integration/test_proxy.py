@@ -23,9 +23,7 @@ class TunnelThroughTinyproxy(harness.IntegrationTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.nginx = harness.Nginx(tls=True)
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls, tls=True)
         # A port nothing listens on, that the proxy still allows.
         cls.dead_port = harness.free_port()
         # CONNECT is allowed to nginx's ports and the dead one only.
@@ -167,9 +165,7 @@ class ProxyWithBasicAuth(harness.IntegrationTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.nginx = harness.Nginx()
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls)
         cls.proxy = harness.Tinyproxy([cls.nginx.port],
                                       basic_auth=("user", "s3cret"))
         cls.addClassCleanup(cls.proxy.stop)
@@ -264,9 +260,7 @@ class DefaultProxies(harness.IntegrationTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.nginx = harness.Nginx(tls=True)
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls, tls=True)
         cls.proxy = harness.Tinyproxy([cls.nginx.port, cls.nginx.tls_port])
         cls.addClassCleanup(cls.proxy.stop)
         cls.proxy.start()

@@ -39,9 +39,7 @@ class NginxTestCase(harness.IntegrationTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.nginx = harness.Nginx()
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls)
 
     def setUp(self):
         self.daemon = self.start_daemon()

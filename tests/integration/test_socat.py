@@ -48,9 +48,7 @@ class SocatOneLiner(harness.IntegrationTest):
         if shutil.which("socat") is None:
             raise harness.missing(
                 "socat not installed (Debian: apt-get install socat)")
-        cls.nginx = harness.Nginx()
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls)
 
     def setUp(self):
         self.daemon = self.start_daemon()
@@ -138,9 +136,7 @@ class SocatWithInlinePem(harness.IntegrationTest):
         for tool in ("socat", "jq"):
             if shutil.which(tool) is None:
                 raise harness.missing(f"{tool} not installed")
-        cls.nginx = harness.Nginx(tls=True)
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls, tls=True)
 
     def test_protocol_md_https_example_sends_the_ca_inline(self):
         d = self.start_daemon()

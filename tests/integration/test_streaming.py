@@ -22,9 +22,7 @@ class HugeBodyThroughTheDaemon(harness.IntegrationTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.nginx = harness.Nginx(huge=True)
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls, huge=True)
 
     def setUp(self):
         self.daemon = self.start_daemon()

@@ -26,9 +26,7 @@ class HttpsToNginx(harness.IntegrationTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.nginx = harness.Nginx(tls_variants=True)
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls, tls_variants=True)
 
     def setUp(self):
         self.daemon = self.start_daemon()

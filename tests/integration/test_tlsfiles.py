@@ -24,9 +24,7 @@ class TlsFilesAsTheClient(harness.IntegrationTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.nginx = harness.Nginx(tls_variants=True)
-        cls.addClassCleanup(cls.nginx.stop)
-        cls.nginx.start()
+        cls.nginx = harness.start_class_nginx(cls, tls_variants=True)
 
     def setUp(self):
         other_user.require(self)
