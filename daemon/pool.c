@@ -621,9 +621,11 @@ pool_release(struct upstream *up)
 
     o->nbusy--;
     c->requests++;
-    /* Bytes after a complete response (a late body after HEAD or 204)
-     * must never become the next request's response. */
-    if (!upstream_is_reusable(up)) {
+    /* Bytes after a complete response must never become the next
+     * request's response. Handed straight to a waiter, the connection
+     * skips the idle watch, so it is checked here; an idle one is watched,
+     * and checked again when leased, so the common case pays nothing. */
+    if (o->nwaiting > 0 && !upstream_is_reusable(up)) {
         upstream_set_clean(up, true);
         pool_close(up, "bytes arrived after its response");
         return;
