@@ -353,6 +353,29 @@ class LineLimit(harness.IntegrationTest):
         self.assertOkResponse(head, last)
 
 
+class TunnelAnswerLineLimit(harness.IntegrationTest):
+    """A proxy's refusal whose header fields would take the error line past
+    the limit keeps its status and loses only its fields."""
+
+    def test_oversize_proxy_answer_drops_its_fields(self):
+        fields = b"".join(b"X-P%d: %s\r\n" % (i, b"\x01" * 60000)
+                          for i in range(4))
+        proxy = self.start_origin({None: [(
+            "send", b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+            + fields + b"Content-Length: 0\r\n\r\n")]})
+        d = self.start_daemon()
+        w = self.wire(d)
+        w.send({"id": 1, "method": "GET", "url": "http://127.0.0.1:9/",
+                "proxy": {"host": "127.0.0.1", "port": proxy.port}})
+        w.send({"op": "hello", "id": 2})
+        _, _, last = w.read_response(1)
+        self.assertError(last, "tunnel_failed", 1)
+        self.assertEqual(last.get("status"), 407)
+        self.assertIs(last.get("headers_omitted"), True)
+        self.assertNotIn("headers", last)
+        self.assertEqual(w.read_message().get("op"), "hello")
+
+
 class StatsLineLimit(harness.IntegrationTest):
     """The stats reply fits the line limit too, however many origins the
     pool holds: past it, the per-origin figures give way to their count."""
