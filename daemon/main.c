@@ -282,15 +282,9 @@ main(int argc, char **argv)
         log_error("hosts_file: %s", err);
         goto out;
     }
-    srv.tls = tls_new(&cfg);
-    srv.localaddr = localaddr_new(srv.base);
-    srv.pool = pool_new(srv.base, srv.resolver, srv.tls, &cfg, &srv.stats);
-    srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
-    if (srv.tls == NULL || srv.localaddr == NULL || srv.pool == NULL ||
-        srv.listener == NULL) {
-        log_error("%s", srv.pool == NULL ? "out of memory" : err);
-        goto out;
-    }
+    /* Before the socket exists: a client (or a test, or systemd) may send
+     * SIGHUP or SIGTERM the moment it can connect, and the default action
+     * of either would kill the daemon. */
     sigterm = evsignal_new(srv.base, SIGTERM, main_signal_cb, &srv);
     sigint = evsignal_new(srv.base, SIGINT, main_signal_cb, &srv);
     sighup = evsignal_new(srv.base, SIGHUP, main_reload_cb, &srv);
@@ -298,6 +292,15 @@ main(int argc, char **argv)
         evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
         evsignal_add(sighup, NULL) < 0) {
         log_error("cannot install signal handlers");
+        goto out;
+    }
+    srv.tls = tls_new(&cfg);
+    srv.localaddr = localaddr_new(srv.base);
+    srv.pool = pool_new(srv.base, srv.resolver, srv.tls, &cfg, &srv.stats);
+    srv.listener = listener_open(&srv, cfg.socket_path, err, sizeof err);
+    if (srv.tls == NULL || srv.localaddr == NULL || srv.pool == NULL ||
+        srv.listener == NULL) {
+        log_error("%s", srv.pool == NULL ? "out of memory" : err);
         goto out;
     }
     log_notice("listening on %s%s", listener_path(srv.listener),

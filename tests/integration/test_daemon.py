@@ -5,6 +5,8 @@ config file, name resolution through evdns, and the idle timeout."""
 
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -62,6 +64,35 @@ class SocketFile(harness.IntegrationTest):
         self.assertIn("removing stale socket", err)
         # A clean stop removes the file it created.
         self.assertFalse(os.path.exists(self.path))
+
+    def test_signals_are_handled_once_the_socket_exists(self):
+        # strace holds listen() for a while: the socket file exists, so a
+        # client (or systemd, or a script) may already send SIGHUP. The
+        # daemon must have its handlers by then, else the default action
+        # of SIGHUP kills it.
+        if shutil.which("strace") is None:
+            self.skipTest("strace is not installed")
+        proc = subprocess.Popen(
+            ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=listen",
+             "-e", "inject=listen:delay_exit=1500000",
+             HCONND, "--socket", self.path, "-v"],
+            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        self.addCleanup(harness.kill_group, proc)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.path):
+            self.assertIsNone(proc.poll(), "hconnd exited before binding")
+            self.assertLess(time.monotonic(), deadline, "no socket file")
+            time.sleep(0.005)
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            daemon_pid = int(f.read().split()[0])
+        os.kill(daemon_pid, signal.SIGHUP)
+        self.assertTrue(harness.wait_for_unix(self.path, 10, proc))
+        self.assertEqual(self.hello(self.path)["version"], 1)
+        os.kill(daemon_pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn("SIGHUP:", err)
 
     def test_path_that_is_not_a_socket_is_refused(self):
         with open(self.path, "w") as f:

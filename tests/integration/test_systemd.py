@@ -111,7 +111,7 @@ class Activation(harness.IntegrationTest):
 
     def activate(self, *options):
         """Starts systemd-socket-activate with hconnd behind it; returns the
-        process once the socket file exists."""
+        process once it listens."""
         with open(self.log_path, "wb") as log:
             proc = subprocess.Popen(
                 [SOCKET_ACTIVATE, *options, "-l", self.path,
@@ -120,7 +120,9 @@ class Activation(harness.IntegrationTest):
                 start_new_session=True)
         self.addCleanup(harness.kill_group, proc)
         self.addCleanup(self.print_log_on_failure)
-        wait_until(lambda: os.path.exists(self.path) or
+        # The file appears at bind(); connections are refused until its
+        # listen(), after which it says so.
+        wait_until(lambda: "Listening on" in self.log_text() or
                    proc.poll() is not None)
         self.assertTrue(os.path.exists(self.path) and proc.poll() is None,
                         f"systemd-socket-activate did not make {self.path}:"
