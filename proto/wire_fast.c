@@ -1,0 +1,611 @@
+/*
+ * wire_fast.c — see wire_fast.h.
+ *
+ * Parsing a request line into a jansson tree and reading the tree back
+ * was the largest cost per request left in hconnd. This scanner reads the
+ * common messages once, in place, from a private copy of the line: each
+ * string is unescaped where it stands and NUL-terminated over its closing
+ * quote (never longer than its escaped form), so the copy holds every
+ * string the request borrows. The same block holds host and target in
+ * front, where wire_parse_client_msg's own block would, so the request
+ * owns its strings through req.host and is freed the same way.
+ *
+ * It declines rather than decides: every check below that fails would
+ * also fail (or is not known to pass) in wire_parse_client_msg, and it is
+ * left to that function to say why. tests/fuzz/fuzz-wire-fast.c feeds the
+ * same lines to both and traps on any accepted line whose result differs.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "url.h"
+#include "wire.h"
+#include "wire_fast.h"
+
+#define WF_MAX_INT     9007199254740991LL /* 2^53-1, as wire.c */
+#define WF_MAX_DIGITS  16                 /* digits in 2^53-1 */
+#define WF_MAX_METHOD  64                 /* as wire.c */
+#define WF_MAX_TIMEOUT 86400.0            /* as wire.c */
+#define WF_MAX_REAL    40                 /* bytes in a fraction we read */
+
+/* The keys the scanner knows; any other makes it decline. */
+enum wf_key {
+    WF_ID,
+    WF_METHOD,
+    WF_URL,
+    WF_HOST,
+    WF_PORT,
+    WF_TLS,
+    WF_TARGET,
+    WF_HEADERS,
+    WF_SKIP_HOST,
+    WF_SKIP_ACCEPT_ENCODING,
+    WF_EXPECT_CONTINUE,
+    WF_RAW,
+    WF_DATA,
+    WF_BODY,
+    WF_LENGTH,
+    WF_TIMEOUT,
+    WF_READ_TIMEOUT,
+    WF_PROXY,
+    WF_END,
+    WF_NKEYS
+};
+
+static const char *const wf_key_names[WF_NKEYS] = {
+    [WF_ID] = "id",
+    [WF_METHOD] = "method",
+    [WF_URL] = "url",
+    [WF_HOST] = "host",
+    [WF_PORT] = "port",
+    [WF_TLS] = "tls",
+    [WF_TARGET] = "target",
+    [WF_HEADERS] = "headers",
+    [WF_SKIP_HOST] = "skip_host",
+    [WF_SKIP_ACCEPT_ENCODING] = "skip_accept_encoding",
+    [WF_EXPECT_CONTINUE] = "expect_continue",
+    [WF_RAW] = "raw",
+    [WF_DATA] = "data",
+    [WF_BODY] = "body",
+    [WF_LENGTH] = "length",
+    [WF_TIMEOUT] = "timeout",
+    [WF_READ_TIMEOUT] = "read_timeout",
+    [WF_PROXY] = "proxy",
+    [WF_END] = "end",
+};
+
+#define WF_BIT(k) (1u << (k))
+
+/* A scanned string: len bytes at s, NUL-terminated, valid UTF-8. */
+struct wf_str {
+    char *s;
+    size_t len;
+};
+
+/* The cursor over the private copy of the line. */
+struct wf_scan {
+    char *p, *end;
+};
+
+/* What the fields said, before they are checked together. */
+struct wf_fields {
+    unsigned seen; /* WF_BIT of each key present */
+    bool id_is_int;
+    int64_t id_int;
+    struct wf_str id_str, method, url, host, target, body;
+    int64_t port, data, length;
+    bool tls, skip_host, skip_accept_encoding, expect_continue, raw;
+    double timeout, read_timeout;
+    struct wire_header headers[WIRE_FAST_MAX_HEADERS];
+    size_t nheaders;
+};
+
+/* Skips JSON whitespace, as jansson's lexer does. */
+static void
+wf_ws(struct wf_scan *sc)
+{
+    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' ||
+                               *sc->p == '\r' || *sc->p == '\n'))
+        sc->p++;
+}
+
+/* Takes byte c (after whitespace) if it is next. */
+static bool
+wf_take(struct wf_scan *sc, char c)
+{
+    wf_ws(sc);
+    if (sc->p < sc->end && *sc->p == c) {
+        sc->p++;
+        return true;
+    }
+    return false;
+}
+
+/* Reads a string, unescaping it in place. Declines on \u escapes (which
+ * may carry U+0000 or surrogate pairs), raw control bytes (invalid JSON)
+ * and bytes that are not UTF-8 (which jansson refuses). */
+static bool
+wf_string(struct wf_scan *sc, struct wf_str *out)
+{
+    char *p, *w;
+    bool high = false;
+
+    if (!wf_take(sc, '"'))
+        return false;
+    p = w = out->s = sc->p;
+    while (p < sc->end) {
+        unsigned char c = (unsigned char)*p++;
+
+        if (c == '"') {
+            out->len = (size_t)(w - out->s);
+            *w = '\0';
+            sc->p = p;
+            return !high || wire_is_utf8(out->s, out->len);
+        }
+        if (c < 0x20)
+            return false;
+        high |= c >= 0x80;
+        if (c == '\\') {
+            if (p == sc->end)
+                return false;
+            switch (*p++) {
+            case '"':
+                c = '"';
+                break;
+            case '\\':
+                c = '\\';
+                break;
+            case '/':
+                c = '/';
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            default:
+                return false;
+            }
+        }
+        *w++ = (char)c;
+    }
+    return false;
+}
+
+/* Reads the digits of an unsigned integer, at most WF_MAX_DIGITS of them
+ * (so at most 10^16-1: no overflow, and json_int_t holds it). A leading
+ * zero followed by more digits, a fraction or an exponent is left for the
+ * caller's structural check to decline. */
+static bool
+wf_digits(struct wf_scan *sc, int64_t *out)
+{
+    const char *start;
+    int64_t v = 0;
+
+    wf_ws(sc);
+    start = sc->p;
+    if (sc->p < sc->end && *sc->p == '0') {
+        sc->p++;
+        *out = 0;
+        return true;
+    }
+    while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9') {
+        if (sc->p - start == WF_MAX_DIGITS)
+            return false;
+        v = v * 10 + (*sc->p++ - '0');
+    }
+    *out = v;
+    return sc->p > start;
+}
+
+/* Reads an integer from 0 to 2^53-1. */
+static bool
+wf_uint(struct wf_scan *sc, int64_t *out)
+{
+    return wf_digits(sc, out) && *out <= WF_MAX_INT;
+}
+
+/* Reads a non-negative number: an integer (as a double, as
+ * json_number_value gives it) or digits '.' digits through strtod, as
+ * jansson reads a real. Exponents and signs are declined. */
+static bool
+wf_number(struct wf_scan *sc, double *out)
+{
+    char buf[WF_MAX_REAL + 1];
+    const char *start;
+    int64_t v;
+    size_t n;
+
+    wf_ws(sc);
+    start = sc->p;
+    if (!wf_digits(sc, &v))
+        return false;
+    if (sc->p == sc->end || *sc->p != '.') {
+        *out = (double)v;
+        return true;
+    }
+    sc->p++;
+    while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
+        sc->p++;
+    n = (size_t)(sc->p - start);
+    if (sc->p[-1] == '.' || n > WF_MAX_REAL)
+        return false;
+    memcpy(buf, start, n);
+    buf[n] = '\0';
+    *out = strtod(buf, NULL);
+    return true;
+}
+
+/* Takes the literal word (true, false). */
+static bool
+wf_word(struct wf_scan *sc, const char *word, size_t n)
+{
+    wf_ws(sc);
+    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0)
+        return false;
+    sc->p += n;
+    return true;
+}
+
+/* Reads true or false. */
+static bool
+wf_bool(struct wf_scan *sc, bool *out)
+{
+    if (wf_word(sc, "true", 4))
+        *out = true;
+    else if (wf_word(sc, "false", 5))
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
+/* Adds one header pair; declines past WIRE_FAST_MAX_HEADERS. */
+static bool
+wf_header_add(struct wf_fields *f, const struct wf_str *name,
+              const struct wf_str *value)
+{
+    if (f->nheaders == WIRE_FAST_MAX_HEADERS)
+        return false;
+    f->headers[f->nheaders].name = name->s;
+    f->headers[f->nheaders].value = value->s;
+    f->nheaders++;
+    return true;
+}
+
+/* Reads [[name, value], ...]. */
+static bool
+wf_header_pairs(struct wf_scan *sc, struct wf_fields *f)
+{
+    struct wf_str name, value;
+
+    if (wf_take(sc, ']'))
+        return true;
+    do {
+        if (!wf_take(sc, '[') || !wf_string(sc, &name) || !wf_take(sc, ',') ||
+            !wf_string(sc, &value) || !wf_take(sc, ']') ||
+            !wf_header_add(f, &name, &value))
+            return false;
+    } while (wf_take(sc, ','));
+    return wf_take(sc, ']');
+}
+
+/* Reads {name: value, ...}; a repeated name is declined, as jansson
+ * refuses duplicate keys. */
+static bool
+wf_header_object(struct wf_scan *sc, struct wf_fields *f)
+{
+    struct wf_str name, value;
+
+    if (wf_take(sc, '}'))
+        return true;
+    do {
+        if (!wf_string(sc, &name) || !wf_take(sc, ':') ||
+            !wf_string(sc, &value))
+            return false;
+        for (size_t i = 0; i < f->nheaders; i++) {
+            if (strcmp(f->headers[i].name, name.s) == 0)
+                return false;
+        }
+        if (!wf_header_add(f, &name, &value))
+            return false;
+    } while (wf_take(sc, ','));
+    return wf_take(sc, '}');
+}
+
+/* Reads the value of key k into f. */
+static bool
+wf_value(struct wf_scan *sc, enum wf_key k, struct wf_fields *f)
+{
+    bool yes;
+
+    switch (k) {
+    case WF_ID:
+        wf_ws(sc);
+        if (sc->p < sc->end && *sc->p == '"')
+            return wf_string(sc, &f->id_str);
+        f->id_is_int = true;
+        return wf_uint(sc, &f->id_int);
+    case WF_METHOD:
+        return wf_string(sc, &f->method);
+    case WF_URL:
+        return wf_string(sc, &f->url);
+    case WF_HOST:
+        return wf_string(sc, &f->host);
+    case WF_TARGET:
+        return wf_string(sc, &f->target);
+    case WF_BODY:
+        return wf_string(sc, &f->body);
+    case WF_PORT:
+        return wf_uint(sc, &f->port);
+    case WF_DATA:
+        return wf_uint(sc, &f->data);
+    case WF_LENGTH:
+        return wf_uint(sc, &f->length);
+    case WF_TLS:
+        return wf_bool(sc, &f->tls); /* an options object: declined */
+    case WF_SKIP_HOST:
+        return wf_bool(sc, &f->skip_host);
+    case WF_SKIP_ACCEPT_ENCODING:
+        return wf_bool(sc, &f->skip_accept_encoding);
+    case WF_EXPECT_CONTINUE:
+        return wf_bool(sc, &f->expect_continue);
+    case WF_RAW:
+        return wf_bool(sc, &f->raw);
+    case WF_TIMEOUT:
+        return wf_number(sc, &f->timeout);
+    case WF_READ_TIMEOUT:
+        return wf_number(sc, &f->read_timeout);
+    case WF_PROXY: /* false only: a tunnel's object is declined */
+        return wf_bool(sc, &yes) && !yes;
+    case WF_END: /* true only: anything else is an error */
+        return wf_bool(sc, &yes) && yes;
+    case WF_HEADERS:
+        if (wf_take(sc, '['))
+            return wf_header_pairs(sc, f);
+        if (wf_take(sc, '{'))
+            return wf_header_object(sc, f);
+        return false;
+    case WF_NKEYS:
+        break;
+    }
+    return false;
+}
+
+/* The known key named by s, or WF_NKEYS. */
+static enum wf_key
+wf_key_find(const struct wf_str *s)
+{
+    for (int k = 0; k < WF_NKEYS; k++) {
+        if (strcmp(wf_key_names[k], s->s) == 0)
+            return (enum wf_key)k;
+    }
+    return WF_NKEYS;
+}
+
+/* Reads the whole line: one object of known, distinct keys, then only
+ * whitespace. */
+static bool
+wf_object(struct wf_scan *sc, struct wf_fields *f)
+{
+    struct wf_str key;
+    enum wf_key k;
+
+    if (!wf_take(sc, '{'))
+        return false;
+    do {
+        if (!wf_string(sc, &key) || !wf_take(sc, ':') ||
+            (k = wf_key_find(&key)) == WF_NKEYS || (f->seen & WF_BIT(k)) != 0)
+            return false;
+        f->seen |= WF_BIT(k);
+        if (!wf_value(sc, k, f))
+            return false;
+    } while (wf_take(sc, ','));
+    if (!wf_take(sc, '}'))
+        return false;
+    wf_ws(sc);
+    return sc->p == sc->end;
+}
+
+/* True when each byte of a target is visible: none at or below space, no
+ * DEL (as wire_parse_origin checks "target"). */
+static bool
+wf_target_ok(const struct wf_str *t)
+{
+    for (size_t i = 0; i < t->len; i++) {
+        unsigned char b = (unsigned char)t->s[i];
+
+        if (b <= 0x20 || b == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* Puts host and target at the front of block (room bytes), as
+ * wire_parse_origin's block: r->host owns it from here on. */
+static bool
+wf_set_origin(struct wire_request *r, char *block, size_t room,
+              const char *host, const char *target)
+{
+    size_t hlen = strlen(host), tlen = strlen(target);
+
+    if (hlen + tlen + 2 > room)
+        return false;
+    memmove(block, host, hlen + 1);
+    memmove(block + hlen + 1, target, tlen + 1);
+    r->host = block;
+    r->target = block + hlen + 1;
+    return true;
+}
+
+/* Reads "url", or "host"/"port"/"tls"/"target". */
+static bool
+wf_origin(const struct wf_fields *f, struct wire_request *r, char *block,
+          size_t room)
+{
+    const unsigned host_keys =
+        WF_BIT(WF_HOST) | WF_BIT(WF_PORT) | WF_BIT(WF_TARGET) | WF_BIT(WF_TLS);
+    char uerr[192];
+    struct url *u;
+    bool ok;
+
+    if (f->seen & WF_BIT(WF_URL)) {
+        if ((f->seen & host_keys) != 0 || f->url.len < 1 ||
+            f->url.len > WIRE_MAX_LINE || (u = malloc(sizeof *u)) == NULL)
+            return false;
+        ok = url_parse(f->url.s, u, uerr, sizeof uerr) == 0 &&
+             wf_set_origin(r, block, room, u->host, u->target);
+        r->tls = u->tls;
+        r->port = u->port;
+        free(u);
+        return ok;
+    }
+    if ((f->seen & WF_BIT(WF_HOST)) == 0 || f->host.len < 1 ||
+        f->host.len > URL_HOST_MAX ||
+        url_check_host(f->host.s, uerr, sizeof uerr) != 0)
+        return false;
+    r->tls = f->tls;
+    r->port = r->tls ? 443 : 80;
+    if (f->seen & WF_BIT(WF_PORT)) {
+        if (f->port < 1 || f->port > 65535)
+            return false;
+        r->port = (uint16_t)f->port;
+    }
+    if (f->seen & WF_BIT(WF_TARGET)) {
+        if (f->target.len < 1 || f->target.len > URL_TARGET_MAX ||
+            !wf_target_ok(&f->target))
+            return false;
+        return wf_set_origin(r, block, room, f->host.s, f->target.s);
+    }
+    return wf_set_origin(r, block, room, f->host.s, "/");
+}
+
+/* Fills a request from f, as wire_parse_request would. */
+static bool
+wf_request(const struct wf_fields *f, struct wire_client_msg *m, char *block,
+           size_t room)
+{
+    struct wire_request *r = &m->req;
+    bool body = (f->seen & WF_BIT(WF_BODY)) != 0;
+
+    m->kind = WIRE_MSG_REQUEST;
+    if ((f->seen & WF_BIT(WF_END)) != 0 || f->method.len < 1 ||
+        f->method.len > WF_MAX_METHOD || !wf_origin(f, r, block, room))
+        return false;
+    r->method = f->method.s;
+    if (f->nheaders > 0) {
+        r->headers = malloc(f->nheaders * sizeof *r->headers);
+        if (r->headers == NULL)
+            return false;
+        memcpy(r->headers, f->headers, f->nheaders * sizeof *r->headers);
+        r->nheaders = f->nheaders;
+    }
+    r->skip_host = f->skip_host;
+    r->skip_accept_encoding = f->skip_accept_encoding;
+    r->expect_continue = f->expect_continue;
+    r->raw = f->raw;
+
+    if (body) {
+        if (strcmp(f->body.s, "stream") != 0 || m->has_data)
+            return false;
+        r->body = WIRE_BODY_STREAM;
+        if (f->seen & WF_BIT(WF_LENGTH))
+            r->length = f->length;
+    } else if (f->seen & WF_BIT(WF_LENGTH)) {
+        return false;
+    } else if (m->has_data) {
+        r->body = WIRE_BODY_INLINE;
+        r->length = (int64_t)m->data_len;
+    }
+    if (f->seen & WF_BIT(WF_TIMEOUT)) {
+        if (!(f->timeout > 0) || f->timeout > WF_MAX_TIMEOUT)
+            return false;
+        r->timeout = f->timeout;
+    }
+    if (f->seen & WF_BIT(WF_READ_TIMEOUT)) {
+        if (!(f->read_timeout >= 0) || f->read_timeout > WF_MAX_TIMEOUT)
+            return false;
+        r->has_read_timeout = true;
+        r->read_timeout = f->read_timeout;
+    }
+    r->direct = (f->seen & WF_BIT(WF_PROXY)) != 0;
+    return true;
+}
+
+/* Checks a data or end frame: "id" and one of "data", "end" (true). */
+static bool
+wf_frame(const struct wf_fields *f, struct wire_client_msg *m)
+{
+    bool data = (f->seen & WF_BIT(WF_DATA)) != 0;
+    unsigned allowed = WF_BIT(WF_ID) | WF_BIT(data ? WF_DATA : WF_END);
+
+    m->kind = data ? WIRE_MSG_DATA : WIRE_MSG_END;
+    return (f->seen & ~allowed) == 0 && (f->seen & WF_BIT(WF_ID)) != 0;
+}
+
+enum wire_fast_result
+wire_fast_parse_client_msg(const char *line, size_t n,
+                           struct wire_client_msg *out, json_t **id)
+{
+    struct wf_fields f;
+    struct wf_scan sc;
+    size_t room = n + 2; /* host, NUL, target, NUL: never more than n */
+    char *block;
+    bool ok;
+
+    memset(out, 0, sizeof *out);
+    *id = NULL;
+    if (n == 0 || n > WIRE_MAX_LINE || (block = malloc(room + n)) == NULL)
+        return WIRE_FAST_DECLINED;
+    memcpy(block + room, line, n);
+    sc.p = block + room;
+    sc.end = sc.p + n;
+    f.seen = 0;
+    f.id_is_int = false;
+    f.nheaders = 0;
+    f.tls = f.skip_host = f.skip_accept_encoding = false;
+    f.expect_continue = f.raw = false;
+
+    out->req.length = -1;
+    out->req.tls_options.verify = true;
+    ok = wf_object(&sc, &f);
+    if (ok && (f.seen & WF_BIT(WF_DATA))) {
+        out->has_data = true;
+        out->data_len = (uint64_t)f.data;
+    }
+    if (ok && (f.seen & WF_BIT(WF_ID)) && !f.id_is_int)
+        ok = f.id_str.len >= 1 && f.id_str.len <= WIRE_MAX_ID;
+    if (ok && (f.seen & WF_BIT(WF_METHOD)))
+        ok = wf_request(&f, out, block, room);
+    else if (ok && (f.seen & (WF_BIT(WF_DATA) | WF_BIT(WF_END))))
+        ok = wf_frame(&f, out);
+    else
+        ok = false;
+    if (ok && (f.seen & WF_BIT(WF_ID))) {
+        *id = f.id_is_int ? json_integer((json_int_t)f.id_int)
+                          : json_stringn(f.id_str.s, f.id_str.len);
+        ok = *id != NULL;
+        out->id = *id;
+    }
+    if (!ok) {
+        if (out->req.host != block)
+            free(block);
+        wire_client_msg_clear(out);
+        return WIRE_FAST_DECLINED;
+    }
+    if (out->kind != WIRE_MSG_REQUEST)
+        free(block);
+    return WIRE_FAST_ACCEPTED;
+}
