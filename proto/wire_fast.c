@@ -24,77 +24,77 @@
 #include "wire.h"
 #include "wire_fast.h"
 
-#define WF_MAX_INT     9007199254740991LL /* 2^53-1, as wire.c */
-#define WF_MAX_DIGITS  16                 /* digits in 2^53-1 */
-#define WF_MAX_METHOD  64                 /* as wire.c */
-#define WF_MAX_TIMEOUT 86400.0            /* as wire.c */
-#define WF_MAX_REAL    40                 /* bytes in a fraction we read */
+#define WIRE_FAST_MAX_INT     9007199254740991LL /* 2^53-1, as wire.c */
+#define WIRE_FAST_MAX_DIGITS  16                 /* digits in 2^53-1 */
+#define WIRE_FAST_MAX_METHOD  64                 /* as wire.c */
+#define WIRE_FAST_MAX_TIMEOUT 86400.0            /* as wire.c */
+#define WIRE_FAST_MAX_REAL    40                 /* bytes in a fraction read */
 
 /* The keys the scanner knows; any other makes it decline. */
-enum wf_key {
-    WF_ID,
-    WF_METHOD,
-    WF_URL,
-    WF_HOST,
-    WF_PORT,
-    WF_TLS,
-    WF_TARGET,
-    WF_HEADERS,
-    WF_SKIP_HOST,
-    WF_SKIP_ACCEPT_ENCODING,
-    WF_EXPECT_CONTINUE,
-    WF_RAW,
-    WF_DATA,
-    WF_BODY,
-    WF_LENGTH,
-    WF_TIMEOUT,
-    WF_READ_TIMEOUT,
-    WF_PROXY,
-    WF_END,
-    WF_NKEYS
+enum wire_fast_key {
+    WIRE_FAST_KEY_ID,
+    WIRE_FAST_KEY_METHOD,
+    WIRE_FAST_KEY_URL,
+    WIRE_FAST_KEY_HOST,
+    WIRE_FAST_KEY_PORT,
+    WIRE_FAST_KEY_TLS,
+    WIRE_FAST_KEY_TARGET,
+    WIRE_FAST_KEY_HEADERS,
+    WIRE_FAST_KEY_SKIP_HOST,
+    WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING,
+    WIRE_FAST_KEY_EXPECT_CONTINUE,
+    WIRE_FAST_KEY_RAW,
+    WIRE_FAST_KEY_DATA,
+    WIRE_FAST_KEY_BODY,
+    WIRE_FAST_KEY_LENGTH,
+    WIRE_FAST_KEY_TIMEOUT,
+    WIRE_FAST_KEY_READ_TIMEOUT,
+    WIRE_FAST_KEY_PROXY,
+    WIRE_FAST_KEY_END,
+    WIRE_FAST_NKEYS
 };
 
-static const char *const wf_key_names[WF_NKEYS] = {
-    [WF_ID] = "id",
-    [WF_METHOD] = "method",
-    [WF_URL] = "url",
-    [WF_HOST] = "host",
-    [WF_PORT] = "port",
-    [WF_TLS] = "tls",
-    [WF_TARGET] = "target",
-    [WF_HEADERS] = "headers",
-    [WF_SKIP_HOST] = "skip_host",
-    [WF_SKIP_ACCEPT_ENCODING] = "skip_accept_encoding",
-    [WF_EXPECT_CONTINUE] = "expect_continue",
-    [WF_RAW] = "raw",
-    [WF_DATA] = "data",
-    [WF_BODY] = "body",
-    [WF_LENGTH] = "length",
-    [WF_TIMEOUT] = "timeout",
-    [WF_READ_TIMEOUT] = "read_timeout",
-    [WF_PROXY] = "proxy",
-    [WF_END] = "end",
+static const char *const wire_fast_key_names[WIRE_FAST_NKEYS] = {
+    [WIRE_FAST_KEY_ID] = "id",
+    [WIRE_FAST_KEY_METHOD] = "method",
+    [WIRE_FAST_KEY_URL] = "url",
+    [WIRE_FAST_KEY_HOST] = "host",
+    [WIRE_FAST_KEY_PORT] = "port",
+    [WIRE_FAST_KEY_TLS] = "tls",
+    [WIRE_FAST_KEY_TARGET] = "target",
+    [WIRE_FAST_KEY_HEADERS] = "headers",
+    [WIRE_FAST_KEY_SKIP_HOST] = "skip_host",
+    [WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING] = "skip_accept_encoding",
+    [WIRE_FAST_KEY_EXPECT_CONTINUE] = "expect_continue",
+    [WIRE_FAST_KEY_RAW] = "raw",
+    [WIRE_FAST_KEY_DATA] = "data",
+    [WIRE_FAST_KEY_BODY] = "body",
+    [WIRE_FAST_KEY_LENGTH] = "length",
+    [WIRE_FAST_KEY_TIMEOUT] = "timeout",
+    [WIRE_FAST_KEY_READ_TIMEOUT] = "read_timeout",
+    [WIRE_FAST_KEY_PROXY] = "proxy",
+    [WIRE_FAST_KEY_END] = "end",
 };
 
-#define WF_BIT(k) (1u << (k))
+#define WIRE_FAST_BIT(k) (1u << (k))
 
 /* A scanned string: len bytes at s, NUL-terminated, valid UTF-8. */
-struct wf_str {
+struct wire_fast_str {
     char *s;
     size_t len;
 };
 
 /* The cursor over the private copy of the line. */
-struct wf_scan {
+struct wire_fast_scan {
     char *p, *end;
 };
 
 /* What the fields said, before they are checked together. */
-struct wf_fields {
-    unsigned seen; /* WF_BIT of each key present */
+struct wire_fast_fields {
+    unsigned seen; /* WIRE_FAST_BIT of each key present */
     bool id_is_int;
     int64_t id_int;
-    struct wf_str id_str, method, url, host, target, body;
+    struct wire_fast_str id_str, method, url, host, target, body;
     int64_t port, data, length;
     bool tls, skip_host, skip_accept_encoding, expect_continue, raw;
     double timeout, read_timeout;
@@ -104,7 +104,7 @@ struct wf_fields {
 
 /* Skips JSON whitespace, as jansson's lexer does. */
 static void
-wf_ws(struct wf_scan *sc)
+wire_fast_ws(struct wire_fast_scan *sc)
 {
     while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' ||
                                *sc->p == '\r' || *sc->p == '\n'))
@@ -113,9 +113,9 @@ wf_ws(struct wf_scan *sc)
 
 /* Takes byte c (after whitespace) if it is next. */
 static bool
-wf_take(struct wf_scan *sc, char c)
+wire_fast_take(struct wire_fast_scan *sc, char c)
 {
-    wf_ws(sc);
+    wire_fast_ws(sc);
     if (sc->p < sc->end && *sc->p == c) {
         sc->p++;
         return true;
@@ -127,12 +127,12 @@ wf_take(struct wf_scan *sc, char c)
  * may carry U+0000 or surrogate pairs), raw control bytes (invalid JSON)
  * and bytes that are not UTF-8 (which jansson refuses). */
 static bool
-wf_string(struct wf_scan *sc, struct wf_str *out)
+wire_fast_string(struct wire_fast_scan *sc, struct wire_fast_str *out)
 {
     char *p, *w;
     bool high = false;
 
-    if (!wf_take(sc, '"'))
+    if (!wire_fast_take(sc, '"'))
         return false;
     p = w = out->s = sc->p;
     while (p < sc->end) {
@@ -184,17 +184,17 @@ wf_string(struct wf_scan *sc, struct wf_str *out)
     return false;
 }
 
-/* Reads the digits of an unsigned integer, at most WF_MAX_DIGITS of them
+/* Reads the digits of an unsigned integer, at most WIRE_FAST_MAX_DIGITS of them
  * (so at most 10^16-1: no overflow, and json_int_t holds it). A leading
  * zero followed by more digits, a fraction or an exponent is left for the
  * caller's structural check to decline. */
 static bool
-wf_digits(struct wf_scan *sc, int64_t *out)
+wire_fast_digits(struct wire_fast_scan *sc, int64_t *out)
 {
     const char *start;
     int64_t v = 0;
 
-    wf_ws(sc);
+    wire_fast_ws(sc);
     start = sc->p;
     if (sc->p < sc->end && *sc->p == '0') {
         sc->p++;
@@ -202,7 +202,7 @@ wf_digits(struct wf_scan *sc, int64_t *out)
         return true;
     }
     while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9') {
-        if (sc->p - start == WF_MAX_DIGITS)
+        if (sc->p - start == WIRE_FAST_MAX_DIGITS)
             return false;
         v = v * 10 + (*sc->p++ - '0');
     }
@@ -212,25 +212,25 @@ wf_digits(struct wf_scan *sc, int64_t *out)
 
 /* Reads an integer from 0 to 2^53-1. */
 static bool
-wf_uint(struct wf_scan *sc, int64_t *out)
+wire_fast_uint(struct wire_fast_scan *sc, int64_t *out)
 {
-    return wf_digits(sc, out) && *out <= WF_MAX_INT;
+    return wire_fast_digits(sc, out) && *out <= WIRE_FAST_MAX_INT;
 }
 
 /* Reads a non-negative number: an integer (as a double, as
  * json_number_value gives it) or digits '.' digits through strtod, as
  * jansson reads a real. Exponents and signs are declined. */
 static bool
-wf_number(struct wf_scan *sc, double *out)
+wire_fast_number(struct wire_fast_scan *sc, double *out)
 {
-    char buf[WF_MAX_REAL + 1];
+    char buf[WIRE_FAST_MAX_REAL + 1];
     const char *start;
     int64_t v;
     size_t n;
 
-    wf_ws(sc);
+    wire_fast_ws(sc);
     start = sc->p;
-    if (!wf_digits(sc, &v))
+    if (!wire_fast_digits(sc, &v))
         return false;
     if (sc->p == sc->end || *sc->p != '.') {
         *out = (double)v;
@@ -240,7 +240,7 @@ wf_number(struct wf_scan *sc, double *out)
     while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
         sc->p++;
     n = (size_t)(sc->p - start);
-    if (sc->p[-1] == '.' || n > WF_MAX_REAL)
+    if (sc->p[-1] == '.' || n > WIRE_FAST_MAX_REAL)
         return false;
     memcpy(buf, start, n);
     buf[n] = '\0';
@@ -250,9 +250,9 @@ wf_number(struct wf_scan *sc, double *out)
 
 /* Takes the literal word (true, false). */
 static bool
-wf_word(struct wf_scan *sc, const char *word, size_t n)
+wire_fast_word(struct wire_fast_scan *sc, const char *word, size_t n)
 {
-    wf_ws(sc);
+    wire_fast_ws(sc);
     if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0)
         return false;
     sc->p += n;
@@ -261,11 +261,11 @@ wf_word(struct wf_scan *sc, const char *word, size_t n)
 
 /* Reads true or false. */
 static bool
-wf_bool(struct wf_scan *sc, bool *out)
+wire_fast_bool(struct wire_fast_scan *sc, bool *out)
 {
-    if (wf_word(sc, "true", 4))
+    if (wire_fast_word(sc, "true", 4))
         *out = true;
-    else if (wf_word(sc, "false", 5))
+    else if (wire_fast_word(sc, "false", 5))
         *out = false;
     else
         return false;
@@ -274,8 +274,9 @@ wf_bool(struct wf_scan *sc, bool *out)
 
 /* Adds one header pair; declines past WIRE_FAST_MAX_HEADERS. */
 static bool
-wf_header_add(struct wf_fields *f, const struct wf_str *name,
-              const struct wf_str *value)
+wire_fast_header_add(struct wire_fast_fields *f,
+                     const struct wire_fast_str *name,
+                     const struct wire_fast_str *value)
 {
     if (f->nheaders == WIRE_FAST_MAX_HEADERS)
         return false;
@@ -287,142 +288,144 @@ wf_header_add(struct wf_fields *f, const struct wf_str *name,
 
 /* Reads [[name, value], ...]. */
 static bool
-wf_header_pairs(struct wf_scan *sc, struct wf_fields *f)
+wire_fast_header_pairs(struct wire_fast_scan *sc, struct wire_fast_fields *f)
 {
-    struct wf_str name, value;
+    struct wire_fast_str name, value;
 
-    if (wf_take(sc, ']'))
+    if (wire_fast_take(sc, ']'))
         return true;
     do {
-        if (!wf_take(sc, '[') || !wf_string(sc, &name) || !wf_take(sc, ',') ||
-            !wf_string(sc, &value) || !wf_take(sc, ']') ||
-            !wf_header_add(f, &name, &value))
+        if (!wire_fast_take(sc, '[') || !wire_fast_string(sc, &name) ||
+            !wire_fast_take(sc, ',') || !wire_fast_string(sc, &value) ||
+            !wire_fast_take(sc, ']') || !wire_fast_header_add(f, &name, &value))
             return false;
-    } while (wf_take(sc, ','));
-    return wf_take(sc, ']');
+    } while (wire_fast_take(sc, ','));
+    return wire_fast_take(sc, ']');
 }
 
 /* Reads {name: value, ...}; a repeated name is declined, as jansson
  * refuses duplicate keys. */
 static bool
-wf_header_object(struct wf_scan *sc, struct wf_fields *f)
+wire_fast_header_object(struct wire_fast_scan *sc, struct wire_fast_fields *f)
 {
-    struct wf_str name, value;
+    struct wire_fast_str name, value;
 
-    if (wf_take(sc, '}'))
+    if (wire_fast_take(sc, '}'))
         return true;
     do {
-        if (!wf_string(sc, &name) || !wf_take(sc, ':') ||
-            !wf_string(sc, &value))
+        if (!wire_fast_string(sc, &name) || !wire_fast_take(sc, ':') ||
+            !wire_fast_string(sc, &value))
             return false;
         for (size_t i = 0; i < f->nheaders; i++) {
             if (strcmp(f->headers[i].name, name.s) == 0)
                 return false;
         }
-        if (!wf_header_add(f, &name, &value))
+        if (!wire_fast_header_add(f, &name, &value))
             return false;
-    } while (wf_take(sc, ','));
-    return wf_take(sc, '}');
+    } while (wire_fast_take(sc, ','));
+    return wire_fast_take(sc, '}');
 }
 
 /* Reads the value of key k into f. */
 static bool
-wf_value(struct wf_scan *sc, enum wf_key k, struct wf_fields *f)
+wire_fast_value(struct wire_fast_scan *sc, enum wire_fast_key k,
+                struct wire_fast_fields *f)
 {
     bool yes;
 
     switch (k) {
-    case WF_ID:
-        wf_ws(sc);
+    case WIRE_FAST_KEY_ID:
+        wire_fast_ws(sc);
         if (sc->p < sc->end && *sc->p == '"')
-            return wf_string(sc, &f->id_str);
+            return wire_fast_string(sc, &f->id_str);
         f->id_is_int = true;
-        return wf_uint(sc, &f->id_int);
-    case WF_METHOD:
-        return wf_string(sc, &f->method);
-    case WF_URL:
-        return wf_string(sc, &f->url);
-    case WF_HOST:
-        return wf_string(sc, &f->host);
-    case WF_TARGET:
-        return wf_string(sc, &f->target);
-    case WF_BODY:
-        return wf_string(sc, &f->body);
-    case WF_PORT:
-        return wf_uint(sc, &f->port);
-    case WF_DATA:
-        return wf_uint(sc, &f->data);
-    case WF_LENGTH:
-        return wf_uint(sc, &f->length);
-    case WF_TLS:
-        return wf_bool(sc, &f->tls); /* an options object: declined */
-    case WF_SKIP_HOST:
-        return wf_bool(sc, &f->skip_host);
-    case WF_SKIP_ACCEPT_ENCODING:
-        return wf_bool(sc, &f->skip_accept_encoding);
-    case WF_EXPECT_CONTINUE:
-        return wf_bool(sc, &f->expect_continue);
-    case WF_RAW:
-        return wf_bool(sc, &f->raw);
-    case WF_TIMEOUT:
-        return wf_number(sc, &f->timeout);
-    case WF_READ_TIMEOUT:
-        return wf_number(sc, &f->read_timeout);
-    case WF_PROXY: /* false only: a tunnel's object is declined */
-        return wf_bool(sc, &yes) && !yes;
-    case WF_END: /* true only: anything else is an error */
-        return wf_bool(sc, &yes) && yes;
-    case WF_HEADERS:
-        if (wf_take(sc, '['))
-            return wf_header_pairs(sc, f);
-        if (wf_take(sc, '{'))
-            return wf_header_object(sc, f);
+        return wire_fast_uint(sc, &f->id_int);
+    case WIRE_FAST_KEY_METHOD:
+        return wire_fast_string(sc, &f->method);
+    case WIRE_FAST_KEY_URL:
+        return wire_fast_string(sc, &f->url);
+    case WIRE_FAST_KEY_HOST:
+        return wire_fast_string(sc, &f->host);
+    case WIRE_FAST_KEY_TARGET:
+        return wire_fast_string(sc, &f->target);
+    case WIRE_FAST_KEY_BODY:
+        return wire_fast_string(sc, &f->body);
+    case WIRE_FAST_KEY_PORT:
+        return wire_fast_uint(sc, &f->port);
+    case WIRE_FAST_KEY_DATA:
+        return wire_fast_uint(sc, &f->data);
+    case WIRE_FAST_KEY_LENGTH:
+        return wire_fast_uint(sc, &f->length);
+    case WIRE_FAST_KEY_TLS:
+        return wire_fast_bool(sc, &f->tls); /* an options object: declined */
+    case WIRE_FAST_KEY_SKIP_HOST:
+        return wire_fast_bool(sc, &f->skip_host);
+    case WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING:
+        return wire_fast_bool(sc, &f->skip_accept_encoding);
+    case WIRE_FAST_KEY_EXPECT_CONTINUE:
+        return wire_fast_bool(sc, &f->expect_continue);
+    case WIRE_FAST_KEY_RAW:
+        return wire_fast_bool(sc, &f->raw);
+    case WIRE_FAST_KEY_TIMEOUT:
+        return wire_fast_number(sc, &f->timeout);
+    case WIRE_FAST_KEY_READ_TIMEOUT:
+        return wire_fast_number(sc, &f->read_timeout);
+    case WIRE_FAST_KEY_PROXY: /* false only: a tunnel's object is declined */
+        return wire_fast_bool(sc, &yes) && !yes;
+    case WIRE_FAST_KEY_END: /* true only: anything else is an error */
+        return wire_fast_bool(sc, &yes) && yes;
+    case WIRE_FAST_KEY_HEADERS:
+        if (wire_fast_take(sc, '['))
+            return wire_fast_header_pairs(sc, f);
+        if (wire_fast_take(sc, '{'))
+            return wire_fast_header_object(sc, f);
         return false;
-    case WF_NKEYS:
+    case WIRE_FAST_NKEYS:
         break;
     }
     return false;
 }
 
-/* The known key named by s, or WF_NKEYS. */
-static enum wf_key
-wf_key_find(const struct wf_str *s)
+/* The known key named by s, or WIRE_FAST_NKEYS. */
+static enum wire_fast_key
+wire_fast_key_find(const struct wire_fast_str *s)
 {
-    for (int k = 0; k < WF_NKEYS; k++) {
-        if (strcmp(wf_key_names[k], s->s) == 0)
-            return (enum wf_key)k;
+    for (int k = 0; k < WIRE_FAST_NKEYS; k++) {
+        if (strcmp(wire_fast_key_names[k], s->s) == 0)
+            return (enum wire_fast_key)k;
     }
-    return WF_NKEYS;
+    return WIRE_FAST_NKEYS;
 }
 
 /* Reads the whole line: one object of known, distinct keys, then only
  * whitespace. */
 static bool
-wf_object(struct wf_scan *sc, struct wf_fields *f)
+wire_fast_object(struct wire_fast_scan *sc, struct wire_fast_fields *f)
 {
-    struct wf_str key;
-    enum wf_key k;
+    struct wire_fast_str key;
+    enum wire_fast_key k;
 
-    if (!wf_take(sc, '{'))
+    if (!wire_fast_take(sc, '{'))
         return false;
     do {
-        if (!wf_string(sc, &key) || !wf_take(sc, ':') ||
-            (k = wf_key_find(&key)) == WF_NKEYS || (f->seen & WF_BIT(k)) != 0)
+        if (!wire_fast_string(sc, &key) || !wire_fast_take(sc, ':') ||
+            (k = wire_fast_key_find(&key)) == WIRE_FAST_NKEYS ||
+            (f->seen & WIRE_FAST_BIT(k)) != 0)
             return false;
-        f->seen |= WF_BIT(k);
-        if (!wf_value(sc, k, f))
+        f->seen |= WIRE_FAST_BIT(k);
+        if (!wire_fast_value(sc, k, f))
             return false;
-    } while (wf_take(sc, ','));
-    if (!wf_take(sc, '}'))
+    } while (wire_fast_take(sc, ','));
+    if (!wire_fast_take(sc, '}'))
         return false;
-    wf_ws(sc);
+    wire_fast_ws(sc);
     return sc->p == sc->end;
 }
 
 /* True when each byte of a target is visible: none at or below space, no
  * DEL (as wire_parse_origin checks "target"). */
 static bool
-wf_target_ok(const struct wf_str *t)
+wire_fast_target_ok(const struct wire_fast_str *t)
 {
     for (size_t i = 0; i < t->len; i++) {
         unsigned char b = (unsigned char)t->s[i];
@@ -436,8 +439,8 @@ wf_target_ok(const struct wf_str *t)
 /* Puts host and target at the front of block (room bytes), as
  * wire_parse_origin's block: r->host owns it from here on. */
 static bool
-wf_set_origin(struct wire_request *r, char *block, size_t room,
-              const char *host, const char *target)
+wire_fast_set_origin(struct wire_request *r, char *block, size_t room,
+                     const char *host, const char *target)
 {
     size_t hlen = strlen(host), tlen = strlen(target);
 
@@ -452,57 +455,59 @@ wf_set_origin(struct wire_request *r, char *block, size_t room,
 
 /* Reads "url", or "host"/"port"/"tls"/"target". */
 static bool
-wf_origin(const struct wf_fields *f, struct wire_request *r, char *block,
-          size_t room)
+wire_fast_origin(const struct wire_fast_fields *f, struct wire_request *r,
+                 char *block, size_t room)
 {
     const unsigned host_keys =
-        WF_BIT(WF_HOST) | WF_BIT(WF_PORT) | WF_BIT(WF_TARGET) | WF_BIT(WF_TLS);
+        WIRE_FAST_BIT(WIRE_FAST_KEY_HOST) | WIRE_FAST_BIT(WIRE_FAST_KEY_PORT) |
+        WIRE_FAST_BIT(WIRE_FAST_KEY_TARGET) | WIRE_FAST_BIT(WIRE_FAST_KEY_TLS);
     char uerr[192];
     struct url *u;
     bool ok;
 
-    if (f->seen & WF_BIT(WF_URL)) {
+    if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_URL)) {
         if ((f->seen & host_keys) != 0 || f->url.len < 1 ||
             f->url.len > WIRE_MAX_LINE || (u = malloc(sizeof *u)) == NULL)
             return false;
         ok = url_parse(f->url.s, u, uerr, sizeof uerr) == 0 &&
-             wf_set_origin(r, block, room, u->host, u->target);
+             wire_fast_set_origin(r, block, room, u->host, u->target);
         r->tls = u->tls;
         r->port = u->port;
         free(u);
         return ok;
     }
-    if ((f->seen & WF_BIT(WF_HOST)) == 0 || f->host.len < 1 ||
+    if ((f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_HOST)) == 0 || f->host.len < 1 ||
         f->host.len > URL_HOST_MAX ||
         url_check_host(f->host.s, uerr, sizeof uerr) != 0)
         return false;
     r->tls = f->tls;
     r->port = r->tls ? 443 : 80;
-    if (f->seen & WF_BIT(WF_PORT)) {
+    if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_PORT)) {
         if (f->port < 1 || f->port > 65535)
             return false;
         r->port = (uint16_t)f->port;
     }
-    if (f->seen & WF_BIT(WF_TARGET)) {
+    if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_TARGET)) {
         if (f->target.len < 1 || f->target.len > URL_TARGET_MAX ||
-            !wf_target_ok(&f->target))
+            !wire_fast_target_ok(&f->target))
             return false;
-        return wf_set_origin(r, block, room, f->host.s, f->target.s);
+        return wire_fast_set_origin(r, block, room, f->host.s, f->target.s);
     }
-    return wf_set_origin(r, block, room, f->host.s, "/");
+    return wire_fast_set_origin(r, block, room, f->host.s, "/");
 }
 
 /* Fills a request from f, as wire_parse_request would. */
 static bool
-wf_request(const struct wf_fields *f, struct wire_client_msg *m, char *block,
-           size_t room)
+wire_fast_request(const struct wire_fast_fields *f, struct wire_client_msg *m,
+                  char *block, size_t room)
 {
     struct wire_request *r = &m->req;
-    bool body = (f->seen & WF_BIT(WF_BODY)) != 0;
+    bool body = (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_BODY)) != 0;
 
     m->kind = WIRE_MSG_REQUEST;
-    if ((f->seen & WF_BIT(WF_END)) != 0 || f->method.len < 1 ||
-        f->method.len > WF_MAX_METHOD || !wf_origin(f, r, block, room))
+    if ((f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_END)) != 0 ||
+        f->method.len < 1 || f->method.len > WIRE_FAST_MAX_METHOD ||
+        !wire_fast_origin(f, r, block, room))
         return false;
     r->method = f->method.s;
     if (f->nheaders > 0) {
@@ -521,46 +526,49 @@ wf_request(const struct wf_fields *f, struct wire_client_msg *m, char *block,
         if (strcmp(f->body.s, "stream") != 0 || m->has_data)
             return false;
         r->body = WIRE_BODY_STREAM;
-        if (f->seen & WF_BIT(WF_LENGTH))
+        if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_LENGTH))
             r->length = f->length;
-    } else if (f->seen & WF_BIT(WF_LENGTH)) {
+    } else if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_LENGTH)) {
         return false;
     } else if (m->has_data) {
         r->body = WIRE_BODY_INLINE;
         r->length = (int64_t)m->data_len;
     }
-    if (f->seen & WF_BIT(WF_TIMEOUT)) {
-        if (!(f->timeout > 0) || f->timeout > WF_MAX_TIMEOUT)
+    if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_TIMEOUT)) {
+        if (!(f->timeout > 0) || f->timeout > WIRE_FAST_MAX_TIMEOUT)
             return false;
         r->timeout = f->timeout;
     }
-    if (f->seen & WF_BIT(WF_READ_TIMEOUT)) {
-        if (!(f->read_timeout >= 0) || f->read_timeout > WF_MAX_TIMEOUT)
+    if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_READ_TIMEOUT)) {
+        if (!(f->read_timeout >= 0) || f->read_timeout > WIRE_FAST_MAX_TIMEOUT)
             return false;
         r->has_read_timeout = true;
         r->read_timeout = f->read_timeout;
     }
-    r->direct = (f->seen & WF_BIT(WF_PROXY)) != 0;
+    r->direct = (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_PROXY)) != 0;
     return true;
 }
 
 /* Checks a data or end frame: "id" and one of "data", "end" (true). */
 static bool
-wf_frame(const struct wf_fields *f, struct wire_client_msg *m)
+wire_fast_frame(const struct wire_fast_fields *f, struct wire_client_msg *m)
 {
-    bool data = (f->seen & WF_BIT(WF_DATA)) != 0;
-    unsigned allowed = WF_BIT(WF_ID) | WF_BIT(data ? WF_DATA : WF_END);
+    bool data = (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_DATA)) != 0;
+    unsigned allowed =
+        WIRE_FAST_BIT(WIRE_FAST_KEY_ID) |
+        WIRE_FAST_BIT(data ? WIRE_FAST_KEY_DATA : WIRE_FAST_KEY_END);
 
     m->kind = data ? WIRE_MSG_DATA : WIRE_MSG_END;
-    return (f->seen & ~allowed) == 0 && (f->seen & WF_BIT(WF_ID)) != 0;
+    return (f->seen & ~allowed) == 0 &&
+           (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_ID)) != 0;
 }
 
 enum wire_fast_result
 wire_fast_parse_client_msg(const char *line, size_t n,
                            struct wire_client_msg *out, json_t **id)
 {
-    struct wf_fields f;
-    struct wf_scan sc;
+    struct wire_fast_fields f;
+    struct wire_fast_scan sc;
     size_t room = n + 2; /* host, NUL, target, NUL: never more than n */
     char *block;
     bool ok;
@@ -580,20 +588,21 @@ wire_fast_parse_client_msg(const char *line, size_t n,
 
     out->req.length = -1;
     out->req.tls_options.verify = true;
-    ok = wf_object(&sc, &f);
-    if (ok && (f.seen & WF_BIT(WF_DATA))) {
+    ok = wire_fast_object(&sc, &f);
+    if (ok && (f.seen & WIRE_FAST_BIT(WIRE_FAST_KEY_DATA))) {
         out->has_data = true;
         out->data_len = (uint64_t)f.data;
     }
-    if (ok && (f.seen & WF_BIT(WF_ID)) && !f.id_is_int)
+    if (ok && (f.seen & WIRE_FAST_BIT(WIRE_FAST_KEY_ID)) && !f.id_is_int)
         ok = f.id_str.len >= 1 && f.id_str.len <= WIRE_MAX_ID;
-    if (ok && (f.seen & WF_BIT(WF_METHOD)))
-        ok = wf_request(&f, out, block, room);
-    else if (ok && (f.seen & (WF_BIT(WF_DATA) | WF_BIT(WF_END))))
-        ok = wf_frame(&f, out);
+    if (ok && (f.seen & WIRE_FAST_BIT(WIRE_FAST_KEY_METHOD)))
+        ok = wire_fast_request(&f, out, block, room);
+    else if (ok && (f.seen & (WIRE_FAST_BIT(WIRE_FAST_KEY_DATA) |
+                              WIRE_FAST_BIT(WIRE_FAST_KEY_END))))
+        ok = wire_fast_frame(&f, out);
     else
         ok = false;
-    if (ok && (f.seen & WF_BIT(WF_ID))) {
+    if (ok && (f.seen & WIRE_FAST_BIT(WIRE_FAST_KEY_ID))) {
         *id = f.id_is_int ? json_integer((json_int_t)f.id_int)
                           : json_stringn(f.id_str.s, f.id_str.len);
         ok = *id != NULL;
