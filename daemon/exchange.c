@@ -76,8 +76,10 @@ struct exchange {
     enum exchange_send send;   /* the request's side */
     enum exchange_reply reply; /* the response's side */
     json_t *id;                /* echoed on every reply (owned) */
-    json_t *msg;               /* the request message (owned) */
-    struct wire_client_msg m;  /* validated; m.req borrows from msg */
+    json_t *msg;               /* the request message (owned), or NULL
+                                  when the fast path scanned it */
+    struct wire_client_msg m;  /* validated; m.req borrows from msg, or
+                                  owns its strings (wire_fast.h) */
     char target_desc[320];     /* "GET http://h:p/x" for logs */
     struct codec_request creq; /* the request readied for the codec */
     char proxy_host[256];      /* a tunnel's proxy (a copy: the defaults may
@@ -1006,7 +1008,7 @@ exchange_next(const struct exchange *ex)
 bool
 exchange_is_request(const struct exchange *ex)
 {
-    return ex->msg != NULL;
+    return ex->m.req.method != NULL;
 }
 
 bool
@@ -1018,7 +1020,8 @@ exchange_is_done(const struct exchange *ex)
 bool
 exchange_takes_replies(const struct exchange *ex)
 {
-    return ex->msg == NULL && ex->state == EXCHANGE_DONE && !ex->abort_session;
+    return ex->m.req.method == NULL && ex->state == EXCHANGE_DONE &&
+           !ex->abort_session;
 }
 
 enum wire_body
@@ -1057,7 +1060,7 @@ exchange_out(struct exchange *ex)
 void
 exchange_input_ended(struct exchange *ex)
 {
-    if (ex->msg == NULL || ex->m.req.body == WIRE_BODY_NONE ||
+    if (ex->m.req.method == NULL || ex->m.req.body == WIRE_BODY_NONE ||
         ex->body_complete || ex->send == EXCHANGE_SEND_REFUSED)
         return;
     exchange_fail(ex, HCONN_EBAD_MESSAGE,

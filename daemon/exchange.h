@@ -31,9 +31,10 @@ struct exchange *exchange_new_reply(struct session *s, json_t *reply);
  * error and op replies share a slot, so each costs its bytes only. */
 void exchange_append_reply(struct exchange *ex, json_t *reply);
 
-/* A request from a validated message; takes over msg and m->req. On a
- * request that cannot be sent (bad header, bad method), the exchange is
- * created DONE with the error reply in out. Returns NULL on ENOMEM. */
+/* A request from a validated message; takes over msg (NULL when
+ * wire_fast scanned it) and m->req. On a request that cannot be sent (bad
+ * header, bad method), the exchange is created DONE with the error reply
+ * in out. Returns NULL on ENOMEM. */
 struct exchange *exchange_new_request(struct session *s, json_t *msg,
                                       struct wire_client_msg *m, json_t *id);
 

@@ -47,6 +47,7 @@
 #include "tls.h"
 #include "tlsfiles.h"
 #include "uidstats.h"
+#include "wire_fast.h"
 
 static unsigned long session_next_id = 1;
 
@@ -402,16 +403,21 @@ session_is_refused_stream(json_t *msg, const struct wire_client_msg *m)
            body != NULL && strcmp(body, "stream") == 0;
 }
 
-/* Acts on one decoded message line. */
+/* Acts on one message line: msg decoded, or fast already scanned (msg
+ * NULL; its strings are its own, see wire_fast.h). */
 static void
-session_handle(struct session *s, json_t *msg)
+session_handle(struct session *s, json_t *msg,
+               const struct wire_client_msg *fast)
 {
     struct wire_client_msg m;
     struct session_stream *st;
     char err[512];
-    int rc;
+    int rc = 0;
 
-    rc = wire_parse_client_msg(msg, &m, err, sizeof err);
+    if (fast != NULL)
+        m = *fast;
+    else
+        rc = wire_parse_client_msg(msg, &m, err, sizeof err);
     if (rc < 0 && s->raw) {
         if (m.has_data)
             session_skip_payload(s, m.data_len);
@@ -490,6 +496,8 @@ session_read_line(struct session *s, struct evbuffer *in)
     struct evbuffer_ptr eol = evbuffer_search(in, "\n", 1, NULL);
     size_t avail = evbuffer_get_length(in);
     size_t len, consumed;
+    struct wire_client_msg fast;
+    const char *line;
     json_t *msg;
     char err[256];
     int rc;
@@ -500,14 +508,26 @@ session_read_line(struct session *s, struct evbuffer *in)
         len = avail; /* let the codec report or discard the long line */
     else
         return false;
-    rc = wire_read_line(&s->reader, (const char *)evbuffer_pullup(in, len), len,
-                        &consumed, &msg, err, sizeof err);
+    line = (const char *)evbuffer_pullup(in, len);
+    /* A whole line of a common message skips the jansson tree; anything
+     * else (and every error) takes the full path below. */
+    if (eol.pos >= 0 && !s->reader.discarding && len <= s->reader.max_line &&
+        wire_fast_parse_client_msg(line, len - 1, &fast, &msg) ==
+            WIRE_FAST_ACCEPTED) {
+        evbuffer_drain(in, len);
+        session_account_input(s, in, false);
+        session_handle(s, NULL, &fast);
+        json_decref(msg); /* the id fast.id borrowed */
+        return true;
+    }
+    rc =
+        wire_read_line(&s->reader, line, len, &consumed, &msg, err, sizeof err);
     evbuffer_drain(in, consumed);
     session_account_input(s, in, false); /* the message charges itself */
     if (rc < 0)
         session_reply_error(s, NULL, rc, err);
     else if (msg != NULL)
-        session_handle(s, msg);
+        session_handle(s, msg, NULL);
     json_decref(msg);
     return consumed > 0 || msg != NULL || rc < 0;
 }

@@ -37,7 +37,7 @@ if ! echo "$probe" |
 fi
 
 build=build-fuzz
-targets=(wire http1 chunked request)
+targets=(wire http1 chunked request wire-fast)
 if [ -d "$build/meson-private" ]; then
   meson setup --reconfigure "$build" -Dfuzz=true -Dtests=true \
     -Dwerror=true >/dev/null
