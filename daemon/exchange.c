@@ -17,6 +17,7 @@
  * Only the session frees exchanges, and only from its own callbacks, so
  * nothing here can free an exchange another call is still inside.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@
 #include "pool.h"
 #include "server.h"
 #include "session.h"
+#include "splice.h"
 #include "tlsfiles.h"
 #include "uidstats.h"
 #include "upstream.h"
@@ -98,6 +100,8 @@ struct exchange {
     struct pool_waiter waiter;   /* lease in progress */
     struct codec_stream *stream; /* the request on its connection */
     struct upstream *up;         /* the stream's connection (borrowed) */
+    struct splice_pump *pump;    /* the body spliced to the client, or
+                                    NULL (see exchange_on_body_fd) */
     bool reused;                 /* up had served a request before */
     uint64_t resp_received;      /* a failed response's body bytes */
     int64_t resp_expected;       /* ... and its announced length, or -1 */
@@ -788,6 +792,98 @@ exchange_on_data(void *arg, struct evbuffer *in, size_t len)
     return true;
 }
 
+/* Splicing may write once nothing is queued for the client ahead of the
+ * body: this exchange heads the queue and its replies so far, and every
+ * earlier one, have left the daemon. */
+static bool
+exchange_splice_clear(void *arg)
+{
+    struct exchange *ex = arg;
+
+    return TAILQ_FIRST(&ex->session->queue) == ex &&
+           evbuffer_get_length(ex->out) == 0 &&
+           evbuffer_get_length(bufferevent_get_output(ex->session->bev)) == 0;
+}
+
+/* A spliced data frame's header line. */
+static size_t
+exchange_splice_frame(void *arg, size_t n, char *buf, size_t cap)
+{
+    struct exchange *ex = arg;
+    struct wire_line line;
+    size_t len = 0;
+
+    wire_line_init(&line, buf, cap);
+    if (wire_line_data(&line, ex->id, n) == 0 && !line.heap)
+        len = line.len;
+    wire_line_free(&line);
+    return len;
+}
+
+/* The pump ended: the codec counts what it moved and reads on (the end
+ * of the response, or incomplete_read with exact counts), unless the
+ * client or the origin's silence ended the exchange. */
+static void
+exchange_splice_done(void *arg, uint64_t moved, enum splice_outcome outcome,
+                     int err)
+{
+    struct exchange *ex = arg;
+
+    splice_free(ex->pump);
+    ex->pump = NULL;
+    log_debug("client %lu: %s: %llu body bytes spliced%s", ex->session->id,
+              ex->target_desc, (unsigned long long)moved,
+              outcome == SPLICE_DONE ? "" : ", then the body was cut short");
+    switch (outcome) {
+    case SPLICE_DONE:
+    case SPLICE_SRC_EOF:
+        codec_body_taken(ex->stream, moved, outcome == SPLICE_SRC_EOF);
+        break;
+    case SPLICE_SRC_TIMEOUT:
+        exchange_fail(ex, HCONN_ETIMEOUT, "no response bytes from %s for %g s",
+                      upstream_peer(ex->up), exchange_read_timeout(ex));
+        break;
+    case SPLICE_DST_FAILED:
+        /* A frame may be cut: nothing more can be framed for the client. */
+        ex->abort_session = true;
+        exchange_fail(ex, HCONN_ECONNECTION_CLOSED,
+                      "writing the body to the client failed after %llu "
+                      "bytes: %s",
+                      (unsigned long long)moved, strerror(err));
+        break;
+    }
+}
+
+/* The rest of a large Content-Length body may go from the origin's socket
+ * to the client's without passing through user space, when that is safe:
+ * the exchange heads the client's queue (a later reply never overtakes
+ * an earlier one; the pump still waits for what is queued ahead of it to
+ * go out), and a data frame's header fits the pump's buffer. */
+static bool
+exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
+{
+    struct exchange *ex = arg;
+    struct splice_sink sink = {
+        .fd = bufferevent_getfd(ex->session->bev),
+        .framed = !ex->m.req.raw,
+        .clear = exchange_splice_clear,
+        .frame = exchange_splice_frame,
+        .arg = ex,
+    };
+    char header[64];
+
+    if (!splice_enabled() || left < SPLICE_MIN_BYTES || ex->pump != NULL ||
+        ex->state != EXCHANGE_ACTIVE || ex->reply != EXCHANGE_REPLY_HEAD ||
+        TAILQ_FIRST(&ex->session->queue) != ex || ex->session->aborting ||
+        (sink.framed &&
+         exchange_splice_frame(ex, left, header, sizeof header) == 0))
+        return false;
+    ex->pump = splice_start(ex->session->srv->base, fd, left, &sink,
+                            exchange_cfg(ex)->stream_buffer_bytes, read_timeout,
+                            exchange_splice_done, ex);
+    return ex->pump != NULL;
+}
+
 /* The response is complete: the end reply, then the stream is over (the
  * codec pools its connection when end->keep). */
 static void
@@ -861,6 +957,7 @@ static const struct codec_events exchange_codec_events = {
     .end = exchange_on_end,
     .error = exchange_on_error,
     .writable = exchange_on_writable,
+    .body_fd = exchange_on_body_fd,
 };
 
 void
@@ -906,6 +1003,13 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
 
+    if (ex->pump != NULL) {
+        /* Cut mid-frame, the client's stream can take no error line. */
+        if (splice_frame_open(ex->pump))
+            ex->abort_session = true;
+        splice_free(ex->pump);
+        ex->pump = NULL;
+    }
     if (ex->stream != NULL) {
         codec_abort(ex->stream);
         ex->stream = NULL;
@@ -923,7 +1027,8 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
              (long)ex->session->pid, ex->target_desc, hconn_error_name(code),
              message);
 
-    if (ex->m.req.raw && ex->reply == EXCHANGE_REPLY_HEAD) {
+    if ((ex->m.req.raw && ex->reply == EXCHANGE_REPLY_HEAD) ||
+        ex->abort_session) {
         ex->reply = EXCHANGE_REPLY_FAILED;
         /* The body is unframed: no room for an error line. Closing early
          * leaves the reader short of the head's "length". */
@@ -952,6 +1057,7 @@ exchange_free(struct exchange *ex)
 
     if (ex == NULL)
         return;
+    splice_free(ex->pump);
     if (ex->stream != NULL) {
         /* Mid-request or mid-response: unknown state, never pooled. */
         codec_abort(ex->stream);
