@@ -186,6 +186,49 @@ class SpliceTest(harness.IntegrationTest):
         self.assertTrue(body == big_bytes(n))
         self.assertNotIn("body bytes spliced", d.log_text())
 
+    def test_origin_silent_mid_body_times_out_after_whole_frames(self):
+        n, sent = 4 * 1024 * 1024, 1024 * 1024
+        self.body_after_gate("/stall", n, sent=sent, then=("hold",))
+        w = self.wire(self.daemon)
+        w.send(self.request(1, "/stall", read_timeout=0.5))
+        h, body, last = self.read_framed(w, 1, "/stall")
+        self.assertError(last, "timeout", 1)
+        self.assertEqual(len(body), sent)
+        self.assertTrue(body == big_bytes(sent))
+        self.assertIn("cut short", self.spliced()[0])
+        w.send({"op": "hello"})
+        self.assertIn("version", w.read_message())
+
+    def test_request_timeout_while_the_client_is_behind(self):
+        """request_timeout ends a request whose client stopped reading
+        mid-body: the client gets whole frames then the error line, or,
+        when a frame was under way, the end of the connection; never a
+        line inside a frame's bytes."""
+        d = self.start_daemon_config(request_timeout=1.0)
+        n = 64 * 1024 * 1024
+        self.body_after_gate("/behind", n, then=None)
+        w = self.wire(d)
+        w.send(self.request(1, "/behind"))
+        self.assertIn("status", w.read_message())
+        self.gates["/behind"].set()
+        self.assertTrue(self.origin.wait_for(
+            lambda: "request_timeout" in d.log_text(), 30))
+        body = bytearray()
+        last = None
+        try:
+            while True:
+                msg = w.read_message()
+                if msg is None or "data" not in msg:
+                    last = msg
+                    break
+                body += msg["_payload"]
+        except harness.WireError as e:
+            self.assertIn("EOF after", str(e))     # cut inside a frame
+        self.assertLess(len(body), n)
+        self.assertTrue(body == big_bytes(len(body)), "a frame's bytes differ")
+        if last is not None:
+            self.assertError(last, "timeout", 1)
+
     # Raw mode -------------------------------------------------------------
 
     def raw(self, path):
