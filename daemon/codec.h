@@ -6,13 +6,15 @@
  * response back (interim, head, data, end, errors) through callbacks, in
  * the manner of curl's connection filters and nghttp2's stream callbacks.
  *
- * The exchange never touches the connection's bufferevent: the codec owns
- * the stream's I/O and gives the connection back to the pool (or drops
- * it) when the stream ends. The one exception is optional: a codec may
- * lend the socket for the rest of a body of known length (body_fd), which
- * the exchange then splices to its client (splice.c) and hands back. Only HTTP/1.1 (codec_http1.c) is
+ * The exchange never touches the connection's socket or bufferevent: the
+ * codec owns the stream's I/O and gives the connection back to the pool
+ * (or drops it) when the stream ends. Only HTTP/1.1 (codec_http1.c) is
  * implemented so far; once ALPN picks the protocol per connection,
  * codec_open will choose the codec by what the connection negotiated.
+ *
+ * One optional exception: a codec may lend the socket for the rest of a
+ * body of known length (body_fd), which the exchange then splices to its
+ * client (splice.c) and hands back (codec_body_taken).
  */
 #ifndef HCONND_CODEC_H
 #define HCONND_CODEC_H

@@ -437,8 +437,12 @@ codec_read_more(struct codec_stream *s)
 static void
 codec_read_cb(struct bufferevent *bev, void *arg)
 {
-    codec_read_more(arg);
-    codec_process(arg);
+    struct codec_stream *s = arg;
+
+    if (s->fd_lent)
+        return; /* a read the loop had queued before the socket was lent */
+    codec_read_more(s);
+    codec_process(s);
 }
 
 /* The connection's output drained below its low-water mark. */
@@ -478,7 +482,9 @@ codec_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     /* EOF, or an error such as a reset: let the parser decide what the
      * bytes so far amount to (a close-delimited body ends here; anything
-     * else is cut short). */
+     * else is cut short). With the socket lent, its reader sees it. */
+    if (s->fd_lent)
+        return;
     s->eof = true;
     codec_process(s);
 }

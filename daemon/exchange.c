@@ -27,6 +27,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "budget.h"
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
@@ -820,6 +821,23 @@ exchange_splice_frame(void *arg, size_t n, char *buf, size_t cap)
     return len;
 }
 
+/* Stops a pump, if any, giving back its pipe's charge. Returns true when
+ * it had sent part of a frame: the client's stream can then take nothing
+ * more. */
+static bool
+exchange_splice_stop(struct exchange *ex)
+{
+    bool cut;
+
+    if (ex->pump == NULL)
+        return false;
+    cut = splice_frame_open(ex->pump);
+    session_charge(ex->session, -(long long)splice_pipe_bytes(ex->pump));
+    splice_free(ex->pump);
+    ex->pump = NULL;
+    return cut;
+}
+
 /* The pump ended: the codec counts what it moved and reads on (the end
  * of the response, or incomplete_read with exact counts), unless the
  * client or the origin's silence ended the exchange. */
@@ -829,8 +847,7 @@ exchange_splice_done(void *arg, uint64_t moved, enum splice_outcome outcome,
 {
     struct exchange *ex = arg;
 
-    splice_free(ex->pump);
-    ex->pump = NULL;
+    exchange_splice_stop(ex);
     log_debug("client %lu: %s: %llu body bytes spliced%s", ex->session->id,
               ex->target_desc, (unsigned long long)moved,
               outcome == SPLICE_DONE ? "" : ", then the body was cut short");
@@ -858,7 +875,9 @@ exchange_splice_done(void *arg, uint64_t moved, enum splice_outcome outcome,
  * to the client's without passing through user space, when that is safe:
  * the exchange heads the client's queue (a later reply never overtakes
  * an earlier one; the pump still waits for what is queued ahead of it to
- * go out), and a data frame's header fits the pump's buffer. */
+ * go out), a data frame's header fits the pump's buffer, and the client's
+ * uid can be charged the pipe, as it would be the bytes the copying path
+ * holds. */
 static bool
 exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
 {
@@ -870,18 +889,23 @@ exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
         .frame = exchange_splice_frame,
         .arg = ex,
     };
-    char header[64];
+    size_t window = exchange_cfg(ex)->stream_buffer_bytes;
+    char header[64], why[256];
 
     if (!splice_enabled() || left < SPLICE_MIN_BYTES || ex->pump != NULL ||
         ex->state != EXCHANGE_ACTIVE || ex->reply != EXCHANGE_REPLY_HEAD ||
         TAILQ_FIRST(&ex->session->queue) != ex || ex->session->aborting ||
         (sink.framed &&
-         exchange_splice_frame(ex, left, header, sizeof header) == 0))
+         exchange_splice_frame(ex, left, header, sizeof header) == 0) ||
+        budget_check(ex->session->srv, ex->session->uid, window, why,
+                     sizeof why) < 0)
         return false;
-    ex->pump = splice_start(ex->session->srv->base, fd, left, &sink,
-                            exchange_cfg(ex)->stream_buffer_bytes, read_timeout,
-                            exchange_splice_done, ex);
-    return ex->pump != NULL;
+    ex->pump = splice_start(ex->session->srv->base, fd, left, &sink, window,
+                            read_timeout, exchange_splice_done, ex);
+    if (ex->pump == NULL)
+        return false;
+    session_charge(ex->session, (long long)splice_pipe_bytes(ex->pump));
+    return true;
 }
 
 /* The response is complete: the end reply, then the stream is over (the
@@ -1003,13 +1027,9 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
 
-    if (ex->pump != NULL) {
-        /* Cut mid-frame, the client's stream can take no error line. */
-        if (splice_frame_open(ex->pump))
-            ex->abort_session = true;
-        splice_free(ex->pump);
-        ex->pump = NULL;
-    }
+    /* Cut mid-frame, the client's stream can take no error line. */
+    if (exchange_splice_stop(ex))
+        ex->abort_session = true;
     if (ex->stream != NULL) {
         codec_abort(ex->stream);
         ex->stream = NULL;
@@ -1057,7 +1077,7 @@ exchange_free(struct exchange *ex)
 
     if (ex == NULL)
         return;
-    splice_free(ex->pump);
+    exchange_splice_stop(ex);
     if (ex->stream != NULL) {
         /* Mid-request or mid-response: unknown state, never pooled. */
         codec_abort(ex->stream);

@@ -265,6 +265,12 @@ splice_start(struct event_base *base, int src, uint64_t len,
     return p;
 }
 
+size_t
+splice_pipe_bytes(const struct splice_pump *p)
+{
+    return p->cap;
+}
+
 bool
 splice_frame_open(const struct splice_pump *p)
 {

@@ -67,6 +67,9 @@ struct splice_pump *splice_start(struct event_base *base, int src, uint64_t len,
                                  size_t pipe_bytes, double read_timeout,
                                  splice_done_cb cb, void *arg);
 
+/* The bytes p's pipe holds at most: what it costs, in kernel memory. */
+size_t splice_pipe_bytes(const struct splice_pump *p);
+
 /* True while a data frame's header has gone out (even in part) and not
  * all its bytes: the client's stream cannot take another line now. */
 bool splice_frame_open(const struct splice_pump *p);

@@ -229,6 +229,20 @@ class SpliceTest(harness.IntegrationTest):
         if last is not None:
             self.assertError(last, "timeout", 1)
 
+    def test_uid_over_its_share_copies(self):
+        """A uid whose share cannot take a pipe more gets its body through
+        the copying path, which keeps within the share by pausing."""
+        d = self.start_daemon_config(max_held_bytes_per_uid=64 * 1024,
+                                     stream_buffer_bytes=64 * 1024)
+        n = 4 * 1024 * 1024
+        self.body_after_gate("/share", n, then=None)
+        w = self.wire(d)
+        w.send(self.request(1, "/share"))
+        h, body, last = self.read_framed(w, 1, "/share")
+        self.assertOkResponse(h, last)
+        self.assertTrue(body == big_bytes(n))
+        self.assertNotIn("body bytes spliced", d.log_text())
+
     # Raw mode -------------------------------------------------------------
 
     def raw(self, path):
@@ -293,6 +307,10 @@ class SpliceTest(harness.IntegrationTest):
         # it: what was sent is bounded by socket buffers and one pipe,
         # far short of the body.
         self.assertEqual(self.pipes_open(), pipes0 + 1)
+        # The pipe is charged to the client's uid, as the bytes the
+        # copying path would hold.
+        w.send({"op": "stats"})
+        self.assertGreaterEqual(w.read_message()["held_bytes"], 256 * 1024)
         slow_conn = next(r.conn_index for r in self.origin.requests
                          if r.target == "/slow")
         self.assertLess(self.origin.sent.get(slow_conn, 0), big // 4)
