@@ -890,7 +890,7 @@ exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
         .arg = ex,
     };
     size_t window = exchange_cfg(ex)->stream_buffer_bytes;
-    char header[64], why[256];
+    char header[SPLICE_HEADER_MAX], why[256];
 
     if (!splice_enabled() || left < SPLICE_MIN_BYTES || ex->pump != NULL ||
         ex->state != EXCHANGE_ACTIVE || ex->reply != EXCHANGE_REPLY_HEAD ||

@@ -23,11 +23,6 @@
 
 #include "splice.h"
 
-/* The longest data frame header: {"id":<id>,"data":<n>}\n with an id the
- * protocol allows is longer than this only for a very long string id,
- * which the sink then refuses (and the pump is never started for). */
-#define SPLICE_HEADER_MAX 512
-
 struct splice_pump {
     struct splice_sink sink;
     int src;           /* the upstream socket (borrowed) */

@@ -23,6 +23,10 @@
  * four system calls to make and close, which copying 64 KiB outweighs. */
 #define SPLICE_MIN_BYTES (64 * 1024)
 
+/* The longest data frame header a pump writes: {"id":<id>,"data":<n>}\n
+ * is longer only for a very long string id, whose bodies are copied. */
+#define SPLICE_HEADER_MAX 512
+
 struct event_base;
 struct splice_pump;
 

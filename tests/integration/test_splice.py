@@ -173,6 +173,21 @@ class SpliceTest(harness.IntegrationTest):
                              0 if n < THRESHOLD else 1,
                              f"size {n}: {self.spliced()}")
 
+    def test_long_ids(self):
+        """A frame header is written from a fixed buffer: the longest
+        plain id fits it and is spliced; an id whose escapes take it past
+        that buffer gets its body copied, with the same bytes."""
+        n = 1024 * 1024
+        for i, rid in enumerate(("x" * 256, "\x01" * 256)):
+            before = len(self.spliced())
+            self.body_after_gate(f"/id{i}", n, then=None)
+            w = self.wire(self.daemon)
+            w.send(self.request(rid, f"/id{i}"))
+            h, body, last = self.read_framed(w, rid, f"/id{i}")
+            self.assertOkResponse(h, last)
+            self.assertTrue(body == big_bytes(n))
+            self.assertEqual(len(self.spliced()) - before, 1 - i)
+
     def test_off_by_environment_copies(self):
         """HCONND_SPLICE=0 (the benchmark's A/B switch) keeps the copying
         path, with the same bytes."""
