@@ -795,15 +795,21 @@ exchange_on_data(void *arg, struct evbuffer *in, size_t len)
 
 /* Splicing may write once nothing is queued for the client ahead of the
  * body: this exchange heads the queue and its replies so far, and every
- * earlier one, have left the daemon. */
+ * earlier one, have left the daemon. What its own output still holds
+ * needs a flush: the session writes it a window at a time, and with the
+ * socket lent, no upstream read will ask for the next. */
 static bool
 exchange_splice_clear(void *arg)
 {
     struct exchange *ex = arg;
 
-    return TAILQ_FIRST(&ex->session->queue) == ex &&
-           evbuffer_get_length(ex->out) == 0 &&
-           evbuffer_get_length(bufferevent_get_output(ex->session->bev)) == 0;
+    if (TAILQ_FIRST(&ex->session->queue) != ex)
+        return false;
+    if (evbuffer_get_length(ex->out) > 0) {
+        session_schedule_flush(ex->session);
+        return false;
+    }
+    return evbuffer_get_length(bufferevent_get_output(ex->session->bev)) == 0;
 }
 
 /* A spliced data frame's header line. */

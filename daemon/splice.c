@@ -237,7 +237,13 @@ splice_start(struct event_base *base, int src, uint64_t len,
     if (pipe_bytes > 0 && pipe_bytes <= (size_t)1 << 30)
         (void)fcntl(p->pipe[1], F_SETPIPE_SZ, (int)pipe_bytes);
     size = fcntl(p->pipe[1], F_GETPIPE_SZ);
-    p->cap = size > 0 ? (size_t)size : 65536;
+    if (size < 65536) {
+        /* A user over fs.pipe-user-pages-soft gets one-page pipes: a
+         * system call per 4 KiB, where copying would cost less. */
+        splice_free(p);
+        return NULL;
+    }
+    p->cap = (size_t)size;
     p->sink = *sink;
     p->src = src;
     p->left = len;

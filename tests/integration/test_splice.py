@@ -173,6 +173,33 @@ class SpliceTest(harness.IntegrationTest):
                              0 if n < THRESHOLD else 1,
                              f"size {n}: {self.spliced()}")
 
+    def test_pipelined_behind_a_full_window(self):
+        """The second of two pipelined bodies fills its window while the
+        first is spliced; once it heads the queue, what its window holds
+        goes out before its own bytes are spliced, and all of it does
+        (a remainder the session wrote past the window once stayed)."""
+        d = self.start_daemon_config(stream_buffer_bytes=64 * 1024)
+        a, b = 2 * 1024 * 1024, 1024 * 1024
+        self.body_after_gate("/a", a, then=None)
+        self.scenarios["/b"] = [("send", head(b)), ("stream", b, 1 << 16)]
+        w = self.wire(d)
+        for _ in range(3):
+            w.send(self.request(1, "/a"))
+            w.send(self.request(2, "/b"))
+            self.assertTrue(self.origin.wait_for(
+                lambda: any(r.target == "/b" for r in self.origin.requests)))
+            h1, body1, last1 = self.read_framed(w, 1, "/a")
+            self.assertOkResponse(h1, last1)
+            self.assertTrue(body1 == big_bytes(a))
+            first = w.read_message()
+            self.assertIn("status", first)
+            body2, last2 = self.read_rest(w, 2)
+            self.assertIs(last2.get("end"), True, last2)
+            self.assertTrue(body2 == big_bytes(b))
+            self.gate("/a")
+            self.body_after_gate("/a", a, then=None)
+        self.assertIn("body bytes spliced", d.log_text())
+
     def test_long_ids(self):
         """A frame header is written from a fixed buffer: the longest
         plain id fits it and is spliced; an id whose escapes take it past
