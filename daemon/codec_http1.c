@@ -7,7 +7,9 @@
  * on a plain socket; the response is read a window at a time with one
  * readv past libevent's 4 KiB reads; body bytes move to the exchange as
  * whole buffer chains. Backpressure stops reading the socket, which
- * carries this stream alone.
+ * carries this stream alone. The rest of a Content-Length body with
+ * nothing of it buffered may be lent to the exchange to splice
+ * (codec_lend_fd); the parser then counts what it moved.
  *
  * A callback may abort the stream it is called for: the stream is then
  * only marked, and freed once the outermost codec frame on the stack

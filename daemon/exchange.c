@@ -14,10 +14,13 @@
  * stream_buffer_bytes, and the request body is either the client's inline
  * body (bounded by max_inline_body_bytes) or a streamed window.
  *
+ * The rest of a large Content-Length body may instead go from the
+ * origin's socket to the client's through a pipe of stream_buffer_bytes
+ * (splice.c), never through out: see exchange_on_body_fd.
+ *
  * Only the session frees exchanges, and only from its own callbacks, so
  * nothing here can free an exchange another call is still inside.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1056,8 +1059,9 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     if ((ex->m.req.raw && ex->reply == EXCHANGE_REPLY_HEAD) ||
         ex->abort_session) {
         ex->reply = EXCHANGE_REPLY_FAILED;
-        /* The body is unframed: no room for an error line. Closing early
-         * leaves the reader short of the head's "length". */
+        /* The body is unframed (or a spliced frame was cut): no room for
+         * an error line. Closing early leaves the reader short of the
+         * head's "length" (or of the frame's). */
         ex->abort_session = true;
         session_schedule_flush(ex->session);
         return;
