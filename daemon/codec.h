@@ -11,6 +11,10 @@
  * (or drops it) when the stream ends. Only HTTP/1.1 (codec_http1.c) is
  * implemented so far; once ALPN picks the protocol per connection,
  * codec_open will choose the codec by what the connection negotiated.
+ *
+ * One optional exception: a codec may lend the socket for the rest of a
+ * body of known length (body_fd), which the exchange then splices to its
+ * client (splice.c) and hands back (codec_body_taken).
  */
 #ifndef HCONND_CODEC_H
 #define HCONND_CODEC_H
@@ -84,6 +88,13 @@ struct codec_events {
     void (*error)(void *arg, const struct codec_error *error);
     /* The connection took what was queued: room for more body. */
     void (*writable)(void *arg);
+    /* Optional (NULL: never asked). The rest of a Content-Length body,
+     * left bytes, is on the connection's plain socket fd with nothing of
+     * it buffered: true takes them straight from fd (splice.c, past the
+     * codec and user space), read_timeout seconds of silence at most. The
+     * codec then leaves fd alone until codec_body_taken, or until the
+     * stream is aborted. false: they come through data() as ever. */
+    bool (*body_fd)(void *arg, int fd, uint64_t left, double read_timeout);
 };
 
 /* How a stream runs. */
@@ -141,6 +152,11 @@ void codec_pause(struct codec_stream *s);
 /* Reads a paused stream's response again, delivering what is
  * buffered; nothing when it is not paused. */
 void codec_resume(struct codec_stream *s);
+
+/* After body_fd took a body: n of its bytes were read from the socket,
+ * eof when the connection ended (or was reset) before the rest. The
+ * stream reads on: the end of the response, or incomplete_read. */
+void codec_body_taken(struct codec_stream *s, uint64_t n, bool eof);
 
 /* Ends a stream mid-way: its connection, in an unknown state, is
  * dropped. Safe from within the stream's own callbacks. */

@@ -7,7 +7,9 @@
  * on a plain socket; the response is read a window at a time with one
  * readv past libevent's 4 KiB reads; body bytes move to the exchange as
  * whole buffer chains. Backpressure stops reading the socket, which
- * carries this stream alone.
+ * carries this stream alone. The rest of a Content-Length body with
+ * nothing of it buffered may be lent to the exchange to splice
+ * (codec_lend_fd); the parser then counts what it moved.
  *
  * A callback may abort the stream it is called for: the stream is then
  * only marked, and freed once the outermost codec frame on the stack
@@ -49,6 +51,7 @@ struct codec_stream {
     bool eof;                   /* the connection closed (or failed) */
     bool paused;                /* not reading: the client is behind */
     bool head_done;             /* the final head was delivered */
+    bool fd_lent;               /* body_fd took the socket's reading */
     uint64_t response_bytes;    /* bytes read upstream */
     unsigned busy;              /* codec frames on the stack */
     bool dead;                  /* aborted or ended: free when not busy */
@@ -266,6 +269,40 @@ codec_end(struct codec_stream *s, const struct http1_event *ev, size_t consumed)
     codec_finish(s, end.keep);
 }
 
+static void codec_process(struct codec_stream *s);
+
+/* With the rest of a Content-Length body unread on a plain socket and
+ * nothing of it buffered, offers the socket to the exchange (body_fd),
+ * which may move the bytes without them passing through here. Only once
+ * the whole request is out: reading is then all the stream does. */
+static void
+codec_lend_fd(struct codec_stream *s, size_t buffered)
+{
+    uint64_t left = http1_parser_body_left(&s->parser);
+
+    if (s->ev->body_fd == NULL || buffered > 0 || left == 0 || s->paused ||
+        s->eof || !s->request_sent || s->dead || upstream_is_tls(s->up))
+        return;
+    if (!s->ev->body_fd(s->arg, bufferevent_getfd(s->bev), left,
+                        s->opt.read_timeout))
+        return;
+    s->fd_lent = true;
+    bufferevent_disable(s->bev, EV_READ);
+}
+
+void
+codec_body_taken(struct codec_stream *s, uint64_t n, bool eof)
+{
+    s->fd_lent = false;
+    http1_parser_body_taken(&s->parser, n);
+    s->response_bytes += n;
+    if (eof)
+        s->eof = true;
+    else if (!s->paused)
+        bufferevent_enable(s->bev, EV_READ);
+    codec_process(s);
+}
+
 /* Runs the parser over what the connection has sent, until it needs more
  * bytes, the stream is paused, or the response ends. */
 static void
@@ -292,7 +329,8 @@ codec_process(struct codec_stream *s)
                 evbuffer_pullup(in, -1);
                 continue;
             }
-            codec_head_too_big(s, avail - consumed);
+            if (!codec_head_too_big(s, avail - consumed))
+                codec_lend_fd(s, avail - consumed);
             codec_leave(s);
             return;
         case HTTP1_INTERIM:
@@ -401,8 +439,12 @@ codec_read_more(struct codec_stream *s)
 static void
 codec_read_cb(struct bufferevent *bev, void *arg)
 {
-    codec_read_more(arg);
-    codec_process(arg);
+    struct codec_stream *s = arg;
+
+    if (s->fd_lent)
+        return; /* a read the loop had queued before the socket was lent */
+    codec_read_more(s);
+    codec_process(s);
 }
 
 /* The connection's output drained below its low-water mark. */
@@ -442,7 +484,9 @@ codec_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     /* EOF, or an error such as a reset: let the parser decide what the
      * bytes so far amount to (a close-delimited body ends here; anything
-     * else is cut short). */
+     * else is cut short). With the socket lent, its reader sees it. */
+    if (s->fd_lent)
+        return;
     s->eof = true;
     codec_process(s);
 }
@@ -634,7 +678,7 @@ codec_pause(struct codec_stream *s)
 void
 codec_resume(struct codec_stream *s)
 {
-    if (!s->paused)
+    if (!s->paused || s->fd_lent)
         return;
     s->paused = false;
     bufferevent_enable(s->bev, EV_READ);

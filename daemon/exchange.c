@@ -14,6 +14,10 @@
  * stream_buffer_bytes, and the request body is either the client's inline
  * body (bounded by max_inline_body_bytes) or a streamed window.
  *
+ * The rest of a large Content-Length body may instead go from the
+ * origin's socket to the client's through a pipe of stream_buffer_bytes
+ * (splice.c), never through out: see exchange_on_body_fd.
+ *
  * Only the session frees exchanges, and only from its own callbacks, so
  * nothing here can free an exchange another call is still inside.
  */
@@ -26,6 +30,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "budget.h"
 #include "codec.h"
 #include "config.h"
 #include "exchange.h"
@@ -37,6 +42,7 @@
 #include "pool.h"
 #include "server.h"
 #include "session.h"
+#include "splice.h"
 #include "tlsfiles.h"
 #include "uidstats.h"
 #include "upstream.h"
@@ -100,6 +106,8 @@ struct exchange {
     struct pool_waiter waiter;   /* lease in progress */
     struct codec_stream *stream; /* the request on its connection */
     struct upstream *up;         /* the stream's connection (borrowed) */
+    struct splice_pump *pump;    /* the body spliced to the client, or
+                                    NULL (see exchange_on_body_fd) */
     bool reused;                 /* up had served a request before */
     uint64_t resp_received;      /* a failed response's body bytes */
     int64_t resp_expected;       /* ... and its announced length, or -1 */
@@ -790,6 +798,127 @@ exchange_on_data(void *arg, struct evbuffer *in, size_t len)
     return true;
 }
 
+/* Splicing may write once nothing is queued for the client ahead of the
+ * body: this exchange heads the queue and its replies so far, and every
+ * earlier one, have left the daemon. What its own output still holds
+ * needs a flush: the session writes it a window at a time, and with the
+ * socket lent, no upstream read will ask for the next. */
+static bool
+exchange_splice_clear(void *arg)
+{
+    struct exchange *ex = arg;
+
+    if (TAILQ_FIRST(&ex->session->queue) != ex)
+        return false;
+    if (evbuffer_get_length(ex->out) > 0) {
+        session_schedule_flush(ex->session);
+        return false;
+    }
+    return evbuffer_get_length(bufferevent_get_output(ex->session->bev)) == 0;
+}
+
+/* A spliced data frame's header line. */
+static size_t
+exchange_splice_frame(void *arg, size_t n, char *buf, size_t cap)
+{
+    struct exchange *ex = arg;
+    struct wire_line line;
+    size_t len = 0;
+
+    wire_line_init(&line, buf, cap);
+    if (wire_line_data(&line, ex->id, n) == 0 && !line.heap)
+        len = line.len;
+    wire_line_free(&line);
+    return len;
+}
+
+/* Stops a pump, if any, giving back its pipe's charge. Returns true when
+ * it had sent part of a frame: the client's stream can then take nothing
+ * more. */
+static bool
+exchange_splice_stop(struct exchange *ex)
+{
+    bool cut;
+
+    if (ex->pump == NULL)
+        return false;
+    cut = splice_frame_open(ex->pump);
+    session_charge(ex->session, -(long long)splice_pipe_bytes(ex->pump));
+    splice_free(ex->pump);
+    ex->pump = NULL;
+    return cut;
+}
+
+/* The pump ended: the codec counts what it moved and reads on (the end
+ * of the response, or incomplete_read with exact counts), unless the
+ * client or the origin's silence ended the exchange. */
+static void
+exchange_splice_done(void *arg, uint64_t moved, enum splice_outcome outcome,
+                     int err)
+{
+    struct exchange *ex = arg;
+
+    exchange_splice_stop(ex);
+    log_debug("client %lu: %s: %llu body bytes spliced%s", ex->session->id,
+              ex->target_desc, (unsigned long long)moved,
+              outcome == SPLICE_DONE ? "" : ", then the body was cut short");
+    switch (outcome) {
+    case SPLICE_DONE:
+    case SPLICE_SRC_EOF:
+        codec_body_taken(ex->stream, moved, outcome == SPLICE_SRC_EOF);
+        break;
+    case SPLICE_SRC_TIMEOUT:
+        exchange_fail(ex, HCONN_ETIMEOUT, "no response bytes from %s for %g s",
+                      upstream_peer(ex->up), exchange_read_timeout(ex));
+        break;
+    case SPLICE_DST_FAILED:
+        /* A frame may be cut: nothing more can be framed for the client. */
+        ex->abort_session = true;
+        exchange_fail(ex, HCONN_ECONNECTION_CLOSED,
+                      "writing the body to the client failed after %llu "
+                      "bytes: %s",
+                      (unsigned long long)moved, strerror(err));
+        break;
+    }
+}
+
+/* The rest of a large Content-Length body may go from the origin's socket
+ * to the client's without passing through user space, when that is safe:
+ * the exchange heads the client's queue (a later reply never overtakes
+ * an earlier one; the pump still waits for what is queued ahead of it to
+ * go out), a data frame's header fits the pump's buffer, and the client's
+ * uid can be charged the pipe, as it would be the bytes the copying path
+ * holds. */
+static bool
+exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
+{
+    struct exchange *ex = arg;
+    struct splice_sink sink = {
+        .fd = bufferevent_getfd(ex->session->bev),
+        .framed = !ex->m.req.raw,
+        .clear = exchange_splice_clear,
+        .frame = exchange_splice_frame,
+        .arg = ex,
+    };
+    size_t window = exchange_cfg(ex)->stream_buffer_bytes;
+    char header[SPLICE_HEADER_MAX], why[256];
+
+    if (!splice_enabled() || left < SPLICE_MIN_BYTES || ex->pump != NULL ||
+        ex->state != EXCHANGE_ACTIVE || ex->reply != EXCHANGE_REPLY_HEAD ||
+        TAILQ_FIRST(&ex->session->queue) != ex || ex->session->aborting ||
+        (sink.framed &&
+         exchange_splice_frame(ex, left, header, sizeof header) == 0) ||
+        budget_check(ex->session->srv, ex->session->uid, window, why,
+                     sizeof why) < 0)
+        return false;
+    ex->pump = splice_start(ex->session->srv->base, fd, left, &sink, window,
+                            read_timeout, exchange_splice_done, ex);
+    if (ex->pump == NULL)
+        return false;
+    session_charge(ex->session, (long long)splice_pipe_bytes(ex->pump));
+    return true;
+}
+
 /* The response is complete: the end reply, then the stream is over (the
  * codec pools its connection when end->keep). */
 static void
@@ -863,6 +992,7 @@ static const struct codec_events exchange_codec_events = {
     .end = exchange_on_end,
     .error = exchange_on_error,
     .writable = exchange_on_writable,
+    .body_fd = exchange_on_body_fd,
 };
 
 void
@@ -908,6 +1038,9 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
 
+    /* Cut mid-frame, the client's stream can take no error line. */
+    if (exchange_splice_stop(ex))
+        ex->abort_session = true;
     if (ex->stream != NULL) {
         codec_abort(ex->stream);
         ex->stream = NULL;
@@ -925,10 +1058,12 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
              (long)ex->session->pid, ex->target_desc, hconn_error_name(code),
              message);
 
-    if (ex->m.req.raw && ex->reply == EXCHANGE_REPLY_HEAD) {
+    if ((ex->m.req.raw && ex->reply == EXCHANGE_REPLY_HEAD) ||
+        ex->abort_session) {
         ex->reply = EXCHANGE_REPLY_FAILED;
-        /* The body is unframed: no room for an error line. Closing early
-         * leaves the reader short of the head's "length". */
+        /* The body is unframed (or a spliced frame was cut): no room for
+         * an error line. Closing early leaves the reader short of the
+         * head's "length" (or of the frame's). */
         ex->abort_session = true;
         session_schedule_flush(ex->session);
         return;
@@ -954,6 +1089,7 @@ exchange_free(struct exchange *ex)
 
     if (ex == NULL)
         return;
+    exchange_splice_stop(ex);
     if (ex->stream != NULL) {
         /* Mid-request or mid-response: unknown state, never pooled. */
         codec_abort(ex->stream);

@@ -1561,6 +1561,24 @@ http1_parser_keep_alive(const struct http1_parser *p)
     return p->state == HTTP1_S_DONE && p->keep_alive;
 }
 
+uint64_t
+http1_parser_body_left(const struct http1_parser *p)
+{
+    if (p->state != HTTP1_S_BODY || p->framing != HTTP1_FRAMING_LENGTH)
+        return 0;
+    return (uint64_t)p->content_length - p->body_received;
+}
+
+/* Past the left count would let a caller overrun the body into the next
+ * response: clamped, since no caller can rightly ask for it. */
+void
+http1_parser_body_taken(struct http1_parser *p, uint64_t n)
+{
+    uint64_t left = http1_parser_body_left(p);
+
+    p->body_received += n < left ? n : left;
+}
+
 /* RFC 9112 §5.2: obs-fold = OWS CRLF RWS; the whole run (and a bare LF
  * fold) becomes one SP, so a folded value reads as one line. */
 size_t

@@ -227,6 +227,18 @@ struct http1_event http1_parser_next(struct http1_parser *p, const char *buf,
  */
 bool http1_parser_keep_alive(const struct http1_parser *p);
 
+/* Bytes of a Content-Length body still to come that the parser has not
+ * been given (0 outside such a body): a caller may move up to that many
+ * from the connection past the parser (splice) and say so with
+ * http1_parser_body_taken. */
+uint64_t http1_parser_body_left(const struct http1_parser *p);
+
+/* Counts n body bytes (at most http1_parser_body_left) that the caller
+ * moved past the parser; the next http1_parser_next goes on after them
+ * (END once the body is whole; with eof and bytes short,
+ * HCONN_EINCOMPLETE_READ as ever). */
+void http1_parser_body_taken(struct http1_parser *p, uint64_t n);
+
 /* Copies a header value into dst (value_len + 1 bytes) with each obs-fold
  * (CRLF followed by SP/HT) replaced by one SP, NUL-terminated; returns
  * the copied length. */

@@ -2657,6 +2657,58 @@ test_chunk_header(void **state)
     (void)state;
 }
 
+/* Body bytes taken past the parser (splice) count as received: the body
+ * then ends, or, cut short, fails with the exact count; only a
+ * Content-Length body in progress offers any, and never more than it
+ * owes. */
+static void
+test_body_taken(void **state)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+                               "ab";
+    static const char chunked[] =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    struct http1_parser p;
+    struct http1_event ev;
+    size_t used;
+
+    for (int cut = 0; cut < 2; cut++) {
+        http1_parser_init(&p, false, false);
+        assert_int_equal(http1_parser_body_left(&p), 0);
+        ev = http1_parser_next(&p, head, sizeof head - 1, false, &used);
+        assert_int_equal(ev.kind, HTTP1_HEAD);
+        assert_int_equal(http1_parser_body_left(&p), 10);
+        ev = http1_parser_next(&p, head + used, 2, false, &used);
+        assert_int_equal(ev.kind, HTTP1_DATA);
+        assert_int_equal(http1_parser_body_left(&p), 8);
+        http1_parser_body_taken(&p, cut ? 5 : 8);
+        ev = http1_parser_next(&p, "", 0, cut, &used);
+        if (cut) {
+            assert_int_equal(ev.kind, HTTP1_ERROR);
+            assert_int_equal(ev.error, HCONN_EINCOMPLETE_READ);
+            assert_int_equal(p.body_received, 7);
+        } else {
+            assert_int_equal(ev.kind, HTTP1_END);
+            assert_int_equal(p.body_received, 10);
+            assert_int_equal(http1_parser_body_left(&p), 0);
+        }
+    }
+    /* More than is owed is clamped: never into the next response. */
+    http1_parser_init(&p, false, false);
+    ev = http1_parser_next(&p, head, sizeof head - 3, false, &used);
+    assert_int_equal(ev.kind, HTTP1_HEAD);
+    http1_parser_body_taken(&p, 100);
+    assert_int_equal(p.body_received, 10);
+    ev = http1_parser_next(&p, "", 0, false, &used);
+    assert_int_equal(ev.kind, HTTP1_END);
+    /* A chunked body offers none. */
+    http1_parser_init(&p, false, false);
+    ev = http1_parser_next(&p, chunked, sizeof chunked - 1, false, &used);
+    assert_int_equal(ev.kind, HTTP1_HEAD);
+    assert_int_equal(http1_parser_body_left(&p), 0);
+    (void)state;
+}
+
 /* Each obs-fold, with the whitespace around it, becomes one SP. */
 static void
 test_unfold_value(void **state)
@@ -2707,6 +2759,7 @@ main(void)
         cmocka_unit_test(test_writer_chunked_length),
         cmocka_unit_test(test_writer_no_body),
         cmocka_unit_test(test_unfold_value),
+        cmocka_unit_test(test_body_taken),
     };
     const size_t nresp = sizeof response_cases / sizeof *response_cases;
     const size_t nreq = sizeof request_cases / sizeof *request_cases;
