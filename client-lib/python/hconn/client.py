@@ -183,6 +183,8 @@ _ERROR_BASES = {
     "unsupported": (ValueError,),
     "body_length": (ValueError,),
     "would_block": (BlockingIOError,),
+    "stream_reset": (ConnectionResetError,),
+    "protocol_error": (ConnectionError,),
 }
 
 ERRORS = {}
