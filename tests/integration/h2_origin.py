@@ -32,7 +32,6 @@ import socket
 import ssl
 import struct
 import threading
-import time
 
 from harness import LOOPBACK, LoopbackServer, big_bytes
 
