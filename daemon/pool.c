@@ -702,10 +702,21 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
     struct pool_conn *c = pool_conn_of(up);
     struct pool_origin *o = c->origin;
     struct pool_waiter *w;
+    char why[400];
     bool h2;
 
     o->nconnecting--;
     TAILQ_REMOVE(&o->pool->connecting, c, lru_entry);
+    if (error == HCONN_ETLS_FAILED && o->proto == POOL_PROTO_H2 &&
+        strstr(message, "no application protocol") != NULL) {
+        /* The server refused the offer of h2 alone (RFC 7301 §3.2). */
+        snprintf(why, sizeof why,
+                 "%.300s: the server chose none of the ALPN offer \"h2\" "
+                 "(http_version \"2\")",
+                 message);
+        error = HCONN_EUNKNOWN_PROTOCOL;
+        message = why;
+    }
     if (error != 0) {
         log_debug("upstream %lu: %s", upstream_id(up), message);
         /* message lives in up: tell the waiters before freeing it. A
