@@ -1011,6 +1011,22 @@ pool_free(struct pool *pool)
         return;
     pool->stopped = true;
     pool_close_idle(pool);
+    /* HTTP/2 connections whose last stream ended just now, before their
+     * codec could make them idle. */
+    for (size_t b = 0; b < POOL_BUCKETS; b++) {
+        struct pool_origin *o = pool->buckets[b], *next;
+
+        for (; o != NULL; o = next) {
+            next = o->hash_next;
+            while ((c = TAILQ_FIRST(&o->h2conns)) != NULL) {
+                if (!c->idle)
+                    o->nbusy--;
+                upstream_set_clean(c->up, true);
+                pool_discard(c->up, "stopping");
+            }
+            pool_origin_maybe_free(o);
+        }
+    }
     while ((c = TAILQ_FIRST(&pool->connecting)) != NULL) {
         struct pool_origin *o = c->origin;
 
