@@ -103,6 +103,8 @@ struct h2_conn {
     struct bufferevent *bev;
     nghttp2_session *session;
     struct event *kick;
+    struct event *settings_timer; /* connect_timeout for their SETTINGS */
+    double settings_timeout;
     size_t window;   /* per-stream receive window */
     size_t max_head; /* header bytes per response */
     size_t cap;      /* h2_max_concurrent_streams */
@@ -120,6 +122,7 @@ struct h2_conn {
     unsigned busy;     /* codec frames on the stack */
     bool closing;      /* close once not busy */
     char close_why[400];
+    int close_code; /* why it failed: HCONN_E... */
     TAILQ_HEAD(, h2_stream) streams;
 };
 
@@ -169,7 +172,7 @@ h2_leave(struct h2_conn *c)
     if (!c->closing || c->draining)
         return false;
     /* Frees c (upstream_free runs h2_conn_free). */
-    pool_h2_closed(c->up, c->close_why);
+    pool_h2_closed(c->up, c->close_code, c->close_why);
     return true;
 }
 
@@ -484,8 +487,10 @@ h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                   (int)c->goaway_last_id);
         break;
     case NGHTTP2_SETTINGS:
-        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
             c->ready = true;
+            evtimer_del(c->settings_timer);
+        }
         c->pool_dirty = true;
         h2_schedule(c);
         break;
@@ -809,6 +814,7 @@ h2_conn_fail(struct h2_conn *c, int code, const char *fmt, ...)
         h2_stream_fail(s, scode, nothing, refused, "%s", message);
     }
     snprintf(c->close_why, sizeof c->close_why, "%s", message);
+    c->close_code = code;
     c->closing = true;
     /* A GOAWAY nghttp2 queued (the server broke the protocol) goes out
      * before the socket closes, within a second. */
@@ -845,8 +851,24 @@ h2_conn_free(void *arg)
     }
     if (c->kick != NULL)
         event_free(c->kick);
+    if (c->settings_timer != NULL)
+        event_free(c->settings_timer);
     nghttp2_session_del(c->session);
     free(c);
+}
+
+/* The server's SETTINGS did not come within connect_timeout: the
+ * connection never became usable. */
+static void
+h2_settings_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2_conn *c = arg;
+
+    h2_enter(c);
+    h2_conn_fail(c, HCONN_ETIMEOUT,
+                 "%s: no HTTP/2 SETTINGS from the server within %g s",
+                 upstream_peer(c->up), c->settings_timeout);
+    h2_leave(c);
 }
 
 int
@@ -870,7 +892,11 @@ codec_http2_attach(struct upstream *up, const struct config *cfg)
     c->cap = cfg->h2_max_concurrent_streams;
     TAILQ_INIT(&c->streams);
     c->kick = event_new(bufferevent_get_base(bev), -1, 0, h2_kick_cb, c);
-    if (c->kick == NULL || nghttp2_session_callbacks_new(&cbs) != 0 ||
+    c->settings_timer =
+        evtimer_new(bufferevent_get_base(bev), h2_settings_timeout_cb, c);
+    c->settings_timeout = cfg->connect_timeout;
+    if (c->kick == NULL || c->settings_timer == NULL ||
+        nghttp2_session_callbacks_new(&cbs) != 0 ||
         nghttp2_option_new(&opt) != 0)
         goto out;
     nghttp2_session_callbacks_set_on_begin_headers_callback(
@@ -915,6 +941,8 @@ out:
             nghttp2_session_del(c->session);
         if (c->kick != NULL)
             event_free(c->kick);
+        if (c->settings_timer != NULL)
+            event_free(c->settings_timer);
         free(c);
         return HCONN_ENO_MEMORY;
     }
@@ -925,6 +953,16 @@ out:
     bufferevent_setwatermark(bev, EV_WRITE, H2_OUT_HIGH / 4, 0);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     h2_schedule(c); /* the preface and SETTINGS go out */
+    {
+        struct timeval tv = {
+            .tv_sec = (time_t)c->settings_timeout,
+            .tv_usec = (suseconds_t)((c->settings_timeout -
+                                      (double)(time_t)c->settings_timeout) *
+                                     1e6),
+        };
+
+        evtimer_add(c->settings_timer, &tv);
+    }
     /* Bytes that came with the handshake would raise no new event. */
     if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
         h2_read_cb(bev, c);

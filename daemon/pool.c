@@ -620,7 +620,7 @@ pool_stream_done(struct upstream *up)
 }
 
 void
-pool_h2_closed(struct upstream *up, const char *why)
+pool_h2_closed(struct upstream *up, int code, const char *why)
 {
     struct pool_conn *c = pool_conn_of(up);
     struct pool_origin *o = c->origin;
@@ -630,8 +630,8 @@ pool_h2_closed(struct upstream *up, const char *why)
     /* Closed before the server's SETTINGS: the waiters it was to carry
      * fail as they would on a failed connect. */
     if (!codec_http2_ready(up) && c->requests == 0 && c->streams == 0)
-        pool_origin_fail_waiters(o, pool_origin_per_connect(o),
-                                 HCONN_EPROTOCOL_ERROR, why, NULL);
+        pool_origin_fail_waiters(o, pool_origin_per_connect(o), code, why,
+                                 NULL);
     pool_close(up, why);
 }
 

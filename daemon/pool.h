@@ -125,9 +125,9 @@ void pool_stream_done(struct upstream *up);
  * or makes it idle when it carries none. Never from within nghttp2. */
 void pool_h2_update(struct upstream *up);
 
-/* HTTP/2: the codec is done with up (failed, or ended by GOAWAY) and
- * every stream on it has ended: close and free it. */
-void pool_h2_closed(struct upstream *up, const char *why);
+/* HTTP/2: the codec is done with up (failed with code, or ended by
+ * GOAWAY) and every stream on it has ended: close and free it. */
+void pool_h2_closed(struct upstream *up, int code, const char *why);
 
 /* Responses completed on a pooled connection: 0 for a fresh one. */
 unsigned pool_requests(const struct upstream *up);

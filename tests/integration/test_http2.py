@@ -12,10 +12,12 @@
     unknown_protocol; "1.1" forces HTTP/1.1 on an HTTP/2 server;
     "http2": false turns HTTP/2 off; absolute-form targets stay on 1.1;
   - h2c with prior knowledge, per h2c_origins and per request;
-  - HTTP/2 inside a CONNECT tunnel (tinyproxy), ALPN in the tunnel's TLS.
+  - HTTP/2 inside a CONNECT tunnel (tinyproxy), ALPN in the tunnel's TLS;
+  - a server that never sends its SETTINGS fails the request (timeout).
 """
 
 import os
+import socket
 import sys
 import unittest
 
@@ -287,6 +289,23 @@ class Nghttpd(harness.IntegrationTest):
                                      data=len(payload))
         self.assertOkResponse(head, last)
         self.assertEqual(body, payload)
+
+
+class SilentServer(harness.IntegrationTest):
+    """A plain server that accepts and never says a thing: no SETTINGS."""
+
+    def test_no_settings_times_out(self):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        self.addCleanup(srv.close)
+        port = srv.getsockname()[1]
+        d = self.start_daemon_config(connect_timeout=1)
+        w = self.wire(d)
+        _, _, last = w.request(1, "GET", f"http://127.0.0.1:{port}/",
+                               http_version="2")
+        self.assertEqual(last.get("error"), "timeout", last)
+        self.assertIn("SETTINGS", last["message"])
 
 
 if __name__ == "__main__":
