@@ -518,9 +518,10 @@ h2_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
         return 0;
     }
     h2_stream_touch(s);
+    /* Delivered once the read is parsed (h2_read_cb): one data reply per
+     * read rather than per frame. */
     if (evbuffer_add(s->in, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    h2_stream_deliver(s);
     return 0;
 }
 
@@ -723,6 +724,7 @@ h2_read_cb(struct bufferevent *bev, void *arg)
 {
     struct h2_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    struct h2_stream *s;
 
     h2_enter(c);
     while (!c->dead && evbuffer_get_length(in) > 0) {
@@ -742,6 +744,9 @@ h2_read_cb(struct bufferevent *bev, void *arg)
         }
         evbuffer_drain(in, (size_t)n);
     }
+    TAILQ_FOREACH(s, &c->streams, entry)
+    if (s->ev != NULL && evbuffer_get_length(s->in) > 0)
+        h2_stream_deliver(s);
     if (!c->dead)
         h2_flush(c);
     h2_leave(c);
