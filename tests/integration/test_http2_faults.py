@@ -453,55 +453,77 @@ class CutShort(H2Case):
         self.assertServes(o)
 
 
+def _oversized(origin, conn, st):
+    """A DATA frame one byte over the max frame size hconnd announced."""
+    size = conn.client_settings.get(h2.MAX_FRAME_SIZE, 16384) + 1
+    return origin.send(conn, h2.frame(h2.DATA, 0, st.sid, b"o" * size))
+
+
+# name: (steps, the GOAWAY code hconnd should send). Each is a connection
+# error (RFC 9113 5.4.1).
+CONNECTION_ERRORS = {
+    "frame_on_stream_zero": (
+        [("headers", 200, []), ("frame", h2.DATA, 0, 0, b"xx"), ("hold",)],
+        "PROTOCOL_ERROR"),
+    "oversized_frame": (
+        [("headers", 200, []), ("call", _oversized), ("hold",)],
+        "FRAME_SIZE_ERROR"),
+    # An index far beyond the tables (RFC 7541 2.3.3).
+    "bad_hpack": ([("block", b"\xbf\xff\xff\xff\x0f"), ("hold",)],
+                  "COMPRESSION_ERROR"),
+    "push_promise": (
+        [("frame", h2.PUSH_PROMISE, h2.END_HEADERS, None,
+          struct.pack(">I", 2) + h2.hpack_encode([
+              (":method", "GET"), (":path", "/pushed"), (":scheme", "http"),
+              (":authority", "x")])), ("hold",)],
+        "PROTOCOL_ERROR"),
+    "connection_window_overflow": (
+        [("frame", h2.WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7FFFFFFF)),
+         ("hold",)],
+        "FLOW_CONTROL_ERROR"),
+}
+
+
 class ProtocolErrors(H2Case):
 
-    def protocol_error(self, steps, goaway_code=None, contains=()):
-        o = self.origin({"/bad": steps})
+    def protocol_error(self, name):
+        """Runs CONNECTION_ERRORS[name]: the request fails with
+        protocol_error, the connection is closed and never reused, the
+        daemon serves on. Returns the origin."""
+        o = self.origin({"/bad": CONNECTION_ERRORS[name][0]})
         w = self.wire(self.daemon)
         head, body, last = self.get(w, 1, o.url("/bad"))
-        self.assertH2Error(last, "protocol_error", contains=contains)
-        if goaway_code is not None:
-            ga = self.goaway_from_daemon(o)
-            self.assertIsNotNone(ga, "hconnd sent no GOAWAY: "
-                                 f"{o.connections[0].events[-5:]}")
-            self.assertEqual(ga[2], goaway_code,
-                             f"GOAWAY {h2.error_name(ga[2])}")
-        # The connection is closed, not reused.
+        self.assertH2Error(last, "protocol_error")
         self.assertTrue(o.connections[0].closed.wait(10))
         self.assertServes(o, same_connection=False)
-        return head, body, last
+        return o
 
     def test_frame_on_stream_zero(self):
-        self.protocol_error([("headers", 200, []),
-                             ("frame", h2.DATA, 0, 0, b"xx"), ("hold",)],
-                            goaway_code=h2.ERRORS["PROTOCOL_ERROR"])
+        self.protocol_error("frame_on_stream_zero")
 
     def test_oversized_frame(self):
-        def oversized(origin, conn, st):
-            size = conn.client_settings.get(h2.MAX_FRAME_SIZE, 16384) + 1
-            origin.send(conn, h2.frame(h2.DATA, 0, st.sid, b"o" * size))
-            return True
-        self.protocol_error([("headers", 200, []), ("call", oversized),
-                             ("hold",)],
-                            goaway_code=h2.ERRORS["FRAME_SIZE_ERROR"])
+        self.protocol_error("oversized_frame")
 
     def test_bad_hpack(self):
-        # An index far beyond the tables (RFC 7541 2.3.3).
-        self.protocol_error([("block", b"\xbf\xff\xff\xff\x0f"), ("hold",)],
-                            goaway_code=h2.ERRORS["COMPRESSION_ERROR"])
+        self.protocol_error("bad_hpack")
 
     def test_push_promise_although_disabled(self):
-        promise = struct.pack(">I", 2) + h2.hpack_encode([
-            (":method", "GET"), (":path", "/pushed"), (":scheme", "http"),
-            (":authority", "x")])
-        self.protocol_error([("frame", h2.PUSH_PROMISE, h2.END_HEADERS,
-                              None, promise), ("hold",)],
-                            goaway_code=h2.ERRORS["PROTOCOL_ERROR"])
+        self.protocol_error("push_promise")
 
     def test_connection_window_overflow(self):
-        self.protocol_error([("frame", h2.WINDOW_UPDATE, 0, 0,
-                              struct.pack(">I", 0x7FFFFFFF)), ("hold",)],
-                            goaway_code=h2.ERRORS["FLOW_CONTROL_ERROR"])
+        self.protocol_error("connection_window_overflow")
+
+    def test_connection_errors_are_announced_with_goaway(self):
+        # RFC 9113 5.4.1: an endpoint that meets a connection error SHOULD
+        # send GOAWAY with the error code before closing (nghttp2 queues
+        # it; it has to be written out before the socket is closed).
+        for name, (_, code) in CONNECTION_ERRORS.items():
+            with self.subTest(name):
+                o = self.protocol_error(name)
+                ga = self.goaway_from_daemon(o)
+                self.assertIsNotNone(ga, "hconnd sent no GOAWAY: "
+                                     f"{o.connections[0].events[-5:]}")
+                self.assertEqual(h2.error_name(ga[2]), code)
 
     def test_upper_case_header_name(self):
         # RFC 9113 8.2.1: malformed; a stream error at least. No head
