@@ -288,9 +288,27 @@ class ManyStreams(HostileCase):
         self.flood(d, o, 200, 8, 2)
 
     def test_the_servers_stream_cap_holds(self):
+        # The origin refuses streams beyond its SETTINGS_MAX_CONCURRENT_
+        # STREAMS with REFUSED_STREAM, as nghttp2 servers do: every
+        # request must still be answered, none failed.
         d = self.start_daemon_config(pool_max_per_origin=2)
         o = self.slow_origin(settings={h2.MAX_CONCURRENT_STREAMS: 3})
         self.flood(d, o, 100, 3, 2)
+
+    def test_nghttpd_with_a_low_stream_cap(self):
+        # The same against a real server: nghttpd -m 3 (it refuses the
+        # streams beyond 3 with REFUSED_STREAM).
+        ng = self.start_nghttpd(tls=False, args=["-m", "3"])
+        d = self.start_daemon_config(pool_max_per_origin=2)
+        hostile = self.as_other(d, timeout=60)
+        for i in range(60):
+            hostile.send({"id": i, "method": "GET",
+                          "url": ng.url("/small.txt"), "http_version": "2"})
+        for i in range(60):
+            h, body, last = hostile.read_response(i)
+            self.assertIs(last.get("end"), True, last)
+            self.assertEqual(body, harness.SMALL_BODY)
+            self.assertEqual(h["version"], 20)
 
     def test_one_connection_until_the_cap(self):
         # Below the cap everything shares one connection.
