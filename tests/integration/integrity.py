@@ -1756,6 +1756,9 @@ def main(argv=None):
     ap.add_argument("--kinds", default=None,
                     help="comma-separated kinds or groups to run; "
                     "-KIND leaves one out (benign,-big_inline)")
+    ap.add_argument("--http2-front", action="store_true",
+                    help="through nginx as an HTTP/2 TLS front, so hconnd "
+                    "speaks HTTP/2 (default: straight to the origin)")
     ap.add_argument("--minutes", type=float, default=None,
                     help="repeat rounds until this many minutes have passed "
                     "(default: one round)")
@@ -1764,7 +1767,7 @@ def main(argv=None):
         return client_main(args)
     kinds = set(args.kinds.split(",")) if args.kinds else None
     fails, fig = run(args.seed, args.clients, args.uids, args.episodes, kinds,
-                     minutes=args.minutes)
+                     minutes=args.minutes, front=args.http2_front)
     return 1 if fails.count() else 0
 
 

@@ -263,11 +263,11 @@ class ManyStreams(HostileCase):
         """uid nobody pipelines n requests while root sends a few; all are
         answered with their own body; no connection ever carried more
         than cap streams at once, and at most max_conns were opened."""
-        hostile = self.as_other(d, timeout=60)
+        hostile = self.as_other(d, timeout=30)
         for i in range(n):
             hostile.send({"id": i, "method": "GET",
                           "url": o.url(f"/flood/{i}"), "http_version": "2"})
-        other = self.wire(d, timeout=60)
+        other = self.wire(d, timeout=30)
         for i in range(3):
             h, body, last = other.request(f"o{i}", "GET",
                                           o.url(f"/other/{i}"),
@@ -301,7 +301,7 @@ class ManyStreams(HostileCase):
         # streams beyond 3 with REFUSED_STREAM).
         ng = self.start_nghttpd(tls=False, args=["-m", "3"])
         d = self.start_daemon_config(pool_max_per_origin=2)
-        hostile = self.as_other(d, timeout=60)
+        hostile = self.as_other(d, timeout=30)
         for i in range(60):
             hostile.send({"id": i, "method": "GET",
                           "url": ng.url("/small.txt"), "http_version": "2"})
