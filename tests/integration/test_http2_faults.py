@@ -24,6 +24,7 @@ The origin itself is checked against nghttp (nghttp2-client) first.
 """
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -94,7 +95,7 @@ class OriginSelfCheck(unittest.TestCase):
 
     def test_tls_with_alpn(self):
         d = tempfile.mkdtemp(prefix="hconn-h2-tls-")
-        self.addCleanup(__import__("shutil").rmtree, d, True)
+        self.addCleanup(shutil.rmtree, d, True)
         harness.make_certificates(d)
         o = h2.start_h2_origin(self, {"/ok": OK}, tls_dir=d)
         r = self.nghttp("-v", o.url("/ok"))
@@ -757,6 +758,59 @@ class Interim(H2Case):
         self.assertEqual(body, b"with trailers")
         self.assertEqual(last.get("trailers"),
                          [["x-checksum", "abc123"], ["x-more", "1"]])
+
+
+class OverTls(H2Case):
+    """The scripted origin behind TLS with ALPN: faults and choices there."""
+
+    def tls_origin(self, scenarios, alpn=("h2",)):
+        d = tempfile.mkdtemp(prefix="hconn-h2-tls-")
+        self.addCleanup(shutil.rmtree, d, True)
+        harness.make_certificates(d)
+        with open(os.path.join(d, "ca.crt")) as f:
+            self.tls = {"ca_pem": f.read()}
+        return self.origin(scenarios, tls_dir=d, alpn=alpn)
+
+    def test_reset_and_reuse_over_tls(self):
+        o = self.tls_origin({"/rst": [("rst", "INTERNAL_ERROR")]})
+        w = self.wire(self.daemon)
+        head, _, last = w.request(1, "GET", o.url("/rst"), tls=self.tls)
+        self.assertIsNone(head)
+        self.assertH2Error(last, "stream_reset", contains=("INTERNAL_ERROR",))
+        # No http_version: ALPN offered h2 and the origin chose it.
+        head, body, last = w.request(2, "GET", o.url("/ok"), tls=self.tls)
+        self.assertOkResponse(head, last)
+        self.assertEqual(head["version"], 20)
+        self.assertEqual(body, OK_BODY)
+        self.assertEqual(len(o.connections), 1)
+        self.assertEqual(o.connections[0].alpn, "h2")
+
+    def test_http2_required_but_not_chosen(self):
+        # The server does not choose h2: with "2" the request fails with
+        # unknown_protocol, and nothing is sent.
+        o = self.tls_origin({}, alpn=("http/1.1",))
+        w = self.wire(self.daemon)
+        head, _, last = w.request(1, "GET", o.url("/ok"), tls=self.tls,
+                                  http_version="2")
+        self.assertIsNone(head)
+        self.assertH2Error(last, "unknown_protocol")
+        self.assertEqual(o.requests, [])
+
+
+class TurnedOff(harness.IntegrationTest):
+
+    def test_http2_false_refuses_version_2(self):
+        why = h2.h2_daemon_missing()
+        if why:
+            self.skipTest(why)
+        o = h2.start_h2_origin(self, {"/ok": OK})
+        d = self.start_daemon_config(http2=False)
+        w = self.wire(d)
+        head, _, last = w.request(1, "GET", o.url("/ok"), http_version="2")
+        self.assertIsNone(head)
+        self.assertEqual(last.get("error"), "unsupported", last)
+        self.assertIn("http2: false", last.get("message", ""))
+        self.assertEqual(o.connections, [])
 
 
 if __name__ == "__main__":
