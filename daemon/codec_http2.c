@@ -85,6 +85,7 @@ struct h2_stream {
     struct h2_fields fields;
     size_t head_bytes; /* header bytes, interim blocks included */
     bool too_big;      /* head_bytes passed max_head_bytes */
+    bool too_many;     /* a block of more than HTTP1_MAX_HEADERS fields */
     struct evbuffer *in;
     uint64_t body_received; /* body bytes delivered to the exchange */
     bool remote_ended;      /* END_STREAM came */
@@ -110,6 +111,8 @@ struct h2_conn {
     bool goaway;     /* the server said GOAWAY */
     uint32_t goaway_code;
     int32_t goaway_last_id;
+    bool ready;       /* the server's SETTINGS came: streams may open */
+    bool draining;    /* failed: writing our GOAWAY out before closing */
     bool sent_goaway; /* nghttp2 ended the session with an error */
     uint32_t sent_goaway_code;
     char problem[160]; /* the last invalid frame, for messages */
@@ -163,7 +166,7 @@ h2_leave(struct h2_conn *c)
     if (--c->busy > 0)
         return false;
     h2_reap(c);
-    if (!c->closing)
+    if (!c->closing || c->draining)
         return false;
     /* Frees c (upstream_free runs h2_conn_free). */
     pool_h2_closed(c->up, c->close_why);
@@ -381,6 +384,11 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
     }
     if (nlen > 0 && name[0] == ':')
         return 0; /* nghttp2 checks the pseudo-header fields */
+    /* As HTTP/1.1's (and http.client's) limit on field lines. */
+    if (s->fields.n >= HTTP1_MAX_HEADERS) {
+        s->too_many = true;
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     if (h2_fields_add(&s->fields, name, nlen, value, vlen) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
@@ -476,6 +484,11 @@ h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                   (int)c->goaway_last_id);
         break;
     case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+            c->ready = true;
+        c->pool_dirty = true;
+        h2_schedule(c);
+        break;
     case NGHTTP2_WINDOW_UPDATE:
         c->pool_dirty = true;
         h2_schedule(c);
@@ -523,7 +536,11 @@ h2_on_stream_close(nghttp2_session *session, int32_t id, uint32_t code,
     h2_schedule(c);
     if (s->ev == NULL)
         return 0;
-    if (s->too_big) {
+    if (s->too_many) {
+        h2_stream_fail(s, HCONN_ETOO_MANY_HEADERS, false, false,
+                       "%s: a header block of more than %d fields", peer,
+                       HTTP1_MAX_HEADERS);
+    } else if (s->too_big) {
         h2_stream_fail(s, HCONN_ELIMIT_EXCEEDED, false, false,
                        "%s: response head exceeds %zu bytes "
                        "(max_response_head_bytes)",
@@ -728,7 +745,16 @@ h2_read_cb(struct bufferevent *bev, void *arg)
 static void
 h2_write_cb(struct bufferevent *bev, void *arg)
 {
-    h2_schedule(arg);
+    struct h2_conn *c = arg;
+
+    if (c->draining) {
+        /* Our GOAWAY is out: close now. */
+        h2_enter(c);
+        c->draining = false;
+        h2_leave(c);
+        return;
+    }
+    h2_schedule(c);
 }
 
 static void
@@ -738,6 +764,7 @@ h2_event_cb(struct bufferevent *bev, short what, void *arg)
     char name[64];
 
     h2_enter(c);
+    c->draining = false; /* nothing more goes out */
     if (c->goaway)
         h2_conn_fail(c, HCONN_EREMOTE_DISCONNECTED,
                      "%s: the connection closed after GOAWAY %s",
@@ -783,6 +810,23 @@ h2_conn_fail(struct h2_conn *c, int code, const char *fmt, ...)
     }
     snprintf(c->close_why, sizeof c->close_why, "%s", message);
     c->closing = true;
+    /* A GOAWAY nghttp2 queued (the server broke the protocol) goes out
+     * before the socket closes, within a second. */
+    if (code != HCONN_EREMOTE_DISCONNECTED && code != HCONN_ETIMEOUT) {
+        struct timeval second = {1, 0};
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        const uint8_t *data;
+        ssize_t n;
+
+        while ((n = nghttp2_session_mem_send(c->session, &data)) > 0)
+            evbuffer_add(out, data, (size_t)n);
+        if (evbuffer_get_length(out) > 0) {
+            c->draining = true;
+            bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+            bufferevent_set_timeouts(c->bev, NULL, &second);
+            bufferevent_enable(c->bev, EV_WRITE);
+        }
+    }
     h2_leave(c);
 }
 
@@ -907,13 +951,21 @@ codec_http2_usable(const struct upstream *up)
     return c != NULL && !c->dead && !c->closing && !c->goaway;
 }
 
+bool
+codec_http2_ready(const struct upstream *up)
+{
+    struct h2_conn *c = h2_conn_of(up);
+
+    return c != NULL && c->ready;
+}
+
 unsigned
 codec_http2_spare(const struct upstream *up)
 {
     struct h2_conn *c = h2_conn_of(up);
     uint32_t peer, cap;
 
-    if (!codec_http2_usable(up))
+    if (!codec_http2_usable(up) || !c->ready)
         return 0;
     peer = nghttp2_session_get_remote_settings(
         c->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);

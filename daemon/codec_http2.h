@@ -33,6 +33,10 @@ bool codec_http2_is(const struct upstream *up);
 /* True while up may take new streams (no GOAWAY, not failed). */
 bool codec_http2_usable(const struct upstream *up);
 
+/* True once the server's SETTINGS came: until then no stream opens, so
+ * that its limits (streams, windows) hold from the first. */
+bool codec_http2_ready(const struct upstream *up);
+
 /* Streams up may open now: the lower of the server's
  * MAX_CONCURRENT_STREAMS and h2_max_concurrent_streams, less those open. */
 unsigned codec_http2_spare(const struct upstream *up);

@@ -717,7 +717,11 @@ exchange_start(struct exchange *ex)
 static bool
 exchange_retry(struct exchange *ex, const struct codec_error *e)
 {
-    bool refused = e->refused && ex->attempts < EXCHANGE_MAX_REFUSED_ATTEMPTS &&
+    /* REFUSED_STREAM is retried once; a GOAWAY's refusal may meet
+     * another GOAWAY on the next connection. */
+    unsigned most =
+        e->code == HCONN_ESTREAM_RESET ? 2 : EXCHANGE_MAX_REFUSED_ATTEMPTS;
+    bool refused = e->refused && ex->attempts < most &&
                    (ex->m.req.body == WIRE_BODY_NONE || ex->body_retained);
 
     if (ex->reply != EXCHANGE_REPLY_NONE)

@@ -591,7 +591,8 @@ pool_h2_update(struct upstream *up)
 {
     struct pool_conn *c = pool_conn_of(up);
     struct pool_origin *o = c->origin;
-    /* A fresh waiter (a retry) needs a connection no request used. */
+    /* A fresh waiter (a retry) needs a connection no request used: a new
+     * one takes them all in its first batch. */
     bool fresh_ok = c->requests == 0 && c->streams == 0;
     struct pool_waiter *w;
 
@@ -602,7 +603,6 @@ pool_h2_update(struct upstream *up)
         pool_h2_take(up);
         w->origin = NULL;
         w->cb(w, up, 0, NULL);
-        fresh_ok = false;
     }
     if (c->streams == 0 && !c->idle && codec_http2_usable(up))
         pool_h2_idle_add(up);
@@ -627,6 +627,11 @@ pool_h2_closed(struct upstream *up, const char *why)
 
     if (!c->idle)
         o->nbusy--;
+    /* Closed before the server's SETTINGS: the waiters it was to carry
+     * fail as they would on a failed connect. */
+    if (!codec_http2_ready(up) && c->requests == 0 && c->streams == 0)
+        pool_origin_fail_waiters(o, pool_origin_per_connect(o),
+                                 HCONN_EPROTOCOL_ERROR, why, NULL);
     pool_close(up, why);
 }
 
@@ -697,10 +702,21 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
     struct pool_conn *c = pool_conn_of(up);
     struct pool_origin *o = c->origin;
     struct pool_waiter *w;
+    char why[400];
     bool h2;
 
     o->nconnecting--;
     TAILQ_REMOVE(&o->pool->connecting, c, lru_entry);
+    if (error == HCONN_ETLS_FAILED && o->proto == POOL_PROTO_H2 &&
+        strstr(message, "no application protocol") != NULL) {
+        /* The server refused the offer of h2 alone (RFC 7301 §3.2). */
+        snprintf(why, sizeof why,
+                 "%.300s: the server chose none of the ALPN offer \"h2\" "
+                 "(http_version \"2\")",
+                 message);
+        error = HCONN_EUNKNOWN_PROTOCOL;
+        message = why;
+    }
     if (error != 0) {
         log_debug("upstream %lu: %s", upstream_id(up), message);
         /* message lives in up: tell the waiters before freeing it. A
@@ -765,6 +781,19 @@ pool_make_room(struct pool *pool)
     return true;
 }
 
+/* HTTP/2 connections of o still waiting for the server's SETTINGS: room
+ * for waiters as much as connects under way. */
+static size_t
+pool_origin_h2_pending(const struct pool_origin *o)
+{
+    const struct pool_conn *c;
+    size_t n = 0;
+
+    TAILQ_FOREACH(c, &o->h2conns, h2_entry)
+    n += codec_http2_usable(c->up) && !codec_http2_ready(c->up);
+    return n;
+}
+
 /* The ALPN offer for proto (PROTOCOL.md 3.6). */
 static void
 pool_set_alpn(struct upstream *up, enum pool_proto proto)
@@ -788,11 +817,12 @@ pool_origin_grow(struct pool_origin *o)
 {
     struct pool *pool = o->pool;
     size_t per = pool_origin_per_connect(o);
+    size_t pending = pool_origin_h2_pending(o);
     bool short_of;
 
     if (pool->stopped)
         return;
-    while (o->nconnecting * per < o->nwaiting &&
+    while ((o->nconnecting + pending) * per < o->nwaiting &&
            o->nidle + o->nbusy + o->nconnecting <
                pool->cfg->pool_max_per_origin &&
            pool_make_room(pool)) {
@@ -824,7 +854,7 @@ pool_origin_grow(struct pool_origin *o)
                          o->tls ? pool->tls : NULL, o->tls_options, o->key,
                          pool_connected_cb, o);
     }
-    short_of = o->nconnecting * per < o->nwaiting;
+    short_of = (o->nconnecting + pending) * per < o->nwaiting;
     if (short_of && !o->wanting)
         TAILQ_INSERT_TAIL(&pool->wanting, o, wanting_entry);
     else if (!short_of && o->wanting)
@@ -852,6 +882,19 @@ pool_origin_note_uid(struct pool_origin *o, uid_t uid)
         o->uids[o->nuids++] = uid;
 }
 
+/* The most recently used idle HTTP/1.1 connection of o, or NULL (idle
+ * HTTP/2 ones are leased by the stream). */
+static struct pool_conn *
+pool_origin_idle_h1(const struct pool_origin *o)
+{
+    struct pool_conn *c;
+
+    TAILQ_FOREACH(c, &o->idle, origin_entry)
+    if (!c->h2)
+        break;
+    return c;
+}
+
 int
 pool_lease(struct pool *pool, const struct pool_target *target,
            struct pool_waiter *w, struct upstream **out, double timeout)
@@ -872,7 +915,7 @@ pool_lease(struct pool *pool, const struct pool_target *target,
         *out = c->up;
         return 0;
     }
-    while (!w->fresh && (c = TAILQ_FIRST(&o->idle)) != NULL) {
+    while (!w->fresh && (c = pool_origin_idle_h1(o)) != NULL) {
         struct upstream *up = c->up;
 
         pool_idle_remove(up);
