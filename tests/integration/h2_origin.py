@@ -323,7 +323,10 @@ class H2Origin(LoopbackServer):
       ("hold",)               do nothing more (until the origin stops)
       ("call", fn)            fn(origin, conn, stream)
 
-    settings: the server's SETTINGS ({id: value}); window_updates: send
+    settings: the server's SETTINGS ({id: value}); a stream beyond its
+    MAX_CONCURRENT_STREAMS is refused with RST_STREAM REFUSED_STREAM, as
+    nghttp2 servers do (recorded as ("refused", sid)), unless
+    enforce_streams is False; window_updates: send
     WINDOW_UPDATE for received DATA (False: an upload's window never
     reopens); ack_settings: acknowledge the client's SETTINGS.
 
@@ -337,11 +340,12 @@ class H2Origin(LoopbackServer):
 
     def __init__(self, scenarios=None, settings=None, tls_dir=None,
                  alpn=("h2",), window_updates=True, ack_settings=True,
-                 max_header_block=1 << 20):
+                 max_header_block=1 << 20, enforce_streams=True):
         self.scenarios = dict(scenarios or {})
         self.settings = {MAX_CONCURRENT_STREAMS: 100} if settings is None \
             else dict(settings)
         self.window_updates = window_updates
+        self.enforce_streams = enforce_streams
         self.ack_settings = ack_settings
         self.max_header_block = max_header_block
         self.tls_context = None
@@ -681,14 +685,32 @@ class H2Origin(LoopbackServer):
                 st = H2Stream(conn.index, sid, fields)
                 st.window = conn.initial_window
                 conn.streams[sid] = st
-                conn.open_now += 1
-                conn.peak = max(conn.peak, conn.open_now)
-                conn.max_sid = max(conn.max_sid, sid)
-                self.requests.append(st)
-                conn.events.append(("headers", sid))
+                cap = self.settings.get(MAX_CONCURRENT_STREAMS)
+                if self.enforce_streams and cap is not None and \
+                        conn.open_now >= cap:
+                    st.reset = ERRORS["REFUSED_STREAM"]
+                    st.counted_closed = True
+                    st.started = True
+                    conn.max_sid = max(conn.max_sid, sid)
+                    self.requests.append(st)
+                    conn.events.append(("refused", sid))
+                    self.cond.notify_all()
+                    refused = True
+                else:
+                    refused = False
+                    conn.open_now += 1
+                if not refused:
+                    conn.peak = max(conn.peak, conn.open_now)
+                    conn.max_sid = max(conn.max_sid, sid)
+                    self.requests.append(st)
+                    conn.events.append(("headers", sid))
             if flags & END_STREAM:
                 st.complete = True
             self.cond.notify_all()
+        if getattr(st, "started", False) and st.reset is not None and \
+                st.trailers is not fields:
+            self.send(conn, rst_frame(sid, ERRORS["REFUSED_STREAM"]))
+            return
         if st.trailers is fields:
             if st.complete:
                 self._maybe_dispatch(conn, st, complete=True)

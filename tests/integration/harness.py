@@ -318,7 +318,11 @@ NGINX_TLS_SERVER = """
         add_header X-SSL-Session-Reused $ssl_session_reused always;
         add_header X-Connection-Requests $connection_requests always;
         add_header X-Server-Protocol $server_protocol always;
-{extra}        location = /small.txt {{ }}
+{extra}{locations}    }}
+"""
+
+NGINX_TLS_LOCATIONS = """\
+        location = /small.txt {{ }}
         location = /big.bin {{ }}
         location = /echo {{
             client_body_buffer_size 16m;
@@ -326,6 +330,35 @@ NGINX_TLS_SERVER = """
             echo_read_request_body;
             echo_request_body;
         }}
+"""
+
+# The "good" TLS server as a front that hands every request as it came
+# to an HTTP/1.1 origin on 127.0.0.1 (Nginx(proxy_to=port)): the URI
+# unparsed, the client's Host (from :authority over HTTP/2), every field
+# (invalid names and underscores too), bodies and answers streamed, one
+# keep-alive upstream pool. front.log has "$connection $http_x_nonce
+# $server_protocol" per request.
+NGINX_PROXY_LOCATIONS = """\
+        ignore_invalid_headers off;
+        underscores_in_headers on;
+        client_max_body_size 0;
+        proxy_request_buffering off;
+        proxy_buffering off;
+        proxy_http_version 1.1;
+        proxy_set_header Host $http_host;
+        proxy_set_header Connection "";
+        proxy_read_timeout 120s;
+        access_log {dir}/front.log hconn_front;
+        location / {{
+            proxy_pass http://hconn_front_origin;
+        }}
+"""
+
+NGINX_PROXY_UPSTREAM = """
+    log_format hconn_front '$connection $http_x_nonce $server_protocol';
+    upstream hconn_front_origin {{
+        server 127.0.0.1:{port};
+        keepalive 32;
     }}
 """
 
@@ -531,20 +564,24 @@ class Nginx(Peer):
     keepalive_requests: nginx's keepalive_requests (requests per
     connection, HTTP/2 included: nginx sends GOAWAY after that many).
     http_extra / tls_extra: more directives for the http block / for the
-    "good" TLS server (formatted with dir=the temp dir), e.g. a location
-    with proxy_pass.
+    "good" TLS server (formatted with dir=the temp dir).
+    proxy_to: a port on 127.0.0.1: the "good" TLS server has no locations
+    of its own and proxies everything there as it came (see
+    NGINX_PROXY_LOCATIONS); ng.front_log_text() is its log.
     """
 
     def __init__(self, huge=False, tls=False, tls_variants=False,
                  attempts=5, listen=(LOOPBACK,), http2=False,
-                 keepalive_requests=10000, http_extra="", tls_extra=""):
+                 keepalive_requests=10000, http_extra="", tls_extra="",
+                 proxy_to=None):
         self.listen = tuple(listen)
+        self.proxy_to = proxy_to
         self.http2 = http2
         self.keepalive_requests = keepalive_requests
         self.http_extra = http_extra
         self.tls_extra = tls_extra
         self.huge = huge
-        self.tls = tls or tls_variants or http2
+        self.tls = tls or tls_variants or http2 or proxy_to is not None
         self.tls_variants = tls_variants
         self.tls_port = None
         self.tls_ports = {}
@@ -606,13 +643,16 @@ class Nginx(Peer):
             for name, port in self.tls_ports.items():
                 cert, protocols, extra = NGINX_TLS_VARIANTS[name]
                 good = name == "good"
+                locations = NGINX_TLS_LOCATIONS.format()
                 if good:
                     extra += self.tls_extra
+                    if self.proxy_to is not None:
+                        locations = NGINX_PROXY_LOCATIONS.format(dir=self.dir)
                 tls_server += NGINX_TLS_SERVER.format(
                     dir=self.dir, tls_port=port, cert=cert,
                     protocols=protocols, name=f"hconn_{name}",
                     listen_extra=" http2" if good and self.http2 else "",
-                    extra=extra.format(dir=self.dir))
+                    extra=extra.format(dir=self.dir), locations=locations)
                 if name == "good":
                     self.tls_port = port
                 else:
@@ -622,7 +662,9 @@ class Nginx(Peer):
                 dir=self.dir, port=self.port, echo_module=NGINX_ECHO_MODULE,
                 tls_server=tls_server,
                 keepalive_requests=self.keepalive_requests,
-                http_extra=self.http_extra.format(dir=self.dir))
+                http_extra=self.http_extra.format(dir=self.dir) + (
+                    NGINX_PROXY_UPSTREAM.format(port=self.proxy_to)
+                    if self.proxy_to is not None else ""))
             # One listen line per address, IPv6 ones in brackets.
             text = re.sub(
                 r"( *)listen 127\.0\.0\.1:(\d+)(.*)\n",
@@ -684,6 +726,11 @@ class Nginx(Peer):
 
     def error_log_text(self):
         return self._logs()
+
+    def front_log_text(self):
+        """The proxy_to front's log: "$connection $http_x_nonce
+        $server_protocol" lines."""
+        return self.read_logs("front.log")
 
 
 # ---- tinyproxy --------------------------------------------------------------

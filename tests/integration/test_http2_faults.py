@@ -24,6 +24,7 @@ The origin itself is checked against nghttp (nghttp2-client) first.
 """
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -94,7 +95,7 @@ class OriginSelfCheck(unittest.TestCase):
 
     def test_tls_with_alpn(self):
         d = tempfile.mkdtemp(prefix="hconn-h2-tls-")
-        self.addCleanup(__import__("shutil").rmtree, d, True)
+        self.addCleanup(shutil.rmtree, d, True)
         harness.make_certificates(d)
         o = h2.start_h2_origin(self, {"/ok": OK}, tls_dir=d)
         r = self.nghttp("-v", o.url("/ok"))
@@ -453,55 +454,77 @@ class CutShort(H2Case):
         self.assertServes(o)
 
 
+def _oversized(origin, conn, st):
+    """A DATA frame one byte over the max frame size hconnd announced."""
+    size = conn.client_settings.get(h2.MAX_FRAME_SIZE, 16384) + 1
+    return origin.send(conn, h2.frame(h2.DATA, 0, st.sid, b"o" * size))
+
+
+# name: (steps, the GOAWAY code hconnd should send). Each is a connection
+# error (RFC 9113 5.4.1).
+CONNECTION_ERRORS = {
+    "frame_on_stream_zero": (
+        [("headers", 200, []), ("frame", h2.DATA, 0, 0, b"xx"), ("hold",)],
+        "PROTOCOL_ERROR"),
+    "oversized_frame": (
+        [("headers", 200, []), ("call", _oversized), ("hold",)],
+        "FRAME_SIZE_ERROR"),
+    # An index far beyond the tables (RFC 7541 2.3.3).
+    "bad_hpack": ([("block", b"\xbf\xff\xff\xff\x0f"), ("hold",)],
+                  "COMPRESSION_ERROR"),
+    "push_promise": (
+        [("frame", h2.PUSH_PROMISE, h2.END_HEADERS, None,
+          struct.pack(">I", 2) + h2.hpack_encode([
+              (":method", "GET"), (":path", "/pushed"), (":scheme", "http"),
+              (":authority", "x")])), ("hold",)],
+        "PROTOCOL_ERROR"),
+    "connection_window_overflow": (
+        [("frame", h2.WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7FFFFFFF)),
+         ("hold",)],
+        "FLOW_CONTROL_ERROR"),
+}
+
+
 class ProtocolErrors(H2Case):
 
-    def protocol_error(self, steps, goaway_code=None, contains=()):
-        o = self.origin({"/bad": steps})
+    def protocol_error(self, name):
+        """Runs CONNECTION_ERRORS[name]: the request fails with
+        protocol_error, the connection is closed and never reused, the
+        daemon serves on. Returns the origin."""
+        o = self.origin({"/bad": CONNECTION_ERRORS[name][0]})
         w = self.wire(self.daemon)
         head, body, last = self.get(w, 1, o.url("/bad"))
-        self.assertH2Error(last, "protocol_error", contains=contains)
-        if goaway_code is not None:
-            ga = self.goaway_from_daemon(o)
-            self.assertIsNotNone(ga, "hconnd sent no GOAWAY: "
-                                 f"{o.connections[0].events[-5:]}")
-            self.assertEqual(ga[2], goaway_code,
-                             f"GOAWAY {h2.error_name(ga[2])}")
-        # The connection is closed, not reused.
+        self.assertH2Error(last, "protocol_error")
         self.assertTrue(o.connections[0].closed.wait(10))
         self.assertServes(o, same_connection=False)
-        return head, body, last
+        return o
 
     def test_frame_on_stream_zero(self):
-        self.protocol_error([("headers", 200, []),
-                             ("frame", h2.DATA, 0, 0, b"xx"), ("hold",)],
-                            goaway_code=h2.ERRORS["PROTOCOL_ERROR"])
+        self.protocol_error("frame_on_stream_zero")
 
     def test_oversized_frame(self):
-        def oversized(origin, conn, st):
-            size = conn.client_settings.get(h2.MAX_FRAME_SIZE, 16384) + 1
-            origin.send(conn, h2.frame(h2.DATA, 0, st.sid, b"o" * size))
-            return True
-        self.protocol_error([("headers", 200, []), ("call", oversized),
-                             ("hold",)],
-                            goaway_code=h2.ERRORS["FRAME_SIZE_ERROR"])
+        self.protocol_error("oversized_frame")
 
     def test_bad_hpack(self):
-        # An index far beyond the tables (RFC 7541 2.3.3).
-        self.protocol_error([("block", b"\xbf\xff\xff\xff\x0f"), ("hold",)],
-                            goaway_code=h2.ERRORS["COMPRESSION_ERROR"])
+        self.protocol_error("bad_hpack")
 
     def test_push_promise_although_disabled(self):
-        promise = struct.pack(">I", 2) + h2.hpack_encode([
-            (":method", "GET"), (":path", "/pushed"), (":scheme", "http"),
-            (":authority", "x")])
-        self.protocol_error([("frame", h2.PUSH_PROMISE, h2.END_HEADERS,
-                              None, promise), ("hold",)],
-                            goaway_code=h2.ERRORS["PROTOCOL_ERROR"])
+        self.protocol_error("push_promise")
 
     def test_connection_window_overflow(self):
-        self.protocol_error([("frame", h2.WINDOW_UPDATE, 0, 0,
-                              struct.pack(">I", 0x7FFFFFFF)), ("hold",)],
-                            goaway_code=h2.ERRORS["FLOW_CONTROL_ERROR"])
+        self.protocol_error("connection_window_overflow")
+
+    def test_connection_errors_are_announced_with_goaway(self):
+        # RFC 9113 5.4.1: an endpoint that meets a connection error SHOULD
+        # send GOAWAY with the error code before closing (nghttp2 queues
+        # it; it has to be written out before the socket is closed).
+        for name, (_, code) in CONNECTION_ERRORS.items():
+            with self.subTest(name):
+                o = self.protocol_error(name)
+                ga = self.goaway_from_daemon(o)
+                self.assertIsNotNone(ga, "hconnd sent no GOAWAY: "
+                                     f"{o.connections[0].events[-5:]}")
+                self.assertEqual(h2.error_name(ga[2]), code)
 
     def test_upper_case_header_name(self):
         # RFC 9113 8.2.1: malformed; a stream error at least. No head
@@ -680,7 +703,9 @@ class Windows(H2Case):
         self.assertIsNone(head)
         self.assertH2Error(last, "timeout")
         st = [s for s in o.requests if s.path == "/up"][0]
-        self.assertEqual(len(st.body), 0, "DATA sent with no window")
+        # Before the origin's SETTINGS arrive the window is the default
+        # 65535 (RFC 9113 6.9.2): at most that much may have gone.
+        self.assertLessEqual(len(st.body), 65535, "DATA sent with no window")
         self.assertEqual({s.conn_index for s in o.requests}, {0})
 
 
@@ -733,6 +758,59 @@ class Interim(H2Case):
         self.assertEqual(body, b"with trailers")
         self.assertEqual(last.get("trailers"),
                          [["x-checksum", "abc123"], ["x-more", "1"]])
+
+
+class OverTls(H2Case):
+    """The scripted origin behind TLS with ALPN: faults and choices there."""
+
+    def tls_origin(self, scenarios, alpn=("h2",)):
+        d = tempfile.mkdtemp(prefix="hconn-h2-tls-")
+        self.addCleanup(shutil.rmtree, d, True)
+        harness.make_certificates(d)
+        with open(os.path.join(d, "ca.crt")) as f:
+            self.tls = {"ca_pem": f.read()}
+        return self.origin(scenarios, tls_dir=d, alpn=alpn)
+
+    def test_reset_and_reuse_over_tls(self):
+        o = self.tls_origin({"/rst": [("rst", "INTERNAL_ERROR")]})
+        w = self.wire(self.daemon)
+        head, _, last = w.request(1, "GET", o.url("/rst"), tls=self.tls)
+        self.assertIsNone(head)
+        self.assertH2Error(last, "stream_reset", contains=("INTERNAL_ERROR",))
+        # No http_version: ALPN offered h2 and the origin chose it.
+        head, body, last = w.request(2, "GET", o.url("/ok"), tls=self.tls)
+        self.assertOkResponse(head, last)
+        self.assertEqual(head["version"], 20)
+        self.assertEqual(body, OK_BODY)
+        self.assertEqual(len(o.connections), 1)
+        self.assertEqual(o.connections[0].alpn, "h2")
+
+    def test_http2_required_but_not_chosen(self):
+        # The server does not choose h2: with "2" the request fails with
+        # unknown_protocol, and nothing is sent.
+        o = self.tls_origin({}, alpn=("http/1.1",))
+        w = self.wire(self.daemon)
+        head, _, last = w.request(1, "GET", o.url("/ok"), tls=self.tls,
+                                  http_version="2")
+        self.assertIsNone(head)
+        self.assertH2Error(last, "unknown_protocol")
+        self.assertEqual(o.requests, [])
+
+
+class TurnedOff(harness.IntegrationTest):
+
+    def test_http2_false_refuses_version_2(self):
+        why = h2.h2_daemon_missing()
+        if why:
+            self.skipTest(why)
+        o = h2.start_h2_origin(self, {"/ok": OK})
+        d = self.start_daemon_config(http2=False)
+        w = self.wire(d)
+        head, _, last = w.request(1, "GET", o.url("/ok"), http_version="2")
+        self.assertIsNone(head)
+        self.assertEqual(last.get("error"), "unsupported", last)
+        self.assertIn("http2: false", last.get("message", ""))
+        self.assertEqual(o.connections, [])
 
 
 if __name__ == "__main__":

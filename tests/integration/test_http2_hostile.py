@@ -19,7 +19,8 @@ run as other uids (other_user.py) against one hconnd:
     the server's SETTINGS_MAX_CONCURRENT_STREAMS hold, pool_max_per_origin
     too, and another user is served;
   - integrity across uids over HTTP/2: integrity.py's engine with nginx
-    as an HTTP/2 TLS front proxying to the recording origin.
+    as an HTTP/2 TLS front proxying to the recording origin, 16 client
+    processes as 8 uids on hconnd's one connection to it.
 """
 
 import hashlib
@@ -262,11 +263,11 @@ class ManyStreams(HostileCase):
         """uid nobody pipelines n requests while root sends a few; all are
         answered with their own body; no connection ever carried more
         than cap streams at once, and at most max_conns were opened."""
-        hostile = self.as_other(d, timeout=60)
+        hostile = self.as_other(d, timeout=30)
         for i in range(n):
             hostile.send({"id": i, "method": "GET",
                           "url": o.url(f"/flood/{i}"), "http_version": "2"})
-        other = self.wire(d, timeout=60)
+        other = self.wire(d, timeout=30)
         for i in range(3):
             h, body, last = other.request(f"o{i}", "GET",
                                           o.url(f"/other/{i}"),
@@ -288,9 +289,27 @@ class ManyStreams(HostileCase):
         self.flood(d, o, 200, 8, 2)
 
     def test_the_servers_stream_cap_holds(self):
+        # The origin refuses streams beyond its SETTINGS_MAX_CONCURRENT_
+        # STREAMS with REFUSED_STREAM, as nghttp2 servers do: every
+        # request must still be answered, none failed.
         d = self.start_daemon_config(pool_max_per_origin=2)
         o = self.slow_origin(settings={h2.MAX_CONCURRENT_STREAMS: 3})
         self.flood(d, o, 100, 3, 2)
+
+    def test_nghttpd_with_a_low_stream_cap(self):
+        # The same against a real server: nghttpd -m 3 (it refuses the
+        # streams beyond 3 with REFUSED_STREAM).
+        ng = self.start_nghttpd(tls=False, args=["-m", "3"])
+        d = self.start_daemon_config(pool_max_per_origin=2)
+        hostile = self.as_other(d, timeout=30)
+        for i in range(60):
+            hostile.send({"id": i, "method": "GET",
+                          "url": ng.url("/small.txt"), "http_version": "2"})
+        for i in range(60):
+            h, body, last = hostile.read_response(i)
+            self.assertIs(last.get("end"), True, last)
+            self.assertEqual(body, harness.SMALL_BODY)
+            self.assertEqual(h["version"], 20)
 
     def test_one_connection_until_the_cap(self):
         # Below the cap everything shares one connection.
@@ -300,16 +319,60 @@ class ManyStreams(HostileCase):
 
 
 class IntegrityOverH2(unittest.TestCase):
-    """integrity.py's cross-user check with nginx as an HTTP/2 front."""
+    """integrity.py's cross-user check with nginx as an HTTP/2 TLS front
+    proxying to the recording origin: 16 client processes as 8 uids share
+    hconnd's HTTP/2 connection to nginx; every request the origin got is
+    checked against the client message it came from, every reply against
+    its own request (integrity.py (a)-(e))."""
 
-    def test_integrity_through_an_http2_front(self):
+    @classmethod
+    def setUpClass(cls):
         why = h2.h2_daemon_missing()
         if why:
-            self.skipTest(why)
-        self.skipTest("integrity.py has no HTTP/2 front mode yet: "
-                      "its exact-bytes comparisons (a)-(d) need the nginx "
-                      "proxy's rewriting of Host, Connection and framing "
-                      "taken into account")
+            raise unittest.SkipTest(why)
+        harness.require_binary(cls, harness.HCONND, "hconnd")
+        if os.geteuid() != 0:
+            raise harness.missing("needs root to run clients as 8 uids")
+        import io
+        import integrity
+        out = io.StringIO()
+        cls.seed = integrity.seed_from_env()
+        try:
+            cls.fails, cls.fig = integrity.run(
+                seed=cls.seed, clients=16, uids=8, episodes=12, out=out,
+                front=True)
+        finally:
+            sys.stdout.write(out.getvalue())
+            sys.stdout.flush()
+
+    def check(self, letter):
+        n = self.fails.count(letter)
+        self.assertEqual(n, 0, f"seed {self.seed} "
+                         f"(HCONN_INTEGRITY_SEED={self.seed} replays it):\n"
+                         + self.fails.report(letter, examples=3))
+
+    def test_a_origin_requests_match_client_messages(self):
+        self.check("a")
+
+    def test_b_replies_answer_their_own_message(self):
+        self.check("b")
+
+    def test_c_no_client_sees_another_clients_bytes(self):
+        self.check("c")
+
+    def test_d_hostile_refused_consistent_framing_passes(self):
+        self.check("d")
+
+    def test_e_daemon_alive_clean_and_idle(self):
+        self.check("e")
+
+    def test_users_shared_an_http2_connection(self):
+        f = self.fig
+        self.assertGreater(f["front_requests"], 200)
+        self.assertEqual(f["front_http2_requests"], f["front_requests"],
+                         "requests reached the front over HTTP/1.1")
+        self.assertGreater(f["front_connections_shared_across_uids"], 0)
+        self.assertGreaterEqual(f["max_uids_on_one_front_connection"], 4)
 
 
 if __name__ == "__main__":
