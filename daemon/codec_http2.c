@@ -213,6 +213,7 @@ h2_fields_add(struct h2_fields *f, const uint8_t *name, size_t nlen,
     return 0;
 }
 
+/* Empties a header block, freeing its fields. */
 static void
 h2_fields_clear(struct h2_fields *f)
 {
@@ -351,6 +352,7 @@ h2_stream_get(nghttp2_session *session, int32_t id)
     return id > 0 ? nghttp2_session_get_stream_user_data(session, id) : NULL;
 }
 
+/* A header block starts: its fields replace the last block's. */
 static int
 h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                     void *user_data)
@@ -364,6 +366,7 @@ h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
 }
 
+/* One field of a header block: :status kept, the others collected. */
 static int
 h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
              const uint8_t *name, size_t nlen, const uint8_t *value,
@@ -445,6 +448,7 @@ h2_stream_headers(struct h2_stream *s)
     h2_fields_clear(&s->fields);
 }
 
+/* A whole frame came: heads, ends of streams, resets, GOAWAY, SETTINGS. */
 static int
 h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                  void *user_data)
@@ -504,6 +508,7 @@ h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
 }
 
+/* Body bytes of a stream: held until the read is parsed. */
 static int
 h2_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
                  const uint8_t *data, size_t len, void *user_data)
@@ -525,6 +530,7 @@ h2_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
     return 0;
 }
 
+/* nghttp2 closed a stream: a complete response, or its failure. */
 static int
 h2_on_stream_close(nghttp2_session *session, int32_t id, uint32_t code,
                    void *user_data)
@@ -583,6 +589,7 @@ h2_on_stream_close(nghttp2_session *session, int32_t id, uint32_t code,
     return 0;
 }
 
+/* Keeps what was wrong with a refused frame, for the error message. */
 static int
 h2_on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
                     int lib_error_code, void *user_data)
@@ -594,6 +601,7 @@ h2_on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
 }
 
+/* Notes a GOAWAY with an error that nghttp2 sends: the session is over. */
 static int
 h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                  void *user_data)
@@ -608,6 +616,7 @@ h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
 }
 
+/* nghttp2's own account of an error, for the message and the log. */
 static int
 h2_on_error(nghttp2_session *session, int lib_error_code, const char *msg,
             size_t len, void *user_data)
@@ -719,6 +728,8 @@ h2_kick_cb(evutil_socket_t fd, short what, void *arg)
     h2_leave(c);
 }
 
+/* The connection has bytes: nghttp2 parses them all, then streams get
+ * theirs and what the session has to say goes out. */
 static void
 h2_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -752,6 +763,7 @@ h2_read_cb(struct bufferevent *bev, void *arg)
     h2_leave(c);
 }
 
+/* The connection's output drained: more may go, or a drain is over. */
 static void
 h2_write_cb(struct bufferevent *bev, void *arg)
 {
@@ -767,6 +779,7 @@ h2_write_cb(struct bufferevent *bev, void *arg)
     h2_schedule(c);
 }
 
+/* The connection closed, failed or stalled: every stream on it fails. */
 static void
 h2_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -974,6 +987,7 @@ out:
     return 0;
 }
 
+/* The HTTP/2 state of up, or NULL for an HTTP/1.1 connection. */
 static struct h2_conn *
 h2_conn_of(const struct upstream *up)
 {
@@ -1123,6 +1137,7 @@ h2_request_fields(char *buf, size_t len, const struct wire_request *req,
     return n;
 }
 
+/* A stream's read_timeout passed: it fails alone. */
 static void
 h2_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
