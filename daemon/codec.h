@@ -152,6 +152,12 @@ void codec_resume(struct codec_stream *s);
  * dropped. Safe from within the stream's own callbacks. */
 void codec_abort(struct codec_stream *s);
 
+/* True when the protocol on up can tell that a request was not processed
+ * (HTTP/2's REFUSED_STREAM and GOAWAY), so that even a request that is
+ * not idempotent may go again: its body is worth keeping until the
+ * response begins. */
+bool codec_can_refuse(const struct upstream *up);
+
 /* Requests the connection can take besides those it carries: 1 for an
  * idle HTTP/1.1 connection, else 0; for HTTP/2, the streams it may still
  * open. */

@@ -672,6 +672,12 @@ codec_resume(struct codec_stream *s)
     codec_process(s);
 }
 
+bool
+codec_can_refuse(const struct upstream *up)
+{
+    return codec_http2_is(up);
+}
+
 unsigned
 codec_spare(const struct upstream *up)
 {

@@ -495,6 +495,10 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     ex->up = up;
     ex->state = EXCHANGE_ACTIVE;
     ex->reused = pool_requests(up) > 0;
+    /* An inline body is held anyway: kept until the response begins, it
+     * lets a request the origin refused unprocessed go again whole. */
+    if (ex->m.req.body == WIRE_BODY_INLINE && codec_can_refuse(up))
+        ex->body_retained = true;
     if (ex->reused)
         uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
     else

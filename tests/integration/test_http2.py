@@ -301,6 +301,47 @@ class Nghttpd(harness.IntegrationTest):
         self.assertEqual(body, payload)
 
 
+class RefusedUploads(harness.IntegrationTest):
+    """A POST the server refused unprocessed goes again with its body."""
+
+    def test_refused_post_is_sent_again_whole(self):
+        import h2_origin as h2
+        why = h2.h2_daemon_missing()
+        if why:
+            self.skipTest(why)
+
+        def refuse_first(origin, conn, st):
+            with origin.lock:
+                earlier = [s for s in origin.requests
+                           if s.path == st.path and s is not st]
+            if not earlier:
+                origin.send(conn, h2.rst_frame(st.sid,
+                                               h2.ERRORS["REFUSED_STREAM"]))
+                return False
+            return True
+
+        def echo(origin, conn, st):
+            body = bytes(st.body)
+            origin.send_headers(conn, st.sid, [
+                (":status", "200"), ("content-length", str(len(body)))])
+            origin.send_data(conn, st, body, end_stream=True)
+            return True
+
+        o = h2.start_h2_origin(self, {"/post": [("call", refuse_first),
+                                                ("call", echo)]})
+        d = self.start_daemon()
+        w = self.wire(d)
+        payload = b"not idempotent, not processed\n" * 1000
+        head, body, last = w.request(1, "POST", o.url("/post"), payload,
+                                     data=len(payload), http_version="2")
+        self.assertOkResponse(head, last)
+        self.assertEqual(body, payload)
+        tries = [s for s in o.requests if s.path == "/post"]
+        self.assertEqual(len(tries), 2, tries)
+        self.assertEqual(bytes(tries[1].body), payload)
+        self.assertNotEqual(tries[0].conn_index, tries[1].conn_index)
+
+
 class SilentServer(harness.IntegrationTest):
     """A plain server that accepts and never says a thing: no SETTINGS."""
 
