@@ -8,13 +8,14 @@
  *
  * The exchange never touches the connection's socket or bufferevent: the
  * codec owns the stream's I/O and gives the connection back to the pool
- * (or drops it) when the stream ends. Only HTTP/1.1 (codec_http1.c) is
- * implemented so far; once ALPN picks the protocol per connection,
- * codec_open will choose the codec by what the connection negotiated.
+ * (or drops it) when the stream ends. codec_open chooses the codec by
+ * what the connection speaks: HTTP/1.1 (codec_http1.c), one stream at a
+ * time, or HTTP/2 (codec_http2.c), many.
  *
  * One optional exception: a codec may lend the socket for the rest of a
  * body of known length (body_fd), which the exchange then splices to its
- * client (splice.c) and hands back (codec_body_taken).
+ * client (splice.c) and hands back (codec_body_taken). Only HTTP/1.1
+ * does: an HTTP/2 connection's socket carries every stream's frames.
  */
 #ifndef HCONND_CODEC_H
 #define HCONND_CODEC_H
@@ -36,6 +37,8 @@ struct codec_request {
     bool head_request;  /* HEAD: no body follows the response head */
     bool request_close; /* some Connection field said close */
     int64_t length;     /* the body's declared length; -1: not known */
+    const struct wire_request *req; /* the request (borrowed: the
+                                       exchange keeps it) */
     /* HTTP/1.1: the head, formatted once and sent on every attempt, and
      * the body writer it readied (each stream rewinds a copy). */
     char *head;
@@ -47,7 +50,7 @@ struct codec_request {
  * point into the codec's input and last only for the callback. */
 struct codec_head {
     int status;
-    int version; /* 10, 11 */
+    int version; /* 10, 11, 20 */
     const char *reason;
     size_t reason_len;
     const struct http1_header *headers;
@@ -71,6 +74,10 @@ struct codec_error {
     const char *message;
     bool unprocessed;       /* no response byte came: the origin cannot
                                have acted on the request */
+    bool refused;           /* the origin said it did not process it
+                               (HTTP/2 REFUSED_STREAM, or above a GOAWAY's
+                               last stream): safe to send again whatever
+                               the method */
     uint64_t body_received; /* body bytes delivered before it */
     int64_t body_expected;  /* the length announced, or -1 */
 };
@@ -162,8 +169,15 @@ void codec_body_taken(struct codec_stream *s, uint64_t n, bool eof);
  * dropped. Safe from within the stream's own callbacks. */
 void codec_abort(struct codec_stream *s);
 
+/* True when the protocol on up can tell that a request was not processed
+ * (HTTP/2's REFUSED_STREAM and GOAWAY), so that even a request that is
+ * not idempotent may go again: its body is worth keeping until the
+ * response begins. */
+bool codec_can_refuse(const struct upstream *up);
+
 /* Requests the connection can take besides those it carries: 1 for an
- * idle HTTP/1.1 connection, else 0. */
+ * idle HTTP/1.1 connection, else 0; for HTTP/2, the streams it may still
+ * open. */
 unsigned codec_spare(const struct upstream *up);
 
 #endif
