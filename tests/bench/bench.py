@@ -7,7 +7,10 @@ Workloads (numbers as in the issue):
      clients (loadgen): hconnd's protocol, direct keep-alive to nginx (the
      limit), nginx as a local pooling proxy on a Unix socket, squid and
      tinyproxy as forward proxies. Requests/s, p50, p99, CPU per request.
-  2  the same with an HTTPS origin (forward proxies: a CONNECT tunnel each).
+  2  the same with an HTTPS origin (forward proxies: a CONNECT tunnel each),
+     plus hconnd over HTTP/2 to the origin ("http_version": "2", when the
+     daemon has it; the HTTP/1.1 row then sends "1.1") and h2load straight
+     to the origin over HTTP/2, the origin's own HTTP/2 capacity.
   3  short-lived processes: N sequential processes from a shell loop, each
      fetching the 1 KiB object over HTTPS: hconn vs curl vs python3
      http.client vs the same python3 program on hconn.client (through
@@ -20,9 +23,13 @@ Workloads (numbers as in the issue):
 Every peer is started here, on 127.0.0.1 or a Unix socket, with its config
 in one temp dir, and stopped at the end (on failure too). Nothing here
 asserts anything: figures are printed, and a full run writes them, with
-the machine and hconnd's profile, to tests/bench/RESULTS.md.
+the machine and hconnd's profile, to tests/bench/RESULTS.md, its charts
+(SVG, python3-matplotlib) beside it, and the raw figures to
+tests/bench/results.json, from which --from-json redraws both without
+running anything.
 
 usage: tests/bench/bench.py [--quick] [--workloads 1,2,...] [--build DIR]
+       tests/bench/bench.py --from-json tests/bench/results.json
        (see --help). Without --build it builds build-bench/ with
        -Dbench=true. tests/bench/install-deps.sh installs the peers.
 """
@@ -46,6 +53,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RESULTS = os.path.join(HERE, "RESULTS.md")
+# The figures of the run RESULTS.md shows, for redrawing it (--from-json).
+RESULTS_JSON = os.path.join(HERE, "results.json")
 # RESULTS.md from this heading on is written by hand and kept by reruns.
 NOTES_HEADING = "## Analysis"
 
@@ -64,13 +73,24 @@ QUICK = dict(duration=1.0, warmup=0.3, processes=30, large_mib=128,
              profile_seconds=2.0)
 
 # Targets of the issue: (what, ratio key, comparison, bound).
-PEERS = ["hconnd", "direct", "nginx-pool", "squid", "tinyproxy"]
+PEERS = ["hconnd", "hconnd-h2", "direct", "h2load", "nginx-pool", "squid",
+         "tinyproxy"]
+# Peers of workload 2 only: HTTP/2 needs TLS here (no h2c origin).
+H2_PEERS = {"hconnd-h2", "h2load"}
 PEER_TITLES = {
     "hconnd": "hconnd (protocol, Unix socket)",
+    "hconnd-h2": "hconnd over HTTP/2 to the origin",
     "direct": "direct keep-alive to nginx",
+    "h2load": "h2load direct over HTTP/2 (origin's capacity)",
     "nginx-pool": "nginx local pool (Unix socket)",
     "squid": "squid forward proxy",
     "tinyproxy": "tinyproxy forward proxy",
+}
+# Short names for the charts' legends.
+PEER_SHORT = {
+    "hconnd": "hconnd", "hconnd-h2": "hconnd (HTTP/2)", "direct": "direct",
+    "h2load": "h2load (HTTP/2, direct)", "nginx-pool": "nginx pool",
+    "squid": "squid", "tinyproxy": "tinyproxy",
 }
 
 
@@ -109,7 +129,7 @@ http {{
         root {dir}/www;
 {slow}    }}
     server {{
-        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        listen 127.0.0.1:{tls_port} ssl http2 backlog=4096;
         root {dir}/www;
         ssl_certificate {dir}/tls/server.crt;
         ssl_certificate_key {dir}/tls/server.key;
@@ -480,8 +500,13 @@ def loadgen_args(peer, tls, origin, ctx):
         port = origin.tls_port if tls else origin.port
         args = ["--tcp", f"127.0.0.1:{port}", "--target", "/small"]
         return args + (["--tls", "--ca", origin.ca_file] if tls else [])
-    if peer == "hconnd":
+    if peer in ("hconnd", "hconnd-h2"):
         args = ["--unix", ctx["hconnd"].socket, "--hconn", small]
+        # Over TLS the daemon's "auto" would pick HTTP/2 where it has it:
+        # each row names its version when the daemon knows the field.
+        version = "2" if peer == "hconnd-h2" else "1.1"
+        if tls and ctx.get("http_version_field"):
+            args += ["--http-version", version]
         return args + (["--ca", origin.ca_file] if tls else [])
     if peer == "nginx-pool":
         pool = ctx["nginx-pool"]
@@ -498,34 +523,162 @@ def loadgen_args(peer, tls, origin, ctx):
 
 def serving_pids(peer, ctx):
     """The processes whose CPU a request through peer costs, origin aside."""
-    if peer == "direct":
+    if peer in ("direct", "h2load"):
         return []
-    return [ctx[peer].proc.pid if peer != "hconnd" else ctx[peer].pid]
+    if peer in ("hconnd", "hconnd-h2"):
+        return [ctx["hconnd"].pid]
+    return [ctx[peer].proc.pid]
+
+
+def probe_http2(d, origin):
+    """What hconnd d says to "http_version" on an HTTPS GET: (knows the
+    field, serves "2", why not). A daemon before HTTP/2 refuses the field
+    as unknown; one with HTTP/2 answers "2" with "version": 20."""
+    url = origin.url("/small", tls=True)
+    w = harness.Wire(d.socket, timeout=30)
+    try:
+        w.send({"id": 1, "method": "GET", "url": url, "http_version": "1.1",
+                "tls": {"ca_file": origin.ca_file}})
+        _, _, last = w.read_response(1)
+        if "error" in last:
+            return False, False, (f"hconnd refused \"http_version\": "
+                                  f"{last['error']}: {last.get('message')}")
+        w.send({"id": 2, "method": "GET", "url": url, "http_version": "2",
+                "tls": {"ca_file": origin.ca_file}})
+        head, _, last = w.read_response(2)
+        if "error" in last:
+            return True, False, (f"\"http_version\": \"2\" failed: "
+                                 f"{last['error']}: {last.get('message')}")
+        if head.get("version") != 20:
+            return True, False, (f"\"http_version\": \"2\" was answered "
+                                 f"with version {head.get('version')}")
+        return True, True, ""
+    finally:
+        w.close()
+
+
+def run_measured(opts, cmd, pids, origin, timeout):
+    """Runs cmd (a load generator that warms up for opts.warmup s, then
+    measures) and returns (stdout, CPU seconds of pids, CPU seconds of the
+    origin) over its measured part only: the CPU is read once the warm-up
+    is over and again when cmd has ended, so that divided by the measured
+    requests it is the CPU per request (the task-clock of those processes
+    over the measured window: user + system time of all their threads)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(opts.warmup)
+        cpu0 = [cpu_seconds(p) for p in pids]
+        ocpu0 = origin.cpu_seconds()
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    cpu = sum(cpu_seconds(p) - c for p, c in zip(pids, cpu0))
+    return out, err, proc.returncode, cpu, origin.cpu_seconds() - ocpu0
+
+
+H2LOAD_FINISHED = re.compile(r"finished in ([\d.]+)(\w+), ([\d.]+) req/s")
+H2LOAD_REQUESTS = re.compile(
+    r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+    r"(\d+) failed, (\d+) errored")
+H2LOAD_MAX_STREAMS = 100  # as hconnd's h2_max_concurrent_streams default
+
+
+def h2load_cmd(opts, origin, clients, log_file):
+    """h2load straight to the origin's TLS port over HTTP/2 with as many
+    requests in flight as there are clients, multiplexed as hconnd does:
+    one connection per 100 streams."""
+    conns = -(-clients // H2LOAD_MAX_STREAMS)
+    streams = -(-clients // conns)
+    return [shutil.which("h2load") or "h2load",
+            "-D", f"{round(opts.duration * 1000)}ms",
+            "--warm-up-time", f"{round(opts.warmup * 1000)}ms", "-t", "1",
+            "-c", str(conns), "-m", str(streams), "--log-file", log_file,
+            origin.url("/small", tls=True)]
+
+
+def h2load_result(out, log_file, duration):
+    """loadgen's result fields from h2load's summary and its per-request
+    log (start µs, status, µs to the end of the response)."""
+    fin = H2LOAD_FINISHED.search(out)
+    req = H2LOAD_REQUESTS.search(out)
+    if fin is None or req is None:
+        raise RuntimeError(f"h2load printed no summary:\n{out[-2000:]}")
+    lat = []
+    bad = 0
+    with contextlib.suppress(OSError):
+        with open(log_file) as f:
+            for line in f:
+                parts = line.split("\t")
+                if len(parts) >= 3:
+                    lat.append(float(parts[2]))
+                    bad += not parts[1].startswith("2")
+    lat.sort()
+
+    def q(x):
+        return lat[min(len(lat) - 1, int(x * len(lat)))] if lat else 0.0
+    done, ok = int(req.group(3)), int(req.group(4))
+    errors = done - ok + int(req.group(5)) + int(req.group(6))
+    return dict(rps=float(fin.group(3)), requests=ok, seconds=duration,
+                p50_us=q(0.5), p90_us=q(0.9), p99_us=q(0.99),
+                max_us=lat[-1] if lat else 0.0,
+                errors=errors, first_error=(f"{errors} failed or non-2xx "
+                                            "(h2load)" if errors else ""))
+
+
+def measure_one(opts, peer, tls, clients, origin, ctx, label):
+    """One row: the peer's figures and the CPU per request of its serving
+    processes and of the origin."""
+    pids = serving_pids(peer, ctx)
+    timeout = opts.duration + opts.warmup + 120
+    if peer == "h2load":
+        log_file = os.path.join(ctx["tmp"], "h2load.log")
+        cmd = h2load_cmd(opts, origin, clients, log_file)
+        out, err, rc, cpu, ocpu = run_measured(opts, cmd, pids, origin,
+                                               timeout)
+        res = h2load_result(out + err, log_file, opts.duration)
+        res.update(label=label, clients=clients)
+    else:
+        cmd = [opts.loadgen, "-d", str(opts.duration), "-w",
+               str(opts.warmup), "-t", str(opts.threads), "--label", label]
+        cmd += loadgen_args(peer, tls, origin, ctx) + ["-c", str(clients)]
+        out, err, rc, cpu, ocpu = run_measured(opts, cmd, pids, origin,
+                                               timeout)
+        lines = out.strip().splitlines()
+        if not lines:
+            raise RuntimeError(f"loadgen printed nothing (exit {rc}): "
+                               f"{' '.join(cmd)}\n{err}")
+        res = json.loads(lines[-1])
+    n = max(res["requests"], 1)
+    res.update(peer=peer, clients=clients,
+               peer_cpu_us=cpu / n * 1e6 if pids else None,
+               origin_cpu_us=ocpu / n * 1e6)
+    return res
 
 
 def workload_small(opts, tls, origin, ctx, peers):
     """Rows for every client count and peer, interleaved so that a noisy
     moment hurts no single peer."""
     rows = []
+    peers = [p for p in peers if tls or p not in H2_PEERS]
+    if "hconnd-h2" in peers and not ctx.get("http2"):
+        log(f"  hconnd over HTTP/2 skipped: {ctx.get('http2_why')}")
+        peers.remove("hconnd-h2")
+    if "h2load" in peers and shutil.which("h2load") is None:
+        log("  h2load skipped: not installed (nghttp2-client; "
+            "tests/bench/install-deps.sh installs it)")
+        peers.remove("h2load")
     for clients in opts.clients:
         for peer in peers:
             label = f"{'https' if tls else 'http'} {peer} c={clients}"
-            pids = serving_pids(peer, ctx)
-            cpu0 = [cpu_seconds(p) for p in pids]
-            ocpu0 = origin.cpu_seconds()
-            res = run_loadgen(opts, loadgen_args(peer, tls, origin, ctx)
-                              + ["-c", str(clients)], label)
-            cpu = sum(cpu_seconds(p) - c for p, c in zip(pids, cpu0))
-            ocpu = origin.cpu_seconds() - ocpu0
-            # CPU is read over the whole run (warm-up too): per request of
-            # the whole run, estimated from the measured rate.
-            total = max(res["rps"] * (opts.duration + opts.warmup), 1)
-            res.update(peer=peer, clients=clients,
-                       peer_cpu_us=cpu / total * 1e6 if pids else None,
-                       origin_cpu_us=ocpu / total * 1e6)
+            res = measure_one(opts, peer, tls, clients, origin, ctx, label)
             rows.append(res)
-            log(f"  {label:28} {res['rps']:9.0f} req/s  p50 "
+            log(f"  {label:31} {res['rps']:9.0f} req/s  p50 "
                 f"{res['p50_us']:8.1f} µs  p99 {res['p99_us']:8.1f} µs"
+                + (f"  CPU {res['peer_cpu_us']:.1f} µs/req"
+                   if res["peer_cpu_us"] is not None else "")
                 + (f"  errors {res['errors']} ({res['first_error']})"
                    if res["errors"] else ""))
     return rows
@@ -1052,6 +1205,15 @@ def build_report(opts, info, results):
     return t, targets
 
 
+def have_matplotlib():
+    """Whether the charts can be drawn (Debian's python3-matplotlib)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def write_results(path, lines):
     """Writes the generated part, keeping a hand-written NOTES_HEADING
     section of the existing file."""
@@ -1093,9 +1255,11 @@ def ensure_build(opts):
 
 def ensure_deps(opts):
     """Installs the peers when something is missing and we may (root)."""
-    needed = ["/usr/sbin/nginx", "curl", "squid", "tinyproxy"]
+    needed = ["/usr/sbin/nginx", "curl", "squid", "tinyproxy", "h2load"]
     missing = [n for n in needed if shutil.which(n) is None
                and not os.access(n, os.X_OK)]
+    if not have_matplotlib():
+        missing.append("matplotlib")
     if missing and os.geteuid() == 0 and not opts.no_install:
         log(f"installing the peers ({', '.join(missing)} missing)")
         subprocess.run(["bash", os.path.join(HERE, "install-deps.sh")],
@@ -1199,12 +1363,15 @@ def main():
         with contextlib.ExitStack() as stack:
             origin = stack.enter_context(
                 Origin(os.path.join(tmp, "origin"), opts.large_mib))
-            ctx = {}
+            ctx = {"tmp": tmp}
             need_small = {"1", "2"} & set(opts.workloads)
             if need_small or {"3", "4"} & set(opts.workloads):
                 ctx["hconnd"] = stack.enter_context(
                     start_hconnd(os.path.join(tmp, "hconnd"),
                                  opts.hconnd_config))
+            if "2" in opts.workloads and "hconnd" in ctx:
+                (ctx["http_version_field"], ctx["http2"],
+                 ctx["http2_why"]) = probe_http2(ctx["hconnd"], origin)
             if need_small:
                 if "nginx-pool" in opts.peers:
                     ctx["nginx-pool"] = stack.enter_context(
