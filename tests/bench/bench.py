@@ -1016,7 +1016,9 @@ def chart_rps(plt, rows, title):
     ax.set_ylabel("requests per second")
     ax.set_title(title)
     ax.margins(y=0.15)
-    ax.legend(fontsize=7, ncol=2)
+    # Below the axes: inside, it would hide the tallest bars.
+    ax.legend(fontsize=7, ncol=4, loc="upper center",
+              bbox_to_anchor=(0.5, -0.08), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -1024,6 +1026,7 @@ def chart_rps(plt, rows, title):
 
 def chart_latency(plt, rows, title):
     """Per client count, each peer's p50, p90 and p99 (log scale)."""
+    from matplotlib import ticker
     peers = chart_peers(rows)
     counts = sorted({r["clients"] for r in rows})
     by = {(r["peer"], r["clients"]): r for r in rows}
@@ -1043,6 +1046,12 @@ def chart_latency(plt, rows, title):
         ax.set_xticklabels([PEER_SHORT[p] for p in names], rotation=35,
                            ha="right", fontsize=7)
         ax.set_yscale("log")
+        # 1-2-5 steps labelled in plain numbers: a log axis spanning less
+        # than a decade would show one label or none.
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(
+            lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_title(f"{c} client{'s' if c > 1 else ''}", fontsize=9)
         ax.grid(axis="y", alpha=0.3, which="both")
     axes[0][0].set_ylabel("latency, µs (log scale)")
