@@ -931,15 +931,33 @@ PERF_CHILDREN = re.compile(
 PERF_DSO = re.compile(r"^\s*([\d.]+)%\s+(\S+)(?:\s+-)*\s*$")
 
 
-def profile_hconnd(opts, origin, ctx, tmp):
-    """perf record -g on hconnd while 16 clients run workload 1; returns
-    the top items by self time and by time including callees."""
+# The profiles a run takes: (results key, workload, peer, TLS, clients).
+# Plain at 16 clients is the hot path; HTTPS at 256 clients is where the
+# cost per request grew with concurrency; HTTP/2 beside it, when the
+# daemon has it.
+PROFILES = [
+    ("profile", "1", "hconnd", False, 16),
+    ("profile-https-256", "2", "hconnd", True, 256),
+    ("profile-h2-256", "2", "hconnd-h2", True, 256),
+]
+
+
+def profile_title(prof):
+    """The heading of a profile (runs before 2026-12 took only the first,
+    and did not name it)."""
+    return prof.get("title") or "workload 1, plain, 16 clients"
+
+
+def profile_hconnd(opts, origin, ctx, tmp, peer="hconnd", tls=False,
+                   clients=16):
+    """perf record -g on hconnd while clients run peer's small GETs;
+    returns the top items by self time and by time including callees."""
     perf = shutil.which("perf")
     if perf is None:
         log("  perf not installed: no profile")
         return None
     d = ctx["hconnd"]
-    data = os.path.join(tmp, "perf.data")
+    data = os.path.join(tmp, f"perf-{peer}-{int(tls)}-{clients}.data")
     rec = subprocess.Popen(
         [perf, "record", "-F", "999", "-g", "-p", str(d.pid), "-o", data,
          "--", "sleep", str(opts.profile_seconds)],
@@ -947,7 +965,7 @@ def profile_hconnd(opts, origin, ctx, tmp):
         start_new_session=True)
     try:
         time.sleep(0.5)
-        args = loadgen_args("hconnd", False, origin, ctx) + ["-c", "16"]
+        args = loadgen_args(peer, tls, origin, ctx) + ["-c", str(clients)]
         run_opts = argparse.Namespace(**vars(opts))
         run_opts.duration, run_opts.warmup = opts.profile_seconds, 0
         res = run_loadgen(run_opts, args, "profile")
@@ -957,7 +975,9 @@ def profile_hconnd(opts, origin, ctx, tmp):
     if not os.path.exists(data):
         log(f"  perf record failed: {err.strip()[:300]}")
         return None
-    out = {"rps": res["rps"], "self": [], "children": [], "dso": []}
+    out = {"rps": res["rps"], "self": [], "children": [], "dso": [],
+           "title": f"workload {'2, HTTPS' if tls else '1, plain'}, "
+           f"{PEER_SHORT[peer]}, {clients} clients"}
     for mode, sort, pattern, key in [
             ("--no-children", "dso", PERF_DSO, "dso"),
             ("--no-children", "dso,symbol", PERF_SELF, "self"),
@@ -1395,9 +1415,11 @@ def build_report(opts, info, results, charts=None):
               "| --- | ---: | --- |"]
         t += [f"| {a} | {b} | {c} |" for a, b, c in targets]
         t.append("")
-    prof = results.get("profile")
-    if prof:
-        t += ["## hconnd profile (workload 1, plain, 16 clients)", "",
+    for key, *_ in PROFILES:
+        prof = results.get(key)
+        if not prof:
+            continue
+        t += [f"## hconnd profile ({profile_title(prof)})", "",
               f"`perf record -F 999 -g -p <hconnd>` for "
               f"{opts.profile_seconds:g} s while loadgen ran "
               f"({prof['rps']:.0f} req/s); `perf report --no-children` "
@@ -1673,10 +1695,15 @@ def main():
                         f"{'HTTPS' if tls else 'plain HTTP'}")
                     results[w] = workload_small(opts, tls, origin, ctx,
                                                 opts.peers)
-            if "1" in opts.workloads and "hconnd" in opts.peers \
-                    and opts.profile:
-                log("profile: perf record on hconnd, workload 1, 16 clients")
-                results["profile"] = profile_hconnd(opts, origin, ctx, tmp)
+            for key, w, peer, tls, clients in PROFILES:
+                if not opts.profile or w not in opts.workloads or \
+                        peer not in opts.peers or \
+                        (peer == "hconnd-h2" and not ctx.get("http2")):
+                    continue
+                log(f"profile: perf record on hconnd, workload {w}, "
+                    f"{peer}, {clients} clients")
+                results[key] = profile_hconnd(opts, origin, ctx, tmp, peer,
+                                              tls, clients)
             if "3" in opts.workloads:
                 log("workload 3: short-lived processes")
                 results["3"] = workload_processes(opts, origin, ctx)
@@ -1702,6 +1729,7 @@ def main():
         save_json(opts.save_json, opts, info, results)
         log(f"wrote {opts.save_json}")
     if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         save_json(os.path.join(os.path.dirname(os.path.abspath(out)),
                                "results.json"), opts, info, results)
         write_report(opts, info, results, out)
