@@ -1342,7 +1342,10 @@ def build_report(opts, info, results, charts=None):
               "before timing), curl and python make a new TCP and TLS "
               "connection each time. CPU: user + system time of the loop "
               "(its forks) and the processes it ran (the daemon's and the "
-              "origin's not counted).", ""]
+              "origin's not counted)."
+              + (" The origin offers h2 and http/1.1 by ALPN: curl and "
+                 "hconnd take HTTP/2 where they have it, python3 "
+                 "http.client HTTP/1.1." if opts.origin_h2 else ""), ""]
         by_tool = {r["tool"]: r for r in rows}
         for r in rows[1:]:
             if r["tool"] == "python3 hconn.client":
@@ -1575,6 +1578,9 @@ def parse_args():
     # How CPU per request is taken (runs before 2026-12 took the whole run,
     # warm-up included, over an estimate of its requests).
     opts.cpu_window = "measured"
+    # Whether the origin's TLS listener offers h2 (runs before 2026-12:
+    # HTTP/1.1 only).
+    opts.origin_h2 = True
     preset = QUICK if opts.quick else FULL
     for k, v in preset.items():
         if getattr(opts, k, None) is None:
@@ -1590,7 +1596,7 @@ def parse_args():
 
 # What build_report reads from opts, saved with the figures.
 SAVED_SETTINGS = ("duration", "warmup", "threads", "quick", "hconnd_config",
-                  "profile_seconds", "cpu_window")
+                  "profile_seconds", "cpu_window", "origin_h2")
 
 
 def save_json(path, opts, info, results):
@@ -1616,7 +1622,9 @@ def redraw(opts):
     """--from-json: the report and charts of saved figures, nothing run."""
     with open(opts.from_json) as f:
         data = json.load(f)
-    for k, v in data["settings"].items():
+    # Figures saved before a setting existed were taken without it.
+    old = {"cpu_window": "whole run", "origin_h2": False}
+    for k, v in dict(old, **data["settings"]).items():
         setattr(opts, k, v)
     lines, targets = build_report(opts, data["info"], data["results"])
     print_targets(targets)
