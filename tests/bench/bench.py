@@ -1570,6 +1570,8 @@ def parse_args():
     ap.add_argument("--save-json", metavar="PATH",
                     help="also write the raw figures here (a written "
                     "report always gets results.json beside it)")
+    ap.add_argument("--no-charts", dest="charts", action="store_false",
+                    help="write the report without drawing its charts")
     ap.add_argument("--from-json", metavar="PATH",
                     help="run nothing: redraw the report and its charts "
                     "from figures saved by an earlier run (writes "
@@ -1611,7 +1613,8 @@ def save_json(path, opts, info, results):
 
 def write_report(opts, info, results, out):
     """Draws the charts beside out, then writes the report to out."""
-    charts = draw_charts(results, os.path.dirname(os.path.abspath(out)))
+    charts = draw_charts(results, os.path.dirname(os.path.abspath(out))) \
+        if opts.charts else {}
     lines, _ = build_report(opts, info, results, charts)
     write_results(out, lines)
     log(f"wrote {out}" + (f" and {len(charts)} charts beside it"
