@@ -77,6 +77,7 @@ struct cli {
     char *key;               /* --key FILE, absolute, malloc'd */
     bool insecure;           /* -k */
     bool tlsv13;             /* --tlsv1.3 */
+    int http_version;        /* --http1.1 / --http2: HCONN_HTTP_... */
     const char *proxy;       /* -x URL: tunnel through it with CONNECT */
     const char *proxy_user;  /* --proxy-user USER:PASSWORD */
     struct hconn_header *proxy_headers; /* --proxy-header fields */
@@ -147,6 +148,11 @@ static const char cli_usage[] =
     "  -k, --insecure           do not verify the server's certificate and "
     "name\n"
     "      --tlsv1.3            require TLS 1.3 (default: 1.2 or later)\n"
+    "      --http1.1            use HTTP/1.1 only (default: https:// offers\n"
+    "                           HTTP/2 and HTTP/1.1 and the server chooses)\n"
+    "      --http2              use HTTP/2 only; for http:// URLs with prior\n"
+    "                           knowledge (h2c)\n"
+    "      --http2-prior-knowledge  the same as --http2\n"
     "  -x, --proxy [http://][USER:PASSWORD@]HOST[:PORT]\n"
     "                           tunnel through this HTTP proxy with CONNECT\n"
     "                           (port 1080 by default), for http:// and\n"
@@ -497,6 +503,8 @@ cli_parse(struct cli *o, int argc, char **argv)
         OPT_MAX_REDIRS,
         OPT_INTERFACE,
         OPT_LOCAL_PORT,
+        OPT_HTTP1_1,
+        OPT_HTTP2,
     };
     static const struct option longopts[] = {
         {"request", required_argument, NULL, 'X'},
@@ -519,6 +527,9 @@ cli_parse(struct cli *o, int argc, char **argv)
         {"key", required_argument, NULL, OPT_KEY},
         {"insecure", no_argument, NULL, 'k'},
         {"tlsv1.3", no_argument, NULL, OPT_TLSV13},
+        {"http1.1", no_argument, NULL, OPT_HTTP1_1},
+        {"http2", no_argument, NULL, OPT_HTTP2},
+        {"http2-prior-knowledge", no_argument, NULL, OPT_HTTP2},
         {"proxy", required_argument, NULL, 'x'},
         {"proxy-user", required_argument, NULL, 'U'},
         {"proxy-header", required_argument, NULL, OPT_PROXY_HEADER},
@@ -618,6 +629,12 @@ cli_parse(struct cli *o, int argc, char **argv)
             break;
         case OPT_TLSV13:
             o->tlsv13 = true;
+            break;
+        case OPT_HTTP1_1:
+            o->http_version = HCONN_HTTP_1_1;
+            break;
+        case OPT_HTTP2:
+            o->http_version = HCONN_HTTP_2;
             break;
         case 'x':
             o->proxy = optarg;
@@ -817,7 +834,9 @@ cli_write_head(FILE *fp, const char *prefix, hconn_response *r)
     size_t n = hconn_response_getheaders(r, &h);
 
     fprintf(fp, "%sHTTP/%s %d %s\r\n", prefix,
-            hconn_response_version(r) == 10 ? "1.0" : "1.1",
+            hconn_response_version(r) == 10   ? "1.0"
+            : hconn_response_version(r) == 20 ? "2"
+                                              : "1.1",
             hconn_response_status(r), hconn_response_reason(r));
     for (size_t i = 0; i < n; i++)
         fprintf(fp, "%s%s: %s\r\n", prefix, h[i].name, h[i].value);
@@ -1118,6 +1137,9 @@ cli_exchange(struct cli *o, const char *url, hconn **c, hconn_response **r)
     status = cli_connect(o, &u, authority, &opts, c);
     if (status != 0)
         return status;
+    if (o->http_version != HCONN_HTTP_AUTO &&
+        (rc = hconn_set_http_version(*c, o->http_version)) < 0)
+        return cli_error(o, rc, "%s", hconn_errmsg(*c));
     if (o->verbose)
         cli_verbose_request(o, &u, hostport);
     rc = cli_send(*c, o, &u);

@@ -447,6 +447,10 @@ conn_request_msg(struct hconn *c, int64_t id, const char *method,
         bad |= json_object_set_new(m, "read_timeout", json_integer(0));
     if (c->source_address)
         bad |= json_object_set(m, "source_address", c->source_address);
+    if (c->http_version != HCONN_HTTP_AUTO)
+        bad |= json_object_set_new(
+            m, "http_version",
+            json_string(c->http_version == HCONN_HTTP_2 ? "2" : "1.1"));
     if (c->tunnel)
         bad |= json_object_set_new(m, "proxy",
                                    json_pack("{ss si sO}", "host", c->host,
@@ -1563,6 +1567,20 @@ void
 hconn_set_debuglevel(hconn *c, int level)
 {
     c->debuglevel = level;
+}
+
+/* Sets the "http_version" later requests carry (see hconn.h). */
+int
+hconn_set_http_version(hconn *c, int version)
+{
+    if (version != HCONN_HTTP_AUTO && version != HCONN_HTTP_1_1 &&
+        version != HCONN_HTTP_2)
+        return conn_error(c, HCONN_EINVALID_ARGUMENT,
+                          "invalid HTTP version %d: HCONN_HTTP_AUTO (0), "
+                          "HCONN_HTTP_1_1 (11) or HCONN_HTTP_2 (20)",
+                          version);
+    c->http_version = version;
+    return 0;
 }
 
 const char *

@@ -144,7 +144,10 @@ debug_response(const struct hconn *c, const struct hconn_response *r)
     if (c->debuglevel < 1)
         return;
     n = snprintf(line, sizeof(line), "HTTP/%s %d %s\r\n",
-                 r->version == 10 ? "1.0" : "1.1", r->status, r->reason);
+                 r->version == 10   ? "1.0"
+                 : r->version == 20 ? "2"
+                                    : "1.1",
+                 r->status, r->reason);
     if (n < 0)
         return;
     debug_repr("reply: ", false, line,

@@ -95,6 +95,7 @@ struct hconn {
     double timeout;    /* seconds, 0 = hconnd's, < 0: no read timeout */
     size_t blocksize;  /* bytes per data frame / send_fd read */
     int debuglevel;    /* 1: http.client's lines, 2: protocol lines too */
+    int http_version;  /* HCONN_HTTP_...: the requests' "http_version" */
 
     /* source_address ["addr", port] each request carries; NULL: none */
     json_t *source_address;

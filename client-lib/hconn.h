@@ -176,6 +176,28 @@ int hconn_new(hconn **connp, const char *host, int port,
 int hconn_set_tunnel(hconn *c, const char *host, int port,
                      const struct hconn_header *headers, size_t nheaders);
 
+/* HTTP versions for hconn_set_http_version(); also the values
+ * hconn_response_version() returns for HTTP/1.1 and HTTP/2. */
+#define HCONN_HTTP_AUTO 0  /* hconnd chooses: ALPN h2,http/1.1 over TLS */
+#define HCONN_HTTP_1_1  11 /* HTTP/1.1 only */
+#define HCONN_HTTP_2                                                           \
+    20 /* HTTP/2 only (h2c with prior knowledge for                            \
+          plain http) */
+
+/*
+ * Which HTTP version hconnd may speak to the origin for requests made
+ * afterwards (the protocol's "http_version"): HCONN_HTTP_AUTO (the
+ * default: over TLS, ALPN offers h2 and http/1.1 and the server chooses;
+ * plain text is HTTP/1.1 unless hconnd's config lists the origin in
+ * h2c_origins), HCONN_HTTP_1_1 or HCONN_HTTP_2 (over TLS a server that
+ * does not choose h2 fails the request with HCONN_EUNKNOWN_PROTOCOL;
+ * plain text is h2c with prior knowledge; hconnd configured with
+ * "http2": false answers HCONN_EUNSUPPORTED). The response's version
+ * (hconn_response_version()) says what was spoken. Returns 0 or
+ * HCONN_EINVALID_ARGUMENT (another value; the setting is unchanged).
+ */
+int hconn_set_http_version(hconn *c, int version);
+
 /*
  * http.client's get_proxy_response_headers(): the header fields of the
  * proxy's answer to CONNECT for the latest response that came through a
@@ -449,7 +471,7 @@ int hconn_response_status(const hconn_response *r);
 /* Reason phrase as the server sent it (may be ""). */
 const char *hconn_response_reason(const hconn_response *r);
 
-/* HTTP version of the response: 10 or 11. */
+/* HTTP version of the response: 10, 11 or 20 (HTTP/2). */
 int hconn_response_version(const hconn_response *r);
 
 /* True when hconnd sent the request on a pooled keep-alive connection. */

@@ -8,9 +8,9 @@
  *
  * The exchange never touches the connection's socket or bufferevent: the
  * codec owns the stream's I/O and gives the connection back to the pool
- * (or drops it) when the stream ends. Only HTTP/1.1 (codec_http1.c) is
- * implemented so far; once ALPN picks the protocol per connection,
- * codec_open will choose the codec by what the connection negotiated.
+ * (or drops it) when the stream ends. codec_open chooses the codec by
+ * what the connection speaks: HTTP/1.1 (codec_http1.c), one stream at a
+ * time, or HTTP/2 (codec_http2.c), many.
  */
 #ifndef HCONND_CODEC_H
 #define HCONND_CODEC_H
@@ -32,6 +32,8 @@ struct codec_request {
     bool head_request;  /* HEAD: no body follows the response head */
     bool request_close; /* some Connection field said close */
     int64_t length;     /* the body's declared length; -1: not known */
+    const struct wire_request *req; /* the request (borrowed: the
+                                       exchange keeps it) */
     /* HTTP/1.1: the head, formatted once and sent on every attempt, and
      * the body writer it readied (each stream rewinds a copy). */
     char *head;
@@ -43,7 +45,7 @@ struct codec_request {
  * point into the codec's input and last only for the callback. */
 struct codec_head {
     int status;
-    int version; /* 10, 11 */
+    int version; /* 10, 11, 20 */
     const char *reason;
     size_t reason_len;
     const struct http1_header *headers;
@@ -67,6 +69,10 @@ struct codec_error {
     const char *message;
     bool unprocessed;       /* no response byte came: the origin cannot
                                have acted on the request */
+    bool refused;           /* the origin said it did not process it
+                               (HTTP/2 REFUSED_STREAM, or above a GOAWAY's
+                               last stream): safe to send again whatever
+                               the method */
     uint64_t body_received; /* body bytes delivered before it */
     int64_t body_expected;  /* the length announced, or -1 */
 };
@@ -147,7 +153,8 @@ void codec_resume(struct codec_stream *s);
 void codec_abort(struct codec_stream *s);
 
 /* Requests the connection can take besides those it carries: 1 for an
- * idle HTTP/1.1 connection, else 0. */
+ * idle HTTP/1.1 connection, else 0; for HTTP/2, the streams it may still
+ * open. */
 unsigned codec_spare(const struct upstream *up);
 
 #endif

@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "codec.h"
+#include "codec_http2.h"
 #include "hconn_error.h"
 #include "pool.h"
 #include "upstream.h"
@@ -38,6 +39,7 @@
 #define CODEC_HTTP1_LIBEVENT_READ 4096
 
 struct codec_stream {
+    bool h2;                 /* false: an HTTP/1.1 stream (codec_http2.h) */
     struct upstream *up;     /* owned until the stream ends */
     struct bufferevent *bev; /* up's, ours while the stream lasts */
     const struct codec_events *ev;
@@ -104,6 +106,7 @@ codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
 
     cr->head_request = strcmp(req->method, "HEAD") == 0;
     cr->length = -1;
+    cr->req = req;
     fields = calloc(req->nheaders + 1, sizeof *fields);
     if (fields == NULL) {
         snprintf(err, errlen, "out of memory formatting the request head");
@@ -196,6 +199,10 @@ codec_abort(struct codec_stream *s)
 {
     if (s == NULL)
         return;
+    if (codec_stream_is_http2(s)) {
+        codec_http2_abort(s);
+        return;
+    }
     codec_finish(s, false);
     if (s->busy == 0)
         free(s);
@@ -482,10 +489,13 @@ codec_open(struct upstream *up, const struct codec_request *cr,
            const struct codec_options *opt, const struct codec_events *ev,
            void *arg)
 {
-    struct codec_stream *s = calloc(1, sizeof *s);
+    struct codec_stream *s;
     struct bufferevent *bev = upstream_bev(up);
     struct timeval tv;
 
+    if (codec_http2_is(up))
+        return codec_http2_open(up, cr, opt, ev, arg);
+    s = calloc(1, sizeof *s);
     if (s == NULL) {
         pool_drop(up);
         return NULL;
@@ -519,20 +529,27 @@ codec_open(struct upstream *up, const struct codec_request *cr,
 size_t
 codec_send_room(const struct codec_stream *s)
 {
-    size_t queued = evbuffer_get_length(bufferevent_get_output(s->bev));
+    size_t queued;
 
+    if (codec_stream_is_http2(s))
+        return codec_http2_send_room(s);
+    queued = evbuffer_get_length(bufferevent_get_output(s->bev));
     return queued >= s->opt.window ? 0 : s->opt.window - queued;
 }
 
 uint64_t
 codec_body_sent(const struct codec_stream *s)
 {
+    if (codec_stream_is_http2(s))
+        return codec_http2_body_sent(s);
     return s->writer.written;
 }
 
 const char *
 codec_errmsg(const struct codec_stream *s)
 {
+    if (codec_stream_is_http2(s))
+        return codec_http2_errmsg(s);
     return s->errmsg;
 }
 
@@ -540,7 +557,7 @@ codec_errmsg(const struct codec_stream *s)
  * replay. evbuffer_peek returns how many extents the range needs, which
  * may be more than it was given room for: only those it filled are read.
  * Returns false when not all n bytes could be copied. */
-static bool
+bool
 codec_copy_body(struct evbuffer *body, struct evbuffer *out, size_t off,
                 size_t n)
 {
@@ -589,11 +606,14 @@ int
 codec_send_data(struct codec_stream *s, struct evbuffer *body, size_t off,
                 size_t n, bool retain, ssize_t *moved)
 {
-    struct evbuffer *output = bufferevent_get_output(s->bev);
+    struct evbuffer *output;
     struct http1_frame f;
     bool queued_all;
     int rc;
 
+    if (codec_stream_is_http2(s))
+        return codec_http2_send_data(s, body, off, n, retain, moved);
+    output = bufferevent_get_output(s->bev);
     *moved = -1;
     if ((rc = http1_writer_data(&s->writer, n, &f)) < 0)
         return codec_send_failed(s, rc);
@@ -616,6 +636,8 @@ codec_send_end(struct codec_stream *s)
     struct http1_frame f;
     int rc;
 
+    if (codec_stream_is_http2(s))
+        return codec_http2_send_end(s);
     if ((rc = http1_writer_end(&s->writer, &f)) < 0)
         return codec_send_failed(s, rc);
     if (evbuffer_add(bufferevent_get_output(s->bev), f.pre, f.pre_len) < 0)
@@ -627,6 +649,10 @@ codec_send_end(struct codec_stream *s)
 void
 codec_pause(struct codec_stream *s)
 {
+    if (codec_stream_is_http2(s)) {
+        codec_http2_pause(s);
+        return;
+    }
     s->paused = true;
     bufferevent_disable(s->bev, EV_READ);
 }
@@ -634,6 +660,10 @@ codec_pause(struct codec_stream *s)
 void
 codec_resume(struct codec_stream *s)
 {
+    if (codec_stream_is_http2(s)) {
+        codec_http2_resume(s);
+        return;
+    }
     if (!s->paused)
         return;
     s->paused = false;
@@ -645,5 +675,7 @@ codec_resume(struct codec_stream *s)
 unsigned
 codec_spare(const struct upstream *up)
 {
+    if (codec_http2_is(up))
+        return codec_http2_spare(up);
     return pool_is_idle(up) ? 1 : 0;
 }

@@ -2,10 +2,12 @@
  * config.c — defaults and the JSON config file. The key table is the one
  * list of settings: loading, validation and the docs follow it.
  */
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -14,7 +16,14 @@
 #include "hconn-build.h"
 #include "policy.h"
 
-enum config_type { CONFIG_SIZE, CONFIG_SECONDS, CONFIG_STRING, CONFIG_POLICY };
+enum config_type {
+    CONFIG_SIZE,
+    CONFIG_SECONDS,
+    CONFIG_STRING,
+    CONFIG_POLICY,
+    CONFIG_BOOL,
+    CONFIG_ORIGINS,
+};
 
 struct config_key {
     const char *name;
@@ -68,6 +77,10 @@ static const struct config_key config_keys[] = {
     KEY("dns_negative_ttl", CONFIG_SECONDS, dns_negative_ttl, 0, 86400),
     KEY("dns_cache_size", CONFIG_SIZE, dns_cache_size, 1, 1 << 24),
     KEY("policy", CONFIG_POLICY, policy, 0, 0),
+    KEY("http2", CONFIG_BOOL, http2, 0, 0),
+    KEY("h2c_origins", CONFIG_ORIGINS, h2c_origins, 0, 0),
+    KEY("h2_max_concurrent_streams", CONFIG_SIZE, h2_max_concurrent_streams, 1,
+        1000),
 };
 #undef KEY
 
@@ -129,7 +142,118 @@ config_init(struct config *cfg)
         .dns_ttl_max = 300,
         .dns_negative_ttl = 5,
         .dns_cache_size = 4096,
+        .http2 = true,
+        .h2_max_concurrent_streams = 100,
     };
+}
+
+/* Frees an array of origins. */
+static void
+config_free_origins(struct config_origin *o, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(o[i].host);
+    free(o);
+}
+
+/* A deep copy of n origins; NULL when n is 0 or out of memory. */
+static struct config_origin *
+config_copy_origins(const struct config_origin *o, size_t n)
+{
+    struct config_origin *c = n > 0 ? calloc(n, sizeof *c) : NULL;
+
+    for (size_t i = 0; c != NULL && i < n; i++) {
+        c[i].port = o[i].port;
+        if ((c[i].host = strdup(o[i].host)) == NULL) {
+            config_free_origins(c, i);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* Parses "host:port" or "[v6]:port" into o (host lower-cased, brackets
+ * dropped). Returns 0, or -1 when s is not of that form. */
+static int
+config_parse_origin(const char *s, struct config_origin *o)
+{
+    const char *colon, *hs = s, *he;
+    char *end;
+    unsigned long port;
+
+    if (*s == '[') {
+        he = strchr(s, ']');
+        if (he == NULL || he[1] != ':')
+            return -1;
+        hs = s + 1;
+        colon = he + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+            return -1;
+        he = colon;
+    }
+    if (he == hs || !isdigit((unsigned char)colon[1]))
+        return -1;
+    port = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || port == 0 || port > 65535)
+        return -1;
+    for (const char *p = hs; p < he; p++)
+        if (!isalnum((unsigned char)*p) && strchr(".-_:%", *p) == NULL)
+            return -1;
+    o->host = strndup(hs, (size_t)(he - hs));
+    if (o->host == NULL)
+        return -1;
+    for (char *p = o->host; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    o->port = (uint16_t)port;
+    return 0;
+}
+
+/* Replaces cfg's "h2c_origins" with the array value. */
+static int
+config_set_origins(struct config *cfg, const char *name, json_t *value,
+                   char *err, size_t errlen)
+{
+    struct config_origin *o;
+    size_t n = json_is_array(value) ? json_array_size(value) : 0, i;
+
+    if (!json_is_array(value)) {
+        snprintf(err, errlen, "\"%s\" must be an array of \"host:port\"", name);
+        return -1;
+    }
+    o = calloc(n > 0 ? n : 1, sizeof *o);
+    if (o == NULL) {
+        snprintf(err, errlen, "\"%s\": out of memory", name);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        json_t *v = json_array_get(value, i);
+
+        if (!json_is_string(v) ||
+            config_parse_origin(json_string_value(v), &o[i]) < 0) {
+            snprintf(err, errlen,
+                     "\"%s\"[%zu] must be a string \"host:port\" "
+                     "(IPv6 as \"[::1]:8080\")",
+                     name, i);
+            config_free_origins(o, i);
+            return -1;
+        }
+    }
+    config_free_origins(cfg->h2c_origins, cfg->n_h2c_origins);
+    cfg->h2c_origins = o;
+    cfg->n_h2c_origins = n;
+    return 0;
+}
+
+bool
+config_is_h2c_origin(const struct config *cfg, const char *host, uint16_t port)
+{
+    for (size_t i = 0; i < cfg->n_h2c_origins; i++)
+        if (cfg->h2c_origins[i].port == port &&
+            strcasecmp(cfg->h2c_origins[i].host, host) == 0)
+            return true;
+    return false;
 }
 
 void
@@ -142,6 +266,9 @@ config_clear(struct config *cfg)
     free(cfg->hosts_file);
     free(cfg->resolv_conf);
     policy_free(cfg->policy);
+    config_free_origins(cfg->h2c_origins, cfg->n_h2c_origins);
+    cfg->h2c_origins = NULL;
+    cfg->n_h2c_origins = 0;
     cfg->socket_path = cfg->http_proxy = cfg->https_proxy = cfg->no_proxy =
         cfg->hosts_file = cfg->resolv_conf = NULL;
     cfg->policy = NULL;
@@ -169,6 +296,16 @@ config_set(struct config *cfg, const struct config_key *key, json_t *value,
             return -1;
         policy_free(cfg->policy);
         cfg->policy = p;
+        return 0;
+    }
+    if (key->type == CONFIG_ORIGINS)
+        return config_set_origins(cfg, key->name, value, err, errlen);
+    if (key->type == CONFIG_BOOL) {
+        if (!json_is_boolean(value)) {
+            snprintf(err, errlen, "\"%s\" must be true or false", key->name);
+            return -1;
+        }
+        *(bool *)field = json_is_true(value);
         return 0;
     }
     if (key->type == CONFIG_STRING) {
@@ -225,6 +362,10 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     next.hosts_file = config_strdup(cfg->hosts_file);
     next.resolv_conf = config_strdup(cfg->resolv_conf);
     next.policy = NULL; /* cfg's, unless the file has its own */
+    next.h2c_origins =
+        config_copy_origins(cfg->h2c_origins, cfg->n_h2c_origins);
+    if (next.h2c_origins == NULL)
+        next.n_h2c_origins = 0;
     json_object_foreach(root, name, value)
     {
         const struct config_key *key = NULL;

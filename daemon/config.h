@@ -5,9 +5,17 @@
 #ifndef HCONND_CONFIG_H
 #define HCONND_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct policy;
+
+/* An origin of "h2c_origins": HTTP/2 with prior knowledge in plain text. */
+struct config_origin {
+    char *host; /* lower case; IPv6 without brackets */
+    uint16_t port;
+};
 
 struct config {
     char *socket_path;               /* "socket": where to listen */
@@ -62,6 +70,14 @@ struct config {
     double dns_ttl_max;           /* ... and at most, whatever its TTL */
     double dns_negative_ttl;      /* seconds NXDOMAIN / no address is kept */
     size_t dns_cache_size;        /* names in the DNS cache */
+
+    /* HTTP/2 (codec_http2.c). */
+    bool http2;                        /* "http2": offer h2 by ALPN */
+    struct config_origin *h2c_origins; /* "h2c_origins": plain-text
+                                          origins spoken to in h2c */
+    size_t n_h2c_origins;
+    size_t h2_max_concurrent_streams; /* our cap on streams per h2
+                                         connection */
 };
 
 /* A default computed from other keys (see config_clients_per_uid). */
@@ -96,6 +112,11 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
  * or -1 with err as config_load (next then holds nothing). */
 int config_reload(const struct config *cur, struct config *next,
                   const char *path, char *err, size_t errlen);
+
+/* True when host:port is listed in "h2c_origins" (host compared without
+ * case, IPv6 without brackets). */
+bool config_is_h2c_origin(const struct config *cfg, const char *host,
+                          uint16_t port);
 
 /* The path read when --config is not given, if the file exists. */
 #define CONFIG_DEFAULT_PATH "/etc/hconnd/hconnd.json"

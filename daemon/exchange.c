@@ -573,6 +573,43 @@ exchange_pathcheck_cb(void *arg, int rc, const char *why)
     exchange_start(ex);
 }
 
+/* What the request may speak to its origin (PROTOCOL.md 3.6): part of
+ * the pool key. HTTP/2 carries origin-form targets (and "*") only, so an
+ * absolute-form one, for a forward proxy, keeps HTTP/1.1. 0, or
+ * HCONN_EUNSUPPORTED with why set. */
+static int
+exchange_http_proto(const struct exchange *ex, enum pool_proto *proto,
+                    char *why, size_t len)
+{
+    const struct wire_request *req = &ex->m.req;
+    const struct config *cfg = exchange_cfg(ex);
+    bool origin_form = req->target[0] == '/' || strcmp(req->target, "*") == 0;
+
+    if (req->http_version == WIRE_HTTP_2) {
+        if (!cfg->http2) {
+            snprintf(why, len, "HTTP/2 is turned off (http2: false)");
+            return HCONN_EUNSUPPORTED;
+        }
+        if (!origin_form) {
+            snprintf(why, len,
+                     "HTTP/2 (http_version \"2\") needs an origin-form "
+                     "target (\"/...\"), not \"%.200s\"",
+                     req->target);
+            return HCONN_EUNSUPPORTED;
+        }
+        *proto = POOL_PROTO_H2;
+    } else if (req->http_version == WIRE_HTTP_1_1 || !origin_form) {
+        *proto = POOL_PROTO_H1;
+    } else if (req->tls) {
+        *proto = cfg->http2 ? POOL_PROTO_AUTO : POOL_PROTO_H1;
+    } else {
+        *proto = cfg->http2 && config_is_h2c_origin(cfg, req->host, req->port)
+                     ? POOL_PROTO_H2
+                     : POOL_PROTO_H1;
+    }
+    return 0;
+}
+
 /* A "source_address": the client's policy rule must allow it; it then
  * joins the pool key, so only requests from the same source share. */
 static int
@@ -614,6 +651,10 @@ exchange_start(struct exchange *ex)
 
     if (ex->state != EXCHANGE_LEASING)
         return;
+    if ((rc = exchange_http_proto(ex, &target.proto, why, sizeof why)) < 0) {
+        exchange_fail(ex, rc, "%s", why);
+        return;
+    }
     /* Policy first: a denied request leases nothing, sends nothing. */
     rc = session_check_policy(ex->session, req, target.proxy_host,
                               ex->proxy_port, !req->has_proxy, &filter,
@@ -666,17 +707,32 @@ exchange_start(struct exchange *ex)
         exchange_attach(ex, up);
 }
 
+/* The most connections a request refused unprocessed is tried on. */
+#define EXCHANGE_MAX_REFUSED_ATTEMPTS 4
+
 /* A reused connection died before answering: send the request again on a
- * fresh one (RFC 9110 §9.2.2), once. */
+ * fresh one (RFC 9110 §9.2.2), once. A request the origin said it did not
+ * process (HTTP/2 REFUSED_STREAM, a stream above a GOAWAY's last id) goes
+ * again whatever its method (RFC 9113 §8.7), when its body is still held. */
 static bool
 exchange_retry(struct exchange *ex, const struct codec_error *e)
 {
-    if (!ex->reused || !ex->replayable || ex->attempts > 1 || !e->unprocessed ||
-        ex->reply != EXCHANGE_REPLY_NONE)
+    /* REFUSED_STREAM is retried once; a GOAWAY's refusal may meet
+     * another GOAWAY on the next connection. */
+    unsigned most =
+        e->code == HCONN_ESTREAM_RESET ? 2 : EXCHANGE_MAX_REFUSED_ATTEMPTS;
+    bool refused = e->refused && ex->attempts < most &&
+                   (ex->m.req.body == WIRE_BODY_NONE || ex->body_retained);
+
+    if (ex->reply != EXCHANGE_REPLY_NONE)
         return false;
-    log_info("client %lu: %s: reused upstream %lu closed before answering; "
-             "retrying on a new connection",
-             ex->session->id, ex->target_desc, upstream_id(ex->up));
+    if (!refused &&
+        (!ex->reused || !ex->replayable || ex->attempts > 1 || !e->unprocessed))
+        return false;
+    log_info("client %lu: %s: %s upstream %lu; retrying on a new connection",
+             ex->session->id, ex->target_desc,
+             refused ? "not processed by" : "no answer on reused",
+             upstream_id(ex->up));
     ex->session->srv->stats.retries++;
     uidstats_get(ex->session->srv, ex->session->uid)->retries++;
     codec_abort(ex->stream);

@@ -13,6 +13,16 @@
  * Each waiter is matched with at most one connect attempt: a failed
  * connect fails exactly one waiter, so a dead origin cannot keep a queue
  * spinning, and a released connection goes to the first waiter in line.
+ *
+ * HTTP/2: a connection that negotiated h2 (or is h2c) carries a stream
+ * per lease, up to what codec_spare allows; each stream's end gives the
+ * stream back (pool_stream_done), not the connection, which is idle when
+ * it carries none (still read by its codec: no park, an idle timer
+ * instead). An origin that may speak HTTP/2 counts each connect under way
+ * as room for h2_max_concurrent_streams waiters, so a burst of requests
+ * waits for the first connection instead of opening one each; once an
+ * origin answered an h2 offer with HTTP/1.1, it counts one per connect
+ * again.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,6 +35,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "codec.h"
+#include "codec_http2.h"
 #include "config.h"
 #include "hconn_error.h"
 #include "log.h"
@@ -46,6 +58,10 @@ struct pool_conn {
     unsigned requests;                   /* responses completed on it */
     TAILQ_ENTRY(pool_conn) origin_entry; /* origin's idle list */
     TAILQ_ENTRY(pool_conn) lru_entry;    /* pool's idle list, oldest first */
+    bool h2;                             /* an HTTP/2 connection */
+    unsigned streams;                    /* HTTP/2: streams leased on it */
+    struct event *idle_timer;            /* HTTP/2: idle_timeout */
+    TAILQ_ENTRY(pool_conn) h2_entry;     /* origin's HTTP/2 connections */
 };
 
 #define pool_conn_of(up) ((struct pool_conn *)upstream_owner(up))
@@ -82,6 +98,11 @@ struct pool_origin {
     size_t nconnecting;            /* connects under way */
     size_t nwaiting;               /* in waiters */
     bool wanting;                  /* in pool->wanting */
+    enum pool_proto proto;         /* what its requests may speak */
+    bool h1_answered;              /* an h2 offer got HTTP/1.1 */
+    struct conn_list h2conns;      /* its HTTP/2 connections */
+    size_t nh2;                    /* in h2conns */
+    size_t nstreams;               /* streams leased on them */
     struct pool_origin *hash_next; /* bucket chain */
     TAILQ_ENTRY(pool_origin) wanting_entry;
 };
@@ -97,15 +118,18 @@ struct pool {
     /* Connects under way, all origins (linked by lru_entry, which only
      * idle connections use otherwise), so that pool_free can end them. */
     struct conn_list connecting;
-    bool stopped; /* pool_stop: no new connects */
-    size_t nopen; /* open or opening, all origins */
-    size_t nidle; /* idle, all origins */
+    bool stopped;    /* pool_stop: no new connects */
+    size_t nopen;    /* open or opening, all origins */
+    size_t nidle;    /* idle, all origins */
+    size_t nh2;      /* HTTP/2 connections, all origins */
+    size_t nstreams; /* HTTP/2 streams leased, all origins */
     /* Origins with more waiters than connects under way, held back by a
      * limit; retried whenever a connection closes. */
     TAILQ_HEAD(, pool_origin) wanting;
 };
 
 static void pool_grow_wanting(struct pool *pool);
+static void pool_origin_grow(struct pool_origin *o);
 
 /* FNV-1a: short keys, no adversary who benefits from collisions beyond
  * slowing their own lookups. */
@@ -117,6 +141,22 @@ pool_hash(const char *s)
     while (*s != '\0')
         h = (h ^ (unsigned char)*s++) * 16777619u;
     return h % POOL_BUCKETS;
+}
+
+/* What the key says of the protocol: nothing for the defaults (TLS
+ * offering h2 and http/1.1, plain HTTP/1.1). */
+static const char *
+pool_proto_suffix(const struct pool_target *t)
+{
+    switch (t->proto) {
+    case POOL_PROTO_H1:
+        return t->tls ? " http/1.1" : "";
+    case POOL_PROTO_H2:
+        return t->tls ? " h2" : " h2c";
+    case POOL_PROTO_AUTO:
+    default:
+        return "";
+    }
 }
 
 /* The readable part of the key: "https://host:port <TLS settings> via
@@ -133,6 +173,9 @@ pool_format_label(const struct pool_target *t, char *label, size_t len)
         tls_settings_key(t->tls_options, label + n + 1, len - (size_t)n - 1);
         n = (int)strlen(label);
     }
+    if (n > 0 && (size_t)n < len)
+        snprintf(label + n, len - (size_t)n, "%s", pool_proto_suffix(t));
+    n = (int)strlen(label);
     if (t->proxy_host != NULL && n > 0 && (size_t)n < len)
         snprintf(label + n, len - (size_t)n,
                  strchr(t->proxy_host, ':') ? " via [%s]:%u" : " via %s:%u",
@@ -244,6 +287,8 @@ pool_origin_new(struct pool *pool, const struct pool_target *t, const char *key,
     o->host = strdup(tunnel ? t->proxy_host : t->host);
     o->port = tunnel ? t->proxy_port : t->port;
     o->tls = t->tls;
+    o->proto = t->proto;
+    TAILQ_INIT(&o->h2conns);
     TAILQ_INIT(&o->idle);
     TAILQ_INIT(&o->waiters);
     if (tunnel) {
@@ -327,7 +372,26 @@ pool_idle_remove(struct upstream *up)
     o->nidle--;
     o->pool->nidle--;
     c->idle = false;
-    upstream_unpark(up);
+    if (c->idle_timer != NULL)
+        evtimer_del(c->idle_timer);
+    if (!c->h2)
+        upstream_unpark(up);
+}
+
+/* Drops an HTTP/2 connection's own bookkeeping before it is freed. */
+static void
+pool_conn_forget(struct pool_conn *c)
+{
+    if (c->idle_timer != NULL) {
+        event_free(c->idle_timer);
+        c->idle_timer = NULL;
+    }
+    if (!c->h2)
+        return;
+    TAILQ_REMOVE(&c->origin->h2conns, c, h2_entry);
+    c->origin->nh2--;
+    c->origin->pool->nh2--;
+    c->h2 = false;
 }
 
 /* Frees up and lets waiting origins use the slot it held; the origin
@@ -340,6 +404,7 @@ pool_discard(struct upstream *up, const char *why)
 
     if (c->idle)
         pool_idle_remove(up);
+    pool_conn_forget(c);
     o->pool->nopen--;
     log_debug("upstream %lu: closed (%s, %u requests): %s", upstream_id(up),
               o->label, c->requests, why);
@@ -433,6 +498,203 @@ pool_origin_next_waiter(struct pool_origin *o, bool fresh_ok)
     return w;
 }
 
+/* True while o's connects may turn out HTTP/2. */
+static bool
+pool_origin_may_h2(const struct pool_origin *o)
+{
+    return o->proto == POOL_PROTO_H2 ||
+           (o->proto == POOL_PROTO_AUTO && !o->h1_answered);
+}
+
+/* Waiters one connect under way will serve. */
+static size_t
+pool_origin_per_connect(const struct pool_origin *o)
+{
+    return pool_origin_may_h2(o) ? o->pool->cfg->h2_max_concurrent_streams : 1;
+}
+
+/* Fails up to n waiters of o with error (the first gets detail). */
+static void
+pool_origin_fail_waiters(struct pool_origin *o, size_t n, int error,
+                         const char *message, struct upstream_answer *detail)
+{
+    struct pool_waiter *w;
+
+    while (n-- > 0 && (w = pool_origin_next_waiter(o, true)) != NULL) {
+        w->origin = NULL;
+        w->detail = detail;
+        detail = NULL;
+        w->cb(w, NULL, error, message);
+    }
+    free(detail);
+}
+
+/* An idle HTTP/2 connection sat unused for idle_timeout. */
+static void
+pool_h2_idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream *up = arg;
+
+    upstream_set_clean(up, true);
+    pool_close(up, "idle timeout");
+}
+
+/* An HTTP/2 connection carries no stream: idle, in the lists and under
+ * the idle timer; its codec keeps reading it (a GOAWAY or a close drops
+ * it at once). */
+static void
+pool_h2_idle_add(struct upstream *up)
+{
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
+    double t = o->pool->cfg->idle_timeout;
+    struct timeval tv = {
+        .tv_sec = (time_t)t,
+        .tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6),
+    };
+
+    if (c->idle_timer == NULL &&
+        (c->idle_timer =
+             evtimer_new(o->pool->base, pool_h2_idle_timeout_cb, up)) == NULL) {
+        o->nbusy--;
+        pool_close(up, "out of memory for its idle timer");
+        return;
+    }
+    evtimer_add(c->idle_timer, &tv);
+    o->nbusy--;
+    TAILQ_INSERT_HEAD(&o->idle, c, origin_entry);
+    TAILQ_INSERT_TAIL(&o->pool->lru, c, lru_entry);
+    o->nidle++;
+    o->pool->nidle++;
+    c->idle = true;
+}
+
+/* Leases one stream of up to a caller. */
+static void
+pool_h2_take(struct upstream *up)
+{
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
+
+    if (c->idle) {
+        pool_idle_remove(up);
+        o->nbusy++;
+        codec_http2_ping(up);
+    }
+    c->streams++;
+    o->nstreams++;
+    o->pool->nstreams++;
+}
+
+void
+pool_h2_update(struct upstream *up)
+{
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
+    /* A fresh waiter (a retry) needs a connection no request used: a new
+     * one takes them all in its first batch. */
+    bool fresh_ok = c->requests == 0 && c->streams == 0;
+    struct pool_waiter *w;
+
+    if (!codec_http2_usable(up))
+        return;
+    while (codec_spare(up) > 0 &&
+           (w = pool_origin_next_waiter(o, fresh_ok)) != NULL) {
+        pool_h2_take(up);
+        w->origin = NULL;
+        w->cb(w, up, 0, NULL);
+    }
+    if (c->streams == 0 && !c->idle && codec_http2_usable(up))
+        pool_h2_idle_add(up);
+}
+
+void
+pool_stream_done(struct upstream *up)
+{
+    struct pool_conn *c = pool_conn_of(up);
+
+    c->streams--;
+    c->requests++;
+    c->origin->nstreams--;
+    c->origin->pool->nstreams--;
+}
+
+void
+pool_h2_closed(struct upstream *up, int code, const char *why)
+{
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
+
+    if (!c->idle)
+        o->nbusy--;
+    /* Closed before the server's SETTINGS: the waiters it was to carry
+     * fail as they would on a failed connect. */
+    if (!codec_http2_ready(up) && c->requests == 0 && c->streams == 0)
+        pool_origin_fail_waiters(o, pool_origin_per_connect(o), code, why,
+                                 NULL);
+    pool_close(up, why);
+}
+
+/* A new connection speaks HTTP/2: its codec takes it, and it leases as
+ * many streams to the waiters as it may. */
+static void
+pool_h2_start(struct upstream *up)
+{
+    struct pool_conn *c = pool_conn_of(up);
+    struct pool_origin *o = c->origin;
+
+    if (codec_http2_attach(up, o->pool->cfg) < 0) {
+        pool_origin_fail_waiters(o, 1, HCONN_ENO_MEMORY,
+                                 "out of memory starting HTTP/2", NULL);
+        o->pool->nopen--;
+        upstream_free(up);
+        pool_grow_wanting(o->pool);
+        pool_origin_maybe_free(o);
+        return;
+    }
+    c->h2 = true;
+    TAILQ_INSERT_TAIL(&o->h2conns, c, h2_entry);
+    o->nh2++;
+    o->pool->nh2++;
+    o->nbusy++;
+    log_debug("upstream %lu: HTTP/2%s", upstream_id(up),
+              upstream_is_tls(up) ? "" : " (h2c, prior knowledge)");
+    pool_h2_update(up);
+    pool_origin_grow(o); /* waiters past its capacity */
+    pool_origin_maybe_free(o);
+}
+
+/* A TLS connection of an origin asking for HTTP/2 alone: the server must
+ * have chosen h2. */
+static bool
+pool_check_alpn(struct upstream *up, struct pool_origin *o)
+{
+    char message[200];
+
+    if (o->proto != POOL_PROTO_H2 || !o->tls ||
+        strcmp(upstream_alpn(up), "h2") == 0)
+        return true;
+    if (upstream_alpn(up)[0] == '\0')
+        snprintf(message, sizeof message,
+                 "%s chose no protocol by ALPN: HTTP/2 (http_version \"2\") "
+                 "needs h2",
+                 upstream_peer(up));
+    else
+        snprintf(message, sizeof message,
+                 "%s chose \"%s\" by ALPN: HTTP/2 (http_version \"2\") needs "
+                 "h2",
+                 upstream_peer(up), upstream_alpn(up));
+    /* Every waiter of the origin would hear the same. */
+    pool_origin_fail_waiters(o, o->nwaiting, HCONN_EUNKNOWN_PROTOCOL, message,
+                             NULL);
+    upstream_set_clean(up, true);
+    o->pool->nopen--;
+    upstream_free(up);
+    pool_grow_wanting(o->pool);
+    pool_origin_maybe_free(o);
+    return false;
+}
+
 static void
 pool_connected_cb(struct upstream *up, int error, const char *message,
                   void *arg)
@@ -440,18 +702,27 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
     struct pool_conn *c = pool_conn_of(up);
     struct pool_origin *o = c->origin;
     struct pool_waiter *w;
+    char why[400];
+    bool h2;
 
     o->nconnecting--;
     TAILQ_REMOVE(&o->pool->connecting, c, lru_entry);
-    w = pool_origin_next_waiter(o, true);
+    if (error == HCONN_ETLS_FAILED && o->proto == POOL_PROTO_H2 &&
+        strstr(message, "no application protocol") != NULL) {
+        /* The server refused the offer of h2 alone (RFC 7301 §3.2). */
+        snprintf(why, sizeof why,
+                 "%.300s: the server chose none of the ALPN offer \"h2\" "
+                 "(http_version \"2\")",
+                 message);
+        error = HCONN_EUNKNOWN_PROTOCOL;
+        message = why;
+    }
     if (error != 0) {
         log_debug("upstream %lu: %s", upstream_id(up), message);
-        /* message lives in up: tell the waiter before freeing it. */
-        if (w != NULL) {
-            w->origin = NULL;
-            w->detail = upstream_take_fail_answer(up);
-            w->cb(w, NULL, error, message);
-        }
+        /* message lives in up: tell the waiters before freeing it. A
+         * connect that was to carry many streams fails them all. */
+        pool_origin_fail_waiters(o, pool_origin_per_connect(o), error, message,
+                                 upstream_take_fail_answer(up));
         o->pool->nopen--;
         upstream_free(up);
         pool_grow_wanting(o->pool);
@@ -463,10 +734,24 @@ pool_connected_cb(struct upstream *up, int error, const char *message,
         if (upstream_tls_resumed(up))
             o->pool->stats->tls_resumed++;
     }
+    if (!pool_check_alpn(up, o))
+        return;
+    h2 = o->proto == POOL_PROTO_H2 ||
+         (o->proto == POOL_PROTO_AUTO && strcmp(upstream_alpn(up), "h2") == 0);
+    if (h2) {
+        pool_h2_start(up);
+        return;
+    }
+    w = pool_origin_next_waiter(o, true);
     if (w != NULL)
         pool_hand_over(up, w);
     else
         pool_idle_add(up);
+    if (o->proto == POOL_PROTO_AUTO && !o->h1_answered) {
+        /* HTTP/1.1 after all: one connection per waiter again. */
+        o->h1_answered = true;
+        pool_origin_grow(o);
+    }
 }
 
 /* Makes room for one more connection under the total limit, closing the
@@ -486,6 +771,7 @@ pool_make_room(struct pool *pool)
     /* Not pool_close: that would re-enter pool_grow_wanting. */
     o = oldest->origin;
     pool_idle_remove(victim);
+    pool_conn_forget(oldest);
     upstream_set_clean(victim, true);
     pool->nopen--;
     log_debug("upstream %lu: closed to make room (total limit %zu)",
@@ -495,17 +781,48 @@ pool_make_room(struct pool *pool)
     return true;
 }
 
+/* HTTP/2 connections of o still waiting for the server's SETTINGS: room
+ * for waiters as much as connects under way. */
+static size_t
+pool_origin_h2_pending(const struct pool_origin *o)
+{
+    const struct pool_conn *c;
+    size_t n = 0;
+
+    TAILQ_FOREACH(c, &o->h2conns, h2_entry)
+    n += codec_http2_usable(c->up) && !codec_http2_ready(c->up);
+    return n;
+}
+
+/* The ALPN offer for proto (PROTOCOL.md 3.6). */
+static void
+pool_set_alpn(struct upstream *up, enum pool_proto proto)
+{
+    static const unsigned char h1[] = "\x08http/1.1";
+    static const unsigned char h2[] = "\x02h2";
+    static const unsigned char both[] = "\x02h2\x08http/1.1";
+
+    if (proto == POOL_PROTO_H2)
+        upstream_set_alpn(up, h2, sizeof h2 - 1);
+    else if (proto == POOL_PROTO_AUTO)
+        upstream_set_alpn(up, both, sizeof both - 1);
+    else
+        upstream_set_alpn(up, h1, sizeof h1 - 1);
+}
+
 /* Starts connects until every waiter has one under way, as far as the
  * limits allow; remembers the origin if they don't. */
 static void
 pool_origin_grow(struct pool_origin *o)
 {
     struct pool *pool = o->pool;
+    size_t per = pool_origin_per_connect(o);
+    size_t pending = pool_origin_h2_pending(o);
     bool short_of;
 
     if (pool->stopped)
         return;
-    while (o->nconnecting < o->nwaiting &&
+    while ((o->nconnecting + pending) * per < o->nwaiting &&
            o->nidle + o->nbusy + o->nconnecting <
                pool->cfg->pool_max_per_origin &&
            pool_make_room(pool)) {
@@ -526,6 +843,8 @@ pool_origin_grow(struct pool_origin *o)
         if (o->connect_head != NULL)
             upstream_set_tunnel(up, o->tls_host, o->tls_port, o->connect_head,
                                 o->connect_head_len);
+        if (o->tls)
+            pool_set_alpn(up, o->proto);
         o->nconnecting++;
         TAILQ_INSERT_TAIL(&pool->connecting, c, lru_entry);
         pool->nopen++;
@@ -535,7 +854,7 @@ pool_origin_grow(struct pool_origin *o)
                          o->tls ? pool->tls : NULL, o->tls_options, o->key,
                          pool_connected_cb, o);
     }
-    short_of = o->nconnecting < o->nwaiting;
+    short_of = (o->nconnecting + pending) * per < o->nwaiting;
     if (short_of && !o->wanting)
         TAILQ_INSERT_TAIL(&pool->wanting, o, wanting_entry);
     else if (!short_of && o->wanting)
@@ -563,6 +882,19 @@ pool_origin_note_uid(struct pool_origin *o, uid_t uid)
         o->uids[o->nuids++] = uid;
 }
 
+/* The most recently used idle HTTP/1.1 connection of o, or NULL (idle
+ * HTTP/2 ones are leased by the stream). */
+static struct pool_conn *
+pool_origin_idle_h1(const struct pool_origin *o)
+{
+    struct pool_conn *c;
+
+    TAILQ_FOREACH(c, &o->idle, origin_entry)
+    if (!c->h2)
+        break;
+    return c;
+}
+
 int
 pool_lease(struct pool *pool, const struct pool_target *target,
            struct pool_waiter *w, struct upstream **out, double timeout)
@@ -574,7 +906,16 @@ pool_lease(struct pool *pool, const struct pool_target *target,
     if (o == NULL)
         return HCONN_ENO_MEMORY;
     pool_origin_note_uid(o, target->uid);
-    while (!w->fresh && (c = TAILQ_FIRST(&o->idle)) != NULL) {
+    TAILQ_FOREACH(c, &o->h2conns, h2_entry)
+    {
+        if (w->fresh || codec_spare(c->up) == 0)
+            continue;
+        pool_h2_take(c->up);
+        pool->stats->reuse_hits++;
+        *out = c->up;
+        return 0;
+    }
+    while (!w->fresh && (c = pool_origin_idle_h1(o)) != NULL) {
         struct upstream *up = c->up;
 
         pool_idle_remove(up);
@@ -670,6 +1011,22 @@ pool_free(struct pool *pool)
         return;
     pool->stopped = true;
     pool_close_idle(pool);
+    /* HTTP/2 connections whose last stream ended just now, before their
+     * codec could make them idle. */
+    for (size_t b = 0; b < POOL_BUCKETS; b++) {
+        struct pool_origin *o = pool->buckets[b], *next;
+
+        for (; o != NULL; o = next) {
+            next = o->hash_next;
+            while ((c = TAILQ_FIRST(&o->h2conns)) != NULL) {
+                if (!c->idle)
+                    o->nbusy--;
+                upstream_set_clean(c->up, true);
+                pool_discard(c->up, "stopping");
+            }
+            pool_origin_maybe_free(o);
+        }
+    }
     while ((c = TAILQ_FIRST(&pool->connecting)) != NULL) {
         struct pool_origin *o = c->origin;
 
@@ -715,7 +1072,8 @@ pool_stats(const struct pool *pool, bool all, uid_t uid,
             nopen += o->nidle + o->nbusy + o->nconnecting;
             nidle += o->nidle;
             cb(arg, &(struct pool_origin_stats){o->label, o->nidle, o->nbusy,
-                                                o->nconnecting, o->nwaiting});
+                                                o->nconnecting, o->nwaiting,
+                                                o->nh2, o->nstreams});
         }
     }
     if (open != NULL)

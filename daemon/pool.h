@@ -29,6 +29,13 @@ struct upstream;
 struct upstream_answer;
 struct wire_tls;
 
+/* Which HTTP a connection may speak: part of the pool key. */
+enum pool_proto {
+    POOL_PROTO_H1 = 0, /* HTTP/1.1 (TLS: ALPN offers http/1.1) */
+    POOL_PROTO_AUTO,   /* TLS: ALPN offers h2 and http/1.1 */
+    POOL_PROTO_H2,     /* HTTP/2 only: ALPN h2, or h2c in plain text */
+};
+
 /* Where a request goes; everything that makes connections unshareable
  * belongs here, since it forms the pool key. */
 struct pool_target {
@@ -48,6 +55,7 @@ struct pool_target {
     const char *source_host; /* bind to this address literal first ("":
                                 any address); NULL: no source_address */
     uint16_t source_port;    /* with source_host: the local port, 0 any */
+    enum pool_proto proto;   /* what the request may speak */
 };
 
 /* Which resolved addresses a new connection may use (the policy's): the
@@ -109,6 +117,18 @@ void pool_release(struct upstream *up);
 /* Closes a leased connection that must not be reused. */
 void pool_drop(struct upstream *up);
 
+/* HTTP/2 (codec_http2.c): a stream leased on up ended; its lease is
+ * over (the connection stays with the codec). */
+void pool_stream_done(struct upstream *up);
+
+/* HTTP/2: up's capacity or state changed: leases waiting streams on it,
+ * or makes it idle when it carries none. Never from within nghttp2. */
+void pool_h2_update(struct upstream *up);
+
+/* HTTP/2: the codec is done with up (failed with code, or ended by
+ * GOAWAY) and every stream on it has ended: close and free it. */
+void pool_h2_closed(struct upstream *up, int code, const char *why);
+
 /* Responses completed on a pooled connection: 0 for a fresh one. */
 unsigned pool_requests(const struct upstream *up);
 
@@ -125,6 +145,8 @@ size_t pool_count(const struct pool *pool, size_t *idle);
 struct pool_origin_stats {
     const char *label; /* the pool key, as stats name it */
     size_t idle, busy, connecting, waiting;
+    size_t h2;      /* HTTP/2 connections among idle and busy */
+    size_t streams; /* HTTP/2 streams leased on them */
 };
 
 /* Calls cb with the figures of every origin (all), or of those that

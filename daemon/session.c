@@ -242,15 +242,26 @@ session_fit_stats(json_t *reply)
     json_object_set_new(pool, "origins", json_object());
 }
 
+/* The origins of a stats reply, and their HTTP/2 figures summed. */
+struct session_stats_acc {
+    json_t *origins;
+    size_t h2, streams;
+};
+
 /* Adds one origin's figures to the stats reply's "origins". */
 static void
 session_stats_origin(void *arg, const struct pool_origin_stats *o)
 {
+    struct session_stats_acc *acc = arg;
+
+    acc->h2 += o->h2;
+    acc->streams += o->streams;
     json_object_set_new(
-        arg, o->label,
-        json_pack("{s:I, s:I, s:I, s:I}", "idle", (json_int_t)o->idle, "busy",
-                  (json_int_t)o->busy, "connecting", (json_int_t)o->connecting,
-                  "waiting", (json_int_t)o->waiting));
+        acc->origins, o->label,
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "idle", (json_int_t)o->idle,
+                  "busy", (json_int_t)o->busy, "connecting",
+                  (json_int_t)o->connecting, "waiting", (json_int_t)o->waiting,
+                  "h2", (json_int_t)o->h2, "streams", (json_int_t)o->streams));
 }
 
 static json_t *
@@ -263,8 +274,9 @@ session_stats(struct session *s)
     json_t *origins = json_object();
     json_t *errors = json_object(), *reply;
     const struct session *other;
+    struct session_stats_acc acc = {.origins = origins};
 
-    pool_stats(srv->pool, all, s->uid, session_stats_origin, origins, &open,
+    pool_stats(srv->pool, all, s->uid, session_stats_origin, &acc, &open,
                &idle);
     TAILQ_FOREACH(other, &srv->sessions, entry)
     clients += all || other->uid == s->uid;
@@ -273,14 +285,16 @@ session_stats(struct session *s)
             json_object_set_new(errors, hconn_error_name(-i),
                                 json_integer((json_int_t)st->errors[i]));
     reply = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:o}, s:o}",
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, "
+        "s:o}, s:o}",
         "op", "stats", "uptime", (json_int_t)(time(NULL) - srv->stats.started),
         "clients", (json_int_t)clients, "requests", (json_int_t)st->requests,
         "responses", (json_int_t)st->responses, "reuse_hits",
         (json_int_t)st->reuse_hits, "reuse_misses",
         (json_int_t)st->reuse_misses, "retries", (json_int_t)st->retries,
-        "pool", "open", (json_int_t)open, "idle", (json_int_t)idle, "origins",
-        origins, "errors", errors);
+        "pool", "open", (json_int_t)open, "idle", (json_int_t)idle,
+        "h2_connections", (json_int_t)acc.h2, "h2_streams",
+        (json_int_t)acc.streams, "origins", origins, "errors", errors);
     if (reply != NULL && all) {
         /* Daemon-wide figures, for root only. */
         json_object_set_new(reply, "clients_total",

@@ -79,6 +79,14 @@ struct upstream {
     struct ssl_st *ssl;       /* set up, not yet handed to the filter */
     struct event *park_event; /* upstream_park's watch on the socket */
     void (*park_cb)(struct upstream *up, short what);
+    /* ALPN: the offer (wire format, borrowed) and the server's choice */
+    const unsigned char *alpn_offer;
+    size_t alpn_offer_len;
+    char alpn[32];
+    /* What a codec keeps for the connection's whole life (an HTTP/2
+     * session), freed with it */
+    void *codec_state;
+    void (*codec_state_free)(void *state);
     max_align_t owner[]; /* upstream_owner's space */
 };
 
@@ -214,6 +222,21 @@ upstream_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     upstream_finish(up, HCONN_ETIMEOUT, message);
 }
 
+/* Keeps the protocol the server chose by ALPN, "" for none. */
+static void
+upstream_note_alpn(struct upstream *up, SSL *ssl)
+{
+    const unsigned char *proto = NULL;
+    unsigned int len = 0;
+
+    SSL_get0_alpn_selected(ssl, &proto, &len);
+    if (proto == NULL || len >= sizeof up->alpn)
+        len = 0;
+    if (len > 0)
+        memcpy(up->alpn, proto, len);
+    up->alpn[len] = '\0';
+}
+
 static void
 upstream_tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -224,6 +247,7 @@ upstream_tls_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         up->connected = true;
         up->tls_resumed = tls_resumed(bufferevent_openssl_get_ssl(bev));
+        upstream_note_alpn(up, bufferevent_openssl_get_ssl(bev));
         upstream_describe(up, who, sizeof who);
         log_debug("upstream %lu: TLS with %s up%s", up->id, who,
                   up->tls_resumed ? ", session resumed" : "");
@@ -548,6 +572,13 @@ upstream_connect(struct upstream *up, struct resolver *resolver, double timeout,
             upstream_fail_later(up, code, message);
             return;
         }
+        if (up->alpn_offer_len > 0 &&
+            SSL_set_alpn_protos(up->ssl, up->alpn_offer,
+                                (unsigned)up->alpn_offer_len) != 0) {
+            upstream_fail_later(up, HCONN_ENO_MEMORY,
+                                "cannot set the ALPN offer");
+            return;
+        }
     }
     /* A literal, a hosts entry or a cached answer comes back at once;
      * anything else later, through upstream_resolved_cb. */
@@ -672,6 +703,8 @@ upstream_free(struct upstream *up)
 {
     if (up == NULL)
         return;
+    if (up->codec_state_free != NULL)
+        up->codec_state_free(up->codec_state);
     resolve_cancel(&up->resolving);
     connect_race_free(up->race);
     if (up->bev != NULL && up->tls && up->connected && up->clean) {
@@ -766,4 +799,31 @@ const struct upstream_answer *
 upstream_proxy_answer(const struct upstream *up)
 {
     return up->proxy_answer;
+}
+
+void
+upstream_set_alpn(struct upstream *up, const unsigned char *offer, size_t len)
+{
+    up->alpn_offer = offer;
+    up->alpn_offer_len = len;
+}
+
+const char *
+upstream_alpn(const struct upstream *up)
+{
+    return up->alpn;
+}
+
+void
+upstream_set_codec_state(struct upstream *up, void *state,
+                         void (*free_state)(void *state))
+{
+    up->codec_state = state;
+    up->codec_state_free = free_state;
+}
+
+void *
+upstream_codec_state(const struct upstream *up)
+{
+    return up->codec_state;
 }

@@ -131,6 +131,24 @@ struct upstream_answer *upstream_take_fail_answer(struct upstream *up);
 /* An open tunnel's answer to CONNECT, or NULL. */
 const struct upstream_answer *upstream_proxy_answer(const struct upstream *up);
 
+/* The ALPN protocols to offer in the TLS handshake, in wire format
+ * (length-prefixed names; borrowed, must outlive the connect); none by
+ * default. */
+void upstream_set_alpn(struct upstream *up, const unsigned char *offer,
+                       size_t len);
+
+/* The protocol the server chose by ALPN ("h2", "http/1.1"), "" for none
+ * (or no TLS). */
+const char *upstream_alpn(const struct upstream *up);
+
+/* Gives up a codec's connection-long state (an HTTP/2 session), freed by
+ * free_state when up is freed, before its socket closes. */
+void upstream_set_codec_state(struct upstream *up, void *state,
+                              void (*free_state)(void *state));
+
+/* The state given with upstream_set_codec_state, or NULL. */
+void *upstream_codec_state(const struct upstream *up);
+
 /* Closes the connection and frees up, cancelling anything pending. */
 void upstream_free(struct upstream *up);
 

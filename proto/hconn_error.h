@@ -57,7 +57,10 @@
     X(BODY_LENGTH, "body_length",                                              \
       "request body length differs from the declared length")                  \
     X(WOULD_BLOCK, "would_block",                                              \
-      "the operation would block; wait for hconn_events()")
+      "the operation would block; wait for hconn_events()")                    \
+    X(STREAM_RESET, "stream_reset",                                            \
+      "the server reset the stream (HTTP/2 RST_STREAM)")                       \
+    X(PROTOCOL_ERROR, "protocol_error", "HTTP/2 protocol error")
 
 #define HCONN_ERROR_ENUM_(name, wire, text) HCONN_E##name##_,
 enum hconn_error_index_ { HCONN_ERRORS(HCONN_ERROR_ENUM_) HCONN_ERROR_COUNT };

@@ -756,10 +756,11 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
                                        "read_timeout",
                                        "proxy",
                                        "source_address",
+                                       "http_version",
                                        NULL};
     struct wire_request *r = &m->req;
     json_t *tls = json_object_get(msg, "tls"), *proxy, *timeout, *source;
-    const char *body = NULL;
+    const char *body = NULL, *version = NULL;
     int rc;
 
     m->kind = WIRE_MSG_REQUEST;
@@ -776,9 +777,21 @@ wire_parse_request(struct wire_ctx *c, json_t *msg, struct wire_client_msg *m)
                             &r->skip_accept_encoding)) ||
         (rc = wire_get_bool(c, msg, "expect_continue", &r->expect_continue)) ||
         (rc = wire_get_bool(c, msg, "raw", &r->raw)) ||
-        (rc =
-             wire_get_string(c, msg, "body", 1, 16, HCONN_EBAD_MESSAGE, &body)))
+        (rc = wire_get_string(c, msg, "body", 1, 16, HCONN_EBAD_MESSAGE,
+                              &body)) ||
+        (rc = wire_get_string(c, msg, "http_version", 1, 8, HCONN_EBAD_MESSAGE,
+                              &version)))
         return rc;
+    if (version == NULL || strcmp(version, "auto") == 0)
+        r->http_version = WIRE_HTTP_AUTO;
+    else if (strcmp(version, "1.1") == 0)
+        r->http_version = WIRE_HTTP_1_1;
+    else if (strcmp(version, "2") == 0)
+        r->http_version = WIRE_HTTP_2;
+    else
+        return wire_fail(c, HCONN_EBAD_MESSAGE,
+                         "field \"http_version\" must be \"auto\", \"1.1\" "
+                         "or \"2\"");
 
     /* Body: inline ("data"), streamed ("body"), or none. */
     if (body != NULL && strcmp(body, "stream") != 0)
@@ -1056,16 +1069,16 @@ wire_parse_head(struct wire_ctx *c, json_t *msg, struct wire_reply *out)
         (rc = wire_get_int(c, msg, "status", 100, 999, HCONN_EBAD_MESSAGE,
                            &status)) ||
         (rc = wire_get_text(c, msg, "reason", &out->reason)) ||
-        (rc = wire_get_int(c, msg, "version", 10, 11, HCONN_EBAD_MESSAGE,
+        (rc = wire_get_int(c, msg, "version", 10, 20, HCONN_EBAD_MESSAGE,
                            &version)) ||
         (rc = wire_check_pairs(c, msg, "headers")) ||
         (rc = wire_get_int(c, msg, "length", 0, WIRE_MAX_INT,
                            HCONN_EBAD_MESSAGE, &out->length)) ||
         (rc = wire_get_bool(c, msg, "reused", &out->reused)))
         return rc;
-    if (version != 10 && version != 11)
+    if (version != 10 && version != 11 && version != 20)
         return wire_fail(c, HCONN_EBAD_MESSAGE,
-                         "field \"version\" must be 10 or 11");
+                         "field \"version\" must be 10, 11 or 20");
     out->status = (int)status;
     out->version = (int)version;
     out->headers = json_object_get(msg, "headers");

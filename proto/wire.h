@@ -76,6 +76,14 @@ enum wire_body {
     WIRE_BODY_STREAM, /* "body": "stream": data frames, then an end frame */
 };
 
+/* "http_version": which HTTP a request may use (PROTOCOL.md 3.1). The
+ * values are those of libhconn's HCONN_HTTP_... constants. */
+enum wire_http_version {
+    WIRE_HTTP_AUTO = 0, /* "auto" or absent: ALPN h2,http/1.1; h1 plain */
+    WIRE_HTTP_1_1 = 11, /* "1.1": HTTP/1.1 only */
+    WIRE_HTTP_2 = 20,   /* "2": HTTP/2 only (h2c for plain text) */
+};
+
 /* A request header pair; strings are NUL-free and borrowed from the msg. */
 struct wire_header {
     const char *name;
@@ -125,6 +133,7 @@ struct wire_request {
     bool expect_continue;
     double timeout; /* seconds; 0 = the daemon's default */
     bool raw;       /* shell mode: head line, bare body, close */
+    enum wire_http_version http_version; /* "http_version" */
     bool has_tls_options;
     struct wire_tls tls_options;
     bool has_proxy;
@@ -206,7 +215,7 @@ struct wire_reply {
     json_t *id;
     int status;            /* HEAD */
     const char *reason;    /* HEAD */
-    int version;           /* HEAD: 10 or 11 */
+    int version;           /* HEAD: 10, 11 or 20 */
     json_t *headers;       /* HEAD: array of [name, value] string pairs */
     int64_t length;        /* HEAD: body length, -1 when unknown */
     bool reused;           /* HEAD */

@@ -3,7 +3,10 @@
 Everything here starts a real process or a real socket on 127.0.0.1 and
 cleans up after itself, on failure too:
 
-  Nginx        an nginx 1.22 origin (echo + dav modules) in a temp dir
+  Nginx        an nginx 1.22 origin (echo + dav modules) in a temp dir,
+               optionally with HTTP/2 on its TLS listener
+  Nghttpd      nghttpd (nghttp2-server): an HTTP/2 origin, TLS or h2c,
+               its -v frame log captured for assertions
   Hconnd       the real daemon on a temp Unix socket, -vv log to a file
   Wire         a strict little client for the JSON-lines protocol
   FaultOrigin  a scripted origin that sends exact bytes (truncations,
@@ -232,10 +235,10 @@ http {{
         text/plain txt;
     }}
     sendfile on;
-    keepalive_requests 10000;
+    keepalive_requests {keepalive_requests};
     keepalive_timeout 75s;
     server_tokens off;
-
+{http_extra}
     server {{
         listen 127.0.0.1:{port};
         server_name localhost;
@@ -301,7 +304,7 @@ http {{
 # whether the handshake resumed a session ("r") or made a new one (".").
 NGINX_TLS_SERVER = """
     server {{
-        listen 127.0.0.1:{tls_port} ssl;
+        listen 127.0.0.1:{tls_port} ssl{listen_extra};
         server_name localhost;
         root {dir}/www;
         ssl_certificate {dir}/tls/{cert}.crt;
@@ -313,7 +316,13 @@ NGINX_TLS_SERVER = """
         add_header X-Request-Method $request_method always;
         add_header X-TLS-Protocol $ssl_protocol always;
         add_header X-SSL-Session-Reused $ssl_session_reused always;
-{extra}        location = /small.txt {{ }}
+        add_header X-Connection-Requests $connection_requests always;
+        add_header X-Server-Protocol $server_protocol always;
+{extra}{locations}    }}
+"""
+
+NGINX_TLS_LOCATIONS = """\
+        location = /small.txt {{ }}
         location = /big.bin {{ }}
         location = /echo {{
             client_body_buffer_size 16m;
@@ -321,6 +330,35 @@ NGINX_TLS_SERVER = """
             echo_read_request_body;
             echo_request_body;
         }}
+"""
+
+# The "good" TLS server as a front that hands every request as it came
+# to an HTTP/1.1 origin on 127.0.0.1 (Nginx(proxy_to=port)): the URI
+# unparsed, the client's Host (from :authority over HTTP/2), every field
+# (invalid names and underscores too), bodies and answers streamed, one
+# keep-alive upstream pool. front.log has "$connection $http_x_nonce
+# $server_protocol" per request.
+NGINX_PROXY_LOCATIONS = """\
+        ignore_invalid_headers off;
+        underscores_in_headers on;
+        client_max_body_size 0;
+        proxy_request_buffering off;
+        proxy_buffering off;
+        proxy_http_version 1.1;
+        proxy_set_header Host $http_host;
+        proxy_set_header Connection "";
+        proxy_read_timeout 120s;
+        access_log {dir}/front.log hconn_front;
+        location / {{
+            proxy_pass http://hconn_front_origin;
+        }}
+"""
+
+NGINX_PROXY_UPSTREAM = """
+    log_format hconn_front '$connection $http_x_nonce $server_protocol';
+    upstream hconn_front_origin {{
+        server 127.0.0.1:{port};
+        keepalive 32;
     }}
 """
 
@@ -518,13 +556,32 @@ class Nginx(Peer):
     ng.rogue_client_key_file; ng.tls_dir holds them all.
     listen: the loopback addresses every server listens on, on the same
     ports (default 127.0.0.1 only; "::1" for IPv6).
+    http2=True (implies tls) makes the "good" TLS server offer HTTP/2 by
+    ALPN (`listen ... ssl http2`); every TLS response carries
+    X-Connection ($connection: which connection served it),
+    X-Connection-Requests ($connection_requests) and X-Server-Protocol
+    ($server_protocol: HTTP/2.0 or HTTP/1.1).
+    keepalive_requests: nginx's keepalive_requests (requests per
+    connection, HTTP/2 included: nginx sends GOAWAY after that many).
+    http_extra / tls_extra: more directives for the http block / for the
+    "good" TLS server (formatted with dir=the temp dir).
+    proxy_to: a port on 127.0.0.1: the "good" TLS server has no locations
+    of its own and proxies everything there as it came (see
+    NGINX_PROXY_LOCATIONS); ng.front_log_text() is its log.
     """
 
     def __init__(self, huge=False, tls=False, tls_variants=False,
-                 attempts=5, listen=(LOOPBACK,)):
+                 attempts=5, listen=(LOOPBACK,), http2=False,
+                 keepalive_requests=10000, http_extra="", tls_extra="",
+                 proxy_to=None):
         self.listen = tuple(listen)
+        self.proxy_to = proxy_to
+        self.http2 = http2
+        self.keepalive_requests = keepalive_requests
+        self.http_extra = http_extra
+        self.tls_extra = tls_extra
         self.huge = huge
-        self.tls = tls or tls_variants
+        self.tls = tls or tls_variants or http2 or proxy_to is not None
         self.tls_variants = tls_variants
         self.tls_port = None
         self.tls_ports = {}
@@ -585,18 +642,29 @@ class Nginx(Peer):
             tls_server = ""
             for name, port in self.tls_ports.items():
                 cert, protocols, extra = NGINX_TLS_VARIANTS[name]
+                good = name == "good"
+                locations = NGINX_TLS_LOCATIONS.format()
+                if good:
+                    extra += self.tls_extra
+                    if self.proxy_to is not None:
+                        locations = NGINX_PROXY_LOCATIONS.format(dir=self.dir)
                 tls_server += NGINX_TLS_SERVER.format(
                     dir=self.dir, tls_port=port, cert=cert,
                     protocols=protocols, name=f"hconn_{name}",
-                    extra=extra.format(dir=self.dir))
+                    listen_extra=" http2" if good and self.http2 else "",
+                    extra=extra.format(dir=self.dir), locations=locations)
                 if name == "good":
                     self.tls_port = port
                 else:
                     setattr(self, f"{name}_tls_port", port)
             conf = os.path.join(self.dir, "nginx.conf")
-            text = NGINX_CONF.format(dir=self.dir, port=self.port,
-                                     echo_module=NGINX_ECHO_MODULE,
-                                     tls_server=tls_server)
+            text = NGINX_CONF.format(
+                dir=self.dir, port=self.port, echo_module=NGINX_ECHO_MODULE,
+                tls_server=tls_server,
+                keepalive_requests=self.keepalive_requests,
+                http_extra=self.http_extra.format(dir=self.dir) + (
+                    NGINX_PROXY_UPSTREAM.format(port=self.proxy_to)
+                    if self.proxy_to is not None else ""))
             # One listen line per address, IPv6 ones in brackets.
             text = re.sub(
                 r"( *)listen 127\.0\.0\.1:(\d+)(.*)\n",
@@ -658,6 +726,11 @@ class Nginx(Peer):
 
     def error_log_text(self):
         return self._logs()
+
+    def front_log_text(self):
+        """The proxy_to front's log: "$connection $http_x_nonce
+        $server_protocol" lines."""
+        return self.read_logs("front.log")
 
 
 # ---- tinyproxy --------------------------------------------------------------
@@ -721,6 +794,146 @@ class Tinyproxy(Peer):
 
     def log_text(self):
         return self.read_logs("stderr.log", "tinyproxy.log")
+
+
+# ---- nghttpd ----------------------------------------------------------------
+
+NGHTTPD = os.environ.get("HCONN_NGHTTPD") or shutil.which("nghttpd") or \
+    "/usr/sbin/nghttpd"
+NGHTTP = shutil.which("nghttp") or "/usr/bin/nghttp"
+
+
+class Nghttpd(Peer):
+    """nghttpd (nghttp2-server), an HTTP/2-only origin on 127.0.0.1, run
+    with -v so its log shows every frame it received and sent.
+
+    with Nghttpd() as h: h.port, h.url(path) (https://, or http:// with
+    tls=False: h2c with prior knowledge only, no Upgrade), h.root (the
+    docroot, holding small.txt and big.bin), h.ca_file (tls=True),
+    h.log_text(), h.wait_log(text), h.requests() (the request header
+    lists it received, in order).
+    tls: TLS with ALPN h2 only (nghttpd offers nothing else), a server
+    certificate for 127.0.0.1/localhost signed by h.ca_file; tls_dir
+    reuses the certificates of make_certificates(tls_dir) instead of
+    making new ones. args: more nghttpd options (--echo-upload,
+    --trailer='x: y', -m N (max concurrent streams), -w N (stream window
+    2**N-1), --early-response ...).
+    """
+
+    def __init__(self, tls=True, args=(), tls_dir=None, attempts=5):
+        self.tls = tls
+        self.args = list(args)
+        self.tls_dir = tls_dir
+        self.attempts = attempts
+        self.proc = None
+        self.dir = None
+        self.port = None
+
+    def start(self):
+        if not os.access(NGHTTPD, os.X_OK):
+            raise missing(f"nghttpd not found at {NGHTTPD} "
+                          "(Debian: apt-get install nghttp2-server)")
+        self.dir = tempfile.mkdtemp(prefix="hconn-nghttpd-")
+        self.root = os.path.join(self.dir, "www")
+        os.makedirs(self.root)
+        with open(os.path.join(self.root, "small.txt"), "wb") as f:
+            f.write(SMALL_BODY)
+        with open(os.path.join(self.root, "big.bin"), "wb") as f:
+            f.write(big_bytes())
+        tls_args = ["--no-tls"]
+        if self.tls:
+            if self.tls_dir is None:
+                self.tls_dir = make_certificates(
+                    os.path.join(self.dir, "tls"))
+            self.ca_file = os.path.join(self.tls_dir, "ca.crt")
+            tls_args = [os.path.join(self.tls_dir, "server.key"),
+                        os.path.join(self.tls_dir, "server.crt")]
+        self.log_path = os.path.join(self.dir, "nghttpd.log")
+        for _ in range(self.attempts):
+            self.port = free_port()
+            log = open(self.log_path, "wb")
+            try:
+                self.proc = subprocess.Popen(
+                    [NGHTTPD, "-v", "-a", LOOPBACK, "-d", self.root,
+                     *self.args, str(self.port), *tls_args],
+                    stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True)
+            finally:
+                log.close()
+            if wait_for_tcp(LOOPBACK, self.port, 10.0, self.proc):
+                return
+            kill_group(self.proc)
+            self.proc = None
+            if "Address already in use" not in self.log_text():
+                break
+        raise RuntimeError(f"nghttpd did not start:\n{tail(self.log_text())}")
+
+    def url(self, path="/"):
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{LOOPBACK}:{self.port}{path}"
+
+    @property
+    def hostport(self):
+        return f"{LOOPBACK}:{self.port}"
+
+    def log_text(self):
+        return self.read_logs("nghttpd.log")
+
+    def wait_log(self, text, count=1, timeout=10.0):
+        """The log once it holds text count times, or as it is at the
+        timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log_text()
+            if log.count(text) >= count or time.monotonic() > deadline:
+                return log
+            time.sleep(0.02)
+
+    def requests(self):
+        """The header blocks nghttpd received, in order (trailers are
+        blocks of their own), as NghttpHeaders."""
+        return parse_nghttp_log_headers(self.log_text())
+
+
+class NghttpHeaders:
+    """One header block from an nghttp/nghttpd -v log: .session (nghttpd's
+    connection id, 0 for nghttp), .stream, .headers [(name, value)] in
+    order, pseudo-headers included; header(name) is the first value."""
+
+    def __init__(self, session, stream):
+        self.session = session
+        self.stream = stream
+        self.headers = []
+
+    def header(self, name):
+        vals = [v for n, v in self.headers if n == name]
+        return vals[0] if vals else None
+
+    def __repr__(self):
+        return f"<session {self.session} stream {self.stream} {self.headers}>"
+
+
+def parse_nghttp_log_headers(text):
+    """The received header blocks of an nghttpd (or nghttp) -v log, in
+    order. -v prints each received field as a line
+    "[id=C] [ t] recv (stream_id=S) name: value" before the HEADERS or
+    CONTINUATION frame's own line; a frame line ends the block."""
+    out = []
+    current = None
+    field = re.compile(r"^(?:\[id=(\d+)\] )?\[ *[0-9.]+\] recv "
+                       r"\(stream_id=(\d+)\) (:?[^:]*): (.*)$")
+    for line in text.splitlines():
+        m = field.match(line)
+        if m:
+            session, stream = int(m[1] or 0), int(m[2])
+            if current is None or (current.session, current.stream) != \
+                    (session, stream):
+                current = NghttpHeaders(session, stream)
+                out.append(current)
+            current.headers.append((m[3], m[4]))
+        elif re.search(r"\] (recv|send) [A-Z_]+ frame <", line):
+            current = None
+    return out
 
 
 # ---- hconnd -----------------------------------------------------------------
@@ -1590,6 +1803,12 @@ class IntegrationTest(unittest.TestCase):
         self.addCleanup(ng.stop)
         ng.start()
         return ng
+
+    def start_nghttpd(self, **kw):
+        h = Nghttpd(**kw)
+        self.addCleanup(h.stop)
+        h.start()
+        return h
 
     def start_daemon(self, *args, **kw):
         """Starts hconnd; at cleanup checks it exits 0 on SIGTERM and prints

@@ -29,7 +29,14 @@ accounted for:
       released.
 
 Used by test_integrity.py (a short run in the test suite) and by
-tests/soak/integrity.py (the long mode, minutes). The run is
+tests/soak/integrity.py (the long mode, minutes). With front=True
+(test_http2_hostile.py) the clients' requests go over HTTPS to nginx with
+HTTP/2 on its TLS listener, which hands them to the recording origin as
+they came (harness.NGINX_PROXY_LOCATIONS), so hconnd speaks HTTP/2 and the
+users share its connection to nginx; the comparisons then allow what
+HTTP/2 itself changes (field names in lower case, Cookie fields joined)
+and the kinds that HTTP/2 or nginx cannot carry as sent are left out
+(FRONT_EXCLUDED). The run is
 deterministic in what it sends: the seed (printed; HCONN_INTEGRITY_SEED
 overrides it) fixes every client's plan; only the interleaving differs
 between runs.
@@ -73,6 +80,13 @@ CLIENT_TIMEOUT = 30.0      # per read: a silent daemon fails the episode
 REQUEST_TIMEOUT = 10
 PAD_BIG = 3 * 1024 * 1024  # the answer a departing client leaves mid-way
 
+# Kinds an HTTP/2 front cannot carry as the client sent them: request
+# targets other than origin-form, methods HTTP/2 or nginx refuse, stray
+# origin bytes (nginx ends that upstream connection), and 417 answers
+# (nginx answers Expect itself).
+FRONT_EXCLUDED = {"-options_star", "-absolute_form", "-odd_method",
+                  "-stray_head", "-stray_204", "-expect_417", "-reuse417"}
+
 # Framing / connection-management fields: compared by their effect (the
 # body the origin reads), or allowed to be dropped by the daemon.
 FRAMING = {"content-length", "transfer-encoding"}
@@ -95,10 +109,11 @@ DROPPABLE = {"connection", "te", "expect"}
 class Plan:
     """Builds the messages of one client from its own random generator."""
 
-    def __init__(self, seed, client, port, kinds=None):
+    def __init__(self, seed, client, port, kinds=None, tls=None):
         self.rng = random.Random(f"{seed}/{client}")
         self.client = client
         self.port = port
+        self.tls = tls          # the "tls" of every request: https
         self.seq = 0
         self.kinds = kinds
 
@@ -150,15 +165,18 @@ class Plan:
         nonce = self.nonce()
         path = self.path()
         msg = {"method": method}
+        scheme = "https" if self.tls else "http"
+        if self.tls:
+            msg["tls"] = self.tls
         if target_form == "url":
             frag = "#frag" if r.random() < 0.1 else ""
-            msg["url"] = f"http://127.0.0.1:{self.port}{path}{frag}"
+            msg["url"] = f"{scheme}://127.0.0.1:{self.port}{path}{frag}"
             target = path if path.startswith("/") else "/"
         else:
             msg["host"] = "127.0.0.1"
             msg["port"] = self.port
             if target_form == "absolute":
-                target = f"http://127.0.0.1:{self.port}{path}"
+                target = f"{scheme}://127.0.0.1:{self.port}{path}"
             elif target_form == "star":
                 target = "*"
             else:
@@ -661,8 +679,8 @@ class Plan:
         return {"type": "cut_hold", "items": items}
 
 
-def client_plan(seed, client, port, episodes, kinds=None):
-    p = Plan(seed, client, port, kinds)
+def client_plan(seed, client, port, episodes, kinds=None, tls=None):
+    p = Plan(seed, client, port, kinds, tls)
     return [p.episode() for _ in range(episodes)]
 
 
@@ -1010,7 +1028,12 @@ def _brief(msg):
 
 def client_main(args):
     kinds = set(args.kinds.split(",")) if args.kinds else None
-    plan = client_plan(args.seed, args.client, args.port, args.episodes, kinds)
+    tls = None
+    if args.tls_ca:
+        with open(args.tls_ca) as f:
+            tls = {"ca_pem": f.read()}
+    plan = client_plan(args.seed, args.client, args.port, args.episodes, kinds,
+                       tls)
     c = Client(args.socket, plan, args.seed, args.client)
     result = c.run()
     result["uid"] = os.getuid()
@@ -1039,9 +1062,33 @@ def expected_origin_headers(it, port):
     return out
 
 
-def compare_request(it, req, port):
+def _h2_fields(fields):
+    """Header fields as HTTP/2 carries them: names in lower case, Cookie
+    fields joined into one with "; " at the end (RFC 9113 8.2.3 lets
+    either side split and join them)."""
+    out = [(n.lower(), v) for n, v in fields if n.lower() != "cookie"]
+    # Host becomes :authority, which the front puts back first.
+    out = [f for f in out if f[0] == "host"] + \
+        [f for f in out if f[0] != "host"]
+    cookies = [v for n, v in fields if n.lower() == "cookie"]
+    if cookies:
+        # nginx drops what follows the last separator when it is empty.
+        out.append(("cookie", "; ".join(cookies).rstrip("; ")))
+    return out
+
+
+def front_refuses(it):
+    """Whether nginx, the HTTP/2 front, answers it with a 400 itself: it
+    takes a second Authorization field as an attack (nginx 1.22's
+    unique header lines)."""
+    names = [str(h[0]).lower() for h in it["msg"].get("headers") or []]
+    return names.count("authorization") > 1
+
+
+def compare_request(it, req, port, h2=False):
     """Differences between client message it and origin request req (what
-    the client controls), as a list of strings."""
+    the client controls), as a list of strings. h2: the request came
+    through an HTTP/2 front (see _h2_fields)."""
     diffs = []
     if req.method != it["msg"]["method"]:
         diffs.append(f"method {req.method!r} != {it['msg']['method']!r}")
@@ -1052,6 +1099,8 @@ def compare_request(it, req, port):
     got_names = {n.lower() for n, v in got}
     want = [(n, v) for n, v in want
             if n.lower() not in DROPPABLE or n.lower() in got_names]
+    if h2:
+        got, want = _h2_fields(got), _h2_fields(want)
     if got != want:
         diffs.append(f"header fields {got!r} != {want!r}")
     if req.complete:
@@ -1164,7 +1213,8 @@ def client_python():
                           f"({sys.executable} is private)")
 
 
-def spawn_clients(d, origin, seed, nclients, nuids, episodes, kinds, out_dir):
+def spawn_clients(d, port, seed, nclients, nuids, episodes, kinds, out_dir,
+                  tls_ca=None):
     """Starts the client processes (client k as uid UID_BASE + k % nuids
     when running as root); returns [(proc, uid, out path)]."""
     procs = []
@@ -1175,11 +1225,13 @@ def spawn_clients(d, origin, seed, nclients, nuids, episodes, kinds, out_dir):
         out = open(path, "wb")
         err = open(path + ".err", "wb")
         args = [client_python(), os.path.abspath(__file__), "--client",
-                "--socket", d.socket, "--port", str(origin.port),
+                "--socket", d.socket, "--port", str(port),
                 "--seed", str(seed), "--client-index", str(k),
                 "--episodes", str(episodes)]
         if kinds:
             args += ["--kinds=" + ",".join(sorted(kinds))]
+        if tls_ca:
+            args += ["--tls-ca", tls_ca]
         kw = {}
         if as_root:
             kw = dict(user=uid, group=uid, extra_groups=[])
@@ -1213,13 +1265,19 @@ def settle(d, origin):
         time.sleep(0.2)
 
 
-def run_round(fails, fig, d, origin, seed, clients, uids, episodes, kinds, tmp):
+def run_round(fails, fig, d, port, seed, clients, uids, episodes, kinds, tmp,
+              tls_ca=None):
     """One round of client processes; returns ({nonce: (episode, item,
     uid, client)}, {nonce: what the client saw})."""
     items, results = {}, {}
-    procs = spawn_clients(d, origin, seed, clients, uids, episodes, kinds, tmp)
+    procs = spawn_clients(d, port, seed, clients, uids, episodes, kinds, tmp,
+                          tls_ca)
+    tls = None
+    if tls_ca:
+        with open(tls_ca) as f:
+            tls = {"ca_pem": f.read()}
     for k, (p, uid, path) in enumerate(procs):
-        for ep in client_plan(seed, k, origin.port, episodes, kinds):
+        for ep in client_plan(seed, k, port, episodes, kinds, tls):
             for it in ep["items"]:
                 if it["kind"] != "garbage":
                     items[it["nonce"]] = (ep, it, uid, k)
@@ -1257,9 +1315,10 @@ def run_round(fails, fig, d, origin, seed, clients, uids, episodes, kinds, tmp):
 
 
 def run(seed=DEFAULT_SEED, clients=32, uids=16, episodes=12, kinds=None,
-        out=sys.stdout, pool_max=4, minutes=None):
+        out=sys.stdout, pool_max=4, minutes=None, front=False):
     """One run; returns (Failures, figures). With minutes, repeats rounds
-    of clients against the same daemon and origin until the time is up."""
+    of clients against the same daemon and origin until the time is up.
+    front: through nginx as an HTTP/2 TLS front (see the module's doc)."""
     if os.environ.get("HCONN_INTEGRITY_CLIENT"):
         raise RuntimeError("a client process must not start a run")
     harness.require_binary(None, harness.HCONND, "hconnd")
@@ -1273,7 +1332,19 @@ def run(seed=DEFAULT_SEED, clients=32, uids=16, episodes=12, kinds=None,
                         max_clients_per_uid=0)
     d = harness.Hconnd("--config", conf)
     log_text = ""
+    ng = None
+    port, tls_ca = origin.port, None
+    nonce_uids = {}
+    if front:
+        kinds = set(kinds or ()) | FRONT_EXCLUDED
     try:
+        if front:
+            ng = harness.Nginx(http2=True, proxy_to=origin.port)
+            ng.start()
+            port = ng.tls_port
+            tls_ca = os.path.join(tmp, "front-ca.crt")
+            shutil.copyfile(ng.ca_file, tls_ca)
+            os.chmod(tls_ca, 0o644)
         d.start()
         os.chmod(d.dir, 0o755)   # the socket's directory, for the clients
         out.write(f"integrity: seed {seed} (HCONN_INTEGRITY_SEED), "
@@ -1288,8 +1359,10 @@ def run(seed=DEFAULT_SEED, clients=32, uids=16, episodes=12, kinds=None,
         t0 = time.monotonic()
         while True:
             round_seed = seed + 1000003 * rounds
-            items, results = run_round(fails, fig, d, origin, round_seed,
-                                       clients, uids, episodes, kinds, tmp)
+            items, results = run_round(fails, fig, d, port, round_seed,
+                                       clients, uids, episodes, kinds, tmp,
+                                       tls_ca)
+            nonce_uids.update((n, v[2]) for n, v in items.items())
             rounds += 1
             last = deadline is None or time.monotonic() >= deadline
             if last:
@@ -1297,9 +1370,9 @@ def run(seed=DEFAULT_SEED, clients=32, uids=16, episodes=12, kinds=None,
             # Each round is checked on its own and its records dropped, so
             # a long run holds one round's bodies at a time.
             reqs, problems = origin.take()
-            check_origin(fails, fig, origin.port, reqs, problems, items,
-                         conn_uids)
-            check_clients(fails, fig, reqs, items, results)
+            check_origin(fails, fig, port, reqs, problems, items,
+                         conn_uids, h2=front)
+            check_clients(fails, fig, reqs, items, results, front)
             if last:
                 break
             out.write(f"  round {rounds}: {fig['messages']} messages, "
@@ -1314,6 +1387,8 @@ def run(seed=DEFAULT_SEED, clients=32, uids=16, episodes=12, kinds=None,
             (len(v) for v in conn_uids.values()), default=0)
         fig["stray_answers_sent"] = sum(1 for c in origin.connections
                                         if c.stray_sent)
+        if ng is not None:
+            front_figures(fig, ng.front_log_text(), nonce_uids)
 
         st = stats(d.socket) if d.alive() else None
         if not d.alive():
@@ -1336,6 +1411,8 @@ def run(seed=DEFAULT_SEED, clients=32, uids=16, episodes=12, kinds=None,
             fails.add("e", "daemon", str(e)[:600])
         log_text = d.log_text()
         d.cleanup()
+        if ng is not None:
+            ng.stop()
         origin.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     m = SANITIZER_RE.search(log_text)
@@ -1344,6 +1421,28 @@ def run(seed=DEFAULT_SEED, clients=32, uids=16, episodes=12, kinds=None,
         fails.add("e", "sanitizer", log_text[max(0, i - 200):i + 1500])
     print_figures(out, fig, fails, seed)
     return fails, fig
+
+
+def front_figures(fig, log, nonce_uids):
+    """Figures of the HTTP/2 front from its log ("$connection $nonce
+    $protocol" lines): requests over HTTP/2, hconnd's connections to it,
+    how many of them carried requests of more than one uid."""
+    conn_uids = collections.defaultdict(set)
+    for line in log.splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        conn, nonce, proto = parts
+        fig["front_requests"] += 1
+        if proto == "HTTP/2.0":
+            fig["front_http2_requests"] += 1
+        if nonce in nonce_uids:
+            conn_uids[conn].add(nonce_uids[nonce])
+    fig["front_connections"] = len(conn_uids)
+    fig["front_connections_shared_across_uids"] = sum(
+        1 for v in conn_uids.values() if len(v) > 1)
+    fig["max_uids_on_one_front_connection"] = max(
+        (len(v) for v in conn_uids.values()), default=0)
 
 
 def check_garbage(fails, fig, g):
@@ -1357,7 +1456,8 @@ def check_garbage(fails, fig, g):
         fails.add("b", "garbage", f"{g['bytes']!r}: error for id {r.get('id')!r}")
 
 
-def check_origin(fails, fig, port, reqs, problems, all_items, conn_uids):
+def check_origin(fails, fig, port, reqs, problems, all_items, conn_uids,
+                 h2=False):
     """(a) and the origin half of (d), for one round's origin records."""
     copies = collections.Counter()
     for p in problems:
@@ -1398,7 +1498,7 @@ def check_origin(fails, fig, port, reqs, problems, all_items, conn_uids):
                           f"{req!r} body {req.body[:80]!r}")
                 continue
             req = _with_body(req, body)
-        diffs = compare_request(it, req, port)
+        diffs = compare_request(it, req, port, h2)
         if diffs:
             fails.add("a", it["kind"], f"{req!r} differs from client {k}'s "
                       f"message (uid {uid}): " + "; ".join(diffs))
@@ -1417,8 +1517,10 @@ def _with_body(req, body):
     return r
 
 
-def check_clients(fails, fig, reqs, all_items, results):
-    """(b), (c) and the client half of (d), for one round."""
+def check_clients(fails, fig, reqs, all_items, results, front=False):
+    """(b), (c) and the client half of (d), for one round. front: through
+    the HTTP/2 front, whose own refusals (front_refuses) are counted, not
+    judged."""
     by_nonce = collections.defaultdict(list)
     tokens = {}
     by_conn = collections.defaultdict(list)
@@ -1499,6 +1601,13 @@ def check_clients(fails, fig, reqs, all_items, results):
             if any(r.complete for r in origin_reqs):
                 fails.add("d", kind, f"refused ({rec['error']}) yet the origin "
                           "got it")
+            continue
+        if front and front_refuses(it) and not origin_reqs and (
+                (out == "response" and rec.get("status") == 400 and
+                 _header(rec, "X-Echo-Nonce") is None) or
+                (out == "no_continue" and
+                 "'status': 400" in (rec.get("wrong") or ""))):
+            fig["refused_by_the_front"] += 1
             continue
         # pass (or either, answered)
         if out != "response":
@@ -1597,6 +1706,13 @@ def print_figures(out, fig, fails, seed):
               f"{fig['late_stray_race']} racing the next request; "
               f"{fig['judged_out_after_ambiguous_stray']} replies not judged, "
               f"{fig['stray_delivered_in_race']} of them got stray bytes)\n")
+    if fig["front_requests"]:
+        out.write(f"  HTTP/2 front: {fig['front_requests']} requests "
+                  f"({fig['front_http2_requests']} over HTTP/2) on "
+                  f"{fig['front_connections']} hconnd connections, "
+                  f"{fig['front_connections_shared_across_uids']} shared "
+                  f"across uids (up to "
+                  f"{fig['max_uids_on_one_front_connection']} uids on one)\n")
     groups = sorted((k[6:], v) for k, v in fig.items() if k.startswith("group:"))
     out.write("  by group: " + ", ".join(f"{k} {v}" for k, v in groups) + "\n")
     kinds = sorted((k[5:], v) for k, v in fig.items() if k.startswith("kind:"))
@@ -1625,6 +1741,7 @@ def main(argv=None):
                     help=argparse.SUPPRESS)
     ap.add_argument("--socket", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--tls-ca", help=argparse.SUPPRESS)
     ap.add_argument("--client-index", dest="client", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=seed_from_env(),
                     help=f"fixes every client's plan (default "
@@ -1639,6 +1756,9 @@ def main(argv=None):
     ap.add_argument("--kinds", default=None,
                     help="comma-separated kinds or groups to run; "
                     "-KIND leaves one out (benign,-big_inline)")
+    ap.add_argument("--http2-front", action="store_true",
+                    help="through nginx as an HTTP/2 TLS front, so hconnd "
+                    "speaks HTTP/2 (default: straight to the origin)")
     ap.add_argument("--minutes", type=float, default=None,
                     help="repeat rounds until this many minutes have passed "
                     "(default: one round)")
@@ -1647,7 +1767,7 @@ def main(argv=None):
         return client_main(args)
     kinds = set(args.kinds.split(",")) if args.kinds else None
     fails, fig = run(args.seed, args.clients, args.uids, args.episodes, kinds,
-                     minutes=args.minutes)
+                     minutes=args.minutes, front=args.http2_front)
     return 1 if fails.count() else 0
 
 

@@ -5,7 +5,7 @@ round:
 
     python3 tests/soak/integrity.py [--minutes 5] [--seed N] [--clients 32]
                                     [--uids 16] [--episodes 12]
-                                    [--kinds hostile,benign,...]
+                                    [--kinds hostile,benign,...] [--http2-front]
 
 Runs as root (client processes become uids 61001 ...; as another user all
 clients share its uid). One hconnd and one recording origin live for the

@@ -66,6 +66,8 @@ static const struct {
     {-33, "unsupported"},
     {-34, "body_length"},
     {-35, "would_block"},
+    {-36, "stream_reset"},
+    {-37, "protocol_error"},
 };
 
 /* Codes are 0, -1, -2 ... consecutive, in table order; HCONN_OK is 0. */

@@ -543,6 +543,32 @@ test_request_bools(void **state)
     parsed_free(&p);
 }
 
+/* "http_version": absent and "auto" are auto; "1.1" and "2" force one. */
+static void
+test_request_http_version(void **state)
+{
+    static const struct {
+        const char *text;
+        enum wire_http_version want;
+    } cases[] = {
+        {"{\"method\":\"GET\",\"host\":\"h\"}", WIRE_HTTP_AUTO},
+        {"{\"method\":\"GET\",\"host\":\"h\",\"http_version\":\"auto\"}",
+         WIRE_HTTP_AUTO},
+        {"{\"method\":\"GET\",\"host\":\"h\",\"http_version\":\"1.1\"}",
+         WIRE_HTTP_1_1},
+        {"{\"method\":\"GET\",\"host\":\"h\",\"http_version\":\"2\"}",
+         WIRE_HTTP_2},
+    };
+    struct parsed p;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        parse_ok(&p, cases[i].text);
+        assert_int_equal(p.m.req.http_version, cases[i].want);
+        parsed_free(&p);
+    }
+}
+
 /* Body: none, inline ("data"), streamed with or without "length". */
 static void
 test_request_body(void **state)
@@ -777,6 +803,14 @@ struct bad_msg {
 #define HREQ "\"method\":\"GET\",\"host\":\"h\""
 
 static const struct bad_msg bad_requests[] = {
+    /* http_version */
+    {"{" REQ ",\"http_version\":\"2.0\"}", HCONN_EBAD_MESSAGE,
+     "\"http_version\""},
+    {"{" REQ ",\"http_version\":\"1.0\"}", HCONN_EBAD_MESSAGE,
+     "\"http_version\""},
+    {"{" REQ ",\"http_version\":\"\"}", HCONN_EBAD_MESSAGE, "\"http_version\""},
+    {"{" REQ ",\"http_version\":2}", HCONN_EBAD_MESSAGE, "\"http_version\""},
+    {"{" REQ ",\"http_version\":null}", HCONN_EBAD_MESSAGE, "\"http_version\""},
     /* unknown fields */
     {"{" REQ ",\"foo\":1}", HCONN_EBAD_MESSAGE, "unknown field \"foo\""},
     {"{" REQ ",\"timout\":5}", HCONN_EBAD_MESSAGE, "unknown field \"timout\""},
@@ -1316,6 +1350,13 @@ test_parse_reply_kinds(void **state)
     assert_false(r.reused);
     json_decref(j);
 
+    assert_int_equal(reply("{\"id\":2,\"status\":200,\"reason\":\"\","
+                           "\"version\":20,\"headers\":[]}",
+                           &j, &r, err, sizeof(err)),
+                     0);
+    assert_int_equal(r.version, 20);
+    json_decref(j);
+
     assert_int_equal(
         reply("{\"id\":1,\"continue\":true}", &j, &r, err, sizeof(err)), 0);
     assert_int_equal(r.kind, WIRE_REPLY_CONTINUE);
@@ -1468,6 +1509,9 @@ static const struct bad_msg bad_replies[] = {
     {"{\"id\":1,\"status\":200,\"reason\":5,\"version\":11,\"headers\":[]}",
      HCONN_EBAD_MESSAGE, "\"reason\""},
     {"{\"id\":1,\"status\":200,\"reason\":\"OK\",\"version\":12,"
+     "\"headers\":[]}",
+     HCONN_EBAD_MESSAGE, "\"version\""},
+    {"{\"id\":1,\"status\":200,\"reason\":\"OK\",\"version\":19,"
      "\"headers\":[]}",
      HCONN_EBAD_MESSAGE, "\"version\""},
     {"{\"id\":1,\"status\":200,\"reason\":\"OK\",\"headers\":[]}",
@@ -1827,6 +1871,7 @@ main(void)
         cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_request_headers),
         cmocka_unit_test(test_request_bools),
+        cmocka_unit_test(test_request_http_version),
         cmocka_unit_test(test_request_body),
         cmocka_unit_test(test_request_timeout),
         cmocka_unit_test(test_request_tls_options),

@@ -47,6 +47,12 @@ response.trailers (an HTTPMessage after a chunked body's end).
 source_address=(host, port) is sent as the request's source_address:
 hconnd binds its connection to it (address literals only).
 
+http_version= (keyword-only, on both connection classes) is the
+request's "http_version": None or "auto" (hconnd chooses: over TLS, ALPN
+offers h2 and http/1.1; plain text is HTTP/1.1 unless hconnd's config
+lists the origin in h2c_origins), "1.1" or "2" (HTTP/2 only; h2c with
+prior knowledge for plain text). response.version is 20 for HTTP/2.
+
 Deliberately stricter than http.client: a body cut short is always an
 IncompleteRead (http.client's read(amt) returns b"" for a Content-Length
 body cut short); hconnd refuses malformed responses that http.client
@@ -183,6 +189,8 @@ _ERROR_BASES = {
     "unsupported": (ValueError,),
     "body_length": (ValueError,),
     "would_block": (BlockingIOError,),
+    "stream_reset": (ConnectionResetError,),
+    "protocol_error": (ConnectionError,),
 }
 
 ERRORS = {}
@@ -695,8 +703,15 @@ class HTTPResponse(_hc.HTTPResponse):
         tr_enc = self.headers.get("transfer-encoding")
         self.chunked = bool(tr_enc and tr_enc.lower() == "chunked")
         self.chunk_left = None
-        self.will_close = self._check_close()
-        if not self.will_close and not self.chunked and self.length is None:
+        if self.version == 20:
+            # HTTP/2 has no Connection: close nor a body ended by closing:
+            # http.client's rules (written for 1.0 and 1.1) would drop the
+            # channel to hconnd after every response.
+            self.will_close = False
+        else:
+            self.will_close = self._check_close()
+        if not self.will_close and not self.chunked and \
+                self.length is None and self.version != 20:
             self.will_close = True
         if debuglevel > 0:
             print("reply:", repr(f"HTTP/{self.version / 10:.1f} "
@@ -975,8 +990,10 @@ class HTTPConnection:
         return None
 
     def __init__(self, host, port=None, timeout=socket._GLOBAL_DEFAULT_TIMEOUT,
-                 source_address=None, blocksize=8192, *, socket_path=None):
+                 source_address=None, blocksize=8192, *, socket_path=None,
+                 http_version=None):
         self._source = _source_field(source_address)
+        self.http_version = _http_version_field(http_version)
         self.timeout = timeout
         self.source_address = source_address
         self.blocksize = blocksize
@@ -1255,6 +1272,8 @@ class HTTPConnection:
             obj["read_timeout"] = 0
         if self._source is not None:
             obj["source_address"] = self._source
+        if self.http_version is not None:
+            obj["http_version"] = self.http_version
         if expect_continue:
             obj["expect_continue"] = True
 
@@ -1502,6 +1521,18 @@ class HTTPConnection:
                               f"request {req.id} was expected")
 
 
+def _http_version_field(http_version):
+    """The request's "http_version" for the http_version= keyword (None:
+    the field is left out, which means "auto"); ValueError for a value
+    the protocol does not have."""
+    if http_version is None or http_version == "auto":
+        return None
+    if http_version in ("1.1", "2"):
+        return http_version
+    raise ValueError(f"http_version must be None, \"auto\", \"1.1\" or "
+                     f"\"2\", not {http_version!r}")
+
+
 def _source_field(source_address):
     """http.client's source_address (host, port) as the request field
     [host, port] hconnd binds its connections to; None for none. The host
@@ -1555,9 +1586,10 @@ class HTTPSConnection(HTTPConnection):
                  timeout=socket._GLOBAL_DEFAULT_TIMEOUT,
                  source_address=None, *, context=None, check_hostname=None,
                  blocksize=8192, cafile=None, capath=None, server_name=None,
-                 socket_path=None):
+                 socket_path=None, http_version=None):
         super().__init__(host, port, timeout, source_address,
-                         blocksize=blocksize, socket_path=socket_path)
+                         blocksize=blocksize, socket_path=socket_path,
+                         http_version=http_version)
         self.key_file = key_file
         self.cert_file = cert_file
         self._context = context
