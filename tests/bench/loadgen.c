@@ -79,22 +79,23 @@ enum lg_phase {
 /* What the command line asked for; read-only once the workers run. */
 struct lg_opts {
     enum lg_mode mode;
-    const char *label;       /* echoed in the result line */
-    char *tcp_host;          /* --tcp host (numeric), malloc'd */
-    int tcp_port;            /* --tcp port */
-    const char *unix_path;   /* --unix */
-    const char *tunnel;      /* --tunnel HOST:PORT: CONNECT target */
-    bool tls;                /* --tls */
-    const char *ca_file;     /* --ca */
-    char *tls_name;          /* name or IP to verify and SNI, malloc'd */
-    const char *target;      /* request-target (HTTP modes) */
-    const char *host_header; /* Host field (HTTP modes) */
-    const char *hconn_url;   /* --hconn URL */
-    int clients;             /* -c */
-    int threads;             /* -t */
-    double duration;         /* -d seconds */
-    double warmup;           /* -w seconds not measured */
-    long long count;         /* -n requests to measure (0: by duration) */
+    const char *label;        /* echoed in the result line */
+    char *tcp_host;           /* --tcp host (numeric), malloc'd */
+    int tcp_port;             /* --tcp port */
+    const char *unix_path;    /* --unix */
+    const char *tunnel;       /* --tunnel HOST:PORT: CONNECT target */
+    bool tls;                 /* --tls */
+    const char *ca_file;      /* --ca */
+    char *tls_name;           /* name or IP to verify and SNI, malloc'd */
+    const char *target;       /* request-target (HTTP modes) */
+    const char *host_header;  /* Host field (HTTP modes) */
+    const char *hconn_url;    /* --hconn URL */
+    const char *http_version; /* --http-version: the request's field */
+    int clients;              /* -c */
+    int threads;              /* -t */
+    double duration;          /* -d seconds */
+    double warmup;            /* -w seconds not measured */
+    long long count;          /* -n requests to measure (0: by duration) */
 };
 
 struct lg_worker;
@@ -1135,6 +1136,10 @@ lg_build_request(const struct lg_opts *o, size_t *len)
         n = (size_t)snprintf(buf, cap,
                              "{\"id\":1,\"method\":\"GET\",\"url\":\"");
         lg_json_escape(buf, cap, &n, o->hconn_url);
+        if (o->http_version != NULL) {
+            n += (size_t)snprintf(buf + n, cap - n, "\",\"http_version\":\"");
+            lg_json_escape(buf, cap, &n, o->http_version);
+        }
         if (o->ca_file != NULL) {
             n += (size_t)snprintf(buf + n, cap - n,
                                   "\",\"tls\":{\"ca_file\":\"");
@@ -1165,6 +1170,8 @@ static const char lg_usage[] =
     "                      forward proxy\n"
     "  --host H            Host field (default: the --tcp address)\n"
     "  --hconn URL         speak hconnd's protocol (with --unix) for URL\n"
+    "  --http-version V    send \"http_version\": V with --hconn (\"1.1\",\n"
+    "                      \"2\"; default: none, the daemon's auto)\n"
     "  -c N                concurrent clients (default 1)\n"
     "  -t N                threads (default 1)\n"
     "  -d SECONDS          measured duration (default 5)\n"
@@ -1186,6 +1193,7 @@ lg_parse_args(int argc, char **argv, struct lg_opts *o)
         {"target", required_argument, NULL, 'P'},
         {"host", required_argument, NULL, 'H'},
         {"hconn", required_argument, NULL, 'J'},
+        {"http-version", required_argument, NULL, 'V'},
         {"label", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1235,6 +1243,9 @@ lg_parse_args(int argc, char **argv, struct lg_opts *o)
             o->hconn_url = optarg;
             o->mode = LG_HCONN;
             break;
+        case 'V':
+            o->http_version = optarg;
+            break;
         case 'L':
             o->label = optarg;
             break;
@@ -1268,6 +1279,8 @@ lg_parse_args(int argc, char **argv, struct lg_opts *o)
         lg_die("give exactly one of --tcp and --unix");
     if (o->mode == LG_HCONN && o->unix_path == NULL)
         lg_die("--hconn needs --unix (the daemon's socket)");
+    if (o->http_version != NULL && o->mode != LG_HCONN)
+        lg_die("--http-version needs --hconn");
     if ((o->tls || o->tunnel) && o->tcp_host == NULL)
         lg_die("--tls and --tunnel need --tcp");
     if (o->clients < 1 || o->threads < 1 || o->duration <= 0 || o->warmup < 0 ||
