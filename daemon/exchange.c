@@ -131,23 +131,90 @@ exchange_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
                          (ssize_t)info->n_added - (ssize_t)info->n_deleted);
 }
 
+/* Freed exchanges kept for the next ones, their two buffers (empty) and
+ * out's callback still set up: a request then costs no calloc of the
+ * exchange nor the five allocations of its buffers. The list is short:
+ * it only bridges a free and the next request, and holds a few KiB. */
+#define EXCHANGE_SPARE_MAX 64
+static struct exchange *exchange_spare[EXCHANGE_SPARE_MAX];
+static size_t exchange_nspare;
+
+/* A spare exchange, wiped but for its buffers; NULL if none. */
+static struct exchange *
+exchange_reuse(void)
+{
+    struct exchange *ex;
+    struct evbuffer *out, *body;
+
+    if (exchange_nspare == 0)
+        return NULL;
+    ex = exchange_spare[--exchange_nspare];
+    out = ex->out;
+    body = ex->body;
+    memset(ex, 0, sizeof *ex);
+    ex->out = out;
+    ex->body = body;
+    return ex;
+}
+
 static struct exchange *
 exchange_alloc(struct session *s, json_t *id)
 {
-    struct exchange *ex = calloc(1, sizeof *ex);
+    struct exchange *ex = exchange_reuse();
 
-    if (ex == NULL)
-        return NULL;
+    if (ex == NULL) {
+        ex = calloc(1, sizeof *ex);
+        if (ex == NULL)
+            return NULL;
+        ex->session = s;
+        ex->out = evbuffer_new();
+        ex->body = evbuffer_new();
+        if (ex->out == NULL || ex->body == NULL ||
+            evbuffer_add_cb(ex->out, exchange_out_cb, ex) == NULL) {
+            exchange_free(ex);
+            return NULL;
+        }
+    }
     ex->session = s;
     ex->id = json_incref(id);
-    ex->out = evbuffer_new();
-    ex->body = evbuffer_new();
-    if (ex->out == NULL || ex->body == NULL ||
-        evbuffer_add_cb(ex->out, exchange_out_cb, ex) == NULL) {
-        exchange_free(ex);
-        return NULL;
-    }
     return ex;
+}
+
+/* Keeps ex for reuse when its buffers are empty and there is room;
+ * otherwise frees the buffers and ex. */
+static void
+exchange_release(struct exchange *ex)
+{
+    bool empty = ex->out != NULL && ex->body != NULL &&
+                 evbuffer_get_length(ex->out) == 0 &&
+                 evbuffer_get_length(ex->body) == 0;
+
+    if (empty && exchange_nspare < EXCHANGE_SPARE_MAX) {
+        exchange_spare[exchange_nspare++] = ex;
+        return;
+    }
+    if (ex->body != NULL) {
+        session_body_held(ex->session, -(ssize_t)evbuffer_get_length(ex->body));
+        evbuffer_free(ex->body);
+    }
+    if (ex->out != NULL) {
+        session_replies_held(ex->session,
+                             -(ssize_t)evbuffer_get_length(ex->out));
+        evbuffer_free(ex->out);
+    }
+    free(ex);
+}
+
+void
+exchange_spares_free(void)
+{
+    while (exchange_nspare > 0) {
+        struct exchange *ex = exchange_spare[--exchange_nspare];
+
+        evbuffer_free(ex->body);
+        evbuffer_free(ex->out);
+        free(ex);
+    }
 }
 
 /* Queues one encoded reply line; NULL: there was no memory for it. */
@@ -959,15 +1026,6 @@ exchange_free(struct exchange *ex)
         ex->up = NULL;
     }
     pool_cancel(&ex->waiter);
-    if (ex->body != NULL) {
-        session_body_held(ex->session, -(ssize_t)evbuffer_get_length(ex->body));
-        evbuffer_free(ex->body);
-    }
-    if (ex->out != NULL) {
-        session_replies_held(ex->session,
-                             -(ssize_t)evbuffer_get_length(ex->out));
-        evbuffer_free(ex->out);
-    }
     session_charge(ex->session, -(long long)ex->charged);
     m = &ex->m;
     wire_client_msg_clear(m);
@@ -982,7 +1040,7 @@ exchange_free(struct exchange *ex)
     free(ex->connect_head);
     tlsfiles_free(ex->tls_material);
     pathcheck_cancel(ex->pathcheck);
-    free(ex);
+    exchange_release(ex);
 }
 
 void
