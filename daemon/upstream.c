@@ -641,6 +641,14 @@ upstream_unpark(struct upstream *up)
 {
     if (up->park_event == NULL || !event_pending(up->park_event, EV_READ, NULL))
         return;
+    /* Leased again, the connection has proved busy: OpenSSL keeps its
+     * read and write buffers while it works instead of freeing them
+     * whenever they empty (SSL_MODE_RELEASE_BUFFERS), several 16 KiB
+     * allocations per request; parking frees them still. A connection
+     * used once, as a burst leaves them, keeps the mode. */
+    if (up->tls)
+        SSL_clear_mode(bufferevent_openssl_get_ssl(up->bev),
+                       SSL_MODE_RELEASE_BUFFERS);
     bufferevent_enable(up->bev, EV_READ);
     event_del(up->park_event);
 }
