@@ -86,7 +86,7 @@ struct exchange {
                                   when the fast path scanned it */
     struct wire_client_msg m;  /* validated; m.req borrows from msg, or
                                   owns its strings (wire_fast.h) */
-    char target_desc[320];     /* "GET http://h:p/x" for logs */
+    char target_desc[320];     /* exchange_desc's, once formatted */
     struct codec_request creq; /* the request readied for the codec */
     char proxy_host[256];      /* a tunnel's proxy (a copy: the defaults may
                                   be reloaded meanwhile), or "" */
@@ -130,6 +130,31 @@ exchange_cfg(const struct exchange *ex)
     return ex->session->srv->cfg;
 }
 
+/* "GET http://h:p/x", and " via proxy:port" through a tunnel, for logs
+ * and error messages. Formatted on first use: most requests never need
+ * it, and formatting it for every one cost 3% of the daemon's own
+ * instructions per request. */
+static const char *
+exchange_desc(struct exchange *ex)
+{
+    const struct wire_request *req = &ex->m.req;
+    size_t n;
+
+    if (ex->target_desc[0] != '\0' || req->method == NULL)
+        return ex->target_desc;
+    snprintf(ex->target_desc, sizeof ex->target_desc,
+             strchr(req->host, ':') ? "%s %s://[%s]:%u%s" : "%s %s://%s:%u%s",
+             req->method, req->tls ? "https" : "http", req->host, req->port,
+             req->target);
+    if (ex->proxy_host[0] == '\0')
+        return ex->target_desc;
+    n = strlen(ex->target_desc);
+    snprintf(ex->target_desc + n, sizeof ex->target_desc - n,
+             strchr(ex->proxy_host, ':') ? " via [%s]:%u" : " via %s:%u",
+             ex->proxy_host, ex->proxy_port);
+    return ex->target_desc;
+}
+
 /* Counts what out holds among the client's queued replies. */
 static void
 exchange_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
@@ -141,23 +166,90 @@ exchange_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
                          (ssize_t)info->n_added - (ssize_t)info->n_deleted);
 }
 
+/* Freed exchanges kept for the next ones, their two buffers (empty) and
+ * out's callback still set up: a request then costs no calloc of the
+ * exchange nor the five allocations of its buffers. The list is short:
+ * it only bridges a free and the next request, and holds a few KiB. */
+#define EXCHANGE_SPARE_MAX 64
+static struct exchange *exchange_spare[EXCHANGE_SPARE_MAX];
+static size_t exchange_nspare;
+
+/* A spare exchange, wiped but for its buffers; NULL if none. */
+static struct exchange *
+exchange_reuse(void)
+{
+    struct exchange *ex;
+    struct evbuffer *out, *body;
+
+    if (exchange_nspare == 0)
+        return NULL;
+    ex = exchange_spare[--exchange_nspare];
+    out = ex->out;
+    body = ex->body;
+    memset(ex, 0, sizeof *ex);
+    ex->out = out;
+    ex->body = body;
+    return ex;
+}
+
 static struct exchange *
 exchange_alloc(struct session *s, json_t *id)
 {
-    struct exchange *ex = calloc(1, sizeof *ex);
+    struct exchange *ex = exchange_reuse();
 
-    if (ex == NULL)
-        return NULL;
+    if (ex == NULL) {
+        ex = calloc(1, sizeof *ex);
+        if (ex == NULL)
+            return NULL;
+        ex->session = s;
+        ex->out = evbuffer_new();
+        ex->body = evbuffer_new();
+        if (ex->out == NULL || ex->body == NULL ||
+            evbuffer_add_cb(ex->out, exchange_out_cb, ex) == NULL) {
+            exchange_free(ex);
+            return NULL;
+        }
+    }
     ex->session = s;
     ex->id = json_incref(id);
-    ex->out = evbuffer_new();
-    ex->body = evbuffer_new();
-    if (ex->out == NULL || ex->body == NULL ||
-        evbuffer_add_cb(ex->out, exchange_out_cb, ex) == NULL) {
-        exchange_free(ex);
-        return NULL;
-    }
     return ex;
+}
+
+/* Keeps ex for reuse when its buffers are empty and there is room;
+ * otherwise frees the buffers and ex. */
+static void
+exchange_release(struct exchange *ex)
+{
+    bool empty = ex->out != NULL && ex->body != NULL &&
+                 evbuffer_get_length(ex->out) == 0 &&
+                 evbuffer_get_length(ex->body) == 0;
+
+    if (empty && exchange_nspare < EXCHANGE_SPARE_MAX) {
+        exchange_spare[exchange_nspare++] = ex;
+        return;
+    }
+    if (ex->body != NULL) {
+        session_body_held(ex->session, -(ssize_t)evbuffer_get_length(ex->body));
+        evbuffer_free(ex->body);
+    }
+    if (ex->out != NULL) {
+        session_replies_held(ex->session,
+                             -(ssize_t)evbuffer_get_length(ex->out));
+        evbuffer_free(ex->out);
+    }
+    free(ex);
+}
+
+void
+exchange_spares_free(void)
+{
+    while (exchange_nspare > 0) {
+        struct exchange *ex = exchange_spare[--exchange_nspare];
+
+        evbuffer_free(ex->body);
+        evbuffer_free(ex->out);
+        free(ex);
+    }
 }
 
 /* Queues one encoded reply line; NULL: there was no memory for it. */
@@ -257,7 +349,7 @@ exchange_route(struct exchange *ex)
     const struct wire_request *req = &ex->m.req;
     const struct wire_header *headers = NULL;
     const char *authorization = NULL;
-    size_t nheaders = 0, n;
+    size_t nheaders = 0;
     char err[256];
     int rc;
 
@@ -278,10 +370,6 @@ exchange_route(struct exchange *ex)
     } else {
         return 0;
     }
-    n = strlen(ex->target_desc);
-    snprintf(ex->target_desc + n, sizeof ex->target_desc - n,
-             strchr(ex->proxy_host, ':') ? " via [%s]:%u" : " via %s:%u",
-             ex->proxy_host, ex->proxy_port);
     rc = proxy_format_connect(req->host, req->port, headers, nheaders,
                               authorization, &ex->connect_head,
                               &ex->connect_head_len, err, sizeof err);
@@ -305,10 +393,6 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
     memset(&m->req, 0, sizeof m->req);
     req = &ex->m.req;
     ex->state = EXCHANGE_LEASING;
-    snprintf(ex->target_desc, sizeof ex->target_desc,
-             strchr(req->host, ':') ? "%s %s://[%s]:%u%s" : "%s %s://%s:%u%s",
-             req->method, req->tls ? "https" : "http", req->host, req->port,
-             req->target);
     ex->replayable = exchange_is_replayable(req);
     ex->body_retained = ex->replayable;
 
@@ -393,7 +477,7 @@ exchange_pump_body(struct exchange *ex)
         (rc = codec_send_end(ex->stream)) == 0)
         ex->send = EXCHANGE_SEND_DONE;
     if (rc < 0)
-        exchange_fail(ex, rc, "%s: %s", ex->target_desc,
+        exchange_fail(ex, rc, "%s: %s", exchange_desc(ex),
                       codec_errmsg(ex->stream));
 }
 
@@ -468,7 +552,7 @@ exchange_expect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     struct exchange *ex = arg;
 
     log_debug("client %lu: %s: no 100 Continue within %g s; sending the body",
-              ex->session->id, ex->target_desc,
+              ex->session->id, exchange_desc(ex),
               exchange_cfg(ex)->expect_timeout);
     exchange_go_ahead(ex);
 }
@@ -517,13 +601,14 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     ex->resp_received = 0;
     ex->resp_expected = -1;
     log_debug("client %lu: %s on upstream %lu (%s)", ex->session->id,
-              ex->target_desc, upstream_id(up), ex->reused ? "reused" : "new");
+              exchange_desc(ex), upstream_id(up),
+              ex->reused ? "reused" : "new");
 
     ex->stream = codec_open(up, &ex->creq, &opt, &exchange_codec_events, ex);
     if (ex->stream == NULL) {
         ex->up = NULL;
         exchange_fail(ex, HCONN_ENO_MEMORY,
-                      "%s: out of memory opening a stream", ex->target_desc);
+                      "%s: out of memory opening a stream", exchange_desc(ex));
         return;
     }
     if (ex->m.req.body == WIRE_BODY_NONE)
@@ -554,7 +639,7 @@ exchange_request_timeout_cb(evutil_socket_t fd, short what, void *arg)
     exchange_fail(ex, HCONN_ETIMEOUT,
                   "%s: not complete after %g s "
                   "(request_timeout)",
-                  ex->target_desc, exchange_cfg(ex)->request_timeout);
+                  exchange_desc(ex), exchange_cfg(ex)->request_timeout);
 }
 
 /* request_timeout bounds the whole exchange, however the origin trickles. */
@@ -716,7 +801,7 @@ exchange_start(struct exchange *ex)
     rc = pool_lease(ex->session->srv->pool, &target, &ex->waiter, &up, timeout);
     if (rc < 0)
         exchange_fail(ex, rc, "cannot lease a connection for %s",
-                      ex->target_desc);
+                      exchange_desc(ex));
     else if (up != NULL)
         exchange_attach(ex, up);
 }
@@ -744,7 +829,7 @@ exchange_retry(struct exchange *ex, const struct codec_error *e)
         (!ex->reused || !ex->replayable || ex->attempts > 1 || !e->unprocessed))
         return false;
     log_info("client %lu: %s: %s upstream %lu; retrying on a new connection",
-             ex->session->id, ex->target_desc,
+             ex->session->id, exchange_desc(ex),
              refused ? "not processed by" : "no answer on reused",
              upstream_id(ex->up));
     ex->session->srv->stats.retries++;
@@ -774,7 +859,7 @@ exchange_on_interim(void *arg, int status)
 {
     struct exchange *ex = arg;
 
-    log_debug("client %lu: %s: interim %d", ex->session->id, ex->target_desc,
+    log_debug("client %lu: %s: interim %d", ex->session->id, exchange_desc(ex),
               status);
     if (status == 100 && ex->send == EXCHANGE_SEND_EXPECTING)
         exchange_go_ahead(ex);
@@ -920,7 +1005,7 @@ exchange_splice_done(void *arg, uint64_t moved, enum splice_outcome outcome,
 
     exchange_splice_stop(ex);
     log_debug("client %lu: %s: %llu body bytes spliced%s", ex->session->id,
-              ex->target_desc, (unsigned long long)moved,
+              exchange_desc(ex), (unsigned long long)moved,
               outcome == SPLICE_DONE ? "" : ", then the body was cut short");
     switch (outcome) {
     case SPLICE_DONE:
@@ -1019,7 +1104,7 @@ exchange_on_end(void *arg, const struct codec_end *end)
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %d, %llu bytes, "
              "%s connection%s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
-             (long)ex->session->pid, ex->target_desc, end->status,
+             (long)ex->session->pid, exchange_desc(ex), end->status,
              (unsigned long long)end->body_received,
              ex->reused ? "reused" : "new", end->keep ? "" : ", not kept");
 }
@@ -1115,7 +1200,7 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
     uidstats_get(ex->session->srv, ex->session->uid)->errors[-code]++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %s: %s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
-             (long)ex->session->pid, ex->target_desc, hconn_error_name(code),
+             (long)ex->session->pid, exchange_desc(ex), hconn_error_name(code),
              message);
 
     if ((ex->m.req.raw && ex->reply == EXCHANGE_REPLY_HEAD) ||
@@ -1157,15 +1242,6 @@ exchange_free(struct exchange *ex)
         ex->up = NULL;
     }
     pool_cancel(&ex->waiter);
-    if (ex->body != NULL) {
-        session_body_held(ex->session, -(ssize_t)evbuffer_get_length(ex->body));
-        evbuffer_free(ex->body);
-    }
-    if (ex->out != NULL) {
-        session_replies_held(ex->session,
-                             -(ssize_t)evbuffer_get_length(ex->out));
-        evbuffer_free(ex->out);
-    }
     session_charge(ex->session, -(long long)ex->charged);
     m = &ex->m;
     wire_client_msg_clear(m);
@@ -1180,7 +1256,7 @@ exchange_free(struct exchange *ex)
     free(ex->connect_head);
     tlsfiles_free(ex->tls_material);
     pathcheck_cancel(ex->pathcheck);
-    free(ex);
+    exchange_release(ex);
 }
 
 void

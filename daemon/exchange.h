@@ -101,4 +101,7 @@ void exchange_input_ended(struct exchange *ex);
 /* Frees ex; a connection still mid-response is closed, never pooled. */
 void exchange_free(struct exchange *ex);
 
+/* Frees the exchanges kept for reuse (at shutdown). */
+void exchange_spares_free(void);
+
 #endif

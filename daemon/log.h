@@ -24,7 +24,18 @@ void log_write(enum log_level level, const char *fmt, ...)
 #define log_error(...)  log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)   log_write(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_notice(...) log_write(LOG_LEVEL_NOTICE, __VA_ARGS__)
-#define log_info(...)   log_write(LOG_LEVEL_INFO, __VA_ARGS__)
-#define log_debug(...)  log_write(LOG_LEVEL_DEBUG, __VA_ARGS__)
+/* Lines shown only with -v are per request or per connection: their
+ * arguments (descriptions formatted for the line) are not even computed
+ * when the line would not be written. */
+#define log_info(...)                                                          \
+    do {                                                                       \
+        if (log_enabled(LOG_LEVEL_INFO))                                       \
+            log_write(LOG_LEVEL_INFO, __VA_ARGS__);                            \
+    } while (0)
+#define log_debug(...)                                                         \
+    do {                                                                       \
+        if (log_enabled(LOG_LEVEL_DEBUG))                                      \
+            log_write(LOG_LEVEL_DEBUG, __VA_ARGS__);                           \
+    } while (0)
 
 #endif

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "exchange.h"
 #include "hconn-build.h"
 #include "listener.h"
 #include "localaddr.h"
@@ -336,6 +337,7 @@ out:
     if (srv.shutdown_timer != NULL)
         event_free(srv.shutdown_timer);
     memory_shutdown();
+    exchange_spares_free();
     resolve_free(srv.resolver);
     if (srv.base != NULL)
         event_base_free(srv.base);

@@ -914,6 +914,8 @@ bool
 policy_addr_filter(const struct policy_rule *rule, struct policy_addr_filter *f)
 {
     *f = (struct policy_addr_filter){.deny = rule->deny_addr};
+    if (f->deny == 0)
+        return false; /* no filter: its names are never read */
     snprintf(f->rule, sizeof f->rule, "%s", rule->name);
     snprintf(f->key, sizeof f->key, "deny=%s%s%s rule=%.90s",
              rule->deny_addr & POLICY_ADDR_LOOPBACK ? "L" : "",

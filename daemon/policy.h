@@ -134,7 +134,8 @@ int policy_check_source(const struct policy_rule *rule, const char *host,
  * embedding an IPv4 one counts as that). */
 enum policy_addr_class policy_addr_class(const struct sockaddr *sa);
 
-/* Fills f with rule's address limits; false when it refuses none. */
+/* Fills f with rule's address limits; false when it refuses none (f is
+ * then not worth reading). */
 bool policy_addr_filter(const struct policy_rule *rule,
                         struct policy_addr_filter *f);
 

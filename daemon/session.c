@@ -44,6 +44,7 @@
 #include "resolve.h"
 #include "server.h"
 #include "session.h"
+#include "sockread.h"
 #include "tls.h"
 #include "tlsfiles.h"
 #include "uidstats.h"
@@ -52,8 +53,10 @@
 static unsigned long session_next_id = 1;
 
 static void session_read(struct session *s);
+static void session_stop_reading(struct session *s);
 static bool session_account_input(struct session *s, struct evbuffer *in,
                                   bool check);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static const struct config *
 session_cfg(const struct session *s)
@@ -699,12 +702,12 @@ session_read(struct session *s)
     if (s->closing || !session_wants_input(s)) {
         /* Nothing more will be read: a raw request ends the session once
          * its body is in, and after lost framing the rest is noise. */
-        bufferevent_disable(s->bev, EV_READ);
+        session_stop_reading(s);
         session_watch_hangup(s);
         return;
     }
     s->reading_paused = true;
-    bufferevent_disable(s->bev, EV_READ);
+    session_stop_reading(s);
     session_watch_hangup(s);
     return;
 
@@ -727,7 +730,7 @@ session_resume_reading(struct session *s)
         return;
     s->reading_paused = false;
     if (!s->input_ended) {
-        bufferevent_enable(s->bev, EV_READ);
+        event_add(s->read_event, NULL);
         session_unwatch_hangup(s);
     }
     /* Bytes already buffered raise no read event; read them off-stack. */
@@ -838,10 +841,34 @@ session_schedule_flush(struct session *s)
     event_active(s->flush_event, EV_TIMEOUT, 0);
 }
 
+/* Bytes read off the client's socket at most per read: a chain of 4 KiB
+ * with libevent's header, as libevent's own reads of at most 4096. */
+#define SESSION_READ_SIZE 4000
+
+/* The client's socket is readable. The session reads it itself rather
+ * than through the bufferevent, whose every read costs an FIONREAD ioctl
+ * as well (sockread.c); end of input and errors go where the
+ * bufferevent would have reported them. */
 static void
-session_read_cb(struct bufferevent *bev, void *arg)
+session_read_cb(evutil_socket_t fd, short what, void *arg)
 {
-    session_read(arg);
+    struct session *s = arg;
+    ssize_t n = sockread_evbuffer(bufferevent_get_input(s->bev), (int)fd,
+                                  SESSION_READ_SIZE);
+
+    if (n > 0)
+        session_read(s);
+    else if (n == 0)
+        session_event_cb(s->bev, BEV_EVENT_READING | BEV_EVENT_EOF, s);
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        session_event_cb(s->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, s);
+}
+
+/* Stops watching the socket for input (the bufferevent never reads). */
+static void
+session_stop_reading(struct session *s)
+{
+    event_del(s->read_event);
 }
 
 /* The socket's own output buffer counts among the queued replies. */
@@ -870,7 +897,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
          * reply owed; close once they are written. */
         log_debug("client %lu: end of input", s->id);
         s->input_ended = true;
-        bufferevent_disable(bev, EV_READ);
+        session_stop_reading(s);
         session_watch_hangup(s);
         session_read(s);
         session_flush(s);
@@ -902,7 +929,7 @@ session_limit_uid(struct session *s)
              (long)s->uid, limit);
     session_reply_error(s, NULL, HCONN_ELIMIT_EXCEEDED, message);
     s->closing = true;
-    bufferevent_disable(s->bev, EV_READ);
+    session_stop_reading(s);
 }
 
 struct session *
@@ -929,25 +956,29 @@ session_new(struct server *srv, int fd)
     s->bev = bufferevent_socket_new(
         srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     s->flush_event = event_new(srv->base, -1, 0, session_flush_cb, s);
+    s->read_event =
+        event_new(srv->base, fd, EV_READ | EV_PERSIST, session_read_cb, s);
     s->hangup_fd = -1;
     TAILQ_INIT(&s->streams);
-    if (s->bev == NULL || s->flush_event == NULL) {
+    if (s->bev == NULL || s->flush_event == NULL || s->read_event == NULL) {
         if (s->bev == NULL)
             close(fd);
         if (s->bev != NULL)
             bufferevent_free(s->bev);
         if (s->flush_event != NULL)
             event_free(s->flush_event);
+        if (s->read_event != NULL)
+            event_free(s->read_event);
         free(s);
         return NULL;
     }
-    bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
-                      session_event_cb, s);
+    bufferevent_setcb(s->bev, NULL, session_write_cb, session_event_cb, s);
     evbuffer_add_cb(bufferevent_get_output(s->bev), session_output_cb, s);
     bufferevent_setwatermark(s->bev, EV_WRITE, cfg->stream_buffer_bytes / 2, 0);
     /* libevent writes 16 KiB a call by default; a window per syscall. */
     bufferevent_set_max_single_write(s->bev, cfg->stream_buffer_bytes);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(s->bev, EV_WRITE);
+    event_add(s->read_event, NULL);
     TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
     srv->nsessions++;
     srv->stats.clients_total++;
@@ -1020,7 +1051,7 @@ session_abort_requests(struct session *s)
                           "(shutdown_timeout %g s)",
                           session_cfg(s)->shutdown_timeout);
     s->closing = true;
-    bufferevent_disable(s->bev, EV_READ);
+    session_stop_reading(s);
     session_schedule_flush(s);
 }
 
@@ -1061,6 +1092,7 @@ session_free(struct session *s)
     session_charge(s, -(long long)(s->input_held + s->replies_held));
     evbuffer_remove_cb(bufferevent_get_output(s->bev), session_output_cb, s);
     session_discard_input(s);
+    event_free(s->read_event);
     bufferevent_free(s->bev);
     memory_trim_soon(srv->base);
     event_free(s->flush_event);

@@ -27,7 +27,8 @@ struct session {
     pid_t pid;        /* peer credentials (SO_PEERCRED) */
     uid_t uid;
     gid_t gid;
-    struct bufferevent *bev; /* the client's socket */
+    struct bufferevent *bev;  /* the client's socket; writes only */
+    struct event *read_event; /* reads it (session_read_cb) */
     struct wire_reader reader;
     struct exchange_list queue;         /* replies owed, in order */
     size_t requests_in_flight;          /* request exchanges in queue */

@@ -263,13 +263,43 @@ upstream_tls_event_cb(struct bufferevent *bev, short what, void *arg)
     upstream_finish(up, code, message);
 }
 
+/* Under TLS, OpenSSL's records land in the socket bufferevent's output,
+ * and libevent would arm its write event for them (epoll_ctl), write
+ * them a loop turn later and disarm it (epoll_ctl again): two system
+ * calls and a turn for every request. They are written at once instead;
+ * the write event is on only while bytes remain for the socket. */
+static void
+upstream_tls_out_cb(struct evbuffer *out, const struct evbuffer_cb_info *info,
+                    void *arg)
+{
+    struct bufferevent *tcp = arg;
+
+    if (evbuffer_get_length(out) == 0) {
+        /* Drained (by libevent's write event, or just below). */
+        bufferevent_disable(tcp, EV_WRITE);
+        return;
+    }
+    /* While the write event is on, libevent writes, in order. */
+    if (info->n_added == 0 || (bufferevent_get_enabled(tcp) & EV_WRITE))
+        return;
+    /* An error leaves the bytes to libevent, whose write reports it. The
+     * bufferevent freezes its output's front so that only it drains; this
+     * drains exactly as it would, to the same socket. */
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(tcp));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(tcp, EV_WRITE);
+}
+
 /* Puts a TLS filter over the connected socket; the handshake starts at
  * once and ends in upstream_tls_event_cb. */
 static void
 upstream_start_tls(struct upstream *up)
 {
+    struct bufferevent *tcp = up->bev;
     struct bufferevent *filter = bufferevent_openssl_filter_new(
-        up->base, up->bev, up->ssl, BUFFEREVENT_SSL_CONNECTING,
+        up->base, tcp, up->ssl, BUFFEREVENT_SSL_CONNECTING,
         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 
     if (filter == NULL) {
@@ -277,6 +307,11 @@ upstream_start_tls(struct upstream *up)
                             "cannot set up TLS on the connection");
         return;
     }
+    /* Without it the write event does as before: only slower. */
+    if (evbuffer_add_cb(bufferevent_get_output(tcp), upstream_tls_out_cb,
+                        tcp) != NULL &&
+        evbuffer_get_length(bufferevent_get_output(tcp)) == 0)
+        bufferevent_disable(tcp, EV_WRITE);
     up->ssl = NULL; /* the filter owns it now */
     up->bev = filter;
     up->tls = true;
@@ -637,6 +672,14 @@ upstream_unpark(struct upstream *up)
 {
     if (up->park_event == NULL || !event_pending(up->park_event, EV_READ, NULL))
         return;
+    /* Leased again, the connection has proved busy: OpenSSL keeps its
+     * read and write buffers while it works instead of freeing them
+     * whenever they empty (SSL_MODE_RELEASE_BUFFERS), several 16 KiB
+     * allocations per request; parking frees them still. A connection
+     * used once, as a burst leaves them, keeps the mode. */
+    if (up->tls)
+        SSL_clear_mode(bufferevent_openssl_get_ssl(up->bev),
+                       SSL_MODE_RELEASE_BUFFERS);
     bufferevent_enable(up->bev, EV_READ);
     event_del(up->park_event);
 }

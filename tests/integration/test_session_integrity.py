@@ -329,6 +329,72 @@ class ReusedIds(harness.IntegrationTest):
                          replies)
 
 
+class RecycledExchanges(harness.IntegrationTest):
+    """The daemon reuses a finished request's memory for the next one
+    (daemon/exchange.c keeps freed exchanges): nothing of one request may
+    show in a later one, of the same client or another. Requests of every
+    kind take turns, more of them than the daemon keeps spare."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.nginx = harness.start_class_nginx(cls)
+
+    def closed_port(self):
+        s = socket.socket()
+        s.bind((harness.LOOPBACK, 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    def test_nothing_carries_over_to_the_next_request(self):
+        d = self.start_daemon()
+        first, second = self.wire(d), self.wire(d)
+        echo = self.nginx.url("/echo")
+        closed = f"http://{harness.LOOPBACK}:{self.closed_port()}/x"
+        rid = 0
+        for i in range(40):
+            w = first if i % 2 == 0 else second
+            payload = f"round {i}".encode()
+            rid += 1
+            head, body, last = w.request(rid, "POST", echo, payload)
+            self.assertOkResponse(head, last)
+            self.assertEqual(body, payload)
+            # No body, no continue, the same URL: an echo of nothing.
+            rid += 1
+            head, body, last = w.request(rid, "GET", echo)
+            self.assertOkResponse(head, last)
+            self.assertEqual(body, b"")
+            # Exactly one continue, then the echo of this body alone.
+            rid += 1
+            w.send({"id": rid, "method": "PUT", "url": echo,
+                    "expect_continue": True}, payload * 2)
+            msg = w.read_message()
+            self.assertEqual(msg, {"id": rid, "continue": True})
+            head, body, last = w.read_response(rid)
+            self.assertOkResponse(head, last)
+            self.assertEqual(body, payload * 2)
+            # A failure, under its own id, leaves the session going.
+            rid += 1
+            head, body, last = w.request(rid, "GET", closed)
+            self.assertIsNone(head)
+            self.assertEqual(last.get("error"), "connect_failed", last)
+            # An op reply slot between requests.
+            w.send({"op": "stats", "id": f"s{i}"})
+            msg = w.read_message()
+            self.assertEqual((msg.get("op"), msg.get("id")),
+                             ("stats", f"s{i}"), msg)
+            # A streamed body ends at its own end frame.
+            rid += 1
+            w.send({"id": rid, "method": "POST", "url": echo,
+                    "body": "stream"})
+            w.send({"id": rid, "data": len(payload)}, payload)
+            w.send({"id": rid, "end": True})
+            head, body, last = w.read_response(rid)
+            self.assertOkResponse(head, last)
+            self.assertEqual(body, payload)
+            self.assertIs(head["reused"], True)
+
+
 class LineLimit(harness.IntegrationTest):
     """Trailers count against the 1 MiB reply line too; over it, that
     request fails and the client's next one is unaffected."""

@@ -497,6 +497,36 @@ class HttpsToNginx(harness.IntegrationTest):
             self.assertIn(needle, msg["message"])
 
     # Pooling -------------------------------------------------------------
+    def test_upload_larger_than_the_socket_buffer_arrives_whole(self):
+        """TLS records go to the socket at once while it takes them and
+        through the write event once it does not (daemon/upstream.c): a
+        body far beyond the socket's buffer comes back byte for byte, and
+        the connection, reused, carries the next request the same way."""
+        body = big_bytes(12 << 20)
+        for port, protocol in ((self.nginx.tls_port, "TLSv1.3"),
+                               (self.nginx.tls12_tls_port, "TLSv1.2")):
+            with self.subTest(protocol=protocol):
+                for attempt in range(2):
+                    self.rid += 1
+                    self.w.send({"id": self.rid, "method": "POST",
+                                 "host": LOOPBACK, "port": port,
+                                 "target": "/echo", "tls": self.ca(),
+                                 "body": "stream",
+                                 "headers": [["Content-Length",
+                                              str(len(body))]]})
+                    for off in range(0, len(body), 1 << 20):
+                        piece = body[off:off + (1 << 20)]
+                        self.w.send({"id": self.rid, "data": len(piece)},
+                                    piece)
+                    self.w.send({"id": self.rid, "end": True})
+                    head, echoed, end = self.w.read_response(self.rid)
+                    self.assertOkResponse(head, end)
+                    self.assertEqual(header_value(head, "X-TLS-Protocol"),
+                                     protocol)
+                    self.assertEqual(len(echoed), len(body))
+                    self.assertTrue(echoed == body, "the echo differs")
+                    self.assertIs(head["reused"], attempt == 1)
+
     def test_tls_connection_is_pooled(self):
         tls = self.ca()
         head1, _, end1 = self.host_get(tls)
