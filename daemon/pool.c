@@ -449,6 +449,20 @@ pool_idle_cb(struct upstream *up, short what)
                            : "socket error while idle");
 }
 
+/* Links c into its origin's idle list (most recently used first) and
+ * the pool's (oldest first), where leases and evictions find it. */
+static void
+pool_idle_link(struct pool_conn *c)
+{
+    struct pool_origin *o = c->origin;
+
+    TAILQ_INSERT_HEAD(&o->idle, c, origin_entry);
+    TAILQ_INSERT_TAIL(&o->pool->lru, c, lru_entry);
+    o->nidle++;
+    o->pool->nidle++;
+    c->idle = true;
+}
+
 /* Puts a connection in the idle lists under watch; closes it when the
  * watch cannot be set up. */
 static void
@@ -465,11 +479,7 @@ pool_idle_add(struct upstream *up)
     bufferevent_set_timeouts(upstream_bev(up), NULL, NULL);
     memory_trim_soon(o->pool->base);
     bufferevent_setwatermark(upstream_bev(up), EV_READ, 0, 0);
-    TAILQ_INSERT_HEAD(&o->idle, c, origin_entry);
-    TAILQ_INSERT_TAIL(&o->pool->lru, c, lru_entry);
-    o->nidle++;
-    o->pool->nidle++;
-    c->idle = true;
+    pool_idle_link(c);
 }
 
 /* Hands a live connection to the waiter w (already unlinked). */
@@ -562,11 +572,7 @@ pool_h2_idle_add(struct upstream *up)
     }
     evtimer_add(c->idle_timer, &tv);
     o->nbusy--;
-    TAILQ_INSERT_HEAD(&o->idle, c, origin_entry);
-    TAILQ_INSERT_TAIL(&o->pool->lru, c, lru_entry);
-    o->nidle++;
-    o->pool->nidle++;
-    c->idle = true;
+    pool_idle_link(c);
 }
 
 /* Leases one stream of up to a caller. */

@@ -341,6 +341,7 @@ class H2Origin(LoopbackServer):
     def __init__(self, scenarios=None, settings=None, tls_dir=None,
                  alpn=("h2",), window_updates=True, ack_settings=True,
                  max_header_block=1 << 20, enforce_streams=True):
+        super().__init__()
         self.scenarios = dict(scenarios or {})
         self.settings = {MAX_CONCURRENT_STREAMS: 100} if settings is None \
             else dict(settings)
@@ -356,14 +357,6 @@ class H2Origin(LoopbackServer):
             ctx.set_alpn_protocols(list(alpn))
             self.tls_context = ctx
             self.ca_file = os.path.join(tls_dir, "ca.crt")
-        self.connections = []
-        self.requests = []
-        self.lock = threading.Lock()
-        self.cond = threading.Condition(self.lock)
-        self.stopping = threading.Event()
-        self.threads = []
-        self.sockets = set()
-        self.listener = None
         self.errors = []
 
     def url(self, path="/"):

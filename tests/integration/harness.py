@@ -1375,14 +1375,23 @@ class LoopbackServer:
     """What the scripted origins share: a listener on 127.0.0.1 (a free
     port), an accept thread running self._accept_loop, and a stop that
     wakes every connection thread. A subclass sets name, backlog and
-    connection (the class recording one accepted connection), has cond
-    (over lock), stopping, threads, sockets (the accepted sockets) and
-    connections, and serves each connection in _serve(sock, conn), on a
-    thread of its own."""
+    connection (the class recording one accepted connection), calls
+    LoopbackServer.__init__, and serves each connection in
+    _serve(sock, conn), on a thread of its own."""
 
     name = "server"
     backlog = 64
     connection = None
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)  # over lock
+        self.stopping = threading.Event()
+        self.listener = None
+        self.threads = []
+        self.sockets = set()          # the accepted sockets
+        self.connections = []         # self.connection records, in order
+        self.requests = []
 
     def __enter__(self):
         self.start()
@@ -1488,15 +1497,8 @@ class FaultOrigin(LoopbackServer):
     connection = OriginConnection
 
     def __init__(self, scenarios=None):
+        super().__init__()
         self.scenarios = dict(scenarios or {})
-        self.connections = []
-        self.requests = []
-        self.lock = threading.Lock()
-        self.cond = threading.Condition(self.lock)
-        self.stopping = threading.Event()
-        self.threads = []
-        self.sockets = set()
-        self.listener = None
         self.errors = []
         self.sent = {}
 

@@ -1158,6 +1158,34 @@ class Failures:
         return "\n".join(out)
 
 
+class Assertions:
+    """One unittest test per assertion (a)-(e) over a run: a TestCase
+    mixing this in sets cls.seed and cls.fails (run's Failures) in its
+    setUpClass, so a failure names the property that broke and shows
+    examples of it by kind."""
+
+    def check(self, letter):
+        n = self.fails.count(letter)
+        self.assertEqual(n, 0, f"seed {self.seed} "
+                         f"(HCONN_INTEGRITY_SEED={self.seed} replays it):\n"
+                         + self.fails.report(letter, examples=3))
+
+    def test_a_origin_requests_match_client_messages(self):
+        self.check("a")
+
+    def test_b_replies_answer_their_own_message(self):
+        self.check("b")
+
+    def test_c_no_client_sees_another_clients_bytes(self):
+        self.check("c")
+
+    def test_d_hostile_refused_consistent_framing_passes(self):
+        self.check("d")
+
+    def test_e_daemon_alive_clean_and_idle(self):
+        self.check("e")
+
+
 def write_config(directory, **keys):
     path = os.path.join(directory, "hconnd.json")
     with open(path, "w") as f:

@@ -172,18 +172,11 @@ class RecordingOrigin(LoopbackServer):
     connection = OriginConn
 
     def __init__(self, timeout=120.0):
+        super().__init__()
         self.timeout = timeout        # per recv, a safety net only
-        self.lock = threading.Lock()
-        self.cond = threading.Condition(self.lock)
-        self.connections = []
-        self.requests = []
         self.problems = []            # (conn index, text, bytes excerpt)
         self.tokens = {}              # token -> Request
         self.held = []                # every X-Want: hold request
-        self.stopping = threading.Event()
-        self.listener = None
-        self.threads = []
-        self.sockets = set()
 
     def wait_for(self, predicate, timeout):
         with self.cond:

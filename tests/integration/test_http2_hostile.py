@@ -24,6 +24,7 @@ run as other uids (other_user.py) against one hconnd:
 """
 
 import hashlib
+import io
 import os
 import socket
 import sys
@@ -33,6 +34,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import h2_origin as h2  # noqa: E402
+import integrity  # noqa: E402
 import other_user  # noqa: E402
 from h2_origin import response, respond_path  # noqa: E402
 
@@ -318,7 +320,7 @@ class ManyStreams(HostileCase):
         self.flood(d, o, 40, 100, 1)
 
 
-class IntegrityOverH2(unittest.TestCase):
+class IntegrityOverH2(integrity.Assertions, unittest.TestCase):
     """integrity.py's cross-user check with nginx as an HTTP/2 TLS front
     proxying to the recording origin: 16 client processes as 8 uids share
     hconnd's HTTP/2 connection to nginx; every request the origin got is
@@ -333,8 +335,6 @@ class IntegrityOverH2(unittest.TestCase):
         harness.require_binary(cls, harness.HCONND, "hconnd")
         if os.geteuid() != 0:
             raise harness.missing("needs root to run clients as 8 uids")
-        import io
-        import integrity
         out = io.StringIO()
         cls.seed = integrity.seed_from_env()
         try:
@@ -344,27 +344,6 @@ class IntegrityOverH2(unittest.TestCase):
         finally:
             sys.stdout.write(out.getvalue())
             sys.stdout.flush()
-
-    def check(self, letter):
-        n = self.fails.count(letter)
-        self.assertEqual(n, 0, f"seed {self.seed} "
-                         f"(HCONN_INTEGRITY_SEED={self.seed} replays it):\n"
-                         + self.fails.report(letter, examples=3))
-
-    def test_a_origin_requests_match_client_messages(self):
-        self.check("a")
-
-    def test_b_replies_answer_their_own_message(self):
-        self.check("b")
-
-    def test_c_no_client_sees_another_clients_bytes(self):
-        self.check("c")
-
-    def test_d_hostile_refused_consistent_framing_passes(self):
-        self.check("d")
-
-    def test_e_daemon_alive_clean_and_idle(self):
-        self.check("e")
 
     def test_users_shared_an_http2_connection(self):
         f = self.fig

@@ -36,7 +36,7 @@ UIDS = 16
 EPISODES = 20
 
 
-class Integrity(unittest.TestCase):
+class Integrity(integrity.Assertions, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -52,27 +52,6 @@ class Integrity(unittest.TestCase):
         finally:
             sys.stdout.write(out.getvalue())
             sys.stdout.flush()
-
-    def check(self, letter):
-        n = self.fails.count(letter)
-        self.assertEqual(n, 0, f"seed {self.seed} "
-                         f"(HCONN_INTEGRITY_SEED={self.seed} replays it):\n"
-                         + self.fails.report(letter, examples=3))
-
-    def test_a_origin_requests_match_client_messages(self):
-        self.check("a")
-
-    def test_b_replies_answer_their_own_message(self):
-        self.check("b")
-
-    def test_c_no_client_sees_another_clients_bytes(self):
-        self.check("c")
-
-    def test_d_hostile_refused_consistent_framing_passes(self):
-        self.check("d")
-
-    def test_e_daemon_alive_clean_and_idle(self):
-        self.check("e")
 
     def test_the_mix_was_mixed(self):
         # The run exercised what it claims to: many users sharing
