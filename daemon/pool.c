@@ -48,6 +48,9 @@
 
 #define POOL_BUCKETS     256
 #define POOL_ORIGIN_UIDS 16 /* users remembered per origin, for stats */
+/* Seconds an HTTP/2 connection must have been idle before it gets a PING
+ * when taken again. */
+#define POOL_H2_PING_IDLE 2
 
 /* The pool's bookkeeping for one connection, in the space its upstream
  * keeps for its owner (upstream_owner). */
@@ -61,6 +64,7 @@ struct pool_conn {
     bool h2;                             /* an HTTP/2 connection */
     unsigned streams;                    /* HTTP/2: streams leased on it */
     struct event *idle_timer;            /* HTTP/2: idle_timeout */
+    struct timeval idle_since;           /* when it last went idle */
     TAILQ_ENTRY(pool_conn) h2_entry;     /* origin's HTTP/2 connections */
 };
 
@@ -461,6 +465,7 @@ pool_idle_link(struct pool_conn *c)
     o->nidle++;
     o->pool->nidle++;
     c->idle = true;
+    event_base_gettimeofday_cached(o->pool->base, &c->idle_since);
 }
 
 /* Puts a connection in the idle lists under watch; closes it when the
@@ -583,9 +588,17 @@ pool_h2_take(struct upstream *up)
     struct pool_origin *o = c->origin;
 
     if (c->idle) {
+        struct timeval now, idle;
+
         pool_idle_remove(up);
         o->nbusy++;
-        codec_http2_ping(up);
+        /* The socket is read all the while it is idle, so a close or a
+         * GOAWAY is seen at once; a PING finds the peer that vanished
+         * silently, which takes longer than a moment's idleness. */
+        event_base_gettimeofday_cached(o->pool->base, &now);
+        evutil_timersub(&now, &c->idle_since, &idle);
+        if (idle.tv_sec >= POOL_H2_PING_IDLE)
+            codec_http2_ping(up);
     }
     c->streams++;
     o->nstreams++;

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -184,6 +185,25 @@ class H2Case(harness.IntegrationTest):
 
 
 class Basics(H2Case):
+
+    def test_idle_connection_gets_a_ping_only_after_a_while(self):
+        # Taken again at once, an idle connection carries the next stream
+        # straight away (its socket was read all along); idle for two
+        # seconds or more, it is checked with a PING first.
+        o = self.origin({})
+        w = self.wire(self.daemon)
+        for rid in (1, 2):
+            head, body, last = self.get(w, rid, o.url("/ok"))
+            self.assertOkResponse(head, last)
+        conn = o.connections[0]
+        self.assertEqual(conn.frames("ping"), [], conn.events)
+        time.sleep(2.5)
+        head, body, last = self.get(w, 3, o.url("/ok"))
+        self.assertOkResponse(head, last)
+        self.assertTrue(head["reused"], head)
+        self.assertEqual(len(o.connections), 1)
+        o.wait_for(lambda: conn.frames("ping"), 10)
+        self.assertEqual(len(conn.frames("ping")), 1, conn.events)
 
     def test_plain_get_is_http2(self):
         o = self.origin({})
