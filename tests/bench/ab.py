@@ -2,8 +2,9 @@
 """A/B of hconnd builds, per request of 1 KiB GETs through the protocol,
 against one nginx origin, every build served side by side in one run.
 
-usage: tests/bench/ab.py [--tls] [-c CLIENTS] [-n N] [--rounds R]
-                         [--mode cpu|syscalls|instructions] HCONND...
+usage: tests/bench/ab.py [--tls] [--http-version V] [-c CLIENTS] [-n N]
+                         [--rounds R] [--mode cpu|syscalls|instructions]
+                         HCONND...
 
   cpu           perf stat -e task-clock -p <hconnd> over N requests, / N;
                 R rounds, the builds' order alternating, medians printed
@@ -45,6 +46,9 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("hconnd", nargs="+", help="hconnd binaries to compare")
     ap.add_argument("--tls", action="store_true", help="HTTPS origin")
+    ap.add_argument("--http-version", choices=("auto", "1.1", "2"),
+                    help="the requests' http_version (2 with --tls: HTTP/2 "
+                    "by ALPN)")
     ap.add_argument("-c", "--clients", type=int, default=16)
     ap.add_argument("-n", "--requests", type=int, default=30000)
     ap.add_argument("--rounds", type=int, default=6)
@@ -96,6 +100,8 @@ def loadgen(opts, origin, d, n):
             "-c", str(opts.clients), "-n", str(n), "-d", "600", "-w", "0"]
     if opts.tls:
         args += ["--ca", origin.ca_file]
+    if opts.http_version:
+        args += ["--http-version", opts.http_version]
     r = subprocess.run(args, capture_output=True, text=True, check=True)
     res = json.loads(r.stdout.strip().splitlines()[-1])
     if res["errors"]:
