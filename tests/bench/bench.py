@@ -715,6 +715,20 @@ SHELL_LOOP = ('n=$1; shift; i=0; while [ $i -lt $n ]; do '
               '"$@" >/dev/null || exit 1; i=$((i+1)); done')
 
 
+def compiled_hconn_package(tmp):
+    """A copy of the hconn package byte-compiled, as an install leaves it
+    (client-lib/python/compile.py): run from the source tree under
+    PYTHONDONTWRITEBYTECODE, each process would compile it again, as no
+    installed copy does. Returns the directory to put on sys.path."""
+    top = os.path.join(tmp, "python")
+    src = os.path.join(ROOT, "client-lib", "python", "hconn")
+    shutil.copytree(src, os.path.join(top, "hconn"), dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.in"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", top],
+                   check=True)
+    return top
+
+
 def workload_processes(opts, origin, ctx):
     """Wall time per process of N sequential fetches from a shell loop."""
     url = origin.url("/small", tls=True)
@@ -729,8 +743,7 @@ def workload_processes(opts, origin, ctx):
                    str(origin.tls_port)], None))
     tools.append(("python3 hconn.client",
                   [sys.executable, "-c", PY_HCONN_FETCH, origin.ca_file,
-                   str(origin.tls_port),
-                   os.path.join(harness.SOURCE_ROOT, "client-lib", "python")],
+                   str(origin.tls_port), compiled_hconn_package(ctx["tmp"])],
                   d.env))
     rows = []
     for name, cmd, env in tools:
