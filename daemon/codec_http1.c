@@ -4,8 +4,9 @@
  * over the connection's bufferevent.
  *
  * The head goes out with a direct send when nothing is queued before it
- * on a plain socket; the response is read a window at a time with one
- * readv past libevent's 4 KiB reads; body bytes move to the exchange as
+ * on a plain socket; the response is read up to a window at a time, in
+ * one readv (sockread.c; libevent's own reads stop at 4 KiB, each after
+ * an FIONREAD ioctl); body bytes move to the exchange as
  * whole buffer chains. Backpressure stops reading the socket, which
  * carries this stream alone. The rest of a Content-Length body with
  * nothing of it buffered may be lent to the exchange to splice
@@ -35,10 +36,6 @@
 #include "pool.h"
 #include "upstream.h"
 #include "wire.h"
-
-/* The most a bufferevent reads from a socket at once (libevent 2.1's
- * EVBUFFER_MAX_READ), after asking the kernel how much there is. */
-#define CODEC_HTTP1_LIBEVENT_READ 4096
 
 struct codec_stream {
     bool h2;                 /* false: an HTTP/1.1 stream (codec_http2.h) */
@@ -390,58 +387,6 @@ codec_process(struct codec_stream *s)
     codec_leave(s);
 }
 
-/* Reads what the socket holds, up to the window, in one readv. libevent
- * 2.1's own reads stop at 4096 bytes (EVBUFFER_MAX_READ): a loop turn
- * per 4 KiB held large bodies to a fraction of the loopback's speed. */
-static void
-codec_read_more(struct codec_stream *s)
-{
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    size_t held = evbuffer_get_length(in);
-    size_t window = s->opt.window;
-    struct evbuffer_iovec vec[2];
-    struct iovec iov[2];
-    ssize_t n;
-    int nvec;
-
-    /* Under TLS the socket carries records only OpenSSL may read. Less
-     * than a full libevent read held means that read emptied the socket:
-     * another would only return EAGAIN. */
-    if (upstream_is_tls(s->up) || s->eof || held >= window ||
-        held < CODEC_HTTP1_LIBEVENT_READ)
-        return;
-    /* The bufferevent freezes its input's tail so that only it appends;
-     * this appends exactly as it would, from the same socket. */
-    evbuffer_unfreeze(in, 0);
-    nvec = evbuffer_reserve_space(in, (ev_ssize_t)(window - held), vec, 2);
-    if (nvec <= 0) {
-        evbuffer_freeze(in, 0);
-        return;
-    }
-    for (int i = 0; i < nvec; i++) {
-        iov[i].iov_base = vec[i].iov_base;
-        iov[i].iov_len = vec[i].iov_len;
-    }
-    n = readv(bufferevent_getfd(s->bev), iov, nvec);
-    if (n <= 0) {
-        evbuffer_commit_space(in, vec, 0);
-        evbuffer_freeze(in, 0);
-        /* EOF or a reset: the parser decides what the bytes so far mean.
-         * EAGAIN: nothing more yet. */
-        if (n == 0 || (errno != EAGAIN && errno != EINTR))
-            s->eof = true;
-        return;
-    }
-    for (int i = 0; i < nvec; i++) {
-        size_t len = (size_t)n < vec[i].iov_len ? (size_t)n : vec[i].iov_len;
-
-        vec[i].iov_len = len;
-        n -= (ssize_t)len;
-    }
-    evbuffer_commit_space(in, vec, nvec);
-    evbuffer_freeze(in, 0);
-}
-
 /* The connection has bytes: read on, then parse. */
 static void
 codec_read_cb(struct bufferevent *bev, void *arg)
@@ -450,7 +395,6 @@ codec_read_cb(struct bufferevent *bev, void *arg)
 
     if (s->fd_lent)
         return; /* a read the loop had queued before the socket was lent */
-    codec_read_more(s);
     codec_process(s);
 }
 
@@ -561,6 +505,11 @@ codec_open(struct upstream *up, const struct codec_request *cr,
     else
         bufferevent_set_timeouts(bev, NULL, NULL);
     bufferevent_setwatermark(bev, EV_WRITE, opt->window / 4, 0);
+    /* A plain socket is read up to a window at once: a loop turn per
+     * 16 KiB (libevent's default) held large bodies back. Under TLS the
+     * filter's reads are OpenSSL's, record by record. */
+    if (!upstream_is_tls(up))
+        bufferevent_set_max_single_read(bev, opt->window);
     /* Enabling writing arms the write event even with nothing to write,
      * two epoll_ctl calls for nothing: only when it was turned off. */
     bufferevent_enable(bev, (bufferevent_get_enabled(bev) & EV_WRITE)

@@ -15,4 +15,12 @@ struct evbuffer;
  * yet). A tail frozen by a bufferevent is unfrozen for the append. */
 ssize_t sockread_evbuffer(struct evbuffer *buf, int fd, size_t howmuch);
 
+/* Makes bev, made by bufferevent_socket_new, read its socket with
+ * sockread_evbuffer instead of libevent's FIONREAD-sized reads, up to
+ * bufferevent_get_max_to_read and the read high-water mark per read.
+ * Once, after bufferevent_socket_new (bufferevent_setfd would give
+ * libevent's own read back). Returns 0, or -1 when
+ * its read event is not libevent's (it then reads as before). */
+int sockread_bufferevent(struct bufferevent *bev);
+
 #endif

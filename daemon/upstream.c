@@ -33,6 +33,7 @@
 #include "http1.h"
 #include "log.h"
 #include "resolve.h"
+#include "sockread.h"
 #include "tls.h"
 #include "upstream.h"
 #include "wire.h"
@@ -497,6 +498,10 @@ upstream_connected(struct upstream *up, int fd)
                             "cannot allocate a connection");
         return;
     }
+    /* Every response byte, plain or TLS, is read from this bufferevent:
+     * without libevent's FIONREAD ioctl per read (sockread.c). Failing,
+     * it reads as libevent does. */
+    sockread_bufferevent(up->bev);
     upstream_describe(up, who, sizeof who);
     log_debug("upstream %lu: connected to %s", up->id, who);
     if (up->connect_head != NULL)
@@ -684,6 +689,10 @@ upstream_unpark(struct upstream *up)
     event_del(up->park_event);
 }
 
+/* Bytes upstream_settle_tls reads at most per read, as libevent 2.1's
+ * evbuffer_read (EVBUFFER_MAX_READ). */
+#define UPSTREAM_SETTLE_READ 4096
+
 bool
 upstream_settle_tls(struct upstream *up)
 {
@@ -696,13 +705,12 @@ upstream_settle_tls(struct upstream *up)
     if (!up->tls || tcp == NULL || ssl == NULL)
         return false;
     raw = bufferevent_get_input(tcp);
-    /* The socket bufferevent freezes its input's tail so that only it
-     * appends; this appends exactly as it would, from the same socket. */
-    evbuffer_unfreeze(raw, 0);
+    /* As much as libevent's own reads would take, without their FIONREAD
+     * ioctl each. */
     do
-        n = evbuffer_read(raw, bufferevent_getfd(tcp), -1);
+        n = (int)sockread_evbuffer(raw, bufferevent_getfd(tcp),
+                                   UPSTREAM_SETTLE_READ);
     while (n > 0 && --rounds > 0);
-    evbuffer_freeze(raw, 0);
     if (n == 0)
         return false; /* closed by the server */
     /* OpenSSL takes in every record it can; only application data would
