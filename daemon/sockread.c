@@ -68,16 +68,35 @@ sockread_evbuffer(struct evbuffer *buf, int fd, size_t howmuch)
  * a read high-water mark lowered below what is buffered. */
 static event_callback_fn sockread_libevent_cb;
 
+/* A bufferevent's first read off its socket per readiness: libevent's
+ * own size, so that a small response costs a buffer chain of the size it
+ * did (the FIONREAD ioctl sized it before), not one of the whole window. */
+#define SOCKREAD_FIRST 4096
+
+/* What a read's result n says of the socket: BEV_EVENT_EOF, BEV_EVENT_ERROR,
+ * or 0 (bytes, or none for now). */
+static short
+sockread_end(ssize_t n)
+{
+    if (n == 0)
+        return BEV_EVENT_EOF;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return BEV_EVENT_ERROR;
+    return 0;
+}
+
 /* The socket of a bufferevent taken over by sockread_bufferevent is
  * readable (or its read timed out). Does what libevent's read callback
- * does, through sockread_evbuffer. */
+ * does, through sockread_evbuffer: a first read of SOCKREAD_FIRST bytes,
+ * and when it filled, one more for the rest of what one read may take. */
 static void
 sockread_bufferevent_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct bufferevent *bev = arg;
     struct evbuffer *input = bufferevent_get_input(bev);
     ev_ssize_t max = bufferevent_get_max_to_read(bev);
-    size_t low = 0, high = 0, held = evbuffer_get_length(input);
+    size_t low = 0, high = 0, held = evbuffer_get_length(input), first;
+    short end = 0; /* BEV_EVENT_EOF or _ERROR once a read met either */
     ssize_t n;
 
     bufferevent_getwatermark(bev, EV_READ, &low, &high);
@@ -90,17 +109,21 @@ sockread_bufferevent_cb(evutil_socket_t fd, short what, void *arg)
      * high-water mark. */
     if (high != 0 && high - held < (size_t)max)
         max = (ev_ssize_t)(high - held);
+    first = (size_t)max < SOCKREAD_FIRST ? (size_t)max : SOCKREAD_FIRST;
     /* A callback run from here may free the bufferevent. */
     bufferevent_incref(bev);
-    n = sockread_evbuffer(input, (int)fd, (size_t)max);
-    if (n > 0) {
+    n = sockread_evbuffer(input, (int)fd, first);
+    end = sockread_end(n);
+    if (n == (ssize_t)first && (size_t)max > first)
+        end = sockread_end(
+            sockread_evbuffer(input, (int)fd, (size_t)max - first));
+    if (n > 0)
         bufferevent_trigger(bev, EV_READ, 0);
-    } else if (n == 0 ||
-               (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    /* The end of input or an error, after the bytes before it (the
+     * deferred callbacks run in that order). */
+    if (end != 0) {
         bufferevent_disable(bev, EV_READ);
-        bufferevent_trigger_event(
-            bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
-            0);
+        bufferevent_trigger_event(bev, BEV_EVENT_READING | end, 0);
     }
     bufferevent_decref(bev);
 }
