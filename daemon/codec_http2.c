@@ -237,7 +237,12 @@ h2_detach(struct h2_stream *s, uint32_t rst_code)
     s->arg = NULL;
     if (s->timer != NULL)
         evtimer_del(s->timer);
-    if (!s->closed && !c->dead)
+    /* A stream whose both ends are over is closed by nghttp2 itself once
+     * the frame that ended it is processed: a reset would only cost a
+     * frame and a write per request. */
+    if (!s->closed && !c->dead &&
+        !(s->remote_ended &&
+          nghttp2_session_get_stream_local_close(c->session, s->id) == 1))
         nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id,
                                   rst_code);
     pool_stream_done(c->up);

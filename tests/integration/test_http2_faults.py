@@ -222,6 +222,28 @@ class Basics(H2Case):
             h2.ENABLE_PUSH), 0, o.connections[0].client_settings)
 
 
+    def test_complete_streams_cost_no_reset_or_window_update(self):
+        # A response read to its END_STREAM, on a stream whose request had
+        # ended, closes the stream on both sides: a RST_STREAM after it
+        # (CANCEL, as for a stream given up) would be a frame and a write
+        # per request for nothing; nor does a small body need its window
+        # reopened. Frames arrive in order, so once the origin has the
+        # second request, anything sent about the first has come too.
+        o = self.origin({})
+        w = self.wire(self.daemon)
+        for rid in (1, 2):
+            head, body, last = self.get(w, rid, o.url("/ok"))
+            self.assertOkResponse(head, last)
+            self.assertEqual(body, OK_BODY)
+        self.assertTrue(o.wait_requests(2))
+        conn = o.connections[0]
+        first = o.requests[0].sid
+        self.assertEqual([e for e in conn.frames("rst") if e[1] == first],
+                         [], conn.events)
+        self.assertEqual([e for e in conn.frames("window_update")
+                          if e[1] == first], [], conn.events)
+
+
 class Resets(H2Case):
 
     CODES = [(2, "INTERNAL_ERROR"), (8, "CANCEL"), (1, "PROTOCOL_ERROR"),
