@@ -52,6 +52,8 @@
 /* The connection's receive window: large, since each stream is bounded
  * by its own window and the connection's is consumed on arrival. */
 #define H2_CONN_WINDOW ((1 << 30) - 1)
+/* Frames gathered for one write: a TLS record's worth. */
+#define H2_FLUSH_STAGE 16384
 /* Streams assumed allowed before the server's SETTINGS come
  * (RFC 9113 §6.5.2 recommends at least 100). */
 #define H2_INITIAL_PEER_STREAMS 100
@@ -661,29 +663,56 @@ h2_read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t len,
 
 /* ---- Connection I/O --------------------------------------------------- */
 
+/* Queues the staged frames on the connection's output in one piece.
+ * False when out of memory. */
+static bool
+h2_flush_stage(struct evbuffer *out, uint8_t *stage, size_t *staged)
+{
+    bool ok = *staged == 0 || evbuffer_add(out, stage, *staged) == 0;
+
+    *staged = 0;
+    return ok;
+}
+
 /* Serialises what the session has to send onto the socket, while the
- * socket's queue is short. */
+ * socket's queue is short. nghttp2 hands over a frame at a time; small
+ * ones are gathered and queued together, since under TLS every piece
+ * added to the output becomes a record and a write of its own: the
+ * HEADERS of many streams opened in one loop turn go out in one. */
 static void
 h2_flush(struct h2_conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    uint8_t stage[H2_FLUSH_STAGE];
+    size_t staged = 0;
+    bool ok = true;
 
-    while (!c->closing && evbuffer_get_length(out) < H2_OUT_HIGH) {
+    while (ok && !c->closing &&
+           evbuffer_get_length(out) + staged < H2_OUT_HIGH) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->session, &data);
 
         if (n < 0) {
+            h2_flush_stage(out, stage, &staged);
             h2_conn_fail(c, HCONN_EPROTOCOL_ERROR, "%s: HTTP/2: %s",
                          upstream_peer(c->up), nghttp2_strerror((int)n));
             return;
         }
         if (n == 0)
             break;
-        if (evbuffer_add(out, data, (size_t)n) < 0) {
-            h2_conn_fail(c, HCONN_ENO_MEMORY, "out of memory sending to %s",
-                         upstream_peer(c->up));
-            return;
+        if (staged + (size_t)n > sizeof stage)
+            ok = h2_flush_stage(out, stage, &staged);
+        if (ok && (size_t)n <= sizeof stage) {
+            memcpy(stage + staged, data, (size_t)n);
+            staged += (size_t)n;
+        } else if (ok) {
+            ok = evbuffer_add(out, data, (size_t)n) == 0;
         }
+    }
+    if (!ok || !h2_flush_stage(out, stage, &staged)) {
+        h2_conn_fail(c, HCONN_ENO_MEMORY, "out of memory sending to %s",
+                     upstream_peer(c->up));
+        return;
     }
     if (c->closing || c->dead)
         return;
