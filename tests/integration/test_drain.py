@@ -295,9 +295,30 @@ class DrainTurnedOff(DrainTest):
         self.assertIs(head["reused"], False, head)
 
 
+class DrainQueued(DrainTest):
+    """One connection per origin: a departing client's second request,
+    still waiting for a connection, is never sent; its first is drained."""
+
+    CONFIG = {"drain_timeout": 5, "pool_max_per_origin": 1}
+
+    def test_unsent_requests_of_a_departed_client_are_never_sent(self):
+        w = harness.Wire(self.daemon.socket)
+        w.send({"id": 1, "method": "GET", "url": self.url("/slow-head")})
+        w.send({"id": 2, "method": "GET", "url": self.url("/mid-body")})
+        self.assertTrue(self.origin.wait_requests(1))
+        w.close()
+        self.wait_counters(1, 0)
+        head = self.next_request()
+        self.assertIs(head["reused"], True, head)
+        self.assertEqual([(r.target, r.conn_index)
+                          for r in self.origin.requests],
+                         [("/slow-head", 0), ("/next", 0)])
+
+
 class DrainAndShutdown(DrainTest):
-    """SIGTERM does not wait for a drain: it ends it and exits at once,
-    leaving no connection behind."""
+    """A long drain_timeout (60 s) does not hold anything up: SIGTERM ends
+    drains and exits at once, leaving no connection behind, and a request's
+    shorter read timeout bounds its drain."""
 
     CONFIG = {"drain_timeout": 60}
 
@@ -310,6 +331,13 @@ class DrainAndShutdown(DrainTest):
         self.daemon.stop(timeout=10)
         self.assertOriginSawClose(0)
         self.assertNotIn("still in use", self.daemon.log_text())
+
+    def test_the_request_read_timeout_bounds_a_drain(self):
+        # drain_timeout is 60 s here; the request's 0.5 s wins.
+        self.fields = {"read_timeout": 0.5}
+        self.leave_mid_body("/never")
+        self.assertOriginSawClose(0)
+        self.wait_counters(0, 1)
 
 
 class TlsDrain(DrainTest):
