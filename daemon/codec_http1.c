@@ -287,12 +287,12 @@ codec_end(struct codec_stream *s, const struct http1_event *ev, size_t consumed)
 
 static void codec_process(struct codec_stream *s);
 
-/* A detached stream may read on only while what it has read (parsed, and
- * buffered behind) stays within its limit and what its head announced can
- * finish within it, checked before each parse: a known
+/* Checked before each parse of a detached stream: it may read on only
+ * while what it has read (parsed, and buffered behind) stays within its
+ * limit and what its head announced can finish within it (a known
  * remaining length, or chunks, on a connection that may be kept; never a
- * body delimited by the close. True when it must stop (the drain then
- * hears of an error and the connection is dropped). */
+ * body delimited by the close). True when it must stop: the drain hears
+ * of an error and the connection is dropped. */
 static bool
 codec_drain_over(struct codec_stream *s, size_t buffered)
 {
