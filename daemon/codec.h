@@ -169,6 +169,20 @@ void codec_body_taken(struct codec_stream *s, uint64_t n, bool eof);
  * dropped. Safe from within the stream's own callbacks. */
 void codec_abort(struct codec_stream *s);
 
+/* The stream's exchange is leaving (its client went away) with the
+ * response unfinished. HTTP/1.1: when the request went out whole and the
+ * rest of the response can be told apart from what follows, the codec
+ * keeps the stream and reads that rest for ev and arg (a drain, drain.c)
+ * instead: at most max_bytes more bytes from the connection, head and
+ * framing included, the response's end then pooling the connection as
+ * ever. Returns true then; nothing is delivered before the caller's turn
+ * of the loop is over. Otherwise (a request cut short, a body lent to
+ * splice, a response delimited by the close or already longer than
+ * max_bytes, HTTP/2, whose stream is reset) it aborts the stream like
+ * codec_abort and returns false. */
+bool codec_detach(struct codec_stream *s, uint64_t max_bytes,
+                  const struct codec_events *ev, void *arg);
+
 /* True when the protocol on up can tell that a request was not processed
  * (HTTP/2's REFUSED_STREAM and GOAWAY), so that even a request that is
  * not idempotent may go again: its body is worth keeping until the

@@ -4,17 +4,23 @@
  * over the connection's bufferevent.
  *
  * The head goes out with a direct send when nothing is queued before it
- * on a plain socket; the response is read up to a window at a time, in
- * one readv (sockread.c; libevent's own reads stop at 4 KiB, each after
- * an FIONREAD ioctl); body bytes move to the exchange as
- * whole buffer chains. Backpressure stops reading the socket, which
- * carries this stream alone. The rest of a Content-Length body with
- * nothing of it buffered may be lent to the exchange to splice
+ * on a plain socket; the response is read up to a window at a time
+ * (sockread.c: 4 KiB, and the rest of the window when those filled;
+ * libevent's own reads stop at 4 KiB, each after an FIONREAD ioctl); body
+ * bytes move to the exchange as whole buffer chains. Backpressure stops reading
+ * the socket, which carries this stream alone. The rest of a Content-Length
+ * body with nothing of it buffered may be lent to the exchange to splice
  * (codec_lend_fd); the parser then counts what it moved.
  *
  * A callback may abort the stream it is called for: the stream is then
  * only marked, and freed once the outermost codec frame on the stack
  * unwinds, so nothing here touches freed memory.
+ *
+ * A stream whose exchange left mid-response may be detached to a drain
+ * (codec_detach): the same parser reads the rest of the response for it,
+ * within a byte limit, and the end pools the connection by the same rule
+ * as any other response, so a drained response is never mistaken for
+ * the next one.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -37,6 +43,10 @@
 #include "upstream.h"
 #include "wire.h"
 
+/* The smallest window a drain cuts a stream's reads to: libevent's own
+ * read size, and the first read of each readiness (sockread.c). */
+#define CODEC_HTTP1_MIN_READ 4096
+
 struct codec_stream {
     bool h2;                 /* false: an HTTP/1.1 stream (codec_http2.h) */
     struct upstream *up;     /* owned until the stream ends */
@@ -54,6 +64,9 @@ struct codec_stream {
     uint64_t response_bytes;    /* bytes read upstream */
     unsigned busy;              /* codec frames on the stack */
     bool dead;                  /* aborted or ended: free when not busy */
+    bool detached;              /* its exchange left: a drain reads on */
+    uint64_t drain_limit;       /* detached: response_bytes may reach it,
+                                   no more */
     char errmsg[160];           /* the last codec_send_... failure */
 };
 
@@ -275,6 +288,35 @@ codec_end(struct codec_stream *s, const struct http1_event *ev, size_t consumed)
 
 static void codec_process(struct codec_stream *s);
 
+/* Checked before each parse of a detached stream: it may read on only
+ * while what it has read (parsed, and buffered behind) stays within its
+ * limit and what its head announced can finish within it (a known
+ * remaining length, or chunks, on a connection that may be kept; never a
+ * body delimited by the close). True when it must stop: the drain hears
+ * of an error and the connection is dropped. */
+static bool
+codec_drain_over(struct codec_stream *s, size_t buffered)
+{
+    const struct http1_parser *p = &s->parser;
+    const char *why = NULL;
+
+    if (s->response_bytes + buffered > s->drain_limit)
+        why = "the rest of the response is over the drain limit";
+    else if (s->head_done &&
+             (!p->keep_alive || p->framing == HTTP1_FRAMING_CLOSE))
+        why = "the response cannot leave the connection reusable";
+    else if (s->head_done && p->framing == HTTP1_FRAMING_LENGTH &&
+             s->response_bytes +
+                     ((uint64_t)p->content_length - p->body_received) >
+                 s->drain_limit)
+        why = "the rest of the body is over the drain limit";
+    if (why == NULL)
+        return false;
+    codec_fail(s, HCONN_ELIMIT_EXCEEDED, false, "%s: %s", upstream_peer(s->up),
+               why);
+    return true;
+}
+
 /* With the rest of a Content-Length body unread on a plain socket and
  * nothing of it buffered, offers the socket to the exchange (body_fd),
  * which may move the bytes without them passing through here. Only once
@@ -320,6 +362,8 @@ codec_process(struct codec_stream *s)
         size_t avail, consumed, taken = 0, skip;
 
         avail = evbuffer_get_length(in);
+        if (s->detached && codec_drain_over(s, avail))
+            break;
         if (avail > 0)
             evbuffer_peek(in, -1, NULL, &seg, 1);
         ev = http1_parser_next(&s->parser, seg.iov_base, seg.iov_len,
@@ -663,6 +707,49 @@ codec_resume(struct codec_stream *s)
     bufferevent_enable(s->bev, EV_READ);
     /* Bytes already buffered raise no new read event. */
     codec_process(s);
+}
+
+bool
+codec_detach(struct codec_stream *s, uint64_t max_bytes,
+             const struct codec_events *ev, void *arg)
+{
+    const struct http1_parser *p = &s->parser;
+    uint64_t left = 0;
+
+    if (codec_stream_is_http2(s)) {
+        codec_http2_abort(s);
+        return false;
+    }
+    if (s->head_done && p->framing == HTTP1_FRAMING_LENGTH)
+        left = (uint64_t)p->content_length - p->body_received;
+    /* A request cut short would leave the origin waiting for the rest;
+     * a lent socket has bytes the parser never counted. */
+    if (!s->request_sent || s->fd_lent || s->eof || s->dead || max_bytes == 0 ||
+        left > max_bytes ||
+        (s->head_done &&
+         (!p->keep_alive || p->framing == HTTP1_FRAMING_CLOSE))) {
+        codec_abort(s);
+        return false;
+    }
+    s->ev = ev;
+    s->arg = arg;
+    s->detached = true;
+    s->drain_limit = s->response_bytes + max_bytes;
+    /* One read takes no more than the limit lets the drain keep. */
+    if (s->opt.window > max_bytes) {
+        s->opt.window = max_bytes > CODEC_HTTP1_MIN_READ ? (size_t)max_bytes
+                                                         : CODEC_HTTP1_MIN_READ;
+        if (!upstream_is_tls(s->up))
+            bufferevent_set_max_single_read(s->bev, s->opt.window);
+    }
+    s->paused = false;
+    bufferevent_enable(s->bev, EV_READ);
+    /* Bytes already buffered raise no read event: one is raised, from
+     * the loop, so that the drain starts after its caller's turn (the
+     * end of a response may hand the connection to a waiter). */
+    if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+        bufferevent_trigger(s->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+    return true;
 }
 
 bool

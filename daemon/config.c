@@ -65,6 +65,8 @@ static const struct config_key config_keys[] = {
     KEY("idle_timeout", CONFIG_SECONDS, idle_timeout, 0.001, 86400),
     KEY("expect_timeout", CONFIG_SECONDS, expect_timeout, 0, 86400),
     KEY("shutdown_timeout", CONFIG_SECONDS, shutdown_timeout, 0, 86400),
+    KEY("drain_max_bytes", CONFIG_SIZE, drain_max_bytes, 0, 1 << 30),
+    KEY("drain_timeout", CONFIG_SECONDS, drain_timeout, 0, 60),
     KEY("http_proxy", CONFIG_STRING, http_proxy, 0, 0),
     KEY("https_proxy", CONFIG_STRING, https_proxy, 0, 0),
     KEY("no_proxy", CONFIG_STRING, no_proxy, 0, 0),
@@ -137,6 +139,8 @@ config_init(struct config *cfg)
         .idle_timeout = 60,
         .expect_timeout = 1, /* curl's --expect100-timeout */
         .shutdown_timeout = 10,
+        .drain_max_bytes = 64 * 1024,
+        .drain_timeout = 1,
         .connect_attempt_delay = 0.25, /* RFC 8305 §8 */
         .dns_ttl_min = 1,
         .dns_ttl_max = 300,

@@ -48,6 +48,11 @@ struct config {
     double idle_timeout;             /* seconds a pooled connection is kept */
     double expect_timeout;           /* seconds to wait for 100 Continue */
     double shutdown_timeout;         /* seconds to drain on SIGTERM */
+    size_t drain_max_bytes;          /* bytes an HTTP/1.1 response whose client
+                                        left may still be read to keep its
+                                        connection (drain.c); 0: close at once */
+    double drain_timeout;            /* seconds such a response may take; 0:
+                                        close at once */
     /* The default CONNECT proxies, as the environment variables of the
      * same names (see proxy.h); NULL: take them from the environment. */
     char *http_proxy;

@@ -33,6 +33,7 @@
 #include "budget.h"
 #include "codec.h"
 #include "config.h"
+#include "drain.h"
 #include "exchange.h"
 #include "fields.h"
 #include "hconn_error.h"
@@ -1235,8 +1236,16 @@ exchange_free(struct exchange *ex)
     if (ex == NULL)
         return;
     exchange_splice_stop(ex);
-    if (ex->stream != NULL) {
-        /* Mid-request or mid-response: unknown state, never pooled. */
+    if (ex->stream != NULL && ex->state == EXCHANGE_ACTIVE &&
+        ex->send == EXCHANGE_SEND_DONE) {
+        /* The client left mid-response: the rest may be read into
+         * nowhere to keep the connection (drain.c decides). */
+        drain_start(ex->session->srv, ex->stream, ex->session->uid,
+                    exchange_read_timeout(ex));
+        ex->stream = NULL;
+        ex->up = NULL;
+    } else if (ex->stream != NULL) {
+        /* Mid-request: unknown state, never pooled. */
         codec_abort(ex->stream);
         ex->stream = NULL;
         ex->up = NULL;

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "drain.h"
 #include "exchange.h"
 #include "hconn-build.h"
 #include "listener.h"
@@ -122,6 +123,7 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
     listener_close(srv->listener);
     srv->listener = NULL;
     pool_close_idle(srv->pool);
+    drain_stop_all(); /* responses nobody waits for hold nothing up */
     TAILQ_FOREACH_SAFE(s, &srv->sessions, entry, next)
     session_drain(s);
     if (srv->nsessions == 0) {
@@ -323,6 +325,7 @@ out:
         pool_stop(srv.pool);
     while (!TAILQ_EMPTY(&srv.sessions))
         session_free(TAILQ_FIRST(&srv.sessions));
+    drain_stop_all();
     listener_close(srv.listener);
     pool_free(srv.pool);
     tls_free(srv.tls);

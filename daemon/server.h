@@ -41,6 +41,8 @@ struct stats {
     uint64_t retries;                   /* replays on a fresh connection */
     uint64_t tls_handshakes;            /* TLS connections opened */
     uint64_t tls_resumed;               /* ... of which resumed a session */
+    uint64_t drained;                   /* kept after a client left (drain.c) */
+    uint64_t drain_closed;              /* ... closed instead */
     uint64_t errors[HCONN_ERROR_COUNT]; /* error replies, by -code */
     uint64_t held_bytes;                /* held for clients now (budget.c) */
 };

@@ -299,6 +299,15 @@ session_stats(struct session *s)
         "pool", "open", (json_int_t)open, "idle", (json_int_t)idle,
         "h2_connections", (json_int_t)acc.h2, "h2_streams",
         (json_int_t)acc.streams, "origins", origins, "errors", errors);
+    if (reply != NULL) {
+        /* Connections whose client left mid-response (drain.c). */
+        json_t *pool = json_object_get(reply, "pool");
+
+        json_object_set_new(pool, "drained",
+                            json_integer((json_int_t)st->drained));
+        json_object_set_new(pool, "drain_closed",
+                            json_integer((json_int_t)st->drain_closed));
+    }
     if (reply != NULL && all) {
         /* Daemon-wide figures, for root only. */
         json_object_set_new(reply, "clients_total",

@@ -6,7 +6,9 @@ Workloads (numbers as in the issue):
   1  small GET (1 KiB) over plain HTTP, keep-alive, 1/16/256 closed-loop
      clients (loadgen): hconnd's protocol, direct keep-alive to nginx (the
      limit), nginx as a local pooling proxy on a Unix socket, squid and
-     tinyproxy as forward proxies. Requests/s, p50, p99, CPU per request.
+     tinyproxy as forward proxies, and relayfloor.c: the system calls of
+     a relay shaped like hconnd and nothing else (the floor any such relay
+     stands on). Requests/s, p50, p99, CPU per request.
   2  the same with an HTTPS origin (forward proxies: a CONNECT tunnel each),
      plus hconnd over HTTP/2 to the origin ("http_version": "2", when the
      daemon has it; the HTTP/1.1 row then sends "1.1") and h2load straight
@@ -19,7 +21,7 @@ Workloads (numbers as in the issue):
      MiB/s, hconnd CPU seconds, client CPU seconds; hconnd as it runs
      (bodies spliced) and copying (HCONND_SPLICE=0), rounds alternating.
   5  memory: hconnd RSS idle, with 10,000 idle clients, and per idle pooled
-     plain and TLS connection (1,000 each).
+     plain, TLS and HTTP/2 connection (1,000 each).
 
 Every peer is started here, on 127.0.0.1 or a Unix socket, with its config
 in one temp dir, and stopped at the end (on failure too). Nothing here
@@ -73,9 +75,11 @@ QUICK = dict(duration=1.0, warmup=0.3, processes=30, large_mib=128,
 
 # Targets of the issue: (what, ratio key, comparison, bound).
 PEERS = ["hconnd", "hconnd-h2", "direct", "h2load", "nginx-pool", "squid",
-         "tinyproxy"]
+         "tinyproxy", "floor"]
 # Peers of workload 2 only: HTTP/2 needs TLS here (no h2c origin).
 H2_PEERS = {"hconnd-h2", "h2load"}
+# Peers of workload 1 only: the relay floor speaks plain HTTP upstream.
+PLAIN_PEERS = {"floor"}
 PEER_TITLES = {
     "hconnd": "hconnd (protocol, Unix socket)",
     "hconnd-h2": "hconnd over HTTP/2 to the origin",
@@ -84,12 +88,13 @@ PEER_TITLES = {
     "nginx-pool": "nginx local pool (Unix socket)",
     "squid": "squid forward proxy",
     "tinyproxy": "tinyproxy forward proxy",
+    "floor": "relay floor (relayfloor.c: the same two hops, nothing else)",
 }
 # Short names for the charts' legends.
 PEER_SHORT = {
     "hconnd": "hconnd", "hconnd-h2": "hconnd (HTTP/2)", "direct": "direct",
     "h2load": "h2load (HTTP/2, direct)", "nginx-pool": "nginx pool",
-    "squid": "squid", "tinyproxy": "tinyproxy",
+    "squid": "squid", "tinyproxy": "tinyproxy", "floor": "relay floor",
 }
 
 
@@ -379,6 +384,30 @@ class NginxPool(Launched):
                                    f"{self.logs('error.log')}")
 
 
+class RelayFloor(Launched):
+    """tests/bench/relayfloor: the system calls of a relay shaped like
+    hconnd (Unix socket in, keep-alive TCP out) and nothing else, on
+    .socket, to the plain origin's /small."""
+
+    name = "relay floor"
+
+    def __init__(self, directory, origin, binary):
+        super().__init__(directory)
+        self.origin = origin
+        self.binary = binary
+
+    def start(self):
+        self.socket = os.path.join(self.dir, "floor.sock")
+        self.launch([self.binary, self.socket, "127.0.0.1",
+                     str(self.origin.port), "/small"])
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.socket):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"relayfloor did not start:\n"
+                                   f"{self.logs()}")
+            time.sleep(0.05)
+
+
 class Squid(Launched):
     """squid as a forward proxy on 127.0.0.1:.port (no cache; CONNECT only
     to the origin's TLS port)."""
@@ -509,6 +538,8 @@ def loadgen_args(peer, tls, origin, ctx):
         if tls and ctx.get("http_version_field"):
             args += ["--http-version", version]
         return args + (["--ca", origin.ca_file] if tls else [])
+    if peer == "floor":
+        return ["--unix", ctx["floor"].socket, "--hconn", small]
     if peer == "nginx-pool":
         pool = ctx["nginx-pool"]
         return ["--unix", pool.tls_socket if tls else pool.socket,
@@ -663,7 +694,8 @@ def workload_small(opts, tls, origin, ctx, peers):
     """Rows for every client count and peer, interleaved so that a noisy
     moment hurts no single peer."""
     rows = []
-    peers = [p for p in peers if tls or p not in H2_PEERS]
+    peers = [p for p in peers if (tls or p not in H2_PEERS) and
+             (not tls or p not in PLAIN_PEERS)]
     if "hconnd-h2" in peers and not ctx.get("http2"):
         log(f"  hconnd over HTTP/2 skipped: {ctx.get('http2_why')}")
         peers.remove("hconnd-h2")
@@ -928,10 +960,23 @@ def workload_memory(opts, origin, tmp):
             ("tls", {"method": "GET",
                      "url": origin.url(origin.slow_path, tls=True),
                      "http_version": "1.1",
-                     "tls": {"ca_file": origin.ca_file}})]:
-        with start_hconnd(tmp, cfg) as d:
-            before, after, idle = pooled(d, opts.pooled, request)
-            d.stop()
+                     "tls": {"ca_file": origin.ca_file}}),
+            # HTTP/2 with one stream per connection: n connections, each
+            # holding an nghttp2 session beside its TLS state.
+            ("h2", {"method": "GET",
+                    "url": origin.url(origin.slow_path, tls=True),
+                    "http_version": "2",
+                    "tls": {"ca_file": origin.ca_file}})]:
+        try:
+            with start_hconnd(tmp, dict(cfg, h2_max_concurrent_streams=1)
+                              if kind == "h2" else cfg) as d:
+                before, after, idle = pooled(d, opts.pooled, request)
+                d.stop()
+        except (RuntimeError, OSError) as e:
+            if kind != "h2":
+                raise
+            log(f"  idle pooled HTTP/2 connections skipped: {e}")
+            continue
         res[kind] = dict(before_kib=before, after_kib=after, idle=idle,
                          kib_each=(after - before) / max(idle, 1))
         log(f"  {idle} idle pooled {kind} connections: RSS {before} -> "
@@ -1272,26 +1317,39 @@ def small_targets(rows, workload):
             continue
         d = by.get(("direct", clients))
         p = by.get(("nginx-pool", clients))
+        f = by.get(("floor", clients))
         w = f"{workload}, {clients} client{'s' if clients > 1 else ''}"
+
+        def floor(value):
+            """What the relay floor reached on the same measure: the
+            bound no relay with these two hops can pass on this machine."""
+            return "" if f is None else f" (relay floor: {value(f)})"
         if workload == "1" and clients == 1 and d:
             # Only with one client is p50 a latency of its own: with more,
             # a closed loop's p50 is about clients / req/s.
             added = h["p50_us"] - d["p50_us"]
             out.append((f"{w}: hconnd p50 − direct p50 ≤ 15 µs",
-                        f"{added:.1f} µs", verdict(added, "<=", 15, " µs")))
+                        f"{added:.1f} µs" + floor(
+                            lambda r: f"{r['p50_us'] - d['p50_us']:.1f} µs"),
+                        verdict(added, "<=", 15, " µs")))
         if workload == "1" and clients in (16, 256):
             if h["peer_cpu_us"] is not None:
                 out.append((f"{w}: hconnd CPU per request ≤ 10 µs",
-                            f"{h['peer_cpu_us']:.1f} µs",
+                            f"{h['peer_cpu_us']:.1f} µs" + floor(
+                                lambda r: f"{r['peer_cpu_us']:.1f} µs"),
                             verdict(h["peer_cpu_us"], "<=", 10, " µs")))
             if p and p["rps"]:
                 v = h["rps"] / p["rps"]
                 out.append((f"{w}: hconnd / nginx local pool req/s ≥ 1.5",
-                            f"{v:.2f}x", verdict(v, ">=", 1.5)))
+                            f"{v:.2f}x" + floor(
+                                lambda r: f"{r['rps'] / p['rps']:.2f}x"),
+                            verdict(v, ">=", 1.5)))
             if d and d["rps"]:
                 v = h["rps"] / d["rps"]
                 out.append((f"{w}: hconnd / direct req/s ≥ 0.7",
-                            f"{v:.2f}x", verdict(v, ">=", 0.7)))
+                            f"{v:.2f}x" + floor(
+                                lambda r: f"{r['rps'] / d['rps']:.2f}x"),
+                            verdict(v, ">=", 0.7)))
         if workload == "2" and clients == 256 and p and p["rps"]:
             v = h["rps"] / p["rps"]
             out.append((f"{w}: hconnd / nginx local pool req/s ≥ 1.2",
@@ -1413,7 +1471,9 @@ def build_report(opts, info, results, charts=None):
               f"| {m['clients']} idle clients (each said hello) | "
               f"{m['clients_kib']} | "
               f"{(m['clients_kib'] - m['idle_kib']) / m['clients']:.1f} |"]
-        for kind in ("plain", "tls"):
+        for kind in ("plain", "tls", "h2"):
+            if kind not in m:
+                continue
             k = m[kind]
             t.append(f"| {k['idle']} idle pooled {kind} connections | "
                      f"{k['after_kib']} (from {k['before_kib']}) | "
@@ -1714,6 +1774,11 @@ def main():
                 (ctx["http_version_field"], ctx["http2"],
                  ctx["http2_why"]) = probe_http2(ctx["hconnd"], origin)
             if need_small:
+                if "floor" in opts.peers and "1" in opts.workloads:
+                    ctx["floor"] = stack.enter_context(RelayFloor(
+                        os.path.join(tmp, "floor"), origin,
+                        os.path.join(os.path.dirname(opts.loadgen),
+                                     "relayfloor")))
                 if "nginx-pool" in opts.peers:
                     ctx["nginx-pool"] = stack.enter_context(
                         NginxPool(os.path.join(tmp, "pool"), origin))

@@ -1,7 +1,8 @@
 /*
  * test-config.c — hconnd's config file (daemon/config.c): the HTTP/2 keys
- * ("http2", "h2c_origins", "h2_max_concurrent_streams") with their
- * defaults, valid values and refusals naming the key.
+ * ("http2", "h2c_origins", "h2_max_concurrent_streams") and the drain
+ * keys ("drain_max_bytes", "drain_timeout") with their defaults, valid
+ * values and refusals naming the key.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +129,34 @@ test_h2_bad(void **state)
     }
 }
 
+/* Draining: 64 KiB in 1 s by default; 0 turns it off; out of range is
+ * refused naming the key. */
+static void
+test_drain_keys(void **state)
+{
+    struct config cfg;
+    char err[512];
+
+    (void)state;
+    config_init(&cfg);
+    assert_int_equal(cfg.drain_max_bytes, 65536);
+    assert_true(cfg.drain_timeout == 1);
+    assert_int_equal(load_text(&cfg,
+                               "{\"drain_max_bytes\": 0,"
+                               " \"drain_timeout\": 0.25}",
+                               err, sizeof err),
+                     0);
+    assert_int_equal(cfg.drain_max_bytes, 0);
+    assert_true(cfg.drain_timeout == 0.25);
+    assert_int_equal(
+        load_text(&cfg, "{\"drain_timeout\": 61}", err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"drain_timeout\""));
+    assert_int_equal(
+        load_text(&cfg, "{\"drain_max_bytes\": -1}", err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"drain_max_bytes\""));
+    config_clear(&cfg);
+}
+
 int
 main(void)
 {
@@ -135,6 +164,7 @@ main(void)
         cmocka_unit_test(test_h2_defaults),
         cmocka_unit_test(test_h2_keys),
         cmocka_unit_test(test_h2_bad),
+        cmocka_unit_test(test_drain_keys),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
