@@ -22,6 +22,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1481,12 +1482,14 @@ http1_step_trailers(struct http1_parser *p, const char *buf, size_t len,
     return http1_end(p, ev);
 }
 
-/* Clears everything, so one parser can be reused response after
+/* Clears every state field, so one parser can be reused response after
  * response. */
 void
 http1_parser_init(struct http1_parser *p, bool head_request, bool request_close)
 {
-    memset(p, 0, sizeof *p);
+    /* Not the header index: entries are written before they are read,
+     * and clearing 3 KiB per response was the parser's largest cost. */
+    memset(p, 0, offsetof(struct http1_parser, headers));
     p->head_request = head_request;
     p->request_close = request_close;
     p->state = HTTP1_S_HEAD;
