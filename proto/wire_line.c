@@ -25,17 +25,16 @@ wire_line_free(struct wire_line *l)
     l->heap = false;
 }
 
-/* Room for n more bytes; false (and failed set) when out of memory. */
+/* Grows the buffer for n more bytes; false (and failed set) when out of
+ * memory. */
 static bool
-wire_line_reserve(struct wire_line *l, size_t n)
+wire_line_grow(struct wire_line *l, size_t n)
 {
     size_t cap = l->cap ? l->cap : 256;
     char *buf;
 
     if (l->failed)
         return false;
-    if (l->len + n <= l->cap)
-        return true;
     while (cap < l->len + n)
         cap *= 2;
     buf = l->heap ? realloc(l->buf, cap) : malloc(cap);
@@ -49,6 +48,16 @@ wire_line_reserve(struct wire_line *l, size_t n)
     l->cap = cap;
     l->heap = true;
     return true;
+}
+
+/* Room for n more bytes; false (and failed set) when out of memory. The
+ * common case, room already there, stays inline in every append. */
+static inline bool
+wire_line_reserve(struct wire_line *l, size_t n)
+{
+    if (!l->failed && l->len + n <= l->cap)
+        return true;
+    return wire_line_grow(l, n);
 }
 
 static void
@@ -76,17 +85,60 @@ wire_line_int(struct wire_line *l, int64_t v)
     wire_line_put(l, p, (size_t)(digits + sizeof digits - p));
 }
 
+/* True when none of the 8 bytes in x needs a look of its own: each is
+ * printable ASCII (0x20..0x7f) other than '"' and '\\'. The tests are
+ * exact as a whole (a byte's borrow can only mark a byte that is itself
+ * marked), so no byte is let through that should not be. */
+static inline bool
+wire_line_word_plain(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
+    uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+    uint64_t marked = ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
+                      ((backslash - ones) & ~backslash) | x;
+
+    return (marked & high) == 0;
+}
+
+/* One byte as wire_line_word_plain tests eight. */
+static inline bool
+wire_line_byte_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* The length of the run at the start of s[0..n) that goes into a JSON
+ * string as it is: printable ASCII, which is UTF-8 on its own and needs no
+ * escape. Header names and values are that almost always, and a word at a
+ * time they cost a fraction of a byte-by-byte validation and escape. */
+static size_t
+wire_line_plain(const char *s, size_t n)
+{
+    size_t i = 0;
+    uint64_t x;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&x, s + i, sizeof x);
+        if (!wire_line_word_plain(x))
+            break;
+    }
+    while (i < n && wire_line_byte_plain((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
 /* Appends s[0..n) of UTF-8 as a JSON string, escaped as jansson does:
  * the two mandatory escapes, the short forms, \uXXXX (upper case) for the
- * other control characters; everything else as is. */
+ * other control characters; everything else as is. s[0..plain) is known
+ * to need no escape (wire_line_plain). */
 static void
-wire_line_utf8(struct wire_line *l, const char *s, size_t n)
+wire_line_utf8_from(struct wire_line *l, const char *s, size_t n, size_t plain)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t run = 0;
 
     wire_line_lit(l, "\"");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = plain; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[6] = {'\\', 0};
         size_t elen = 2;
@@ -129,16 +181,35 @@ wire_line_utf8(struct wire_line *l, const char *s, size_t n)
     wire_line_lit(l, "\"");
 }
 
+/* wire_line_utf8_from, finding the plain run itself. */
+static void
+wire_line_utf8(struct wire_line *l, const char *s, size_t n)
+{
+    wire_line_utf8_from(l, s, n, wire_line_plain(s, n));
+}
+
 /* Appends bytes from an HTTP head as a JSON string, read as
- * wire_string_from_bytes reads them. */
+ * wire_string_from_bytes reads them. Only what follows the plain ASCII
+ * run is validated: ASCII bytes are whole UTF-8 sequences, so the rest is
+ * UTF-8 exactly when all of it is. */
 static void
 wire_line_bytes(struct wire_line *l, const char *s, size_t n)
 {
-    size_t k;
+    size_t k = wire_line_plain(s, n);
     char *latin;
 
-    if (wire_is_utf8(s, n)) {
-        wire_line_utf8(l, s, n);
+    if (k == n) {
+        if (!wire_line_reserve(l, n + 2))
+            return; /* failed is set */
+        l->buf[l->len++] = '"';
+        if (n > 0)
+            memcpy(l->buf + l->len, s, n);
+        l->len += n;
+        l->buf[l->len++] = '"';
+        return;
+    }
+    if (wire_is_utf8(s + k, n - k)) {
+        wire_line_utf8_from(l, s, n, k);
         return;
     }
     if ((latin = wire_latin1_to_utf8(s, n, &k)) == NULL) {

@@ -1716,6 +1716,64 @@ test_reply_lines_match_jansson(void **state)
     wire_line_free(&l);
 }
 
+/* Plain ASCII runs are copied a word at a time: a byte that needs a look
+ * of its own (an escape, a control character, UTF-8, ISO-8859-1) at any
+ * offset of a long value, and every byte value alone, come out as
+ * jansson's dump of wire_string_from_bytes. */
+static void
+test_reply_lines_plain_runs(void **state)
+{
+    static const unsigned char odd[] = {'"',  '\\', 0x00, 0x1f, '\n', 0x7f,
+                                        0x80, 0xc3, 0xe9, 0xff, ' ',  '~'};
+    char storage[64], value[40];
+    struct wire_line l;
+
+    (void)state;
+    wire_line_init(&l, storage, sizeof storage);
+    for (size_t len = 0; len <= sizeof value; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof odd; k++) {
+                struct http1_header h = {"X-Value", 7, value, len};
+                json_t *o = json_object();
+                size_t want_len;
+                char *want;
+
+                for (size_t i = 0; i < len; i++)
+                    value[i] = (char)('A' + (i * 7) % 58);
+                if (at < len)
+                    value[at] = (char)odd[k];
+                /* A whole sequence ("\xc3\xa9") stays UTF-8; the other
+                 * high bytes alone are ISO-8859-1. */
+                if (at + 1 < len && odd[k] == 0xc3)
+                    value[at + 1] = (char)0xa9;
+                /* A lone LF is an obs-fold's; checked elsewhere. */
+                if (odd[k] == '\n' && at < len)
+                    value[at] = '\t';
+                json_object_set_new(o, "status", json_integer(200));
+                json_object_set_new(o, "reason",
+                                    wire_string_from_bytes(value, len));
+                json_object_set_new(o, "version", json_integer(11));
+                json_object_set_new(
+                    o, "headers",
+                    json_pack("[[s,o]]", "X-Value",
+                              wire_string_from_bytes(value, len)));
+                json_object_set_new(o, "reused", json_false());
+                want = wire_encode(o, &want_len);
+                assert_non_null(want);
+                l.len = 0;
+                assert_int_equal(wire_line_head(&l, NULL, 200, value, len, 11,
+                                                &h, 1, -1, false, NULL),
+                                 0);
+                assert_int_equal(l.len, want_len);
+                assert_memory_equal(l.buf, want, want_len);
+                free(want);
+                json_decref(o);
+            }
+        }
+    }
+    wire_line_free(&l);
+}
+
 /* Builders and parser agree: what the daemon sends, libhconn reads. */
 static void
 test_round_trip(void **state)
@@ -1889,6 +1947,7 @@ main(void)
         cmocka_unit_test(test_builders),
         cmocka_unit_test(test_reply_lines),
         cmocka_unit_test(test_reply_lines_match_jansson),
+        cmocka_unit_test(test_reply_lines_plain_runs),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_parse_reply_kinds),
         cmocka_unit_test(test_parse_reply_unknown_error),
