@@ -39,10 +39,11 @@
 static bool
 http1_is_tchar(unsigned char c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-        (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    /* A bit per byte: DIGIT, ALPHA and "!#$%&'*+-.^_`|~"; none above
+     * 0x7f. A lookup, not a search of the list, for every name byte. */
+    static const uint64_t tchar[2] = {0x03ff6cfa00000000u, 0x57ffffffc7fffffeu};
+
+    return c < 128 && ((tchar[c >> 6] >> (c & 63)) & 1) != 0;
 }
 
 /* Status codes and lengths are ASCII digits only, whatever the locale. */
@@ -83,6 +84,23 @@ http1_ieq(const char *s, size_t n, const char *lit)
             return false;
     }
     return lit[i] == '\0';
+}
+
+/* http1_ieq against a string literal: a name of another length is told
+ * apart without a look at its bytes. */
+#define http1_ieq_lit(s, n, lit)                                               \
+    ((n) == sizeof(lit) - 1 && http1_ieq((s), (n), (lit)))
+
+/* Where s[0..n) holds its first NUL or CR (RFC 9110 §5.5, RFC 9112 §2.2:
+ * never valid in a reason or a field value), or n. */
+static size_t
+http1_find_nul_cr(const char *s, size_t n)
+{
+    const char *cr = memchr(s, '\r', n);
+    size_t end = cr != NULL ? (size_t)(cr - s) : n;
+    const char *nul = memchr(s, '\0', end);
+
+    return nul != NULL ? (size_t)(nul - s) : end;
 }
 
 /* Whitespace around list elements and values. CR and LF count too: inside
@@ -369,30 +387,30 @@ http1_check_managed_field(const struct http1_header *h, struct http1_given *g,
                                       http1_quote(q, h->name, h->name_len),
                                       http1_refused_fields[i].why);
     http1_trim(&v, &vn);
-    if (http1_ieq(h->name, h->name_len, "Host")) {
+    if (http1_ieq_lit(h->name, h->name_len, "Host")) {
         rc = http1_once(h, g->host, err, errlen);
         g->host = true;
-    } else if (http1_ieq(h->name, h->name_len, "Accept-Encoding")) {
+    } else if (http1_ieq_lit(h->name, h->name_len, "Accept-Encoding")) {
         g->ae = true;
-    } else if (http1_ieq(h->name, h->name_len, "Connection")) {
+    } else if (http1_ieq_lit(h->name, h->name_len, "Connection")) {
         rc = http1_check_list(h, connection,
                               "only close, keep-alive and te: the connection "
                               "is shared",
                               err, errlen);
-    } else if (http1_ieq(h->name, h->name_len, "TE")) {
+    } else if (http1_ieq_lit(h->name, h->name_len, "TE")) {
         rc = http1_check_list(h, te,
                               "only trailers: responses come chunked or not "
                               "at all",
                               err, errlen);
-    } else if (http1_ieq(h->name, h->name_len, "Expect")) {
+    } else if (http1_ieq_lit(h->name, h->name_len, "Expect")) {
         rc = http1_once(h, g->expect, err, errlen);
-        if (rc == HCONN_OK && !http1_ieq(v, vn, "100-continue"))
+        if (rc == HCONN_OK && !http1_ieq_lit(v, vn, "100-continue"))
             rc = http1_request_fail(
                 err, errlen, HCONN_EINVALID_HEADER,
                 "header \"%s\": \"%s\" is not allowed (only 100-continue)",
                 http1_quote(q, h->name, h->name_len), http1_quote(qv, v, vn));
         g->expect = true;
-    } else if (http1_ieq(h->name, h->name_len, "Content-Length")) {
+    } else if (http1_ieq_lit(h->name, h->name_len, "Content-Length")) {
         rc = http1_once(h, g->cl != NULL, err, errlen);
         bool digits = vn > 0 && vn <= 18; /* no overflow when summed */
 
@@ -404,9 +422,9 @@ http1_check_managed_field(const struct http1_header *h, struct http1_given *g,
                                     http1_quote(q, h->name, h->name_len),
                                     http1_quote(qv, h->value, h->value_len));
         g->cl = h;
-    } else if (http1_ieq(h->name, h->name_len, "Transfer-Encoding")) {
+    } else if (http1_ieq_lit(h->name, h->name_len, "Transfer-Encoding")) {
         rc = http1_once(h, g->te != NULL, err, errlen);
-        if (rc == HCONN_OK && !http1_ieq(v, vn, "chunked"))
+        if (rc == HCONN_OK && !http1_ieq_lit(v, vn, "chunked"))
             rc = http1_request_fail(
                 err, errlen, HCONN_EINVALID_HEADER,
                 "header \"%s\": \"%s\" is not allowed (only chunked, which "
@@ -469,8 +487,8 @@ http1_method_expects_body(const char *method)
 {
     size_t n = strlen(method);
 
-    return http1_ieq(method, n, "POST") || http1_ieq(method, n, "PUT") ||
-           http1_ieq(method, n, "PATCH");
+    return http1_ieq_lit(method, n, "POST") ||
+           http1_ieq_lit(method, n, "PUT") || http1_ieq_lit(method, n, "PATCH");
 }
 
 /* Decides the body's framing: the caller's Content-Length and
@@ -824,7 +842,7 @@ static int
 http1_check_status_line(struct http1_parser *p, const char *s, size_t n)
 {
     char q[HTTP1_QUOTE_SIZE];
-    size_t v_end = 0, c_end;
+    size_t v_end = 0, c_end, k;
     int status;
 
     while (v_end < n && s[v_end] != ' ')
@@ -856,12 +874,11 @@ http1_check_status_line(struct http1_parser *p, const char *s, size_t n)
                           "status line: status code \"%s\" is out of range",
                           http1_quote(q, s + 9, 3));
     /* RFC 9112 §2.2: a bare CR is invalid; RFC 9110 §5.5 for NUL. */
-    for (size_t k = c_end; k < n; k++) {
-        if (s[k] == '\0' || s[k] == '\r')
-            return http1_fail(p, HCONN_EBAD_STATUS_LINE,
-                              "status line: reason contains %s at byte %zu",
-                              s[k] == '\0' ? "NUL" : "CR", k);
-    }
+    k = c_end + http1_find_nul_cr(s + c_end, n - c_end);
+    if (k < n)
+        return http1_fail(p, HCONN_EBAD_STATUS_LINE,
+                          "status line: reason contains %s at byte %zu",
+                          s[k] == '\0' ? "NUL" : "CR", k);
     /* RFC 9110 §2.5: a higher minor version is handled as the highest
      * minor version we implement, 1.1. */
     p->version = s[7] == '0' ? 10 : 11;
@@ -924,12 +941,11 @@ http1_check_field_line(struct http1_parser *p, const char *s, size_t n,
         k++;
     }
     /* RFC 9110 §5.5: CR (bare, here) and NUL are never valid in a value. */
-    for (; k < n; k++) {
-        if (s[k] == '\0' || s[k] == '\r')
-            return http1_fail(p, HCONN_EBAD_HEADER,
-                              "%s line %zu: value contains %s at byte %zu",
-                              what, line, s[k] == '\0' ? "NUL" : "CR", k);
-    }
+    k += http1_find_nul_cr(s + k, n - k);
+    if (k < n)
+        return http1_fail(p, HCONN_EBAD_HEADER,
+                          "%s line %zu: value contains %s at byte %zu", what,
+                          line, s[k] == '\0' ? "NUL" : "CR", k);
     p->nlines++;
     return 0;
 }
@@ -1054,7 +1070,7 @@ http1_content_length(struct http1_parser *p, size_t nh, int64_t *out)
         const char *e;
         size_t en;
 
-        if (!http1_ieq(h->name, h->name_len, "Content-Length"))
+        if (!http1_ieq_lit(h->name, h->name_len, "Content-Length"))
             continue;
         while (http1_list_next(&l, &e, &en)) {
             int64_t v = 0;
@@ -1101,13 +1117,13 @@ http1_transfer_encoding(struct http1_parser *p, size_t nh)
         const char *e;
         size_t en;
 
-        if (!http1_ieq(h->name, h->name_len, "Transfer-Encoding"))
+        if (!http1_ieq_lit(h->name, h->name_len, "Transfer-Encoding"))
             continue;
         last = h;
         while (http1_list_next(&l, &e, &en)) {
             if (en == 0)
                 continue; /* RFC 9110 §5.6.1: empty elements don't count */
-            if (!http1_ieq(e, en, "chunked"))
+            if (!http1_ieq_lit(e, en, "chunked"))
                 return http1_fail(p, HCONN_EUNKNOWN_TRANSFER_ENCODING,
                                   "Transfer-Encoding \"%s\": unsupported "
                                   "coding \"%s\"",
@@ -1140,20 +1156,20 @@ http1_decide_framing(struct http1_parser *p, size_t nh)
     for (size_t i = 0; i < nh; i++) {
         const struct http1_header *h = &p->headers[i];
 
-        if (http1_ieq(h->name, h->name_len, "Content-Length")) {
+        if (http1_ieq_lit(h->name, h->name_len, "Content-Length")) {
             has_cl = true;
-        } else if (http1_ieq(h->name, h->name_len, "Transfer-Encoding")) {
+        } else if (http1_ieq_lit(h->name, h->name_len, "Transfer-Encoding")) {
             has_te = true;
-        } else if (http1_ieq(h->name, h->name_len, "Connection")) {
+        } else if (http1_ieq_lit(h->name, h->name_len, "Connection")) {
             /* RFC 9110 §7.6.1: a list of case-insensitive options. */
             struct http1_list l = {h->value, h->value_len, 0, false};
             const char *e;
             size_t en;
 
             while (http1_list_next(&l, &e, &en)) {
-                if (http1_ieq(e, en, "close"))
+                if (http1_ieq_lit(e, en, "close"))
                     conn_close = true;
-                else if (http1_ieq(e, en, "keep-alive"))
+                else if (http1_ieq_lit(e, en, "keep-alive"))
                     conn_keep = true;
             }
         }
