@@ -60,7 +60,7 @@ wire_line_reserve(struct wire_line *l, size_t n)
     return wire_line_grow(l, n);
 }
 
-static void
+static inline void
 wire_line_put(struct wire_line *l, const char *s, size_t n)
 {
     if (n > 0 && wire_line_reserve(l, n)) {
@@ -121,6 +121,13 @@ wire_line_plain(const char *s, size_t n)
         memcpy(&x, s + i, sizeof x);
         if (!wire_line_word_plain(x))
             break;
+    }
+    /* The last bytes, as the word that ends the string (it overlaps
+     * bytes already seen): a plain string needs no byte-by-byte tail. */
+    if (i < n && n >= 8 && i + 8 > n) {
+        memcpy(&x, s + n - 8, sizeof x);
+        if (wire_line_word_plain(x))
+            return n;
     }
     while (i < n && wire_line_byte_plain((unsigned char)s[i]))
         i++;
@@ -251,6 +258,39 @@ wire_line_open(struct wire_line *l, const json_t *id)
     wire_line_lit(l, ",");
 }
 
+/* Appends ["name","value"], preceded by a comma unless first, when both
+ * are plain ASCII (wire_line_plain): then with one check for room, and
+ * the value holds no obs-fold (no LF). False when they are not. */
+static bool
+wire_line_plain_field(struct wire_line *l, const struct http1_header *h,
+                      bool first)
+{
+    size_t nn = h->name_len, vn = h->value_len;
+    char *p;
+
+    if (wire_line_plain(h->name, nn) != nn ||
+        wire_line_plain(h->value, vn) != vn)
+        return false;
+    if (!wire_line_reserve(l, nn + vn + 8))
+        return true; /* failed is set */
+    p = l->buf + l->len;
+    if (!first)
+        *p++ = ',';
+    memcpy(p, "[\"", 2);
+    p += 2;
+    if (nn > 0)
+        memcpy(p, h->name, nn);
+    p += nn;
+    memcpy(p, "\",\"", 3);
+    p += 3;
+    if (vn > 0)
+        memcpy(p, h->value, vn);
+    p += vn;
+    memcpy(p, "\"]", 2);
+    l->len = (size_t)(p + 2 - l->buf);
+    return true;
+}
+
 /* Appends [[name,value],...], unfolding values that carry obs-folds. */
 static void
 wire_line_fields(struct wire_line *l, const struct http1_header *h, size_t n)
@@ -261,6 +301,8 @@ wire_line_fields(struct wire_line *l, const struct http1_header *h, size_t n)
         size_t vlen = h[i].value_len;
         char *unfolded = NULL;
 
+        if (wire_line_plain_field(l, &h[i], i == 0))
+            continue;
         if (vlen > 0 && memchr(value, '\n', vlen) != NULL) {
             if ((unfolded = malloc(vlen + 1)) == NULL) {
                 l->failed = true;
