@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "hconn_error.h"
 #include "http1.h"
 
@@ -244,7 +245,7 @@ static void
 http1_write_head(const struct http1_request *req, const struct http1_auto *a,
                  struct http1_out *o)
 {
-    char num[32];
+    char num[DECIMAL_U64_SIZE];
 
     http1_puts(o, req->method);
     http1_put(o, " ", 1);
@@ -258,8 +259,8 @@ http1_write_head(const struct http1_request *req, const struct http1_auto *a,
         if (a->bracket)
             http1_put(o, "]", 1);
         if (a->port) {
-            snprintf(num, sizeof num, ":%u", (unsigned)req->port);
-            http1_puts(o, num);
+            http1_put(o, ":", 1);
+            http1_put(o, num, decimal_u64(num, req->port));
         }
         http1_put(o, "\r\n", 2);
     }
@@ -276,9 +277,8 @@ http1_write_head(const struct http1_request *req, const struct http1_auto *a,
     if (a->chunked)
         http1_puts(o, "Transfer-Encoding: chunked\r\n");
     if (a->content_length >= 0) {
-        snprintf(num, sizeof num, "%" PRId64, a->content_length);
         http1_puts(o, "Content-Length: ");
-        http1_puts(o, num);
+        http1_put(o, num, decimal_u64(num, (uint64_t)a->content_length));
         http1_put(o, "\r\n", 2);
     }
     http1_put(o, "\r\n", 2);

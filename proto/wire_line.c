@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "hconn_error.h"
 #include "http1.h"
 #include "wire.h"
@@ -74,15 +75,12 @@ wire_line_put(struct wire_line *l, const char *s, size_t n)
 static void
 wire_line_int(struct wire_line *l, int64_t v)
 {
-    char digits[24], *p = digits + sizeof digits;
-    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    char digits[DECIMAL_U64_SIZE];
 
-    do
-        *--p = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
     if (v < 0)
-        *--p = '-';
-    wire_line_put(l, p, (size_t)(digits + sizeof digits - p));
+        wire_line_lit(l, "-");
+    wire_line_put(l, digits,
+                  decimal_u64(digits, v < 0 ? -(uint64_t)v : (uint64_t)v));
 }
 
 /* True when none of the 8 bytes in x needs a look of its own: each is
