@@ -162,6 +162,33 @@ codec_request_clear(struct codec_request *cr)
     cr->head = NULL;
 }
 
+/* Freed streams kept for the next ones: each is nearly 4 KiB (the
+ * parser's header index), past malloc's per-thread cache, and allocating
+ * it fresh cost a heap consolidation per request. Responses end in
+ * bursts (one loop turn reads many), so a few are kept, 60 KiB at most. */
+#define CODEC_SPARE_MAX 16
+static struct codec_stream *codec_spare_streams[CODEC_SPARE_MAX];
+static size_t codec_nspare_streams;
+
+/* Frees s, or keeps it as a spare. */
+static void
+codec_stream_release(struct codec_stream *s)
+{
+    if (codec_nspare_streams < CODEC_SPARE_MAX)
+        codec_spare_streams[codec_nspare_streams++] = s;
+    else
+        free(s);
+}
+
+/* A spare stream, or a new one (neither cleared); NULL: no memory. */
+static struct codec_stream *
+codec_stream_alloc(void)
+{
+    if (codec_nspare_streams > 0)
+        return codec_spare_streams[--codec_nspare_streams];
+    return malloc(sizeof(struct codec_stream));
+}
+
 /* Enters a codec frame on s's behalf. */
 static void
 codec_enter(struct codec_stream *s)
@@ -178,7 +205,7 @@ codec_leave(struct codec_stream *s)
     if (!s->dead)
         return false;
     if (s->busy == 0)
-        free(s);
+        codec_stream_release(s);
     return true;
 }
 
@@ -209,7 +236,7 @@ codec_abort(struct codec_stream *s)
     }
     codec_finish(s, false);
     if (s->busy == 0)
-        free(s);
+        codec_stream_release(s);
 }
 
 /* Reports a failure; the stream's connection is dropped after it. */
@@ -540,7 +567,7 @@ codec_open(struct upstream *up, const struct codec_request *cr,
 
     if (codec_http2_is(up))
         return codec_http2_open(up, cr, opt, ev, arg);
-    s = malloc(sizeof *s);
+    s = codec_stream_alloc();
     if (s == NULL) {
         pool_drop(up);
         return NULL;
