@@ -40,11 +40,23 @@
 static bool
 http1_is_tchar(unsigned char c)
 {
-    /* A bit per byte: DIGIT, ALPHA and "!#$%&'*+-.^_`|~"; none above
-     * 0x7f. A lookup, not a search of the list, for every name byte. */
-    static const uint64_t tchar[2] = {0x03ff6cfa00000000u, 0x57ffffffc7fffffeu};
+    /* DIGIT, ALPHA and "!#$%&'*+-.^_`|~", a row of 16 bytes a line from
+     * 0x00 to 0x7f; none above. A lookup, not a search of the list, for
+     * every name byte. */
+    /* clang-format off */
+    static const unsigned char tchar[128] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+    };
+    /* clang-format on */
 
-    return c < 128 && ((tchar[c >> 6] >> (c & 63)) & 1) != 0;
+    return c < 128 && tchar[c] != 0;
 }
 
 /* Status codes and lengths are ASCII digits only, whatever the locale. */
@@ -88,9 +100,11 @@ http1_ieq(const char *s, size_t n, const char *lit)
 }
 
 /* http1_ieq against a string literal: a name of another length is told
- * apart without a look at its bytes. */
+ * apart without a look at its bytes, and one spelt as the literal is
+ * (most are) matches without folding case. */
 #define http1_ieq_lit(s, n, lit)                                               \
-    ((n) == sizeof(lit) - 1 && http1_ieq((s), (n), (lit)))
+    ((n) == sizeof(lit) - 1 &&                                                 \
+     (memcmp((s), (lit), (n)) == 0 || http1_ieq((s), (n), (lit))))
 
 /* Where s[0..n) holds its first NUL or CR (RFC 9110 §5.5, RFC 9112 §2.2:
  * never valid in a reason or a field value), or n. */

@@ -1676,6 +1676,17 @@ test_field_bytes(void **state)
     ev = parse_head(head, (size_t)n, err, sizeof err);
     assert_int_equal(ev.error, HCONN_EBAD_STATUS_LINE);
     assert_string_equal(err, "status line: reason contains CR at byte 14");
+    /* Names and codings match in any case, spelt as the RFC or not. */
+    n = snprintf(head, sizeof head,
+                 "HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 7"
+                 "\r\ncontent-length: 8\r\n\r\n");
+    ev = parse_head(head, (size_t)n, err, sizeof err);
+    assert_int_equal(ev.error, HCONN_EBAD_CONTENT_LENGTH);
+    n = snprintf(head, sizeof head,
+                 "HTTP/1.1 200 OK\r\ncontent-length: 7"
+                 "\r\nTRANSFER-encoding: CHUNKED\r\n\r\n");
+    ev = parse_head(head, (size_t)n, err, sizeof err);
+    assert_int_equal(ev.error, HCONN_EBAD_FRAMING);
     (void)state;
 }
 
