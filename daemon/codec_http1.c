@@ -94,7 +94,8 @@ int
 codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
               size_t errlen)
 {
-    struct http1_header *fields;
+    /* Most requests carry a few fields: those need no allocation. */
+    struct http1_header stack[16], *fields = stack;
     struct http1_request hreq = {
         .method = req->method,
         .target = req->target,
@@ -111,7 +112,8 @@ codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
     cr->head_request = strcmp(req->method, "HEAD") == 0;
     cr->length = -1;
     cr->req = req;
-    fields = calloc(req->nheaders + 1, sizeof *fields);
+    if (req->nheaders + 1 > sizeof stack / sizeof *stack)
+        fields = calloc(req->nheaders + 1, sizeof *fields);
     if (fields == NULL) {
         snprintf(err, errlen, "out of memory formatting the request head");
         return HCONN_ENO_MEMORY;
@@ -150,7 +152,8 @@ codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
         hreq.content_length = req->length;
     rc = http1_start_request(&hreq, &cr->writer, &cr->head, &cr->head_len, err,
                              errlen);
-    free(fields);
+    if (fields != stack)
+        free(fields);
     cr->length = cr->writer.length;
     return rc;
 }

@@ -223,9 +223,12 @@ struct http1_auto {
 };
 
 /* Sizes (p == NULL) or writes the head; the same code does both so the
- * measured length and the written bytes cannot disagree. */
+ * measured length and the written bytes cannot disagree. Past cap bytes
+ * a head is only measured: len then exceeds cap, and nothing more is
+ * written. */
 struct http1_out {
     char *p;       /* the buffer, or NULL to measure only */
+    size_t cap;    /* p's size */
     size_t len;    /* bytes so far */
     bool overflow; /* the length does not fit a size_t */
 };
@@ -240,7 +243,7 @@ http1_put(struct http1_out *o, const char *s, size_t n)
     }
     /* n == 0 may come with s == NULL (an empty header value), which
      * memcpy must not be given. */
-    if (o->p != NULL && n > 0)
+    if (o->p != NULL && n > 0 && o->len <= o->cap && n <= o->cap - o->len)
         memcpy(o->p + o->len, s, n);
     o->len += n;
 }
@@ -573,8 +576,9 @@ http1_start_request(const struct http1_request *req, struct http1_writer *wr,
                     char **head, size_t *len, char *err, size_t errlen)
 {
     struct http1_auto a = {.content_length = -1};
-    struct http1_out o = {0};
+    struct http1_out o;
     struct http1_given g = {0};
+    char stack[1024];
     struct http1_writer w;
     char q[HTTP1_QUOTE_SIZE];
     size_t bad;
@@ -658,18 +662,24 @@ http1_start_request(const struct http1_request *req, struct http1_writer *wr,
     }
     a.accept_encoding = !req->skip_accept_encoding && !g.ae;
 
+    /* One pass into the stack for the usual head; a larger one is
+     * measured by it and written again once its buffer is there. */
+    o = (struct http1_out){.p = stack, .cap = sizeof stack};
     http1_write_head(req, &a, &o);
     if (o.overflow)
         return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
                                   "request head too large");
-    o.p = malloc(o.len);
-    if (o.p == NULL)
+    *head = malloc(o.len);
+    if (*head == NULL)
         return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
                                   "no memory for a %zu-byte request head",
                                   o.len);
-    o.len = 0;
-    http1_write_head(req, &a, &o);
-    *head = o.p;
+    if (o.len <= o.cap) {
+        memcpy(*head, stack, o.len);
+    } else {
+        o = (struct http1_out){.p = *head, .cap = o.len};
+        http1_write_head(req, &a, &o);
+    }
     *len = o.len;
     w.state = w.has_body ? HTTP1_W_BODY : HTTP1_W_DONE;
     if (wr != NULL)

@@ -1690,6 +1690,45 @@ test_field_bytes(void **state)
     (void)state;
 }
 
+/* A head is written in one pass when it fits the stack buffer and in
+ * two when it does not: either way, byte for byte the same, at every
+ * length around the buffer's size. */
+static void
+test_request_head_sizes(void **state)
+{
+    static char value[3000];
+    struct sbuf want = {0};
+
+    memset(value, 'v', sizeof value);
+    for (size_t vlen = 900; vlen < 1100; vlen++) {
+        struct http1_header h = {"X-Pad", 5, value, vlen};
+        struct http1_request req = {
+            .method = "GET",
+            .target = "/",
+            .host = "h",
+            .port = 8080,
+            .headers = &h,
+            .nheaders = 1,
+            .content_length = 12345,
+        };
+        char *head, err[256];
+        size_t len;
+
+        want.len = 0;
+        sb_addf(&want, "GET / HTTP/1.1\r\nHost: h:8080\r\n"
+                       "Accept-Encoding: identity\r\nX-Pad: ");
+        sb_add(&want, value, vlen);
+        sb_addf(&want, "\r\nContent-Length: 12345\r\n\r\n");
+        assert_int_equal(
+            http1_format_request(&req, &head, &len, err, sizeof err), 0);
+        assert_int_equal(len, want.len);
+        assert_memory_equal(head, want.s, len);
+        free(head);
+    }
+    sb_free(&want);
+    (void)state;
+}
+
 /* Scanning resumes where it stopped: p->scanned tracks the bytes seen. */
 static void
 test_scanned_resumes(void **state)
@@ -2833,6 +2872,7 @@ main(void)
         cmocka_unit_test(test_large_body),
         cmocka_unit_test(test_terminal_repeats),
         cmocka_unit_test(test_field_bytes),
+        cmocka_unit_test(test_request_head_sizes),
         cmocka_unit_test(test_scanned_resumes),
         cmocka_unit_test(test_request_err_buffer),
         cmocka_unit_test(test_chunk_header),
