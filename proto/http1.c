@@ -234,7 +234,7 @@ struct http1_out {
 };
 
 /* Appends, or only counts; a length that would wrap marks overflow. */
-static void
+static inline void
 http1_put(struct http1_out *o, const char *s, size_t n)
 {
     if (o->overflow || n > SIZE_MAX - o->len) {

@@ -109,7 +109,7 @@ wire_line_byte_plain(unsigned char c)
  * string as it is: printable ASCII, which is UTF-8 on its own and needs no
  * escape. Header names and values are that almost always, and a word at a
  * time they cost a fraction of a byte-by-byte validation and escape. */
-static size_t
+static inline size_t
 wire_line_plain(const char *s, size_t n)
 {
     size_t i = 0;
