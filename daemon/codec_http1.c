@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,8 @@ int
 codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
               size_t errlen)
 {
-    struct http1_header *fields;
+    /* Most requests carry a few fields: those need no allocation. */
+    struct http1_header stack[16], *fields = stack;
     struct http1_request hreq = {
         .method = req->method,
         .target = req->target,
@@ -120,7 +122,8 @@ codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
     cr->head_request = strcmp(req->method, "HEAD") == 0;
     cr->length = -1;
     cr->req = req;
-    fields = calloc(req->nheaders + 1, sizeof *fields);
+    if (req->nheaders + 1 > sizeof stack / sizeof *stack)
+        fields = calloc(req->nheaders + 1, sizeof *fields);
     if (fields == NULL) {
         snprintf(err, errlen, "out of memory formatting the request head");
         return HCONN_ENO_MEMORY;
@@ -159,7 +162,8 @@ codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
         hreq.content_length = req->length;
     rc = http1_start_request(&hreq, &cr->writer, &cr->head, &cr->head_len, err,
                              errlen);
-    free(fields);
+    if (fields != stack)
+        free(fields);
     cr->length = cr->writer.length;
     return rc;
 }
@@ -169,6 +173,33 @@ codec_request_clear(struct codec_request *cr)
 {
     free(cr->head);
     cr->head = NULL;
+}
+
+/* Freed streams kept for the next ones: each is nearly 4 KiB (the
+ * parser's header index), past malloc's per-thread cache, and allocating
+ * it fresh cost a heap consolidation per request. Responses end in
+ * bursts (one loop turn reads many), so a few are kept, 60 KiB at most. */
+#define CODEC_SPARE_MAX 16
+static struct codec_stream *codec_spare_streams[CODEC_SPARE_MAX];
+static size_t codec_nspare_streams;
+
+/* Frees s, or keeps it as a spare. */
+static void
+codec_stream_release(struct codec_stream *s)
+{
+    if (codec_nspare_streams < CODEC_SPARE_MAX)
+        codec_spare_streams[codec_nspare_streams++] = s;
+    else
+        free(s);
+}
+
+/* A spare stream, or a new one (neither cleared); NULL: no memory. */
+static struct codec_stream *
+codec_stream_alloc(void)
+{
+    if (codec_nspare_streams > 0)
+        return codec_spare_streams[--codec_nspare_streams];
+    return malloc(sizeof(struct codec_stream));
 }
 
 /* Enters a codec frame on s's behalf. */
@@ -187,7 +218,7 @@ codec_leave(struct codec_stream *s)
     if (!s->dead)
         return false;
     if (s->busy == 0)
-        free(s);
+        codec_stream_release(s);
     return true;
 }
 
@@ -218,7 +249,7 @@ codec_abort(struct codec_stream *s)
     }
     codec_finish(s, false);
     if (s->busy == 0)
-        free(s);
+        codec_stream_release(s);
 }
 
 /* Reports a failure; the stream's connection is dropped after it. */
@@ -527,11 +558,16 @@ codec_open(struct upstream *up, const struct codec_request *cr,
 
     if (codec_http2_is(up))
         return codec_http2_open(up, cr, opt, ev, arg);
-    s = calloc(1, sizeof *s);
+    s = codec_stream_alloc();
     if (s == NULL) {
         pool_drop(up);
         return NULL;
     }
+    /* Zeroed but for the parser, which http1_parser_init readies without
+     * clearing its 3 KiB header index: the index is written before it is
+     * read, and clearing it cost more per request than parsing the head. */
+    memset(s, 0, offsetof(struct codec_stream, parser));
+    memset(&s->writer, 0, sizeof *s - offsetof(struct codec_stream, writer));
     s->up = up;
     s->bev = bev;
     s->ev = ev;

@@ -833,6 +833,7 @@ session_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct session *s = arg;
 
+    s->flush_scheduled = false;
     if (!session_flush(s))
         return;
     if (!s->reading_paused && !s->closing && session_wants_input(s) &&
@@ -844,9 +845,14 @@ session_flush_cb(evutil_socket_t fd, short what, void *arg)
         session_flush(s);
 }
 
+/* Replies are queued several times per request (head, data, end), each
+ * asking for a flush: only the first activates the event. */
 void
 session_schedule_flush(struct session *s)
 {
+    if (s->flush_scheduled)
+        return;
+    s->flush_scheduled = true;
     event_active(s->flush_event, EV_TIMEOUT, 0);
 }
 

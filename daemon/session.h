@@ -54,6 +54,7 @@ struct session {
                                            queue is empty */
     bool aborting;                      /* close once output is written, now */
     struct event *flush_event;          /* runs session_flush off-stack */
+    bool flush_scheduled;               /* ... and is active */
     int hangup_fd;                      /* a dup of the socket, watched for the
                                            client's hang-up while the bufferevent
                                            is not reading; -1 before first use */

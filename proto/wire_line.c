@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "hconn_error.h"
 #include "http1.h"
 #include "wire.h"
@@ -25,17 +26,16 @@ wire_line_free(struct wire_line *l)
     l->heap = false;
 }
 
-/* Room for n more bytes; false (and failed set) when out of memory. */
+/* Grows the buffer for n more bytes; false (and failed set) when out of
+ * memory. */
 static bool
-wire_line_reserve(struct wire_line *l, size_t n)
+wire_line_grow(struct wire_line *l, size_t n)
 {
     size_t cap = l->cap ? l->cap : 256;
     char *buf;
 
     if (l->failed)
         return false;
-    if (l->len + n <= l->cap)
-        return true;
     while (cap < l->len + n)
         cap *= 2;
     buf = l->heap ? realloc(l->buf, cap) : malloc(cap);
@@ -51,7 +51,17 @@ wire_line_reserve(struct wire_line *l, size_t n)
     return true;
 }
 
-static void
+/* Room for n more bytes; false (and failed set) when out of memory. The
+ * common case, room already there, stays inline in every append. */
+static inline bool
+wire_line_reserve(struct wire_line *l, size_t n)
+{
+    if (!l->failed && l->len + n <= l->cap)
+        return true;
+    return wire_line_grow(l, n);
+}
+
+static inline void
 wire_line_put(struct wire_line *l, const char *s, size_t n)
 {
     if (n > 0 && wire_line_reserve(l, n)) {
@@ -65,28 +75,75 @@ wire_line_put(struct wire_line *l, const char *s, size_t n)
 static void
 wire_line_int(struct wire_line *l, int64_t v)
 {
-    char digits[24], *p = digits + sizeof digits;
-    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    char digits[DECIMAL_U64_SIZE];
 
-    do
-        *--p = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
     if (v < 0)
-        *--p = '-';
-    wire_line_put(l, p, (size_t)(digits + sizeof digits - p));
+        wire_line_lit(l, "-");
+    wire_line_put(l, digits,
+                  decimal_u64(digits, v < 0 ? -(uint64_t)v : (uint64_t)v));
+}
+
+/* True when none of the 8 bytes in x needs a look of its own: each is
+ * printable ASCII (0x20..0x7f) other than '"' and '\\'. The tests are
+ * exact as a whole (a byte's borrow can only mark a byte that is itself
+ * marked), so no byte is let through that should not be. */
+static inline bool
+wire_line_word_plain(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
+    uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+    uint64_t marked = ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
+                      ((backslash - ones) & ~backslash) | x;
+
+    return (marked & high) == 0;
+}
+
+/* One byte as wire_line_word_plain tests eight. */
+static inline bool
+wire_line_byte_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* The length of the run at the start of s[0..n) that goes into a JSON
+ * string as it is: printable ASCII, which is UTF-8 on its own and needs no
+ * escape. Header names and values are that almost always, and a word at a
+ * time they cost a fraction of a byte-by-byte validation and escape. */
+static inline size_t
+wire_line_plain(const char *s, size_t n)
+{
+    size_t i = 0;
+    uint64_t x;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&x, s + i, sizeof x);
+        if (!wire_line_word_plain(x))
+            break;
+    }
+    /* The last bytes, as the word that ends the string (it overlaps
+     * bytes already seen): a plain string needs no byte-by-byte tail. */
+    if (i < n && n >= 8 && i + 8 > n) {
+        memcpy(&x, s + n - 8, sizeof x);
+        if (wire_line_word_plain(x))
+            return n;
+    }
+    while (i < n && wire_line_byte_plain((unsigned char)s[i]))
+        i++;
+    return i;
 }
 
 /* Appends s[0..n) of UTF-8 as a JSON string, escaped as jansson does:
  * the two mandatory escapes, the short forms, \uXXXX (upper case) for the
- * other control characters; everything else as is. */
+ * other control characters; everything else as is. s[0..plain) is known
+ * to need no escape (wire_line_plain). */
 static void
-wire_line_utf8(struct wire_line *l, const char *s, size_t n)
+wire_line_utf8_from(struct wire_line *l, const char *s, size_t n, size_t plain)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t run = 0;
 
     wire_line_lit(l, "\"");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = plain; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[6] = {'\\', 0};
         size_t elen = 2;
@@ -129,16 +186,35 @@ wire_line_utf8(struct wire_line *l, const char *s, size_t n)
     wire_line_lit(l, "\"");
 }
 
+/* wire_line_utf8_from, finding the plain run itself. */
+static void
+wire_line_utf8(struct wire_line *l, const char *s, size_t n)
+{
+    wire_line_utf8_from(l, s, n, wire_line_plain(s, n));
+}
+
 /* Appends bytes from an HTTP head as a JSON string, read as
- * wire_string_from_bytes reads them. */
+ * wire_string_from_bytes reads them. Only what follows the plain ASCII
+ * run is validated: ASCII bytes are whole UTF-8 sequences, so the rest is
+ * UTF-8 exactly when all of it is. */
 static void
 wire_line_bytes(struct wire_line *l, const char *s, size_t n)
 {
-    size_t k;
+    size_t k = wire_line_plain(s, n);
     char *latin;
 
-    if (wire_is_utf8(s, n)) {
-        wire_line_utf8(l, s, n);
+    if (k == n) {
+        if (!wire_line_reserve(l, n + 2))
+            return; /* failed is set */
+        l->buf[l->len++] = '"';
+        if (n > 0)
+            memcpy(l->buf + l->len, s, n);
+        l->len += n;
+        l->buf[l->len++] = '"';
+        return;
+    }
+    if (wire_is_utf8(s + k, n - k)) {
+        wire_line_utf8_from(l, s, n, k);
         return;
     }
     if ((latin = wire_latin1_to_utf8(s, n, &k)) == NULL) {
@@ -180,6 +256,39 @@ wire_line_open(struct wire_line *l, const json_t *id)
     wire_line_lit(l, ",");
 }
 
+/* Appends ["name","value"], preceded by a comma unless first, when both
+ * are plain ASCII (wire_line_plain): then with one check for room, and
+ * the value holds no obs-fold (no LF). False when they are not. */
+static bool
+wire_line_plain_field(struct wire_line *l, const struct http1_header *h,
+                      bool first)
+{
+    size_t nn = h->name_len, vn = h->value_len;
+    char *p;
+
+    if (wire_line_plain(h->name, nn) != nn ||
+        wire_line_plain(h->value, vn) != vn)
+        return false;
+    if (!wire_line_reserve(l, nn + vn + 8))
+        return true; /* failed is set */
+    p = l->buf + l->len;
+    if (!first)
+        *p++ = ',';
+    memcpy(p, "[\"", 2);
+    p += 2;
+    if (nn > 0)
+        memcpy(p, h->name, nn);
+    p += nn;
+    memcpy(p, "\",\"", 3);
+    p += 3;
+    if (vn > 0)
+        memcpy(p, h->value, vn);
+    p += vn;
+    memcpy(p, "\"]", 2);
+    l->len = (size_t)(p + 2 - l->buf);
+    return true;
+}
+
 /* Appends [[name,value],...], unfolding values that carry obs-folds. */
 static void
 wire_line_fields(struct wire_line *l, const struct http1_header *h, size_t n)
@@ -190,6 +299,8 @@ wire_line_fields(struct wire_line *l, const struct http1_header *h, size_t n)
         size_t vlen = h[i].value_len;
         char *unfolded = NULL;
 
+        if (wire_line_plain_field(l, &h[i], i == 0))
+            continue;
         if (vlen > 0 && memchr(value, '\n', vlen) != NULL) {
             if ((unfolded = malloc(vlen + 1)) == NULL) {
                 l->failed = true;

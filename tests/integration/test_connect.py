@@ -302,6 +302,9 @@ class Ipv6(ConnectTest):
         head, body, last = self.get(d, f"http://[::1]:{peer.port}/x")
         self.assertOkResponse(head, last)
         self.assertIn(f"\r\nHost: [::1]:{peer.port}", peer.heads[0])
+        # The pool's label names the origin as a URL, literal in brackets.
+        self.assertIn(f"http://[::1]:{peer.port}",
+                      self.stats(d)["pool"]["origins"])
 
     def test_tunnel_through_an_ipv6_proxy_to_an_ipv6_origin(self):
         proxy = self.ipv6_peer()
@@ -326,6 +329,9 @@ class Ipv6(ConnectTest):
             tls={"ca_file": ng.ca_file})
         self.assertOkResponse(head, last)
         self.assertEqual(body, harness.SMALL_BODY)
+        self.assertTrue(any(o.startswith(f"https://[::1]:{ng.tls_port} ")
+                            for o in self.stats(d)["pool"]["origins"]),
+                        self.stats(d)["pool"]["origins"])
 
     def test_policy_ipv6_host_pattern_matches_any_spelling(self):
         ng = self.start_nginx(listen=("::1",))

@@ -1609,6 +1609,126 @@ test_terminal_repeats(void **state)
     (void)state;
 }
 
+/* Parses head (a response head, ending in CRLF CRLF) and returns its
+ * event; the message, on error, goes to errmsg. */
+static struct http1_event
+parse_head(const char *head, size_t n, char *errmsg, size_t errlen)
+{
+    struct http1_parser p;
+    struct http1_event ev;
+    size_t used;
+
+    http1_parser_init(&p, false, false);
+    ev = http1_parser_next(&p, head, n, false, &used);
+    snprintf(errmsg, errlen, "%s", p.errmsg);
+    return ev;
+}
+
+/* Field names take exactly RFC 9110's tchar bytes, whatever the byte;
+ * reasons and values are refused at their first NUL or CR, whichever
+ * comes first, and say which and where. */
+static void
+test_field_bytes(void **state)
+{
+    static const struct {
+        const char *value;
+        size_t len;
+        const char *errmsg;
+    } values[] = {
+        {"a\0b\rc", 5, "header line 1: value contains NUL at byte 4"},
+        {"a\rb\0c", 5, "header line 1: value contains CR at byte 4"},
+        {"abc\r", 4, "header line 1: value contains CR at byte 6"},
+        {"\0", 1, "header line 1: value contains NUL at byte 3"},
+    };
+    char head[128], err[256];
+    struct http1_event ev;
+    int n;
+
+    for (int c = 0; c < 256; c++) {
+        bool tchar = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                     (c >= 'A' && c <= 'Z') ||
+                     (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 200 OK\r\nX%cY: v\r\nContent-Length: 0\r\n\r\n",
+                     c == 0 ? '@' : c);
+        if (c == 0) /* %c of NUL: put it in by hand */
+            head[18] = '\0';
+        ev = parse_head(head, (size_t)n, err, sizeof err);
+        if (c == ':' || c == '\n') /* a name "X", or a line of its own */
+            continue;
+        assert_int_equal(ev.kind, tchar ? HTTP1_HEAD : HTTP1_ERROR);
+        if (tchar)
+            assert_int_equal(ev.headers[0].name_len, 3);
+    }
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nX: ");
+        memcpy(head + n, values[i].value, values[i].len);
+        n += (int)values[i].len;
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "\r\nContent-Length: 0\r\n\r\n");
+        ev = parse_head(head, (size_t)n, err, sizeof err);
+        assert_int_equal(ev.kind, HTTP1_ERROR);
+        assert_int_equal(ev.error, HCONN_EBAD_HEADER);
+        assert_string_equal(err, values[i].errmsg);
+    }
+    n = snprintf(head, sizeof head, "HTTP/1.1 200 O\rK\r\n\r\n");
+    ev = parse_head(head, (size_t)n, err, sizeof err);
+    assert_int_equal(ev.error, HCONN_EBAD_STATUS_LINE);
+    assert_string_equal(err, "status line: reason contains CR at byte 14");
+    /* Names and codings match in any case, spelt as the RFC or not. */
+    n = snprintf(head, sizeof head,
+                 "HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 7"
+                 "\r\ncontent-length: 8\r\n\r\n");
+    ev = parse_head(head, (size_t)n, err, sizeof err);
+    assert_int_equal(ev.error, HCONN_EBAD_CONTENT_LENGTH);
+    n = snprintf(head, sizeof head,
+                 "HTTP/1.1 200 OK\r\ncontent-length: 7"
+                 "\r\nTRANSFER-encoding: CHUNKED\r\n\r\n");
+    ev = parse_head(head, (size_t)n, err, sizeof err);
+    assert_int_equal(ev.error, HCONN_EBAD_FRAMING);
+    (void)state;
+}
+
+/* A head is written in one pass when it fits the stack buffer and in
+ * two when it does not: either way, byte for byte the same, at every
+ * length around the buffer's size. */
+static void
+test_request_head_sizes(void **state)
+{
+    static char value[3000];
+    struct sbuf want = {0};
+
+    memset(value, 'v', sizeof value);
+    for (size_t vlen = 900; vlen < 1100; vlen++) {
+        struct http1_header h = {"X-Pad", 5, value, vlen};
+        struct http1_request req = {
+            .method = "GET",
+            .target = "/",
+            .host = "h",
+            .port = 8080,
+            .headers = &h,
+            .nheaders = 1,
+            .content_length = 12345,
+        };
+        char *head, err[256];
+        size_t len;
+
+        want.len = 0;
+        sb_addf(&want, "GET / HTTP/1.1\r\nHost: h:8080\r\n"
+                       "Accept-Encoding: identity\r\nX-Pad: ");
+        sb_add(&want, value, vlen);
+        sb_addf(&want, "\r\nContent-Length: 12345\r\n\r\n");
+        assert_int_equal(
+            http1_format_request(&req, &head, &len, err, sizeof err), 0);
+        assert_int_equal(len, want.len);
+        assert_memory_equal(head, want.s, len);
+        free(head);
+    }
+    sb_free(&want);
+    (void)state;
+}
+
 /* Scanning resumes where it stopped: p->scanned tracks the bytes seen. */
 static void
 test_scanned_resumes(void **state)
@@ -2751,6 +2871,8 @@ main(void)
         cmocka_unit_test(test_header_count_limit),
         cmocka_unit_test(test_large_body),
         cmocka_unit_test(test_terminal_repeats),
+        cmocka_unit_test(test_field_bytes),
+        cmocka_unit_test(test_request_head_sizes),
         cmocka_unit_test(test_scanned_resumes),
         cmocka_unit_test(test_request_err_buffer),
         cmocka_unit_test(test_chunk_header),

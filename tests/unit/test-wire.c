@@ -18,6 +18,7 @@
 #include "hconn_error.h"
 #include "http1.h"
 #include "wire.h"
+#include "decimal.h"
 #include "wire_line.h"
 
 #define MAX_INT53 9007199254740991LL
@@ -1586,6 +1587,22 @@ assert_line(struct wire_line *l, int rc, const char *want)
     l->len = 0;
 }
 
+/* Checks that a wire_line call returned 0 and wrote wire_encode's line
+ * for o, then empties the line for the next. */
+static void
+assert_line_json(struct wire_line *l, int rc, json_t *o)
+{
+    size_t len;
+    char *want = wire_encode(o, &len);
+
+    assert_non_null(want);
+    assert_int_equal(rc, 0);
+    assert_int_equal(l->len, len);
+    assert_memory_equal(l->buf, want, len);
+    free(want);
+    l->len = 0;
+}
+
 static void
 test_reply_lines(void **state)
 {
@@ -1710,6 +1727,96 @@ test_reply_lines_match_jansson(void **state)
         assert_int_equal(l.len, len);
         assert_memory_equal(l.buf, want, len);
         free(want);
+        json_decref(o);
+        json_decref(id);
+    }
+    wire_line_free(&l);
+}
+
+/* Plain ASCII runs are copied a word at a time: a byte that needs a look
+ * of its own (an escape, a control character, UTF-8, ISO-8859-1) at any
+ * offset of a long value, and every byte value alone, come out as
+ * jansson's dump of wire_string_from_bytes. */
+static void
+test_reply_lines_plain_runs(void **state)
+{
+    static const unsigned char odd[] = {'"',  '\\', 0x00, 0x1f, '\n', 0x7f,
+                                        0x80, 0xc3, 0xe9, 0xff, ' ',  '~'};
+    char storage[64], value[40];
+    struct wire_line l;
+
+    (void)state;
+    wire_line_init(&l, storage, sizeof storage);
+    for (size_t len = 0; len <= sizeof value; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof odd; k++) {
+                struct http1_header h = {"X-Value", 7, value, len};
+                json_t *o = json_object();
+
+                for (size_t i = 0; i < len; i++)
+                    value[i] = (char)('A' + (i * 7) % 58);
+                if (at < len)
+                    value[at] = (char)odd[k];
+                /* A whole sequence ("\xc3\xa9") stays UTF-8; the other
+                 * high bytes alone are ISO-8859-1. */
+                if (at + 1 < len && odd[k] == 0xc3)
+                    value[at + 1] = (char)0xa9;
+                /* A lone LF is an obs-fold's; checked elsewhere. */
+                if (odd[k] == '\n' && at < len)
+                    value[at] = '\t';
+                json_object_set_new(o, "status", json_integer(200));
+                json_object_set_new(o, "reason",
+                                    wire_string_from_bytes(value, len));
+                json_object_set_new(o, "version", json_integer(11));
+                json_object_set_new(
+                    o, "headers",
+                    json_pack("[[s,o]]", "X-Value",
+                              wire_string_from_bytes(value, len)));
+                json_object_set_new(o, "reused", json_false());
+                assert_line_json(&l,
+                                 wire_line_head(&l, NULL, 200, value, len, 11,
+                                                &h, 1, -1, false, NULL),
+                                 o);
+                json_decref(o);
+            }
+        }
+    }
+    wire_line_free(&l);
+}
+
+/* Numbers are written without printf: the edges of every width, and
+ * integer ids down to INT64_MIN, as jansson writes them. */
+static void
+test_decimal(void **state)
+{
+    static const struct {
+        uint64_t v;
+        const char *want;
+    } cases[] = {
+        {0, "0"},
+        {9, "9"},
+        {10, "10"},
+        {65535, "65535"},
+        {999999999, "999999999"},
+        {1000000000, "1000000000"},
+        {(uint64_t)INT64_MAX, "9223372036854775807"},
+        {UINT64_MAX, "18446744073709551615"},
+    };
+    static const int64_t ids[] = {0, -1, 7, INT64_MAX, INT64_MIN};
+    char out[DECIMAL_U64_SIZE], storage[128];
+    struct wire_line l;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        assert_int_equal(decimal_u64(out, cases[i].v), strlen(cases[i].want));
+        assert_string_equal(out, cases[i].want);
+    }
+    wire_line_init(&l, storage, sizeof storage);
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+        json_t *id = json_integer(ids[i]);
+        json_t *o = json_pack("{s:O, s:I}", "id", id, "data", (json_int_t)1);
+
+        assert_line_json(&l, wire_line_data(&l, id, 1), o);
         json_decref(o);
         json_decref(id);
     }
@@ -1889,6 +1996,8 @@ main(void)
         cmocka_unit_test(test_builders),
         cmocka_unit_test(test_reply_lines),
         cmocka_unit_test(test_reply_lines_match_jansson),
+        cmocka_unit_test(test_reply_lines_plain_runs),
+        cmocka_unit_test(test_decimal),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_parse_reply_kinds),
         cmocka_unit_test(test_parse_reply_unknown_error),
