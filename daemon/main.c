@@ -28,6 +28,7 @@
 #include "server.h"
 #include "session.h"
 #include "tls.h"
+#include "tlsfiles_cache.h"
 #include "uidstats.h"
 
 static void
@@ -326,6 +327,7 @@ out:
     listener_close(srv.listener);
     pool_free(srv.pool);
     tls_free(srv.tls);
+    tlsfiles_cache_clear();
     localaddr_free(srv.localaddr);
     uidstats_free(srv.uidstats);
     if (sigterm != NULL)

@@ -35,7 +35,6 @@
 #include "tls.h"
 
 #define TLS_MAX_SESSIONS 4096 /* origins remembered for resumption */
-#define TLS_DIGEST_HEX   33   /* 128 bits of SHA-256 in hex, and a NUL */
 
 struct tls_context {
     char *key; /* tls_context_key of its settings */
@@ -127,9 +126,7 @@ tls_free(struct tls *t)
     free(t);
 }
 
-/* "-" for no material, else the first 128 bits of its SHA-256 in hex:
- * keys name the material without ever holding (or logging) it. */
-static void
+void
 tls_digest(const char *pem, char out[TLS_DIGEST_HEX])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -145,17 +142,28 @@ tls_digest(const char *pem, char out[TLS_DIGEST_HEX])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* pem's digest: the one hconnd already knows (known), else computed into
+ * buf. */
+static const char *
+tls_digest_of(const char *pem, const char *known, char buf[TLS_DIGEST_HEX])
+{
+    if (pem != NULL && known != NULL)
+        return known;
+    tls_digest(pem, buf);
+    return buf;
+}
+
 /* The settings that shape a context: everything but the server name. */
 static void
 tls_context_key(const struct wire_tls *o, char *key, size_t len)
 {
     char ca[TLS_DIGEST_HEX], cert[TLS_DIGEST_HEX], pkey[TLS_DIGEST_HEX];
 
-    tls_digest(o->ca_pem, ca);
-    tls_digest(o->cert_pem, cert);
-    tls_digest(o->key_pem, pkey);
     snprintf(key, len, "verify=%d;ca=%s;cert=%s;key=%s;min=%s",
-             o->verify && !o->insecure, ca, cert, pkey,
+             o->verify && !o->insecure,
+             tls_digest_of(o->ca_pem, o->ca_pem_digest, ca),
+             tls_digest_of(o->cert_pem, o->cert_pem_digest, cert),
+             tls_digest_of(o->key_pem, o->key_pem_digest, pkey),
              o->min_version ? o->min_version : "");
 }
 
@@ -566,6 +574,9 @@ tls_options_copy(const struct wire_tls *o)
     c->key_pem = tls_strdup(o->key_pem, &failed);
     c->server_name = tls_strdup(o->server_name, &failed);
     c->min_version = tls_strdup(o->min_version, &failed);
+    c->ca_pem_digest = tls_strdup(o->ca_pem_digest, &failed);
+    c->cert_pem_digest = tls_strdup(o->cert_pem_digest, &failed);
+    c->key_pem_digest = tls_strdup(o->key_pem_digest, &failed);
     if (failed) {
         tls_options_free(c);
         return NULL;
@@ -587,5 +598,8 @@ tls_options_free(struct wire_tls *o)
     free((char *)o->key_pem);
     free((char *)o->server_name);
     free((char *)o->min_version);
+    free((char *)o->ca_pem_digest);
+    free((char *)o->cert_pem_digest);
+    free((char *)o->key_pem_digest);
     free(o);
 }
