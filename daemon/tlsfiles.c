@@ -183,7 +183,11 @@ tlsfiles_cannot_open(const struct tlsfiles_client *c, const char *field,
 
 /* The PEM of one named file, opened as the client on every request (that
  * open is the access check) but read only when the cache has no entry
- * for the version of the file it reached. */
+ * for the version of the file it reached. Not fstatat and
+ * faccessat(AT_EACCESS), one call fewer: they resolve the path twice, so
+ * a client swapping a symlink between them could pass the check on its
+ * own file and reach the cached entry of one it cannot read. The fstat
+ * of the open descriptor names exactly the file the check admitted. */
 static int
 tlsfiles_read_file(const struct tlsfiles_client *c, const char *field,
                    const char *path, size_t cap, struct tlsfiles_blob **out,
