@@ -164,7 +164,10 @@ class ConfigFile(harness.IntegrationTest):
     def test_a_parked_tls_connection_serves_again_then_times_out(self):
         # An idle TLS connection is closed by the idle timeout like any
         # other (a timeout is not a wake-up to look for session tickets),
-        # and serves a request after lying idle a while before that.
+        # and serves a request after lying idle a while before that. It
+        # keeps OpenSSL's buffers half a second after parking, then frees
+        # them and waits out the rest of the timeout: usable after that,
+        # and still closed when the timeout is up.
         nginx = self.start_nginx(tls=True)
         d = self.start_daemon("--config",
                               self.write_config({"idle_timeout": 3}))
@@ -178,7 +181,7 @@ class ConfigFile(harness.IntegrationTest):
         self.assertOkResponse(head, last)
         self.assertIs(head["reused"], True)
         self.assertEqual(body, harness.SMALL_BODY)
-        time.sleep(1.2)
+        time.sleep(1.2)   # buffers freed again; the timeout runs on
         w.send({"op": "stats"})
         self.assertEqual(w.read_message()["pool"]["idle"], 1)
         time.sleep(3.0)
