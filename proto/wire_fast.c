@@ -52,6 +52,7 @@ enum wire_fast_key {
     WIRE_FAST_KEY_READ_TIMEOUT,
     WIRE_FAST_KEY_PROXY,
     WIRE_FAST_KEY_END,
+    WIRE_FAST_KEY_HTTP_VERSION,
     WIRE_FAST_NKEYS
 };
 
@@ -75,6 +76,7 @@ static const char *const wire_fast_key_names[WIRE_FAST_NKEYS] = {
     [WIRE_FAST_KEY_READ_TIMEOUT] = "read_timeout",
     [WIRE_FAST_KEY_PROXY] = "proxy",
     [WIRE_FAST_KEY_END] = "end",
+    [WIRE_FAST_KEY_HTTP_VERSION] = "http_version",
 };
 
 #define WIRE_FAST_BIT(k) (1u << (k))
@@ -122,7 +124,7 @@ struct wire_fast_fields {
     unsigned seen; /* WIRE_FAST_BIT of each key present */
     bool id_is_int;
     int64_t id_int;
-    struct wire_fast_str id_str, method, url, host, target, body;
+    struct wire_fast_str id_str, method, url, host, target, body, version;
     int64_t port, data, length;
     bool tls, skip_host, skip_accept_encoding, expect_continue, raw;
     /* "tls" as an object: the keys present and what they said */
@@ -463,6 +465,8 @@ wire_fast_value(struct wire_fast_scan *sc, enum wire_fast_key k,
         return wire_fast_string(sc, &f->target);
     case WIRE_FAST_KEY_BODY:
         return wire_fast_string(sc, &f->body);
+    case WIRE_FAST_KEY_HTTP_VERSION:
+        return wire_fast_string(sc, &f->version);
     case WIRE_FAST_KEY_PORT:
         return wire_fast_uint(sc, &f->port);
     case WIRE_FAST_KEY_DATA:
@@ -665,6 +669,14 @@ wire_fast_request(const struct wire_fast_fields *f, struct wire_client_msg *m,
         r->read_timeout = f->read_timeout;
     }
     r->direct = (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_PROXY)) != 0;
+    if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_HTTP_VERSION)) {
+        if (strcmp(f->version.s, "1.1") == 0)
+            r->http_version = WIRE_HTTP_1_1;
+        else if (strcmp(f->version.s, "2") == 0)
+            r->http_version = WIRE_HTTP_2;
+        else if (strcmp(f->version.s, "auto") != 0)
+            return false;
+    }
     if (f->tls_object) {
         r->has_tls_options = true;
         return wire_fast_tls_options(f, &r->tls_options);

@@ -132,6 +132,11 @@ static const char *const wff_values[] = {
     "{\"check_hostname\":true,}",
     "{\"host\":\"p\",\"port\":1}",
     "\"hello\"",
+    "\"1.1\"",
+    "\"2\"",
+    "\"auto\"",
+    "\"1.0\"",
+    "\"2 \"",
 };
 
 /* Composes a line from data (see the top): '{', pairs, '}'. Returns the

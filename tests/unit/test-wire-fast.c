@@ -304,8 +304,10 @@ test_tls_object(void **state)
     assert_true(m.req.tls_options.insecure);
     fast_free(&m, id);
 
-    m = fast_accept("{\"id\":4,\"method\":\"GET\",\"host\":\"h\",\"tls\":{}}",
+    m = fast_accept("{\"id\":4,\"method\":\"GET\",\"host\":\"h\",\"tls\":{},"
+                    "\"http_version\":\"1.1\"}",
                     &id);
+    assert_int_equal(m.req.http_version, WIRE_HTTP_1_1);
     assert_true(m.req.tls);
     assert_int_equal(m.req.port, 443);
     assert_true(m.req.has_tls_options);
@@ -327,7 +329,9 @@ test_declines(void **state)
         "{}",
         "{\"op\":\"hello\",\"id\":1}",
         "{\"id\":1,\"method\":\"GET\",\"url\":\"http://h/\","
-        "\"http_version\":\"1.1\"}",
+        "\"http_version\":\"1.0\"}",
+        "{\"id\":1,\"method\":\"GET\",\"url\":\"http://h/\","
+        "\"http_version\":2}",
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
         "\"tls\":{\"ca_pem\":\"-----BEGIN CERTIFICATE-----\\nx\"}}",
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
