@@ -80,6 +80,10 @@ struct upstream {
     struct ssl_st *ssl;       /* set up, not yet handed to the filter */
     struct event *park_event; /* upstream_park's watch on the socket */
     void (*park_cb)(struct upstream *up, short what);
+    /* Parked and not yet woken or unparked. (Not event_pending: a watch
+     * that fired is no longer pending for EV_READ while its callback
+     * still waits to run.) */
+    bool parked;
     /* Parked with OpenSSL's buffers still held: they go after
      * UPSTREAM_BUFFER_HOLD, then the watch runs park_left longer. */
     bool park_holds_buffers;
@@ -667,6 +671,7 @@ upstream_park_cb(evutil_socket_t fd, short what, void *arg)
         if (up->park_left > 0 && upstream_park_arm(up, up->park_left) == 0)
             return;
     }
+    up->parked = false;
     up->park_cb(up, what);
 }
 
@@ -690,6 +695,7 @@ upstream_park(struct upstream *up, double timeout,
     if (upstream_park_arm(up, up->park_holds_buffers ? UPSTREAM_BUFFER_HOLD
                                                      : timeout) < 0)
         return -1;
+    up->parked = true;
     bufferevent_disable(up->bev, EV_READ);
     if (up->tls && !up->park_holds_buffers)
         SSL_free_buffers(bufferevent_openssl_get_ssl(up->bev));
@@ -699,8 +705,9 @@ upstream_park(struct upstream *up, double timeout,
 void
 upstream_unpark(struct upstream *up)
 {
-    if (up->park_event == NULL || !event_pending(up->park_event, EV_READ, NULL))
+    if (!up->parked)
         return;
+    up->parked = false;
     /* Leased again, the connection has proved busy: OpenSSL keeps its
      * read and write buffers while it works instead of freeing them
      * whenever they empty (SSL_MODE_RELEASE_BUFFERS), several 16 KiB
