@@ -29,6 +29,7 @@
 #include "server.h"
 #include "session.h"
 #include "tls.h"
+#include "tlsfiles_cache.h"
 #include "uidstats.h"
 
 static void
@@ -329,6 +330,7 @@ out:
     listener_close(srv.listener);
     pool_free(srv.pool);
     tls_free(srv.tls);
+    tlsfiles_cache_clear();
     localaddr_free(srv.localaddr);
     uidstats_free(srv.uidstats);
     if (sigterm != NULL)

@@ -465,8 +465,9 @@ pool_idle_cb(struct upstream *up, short what)
                  MSG_PEEK | MSG_DONTWAIT);
     /* TLS 1.3 servers send session tickets after the handshake, often
      * once a fresh connection is already parked: records that carry no
-     * response byte keep it. */
-    if (n > 0 && upstream_is_tls(up) && upstream_settle_tls(up) &&
+     * response byte keep it. A timeout is no such wake-up. */
+    if (n > 0 && (what & EV_READ) && upstream_is_tls(up) &&
+        upstream_settle_tls(up) &&
         upstream_park(up, pool_conn_of(up)->origin->pool->cfg->idle_timeout,
                       pool_idle_cb) == 0)
         return;

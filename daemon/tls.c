@@ -35,7 +35,6 @@
 #include "tls.h"
 
 #define TLS_MAX_SESSIONS 4096 /* origins remembered for resumption */
-#define TLS_DIGEST_HEX   33   /* 128 bits of SHA-256 in hex, and a NUL */
 
 struct tls_context {
     char *key; /* tls_context_key of its settings */
@@ -127,9 +126,7 @@ tls_free(struct tls *t)
     free(t);
 }
 
-/* "-" for no material, else the first 128 bits of its SHA-256 in hex:
- * keys name the material without ever holding (or logging) it. */
-static void
+void
 tls_digest(const char *pem, char out[TLS_DIGEST_HEX])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -141,38 +138,90 @@ tls_digest(const char *pem, char out[TLS_DIGEST_HEX])
         snprintf(out, TLS_DIGEST_HEX, "-");
         return;
     }
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = "0123456789abcdef"[md[i] >> 4];
+        out[2 * i + 1] = "0123456789abcdef"[md[i] & 15];
+    }
+    out[32] = '\0';
 }
 
-/* The settings that shape a context: everything but the server name. */
+/* pem's digest: the one hconnd already knows (known), else computed into
+ * buf. */
+static const char *
+tls_digest_of(const char *pem, const char *known, char buf[TLS_DIGEST_HEX])
+{
+    if (pem != NULL && known != NULL)
+        return known;
+    tls_digest(pem, buf);
+    return buf;
+}
+
+/* A key being written into len bytes at p (n of them used): what does not
+ * fit is cut, as snprintf would, and it stays NUL-terminated. */
+struct tls_key {
+    char *p;
+    size_t len, n;
+};
+
+/* Appends s to k. */
 static void
-tls_context_key(const struct wire_tls *o, char *key, size_t len)
+tls_key_put(struct tls_key *k, const char *s)
+{
+    size_t m = strlen(s);
+
+    if (k->len == 0)
+        return;
+    if (m > k->len - 1 - k->n)
+        m = k->len - 1 - k->n;
+    memcpy(k->p + k->n, s, m);
+    k->n += m;
+    k->p[k->n] = '\0';
+}
+
+/* The settings that shape a context: everything but the server name.
+ * Written without printf: it is built for every request. */
+static void
+tls_context_key_put(const struct wire_tls *o, struct tls_key *k)
 {
     char ca[TLS_DIGEST_HEX], cert[TLS_DIGEST_HEX], pkey[TLS_DIGEST_HEX];
 
-    tls_digest(o->ca_pem, ca);
-    tls_digest(o->cert_pem, cert);
-    tls_digest(o->key_pem, pkey);
-    snprintf(key, len, "verify=%d;ca=%s;cert=%s;key=%s;min=%s",
-             o->verify && !o->insecure, ca, cert, pkey,
-             o->min_version ? o->min_version : "");
+    tls_key_put(k, o->verify && !o->insecure ? "verify=1;ca=" : "verify=0;ca=");
+    tls_key_put(k, tls_digest_of(o->ca_pem, o->ca_pem_digest, ca));
+    tls_key_put(k, ";cert=");
+    tls_key_put(k, tls_digest_of(o->cert_pem, o->cert_pem_digest, cert));
+    tls_key_put(k, ";key=");
+    tls_key_put(k, tls_digest_of(o->key_pem, o->key_pem_digest, pkey));
+    tls_key_put(k, ";min=");
+    tls_key_put(k, o->min_version ? o->min_version : "");
+}
+
+/* tls_context_key_put into key (len bytes). */
+static void
+tls_context_key(const struct wire_tls *o, char *key, size_t len)
+{
+    struct tls_key k = {key, len, 0};
+
+    if (len > 0)
+        key[0] = '\0';
+    tls_context_key_put(o, &k);
 }
 
 void
 tls_settings_key(const struct wire_tls *o, char *key, size_t len)
 {
-    size_t n;
+    struct tls_key k = {key, len, 0};
 
     if (o == NULL)
         o = &tls_defaults;
-    tls_context_key(o, key, len);
-    n = strlen(key);
-    snprintf(key + n, len - n, ";sni=%s", o->server_name ? o->server_name : "");
+    if (len > 0)
+        key[0] = '\0';
+    tls_context_key_put(o, &k);
+    tls_key_put(&k, ";sni=");
+    tls_key_put(&k, o->server_name ? o->server_name : "");
     /* A connection made without the name check serves only such
      * requests. */
-    if (o->no_check_hostname && strlen(key) + 12 < len)
-        strcat(key, ";nohostcheck");
+    if (o->no_check_hostname && k.n + 12 < len)
+        tls_key_put(&k, ";nohostcheck");
 }
 
 /* OpenSSL's first queued error as text, or fallback. */
@@ -566,6 +615,9 @@ tls_options_copy(const struct wire_tls *o)
     c->key_pem = tls_strdup(o->key_pem, &failed);
     c->server_name = tls_strdup(o->server_name, &failed);
     c->min_version = tls_strdup(o->min_version, &failed);
+    c->ca_pem_digest = tls_strdup(o->ca_pem_digest, &failed);
+    c->cert_pem_digest = tls_strdup(o->cert_pem_digest, &failed);
+    c->key_pem_digest = tls_strdup(o->key_pem_digest, &failed);
     if (failed) {
         tls_options_free(c);
         return NULL;
@@ -587,5 +639,8 @@ tls_options_free(struct wire_tls *o)
     free((char *)o->key_pem);
     free((char *)o->server_name);
     free((char *)o->min_version);
+    free((char *)o->ca_pem_digest);
+    free((char *)o->cert_pem_digest);
+    free((char *)o->key_pem_digest);
     free(o);
 }

@@ -23,6 +23,12 @@ struct config;
 struct tls *tls_new(const struct config *cfg);
 void tls_free(struct tls *t);
 
+#define TLS_DIGEST_HEX 33 /* 128 bits of SHA-256 in hex, and a NUL */
+
+/* "-" for no material, else the first 128 bits of pem's SHA-256 in hex:
+ * keys name the material without ever holding (or logging) it. */
+void tls_digest(const char *pem, char out[TLS_DIGEST_HEX]);
+
 /* Writes a string naming every setting in o (NULL: the defaults) into
  * key: connections made with different keys are never shared. PEM
  * material appears only as a digest. */

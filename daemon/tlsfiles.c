@@ -29,13 +29,18 @@
 #include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hconn_error.h"
 #include "tlsfiles.h"
+#include "tlsfiles_cache.h"
 
 #define TLSFILES_MAX_GROUPS  256  /* supplementary groups taken over */
 #define TLSFILES_MAX_ENTRIES 4096 /* directory entries looked at */
+
+static uid_t tlsfiles_euid; /* the daemon's, read once */
+static bool tlsfiles_euid_known;
 
 /* The file-system identity in effect before tlsfiles_become. */
 struct tlsfiles_saved {
@@ -57,10 +62,14 @@ tlsfiles_become(const struct tlsfiles_client *c, struct tlsfiles_saved *saved)
     int ngroups = 0;
 
     saved->switched = false;
-    if (c->uid == geteuid())
+    if (!tlsfiles_euid_known) { /* hconnd never changes it */
+        tlsfiles_euid = geteuid();
+        tlsfiles_euid_known = true;
+    }
+    if (c->uid == tlsfiles_euid)
         return 0; /* the client's user is the daemon's (root, or the
                      user a per-user daemon runs as) */
-    if (geteuid() != 0)
+    if (tlsfiles_euid != 0)
         return -1; /* cannot take another uid's rights */
     if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
         ngroups = (int)(len / sizeof *groups);
@@ -91,6 +100,47 @@ tlsfiles_restore(const struct tlsfiles_saved *saved)
         abort(); /* running on with a client's groups would be worse */
 }
 
+/* Checks that st, the file open as field, is a regular file within cap
+ * (len bytes already taken). Returns 0, HCONN_ETLS_FAILED or
+ * HCONN_ELIMIT_EXCEEDED, with why set. */
+static int
+tlsfiles_check_stat(const struct stat *st, const char *field, const char *path,
+                    size_t len, size_t cap, char *why, size_t whylen)
+{
+    if (!S_ISREG(st->st_mode)) {
+        snprintf(why, whylen, "tls.%s \"%.512s\": not a regular file", field,
+                 path);
+        return HCONN_ETLS_FAILED;
+    }
+    if ((uint64_t)st->st_size > cap - len) {
+        snprintf(why, whylen,
+                 "tls.%s \"%.512s\": more than %zu bytes of PEM material "
+                 "(the limit of tls.%.4s_pem)",
+                 field, path, cap, field);
+        return HCONN_ELIMIT_EXCEEDED;
+    }
+    return 0;
+}
+
+/* Reads up to size bytes of fd into buf; returns how many it got (a file
+ * that shrank since fstat gives fewer, one that grew is cut: bounded). */
+static size_t
+tlsfiles_read_upto(int fd, char *buf, size_t size)
+{
+    size_t got = 0;
+    ssize_t n;
+
+    while (got < size) {
+        n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
 /* Appends up to the cap of the regular file open on fd to *buf (*len
  * bytes so far). Returns 0, HCONN_ETLS_FAILED (not a regular file, a read
  * error) or HCONN_ELIMIT_EXCEEDED, with why set. */
@@ -100,39 +150,20 @@ tlsfiles_read_fd(int fd, const char *field, const char *path, char **buf,
 {
     struct stat st;
     char *nbuf;
-    ssize_t n;
+    int rc;
 
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(why, whylen, "tls.%s \"%.512s\": not a regular file", field,
-                 path);
-        return HCONN_ETLS_FAILED;
-    }
-    if ((uint64_t)st.st_size > cap - *len) {
-        snprintf(why, whylen,
-                 "tls.%s \"%.512s\": more than %zu bytes of PEM material "
-                 "(the limit of tls.%.4s_pem)",
-                 field, path, cap, field);
-        return HCONN_ELIMIT_EXCEEDED;
-    }
+    if (fstat(fd, &st) < 0)
+        st.st_mode = 0;
+    if ((rc = tlsfiles_check_stat(&st, field, path, *len, cap, why, whylen)) <
+        0)
+        return rc;
     nbuf = realloc(*buf, *len + (size_t)st.st_size + 2);
     if (nbuf == NULL) {
         snprintf(why, whylen, "out of memory reading tls.%s", field);
         return HCONN_ENO_MEMORY;
     }
     *buf = nbuf;
-    /* A file that grew since fstat is cut at its size then: bounded. */
-    for (size_t got = 0; got < (size_t)st.st_size; got += (size_t)n) {
-        n = read(fd, *buf + *len + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR) {
-            n = 0;
-            continue;
-        }
-        if (n <= 0) {
-            st.st_size = (off_t)got;
-            break;
-        }
-    }
-    *len += (size_t)st.st_size;
+    *len += tlsfiles_read_upto(fd, *buf + *len, (size_t)st.st_size);
     (*buf)[(*len)++] = '\n'; /* PEM blocks of several files stay apart */
     (*buf)[*len] = '\0';
     return 0;
@@ -150,22 +181,49 @@ tlsfiles_cannot_open(const struct tlsfiles_client *c, const char *field,
     return HCONN_ETLS_FAILED;
 }
 
-/* Reads one named file into a new buffer. */
+/* The PEM of one named file, opened as the client on every request (that
+ * open is the access check) but read only when the cache has no entry
+ * for the version of the file it reached. Not fstatat and
+ * faccessat(AT_EACCESS), one call fewer: they resolve the path twice, so
+ * a client swapping a symlink between them could pass the check on its
+ * own file and reach the cached entry of one it cannot read. The fstat
+ * of the open descriptor names exactly the file the check admitted. */
 static int
 tlsfiles_read_file(const struct tlsfiles_client *c, const char *field,
-                   const char *path, size_t cap, char **out, char *why,
-                   size_t whylen)
+                   const char *path, size_t cap, struct tlsfiles_blob **out,
+                   char *why, size_t whylen)
 {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    size_t len = 0;
+    struct timespec began;
+    struct stat st;
+    size_t got;
     int rc;
 
     *out = NULL;
     if (fd < 0)
         return tlsfiles_cannot_open(c, field, path, why, whylen);
-    rc = tlsfiles_read_fd(fd, field, path, out, &len, cap, why, whylen);
+    if (fstat(fd, &st) < 0)
+        st.st_mode = 0;
+    if ((rc = tlsfiles_check_stat(&st, field, path, 0, cap, why, whylen)) < 0 ||
+        (*out = tlsfiles_cache_get(field, path, &st)) != NULL) {
+        close(fd);
+        return rc;
+    }
+    if ((*out = tlsfiles_blob_new((size_t)st.st_size + 1)) == NULL) {
+        close(fd);
+        snprintf(why, whylen, "out of memory reading tls.%s", field);
+        return HCONN_ENO_MEMORY;
+    }
+    clock_gettime(CLOCK_REALTIME, &began);
+    got = tlsfiles_read_upto(fd, (*out)->pem, (size_t)st.st_size);
     close(fd);
-    return rc;
+    (*out)->len = got;
+    (*out)->pem[(*out)->len++] = '\n'; /* as a ca_path bundle's files */
+    tlsfiles_blob_seal(*out);
+    /* A file that changed size under the read is not remembered. */
+    if (got == (size_t)st.st_size)
+        tlsfiles_cache_put(field, path, &st, &began, *out);
+    return 0;
 }
 
 /* True for the names OpenSSL's hashed directory lookup reads: 8 hex
@@ -191,15 +249,16 @@ tlsfiles_hashed_name(const char *name)
  * bundle, under one size cap for them all. */
 static int
 tlsfiles_read_dir(const struct tlsfiles_client *c, const char *path, size_t cap,
-                  char **out, char *why, size_t whylen)
+                  struct tlsfiles_blob **blob, char *why, size_t whylen)
 {
     int dfd = open(path, O_RDONLY | O_NONBLOCK | O_DIRECTORY | O_CLOEXEC);
     DIR *dir;
     struct dirent *e;
     size_t len = 0, seen = 0;
+    char *bundle = NULL, **out = &bundle;
     int rc = 0;
 
-    *out = NULL;
+    *blob = NULL;
     if (dfd < 0)
         return tlsfiles_cannot_open(c, "ca_path", path, why, whylen);
     if ((dir = fdopendir(dfd)) == NULL) {
@@ -227,10 +286,16 @@ tlsfiles_read_dir(const struct tlsfiles_client *c, const char *path, size_t cap,
                  path);
         rc = HCONN_ETLS_FAILED;
     }
-    if (rc < 0) {
-        free(*out);
-        *out = NULL;
+    if (rc == 0 && (*blob = tlsfiles_blob_new(len)) == NULL) {
+        snprintf(why, whylen, "out of memory reading tls.ca_path");
+        rc = HCONN_ENO_MEMORY;
     }
+    if (rc == 0) {
+        memcpy((*blob)->pem, bundle, len);
+        (*blob)->len = len;
+        tlsfiles_blob_seal(*blob);
+    }
+    free(bundle);
     return rc;
 }
 
@@ -239,9 +304,9 @@ tlsfiles_free(struct tlsfiles_material *m)
 {
     if (m == NULL)
         return;
-    free(m->ca_pem);
-    free(m->cert_pem);
-    free(m->key_pem);
+    tlsfiles_blob_unref(m->ca);
+    tlsfiles_blob_unref(m->cert);
+    tlsfiles_blob_unref(m->key);
     free(m);
 }
 
@@ -277,28 +342,34 @@ tlsfiles_load(const struct tlsfiles_client *c, struct wire_tls *o,
     }
     if (o->ca_file != NULL)
         rc = tlsfiles_read_file(c, "ca_file", o->ca_file, WIRE_MAX_CA_PEM,
-                                &m->ca_pem, why, whylen);
+                                &m->ca, why, whylen);
     else if (o->ca_path != NULL)
-        rc = tlsfiles_read_dir(c, o->ca_path, WIRE_MAX_CA_PEM, &m->ca_pem, why,
+        rc = tlsfiles_read_dir(c, o->ca_path, WIRE_MAX_CA_PEM, &m->ca, why,
                                whylen);
     if (rc == 0 && o->cert_file != NULL)
         rc = tlsfiles_read_file(c, "cert_file", o->cert_file, WIRE_MAX_CERT_PEM,
-                                &m->cert_pem, why, whylen);
+                                &m->cert, why, whylen);
     if (rc == 0 && o->key_file != NULL)
         rc = tlsfiles_read_file(c, "key_file", o->key_file, WIRE_MAX_KEY_PEM,
-                                &m->key_pem, why, whylen);
+                                &m->key, why, whylen);
     tlsfiles_restore(&saved);
     if (rc < 0) {
         tlsfiles_free(m);
         return rc;
     }
     /* From here on the request carries the material, as if inline. */
-    if (m->ca_pem != NULL)
-        o->ca_pem = m->ca_pem;
-    if (m->cert_pem != NULL)
-        o->cert_pem = m->cert_pem;
-    if (m->key_pem != NULL)
-        o->key_pem = m->key_pem;
+    if (m->ca != NULL) {
+        o->ca_pem = m->ca->pem;
+        o->ca_pem_digest = m->ca->digest;
+    }
+    if (m->cert != NULL) {
+        o->cert_pem = m->cert->pem;
+        o->cert_pem_digest = m->cert->digest;
+    }
+    if (m->key != NULL) {
+        o->key_pem = m->key->pem;
+        o->key_pem_digest = m->key->digest;
+    }
     o->ca_file = o->ca_path = o->cert_file = o->key_file = NULL;
     *out = m;
     return 0;

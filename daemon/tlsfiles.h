@@ -19,11 +19,14 @@ struct tlsfiles_client {
     gid_t gid;
 };
 
-/* The material read; the request's wire_tls points into it. */
+struct tlsfiles_blob;
+
+/* The material read (shared with the cache of what files gave); the
+ * request's wire_tls points into it. */
 struct tlsfiles_material {
-    char *ca_pem;
-    char *cert_pem;
-    char *key_pem;
+    struct tlsfiles_blob *ca;
+    struct tlsfiles_blob *cert;
+    struct tlsfiles_blob *key;
 };
 
 /* True when o names any file. */

@@ -32,6 +32,7 @@
 #include "hconn_error.h"
 #include "http1.h"
 #include "log.h"
+#include "memory.h"
 #include "resolve.h"
 #include "sockread.h"
 #include "tls.h"
@@ -80,6 +81,14 @@ struct upstream {
     struct ssl_st *ssl;       /* set up, not yet handed to the filter */
     struct event *park_event; /* upstream_park's watch on the socket */
     void (*park_cb)(struct upstream *up, short what);
+    /* Parked and not yet woken or unparked. (Not event_pending: a watch
+     * that fired is no longer pending for EV_READ while its callback
+     * still waits to run.) */
+    bool parked;
+    /* Parked with OpenSSL's buffers still held: they go after
+     * UPSTREAM_BUFFER_HOLD, then the watch runs park_left longer. */
+    bool park_holds_buffers;
+    double park_left;
     /* ALPN: the offer (wire format, borrowed) and the server's choice */
     const unsigned char *alpn_offer;
     size_t alpn_offer_len;
@@ -636,11 +645,38 @@ upstream_connect(struct upstream *up, struct resolver *resolver, double timeout,
     }
 }
 
+/* A parked connection's buffers wait this long before they are freed
+ * (seconds): one that is leased again sooner, as under steady load, keeps
+ * them instead of freeing and allocating 16 KiB records per request. */
+#define UPSTREAM_BUFFER_HOLD 0.5
+
+/* Arms the park watch for timeout seconds. */
+static int
+upstream_park_arm(struct upstream *up, double timeout)
+{
+    struct timeval tv = {
+        .tv_sec = (time_t)timeout,
+        .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6),
+    };
+
+    return event_add(up->park_event, &tv);
+}
+
 static void
 upstream_park_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream *up = arg;
 
+    /* Still idle after the hold: the buffers go now, and the heap is
+     * trimmed soon after; the idle timeout runs on. */
+    if (what == EV_TIMEOUT && up->park_holds_buffers) {
+        up->park_holds_buffers = false;
+        SSL_free_buffers(bufferevent_openssl_get_ssl(up->bev));
+        memory_trim_soon(up->base);
+        if (up->park_left > 0 && upstream_park_arm(up, up->park_left) == 0)
+            return;
+    }
+    up->parked = false;
     up->park_cb(up, what);
 }
 
@@ -648,11 +684,6 @@ int
 upstream_park(struct upstream *up, double timeout,
               void (*cb)(struct upstream *up, short what))
 {
-    struct timeval tv = {
-        .tv_sec = (time_t)timeout,
-        .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6),
-    };
-
     /* Reading the bufferevent would keep a read buffer reserved on each
      * connection (for TLS, OpenSSL's 16 KiB record buffer and libevent's
      * 8 KiB chain): an idle one only needs to know the socket woke. */
@@ -664,10 +695,14 @@ upstream_park(struct upstream *up, double timeout,
     /* The watch goes on before the bufferevent's read comes off, and
      * unparking does the reverse: the socket stays in epoll's set
      * throughout, instead of costing two epoll_ctl calls per request. */
-    if (event_add(up->park_event, &tv) < 0)
+    up->park_holds_buffers = up->tls && timeout > UPSTREAM_BUFFER_HOLD;
+    up->park_left = timeout - UPSTREAM_BUFFER_HOLD;
+    if (upstream_park_arm(up, up->park_holds_buffers ? UPSTREAM_BUFFER_HOLD
+                                                     : timeout) < 0)
         return -1;
+    up->parked = true;
     bufferevent_disable(up->bev, EV_READ);
-    if (up->tls)
+    if (up->tls && !up->park_holds_buffers)
         SSL_free_buffers(bufferevent_openssl_get_ssl(up->bev));
     return 0;
 }
@@ -675,8 +710,9 @@ upstream_park(struct upstream *up, double timeout,
 void
 upstream_unpark(struct upstream *up)
 {
-    if (up->park_event == NULL || !event_pending(up->park_event, EV_READ, NULL))
+    if (!up->parked)
         return;
+    up->parked = false;
     /* Leased again, the connection has proved busy: OpenSSL keeps its
      * read and write buffers while it works instead of freeing them
      * whenever they empty (SSL_MODE_RELEASE_BUFFERS), several 16 KiB
@@ -685,6 +721,7 @@ upstream_unpark(struct upstream *up)
     if (up->tls)
         SSL_clear_mode(bufferevent_openssl_get_ssl(up->bev),
                        SSL_MODE_RELEASE_BUFFERS);
+    up->park_holds_buffers = false;
     bufferevent_enable(up->bev, EV_READ);
     event_del(up->park_event);
 }

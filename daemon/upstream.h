@@ -86,9 +86,10 @@ bool upstream_is_reusable(struct upstream *up);
 
 /*
  * Parks an idle connection: stops reading it, hands TLS's record buffers
- * back, and calls cb once the socket turns readable (the server closed,
- * or sent something an idle connection never should) with EV_READ, or
- * after timeout seconds with EV_TIMEOUT. Returns 0, or -1 when out of
+ * back (half a second later, unless leased again by then), and calls cb
+ * once the socket turns readable (the server closed, or sent something
+ * an idle connection never should) with EV_READ, or after timeout
+ * seconds with EV_TIMEOUT. Returns 0, or -1 when out of
  * memory (cb will not run).
  */
 int upstream_park(struct upstream *up, double timeout,

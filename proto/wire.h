@@ -105,6 +105,12 @@ struct wire_tls {
     const char *min_version; /* "1.2" or "1.3", NULL for the default */
     bool no_check_hostname;  /* "check_hostname": false: verify the chain
                                 but not the name */
+    /* Never set by the parser: hconnd's digests of ca_pem, cert_pem and
+     * key_pem (as the pool key writes them) when it already knows them,
+     * so a cached file is not hashed again for every request. */
+    const char *ca_pem_digest;
+    const char *cert_pem_digest;
+    const char *key_pem_digest;
 };
 
 /* The "proxy" object: tunnel through host:port with CONNECT. */

@@ -29,6 +29,7 @@
 #define WIRE_FAST_MAX_METHOD  64                 /* as wire.c */
 #define WIRE_FAST_MAX_TIMEOUT 86400.0            /* as wire.c */
 #define WIRE_FAST_MAX_REAL    40                 /* bytes in a fraction read */
+#define WIRE_FAST_MAX_PATH    4096               /* as wire.c's WIRE_MAX_PATH */
 
 /* The keys the scanner knows; any other makes it decline. */
 enum wire_fast_key {
@@ -51,6 +52,7 @@ enum wire_fast_key {
     WIRE_FAST_KEY_READ_TIMEOUT,
     WIRE_FAST_KEY_PROXY,
     WIRE_FAST_KEY_END,
+    WIRE_FAST_KEY_HTTP_VERSION,
     WIRE_FAST_NKEYS
 };
 
@@ -74,9 +76,37 @@ static const char *const wire_fast_key_names[WIRE_FAST_NKEYS] = {
     [WIRE_FAST_KEY_READ_TIMEOUT] = "read_timeout",
     [WIRE_FAST_KEY_PROXY] = "proxy",
     [WIRE_FAST_KEY_END] = "end",
+    [WIRE_FAST_KEY_HTTP_VERSION] = "http_version",
 };
 
 #define WIRE_FAST_BIT(k) (1u << (k))
+
+/* The keys of a "tls" object the scanner knows: paths, names and flags.
+ * Inline PEM (long, escaped, checked by wire.c) makes it decline. */
+enum wire_fast_tls_key {
+    WIRE_FAST_TLS_VERIFY,
+    WIRE_FAST_TLS_INSECURE,
+    WIRE_FAST_TLS_CHECK_HOSTNAME,
+    WIRE_FAST_TLS_CA_FILE,
+    WIRE_FAST_TLS_CA_PATH,
+    WIRE_FAST_TLS_CERT_FILE,
+    WIRE_FAST_TLS_KEY_FILE,
+    WIRE_FAST_TLS_SERVER_NAME,
+    WIRE_FAST_TLS_MIN_VERSION,
+    WIRE_FAST_TLS_NKEYS
+};
+
+static const char *const wire_fast_tls_key_names[WIRE_FAST_TLS_NKEYS] = {
+    [WIRE_FAST_TLS_VERIFY] = "verify",
+    [WIRE_FAST_TLS_INSECURE] = "insecure",
+    [WIRE_FAST_TLS_CHECK_HOSTNAME] = "check_hostname",
+    [WIRE_FAST_TLS_CA_FILE] = "ca_file",
+    [WIRE_FAST_TLS_CA_PATH] = "ca_path",
+    [WIRE_FAST_TLS_CERT_FILE] = "cert_file",
+    [WIRE_FAST_TLS_KEY_FILE] = "key_file",
+    [WIRE_FAST_TLS_SERVER_NAME] = "server_name",
+    [WIRE_FAST_TLS_MIN_VERSION] = "min_version",
+};
 
 /* A scanned string: len bytes at s, NUL-terminated, valid UTF-8. */
 struct wire_fast_str {
@@ -94,9 +124,14 @@ struct wire_fast_fields {
     unsigned seen; /* WIRE_FAST_BIT of each key present */
     bool id_is_int;
     int64_t id_int;
-    struct wire_fast_str id_str, method, url, host, target, body;
+    struct wire_fast_str id_str, method, url, host, target, body, version;
     int64_t port, data, length;
     bool tls, skip_host, skip_accept_encoding, expect_continue, raw;
+    /* "tls" as an object: the keys present and what they said */
+    bool tls_object;
+    unsigned tls_seen;
+    bool tls_flags[WIRE_FAST_TLS_CA_FILE];
+    struct wire_fast_str tls_strs[WIRE_FAST_TLS_NKEYS];
     double timeout, read_timeout;
     struct wire_header headers[WIRE_FAST_MAX_HEADERS];
     size_t nheaders;
@@ -326,6 +361,86 @@ wire_fast_header_object(struct wire_fast_scan *sc, struct wire_fast_fields *f)
     return wire_fast_take(sc, '}');
 }
 
+/* Reads a "tls" object after its '{': known keys once each, strings and
+ * booleans by key. Whether they make sense together is checked later. */
+static bool
+wire_fast_tls_object(struct wire_fast_scan *sc, struct wire_fast_fields *f)
+{
+    struct wire_fast_str key;
+    int k;
+
+    f->tls_object = true;
+    if (wire_fast_take(sc, '}'))
+        return true;
+    do {
+        if (!wire_fast_string(sc, &key) || !wire_fast_take(sc, ':'))
+            return false;
+        for (k = 0; k < WIRE_FAST_TLS_NKEYS; k++)
+            if (strcmp(wire_fast_tls_key_names[k], key.s) == 0)
+                break;
+        if (k == WIRE_FAST_TLS_NKEYS || (f->tls_seen & WIRE_FAST_BIT(k)) != 0)
+            return false;
+        f->tls_seen |= WIRE_FAST_BIT(k);
+        if (k < WIRE_FAST_TLS_CA_FILE ? !wire_fast_bool(sc, &f->tls_flags[k])
+                                      : !wire_fast_string(sc, &f->tls_strs[k]))
+            return false;
+    } while (wire_fast_take(sc, ','));
+    return wire_fast_take(sc, '}');
+}
+
+/* The string of tls key k if given (NULL if not); false when it is given
+ * but not of min to max bytes. */
+static bool
+wire_fast_tls_str(const struct wire_fast_fields *f, int k, size_t min,
+                  size_t max, const char **out)
+{
+    if ((f->tls_seen & WIRE_FAST_BIT(k)) == 0)
+        return true;
+    *out = f->tls_strs[k].s;
+    return f->tls_strs[k].len >= min && f->tls_strs[k].len <= max;
+}
+
+/* Fills t from a "tls" object as wire_parse_tls would, or declines. */
+static bool
+wire_fast_tls_options(const struct wire_fast_fields *f, struct wire_tls *t)
+{
+    bool given_true = (f->tls_seen & WIRE_FAST_BIT(WIRE_FAST_TLS_VERIFY)) &&
+                      f->tls_flags[WIRE_FAST_TLS_VERIFY];
+    char herr[192];
+
+    if (!wire_fast_tls_str(f, WIRE_FAST_TLS_CA_FILE, 1, WIRE_FAST_MAX_PATH,
+                           &t->ca_file) ||
+        !wire_fast_tls_str(f, WIRE_FAST_TLS_CA_PATH, 1, WIRE_FAST_MAX_PATH,
+                           &t->ca_path) ||
+        !wire_fast_tls_str(f, WIRE_FAST_TLS_CERT_FILE, 1, WIRE_FAST_MAX_PATH,
+                           &t->cert_file) ||
+        !wire_fast_tls_str(f, WIRE_FAST_TLS_KEY_FILE, 1, WIRE_FAST_MAX_PATH,
+                           &t->key_file) ||
+        !wire_fast_tls_str(f, WIRE_FAST_TLS_SERVER_NAME, 1, URL_HOST_MAX,
+                           &t->server_name) ||
+        !wire_fast_tls_str(f, WIRE_FAST_TLS_MIN_VERSION, 1, 3, &t->min_version))
+        return false;
+    if ((t->key_file != NULL && t->cert_file == NULL) ||
+        (t->server_name != NULL &&
+         url_check_host(t->server_name, herr, sizeof herr) != 0) ||
+        (t->min_version != NULL && strcmp(t->min_version, "1.2") != 0 &&
+         strcmp(t->min_version, "1.3") != 0))
+        return false;
+    t->verify = (f->tls_seen & WIRE_FAST_BIT(WIRE_FAST_TLS_VERIFY)) == 0 ||
+                f->tls_flags[WIRE_FAST_TLS_VERIFY];
+    t->insecure = (f->tls_seen & WIRE_FAST_BIT(WIRE_FAST_TLS_INSECURE)) &&
+                  f->tls_flags[WIRE_FAST_TLS_INSECURE];
+    if (t->insecure && given_true)
+        return false; /* both true: wire.c says why */
+    if (t->insecure)
+        t->verify = false;
+    t->insecure = !t->verify;
+    t->no_check_hostname =
+        (f->tls_seen & WIRE_FAST_BIT(WIRE_FAST_TLS_CHECK_HOSTNAME)) &&
+        !f->tls_flags[WIRE_FAST_TLS_CHECK_HOSTNAME];
+    return true;
+}
+
 /* Reads the value of key k into f. */
 static bool
 wire_fast_value(struct wire_fast_scan *sc, enum wire_fast_key k,
@@ -350,6 +465,8 @@ wire_fast_value(struct wire_fast_scan *sc, enum wire_fast_key k,
         return wire_fast_string(sc, &f->target);
     case WIRE_FAST_KEY_BODY:
         return wire_fast_string(sc, &f->body);
+    case WIRE_FAST_KEY_HTTP_VERSION:
+        return wire_fast_string(sc, &f->version);
     case WIRE_FAST_KEY_PORT:
         return wire_fast_uint(sc, &f->port);
     case WIRE_FAST_KEY_DATA:
@@ -357,7 +474,9 @@ wire_fast_value(struct wire_fast_scan *sc, enum wire_fast_key k,
     case WIRE_FAST_KEY_LENGTH:
         return wire_fast_uint(sc, &f->length);
     case WIRE_FAST_KEY_TLS:
-        return wire_fast_bool(sc, &f->tls); /* an options object: declined */
+        if (wire_fast_take(sc, '{'))
+            return wire_fast_tls_object(sc, f);
+        return wire_fast_bool(sc, &f->tls);
     case WIRE_FAST_KEY_SKIP_HOST:
         return wire_fast_bool(sc, &f->skip_host);
     case WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING:
@@ -466,10 +585,14 @@ wire_fast_origin(const struct wire_fast_fields *f, struct wire_request *r,
     bool ok;
 
     if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_URL)) {
-        if ((f->seen & host_keys) != 0 || f->url.len < 1 ||
-            f->url.len > WIRE_MAX_LINE || (u = malloc(sizeof *u)) == NULL)
+        /* TLS options go with an https:// URL; other host keys never. */
+        if ((f->seen & host_keys &
+             ~(f->tls_object ? WIRE_FAST_BIT(WIRE_FAST_KEY_TLS) : 0u)) != 0 ||
+            f->url.len < 1 || f->url.len > WIRE_MAX_LINE ||
+            (u = malloc(sizeof *u)) == NULL)
             return false;
         ok = url_parse(f->url.s, u, uerr, sizeof uerr) == 0 &&
+             (u->tls || !f->tls_object) &&
              wire_fast_set_origin(r, block, room, u->host, u->target);
         r->tls = u->tls;
         r->port = u->port;
@@ -480,7 +603,7 @@ wire_fast_origin(const struct wire_fast_fields *f, struct wire_request *r,
         f->host.len > URL_HOST_MAX ||
         url_check_host(f->host.s, uerr, sizeof uerr) != 0)
         return false;
-    r->tls = f->tls;
+    r->tls = f->tls || f->tls_object; /* TLS options mean TLS */
     r->port = r->tls ? 443 : 80;
     if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_PORT)) {
         if (f->port < 1 || f->port > 65535)
@@ -546,6 +669,18 @@ wire_fast_request(const struct wire_fast_fields *f, struct wire_client_msg *m,
         r->read_timeout = f->read_timeout;
     }
     r->direct = (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_PROXY)) != 0;
+    if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_HTTP_VERSION)) {
+        if (strcmp(f->version.s, "1.1") == 0)
+            r->http_version = WIRE_HTTP_1_1;
+        else if (strcmp(f->version.s, "2") == 0)
+            r->http_version = WIRE_HTTP_2;
+        else if (strcmp(f->version.s, "auto") != 0)
+            return false;
+    }
+    if (f->tls_object) {
+        r->has_tls_options = true;
+        return wire_fast_tls_options(f, &r->tls_options);
+    }
     return true;
 }
 
@@ -585,6 +720,8 @@ wire_fast_parse_client_msg(const char *line, size_t n,
     f.nheaders = 0;
     f.tls = f.skip_host = f.skip_accept_encoding = false;
     f.expect_continue = f.raw = false;
+    f.tls_object = false;
+    f.tls_seen = 0;
 
     out->req.length = -1;
     out->req.tls_options.verify = true;

@@ -83,6 +83,13 @@ main(int argc, char **argv)
         "\"tls\":false,\"target\":\"/small\",\"headers\":[[\"Accept\","
         "\"*/*\"],[\"User-Agent\",\"bench/1\"],[\"X-Trace\",\"abc123\"]]}\n",
         "{\"id\":7,\"data\":65536}\n",
+        /* loadgen --hconn --tls --ca's line, as hconn --cacert sends */
+        "{\"id\":1,\"method\":\"GET\",\"url\":\"https://127.0.0.1:8443/small\","
+        "\"tls\":{\"ca_file\":\"/tmp/hconn-bench-x/certs/ca.crt\"}}\n",
+        /* the same with --http-version 1.1 */
+        "{\"id\":1,\"method\":\"GET\",\"url\":\"https://127.0.0.1:8443/small\","
+        "\"http_version\":\"1.1\","
+        "\"tls\":{\"ca_file\":\"/tmp/hconn-bench-x/certs/ca.crt\"}}\n",
     };
     long n = argc > 1 ? atol(argv[1]) : 200000;
 

@@ -161,6 +161,34 @@ class ConfigFile(harness.IntegrationTest):
         self.assertIs(head["reused"], False)
         self.assertIn("idle timeout", d.log_text())
 
+    def test_a_parked_tls_connection_serves_again_then_times_out(self):
+        # An idle TLS connection is closed by the idle timeout like any
+        # other (a timeout is not a wake-up to look for session tickets),
+        # and serves a request after lying idle a while before that. It
+        # keeps OpenSSL's buffers half a second after parking, then frees
+        # them and waits out the rest of the timeout: usable after that,
+        # and still closed when the timeout is up.
+        nginx = self.start_nginx(tls=True)
+        d = self.start_daemon("--config",
+                              self.write_config({"idle_timeout": 3}))
+        w = self.wire(d)
+        url = nginx.tls_url("/small.txt")
+        tls = {"ca_file": nginx.ca_file}
+        head, _, last = w.request(1, "GET", url, tls=tls)
+        self.assertOkResponse(head, last)
+        time.sleep(1.2)
+        head, body, last = w.request(2, "GET", url, tls=tls)
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], True)
+        self.assertEqual(body, harness.SMALL_BODY)
+        time.sleep(1.2)   # buffers freed again; the timeout runs on
+        w.send({"op": "stats"})
+        self.assertEqual(w.read_message()["pool"]["idle"], 1)
+        time.sleep(3.0)
+        w.send({"op": "stats"})
+        self.assertEqual(w.read_message()["pool"]["open"], 0)
+        self.assertIn("idle timeout", d.log_text())
+
 
 class NameResolution(harness.IntegrationTest):
 

@@ -2,7 +2,10 @@
 """TLS files a client names (ca_file, ca_path, cert_file, key_file) are
 opened with the client's own rights, on every request: another user's
 0600 CA file or client key gets the same error as a file that does not
-exist, even while a pooled connection made with it sits idle; a FIFO
+exist, even while a pooled connection made with it sits idle, or after
+the daemon has cached what the file gave; an edited CA file takes effect
+on the next request (rewritten in place, same size, same second; replaced
+by rename; made unreadable); a FIFO
 does not block the daemon; the policy key tls_files refuses path fields
 for clients other than root. Each refusal reaches no origin."""
 
@@ -12,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -119,6 +123,117 @@ class TlsFilesAsTheClient(harness.IntegrationTest):
         self.assertIsNone(head)
         self.assertEqual(err["message"],
                          self.cannot_open("key_file", self.secret_key))
+        self.assertEqual(self.requests_seen(), 0)
+
+    def same_size_pems(self):
+        """The test CA and the other CA as PEM of one length (OpenSSL skips
+        text outside the BEGIN/END lines, so the shorter is padded)."""
+        other = os.path.join(os.path.dirname(self.nginx.ca_file),
+                             "other-ca.crt")
+        with open(self.nginx.ca_file, "rb") as f:
+            good = f.read()
+        with open(other, "rb") as f:
+            wrong = f.read()
+        n = max(len(good), len(wrong))
+        return good + b"\n" * (n - len(good)), wrong + b"\n" * (n - len(wrong))
+
+    def rewrite_in_place(self, path, data):
+        """Overwrites path's bytes without truncating or replacing it."""
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, 0)
+        finally:
+            os.close(fd)
+
+    def assert_verify_fails(self, w, tls, tag="root"):
+        head, _, err = self.get(w, tls, tag=tag)
+        self.assertIsNone(head)
+        self.assertEqual(err["error"], "tls_verify_failed", err)
+
+    def cache_a_ca_file(self, name, settle=False):
+        """A daemon, root's wire, a CA file that served three requests (so
+        the daemon cached it) and same-size PEM of the right and the
+        wrong CA. settle: the file is quiet long enough first for the
+        entry to be trusted without reading."""
+        d = self.daemon()
+        w = self.wire(d)
+        good, wrong = self.same_size_pems()
+        ca = os.path.join(self.dir, name)
+        with open(ca, "wb") as f:
+            f.write(good)
+        os.chmod(ca, 0o644)
+        if settle:
+            old = os.stat(ca).st_mtime - 10
+            os.utime(ca, (old, old))
+            time.sleep(3)   # the change time, which utime set, grows old
+        tls = {"ca_file": ca}
+        for _ in range(3):
+            head, _, last = self.get(w, tls)
+            self.assertOkResponse(head, last)
+        return w, ca, tls, good, wrong
+
+    def test_an_edited_ca_file_takes_effect_on_the_next_request(self):
+        w, ca, tls, good, wrong = self.cache_a_ca_file("edited.crt")
+        # Same size, same inode, within the same second (a coarse clock
+        # may give it the same times): the other CA must take over.
+        self.rewrite_in_place(ca, wrong)
+        self.assert_verify_fails(w, tls)
+        self.rewrite_in_place(ca, good)
+        head, _, last = self.get(w, tls)
+        self.assertOkResponse(head, last)
+        # Replaced by rename: a new inode under the same path.
+        tmp = ca + ".new"
+        with open(tmp, "wb") as f:
+            f.write(wrong)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, ca)
+        self.assert_verify_fails(w, tls)
+
+    def test_a_settled_cached_ca_file_still_sees_an_edit(self):
+        # Once a file has been quiet for a while its entry is trusted
+        # without reading; an in-place rewrite of the same size must still
+        # be seen at once.
+        w, ca, tls, good, wrong = self.cache_a_ca_file("settled.crt", True)
+        old = os.stat(ca).st_mtime
+        self.rewrite_in_place(ca, wrong)
+        os.utime(ca, (old, old))   # the same mtime: only ctime tells
+        self.assert_verify_fails(w, tls)
+
+    def test_a_cached_file_made_unreadable_is_refused_at_once(self):
+        d = self.daemon()
+        ca = self.copy(self.nginx.ca_file, "shared.crt", 0o644)
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        for _ in range(2):
+            head, _, last = self.get(w, {"ca_file": ca})
+            self.assertOkResponse(head, last)
+        # Root reads it too: its entry serves root only while the user,
+        # who can no longer open it, is refused.
+        os.chmod(ca, 0o600)
+        head, _, last = self.get(self.wire(d), {"ca_file": ca})
+        self.assertOkResponse(head, last)
+        head, _, err = self.get(w, {"ca_file": ca}, tag="user")
+        self.assertIsNone(head)
+        self.assertEqual(err["message"], self.cannot_open("ca_file", ca))
+        self.assertEqual(self.requests_seen(), 0)
+
+    def test_a_root_only_file_cached_by_root_never_reaches_the_user(self):
+        # Settled in the cache under root's reads, the file still opens as
+        # the user on each request, and the user cannot open it.
+        d = self.daemon()
+        root = self.wire(d)
+        old = os.stat(self.secret_ca).st_mtime - 10
+        os.utime(self.secret_ca, (old, old))
+        time.sleep(3)
+        for _ in range(3):
+            head, _, last = self.get(root, {"ca_file": self.secret_ca})
+            self.assertOkResponse(head, last)
+        w = other_user.wire_as(self, d, self.uid, self.gid)
+        for _ in range(2):
+            head, _, err = self.get(w, {"ca_file": self.secret_ca},
+                                    tag="user")
+            self.assertIsNone(head)
+            self.assertEqual(err["message"],
+                             self.cannot_open("ca_file", self.secret_ca))
         self.assertEqual(self.requests_seen(), 0)
 
     def test_a_fifo_does_not_block_the_daemon(self):

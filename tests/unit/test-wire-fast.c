@@ -265,6 +265,55 @@ test_frames(void **state)
     fast_free(&m, id);
 }
 
+/* "tls" objects of paths, names and flags, as hconn --cacert and the
+ * libraries send them: the same options as the full path's. */
+static void
+test_tls_object(void **state)
+{
+    json_t *id;
+    struct wire_client_msg m = fast_accept(
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"127.0.0.1\",\"port\":8443,"
+        "\"target\":\"/small\",\"tls\": { \"ca_file\" : "
+        "\"/etc/ssl/a\\/ca.pem\","
+        "\"server_name\":\"example.test\",\"verify\":true}}",
+        &id);
+
+    (void)state;
+    assert_true(m.req.tls);
+    assert_true(m.req.has_tls_options);
+    assert_string_equal(m.req.tls_options.ca_file, "/etc/ssl/a/ca.pem");
+    assert_string_equal(m.req.tls_options.server_name, "example.test");
+    assert_true(m.req.tls_options.verify);
+    assert_false(m.req.tls_options.insecure);
+    fast_free(&m, id);
+
+    m = fast_accept("{\"id\":2,\"method\":\"GET\",\"url\":\"https://h/x\","
+                    "\"tls\":{\"ca_path\":\"/c\",\"cert_file\":\"/c.crt\","
+                    "\"key_file\":\"/c.key\",\"min_version\":\"1.3\","
+                    "\"check_hostname\":false}}",
+                    &id);
+    assert_int_equal(m.req.port, 443);
+    assert_string_equal(m.req.tls_options.key_file, "/c.key");
+    assert_true(m.req.tls_options.no_check_hostname);
+    fast_free(&m, id);
+
+    m = fast_accept("{\"id\":3,\"method\":\"GET\",\"host\":\"h\","
+                    "\"tls\":{\"insecure\":true,\"verify\":false}}",
+                    &id);
+    assert_false(m.req.tls_options.verify);
+    assert_true(m.req.tls_options.insecure);
+    fast_free(&m, id);
+
+    m = fast_accept("{\"id\":4,\"method\":\"GET\",\"host\":\"h\",\"tls\":{},"
+                    "\"http_version\":\"1.1\"}",
+                    &id);
+    assert_int_equal(m.req.http_version, WIRE_HTTP_1_1);
+    assert_true(m.req.tls);
+    assert_int_equal(m.req.port, 443);
+    assert_true(m.req.has_tls_options);
+    fast_free(&m, id);
+}
+
 /* What the scanner does not fully know goes to the full path: rare or
  * unknown fields (including ones a newer protocol adds), escapes that may
  * carry U+0000, numbers outside the plain forms, duplicates, and every
@@ -280,8 +329,14 @@ test_declines(void **state)
         "{}",
         "{\"op\":\"hello\",\"id\":1}",
         "{\"id\":1,\"method\":\"GET\",\"url\":\"http://h/\","
-        "\"http_version\":\"1.1\"}",
-        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"tls\":{}}",
+        "\"http_version\":\"1.0\"}",
+        "{\"id\":1,\"method\":\"GET\",\"url\":\"http://h/\","
+        "\"http_version\":2}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
+        "\"tls\":{\"ca_pem\":\"-----BEGIN CERTIFICATE-----\\nx\"}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
+        "\"tls\":{\"ca_file\":\"/\\u0061\"}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"tls\":{\"op\":1}}",
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
         "\"proxy\":{\"host\":\"p\",\"port\":1}}",
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
@@ -319,6 +374,23 @@ test_declines(void **state)
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"headers\":[[\"A\"]]}",
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"headers\":\"A: 1\"}",
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"tls\":1}",
+        "{\"id\":1,\"method\":\"GET\",\"url\":\"http://h/\",\"tls\":{}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
+        "\"tls\":{\"ca_file\":\"/a\",\"ca_file\":\"/b\"}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"tls\":{\"ca_file\":\"\"}"
+        "}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"tls\":{\"ca_file\":1}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"tls\":{\"verify\":1}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"tls\":{\"key_file\":\"/"
+        "k\"}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
+        "\"tls\":{\"server_name\":\"a b\"}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
+        "\"tls\":{\"min_version\":\"1.1\"}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\","
+        "\"tls\":{\"verify\":true,\"insecure\":true}}",
+        "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"tls\":{\"ca_file\":\"/"
+        "a\"}",
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"proxy\":true}",
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"body\":\"inline\"}",
         "{\"id\":1,\"method\":\"GET\",\"host\":\"h\",\"body\":\"stream\","
@@ -369,6 +441,7 @@ main(void)
         cmocka_unit_test(test_header_object),
         cmocka_unit_test(test_stream_options),
         cmocka_unit_test(test_frames),
+        cmocka_unit_test(test_tls_object),
         cmocka_unit_test(test_declines),
         cmocka_unit_test(test_many_headers),
     };
