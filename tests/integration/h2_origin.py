@@ -394,14 +394,20 @@ class H2Origin(LoopbackServer):
         with contextlib.suppress(OSError):
             conn.wake_w.send(b"x")
 
-    def send(self, conn, data):
+    def send(self, conn, data, ends=None):
         """Queues bytes (or a ("close",) / ("reset",) marker) for the
-        connection's I/O thread; waits while too much is queued."""
+        connection's I/O thread; waits while too much is queued. ends: the
+        stream these bytes end (END_STREAM), counted closed as they are
+        queued when the client has ended its side too: the client may open
+        its next stream the moment it reads them, before the scenario's
+        thread has finished."""
         with self.cond:
             self.cond.wait_for(lambda: conn.out_bytes < self.MAX_OUT or
                                conn.ending or self.stopping.is_set())
             if conn.ending:
                 return False
+            if ends is not None and ends.complete:
+                self._closed(conn, ends)  # closed on both sides now
             conn.out.append(data)
             if isinstance(data, (bytes, bytearray)):
                 conn.out_bytes += len(data)
@@ -421,7 +427,8 @@ class H2Origin(LoopbackServer):
             piece, rest = rest[:conn.max_frame], rest[conn.max_frame:]
             out.append(frame(CONTINUATION, 0 if rest else END_HEADERS, sid,
                              piece))
-        return self.send(conn, b"".join(out))
+        return self.send(conn, b"".join(out),
+                         conn.streams.get(sid) if end_stream else None)
 
     def send_data(self, conn, stream, data, end_stream=False):
         """DATA frames under the connection's and the stream's send
@@ -430,7 +437,8 @@ class H2Origin(LoopbackServer):
         data = memoryview(bytes(data))
         if not data:
             return self.send(conn, frame(DATA, END_STREAM if end_stream
-                                         else 0, stream.sid))
+                                         else 0, stream.sid),
+                             stream if end_stream else None)
         while data:
             with self.cond:
                 self.cond.wait_for(
@@ -447,7 +455,8 @@ class H2Origin(LoopbackServer):
             piece, data = data[:n], data[n:]
             last = end_stream and not data
             if not self.send(conn, frame(DATA, END_STREAM if last else 0,
-                                         stream.sid, piece)):
+                                         stream.sid, piece),
+                             stream if last else None):
                 return False
         return True
 
@@ -774,7 +783,7 @@ class H2Origin(LoopbackServer):
         if op == "trailers":
             return self.send_headers(conn, st.sid, list(step[1]), True)
         if op == "end":
-            return self.send(conn, frame(DATA, END_STREAM, st.sid))
+            return self.send(conn, frame(DATA, END_STREAM, st.sid), st)
         if op == "rst":
             code = ERRORS.get(step[1], step[1])
             return self.send(conn, rst_frame(st.sid, code))

@@ -26,6 +26,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +154,17 @@ pump(hconn *c)
     return hconn_process(c);
 }
 
+/* Stops (true) or resumes (false) the daemon named by
+ * HCONN_CHECK_DAEMON_PID, when the test names it. */
+static void
+daemon_pause(bool stop)
+{
+    const char *pid = getenv("HCONN_CHECK_DAEMON_PID");
+
+    if (pid != NULL && atoi(pid) > 0)
+        kill((pid_t)atoi(pid), stop ? SIGSTOP : SIGCONT);
+}
+
 /* Retries call (an int expression on c) while it would block. */
 #define NB(c, call)                                                            \
     ({                                                                         \
@@ -176,7 +189,10 @@ check_nonblock(const char *origin)
 
     check(rc == 0 && hconn_fileno(c) >= 0,
           "set_blocking(false) connects and exposes the fd", "%s", why(c, rc));
-    /* Streamed bodies: the output queue fills and send says would_block. */
+    /* Streamed bodies: the output queue fills and send says would_block.
+     * A daemon that reads as fast as this writes would leave the queue
+     * empty, so it is paused until the first would_block. */
+    daemon_pause(true);
     for (k = 0; k < N && rc == 0; k++) {
         size_t off = 0;
 
@@ -193,12 +209,14 @@ check_nonblock(const char *origin)
             rc = hconn_send(c, body + off, piece);
             if (rc == HCONN_EWOULD_BLOCK) {
                 would_block++;
+                daemon_pause(false);
                 rc = pump(c);
                 continue;
             }
             off += piece;
         }
     }
+    daemon_pause(false);
     check(rc == 0, "8 streamed 300 KiB bodies queued in non-blocking mode",
           "%s", why(c, rc));
     check(would_block > 0, "send returned would_block while output was queued",

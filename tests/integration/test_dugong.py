@@ -35,8 +35,12 @@ def run_check(testcase, daemon, *args, timeout=300):
     """Runs pipeline-check against daemon; fails the test with its output
     unless it exits 0. Returns its stdout."""
     harness.require_binary(testcase, PIPELINE_CHECK, "pipeline-check")
+    # HCONN_CHECK_DAEMON_PID: the check may pause the daemon (SIGSTOP) to
+    # see its own output queue fill, whatever the daemon's reading speed.
     r = subprocess.run([PIPELINE_CHECK, *args], capture_output=True,
-                       env=dict(daemon.env), timeout=timeout,
+                       env=dict(daemon.env,
+                                HCONN_CHECK_DAEMON_PID=str(daemon.pid)),
+                       timeout=timeout,
                        start_new_session=True)
     out = r.stdout.decode(errors="replace")
     testcase.assertEqual(r.returncode, 0,
