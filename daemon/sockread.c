@@ -11,7 +11,10 @@
  * of libevent's: everything else about the bufferevent (enabling and
  * disabling, watermarks, timeouts, deferred callbacks, freeing) stays
  * libevent's, so the codecs, the TLS filter over it and the pool see no
- * difference but one system call fewer per read.
+ * difference but one system call fewer per read. It reaches the
+ * bufferevent's read event through event2/bufferevent_struct.h, which
+ * libevent 2.1 installs for this kind of use. Rate limits are not
+ * charged for the bytes read here: hconnd sets none.
  */
 #include <errno.h>
 #include <sys/uio.h>
