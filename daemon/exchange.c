@@ -989,7 +989,7 @@ exchange_splice_stop(struct exchange *ex)
     if (ex->pump == NULL)
         return false;
     cut = splice_frame_open(ex->pump);
-    session_charge(ex->session, -(long long)splice_pipe_bytes(ex->pump));
+    session_charge(ex->session, -(long long)splice_held_bytes(ex->pump));
     splice_free(ex->pump);
     ex->pump = NULL;
     return cut;
@@ -1033,8 +1033,8 @@ exchange_splice_done(void *arg, uint64_t moved, enum splice_outcome outcome,
  * the exchange heads the client's queue (a later reply never overtakes
  * an earlier one; the pump still waits for what is queued ahead of it to
  * go out), a data frame's header fits the pump's buffer, and the client's
- * uid can be charged the pipe, as it would be the bytes the copying path
- * holds. */
+ * uid can be charged the pipe (as it would be the bytes the copying path
+ * holds) and the room the pump adds to its socket. */
 static bool
 exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
 {
@@ -1054,14 +1054,14 @@ exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
         TAILQ_FIRST(&ex->session->queue) != ex || ex->session->aborting ||
         (sink.framed &&
          exchange_splice_frame(ex, left, header, sizeof header) == 0) ||
-        budget_check(ex->session->srv, ex->session->uid, window, why,
-                     sizeof why) < 0)
+        budget_check(ex->session->srv, ex->session->uid,
+                     splice_cost_bound(window), why, sizeof why) < 0)
         return false;
     ex->pump = splice_start(ex->session->srv->base, fd, left, &sink, window,
                             read_timeout, exchange_splice_done, ex);
     if (ex->pump == NULL)
         return false;
-    session_charge(ex->session, (long long)splice_pipe_bytes(ex->pump));
+    session_charge(ex->session, (long long)splice_held_bytes(ex->pump));
     return true;
 }
 

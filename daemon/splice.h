@@ -23,6 +23,10 @@
  * four system calls to make and close, which copying 64 KiB outweighs. */
 #define SPLICE_MIN_BYTES (64 * 1024)
 
+/* The client's socket may hold this many pipes' worth while a pump runs
+ * (splice.c says why). */
+#define SPLICE_SOCKET_PIPES 4
+
 /* The longest data frame header a pump writes: {"id":<id>,"data":<n>}\n
  * is longer only for a very long string id, whose bodies are copied. */
 #define SPLICE_HEADER_MAX 512
@@ -71,14 +75,20 @@ struct splice_pump *splice_start(struct event_base *base, int src, uint64_t len,
                                  size_t pipe_bytes, double read_timeout,
                                  splice_done_cb cb, void *arg);
 
-/* The bytes p's pipe holds at most: what it costs, in kernel memory. */
-size_t splice_pipe_bytes(const struct splice_pump *p);
+/* The kernel memory p may hold at most: its pipe, and the room it added
+ * to the client's socket. */
+size_t splice_held_bytes(const struct splice_pump *p);
+
+/* The most splice_held_bytes can be for a pipe of pipe_bytes: what a
+ * client's budget must be able to take before a pump starts. */
+size_t splice_cost_bound(size_t pipe_bytes);
 
 /* True while a data frame's header has gone out (even in part) and not
  * all its bytes: the client's stream cannot take another line now. */
 bool splice_frame_open(const struct splice_pump *p);
 
-/* Stops p, closing its pipe; its source is left as it stands. */
+/* Stops p, closing its pipe and giving the client's socket back its
+ * send buffer; its source is left as it stands. */
 void splice_free(struct splice_pump *p);
 
 #endif
