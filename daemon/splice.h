@@ -25,7 +25,7 @@
 
 /* The client's socket may hold this many pipes' worth while a pump runs
  * (splice.c says why). */
-#define SPLICE_SOCKET_PIPES 4
+#define SPLICE_SOCKET_PIPES 16
 
 /* The longest data frame header a pump writes: {"id":<id>,"data":<n>}\n
  * is longer only for a very long string id, whose bodies are copied. */
