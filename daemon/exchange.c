@@ -978,7 +978,7 @@ exchange_splice_frame(void *arg, size_t n, char *buf, size_t cap)
     return len;
 }
 
-/* Stops a pump, if any, giving back its pipe's charge. Returns true when
+/* Stops a pump, if any, giving back its charge. Returns true when
  * it had sent part of a frame: the client's stream can then take nothing
  * more. */
 static bool

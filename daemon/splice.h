@@ -8,9 +8,10 @@
  * exactly the bytes already in the pipe first, so every frame's length
  * is exact even if the source ends early; in raw mode the bytes alone.
  * It writes only once its sink says nothing is queued for the client
- * ahead of the body. The pipe is the pump's only buffer: a client that
- * does not read stalls its own pump, which then stops reading the
- * source, and memory stays at one pipe.
+ * ahead of the body. The pipe is the pump's only buffer of its own, and
+ * the client's socket may hold SPLICE_SOCKET_PIPES more while it runs: a
+ * client that does not read stalls its own pump, which then stops
+ * reading the source, and memory stays at what splice_held_bytes says.
  */
 #ifndef HCONND_SPLICE_H
 #define HCONND_SPLICE_H
