@@ -1033,8 +1033,8 @@ exchange_splice_done(void *arg, uint64_t moved, enum splice_outcome outcome,
  * the exchange heads the client's queue (a later reply never overtakes
  * an earlier one; the pump still waits for what is queued ahead of it to
  * go out), a data frame's header fits the pump's buffer, and the client's
- * uid can be charged the pipe (as it would be the bytes the copying path
- * holds) and the room the pump adds to its socket. */
+ * uid can be charged the pipe, as it would be the bytes the copying path
+ * holds (and, when it can, the room the pump adds to its socket). */
 static bool
 exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
 {
@@ -1053,9 +1053,14 @@ exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
         ex->state != EXCHANGE_ACTIVE || ex->reply != EXCHANGE_REPLY_HEAD ||
         TAILQ_FIRST(&ex->session->queue) != ex || ex->session->aborting ||
         (sink.framed &&
-         exchange_splice_frame(ex, left, header, sizeof header) == 0) ||
-        budget_check(ex->session->srv, ex->session->uid,
-                     splice_cost_bound(window), why, sizeof why) < 0)
+         exchange_splice_frame(ex, left, header, sizeof header) == 0))
+        return false;
+    /* A share too small for the socket's room still splices through the
+     * pipe alone, which costs what copying would hold. */
+    sink.widen = budget_check(ex->session->srv, ex->session->uid,
+                              splice_cost_bound(window), why, sizeof why) == 0;
+    if (!sink.widen && budget_check(ex->session->srv, ex->session->uid, window,
+                                    why, sizeof why) < 0)
         return false;
     ex->pump = splice_start(ex->session->srv->base, fd, left, &sink, window,
                             read_timeout, exchange_splice_done, ex);

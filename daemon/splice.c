@@ -254,6 +254,8 @@ splice_widen_sink(struct splice_pump *p)
     int was = 0, now = 0, ask;
     socklen_t len = sizeof was;
 
+    if (!p->sink.widen)
+        return;
     if (want > (size_t)INT_MAX)
         want = (size_t)INT_MAX;
     ask = (int)(want / 2);

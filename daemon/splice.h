@@ -39,6 +39,7 @@ struct splice_pump;
 struct splice_sink {
     int fd;      /* the client's socket (non-blocking) */
     bool framed; /* each run of bytes goes in a data frame */
+    bool widen;  /* fd may hold SPLICE_SOCKET_PIPES pipes meanwhile */
     /* True when nothing is queued for the client ahead of the body; asked
      * until it says so, on each chance to write to fd. */
     bool (*clear)(void *arg);

@@ -14,6 +14,7 @@ then parsed the head with nothing of the body behind it, so the whole
 body is what the splice path is offered, whatever the machine's timing.
 Which path a body took shows in the daemon's debug log ("spliced")."""
 
+import contextlib
 import json
 import os
 import re
@@ -439,6 +440,44 @@ class SpliceTest(harness.IntegrationTest):
         self.assertOkResponse(h, last)
         self.assertTrue(body == big_bytes(1024 * 1024))
         self.assertEqual(self.daemon_side_sndbuf(w), usual)
+
+    def test_share_too_small_for_the_socket_splices_through_the_pipe(self):
+        """A uid whose share takes a pipe but not the socket's extra room
+        still gets its body spliced, its socket left as it was."""
+        if shutil.which("ss") is None:
+            self.skipTest("needs ss (iproute2)")
+        with open("/proc/sys/net/core/wmem_default") as f:
+            usual = int(f.read())
+        d = self.start_daemon_config(max_held_bytes_per_uid=1024 * 1024)
+        n = 16 * 1024 * 1024
+        self.body_after_gate("/narrow", n, then=None)
+        w = self.wire(d, timeout=60)
+        w.recv_size = 4096
+        w.send(self.request(1, "/narrow"))
+        self.assertIn("status", w.read_message())
+        self.gates["/narrow"].set()
+        first = w.read_message()
+        self.assertIn("data", first)
+        deadline = time.monotonic() + 30
+        while "pipe" not in str(self.daemon_pipes(d)) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.daemon_side_sndbuf(w), usual)
+        w.recv_size = 1 << 20
+        body, last = self.read_rest(w, 1)
+        self.assertIs(last.get("end"), True, last)
+        self.assertTrue(first["_payload"] + body == big_bytes(n))
+        self.assertIn(" body bytes spliced", d.log_text())
+
+    def daemon_pipes(self, d):
+        """The pipes daemon d holds open."""
+        out = []
+        for fd in os.listdir(f"/proc/{d.pid}/fd"):
+            with contextlib.suppress(FileNotFoundError):
+                link = os.readlink(f"/proc/{d.pid}/fd/{fd}")
+                if link.startswith("pipe:"):
+                    out.append(link)
+        return out
 
     def test_client_leaving_mid_body(self):
         big = 64 * 1024 * 1024
