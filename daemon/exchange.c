@@ -978,7 +978,8 @@ exchange_splice_frame(void *arg, size_t n, char *buf, size_t cap)
     return len;
 }
 
-/* Stops a pump, if any, giving back its charge. Returns true when
+/* Stops a pump, if any, giving back its charge but for what the client's
+ * socket still holds past its usual size. Returns true when
  * it had sent part of a frame: the client's stream can then take nothing
  * more. */
 static bool
@@ -992,6 +993,9 @@ exchange_splice_stop(struct exchange *ex)
     session_charge(ex->session, -(long long)splice_held_bytes(ex->pump));
     splice_free(ex->pump);
     ex->pump = NULL;
+    /* A client that has not read what the widened socket took still
+     * holds it: the charge stays until it is read. */
+    session_settle_socket_room(ex->session);
     return cut;
 }
 

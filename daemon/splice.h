@@ -11,7 +11,9 @@
  * ahead of the body. The pipe is the pump's only buffer of its own, and
  * the client's socket may hold SPLICE_SOCKET_PIPES more while it runs: a
  * client that does not read stalls its own pump, which then stops
- * reading the source, and memory stays at what splice_held_bytes says.
+ * reading the source, and memory stays at what splice_held_bytes says
+ * (bytes the socket holds when the pump ends are the session's to charge:
+ * session_settle_socket_room).
  */
 #ifndef HCONND_SPLICE_H
 #define HCONND_SPLICE_H

@@ -441,6 +441,49 @@ class SpliceTest(harness.IntegrationTest):
         self.assertTrue(body == big_bytes(1024 * 1024))
         self.assertEqual(self.daemon_side_sndbuf(w), usual)
 
+    def test_unread_socket_room_stays_charged(self):
+        """Bytes the widened socket took and the client has not read stay
+        charged to its uid after the pump ends (the kernel holds them for
+        it), and are given back once read: a client cannot leave megabytes
+        in each of its sockets uncharged."""
+        if shutil.which("ss") is None:
+            self.skipTest("needs ss (iproute2)")
+        window = 256 * 1024
+        with open("/proc/sys/net/core/wmem_max") as f:
+            wmem_max = int(f.read())
+        n = 2 * 1024 * 1024
+        if 2 * min(8 * window, wmem_max) < n + (512 << 10):
+            self.skipTest(f"net.core.wmem_max {wmem_max} cannot hold {n}")
+        self.body_after_gate("/unread", n, then=None)
+        self.body_after_gate("/after", 1024, then=None)
+        w = self.wire(self.daemon, timeout=60)
+        stats = self.wire(self.daemon)
+        stats.send({"op": "stats"})
+        held0 = stats.read_message()["held_bytes"]
+        w.recv_size = 4096
+        w.send(self.request(1, "/unread"))
+        self.assertIn("status", w.read_message())
+        self.gates["/unread"].set()
+        first = w.read_message()          # w stops reading here
+        self.assertIn("data", first)
+        deadline = time.monotonic() + 30
+        while not self.spliced() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(self.spliced()), 1, self.daemon.log_text()[-2000:])
+        stats.send({"op": "stats"})
+        self.assertGreaterEqual(stats.read_message()["held_bytes"],
+                                held0 + 1024 * 1024)
+        w.recv_size = 1 << 20
+        body, last = self.read_rest(w, 1)
+        self.assertIs(last.get("end"), True, last)
+        self.assertTrue(first["_payload"] + body == big_bytes(n))
+        # The next request settles what the client has read since.
+        w.send(self.request(2, "/after"))
+        h, body, last = self.read_framed(w, 2, "/after")
+        self.assertOkResponse(h, last)
+        stats.send({"op": "stats"})
+        self.assertEqual(stats.read_message()["held_bytes"], held0)
+
     def test_share_too_small_for_the_socket_splices_through_the_pipe(self):
         """A uid whose share takes a pipe but not the socket's extra room
         still gets its body spliced, its socket left as it was."""
