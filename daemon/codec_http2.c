@@ -141,6 +141,8 @@ h2_enter(struct h2_conn *c)
     c->busy++;
 }
 
+static void h2_stream_free(struct h2_stream *s);
+
 /* Frees the streams that are both closed and detached. */
 static void
 h2_reap(struct h2_conn *c)
@@ -152,14 +154,7 @@ h2_reap(struct h2_conn *c)
         if (!s->closed || s->ev != NULL)
             continue;
         TAILQ_REMOVE(&c->streams, s, entry);
-        if (s->timer != NULL)
-            event_free(s->timer);
-        evbuffer_free(s->out);
-        evbuffer_free(s->in);
-        for (size_t i = 0; i < s->fields.n; i++)
-            free((char *)s->fields.v[i].name);
-        free(s->fields.v);
-        free(s);
+        h2_stream_free(s);
     }
 }
 
@@ -222,6 +217,88 @@ h2_fields_clear(struct h2_fields *f)
     for (size_t i = 0; i < f->n; i++)
         free((char *)f->v[i].name);
     f->n = 0;
+}
+
+/* ---- Streams: allocation, and spares ---------------------------------- */
+
+/* Freed streams kept for the next ones, with their two buffers, timer and
+ * field array, as HTTP/1.1's are (codec_http1.c): a new stream cost four
+ * allocations, its first response field a fifth, and as many frees at its
+ * end, per request. Streams end in bursts (one read ends many), so a few
+ * are kept, about a KiB each. */
+#define H2_SPARE_MAX 16
+static struct h2_stream *h2_spare_streams[H2_SPARE_MAX];
+static size_t h2_nspare_streams;
+
+static void h2_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Frees s and all it holds. */
+static void
+h2_stream_destroy(struct h2_stream *s)
+{
+    h2_fields_clear(&s->fields);
+    if (s->timer != NULL)
+        event_free(s->timer);
+    if (s->out != NULL)
+        evbuffer_free(s->out);
+    if (s->in != NULL)
+        evbuffer_free(s->in);
+    free(s->fields.v);
+    free(s);
+}
+
+/* Keeps s as a spare, emptied (its timer stopped, its buffers drained,
+ * its fields freed but not their array), or frees it. */
+static void
+h2_stream_free(struct h2_stream *s)
+{
+    if (h2_nspare_streams < H2_SPARE_MAX && s->out != NULL && s->in != NULL &&
+        s->timer != NULL && evtimer_del(s->timer) == 0 &&
+        evbuffer_drain(s->out, evbuffer_get_length(s->out)) == 0 &&
+        evbuffer_drain(s->in, evbuffer_get_length(s->in)) == 0) {
+        h2_fields_clear(&s->fields);
+        h2_spare_streams[h2_nspare_streams++] = s;
+        return;
+    }
+    h2_stream_destroy(s);
+}
+
+/* A stream on c's loop, zeroed but for its buffers, timer (whose argument
+ * is the stream) and field array: a spare, or a new one; NULL: no
+ * memory. */
+static struct h2_stream *
+h2_stream_new(struct h2_conn *c)
+{
+    struct event_base *base = bufferevent_get_base(c->bev);
+    struct h2_stream *s;
+
+    if (h2_nspare_streams > 0) {
+        struct h2_stream keep;
+
+        s = h2_spare_streams[--h2_nspare_streams];
+        keep = *s;
+        memset(s, 0, sizeof *s);
+        s->out = keep.out;
+        s->in = keep.in;
+        s->fields.v = keep.fields.v;
+        s->fields.cap = keep.fields.cap;
+        s->timer = keep.timer;
+        if (event_get_base(s->timer) == base)
+            return s;
+        event_free(s->timer);
+    } else {
+        s = calloc(1, sizeof *s);
+        if (s == NULL)
+            return NULL;
+        s->out = evbuffer_new();
+        s->in = evbuffer_new();
+    }
+    s->timer = evtimer_new(base, h2_timeout_cb, s);
+    if (s->out == NULL || s->in == NULL || s->timer == NULL) {
+        h2_stream_destroy(s);
+        return NULL;
+    }
+    return s;
 }
 
 /* ---- Failing and ending streams -------------------------------------- */
@@ -1191,7 +1268,7 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
                  void *arg)
 {
     struct h2_conn *c = h2_conn_of(up);
-    struct h2_stream *s = calloc(1, sizeof *s);
+    struct h2_stream *s = h2_stream_new(c);
     size_t max = cr->req->nheaders + 8, n;
     nghttp2_nv *nv = calloc(max, sizeof *nv);
     char *head = malloc(cr->head_len + 1), authority[300];
@@ -1208,12 +1285,8 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
         s->has_body = cr->req->body != WIRE_BODY_NONE;
         s->length = cr->req->body != WIRE_BODY_NONE ? cr->length : 0;
         s->resp_length = -1;
-        s->out = evbuffer_new();
-        s->in = evbuffer_new();
-        s->timer = evtimer_new(bufferevent_get_base(c->bev), h2_timeout_cb, s);
     }
-    if (s == NULL || nv == NULL || head == NULL || s->out == NULL ||
-        s->in == NULL || s->timer == NULL)
+    if (s == NULL || nv == NULL || head == NULL)
         goto fail;
     memcpy(head, cr->head, cr->head_len);
     head[cr->head_len] = '\0';
@@ -1240,15 +1313,8 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
 fail:
     free(nv);
     free(head);
-    if (s != NULL) {
-        if (s->timer != NULL)
-            event_free(s->timer);
-        if (s->out != NULL)
-            evbuffer_free(s->out);
-        if (s->in != NULL)
-            evbuffer_free(s->in);
-        free(s);
-    }
+    if (s != NULL)
+        h2_stream_free(s);
     pool_stream_done(up);
     c->pool_dirty = true;
     h2_schedule(c);
