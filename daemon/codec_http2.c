@@ -58,11 +58,20 @@
  * (RFC 9113 §6.5.2 recommends at least 100). */
 #define H2_INITIAL_PEER_STREAMS 100
 
-/* A header block being received, or delivered. */
+/* A header block being received, or delivered: each field's name NUL
+ * value NUL is copied into one buffer, reused block after block. */
 struct h2_fields {
     struct http1_header *v;
     size_t n, cap;
+    char *bytes;
+    size_t len, size;
 };
+/* A spare stream keeps a field buffer up to this size. */
+#define H2_SPARE_FIELD_BYTES 4096
+/* A request with up to this many fields, and a head this long, is turned
+ * into HTTP/2's fields on the stack. */
+#define H2_STACK_FIELDS 40
+#define H2_STACK_HEAD   2048
 
 struct h2_conn;
 
@@ -183,12 +192,39 @@ h2_schedule(struct h2_conn *c)
 
 /* ---- Fields --------------------------------------------------------- */
 
-/* Appends one field (copied: name NUL value NUL in one block). */
+/* Grows f's byte buffer to hold need more bytes, moving the fields that
+ * point into it. */
+static int
+h2_fields_grow(struct h2_fields *f, size_t need)
+{
+    size_t size = f->size ? f->size : 1024;
+    char *bytes;
+
+    while (size - f->len < need)
+        size *= 2;
+    bytes = malloc(size);
+    if (bytes == NULL)
+        return -1;
+    if (f->len > 0) {
+        memcpy(bytes, f->bytes, f->len);
+        for (size_t i = 0; i < f->n; i++) {
+            f->v[i].name = bytes + (f->v[i].name - f->bytes);
+            f->v[i].value = bytes + (f->v[i].value - f->bytes);
+        }
+    }
+    free(f->bytes);
+    f->bytes = bytes;
+    f->size = size;
+    return 0;
+}
+
+/* Appends one field (copied: name NUL value NUL). */
 static int
 h2_fields_add(struct h2_fields *f, const uint8_t *name, size_t nlen,
               const uint8_t *value, size_t vlen)
 {
-    char *block;
+    size_t need = nlen + vlen + 2;
+    char *at;
 
     if (f->n == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 16;
@@ -199,33 +235,33 @@ h2_fields_add(struct h2_fields *f, const uint8_t *name, size_t nlen,
         f->v = v;
         f->cap = cap;
     }
-    block = malloc(nlen + vlen + 2);
-    if (block == NULL)
+    if (f->size - f->len < need && h2_fields_grow(f, need) < 0)
         return -1;
-    memcpy(block, name, nlen);
-    block[nlen] = '\0';
-    memcpy(block + nlen + 1, value, vlen);
-    block[nlen + 1 + vlen] = '\0';
-    f->v[f->n++] = (struct http1_header){block, nlen, block + nlen + 1, vlen};
+    at = f->bytes + f->len;
+    memcpy(at, name, nlen);
+    at[nlen] = '\0';
+    memcpy(at + nlen + 1, value, vlen);
+    at[nlen + 1 + vlen] = '\0';
+    f->v[f->n++] = (struct http1_header){at, nlen, at + nlen + 1, vlen};
+    f->len += need;
     return 0;
 }
 
-/* Empties a header block, freeing its fields. */
+/* Empties a header block (its array and buffer are kept for the next). */
 static void
 h2_fields_clear(struct h2_fields *f)
 {
-    for (size_t i = 0; i < f->n; i++)
-        free((char *)f->v[i].name);
     f->n = 0;
+    f->len = 0;
 }
 
 /* ---- Streams: allocation, and spares ---------------------------------- */
 
 /* Freed streams kept for the next ones, with their two buffers, timer and
- * field array, as HTTP/1.1's are (codec_http1.c): a new stream cost four
- * allocations, its first response field a fifth, and as many frees at its
- * end, per request. Streams end in bursts (one read ends many), so a few
- * are kept, about a KiB each. */
+ * field array and buffer, as HTTP/1.1's are (codec_http1.c): a new stream
+ * cost four allocations, and its response one more per field, all freed
+ * at its end, per request. Streams end in bursts (one read ends many), so
+ * a few are kept, a few KiB each at most. */
 #define H2_SPARE_MAX 16
 static struct h2_stream *h2_spare_streams[H2_SPARE_MAX];
 static size_t h2_nspare_streams;
@@ -236,7 +272,6 @@ static void h2_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static void
 h2_stream_destroy(struct h2_stream *s)
 {
-    h2_fields_clear(&s->fields);
     if (s->timer != NULL)
         event_free(s->timer);
     if (s->out != NULL)
@@ -244,11 +279,13 @@ h2_stream_destroy(struct h2_stream *s)
     if (s->in != NULL)
         evbuffer_free(s->in);
     free(s->fields.v);
+    free(s->fields.bytes);
     free(s);
 }
 
 /* Keeps s as a spare, emptied (its timer stopped, its buffers drained,
- * its fields freed but not their array), or frees it. */
+ * its fields cleared but their array and a small buffer kept), or frees
+ * it. */
 static void
 h2_stream_free(struct h2_stream *s)
 {
@@ -257,6 +294,11 @@ h2_stream_free(struct h2_stream *s)
         evbuffer_drain(s->out, evbuffer_get_length(s->out)) == 0 &&
         evbuffer_drain(s->in, evbuffer_get_length(s->in)) == 0) {
         h2_fields_clear(&s->fields);
+        if (s->fields.size > H2_SPARE_FIELD_BYTES) {
+            free(s->fields.bytes);
+            s->fields.bytes = NULL;
+            s->fields.size = 0;
+        }
         h2_spare_streams[h2_nspare_streams++] = s;
         return;
     }
@@ -282,6 +324,8 @@ h2_stream_new(struct h2_conn *c)
         s->in = keep.in;
         s->fields.v = keep.fields.v;
         s->fields.cap = keep.fields.cap;
+        s->fields.bytes = keep.fields.bytes;
+        s->fields.size = keep.fields.size;
         s->timer = keep.timer;
         if (event_get_base(s->timer) == base)
             return s;
@@ -1270,8 +1314,14 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
     struct h2_conn *c = h2_conn_of(up);
     struct h2_stream *s = h2_stream_new(c);
     size_t max = cr->req->nheaders + 8, n;
-    nghttp2_nv *nv = calloc(max, sizeof *nv);
-    char *head = malloc(cr->head_len + 1), authority[300];
+    /* Common requests fit on the stack (nghttp2 copies the fields). */
+    nghttp2_nv nv_stack[H2_STACK_FIELDS];
+    char head_stack[H2_STACK_HEAD];
+    nghttp2_nv *nv =
+        max <= H2_STACK_FIELDS ? nv_stack : calloc(max, sizeof *nv);
+    char *head = cr->head_len < sizeof head_stack ? head_stack
+                                                  : malloc(cr->head_len + 1);
+    char authority[300];
     nghttp2_data_provider prd;
     int32_t id = -1;
 
@@ -1301,8 +1351,10 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
                  upstream_id(up), nghttp2_strerror(id));
         goto fail;
     }
-    free(nv);
-    free(head);
+    if (nv != nv_stack)
+        free(nv);
+    if (head != head_stack)
+        free(head);
     s->id = id;
     c->nopen++;
     TAILQ_INSERT_TAIL(&c->streams, s, entry);
@@ -1311,8 +1363,10 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
     return (struct codec_stream *)s;
 
 fail:
-    free(nv);
-    free(head);
+    if (nv != nv_stack)
+        free(nv);
+    if (head != head_stack)
+        free(head);
     if (s != NULL)
         h2_stream_free(s);
     pool_stream_done(up);
