@@ -58,11 +58,20 @@
  * (RFC 9113 §6.5.2 recommends at least 100). */
 #define H2_INITIAL_PEER_STREAMS 100
 
-/* A header block being received, or delivered. */
+/* A header block being received, or delivered: each field's name NUL
+ * value NUL is copied into one buffer, reused block after block. */
 struct h2_fields {
     struct http1_header *v;
     size_t n, cap;
+    char *bytes;
+    size_t len, size;
 };
+/* A spare stream keeps a field buffer up to this size. */
+#define H2_SPARE_FIELD_BYTES 4096
+/* A request with up to this many fields, and a head this long, is turned
+ * into HTTP/2's fields on the stack. */
+#define H2_STACK_FIELDS 40
+#define H2_STACK_HEAD   2048
 
 struct h2_conn;
 
@@ -141,6 +150,8 @@ h2_enter(struct h2_conn *c)
     c->busy++;
 }
 
+static void h2_stream_free(struct h2_stream *s);
+
 /* Frees the streams that are both closed and detached. */
 static void
 h2_reap(struct h2_conn *c)
@@ -152,14 +163,7 @@ h2_reap(struct h2_conn *c)
         if (!s->closed || s->ev != NULL)
             continue;
         TAILQ_REMOVE(&c->streams, s, entry);
-        if (s->timer != NULL)
-            event_free(s->timer);
-        evbuffer_free(s->out);
-        evbuffer_free(s->in);
-        for (size_t i = 0; i < s->fields.n; i++)
-            free((char *)s->fields.v[i].name);
-        free(s->fields.v);
-        free(s);
+        h2_stream_free(s);
     }
 }
 
@@ -188,12 +192,39 @@ h2_schedule(struct h2_conn *c)
 
 /* ---- Fields --------------------------------------------------------- */
 
-/* Appends one field (copied: name NUL value NUL in one block). */
+/* Grows f's byte buffer to hold need more bytes, moving the fields that
+ * point into it. */
+static int
+h2_fields_grow(struct h2_fields *f, size_t need)
+{
+    size_t size = f->size ? f->size : 1024;
+    char *bytes;
+
+    while (size - f->len < need)
+        size *= 2;
+    bytes = malloc(size);
+    if (bytes == NULL)
+        return -1;
+    if (f->len > 0) {
+        memcpy(bytes, f->bytes, f->len);
+        for (size_t i = 0; i < f->n; i++) {
+            f->v[i].name = bytes + (f->v[i].name - f->bytes);
+            f->v[i].value = bytes + (f->v[i].value - f->bytes);
+        }
+    }
+    free(f->bytes);
+    f->bytes = bytes;
+    f->size = size;
+    return 0;
+}
+
+/* Appends one field (copied: name NUL value NUL). */
 static int
 h2_fields_add(struct h2_fields *f, const uint8_t *name, size_t nlen,
               const uint8_t *value, size_t vlen)
 {
-    char *block;
+    size_t need = nlen + vlen + 2;
+    char *at;
 
     if (f->n == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 16;
@@ -204,24 +235,114 @@ h2_fields_add(struct h2_fields *f, const uint8_t *name, size_t nlen,
         f->v = v;
         f->cap = cap;
     }
-    block = malloc(nlen + vlen + 2);
-    if (block == NULL)
+    if (f->size - f->len < need && h2_fields_grow(f, need) < 0)
         return -1;
-    memcpy(block, name, nlen);
-    block[nlen] = '\0';
-    memcpy(block + nlen + 1, value, vlen);
-    block[nlen + 1 + vlen] = '\0';
-    f->v[f->n++] = (struct http1_header){block, nlen, block + nlen + 1, vlen};
+    at = f->bytes + f->len;
+    memcpy(at, name, nlen);
+    at[nlen] = '\0';
+    memcpy(at + nlen + 1, value, vlen);
+    at[nlen + 1 + vlen] = '\0';
+    f->v[f->n++] = (struct http1_header){at, nlen, at + nlen + 1, vlen};
+    f->len += need;
     return 0;
 }
 
-/* Empties a header block, freeing its fields. */
+/* Empties a header block (its array and buffer are kept for the next). */
 static void
 h2_fields_clear(struct h2_fields *f)
 {
-    for (size_t i = 0; i < f->n; i++)
-        free((char *)f->v[i].name);
     f->n = 0;
+    f->len = 0;
+}
+
+/* ---- Streams: allocation, and spares ---------------------------------- */
+
+/* Freed streams kept for the next ones, with their two buffers, timer and
+ * field array and buffer, as HTTP/1.1's are (codec_http1.c): a new stream
+ * cost four allocations, and its response one more per field, all freed
+ * at its end, per request. Streams end in bursts (one read ends many), so
+ * a few are kept, a few KiB each at most. */
+#define H2_SPARE_MAX 16
+static struct h2_stream *h2_spare_streams[H2_SPARE_MAX];
+static size_t h2_nspare_streams;
+
+static void h2_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Frees s and all it holds. */
+static void
+h2_stream_destroy(struct h2_stream *s)
+{
+    if (s->timer != NULL)
+        event_free(s->timer);
+    if (s->out != NULL)
+        evbuffer_free(s->out);
+    if (s->in != NULL)
+        evbuffer_free(s->in);
+    free(s->fields.v);
+    free(s->fields.bytes);
+    free(s);
+}
+
+/* Keeps s as a spare, emptied (its timer stopped, its buffers drained,
+ * its fields cleared but their array and a small buffer kept), or frees
+ * it. */
+static void
+h2_stream_free(struct h2_stream *s)
+{
+    if (h2_nspare_streams < H2_SPARE_MAX && s->out != NULL && s->in != NULL &&
+        s->timer != NULL && evtimer_del(s->timer) == 0 &&
+        evbuffer_drain(s->out, evbuffer_get_length(s->out)) == 0 &&
+        evbuffer_drain(s->in, evbuffer_get_length(s->in)) == 0) {
+        h2_fields_clear(&s->fields);
+        if (s->fields.size > H2_SPARE_FIELD_BYTES) {
+            free(s->fields.bytes);
+            s->fields.bytes = NULL;
+            s->fields.size = 0;
+        }
+        h2_spare_streams[h2_nspare_streams++] = s;
+        return;
+    }
+    h2_stream_destroy(s);
+}
+
+/* A stream on c's loop, zeroed but for its buffers, timer (whose argument
+ * is the stream) and field array: a spare, or a new one; NULL: no
+ * memory. */
+static struct h2_stream *
+h2_stream_new(struct h2_conn *c)
+{
+    struct event_base *base = bufferevent_get_base(c->bev);
+    struct h2_stream *s;
+
+    if (h2_nspare_streams > 0) {
+        struct h2_stream keep;
+
+        s = h2_spare_streams[--h2_nspare_streams];
+        keep = *s;
+        memset(s, 0, sizeof *s);
+        s->out = keep.out;
+        s->in = keep.in;
+        s->fields.v = keep.fields.v;
+        s->fields.cap = keep.fields.cap;
+        s->fields.bytes = keep.fields.bytes;
+        s->fields.size = keep.fields.size;
+        s->timer = keep.timer;
+        if (event_get_base(s->timer) == base)
+            return s;
+        event_free(s->timer);
+    } else {
+        s = calloc(1, sizeof *s);
+        if (s == NULL)
+            return NULL;
+        s->out = evbuffer_new();
+        s->in = evbuffer_new();
+    }
+    s->timer = evtimer_new(base, h2_timeout_cb, s);
+    if (s->out == NULL || s->in == NULL || s->timer == NULL) {
+        h2_stream_destroy(s);
+        return NULL;
+    }
+    return s;
 }
 
 /* ---- Failing and ending streams -------------------------------------- */
@@ -1191,10 +1312,16 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
                  void *arg)
 {
     struct h2_conn *c = h2_conn_of(up);
-    struct h2_stream *s = calloc(1, sizeof *s);
+    struct h2_stream *s = h2_stream_new(c);
     size_t max = cr->req->nheaders + 8, n;
-    nghttp2_nv *nv = calloc(max, sizeof *nv);
-    char *head = malloc(cr->head_len + 1), authority[300];
+    /* Common requests fit on the stack (nghttp2 copies the fields). */
+    nghttp2_nv nv_stack[H2_STACK_FIELDS];
+    char head_stack[H2_STACK_HEAD];
+    nghttp2_nv *nv =
+        max <= H2_STACK_FIELDS ? nv_stack : calloc(max, sizeof *nv);
+    char *head = cr->head_len < sizeof head_stack ? head_stack
+                                                  : malloc(cr->head_len + 1);
+    char authority[300];
     nghttp2_data_provider prd;
     int32_t id = -1;
 
@@ -1208,12 +1335,8 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
         s->has_body = cr->req->body != WIRE_BODY_NONE;
         s->length = cr->req->body != WIRE_BODY_NONE ? cr->length : 0;
         s->resp_length = -1;
-        s->out = evbuffer_new();
-        s->in = evbuffer_new();
-        s->timer = evtimer_new(bufferevent_get_base(c->bev), h2_timeout_cb, s);
     }
-    if (s == NULL || nv == NULL || head == NULL || s->out == NULL ||
-        s->in == NULL || s->timer == NULL)
+    if (s == NULL || nv == NULL || head == NULL)
         goto fail;
     memcpy(head, cr->head, cr->head_len);
     head[cr->head_len] = '\0';
@@ -1228,8 +1351,10 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
                  upstream_id(up), nghttp2_strerror(id));
         goto fail;
     }
-    free(nv);
-    free(head);
+    if (nv != nv_stack)
+        free(nv);
+    if (head != head_stack)
+        free(head);
     s->id = id;
     c->nopen++;
     TAILQ_INSERT_TAIL(&c->streams, s, entry);
@@ -1238,17 +1363,12 @@ codec_http2_open(struct upstream *up, const struct codec_request *cr,
     return (struct codec_stream *)s;
 
 fail:
-    free(nv);
-    free(head);
-    if (s != NULL) {
-        if (s->timer != NULL)
-            event_free(s->timer);
-        if (s->out != NULL)
-            evbuffer_free(s->out);
-        if (s->in != NULL)
-            evbuffer_free(s->in);
-        free(s);
-    }
+    if (nv != nv_stack)
+        free(nv);
+    if (head != head_stack)
+        free(head);
+    if (s != NULL)
+        h2_stream_free(s);
     pool_stream_done(up);
     c->pool_dirty = true;
     h2_schedule(c);

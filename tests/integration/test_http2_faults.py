@@ -801,6 +801,36 @@ class Interim(H2Case):
         self.assertEqual(last.get("trailers"),
                          [["x-checksum", "abc123"], ["x-more", "1"]])
 
+    def test_large_heads_and_trailers_arrive_whole(self):
+        # Fields are copied into one buffer per stream that grows (moving
+        # the fields already in it) and is reused by the next streams:
+        # every name and value must arrive as sent, each time, and small
+        # responses between the large ones must not see stale fields.
+        fields = [(f"x-f{i:02}", f"{i:02}" + chr(97 + i % 26) * (700 + i))
+                  for i in range(60)]
+        trailers = [(f"x-t{i}", "t" * (3000 + i)) for i in range(5)]
+        o = self.origin({"/large": [("headers", 200, fields),
+                                    ("data", b"body"),
+                                    ("trailers", trailers)]})
+        w = self.wire(self.daemon)
+        rid = 0
+        for _ in range(3):
+            rid += 1
+            head, body, last = self.get(w, rid, o.url("/large"))
+            self.assertOkResponse(head, last)
+            self.assertEqual(body, b"body")
+            got = [tuple(f) for f in head["headers"]
+                   if f[0].startswith("x-f")]
+            self.assertEqual(got, fields)
+            self.assertEqual([tuple(f) for f in last["trailers"]], trailers)
+            rid += 1
+            head, body, last = self.get(w, rid, o.url("/ok"))
+            self.assertOkResponse(head, last)
+            self.assertEqual(body, OK_BODY)
+            self.assertFalse(any(f[0].startswith("x-") for f in
+                                 head["headers"] + last.get("trailers", [])))
+        self.assertEqual(len(o.connections), 1)
+
 
 class OverTls(H2Case):
     """The scripted origin behind TLS with ALPN: faults and choices there."""

@@ -721,9 +721,11 @@ class FakeDaemon(unittest.TestCase):
     silent."""
 
     def serve(self, replies, hold=False):
-        """A Unix socket that reads one request line and answers with
-        replies (bytes), then closes (or holds the connection open)."""
+        """A Unix socket that reads one request line (kept in
+        self.received) and answers with replies (bytes), then closes (or
+        holds the connection open)."""
         import threading
+        self.received = []
         d = tempfile.mkdtemp(prefix="hconn-fake-")
         self.addCleanup(shutil.rmtree, d, True)
         path = os.path.join(d, "fake.sock")
@@ -743,6 +745,7 @@ class FakeDaemon(unittest.TestCase):
                     if not chunk:
                         return
                     buf += chunk
+                self.received.append(buf)
                 c.sendall(replies)
                 if hold:
                     done.wait(30)
@@ -785,6 +788,22 @@ class FakeDaemon(unittest.TestCase):
                 with self.assertRaises(hclient.HconnBadMessageError):
                     r = conn.getresponse()
                     r.read()
+
+    def test_folded_header_value_is_one_space(self):
+        # http.client takes CRLF + blanks in a value (obsolete folding);
+        # the daemon takes no CR/LF: each fold goes as one space.
+        conn = hclient.HTTPConnection("127.0.0.1", 8,
+                                      socket_path=self.serve(b""))
+        self.addCleanup(conn.close)
+        conn.putrequest("GET", "/")
+        conn.putheader("X-Folded", "a\r\n  b\n\tc\r d")
+        conn.putheader("X-Plain", "e", "f")
+        conn.endheaders()
+        with self.assertRaises(ConnectionResetError):
+            conn.getresponse()
+        headers = json.loads(self.received[0].split(b"\n")[0])["headers"]
+        self.assertIn(["X-Folded", "a b c d"], headers)
+        self.assertIn(["X-Plain", "e f"], headers)
 
     def test_silent_daemon_is_a_local_timeout(self):
         # The request's timeout goes to the daemon; the local wait is

@@ -63,7 +63,6 @@ import collections
 import errno as _errno
 import io
 import ipaddress
-import json
 import os
 import re
 import select
@@ -80,11 +79,6 @@ from http.client import (  # noqa: F401  re-exported
     ResponseNotReady, BadStatusLine, LineTooLong, RemoteDisconnected,
     error,
 )
-
-try:
-    from hconn._build import DEFAULT_SOCKET
-except ImportError:     # the source tree: the build's default
-    DEFAULT_SOCKET = "/run/hconnd/hconnd.sock"
 
 __all__ = ["HTTPResponse", "HTTPConnection", "HTTPSConnection",
            "HTTPException", "NotConnected", "UnknownProtocol",
@@ -106,8 +100,9 @@ _is_illegal_header_value = re.compile(rb'\n(?![ \t])|\r(?![ \t\n])').search
 _contains_disallowed_url_pchar_re = re.compile('[\x00-\x20\x7f]')
 _contains_disallowed_method_pchar_re = re.compile('[\x00-\x1f]')
 # http.client allows folded values (CRLF + space); hconnd takes no CR/LF:
-# a fold means one space (RFC 9112 5.2).
-_fold_re = re.compile(rb'\r?\n[ \t]+|\r[ \t]+')
+# a fold means one space (RFC 9112 5.2). Compiled on first use (by re's
+# cache): few values are folded, and start-up time counts.
+_FOLD = rb'\r?\n[ \t]+|\r[ \t]+'
 
 MAX_LINE = 1048576          # protocol line limit, both directions
 MAX_TIMEOUT = 86400.0       # protocol limit on "timeout"
@@ -193,18 +188,47 @@ _ERROR_BASES = {
     "protocol_error": (ConnectionError,),
 }
 
-ERRORS = {}
-for _name, _bases in _ERROR_BASES.items():
-    _cls_name = "Hconn" + "".join(p.capitalize() for p in _name.split("_")) \
-        + "Error"
-    _root = _IncompleteBase if IncompleteRead in _bases else HconnError
-    _cls = type(_cls_name, (_root,) + _bases,
-                {"error": _name, "__module__": __name__,
-                 "__doc__": f"hconnd's {_name!r} error."})
-    ERRORS[_name] = _cls
-    globals()[_cls_name] = _cls
-    __all__.append(_cls_name)
-del _name, _bases, _cls_name, _root, _cls
+# "invalid_url" -> "HconnInvalidUrlError" (the names are lower-case words).
+_ERROR_CLASS_NAMES = {"Hconn" + _name.title().replace("_", "") + "Error":
+                      _name for _name in _ERROR_BASES}
+__all__ += _ERROR_CLASS_NAMES
+_errors = None
+
+
+def _error_classes():
+    """ERRORS, the classes made on first use: creating them all takes
+    about a millisecond, a share of a short-lived process's start that a
+    request that succeeds never needs. They become module attributes
+    then, made once, so every lookup gives the same class."""
+    global _errors
+    if _errors is None:
+        table = {}
+        for cls_name, name in _ERROR_CLASS_NAMES.items():
+            bases = _ERROR_BASES[name]
+            root = _IncompleteBase if IncompleteRead in bases else HconnError
+            table[name] = type(cls_name, (root,) + bases,
+                               {"error": name, "__module__": __name__,
+                                "__doc__": f"hconnd's {name!r} error."})
+        globals().update({cls.__name__: cls for cls in table.values()},
+                         ERRORS=table)
+        _errors = table
+    return _errors
+
+
+def __getattr__(attr):
+    """The module's attributes made on first use (PEP 562): ERRORS and
+    its Hconn...Error classes, DEFAULT_SOCKET."""
+    if attr == "ERRORS" or attr in _ERROR_CLASS_NAMES:
+        _error_classes()
+        return globals()[attr]
+    if attr == "DEFAULT_SOCKET":
+        return _default_socket()
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+def __dir__():
+    return sorted({*globals(), "ERRORS", "DEFAULT_SOCKET",
+                   *_ERROR_CLASS_NAMES})
 
 
 def _exception(reply, partial=b""):
@@ -214,7 +238,7 @@ def _exception(reply, partial=b""):
     message = reply.get("message")
     if not isinstance(message, str) or not message:
         message = str(name)
-    cls = ERRORS.get(name)
+    cls = _error_classes().get(name)
     if cls is None:     # a name this version does not know: still an error
         return HconnError(message, reply, error=str(name))
     if name == "incomplete_read":
@@ -248,6 +272,70 @@ def _local_error(name, message):
     return _exception({"error": name, "message": message})
 
 
+# ---- JSON lines ---------------------------------------------------------------
+
+# The json package is not imported for the common message: its modules
+# take about 3 ms to import (they compile their regular expressions), a
+# noticeable share of a short-lived process that does one request. Its C
+# accelerator, _json, does the work json.dumps and json.loads hand to it;
+# anything the fast paths below do not cover goes to json itself, so the
+# result, and every error, is json's.
+try:
+    from _json import make_encoder as _c_make_encoder, \
+        encode_basestring_ascii as _c_encode_ascii, \
+        make_scanner as _c_make_scanner
+except ImportError:     # a Python without the accelerator: json does all
+    _c_make_encoder = _c_make_scanner = None
+
+
+def _json_default(o):
+    """json.JSONEncoder.default: what has no JSON form is a TypeError."""
+    raise TypeError(f'Object of type {o.__class__.__name__} '
+                    f'is not JSON serializable')
+
+
+def _dumps(obj):
+    """json.dumps(obj, separators=(",", ":")) for a dict: the call its
+    JSONEncoder makes (ensure_ascii, check_circular, allow_nan)."""
+    if _c_make_encoder is None:
+        import json
+        return json.dumps(obj, separators=(",", ":"))
+    return "".join(_c_make_encoder({}, _json_default, _c_encode_ascii, None,
+                                   ":", ",", False, False, True)(obj, 0))
+
+
+class _JSONContext:
+    """The settings json.loads's default decoder gives its scanner."""
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"),
+                      "NaN": float("nan")}.__getitem__
+
+
+_scan_once = _c_make_scanner(_JSONContext) if _c_make_scanner else None
+
+
+def _loads(line):
+    """json.loads(line) for bytes. A line that opens an object with a
+    second byte other than NUL is UTF-8 to json.detect_encoding, and then
+    json.loads is exactly: decode with surrogatepass, scan one value at
+    0, allow only JSON whitespace after it. Whatever else, and any
+    failure, is left to json.loads, which raises its own error."""
+    if _scan_once is not None and line[:1] == b"{" and line[1:2] != b"\0":
+        try:
+            s = line.decode("utf-8", "surrogatepass")
+            obj, end = _scan_once(s, 0)
+            if end == len(s) or not s[end:].strip(" \t\n\r"):
+                return obj
+        except Exception:   # json.loads says what was wrong
+            pass
+    import json
+    return json.loads(line)
+
+
 # ---- The daemon's socket ------------------------------------------------------
 
 def socket_path(path=None):
@@ -264,7 +352,24 @@ def socket_path(path=None):
         p = os.path.join(xdg, "hconnd.sock")
         if os.path.exists(p):
             return p
-    return DEFAULT_SOCKET
+    return _default_socket()
+
+
+def _default_socket():
+    """The build's default socket (hconn/_build.py, written by the build
+    and installed with the package; the source tree has none), imported
+    only when no path nor $HCONN_SOCKET names one."""
+    global DEFAULT_SOCKET
+    try:
+        return DEFAULT_SOCKET
+    except NameError:
+        pass
+    try:
+        from hconn._build import DEFAULT_SOCKET as path
+    except ImportError:     # the source tree: the build's default
+        path = "/run/hconnd/hconnd.sock"
+    DEFAULT_SOCKET = path
+    return path
 
 
 class _Channel:
@@ -287,9 +392,13 @@ class _Channel:
         self.next_id = 1
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            s.settimeout(wait)
+            # A new socket is blocking unless socket.setdefaulttimeout()
+            # says otherwise: no ioctl when nothing is to change.
+            if wait is not None or s.gettimeout() is not None:
+                s.settimeout(wait)
             s.connect(path)
-            s.settimeout(None)
+            if wait is not None:
+                s.settimeout(None)
         except OSError as e:
             s.close()
             raise _local_error(
@@ -350,7 +459,7 @@ class _Channel:
             self._recv(dontwait=True)
 
     def send_message(self, obj, payload=None):
-        line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+        line = _dumps(obj).encode() + b"\n"
         if self.debuglevel > 0:
             print("send:", line[:-1].decode())
         if payload is not None and len(payload):
@@ -418,7 +527,7 @@ class _Channel:
             if not line.strip():
                 continue
             try:
-                msg = json.loads(line)
+                msg = _loads(line)
             except ValueError as e:
                 raise self.broken("bad_message", f"hconnd sent a line that "
                                   f"is not JSON ({e})") from None
@@ -452,7 +561,7 @@ class _Channel:
         if i < 0:
             return None
         try:
-            msg = json.loads(bytes(self.buf[self.pos:i]))
+            msg = _loads(bytes(self.buf[self.pos:i]))
         except ValueError:
             return None
         if isinstance(msg, dict) and ("error" in msg or "status" in msg):
@@ -512,15 +621,30 @@ def _encode(data, name='data'):
 
 # ---- TLS options ---------------------------------------------------------------
 
-_PEM_CERT_RE = re.compile(
-    r"-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----")
+# Compiled on first use (by re's cache), as only a capath or an SSLContext
+# needs it: a process's start does not pay for it.
+_PEM_CERT = r"-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----"
 _system_ders_cache = None
+
+
+def _read_file(path):
+    """A file's bytes, with an open, reads to the end and a close: open()
+    would add an fstat, an lseek and a terminal ioctl."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts = []
+        while True:
+            part = os.read(fd, 65536)  # below malloc's mmap threshold
+            if not part:
+                return b"".join(parts)
+            parts.append(part)
+    finally:
+        os.close(fd)
 
 
 def _read_text(path, what):
     try:
-        with open(path, "rb") as f:
-            return f.read().decode("ascii")
+        return _read_file(path).decode("ascii")
     except UnicodeDecodeError:
         raise _local_error("invalid_argument",
                            f"{what} {path}: not a PEM file") from None
@@ -547,7 +671,7 @@ def _read_ca_dir(path):
                 text = f.read().decode("ascii", "replace")
         except OSError:
             continue
-        for pem in _PEM_CERT_RE.findall(text):
+        for pem in re.findall(_PEM_CERT, text):
             if pem not in seen:
                 seen.add(pem)
                 out.append(pem + "\n")
@@ -567,7 +691,7 @@ def _system_ders():
         if cafile:
             try:
                 with open(cafile, encoding="ascii", errors="replace") as f:
-                    for pem in _PEM_CERT_RE.findall(f.read()):
+                    for pem in re.findall(_PEM_CERT, f.read()):
                         ders.add(ssl.PEM_cert_to_DER_cert(pem))
             except (OSError, ValueError):
                 pass
@@ -576,9 +700,14 @@ def _system_ders():
 
 
 _default_ciphers_cache = None
-_ALLOWED_VERIFY_FLAGS = (ssl.VERIFY_DEFAULT | ssl.VERIFY_X509_TRUSTED_FIRST
-                         | getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0)
-                         | getattr(ssl, "VERIFY_X509_STRICT", 0))
+
+
+def _allowed_verify_flags():
+    """The verify_flags hconnd's verification matches (computed when an
+    SSLContext is mapped: enum arithmetic is slow for a module's start)."""
+    return (ssl.VERIFY_DEFAULT | ssl.VERIFY_X509_TRUSTED_FIRST
+            | getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0)
+            | getattr(ssl, "VERIFY_X509_STRICT", 0))
 
 
 def _unsupported(what):
@@ -616,7 +745,7 @@ def _context_tls(ctx):
                                    ssl.TLSVersion.TLSv1_3) \
             or ctx.options & ssl.OP_NO_TLSv1_3:
         raise _unsupported("maximum TLS version")
-    if ctx.verify_flags & ~_ALLOWED_VERIFY_FLAGS:
+    if ctx.verify_flags & ~_allowed_verify_flags():
         raise _unsupported(f"verify_flags {ctx.verify_flags!r}")
     if getattr(ctx, "keylog_filename", None):
         raise _unsupported("keylog_filename")
@@ -1189,7 +1318,9 @@ class HTTPConnection:
                 values[i] = str(one_value).encode('ascii')
             if _is_illegal_header_value(values[i]):
                 raise ValueError('Invalid header value %r' % (values[i],))
-        value = _fold_re.sub(b' ', b' '.join(values))
+        value = b' '.join(values)
+        if b'\r' in value or b'\n' in value:
+            value = re.sub(_FOLD, b' ', value)
         self._building[2].append([header.decode('latin-1'),
                                   _wire_text(value, f"header {header!r}")])
 
