@@ -404,6 +404,7 @@ class SpliceTest(harness.IntegrationTest):
         big = 32 * 1024 * 1024
         self.body_after_gate("/wide", big, then=None)
         self.body_after_gate("/next", 1024 * 1024, then=None)
+        self.body_after_gate("/small", 1024, then=None)
         w = self.wire(self.daemon, timeout=60)
         stats = self.wire(self.daemon)
         stats.send({"op": "stats"})
@@ -430,16 +431,22 @@ class SpliceTest(harness.IntegrationTest):
         self.assertIs(last.get("end"), True, last)
         self.assertTrue(first["_payload"] + body == big_bytes(big))
         self.assertEqual(len(self.spliced()), 1, self.spliced())
-        # The pump is gone: the socket is back to its usual buffer, the
-        # charge given back, and the next body is widened again.
+        # The pump is gone: the socket is back to its usual buffer, and the
+        # next body is spliced again.
         self.assertEqual(self.daemon_side_sndbuf(w), usual)
-        stats.send({"op": "stats"})
-        self.assertEqual(stats.read_message()["held_bytes"], held0)
         w.send(self.request(2, "/next"))
         h, body, last = self.read_framed(w, 2, "/next")
         self.assertOkResponse(h, last)
         self.assertTrue(body == big_bytes(1024 * 1024))
+        self.assertEqual(len(self.spliced()), 2, self.spliced())
         self.assertEqual(self.daemon_side_sndbuf(w), usual)
+        # All read, the client's next message settles what its socket was
+        # charged (test_unread_socket_room_stays_charged): all given back.
+        w.send(self.request(3, "/small"))
+        h, body, last = self.read_framed(w, 3, "/small")
+        self.assertOkResponse(h, last)
+        stats.send({"op": "stats"})
+        self.assertEqual(stats.read_message()["held_bytes"], held0)
 
     def test_unread_socket_room_stays_charged(self):
         """Bytes the widened socket took and the client has not read stay
