@@ -35,9 +35,10 @@
  * allows TLSSOCK_READS reads, so that one busy connection cannot keep the
  * loop; the rest waits for the next turn.
  *
- * This is for a TLS connection straight over TCP. Inside a CONNECT tunnel
- * the socket bufferevent may already hold bytes past the proxy's answer,
- * so the filter keeps reading from it there.
+ * A TLS connection through a CONNECT tunnel goes the same way once the
+ * proxy's answer is read, unless the socket bufferevent still holds bytes
+ * (past the answer, or of CONNECT not yet sent): the filter then keeps
+ * its BIO over the socket bufferevent, which reads as sockread.c does.
  */
 #include <errno.h>
 #include <stdlib.h>

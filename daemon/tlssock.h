@@ -12,10 +12,11 @@ struct bufferevent;
 struct ssl_st;
 
 /* Makes ssl, just handed to filter (bufferevent_openssl_filter_new over a
- * socket bufferevent, before the filter is enabled), read and write the
- * socket directly: the socket bufferevent below then only raises the
- * filter's read, write and end events. Returns 0, or -1 when out of
- * memory (filter is then unusable: free it). */
+ * socket bufferevent whose buffers are empty, before the filter is
+ * enabled), read and write the socket directly: the socket bufferevent
+ * below then only raises the filter's read, write and end events.
+ * Returns 0, or -1 when out of memory (filter is then unusable: free
+ * it). */
 int tlssock_attach(struct bufferevent *filter, struct ssl_st *ssl);
 
 /* True when ssl reads its socket through tlssock_attach. */

@@ -323,10 +323,12 @@ upstream_start_tls(struct upstream *up)
     up->ssl = NULL; /* the filter owns it now */
     up->bev = filter;
     up->tls = true;
-    if (up->connect_head == NULL) {
-        /* Straight over TCP, OpenSSL reads and writes the socket itself
-         * (tlssock.c): the socket bufferevent only raises events, its
-         * write event only when a write would block. */
+    /* OpenSSL reads and writes the socket itself (tlssock.c): the socket
+     * bufferevent only raises events, its write event only when a write
+     * would block. Not in a tunnel whose socket bufferevent still holds
+     * bytes: past the proxy's answer, or of CONNECT not yet sent. */
+    if (evbuffer_get_length(bufferevent_get_input(tcp)) == 0 &&
+        evbuffer_get_length(bufferevent_get_output(tcp)) == 0) {
         if (tlssock_attach(filter, ssl) < 0) {
             upstream_fail_later(up, HCONN_ENO_MEMORY,
                                 "cannot set up TLS on the connection");
@@ -336,8 +338,7 @@ upstream_start_tls(struct upstream *up)
     } else if (evbuffer_add_cb(bufferevent_get_output(tcp), upstream_tls_out_cb,
                                tcp) != NULL &&
                evbuffer_get_length(bufferevent_get_output(tcp)) == 0) {
-        /* In a tunnel, without it the write event does as before: only
-         * slower. */
+        /* Without it the write event does as before: only slower. */
         bufferevent_disable(tcp, EV_WRITE);
     }
     /* Framing (Content-Length, chunked) already tells a complete body from
@@ -522,10 +523,10 @@ upstream_connected(struct upstream *up, int fd)
                             "cannot allocate a connection");
         return;
     }
-    /* Every response byte, plain or TLS in a tunnel, is read from this
-     * bufferevent: without libevent's FIONREAD ioctl per read
-     * (sockread.c). Failing, it reads as libevent does. TLS straight
-     * over TCP reads the socket itself (tlssock.c). */
+    /* Every plain response byte, and a proxy's answer to CONNECT, is
+     * read from this bufferevent: without libevent's FIONREAD ioctl per
+     * read (sockread.c). Failing, it reads as libevent does. TLS reads
+     * the socket itself (tlssock.c). */
     if (up->ssl == NULL || up->connect_head != NULL)
         sockread_bufferevent(up->bev);
     upstream_describe(up, who, sizeof who);
