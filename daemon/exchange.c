@@ -978,7 +978,8 @@ exchange_splice_frame(void *arg, size_t n, char *buf, size_t cap)
     return len;
 }
 
-/* Stops a pump, if any, giving back its pipe's charge. Returns true when
+/* Stops a pump, if any, giving back its charge but for what the client's
+ * socket still holds past its usual size. Returns true when
  * it had sent part of a frame: the client's stream can then take nothing
  * more. */
 static bool
@@ -989,9 +990,12 @@ exchange_splice_stop(struct exchange *ex)
     if (ex->pump == NULL)
         return false;
     cut = splice_frame_open(ex->pump);
-    session_charge(ex->session, -(long long)splice_pipe_bytes(ex->pump));
+    session_charge(ex->session, -(long long)splice_held_bytes(ex->pump));
     splice_free(ex->pump);
     ex->pump = NULL;
+    /* A client that has not read what the widened socket took still
+     * holds it: the charge stays until it is read. */
+    session_settle_socket_room(ex->session);
     return cut;
 }
 
@@ -1034,7 +1038,7 @@ exchange_splice_done(void *arg, uint64_t moved, enum splice_outcome outcome,
  * an earlier one; the pump still waits for what is queued ahead of it to
  * go out), a data frame's header fits the pump's buffer, and the client's
  * uid can be charged the pipe, as it would be the bytes the copying path
- * holds. */
+ * holds (and, when it can, the room the pump adds to its socket). */
 static bool
 exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
 {
@@ -1053,15 +1057,20 @@ exchange_on_body_fd(void *arg, int fd, uint64_t left, double read_timeout)
         ex->state != EXCHANGE_ACTIVE || ex->reply != EXCHANGE_REPLY_HEAD ||
         TAILQ_FIRST(&ex->session->queue) != ex || ex->session->aborting ||
         (sink.framed &&
-         exchange_splice_frame(ex, left, header, sizeof header) == 0) ||
-        budget_check(ex->session->srv, ex->session->uid, window, why,
-                     sizeof why) < 0)
+         exchange_splice_frame(ex, left, header, sizeof header) == 0))
+        return false;
+    /* A share too small for the socket's room still splices through the
+     * pipe alone, which costs what copying would hold. */
+    sink.widen = budget_check(ex->session->srv, ex->session->uid,
+                              splice_cost_bound(window), why, sizeof why) == 0;
+    if (!sink.widen && budget_check(ex->session->srv, ex->session->uid, window,
+                                    why, sizeof why) < 0)
         return false;
     ex->pump = splice_start(ex->session->srv->base, fd, left, &sink, window,
                             read_timeout, exchange_splice_done, ex);
     if (ex->pump == NULL)
         return false;
-    session_charge(ex->session, (long long)splice_pipe_bytes(ex->pump));
+    session_charge(ex->session, (long long)splice_held_bytes(ex->pump));
     return true;
 }
 

@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -654,6 +656,24 @@ session_charge(struct session *s, long long delta)
 }
 
 void
+session_settle_socket_room(struct session *s)
+{
+    int fd = bufferevent_getfd(s->bev);
+    int queued = 0, sndbuf = 0;
+    socklen_t len = sizeof sndbuf;
+    size_t over = 0;
+
+    /* The bytes stay the kernel's, held for this client, after the pump
+     * that put them there has given back its charge. */
+    if (ioctl(fd, SIOCOUTQ, &queued) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 &&
+        queued > sndbuf)
+        over = (size_t)(queued - sndbuf);
+    session_charge(s, (long long)over - (long long)s->socket_room);
+    s->socket_room = over;
+}
+
+void
 session_replies_held(struct session *s, ssize_t delta)
 {
     s->replies_held += (size_t)delta;
@@ -690,6 +710,8 @@ session_read(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
+    if (s->socket_room > 0)
+        session_settle_socket_room(s);
     if (!s->closing)
         session_account_input(s, in, true);
     while (!s->closing && !s->reading_paused && session_wants_input(s)) {
@@ -1104,7 +1126,8 @@ session_free(struct session *s)
     if (s->hangup_fd >= 0)
         close(s->hangup_fd);
     /* What is still charged goes back: unread input, unsent replies. */
-    session_charge(s, -(long long)(s->input_held + s->replies_held));
+    session_charge(
+        s, -(long long)(s->input_held + s->replies_held + s->socket_room));
     evbuffer_remove_cb(bufferevent_get_output(s->bev), session_output_cb, s);
     session_discard_input(s);
     event_free(s->read_event);

@@ -46,6 +46,10 @@ struct session {
     size_t input_held;                  /* unread input charged to the budget */
     size_t replies_held;                /* reply bytes queued (exchange outputs
                                            and the socket's), also charged */
+    size_t socket_room;                 /* bytes the socket holds past its
+                                           send buffer, left by a splice
+                                           pump that widened it; charged
+                                           until the client reads them */
     bool raw;                           /* a raw request came: read nothing but
                                            its body */
     bool input_ended;                   /* the client half-closed */
@@ -84,6 +88,11 @@ void session_replies_held(struct session *s, ssize_t delta);
 
 /* Charges (or, negative, gives back) bytes to the client's uid. */
 void session_charge(struct session *s, long long delta);
+
+/* Charges what s's socket still holds past its send buffer (a splice pump
+ * widened it, and the client has not read it all yet), and gives back
+ * what the client has read since the last call. */
+void session_settle_socket_room(struct session *s);
 
 /* A request's address limits, in the policy's terms and the pool's. */
 struct session_addr_filter {

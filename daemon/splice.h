@@ -8,9 +8,12 @@
  * exactly the bytes already in the pipe first, so every frame's length
  * is exact even if the source ends early; in raw mode the bytes alone.
  * It writes only once its sink says nothing is queued for the client
- * ahead of the body. The pipe is the pump's only buffer: a client that
- * does not read stalls its own pump, which then stops reading the
- * source, and memory stays at one pipe.
+ * ahead of the body. The pipe is the pump's only buffer of its own, and
+ * the client's socket may hold SPLICE_SOCKET_PIPES more while it runs: a
+ * client that does not read stalls its own pump, which then stops
+ * reading the source, and memory stays at what splice_held_bytes says
+ * (bytes the socket holds when the pump ends are the session's to charge:
+ * session_settle_socket_room).
  */
 #ifndef HCONND_SPLICE_H
 #define HCONND_SPLICE_H
@@ -23,6 +26,10 @@
  * four system calls to make and close, which copying 64 KiB outweighs. */
 #define SPLICE_MIN_BYTES (64 * 1024)
 
+/* The client's socket may hold this many pipes' worth while a pump runs
+ * (splice.c says why). */
+#define SPLICE_SOCKET_PIPES 16
+
 /* The longest data frame header a pump writes: {"id":<id>,"data":<n>}\n
  * is longer only for a very long string id, whose bodies are copied. */
 #define SPLICE_HEADER_MAX 512
@@ -34,6 +41,7 @@ struct splice_pump;
 struct splice_sink {
     int fd;      /* the client's socket (non-blocking) */
     bool framed; /* each run of bytes goes in a data frame */
+    bool widen;  /* fd may hold SPLICE_SOCKET_PIPES pipes meanwhile */
     /* True when nothing is queued for the client ahead of the body; asked
      * until it says so, on each chance to write to fd. */
     bool (*clear)(void *arg);
@@ -71,14 +79,20 @@ struct splice_pump *splice_start(struct event_base *base, int src, uint64_t len,
                                  size_t pipe_bytes, double read_timeout,
                                  splice_done_cb cb, void *arg);
 
-/* The bytes p's pipe holds at most: what it costs, in kernel memory. */
-size_t splice_pipe_bytes(const struct splice_pump *p);
+/* The kernel memory p may hold at most: its pipe, and the room it added
+ * to the client's socket. */
+size_t splice_held_bytes(const struct splice_pump *p);
+
+/* The most splice_held_bytes can be for a pipe of pipe_bytes: what a
+ * client's budget must be able to take before a pump starts. */
+size_t splice_cost_bound(size_t pipe_bytes);
 
 /* True while a data frame's header has gone out (even in part) and not
  * all its bytes: the client's stream cannot take another line now. */
 bool splice_frame_open(const struct splice_pump *p);
 
-/* Stops p, closing its pipe; its source is left as it stands. */
+/* Stops p, closing its pipe and giving the client's socket back its
+ * send buffer; its source is left as it stands. */
 void splice_free(struct splice_pump *p);
 
 #endif

@@ -14,10 +14,15 @@ then parsed the head with nothing of the body behind it, so the whole
 body is what the splice path is offered, whatever the machine's timing.
 Which path a body took shows in the daemon's debug log ("spliced")."""
 
+import contextlib
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -363,6 +368,159 @@ class SpliceTest(harness.IntegrationTest):
         self.assertEqual(len(first["_payload"]) + len(body), big)
         self.assertTrue(first["_payload"] + body == big_bytes(big))
         self.assertEqual(self.pipes_open(), pipes0)
+
+    def daemon_side_sndbuf(self, w):
+        """The send buffer (SO_SNDBUF, as the kernel keeps it) of the
+        daemon's end of w's connection, from ss(8): the socket whose peer
+        is w's."""
+        ino = os.fstat(w.sock.fileno()).st_ino
+        out = subprocess.run(["ss", "-xmH"], capture_output=True, text=True,
+                             check=True).stdout
+        # Netid State Recv-Q Send-Q Local Inode Peer Inode skmem:(...)
+        row = re.compile(r"u_str\s+\S+\s+\d+\s+\d+\s+\S+\s+(\d+)\s+\S+\s+"
+                         r"(\d+)\s.*\btb(\d+)")
+        for line in out.splitlines():
+            m = row.match(line)
+            if m and int(m.group(2)) == ino:
+                return int(m.group(3))
+        self.fail(f"no socket with peer {ino} in ss -xm:\n{out[-2000:]}")
+
+    def test_client_socket_widened_while_spliced(self):
+        """While a body is spliced, the client's socket holds 16 pipes'
+        worth (a Unix socket wakes its writer only when three quarters are
+        read: with its default buffer the client ran dry on nearly every
+        hand-off of a download), charged to its uid; afterwards it is as
+        it was."""
+        if shutil.which("ss") is None:
+            self.skipTest("needs ss (iproute2)")
+        window = 256 * 1024      # stream_buffer_bytes: the pipe
+        with open("/proc/sys/net/core/wmem_max") as f:
+            wmem_max = int(f.read())
+        with open("/proc/sys/net/core/wmem_default") as f:
+            usual = int(f.read())
+        wide = 2 * min(8 * window, wmem_max)   # the kernel doubles it
+        if wide <= usual:
+            self.skipTest(f"net.core.wmem_max {wmem_max} leaves no room")
+        big = 32 * 1024 * 1024
+        self.body_after_gate("/wide", big, then=None)
+        self.body_after_gate("/next", 1024 * 1024, then=None)
+        w = self.wire(self.daemon, timeout=60)
+        stats = self.wire(self.daemon)
+        stats.send({"op": "stats"})
+        held0 = stats.read_message()["held_bytes"]
+        w.recv_size = 4096
+        self.assertEqual(self.daemon_side_sndbuf(w), usual)
+        w.send(self.request(1, "/wide"))
+        self.assertIn("status", w.read_message())
+        self.gates["/wide"].set()
+        first = w.read_message()          # w stops reading here
+        self.assertIn("data", first)
+        # Bytes that came with the head's read are copied first: the pump
+        # starts once they are out.
+        deadline = time.monotonic() + 30
+        while self.daemon_side_sndbuf(w) != wide and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.daemon_side_sndbuf(w), wide)
+        stats.send({"op": "stats"})
+        self.assertGreaterEqual(stats.read_message()["held_bytes"],
+                                held0 + window + wide - usual)
+        w.recv_size = 1 << 20
+        body, last = self.read_rest(w, 1)
+        self.assertIs(last.get("end"), True, last)
+        self.assertTrue(first["_payload"] + body == big_bytes(big))
+        self.assertEqual(len(self.spliced()), 1, self.spliced())
+        # The pump is gone: the socket is back to its usual buffer, the
+        # charge given back, and the next body is widened again.
+        self.assertEqual(self.daemon_side_sndbuf(w), usual)
+        stats.send({"op": "stats"})
+        self.assertEqual(stats.read_message()["held_bytes"], held0)
+        w.send(self.request(2, "/next"))
+        h, body, last = self.read_framed(w, 2, "/next")
+        self.assertOkResponse(h, last)
+        self.assertTrue(body == big_bytes(1024 * 1024))
+        self.assertEqual(self.daemon_side_sndbuf(w), usual)
+
+    def test_unread_socket_room_stays_charged(self):
+        """Bytes the widened socket took and the client has not read stay
+        charged to its uid after the pump ends (the kernel holds them for
+        it), and are given back once read: a client cannot leave megabytes
+        in each of its sockets uncharged."""
+        if shutil.which("ss") is None:
+            self.skipTest("needs ss (iproute2)")
+        window = 256 * 1024
+        with open("/proc/sys/net/core/wmem_max") as f:
+            wmem_max = int(f.read())
+        n = 2 * 1024 * 1024
+        if 2 * min(8 * window, wmem_max) < n + (512 << 10):
+            self.skipTest(f"net.core.wmem_max {wmem_max} cannot hold {n}")
+        self.body_after_gate("/unread", n, then=None)
+        self.body_after_gate("/after", 1024, then=None)
+        w = self.wire(self.daemon, timeout=60)
+        stats = self.wire(self.daemon)
+        stats.send({"op": "stats"})
+        held0 = stats.read_message()["held_bytes"]
+        w.recv_size = 4096
+        w.send(self.request(1, "/unread"))
+        self.assertIn("status", w.read_message())
+        self.gates["/unread"].set()
+        first = w.read_message()          # w stops reading here
+        self.assertIn("data", first)
+        deadline = time.monotonic() + 30
+        while not self.spliced() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(self.spliced()), 1, self.daemon.log_text()[-2000:])
+        stats.send({"op": "stats"})
+        self.assertGreaterEqual(stats.read_message()["held_bytes"],
+                                held0 + 1024 * 1024)
+        w.recv_size = 1 << 20
+        body, last = self.read_rest(w, 1)
+        self.assertIs(last.get("end"), True, last)
+        self.assertTrue(first["_payload"] + body == big_bytes(n))
+        # The next request settles what the client has read since.
+        w.send(self.request(2, "/after"))
+        h, body, last = self.read_framed(w, 2, "/after")
+        self.assertOkResponse(h, last)
+        stats.send({"op": "stats"})
+        self.assertEqual(stats.read_message()["held_bytes"], held0)
+
+    def test_share_too_small_for_the_socket_splices_through_the_pipe(self):
+        """A uid whose share takes a pipe but not the socket's extra room
+        still gets its body spliced, its socket left as it was."""
+        if shutil.which("ss") is None:
+            self.skipTest("needs ss (iproute2)")
+        with open("/proc/sys/net/core/wmem_default") as f:
+            usual = int(f.read())
+        d = self.start_daemon_config(max_held_bytes_per_uid=1024 * 1024)
+        n = 16 * 1024 * 1024
+        self.body_after_gate("/narrow", n, then=None)
+        w = self.wire(d, timeout=60)
+        w.recv_size = 4096
+        w.send(self.request(1, "/narrow"))
+        self.assertIn("status", w.read_message())
+        self.gates["/narrow"].set()
+        first = w.read_message()
+        self.assertIn("data", first)
+        deadline = time.monotonic() + 30
+        while "pipe" not in str(self.daemon_pipes(d)) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.daemon_side_sndbuf(w), usual)
+        w.recv_size = 1 << 20
+        body, last = self.read_rest(w, 1)
+        self.assertIs(last.get("end"), True, last)
+        self.assertTrue(first["_payload"] + body == big_bytes(n))
+        self.assertIn(" body bytes spliced", d.log_text())
+
+    def daemon_pipes(self, d):
+        """The pipes daemon d holds open."""
+        out = []
+        for fd in os.listdir(f"/proc/{d.pid}/fd"):
+            with contextlib.suppress(FileNotFoundError):
+                link = os.readlink(f"/proc/{d.pid}/fd/{fd}")
+                if link.startswith("pipe:"):
+                    out.append(link)
+        return out
 
     def test_client_leaving_mid_body(self):
         big = 64 * 1024 * 1024
