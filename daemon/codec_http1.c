@@ -555,6 +555,7 @@ codec_open(struct upstream *up, const struct codec_request *cr,
     struct codec_stream *s;
     struct bufferevent *bev = upstream_bev(up);
     struct timeval tv;
+    short off;
 
     if (codec_http2_is(up))
         return codec_http2_open(up, cr, opt, ev, arg);
@@ -590,11 +591,13 @@ codec_open(struct upstream *up, const struct codec_request *cr,
      * filter's reads are OpenSSL's, record by record. */
     if (!upstream_is_tls(up))
         bufferevent_set_max_single_read(bev, opt->window);
-    /* Enabling writing arms the write event even with nothing to write,
-     * two epoll_ctl calls for nothing: only when it was turned off. */
-    bufferevent_enable(bev, (bufferevent_get_enabled(bev) & EV_WRITE)
-                                ? EV_READ
-                                : EV_READ | EV_WRITE);
+    /* Only what is off: enabling writing arms the write event even with
+     * nothing to write, two epoll_ctl calls for nothing, and enabling a
+     * TLS filter's reading, on since the connection was unparked, tries
+     * an SSL_read that can only want more. */
+    off = (EV_READ | EV_WRITE) & ~bufferevent_get_enabled(bev);
+    if (off != 0)
+        bufferevent_enable(bev, off);
     codec_send_head(s, cr, bufferevent_get_output(bev));
     return s;
 }

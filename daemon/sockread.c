@@ -132,6 +132,28 @@ sockread_bufferevent_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
+sockread_take_read_event(struct bufferevent *bev, event_callback_fn cb,
+                         void *arg)
+{
+    struct event *ev = &bev->ev_read;
+    evutil_socket_t fd = event_get_fd(ev);
+
+    if (fd < 0)
+        return -1;
+    /* Exactly as bufferevent_socket_new assigns it (EV_FINALIZE: freeing
+     * the bufferevent finalizes the event), but for the callback. */
+    event_del(ev);
+    if (event_assign(ev, bufferevent_get_base(bev), fd,
+                     EV_READ | EV_PERSIST | EV_FINALIZE, cb, arg) < 0)
+        return -1;
+    /* Back in the loop's set if it was (bufferevent_enable leaves a
+     * suspended read alone). */
+    if (bufferevent_get_enabled(bev) & EV_READ)
+        bufferevent_enable(bev, EV_READ);
+    return 0;
+}
+
+int
 sockread_bufferevent(struct bufferevent *bev)
 {
     struct event *ev = &bev->ev_read;
@@ -141,18 +163,9 @@ sockread_bufferevent(struct bufferevent *bev)
      * called with the bufferevent itself: anything else is left alone. */
     if (cb == sockread_bufferevent_cb)
         return 0;
-    if (event_get_callback_arg(ev) != bev || event_get_fd(ev) < 0 ||
+    if (event_get_callback_arg(ev) != bev ||
         (sockread_libevent_cb != NULL && cb != sockread_libevent_cb))
         return -1;
     sockread_libevent_cb = cb;
-    /* Exactly as bufferevent_socket_new assigns it (EV_FINALIZE: freeing
-     * the bufferevent finalizes the event), but for the callback. */
-    event_del(ev);
-    if (event_assign(ev, bufferevent_get_base(bev), event_get_fd(ev),
-                     EV_READ | EV_PERSIST | EV_FINALIZE,
-                     sockread_bufferevent_cb, bev) < 0)
-        return -1;
-    if (bufferevent_get_enabled(bev) & EV_READ)
-        bufferevent_enable(bev, EV_READ);
-    return 0;
+    return sockread_take_read_event(bev, sockread_bufferevent_cb, bev);
 }

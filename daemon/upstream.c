@@ -36,6 +36,7 @@
 #include "resolve.h"
 #include "sockread.h"
 #include "tls.h"
+#include "tlssock.h"
 #include "upstream.h"
 #include "wire.h"
 
@@ -308,23 +309,38 @@ static void
 upstream_start_tls(struct upstream *up)
 {
     struct bufferevent *tcp = up->bev;
+    SSL *ssl = up->ssl;
     struct bufferevent *filter = bufferevent_openssl_filter_new(
-        up->base, tcp, up->ssl, BUFFEREVENT_SSL_CONNECTING,
+        up->base, tcp, ssl, BUFFEREVENT_SSL_CONNECTING,
         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 
     if (filter == NULL) {
+        up->ssl = NULL; /* freed with the filter that was not made */
         upstream_fail_later(up, HCONN_ENO_MEMORY,
                             "cannot set up TLS on the connection");
         return;
     }
-    /* Without it the write event does as before: only slower. */
-    if (evbuffer_add_cb(bufferevent_get_output(tcp), upstream_tls_out_cb,
-                        tcp) != NULL &&
-        evbuffer_get_length(bufferevent_get_output(tcp)) == 0)
-        bufferevent_disable(tcp, EV_WRITE);
     up->ssl = NULL; /* the filter owns it now */
     up->bev = filter;
     up->tls = true;
+    /* OpenSSL reads and writes the socket itself (tlssock.c): the socket
+     * bufferevent only raises events, its write event only when a write
+     * would block. Not in a tunnel whose socket bufferevent still holds
+     * bytes: past the proxy's answer, or of CONNECT not yet sent. */
+    if (evbuffer_get_length(bufferevent_get_input(tcp)) == 0 &&
+        evbuffer_get_length(bufferevent_get_output(tcp)) == 0) {
+        if (tlssock_attach(filter, ssl) < 0) {
+            upstream_fail_later(up, HCONN_ENO_MEMORY,
+                                "cannot set up TLS on the connection");
+            return;
+        }
+        bufferevent_disable(tcp, EV_WRITE);
+    } else if (evbuffer_add_cb(bufferevent_get_output(tcp), upstream_tls_out_cb,
+                               tcp) != NULL &&
+               evbuffer_get_length(bufferevent_get_output(tcp)) == 0) {
+        /* Without it the write event does as before: only slower. */
+        bufferevent_disable(tcp, EV_WRITE);
+    }
     /* Framing (Content-Length, chunked) already tells a complete body from
      * a cut one, and many servers close without close_notify. */
     bufferevent_openssl_set_allow_dirty_shutdown(filter, 1);
@@ -507,10 +523,12 @@ upstream_connected(struct upstream *up, int fd)
                             "cannot allocate a connection");
         return;
     }
-    /* Every response byte, plain or TLS, is read from this bufferevent:
-     * without libevent's FIONREAD ioctl per read (sockread.c). Failing,
-     * it reads as libevent does. */
-    sockread_bufferevent(up->bev);
+    /* Every plain response byte, and a proxy's answer to CONNECT, is
+     * read from this bufferevent: without libevent's FIONREAD ioctl per
+     * read (sockread.c). Failing, it reads as libevent does. TLS reads
+     * the socket itself (tlssock.c). */
+    if (up->ssl == NULL || up->connect_head != NULL)
+        sockread_bufferevent(up->bev);
     upstream_describe(up, who, sizeof who);
     log_debug("upstream %lu: connected to %s", up->id, who);
     if (up->connect_head != NULL)
@@ -741,6 +759,20 @@ upstream_settle_tls(struct upstream *up)
 
     if (!up->tls || tcp == NULL || ssl == NULL)
         return false;
+    if (tlssock_attached(ssl)) {
+        /* OpenSSL reads the socket itself, as much as a readiness of the
+         * filter's would (tlssock.c), and takes in every record it can;
+         * only application data would show as a byte to peek at. */
+        tlssock_woke(ssl);
+        n = SSL_peek(ssl, &byte, 1);
+        if (tlssock_ended(ssl) || n > 0 ||
+            SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ)
+            return false;
+        /* A partial record left over makes the connection unfit to
+         * lease (upstream_is_reusable). */
+        SSL_free_buffers(ssl);
+        return !SSL_has_pending(ssl);
+    }
     raw = bufferevent_get_input(tcp);
     /* As much as libevent's own reads would take, without their FIONREAD
      * ioctl each. */
@@ -774,8 +806,11 @@ upstream_is_reusable(struct upstream *up)
         /* Records already off the socket, decrypted or not, are bytes
          * the server sent after its response as surely as unread ones. */
         struct bufferevent *tcp = bufferevent_get_underlying(up->bev);
+        SSL *ssl = bufferevent_openssl_get_ssl(up->bev);
 
-        if (SSL_pending(bufferevent_openssl_get_ssl(up->bev)) > 0 ||
+        /* SSL_has_pending: OpenSSL reads ahead from its socket, and
+         * counts records read but not yet processed there. */
+        if (SSL_has_pending(ssl) || tlssock_ended(ssl) ||
             (tcp != NULL &&
              evbuffer_get_length(bufferevent_get_input(tcp)) != 0))
             return false;
