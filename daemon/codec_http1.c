@@ -591,10 +591,13 @@ codec_open(struct upstream *up, const struct codec_request *cr,
     if (!upstream_is_tls(up))
         bufferevent_set_max_single_read(bev, opt->window);
     /* Enabling writing arms the write event even with nothing to write,
-     * two epoll_ctl calls for nothing: only when it was turned off. */
-    bufferevent_enable(bev, (bufferevent_get_enabled(bev) & EV_WRITE)
-                                ? EV_READ
-                                : EV_READ | EV_WRITE);
+     * two epoll_ctl calls for nothing: only when it was turned off. A
+     * pooled connection reads already (upstream_park), its timeout just
+     * set: enabling again would only set that timer once more. */
+    if ((bufferevent_get_enabled(bev) & (EV_READ | EV_WRITE)) !=
+        (EV_READ | EV_WRITE))
+        bufferevent_enable(bev, EV_READ |
+                                    (~bufferevent_get_enabled(bev) & EV_WRITE));
     codec_send_head(s, cr, bufferevent_get_output(bev));
     return s;
 }

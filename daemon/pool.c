@@ -460,7 +460,9 @@ pool_idle_cb(struct upstream *up, short what)
     char byte;
     ssize_t n = 1;
 
-    if (what & EV_READ)
+    /* A connection parked reading has read what came (upstream.c). */
+    if ((what & EV_READ) &&
+        evbuffer_get_length(bufferevent_get_input(upstream_bev(up))) == 0)
         n = recv(bufferevent_getfd(upstream_bev(up)), &byte, 1,
                  MSG_PEEK | MSG_DONTWAIT);
     /* TLS 1.3 servers send session tickets after the handshake, often
@@ -506,8 +508,6 @@ pool_idle_add(struct upstream *up)
         pool_close(up, "out of memory for its idle watch");
         return;
     }
-    bufferevent_setcb(upstream_bev(up), NULL, NULL, NULL, up);
-    bufferevent_set_timeouts(upstream_bev(up), NULL, NULL);
     memory_trim_soon(o->pool->base);
     bufferevent_setwatermark(upstream_bev(up), EV_READ, 0, 0);
     pool_idle_link(c);
