@@ -503,13 +503,18 @@ pool_idle_add(struct upstream *up)
 {
     struct pool_conn *c = pool_conn_of(up);
     struct pool_origin *o = c->origin;
+    size_t low = 0, high = 0;
 
     if (upstream_park(up, o->pool->cfg->idle_timeout, pool_idle_cb) < 0) {
         pool_close(up, "out of memory for its idle watch");
         return;
     }
     memory_trim_soon(o->pool->base);
-    bufferevent_setwatermark(upstream_bev(up), EV_READ, 0, 0);
+    /* Setting them, even unchanged, re-arms a reading connection's read
+     * event (upstream_park): only when there are any. */
+    bufferevent_getwatermark(upstream_bev(up), EV_READ, &low, &high);
+    if (low != 0 || high != 0)
+        bufferevent_setwatermark(upstream_bev(up), EV_READ, 0, 0);
     pool_idle_link(c);
 }
 

@@ -25,6 +25,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -717,6 +718,12 @@ upstream_parked_event_cb(struct bufferevent *bev, short what, void *arg)
  * taking the callbacks back (codec_open). Watching the socket with an
  * event of its own instead cost four event changes per request: the
  * watch on and off, the bufferevent's reading off and on.
+ *
+ * When the timeouts are timeout already (idle_timeout and read_timeout
+ * are both 60 s by default), they are left as they are: the read timer
+ * restarts at every read, so it runs from the read that ended the
+ * response, which is now unless the client held the response back; an
+ * idle connection may then be closed that much sooner, never later.
  */
 static void
 upstream_park_reading(struct upstream *up, double timeout)
@@ -730,7 +737,9 @@ upstream_park_reading(struct upstream *up, double timeout)
     up->parked = true;
     bufferevent_setcb(up->bev, upstream_parked_read_cb, NULL,
                       upstream_parked_event_cb, up);
-    bufferevent_set_timeouts(up->bev, &tv, &tv);
+    if (!evutil_timercmp(&up->bev->timeout_read, &tv, ==) ||
+        !evutil_timercmp(&up->bev->timeout_write, &tv, ==))
+        bufferevent_set_timeouts(up->bev, &tv, &tv);
 }
 
 int

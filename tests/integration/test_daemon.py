@@ -231,8 +231,8 @@ class PlainIdleConnections(harness.IntegrationTest):
         self.assertEqual(body, b"quick\n")
         self.assertEqual(len(self.origin.connections), 1)
 
-    def test_serves_again_then_times_out(self):
-        d = self.start_daemon_config(idle_timeout=1.5)
+    def serves_again_then_times_out(self, **config):
+        d = self.start_daemon_config(**config)
         w = self.wire(d)
         for rid in (1, 2):
             head, _, last = w.request(rid, "GET", self.origin.url("/quick"))
@@ -242,6 +242,14 @@ class PlainIdleConnections(harness.IntegrationTest):
         self.assertEqual(self.pool(w)["idle"], 1)
         self.wait_pool_empty(w)
         self.assertIn("idle timeout", d.log_text())
+
+    def test_serves_again_then_times_out(self):
+        self.serves_again_then_times_out(idle_timeout=1.5)
+
+    def test_serves_again_then_times_out_as_long_as_a_read(self):
+        # The idle watch keeps the timer a read left when the two
+        # timeouts are the same.
+        self.serves_again_then_times_out(idle_timeout=1.5, read_timeout=1.5)
 
     def test_an_origin_closing_it_closes_it(self):
         d = self.start_daemon()
