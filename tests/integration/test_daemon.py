@@ -251,29 +251,26 @@ class PlainIdleConnections(harness.IntegrationTest):
         # timeouts are the same.
         self.serves_again_then_times_out(idle_timeout=1.5, read_timeout=1.5)
 
-    def test_an_origin_closing_it_closes_it(self):
+    def closed_while_idle(self, path, why):
+        # Whatever wakes an idle connection closes it; the next request
+        # gets a new one, and its own answer.
         d = self.start_daemon()
         w = self.wire(d)
-        head, _, last = w.request(1, "GET", self.origin.url("/then-close"))
+        head, _, last = w.request(1, "GET", self.origin.url(path))
         self.assertOkResponse(head, last)
         self.wait_pool_empty(w)
-        self.assertIn("closed by the server", d.log_text())
-        head, _, last = w.request(2, "GET", self.origin.url("/quick"))
-        self.assertOkResponse(head, last)
-        self.assertIs(head["reused"], False)
-
-    def test_bytes_while_idle_close_it(self):
-        d = self.start_daemon()
-        w = self.wire(d)
-        head, _, last = w.request(1, "GET", self.origin.url("/then-bytes"))
-        self.assertOkResponse(head, last)
-        self.wait_pool_empty(w)
-        self.assertIn("unexpected bytes from the server while idle",
-                      d.log_text())
+        self.assertIn(why, d.log_text())
         head, body, last = w.request(2, "GET", self.origin.url("/quick"))
         self.assertOkResponse(head, last)
         self.assertIs(head["reused"], False)
         self.assertEqual(body, b"quick\n")
+
+    def test_an_origin_closing_it_closes_it(self):
+        self.closed_while_idle("/then-close", "closed by the server")
+
+    def test_bytes_while_idle_close_it(self):
+        self.closed_while_idle("/then-bytes",
+                               "unexpected bytes from the server while idle")
 
 
 class NameResolution(harness.IntegrationTest):
