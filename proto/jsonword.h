@@ -40,16 +40,4 @@ jsonword_load(const char *s)
     return x;
 }
 
-/* The n < 8 bytes at s as a word, the rest filled with spaces (plain):
- * jsonword_plain then tests exactly those n. */
-static inline uint64_t
-jsonword_load_short(const char *s, size_t n)
-{
-    uint64_t x = 0x2020202020202020u;
-
-    if (n > 0)
-        memcpy(&x, s, n);
-    return x;
-}
-
 #endif

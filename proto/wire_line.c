@@ -100,9 +100,6 @@ wire_line_plain(const char *s, size_t n)
 {
     size_t i = 0;
 
-    /* Names and short values: one padded word. */
-    if (n < 8 && jsonword_plain(jsonword_load_short(s, n)))
-        return n;
     for (; i + 8 <= n; i += 8) {
         if (!jsonword_plain(jsonword_load(s + i)))
             break;
@@ -130,14 +127,13 @@ wire_line_utf8_from(struct wire_line *l, const char *s, size_t n, size_t plain)
     wire_line_lit(l, "\"");
     for (size_t i = plain; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[6];
+        char esc[6] = {'\\', 0};
         size_t elen = 2;
 
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         wire_line_put(l, s + run, i - run);
         run = i + 1;
-        esc[0] = '\\';
         switch (c) {
         case '"':
             esc[1] = '"';
