@@ -34,6 +34,13 @@ static bool memory_trim_delayed; /* a call came since it was armed */
 #define MEMORY_CLASSES      5  /* ... to 16 KiB */
 #define MEMORY_CLASS_BLOCKS 32 /* blocks kept per class, at most */
 
+/* Under AddressSanitizer nothing is cached (memory_tune). */
+#if defined(__SANITIZE_ADDRESS__)
+#define MEMORY_CACHE_CHAINS 0
+#else
+#define MEMORY_CACHE_CHAINS 1
+#endif
+
 /* Freed blocks by class: class c holds blocks of at least 2^(10 + c)
  * usable bytes (and less than twice that). */
 static void *memory_blocks[MEMORY_CLASSES][MEMORY_CLASS_BLOCKS];
@@ -105,13 +112,13 @@ memory_tune(void)
 {
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
-#if !defined(__SANITIZE_ADDRESS__)
     /* Under AddressSanitizer freed blocks are left to it, to be caught
      * if used again. */
-    memory_caching = true;
-    event_set_mem_functions(memory_ev_malloc, memory_ev_realloc,
-                            memory_ev_free);
-#endif
+    if (MEMORY_CACHE_CHAINS) {
+        memory_caching = true;
+        event_set_mem_functions(memory_ev_malloc, memory_ev_realloc,
+                                memory_ev_free);
+    }
 }
 
 /* Trims once a second has passed without a call to memory_trim_soon
