@@ -592,9 +592,10 @@ codec_open(struct upstream *up, const struct codec_request *cr,
     if (!upstream_is_tls(up))
         bufferevent_set_max_single_read(bev, opt->window);
     /* Only what is off: enabling writing arms the write event even with
-     * nothing to write, two epoll_ctl calls for nothing, and enabling a
-     * TLS filter's reading, on since the connection was unparked, tries
-     * an SSL_read that can only want more. */
+     * nothing to write, two epoll_ctl calls for nothing; a pooled
+     * connection reads already (upstream_park), its timeout just set, and
+     * enabling a TLS filter's reading, on since the connection was
+     * unparked, tries an SSL_read that can only want more. */
     off = (EV_READ | EV_WRITE) & ~bufferevent_get_enabled(bev);
     if (off != 0)
         bufferevent_enable(bev, off);

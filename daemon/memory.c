@@ -9,9 +9,18 @@
  * goes on, and gives it back in one malloc_trim once things calm down:
  * a burst of TLS handshakes, for instance, leaves tens of KiB per
  * connection free but resident until then.
+ *
+ * libevent's buffer chains, 1 to 16 KiB, come and go several times per
+ * request (each read, each reply), and malloc's per-thread cache stops at
+ * 1 KiB: each cost a trip through malloc's bins. A few freed blocks of
+ * those sizes wait in a cache of our own (libevent's allocator is ours,
+ * event_set_mem_functions), emptied at every trim. The blocks are malloc's
+ * own, classed by the size malloc_usable_size gives: any block may go to
+ * free() instead, and none needs a header.
  */
 #include <malloc.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include <event2/event.h>
 
@@ -21,11 +30,95 @@ static struct event *memory_trim_timer;
 static bool memory_trim_armed;   /* the timer is pending */
 static bool memory_trim_delayed; /* a call came since it was armed */
 
+#define MEMORY_CLASS_MIN    10 /* 1 KiB: the smallest block cached */
+#define MEMORY_CLASSES      5  /* ... to 16 KiB */
+#define MEMORY_CLASS_BLOCKS 32 /* blocks kept per class, at most */
+
+/* Under AddressSanitizer nothing is cached (memory_tune). */
+#if defined(__SANITIZE_ADDRESS__)
+#define MEMORY_CACHE_CHAINS 0
+#else
+#define MEMORY_CACHE_CHAINS 1
+#endif
+
+/* Freed blocks by class: class c holds blocks of at least 2^(10 + c)
+ * usable bytes (and less than twice that). */
+static void *memory_blocks[MEMORY_CLASSES][MEMORY_CLASS_BLOCKS];
+static size_t memory_nblocks[MEMORY_CLASSES];
+static bool memory_caching; /* from memory_tune to memory_shutdown */
+
+/* The class of a block of n usable bytes, or -1. */
+static int
+memory_class(size_t n)
+{
+    int c = 0;
+
+    if (n < ((size_t)1 << MEMORY_CLASS_MIN) ||
+        n >= ((size_t)1 << (MEMORY_CLASS_MIN + MEMORY_CLASSES)))
+        return -1;
+    while (n >= ((size_t)1 << (MEMORY_CLASS_MIN + c + 1)))
+        c++;
+    return c;
+}
+
+/* libevent's malloc: a cached block when the request is a power of two
+ * of a class (as every buffer chain is), else malloc's. */
+static void *
+memory_ev_malloc(size_t n)
+{
+    int c = memory_class(n);
+
+    if (c >= 0 && n == ((size_t)1 << (MEMORY_CLASS_MIN + c)) &&
+        memory_nblocks[c] > 0)
+        return memory_blocks[c][--memory_nblocks[c]];
+    return malloc(n);
+}
+
+/* libevent's free: blocks of a class wait for the next malloc of it while
+ * there is room. */
+static void
+memory_ev_free(void *p)
+{
+    int c;
+
+    if (p == NULL)
+        return;
+    c = memory_caching ? memory_class(malloc_usable_size(p)) : -1;
+    if (c >= 0 && memory_nblocks[c] < MEMORY_CLASS_BLOCKS) {
+        memory_blocks[c][memory_nblocks[c]++] = p;
+        return;
+    }
+    free(p);
+}
+
+/* libevent's realloc: malloc's (the blocks are malloc's own). */
+static void *
+memory_ev_realloc(void *p, size_t n)
+{
+    return realloc(p, n);
+}
+
+/* Frees the cached blocks. */
+static void
+memory_drop_blocks(void)
+{
+    for (int c = 0; c < MEMORY_CLASSES; c++)
+        while (memory_nblocks[c] > 0)
+            free(memory_blocks[c][--memory_nblocks[c]]);
+}
+
 void
 memory_tune(void)
 {
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
+    /* Under AddressSanitizer freed blocks are left to it, to be caught
+     * if used again. */
+    if (MEMORY_CACHE_CHAINS) {
+        memory_caching = true;
+        event_set_mem_functions(memory_ev_malloc, memory_ev_realloc,
+                                memory_ev_free);
+    }
 }
 
 /* Trims once a second has passed without a call to memory_trim_soon
@@ -41,6 +134,7 @@ memory_trim_cb(evutil_socket_t fd, short what, void *arg)
             return;
     }
     memory_trim_armed = false;
+    memory_drop_blocks();
     malloc_trim(0);
 }
 
@@ -71,4 +165,6 @@ memory_shutdown(void)
         event_free(memory_trim_timer);
     memory_trim_timer = NULL;
     memory_trim_armed = memory_trim_delayed = false;
+    memory_caching = false;
+    memory_drop_blocks();
 }

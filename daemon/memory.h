@@ -7,11 +7,12 @@
 
 struct event_base;
 
-/* Sets malloc up for hconnd's buffers; call once, before any work. */
+/* Sets malloc up for hconnd's buffers, and libevent's allocator up to
+ * cache its buffer chains; call once, before any libevent call. */
 void memory_tune(void);
 
-/* Returns the heap's free pages to the kernel once a second has passed
- * without another call; base runs the timer. */
+/* Returns the heap's free pages (and the cached chains) to the kernel
+ * once a second has passed without another call; base runs the timer. */
 void memory_trim_soon(struct event_base *base);
 
 /* Cancels a planned trim and frees the timer (shutdown). */

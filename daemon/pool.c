@@ -460,7 +460,9 @@ pool_idle_cb(struct upstream *up, short what)
     char byte;
     ssize_t n = 1;
 
-    if (what & EV_READ)
+    /* A connection parked reading has read what came (upstream.c). */
+    if ((what & EV_READ) &&
+        evbuffer_get_length(bufferevent_get_input(upstream_bev(up))) == 0)
         n = recv(bufferevent_getfd(upstream_bev(up)), &byte, 1,
                  MSG_PEEK | MSG_DONTWAIT);
     /* TLS 1.3 servers send session tickets after the handshake, often
@@ -501,15 +503,18 @@ pool_idle_add(struct upstream *up)
 {
     struct pool_conn *c = pool_conn_of(up);
     struct pool_origin *o = c->origin;
+    size_t low = 0, high = 0;
 
     if (upstream_park(up, o->pool->cfg->idle_timeout, pool_idle_cb) < 0) {
         pool_close(up, "out of memory for its idle watch");
         return;
     }
-    bufferevent_setcb(upstream_bev(up), NULL, NULL, NULL, up);
-    bufferevent_set_timeouts(upstream_bev(up), NULL, NULL);
     memory_trim_soon(o->pool->base);
-    bufferevent_setwatermark(upstream_bev(up), EV_READ, 0, 0);
+    /* Setting them, even unchanged, re-arms a reading connection's read
+     * event (upstream_park): only when there are any. */
+    bufferevent_getwatermark(upstream_bev(up), EV_READ, &low, &high);
+    if (low != 0 || high != 0)
+        bufferevent_setwatermark(upstream_bev(up), EV_READ, 0, 0);
     pool_idle_link(c);
 }
 

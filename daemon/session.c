@@ -352,13 +352,16 @@ session_handle_request(struct session *s, json_t *msg,
 {
     const struct config *cfg = session_cfg(s);
     const struct wire_request *req = &m->req;
-    json_t *seq = json_integer((json_int_t)++s->next_seq);
+    /* A request without an id is answered under its number. */
+    json_t *seq =
+        m->id == NULL ? json_integer((json_int_t)(s->next_seq + 1)) : NULL;
     json_t *id = m->id != NULL ? m->id : seq;
     uint64_t payload = m->has_data ? m->data_len : 0;
     size_t cost = budget_request_cost(req);
     struct exchange *ex;
     char message[256];
 
+    s->next_seq++;
     s->srv->stats.requests++;
     uidstats_get(s->srv, s->uid)->requests++;
     if (s->raw) {

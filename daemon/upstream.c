@@ -25,6 +25,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -86,6 +87,9 @@ struct upstream {
      * that fired is no longer pending for EV_READ while its callback
      * still waits to run.) */
     bool parked;
+    /* Parked with the bufferevent still reading, its callbacks ours (a
+     * plain connection: see upstream_park_reading). */
+    bool park_reading;
     /* Parked with OpenSSL's buffers still held: they go after
      * UPSTREAM_BUFFER_HOLD, then the watch runs park_left longer. */
     bool park_holds_buffers;
@@ -698,18 +702,82 @@ upstream_park_cb(evutil_socket_t fd, short what, void *arg)
     up->park_cb(up, what);
 }
 
+/* A connection parked reading woke: bytes came (they are in its input,
+ * where upstream_is_reusable sees them too). */
+static void
+upstream_parked_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct upstream *up = arg;
+
+    if (!up->parked || evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+        return;
+    up->parked = false;
+    up->park_cb(up, EV_READ);
+}
+
+/* A connection parked reading met its end, an error, or its timeout
+ * (libevent stopped the reading or writing that met it). */
+static void
+upstream_parked_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct upstream *up = arg;
+
+    if (!up->parked)
+        return;
+    up->parked = false;
+    up->park_cb(up, (what & BEV_EVENT_TIMEOUT) ? EV_TIMEOUT : EV_READ);
+}
+
+/*
+ * Parks a plain connection whose bufferevent reads (as every one does when
+ * its response ends): it goes on reading, into the parked callbacks, with
+ * timeout as its timeouts. A read buffer is only allocated when bytes
+ * come, and then the connection is closed; leasing it again is only
+ * taking the callbacks back (codec_open). Watching the socket with an
+ * event of its own instead cost four event changes per request: the
+ * watch on and off, the bufferevent's reading off and on.
+ *
+ * When the timeouts are timeout already (idle_timeout and read_timeout
+ * are both 60 s by default), they are left as they are: the read timer
+ * restarts at every read, so it runs from the read that ended the
+ * response, which is now unless the client held the response back; an
+ * idle connection may then be closed that much sooner, never later.
+ */
+static void
+upstream_park_reading(struct upstream *up, double timeout)
+{
+    struct timeval tv = {
+        .tv_sec = (time_t)timeout,
+        .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6),
+    };
+
+    up->park_reading = true;
+    up->parked = true;
+    bufferevent_setcb(up->bev, upstream_parked_read_cb, NULL,
+                      upstream_parked_event_cb, up);
+    if (!evutil_timercmp(&up->bev->timeout_read, &tv, ==) ||
+        !evutil_timercmp(&up->bev->timeout_write, &tv, ==))
+        bufferevent_set_timeouts(up->bev, &tv, &tv);
+}
+
 int
 upstream_park(struct upstream *up, double timeout,
               void (*cb)(struct upstream *up, short what))
 {
+    up->park_cb = cb;
+    if (!up->tls && (bufferevent_get_enabled(up->bev) & EV_READ)) {
+        upstream_park_reading(up, timeout);
+        return 0;
+    }
     /* Reading the bufferevent would keep a read buffer reserved on each
      * connection (for TLS, OpenSSL's 16 KiB record buffer and libevent's
-     * 8 KiB chain): an idle one only needs to know the socket woke. */
+     * 8 KiB chain): an idle one only needs to know the socket woke. So
+     * would a plain one whose reading stopped (at the end of its input:
+     * the watch sees that end). */
     if (up->park_event == NULL &&
         (up->park_event = event_new(up->base, bufferevent_getfd(up->bev),
                                     EV_READ, upstream_park_cb, up)) == NULL)
         return -1;
-    up->park_cb = cb;
     /* The watch goes on before the bufferevent's read comes off, and
      * unparking does the reverse: the socket stays in epoll's set
      * throughout, instead of costing two epoll_ctl calls per request. */
@@ -718,7 +786,10 @@ upstream_park(struct upstream *up, double timeout,
     if (upstream_park_arm(up, up->park_holds_buffers ? UPSTREAM_BUFFER_HOLD
                                                      : timeout) < 0)
         return -1;
+    up->park_reading = false;
     up->parked = true;
+    bufferevent_setcb(up->bev, NULL, NULL, NULL, up);
+    bufferevent_set_timeouts(up->bev, NULL, NULL);
     bufferevent_disable(up->bev, EV_READ);
     if (up->tls && !up->park_holds_buffers)
         SSL_free_buffers(bufferevent_openssl_get_ssl(up->bev));
@@ -731,6 +802,8 @@ upstream_unpark(struct upstream *up)
     if (!up->parked)
         return;
     up->parked = false;
+    if (up->park_reading)
+        return; /* reading all along; codec_open takes the callbacks */
     /* Leased again, the connection has proved busy: OpenSSL keeps its
      * read and write buffers while it works instead of freeing them
      * whenever they empty (SSL_MODE_RELEASE_BUFFERS), several 16 KiB
@@ -799,6 +872,11 @@ upstream_is_reusable(struct upstream *up)
     ssize_t n;
 
     if (up->bev == NULL || !up->connected)
+        return false;
+    /* Parked reading, and the reading stopped: libevent stops it at the
+     * end of input, an error or a timeout, whose callback (to the park's,
+     * or by now the next owner's) may still be on its way. */
+    if (up->park_reading && !(bufferevent_get_enabled(up->bev) & EV_READ))
         return false;
     if (evbuffer_get_length(bufferevent_get_input(up->bev)) != 0)
         return false;

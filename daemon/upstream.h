@@ -80,16 +80,17 @@ void upstream_connect(struct upstream *up, struct resolver *resolver,
                       const struct wire_tls *options, const char *origin_key,
                       upstream_connect_cb cb, void *arg);
 
-/* True when an idle connection can carry a request: open, and nothing
- * unexpected waiting to be read. */
+/* True when an idle connection can carry a request: open, reading, and
+ * nothing unexpected waiting to be read. */
 bool upstream_is_reusable(struct upstream *up);
 
 /*
- * Parks an idle connection: stops reading it, hands TLS's record buffers
- * back (half a second later, unless leased again by then), and calls cb
- * once the socket turns readable (the server closed, or sent something
- * an idle connection never should) with EV_READ, or after timeout
- * seconds with EV_TIMEOUT. Returns 0, or -1 when out of
+ * Parks an idle connection, taking its bufferevent's callbacks: stops
+ * reading a TLS one and hands its record buffers back (half a second
+ * later, unless leased again by then); a plain one goes on reading. Calls
+ * cb once the server closed, or sent something an idle connection never
+ * should (bytes a plain connection read are in its input), with EV_READ,
+ * or after timeout seconds with EV_TIMEOUT. Returns 0, or -1 when out of
  * memory (cb will not run).
  */
 int upstream_park(struct upstream *up, double timeout,
@@ -103,7 +104,7 @@ int upstream_park(struct upstream *up, double timeout,
 bool upstream_settle_tls(struct upstream *up);
 
 /* Ends upstream_park's watch, reading with the bufferevent again (its
- * callbacks are the caller's to set). */
+ * callbacks and timeouts are the caller's to set). */
 void upstream_unpark(struct upstream *up);
 
 /* The connection's number, for logs. */

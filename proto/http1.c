@@ -41,10 +41,10 @@ static bool
 http1_is_tchar(unsigned char c)
 {
     /* DIGIT, ALPHA and "!#$%&'*+-.^_`|~", a row of 16 bytes a line from
-     * 0x00 to 0x7f; none above. A lookup, not a search of the list, for
-     * every name byte. */
+     * 0x00 to 0x7f; none above (the rows left out are zero). A lookup,
+     * not a search of the list nor a range check, for every name byte. */
     /* clang-format off */
-    static const unsigned char tchar[128] = {
+    static const unsigned char tchar[256] = {
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
@@ -56,7 +56,7 @@ http1_is_tchar(unsigned char c)
     };
     /* clang-format on */
 
-    return c < 128 && tchar[c] != 0;
+    return tchar[c] != 0;
 }
 
 /* Status codes and lengths are ASCII digits only, whatever the locale. */
@@ -910,17 +910,58 @@ http1_check_status_line(struct http1_parser *p, const char *s, size_t n)
     return 0;
 }
 
+/* Records a checked field line of n bytes at byte at of its section: a
+ * new field whose colon is name_len bytes in, or an obs-fold, which
+ * extends the previous field's value over the line break (turned into a
+ * space by http1_unfold_value). Offsets and lengths only: the bytes may
+ * move before the section ends (http1_fields_at). */
+static void
+http1_record_field(struct http1_parser *p, size_t at, bool fold,
+                   size_t name_len, size_t n)
+{
+    struct http1_header *h;
+
+    if (fold) {
+        h = &p->headers[p->nfields - 1];
+        h->value_len = at + n - (p->field_at[p->nfields - 1] + h->name_len + 1);
+        return;
+    }
+    h = &p->headers[p->nfields];
+    p->field_at[p->nfields++] = (uint32_t)at;
+    h->name_len = name_len;
+    h->value_len = n - name_len - 1;
+}
+
+/* The section that starts at base has ended: points its recorded fields
+ * into it, each value without the OWS around it (RFC 9112 §5.1). Returns
+ * how many there are. */
+static size_t
+http1_fields_at(struct http1_parser *p, const char *base)
+{
+    for (size_t k = 0; k < p->nfields; k++) {
+        struct http1_header *h = &p->headers[k];
+
+        h->name = base + p->field_at[k];
+        h->value = h->name + h->name_len + 1;
+        http1_trim(&h->value, &h->value_len);
+    }
+    return p->nfields;
+}
+
 /* RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, with
  * obs-fold (§5.2) continuing the previous line. s[0..n) excludes the line
- * end. */
+ * end; it starts at byte at of its section. A good line is recorded as it
+ * is checked (http1_record_field), so the section is never scanned again
+ * to index its fields. */
 static int
 http1_check_field_line(struct http1_parser *p, const char *s, size_t n,
-                       bool trailers)
+                       size_t at, bool trailers)
 {
     const char *what = trailers ? "trailer" : "header";
     char q[HTTP1_QUOTE_SIZE];
-    size_t line = p->nlines + 1, k = 0;
+    size_t line = p->nlines + 1, k = 0, name_len;
     const char *colon;
+    bool fold;
 
     /* Folded lines count as lines, as http.client counts them: the limit
      * is what bounds the memory a head can take. */
@@ -964,12 +1005,16 @@ http1_check_field_line(struct http1_parser *p, const char *s, size_t n,
         }
         k++;
     }
+    /* A field's name ends at its colon; a folded line (k 0) has none. */
+    fold = k == 0;
+    name_len = fold ? 0 : k - 1;
     /* RFC 9110 §5.5: CR (bare, here) and NUL are never valid in a value. */
     k += http1_find_nul_cr(s + k, n - k);
     if (k < n)
         return http1_fail(p, HCONN_EBAD_HEADER,
                           "%s line %zu: value contains %s at byte %zu", what,
                           line, s[k] == '\0' ? "NUL" : "CR", k);
+    http1_record_field(p, at, fold, name_len, n);
     p->nlines++;
     return 0;
 }
@@ -1024,7 +1069,8 @@ http1_scan_section(struct http1_parser *p, const char *base, size_t n,
         }
         if (status_line ? http1_check_status_line(p, base, e)
                         : http1_check_field_line(p, base + p->line_start,
-                                                 e - p->line_start, trailers))
+                                                 e - p->line_start,
+                                                 p->line_start, trailers))
             return -1;
         p->line_start = p->scanned = i + 1;
     }
@@ -1037,44 +1083,6 @@ too_long:
     http1_line_name(p, trailers, what, sizeof what);
     return http1_fail(p, HCONN_ELINE_TOO_LONG, "%s: longer than %d bytes", what,
                       HTTP1_MAX_LINE);
-}
-
-/* Indexes the field lines of base[pos..end) (checked already) into
- * p->headers; an obs-fold extends the previous value over the line break,
- * which http1_unfold_value turns into a space. */
-static size_t
-http1_collect_fields(struct http1_parser *p, const char *base, size_t pos,
-                     size_t end)
-{
-    size_t nh = 0;
-
-    while (pos < end) {
-        const char *lf = memchr(base + pos, '\n', end - pos);
-        size_t i = (size_t)(lf - base), e = i;
-
-        if (e > pos && base[e - 1] == '\r')
-            e--;
-        if (e == pos)
-            break;
-        if (base[pos] == ' ' || base[pos] == '\t') {
-            struct http1_header *h = &p->headers[nh - 1];
-
-            h->value_len = (size_t)(base + e - h->value);
-        } else {
-            const char *colon = memchr(base + pos, ':', e - pos);
-            struct http1_header *h = &p->headers[nh++];
-
-            h->name = base + pos;
-            h->name_len = (size_t)(colon - h->name);
-            h->value = colon + 1;
-            h->value_len = (size_t)(base + e - h->value);
-        }
-        pos = i + 1;
-    }
-    /* RFC 9112 §5.1: OWS before and after the value is not part of it. */
-    for (size_t k = 0; k < nh; k++)
-        http1_trim(&p->headers[k].value, &p->headers[k].value_len);
-    return nh;
 }
 
 /* ---- Response parser: framing ------------------------------------------- */
@@ -1282,8 +1290,8 @@ http1_step_head(struct http1_parser *p, const char *buf, size_t len, bool eof,
 
     sl_lf = (size_t)((const char *)memchr(base, '\n', end) - base);
     sl_end = sl_lf > 0 && base[sl_lf - 1] == '\r' ? sl_lf - 1 : sl_lf;
-    nh = http1_collect_fields(p, base, sl_lf + 1, end);
-    p->scanned = p->line_start = p->nlines = 0;
+    nh = http1_fields_at(p, base);
+    p->scanned = p->line_start = p->nlines = p->nfields = 0;
     ev->status = p->status;
     ev->version = p->version;
     /* Checked: "HTTP/x.y NNN" then nothing, or SP and the reason. */
@@ -1514,8 +1522,8 @@ http1_step_trailers(struct http1_parser *p, const char *buf, size_t len,
             ev->kind = HTTP1_NEED_DATA;
         return true;
     }
-    nh = http1_collect_fields(p, base, 0, end);
-    p->scanned = p->line_start = p->nlines = 0;
+    nh = http1_fields_at(p, base);
+    p->scanned = p->line_start = p->nlines = p->nfields = 0;
     *off += end;
     ev->headers = p->headers;
     ev->nheaders = nh;

@@ -194,9 +194,15 @@ struct http1_parser {
     size_t scanned;         /* head/line bytes already scanned */
     size_t line_start;      /* head, trailers: where the open line starts */
     size_t nlines;          /* head, trailers: field lines so far */
+    size_t nfields;         /* head, trailers: fields so far (a folded
+                               line continues one) */
     int error;              /* FAILED: the HCONN_E... ERROR returned */
     char errmsg[192];       /* ERROR: what was wrong and where */
     struct http1_header headers[HTTP1_MAX_HEADERS]; /* the last head */
+    /* Where each field of the open section starts, from its first byte:
+     * headers[] holds the lengths until the section ends, since the
+     * caller may move the bytes between calls. */
+    uint32_t field_at[HTTP1_MAX_HEADERS];
 };
 
 /* Prepares p for one response to a request with the given properties. */

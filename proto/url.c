@@ -128,15 +128,16 @@ url_parse_port(const char *p, size_t len, uint16_t *port, char *err,
 
 /*
  * Splits an authority a[0..len) ("host", "host:port", "[v6]", "[v6]:port",
- * a trailing ':' meaning the default port) into out_host and, when a
- * port is written, *port with *port_given set. Shared by both parsers;
- * bare_v6 lets a host with two or more colons be an IPv6 literal without
- * brackets (and without a port), which URLs do not allow.
+ * a trailing ':' meaning the default port) into the host, *out_host[0..
+ * *out_len) within a, and, when a port is written, *port with *port_given
+ * set. Shared by both parsers; bare_v6 lets a host with two or more colons
+ * be an IPv6 literal without brackets (and without a port), which URLs do
+ * not allow.
  */
 static int
-url_split_hostport(const char *a, size_t len, bool bare_v6,
-                   char out_host[URL_HOST_MAX + 1], uint16_t *port,
-                   bool *port_given, char *err, size_t errlen)
+url_hostport_span(const char *a, size_t len, bool bare_v6,
+                  const char **out_host, size_t *out_len, uint16_t *port,
+                  bool *port_given, char *err, size_t errlen)
 {
     const char *host = a, *colon = NULL;
     size_t hostlen = len;
@@ -188,23 +189,37 @@ url_split_hostport(const char *a, size_t len, bool bare_v6,
             *port_given = true;
         }
     }
+    *out_host = host;
+    *out_len = hostlen;
+    return 0;
+}
+
+/* url_hostport_span, the host copied into out_host. */
+static int
+url_split_hostport(const char *a, size_t len, bool bare_v6,
+                   char out_host[URL_HOST_MAX + 1], uint16_t *port,
+                   bool *port_given, char *err, size_t errlen)
+{
+    const char *host;
+    size_t hostlen;
+    int rc = url_hostport_span(a, len, bare_v6, &host, &hostlen, port,
+                               port_given, err, errlen);
+
+    if (rc != 0)
+        return rc;
     memcpy(out_host, host, hostlen);
     out_host[hostlen] = '\0';
     return 0;
 }
 
 int
-url_parse(const char *s, struct url *out, char *err, size_t errlen)
+url_split(const char *s, struct url_parts *out, char *err, size_t errlen)
 {
-    const char *p, *auth, *end;
-    size_t n, tlen;
+    const char *p, *auth;
+    size_t n;
     int rc;
 
-    out->tls = false;
-    out->host[0] = '\0';
-    out->port = 0;
-    out->port_given = false;
-    out->target[0] = '\0';
+    *out = (struct url_parts){.host = "", .path = ""};
     if (s == NULL)
         return url_fail(err, errlen, "empty URL");
     for (size_t i = 0; s[i] != '\0'; i++) {
@@ -226,8 +241,8 @@ url_parse(const char *s, struct url *out, char *err, size_t errlen)
     n = strcspn(auth, "/?#");
     if (memchr(auth, '@', n) != NULL)
         return url_fail(err, errlen, "userinfo is not supported");
-    rc = url_split_hostport(auth, n, false, out->host, &out->port,
-                            &out->port_given, err, errlen);
+    rc = url_hostport_span(auth, n, false, &out->host, &out->host_len,
+                           &out->port, &out->port_given, err, errlen);
     if (rc != 0)
         return rc;
     if (!out->port_given)
@@ -235,22 +250,32 @@ url_parse(const char *s, struct url *out, char *err, size_t errlen)
 
     /* Path and query, cut at the fragment; "?q" alone becomes "/?q". */
     p = auth + n;
-    end = p + strcspn(p, "#");
-    tlen = (size_t)(end - p);
-    if (tlen == 0 || p[0] != '/') {
-        if (tlen + 1 > URL_TARGET_MAX)
-            return url_fail(err, errlen, "target longer than %d bytes",
-                            URL_TARGET_MAX);
-        out->target[0] = '/';
-        memcpy(out->target + 1, p, tlen);
-        out->target[tlen + 1] = '\0';
-    } else {
-        if (tlen > URL_TARGET_MAX)
-            return url_fail(err, errlen, "target longer than %d bytes",
-                            URL_TARGET_MAX);
-        memcpy(out->target, p, tlen);
-        out->target[tlen] = '\0';
-    }
+    out->path = p;
+    out->path_len = strcspn(p, "#");
+    out->slash = out->path_len == 0 || p[0] != '/';
+    if (out->path_len + out->slash > URL_TARGET_MAX)
+        return url_fail(err, errlen, "target longer than %d bytes",
+                        URL_TARGET_MAX);
+    return 0;
+}
+
+int
+url_parse(const char *s, struct url *out, char *err, size_t errlen)
+{
+    struct url_parts u;
+    int rc = url_split(s, &u, err, errlen);
+
+    out->tls = u.tls;
+    out->port = u.port;
+    out->port_given = u.port_given;
+    out->host[0] = out->target[0] = '\0';
+    if (rc != 0)
+        return rc;
+    memcpy(out->host, u.host, u.host_len);
+    out->host[u.host_len] = '\0';
+    out->target[0] = '/';
+    memcpy(out->target + u.slash, u.path, u.path_len);
+    out->target[u.slash + u.path_len] = '\0';
     return 0;
 }
 

@@ -30,6 +30,23 @@ struct url {
  */
 int url_parse(const char *s, struct url *out, char *err, size_t errlen);
 
+/* An http(s) URL's parts, pointing into the string url_split read. */
+struct url_parts {
+    bool tls;         /* scheme was https */
+    uint16_t port;    /* explicit port, else 80/443 */
+    bool port_given;  /* the URL named a port */
+    const char *host; /* host[0..host_len), IPv6 without brackets */
+    size_t host_len;
+    const char *path; /* path and query, the fragment cut */
+    size_t path_len;
+    bool slash; /* path is empty or a query alone: the request-target
+                   is "/" followed by it, else path itself */
+};
+
+/* url_parse's checks and errors, with nothing copied: what it would copy
+ * is left in place in s. */
+int url_split(const char *s, struct url_parts *out, char *err, size_t errlen);
+
 /*
  * Parses an HTTPConnection-style host argument: "host", "host:port",
  * "[v6]" or "[v6]:port". port > 0 overrides; else the one in host, else

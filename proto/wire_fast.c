@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonword.h"
 #include "url.h"
 #include "wire.h"
 #include "wire_fast.h"
@@ -169,7 +170,12 @@ wire_fast_string(struct wire_fast_scan *sc, struct wire_fast_str *out)
 
     if (!wire_fast_take(sc, '"'))
         return false;
-    p = w = out->s = sc->p;
+    p = out->s = sc->p;
+    /* Up to the first quote, backslash, control or non-ASCII byte nothing
+     * moves and nothing needs checking: skipped a word at a time. */
+    while (sc->end - p >= 8 && jsonword_plain(jsonword_load(p)))
+        p += 8;
+    w = p;
     while (p < sc->end) {
         unsigned char c = (unsigned char)*p++;
 
@@ -555,20 +561,25 @@ wire_fast_target_ok(const struct wire_fast_str *t)
     return true;
 }
 
-/* Puts host and target at the front of block (room bytes), as
- * wire_parse_origin's block: r->host owns it from here on. */
+/* Puts host[0..hlen) and the target, "/" when slash and then
+ * path[0..plen), at the front of block (room bytes), each NUL-terminated,
+ * as wire_parse_origin's block: r->host owns it from here on. */
 static bool
 wire_fast_set_origin(struct wire_request *r, char *block, size_t room,
-                     const char *host, const char *target)
+                     const char *host, size_t hlen, bool slash,
+                     const char *path, size_t plen)
 {
-    size_t hlen = strlen(host), tlen = strlen(target);
+    char *target = block + hlen + 1;
 
-    if (hlen + tlen + 2 > room)
+    if (hlen + slash + plen + 2 > room)
         return false;
-    memmove(block, host, hlen + 1);
-    memmove(block + hlen + 1, target, tlen + 1);
+    memmove(block, host, hlen);
+    block[hlen] = '\0';
+    target[0] = '/';
+    memmove(target + slash, path, plen);
+    target[slash + plen] = '\0';
     r->host = block;
-    r->target = block + hlen + 1;
+    r->target = target;
     return true;
 }
 
@@ -581,23 +592,20 @@ wire_fast_origin(const struct wire_fast_fields *f, struct wire_request *r,
         WIRE_FAST_BIT(WIRE_FAST_KEY_HOST) | WIRE_FAST_BIT(WIRE_FAST_KEY_PORT) |
         WIRE_FAST_BIT(WIRE_FAST_KEY_TARGET) | WIRE_FAST_BIT(WIRE_FAST_KEY_TLS);
     char uerr[192];
-    struct url *u;
-    bool ok;
+    struct url_parts u;
 
     if (f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_URL)) {
         /* TLS options go with an https:// URL; other host keys never. */
         if ((f->seen & host_keys &
              ~(f->tls_object ? WIRE_FAST_BIT(WIRE_FAST_KEY_TLS) : 0u)) != 0 ||
             f->url.len < 1 || f->url.len > WIRE_MAX_LINE ||
-            (u = malloc(sizeof *u)) == NULL)
+            url_split(f->url.s, &u, uerr, sizeof uerr) != 0 ||
+            (!u.tls && f->tls_object))
             return false;
-        ok = url_parse(f->url.s, u, uerr, sizeof uerr) == 0 &&
-             (u->tls || !f->tls_object) &&
-             wire_fast_set_origin(r, block, room, u->host, u->target);
-        r->tls = u->tls;
-        r->port = u->port;
-        free(u);
-        return ok;
+        r->tls = u.tls;
+        r->port = u.port;
+        return wire_fast_set_origin(r, block, room, u.host, u.host_len, u.slash,
+                                    u.path, u.path_len);
     }
     if ((f->seen & WIRE_FAST_BIT(WIRE_FAST_KEY_HOST)) == 0 || f->host.len < 1 ||
         f->host.len > URL_HOST_MAX ||
@@ -614,9 +622,11 @@ wire_fast_origin(const struct wire_fast_fields *f, struct wire_request *r,
         if (f->target.len < 1 || f->target.len > URL_TARGET_MAX ||
             !wire_fast_target_ok(&f->target))
             return false;
-        return wire_fast_set_origin(r, block, room, f->host.s, f->target.s);
+        return wire_fast_set_origin(r, block, room, f->host.s, f->host.len,
+                                    false, f->target.s, f->target.len);
     }
-    return wire_fast_set_origin(r, block, room, f->host.s, "/");
+    return wire_fast_set_origin(r, block, room, f->host.s, f->host.len, true,
+                                "", 0);
 }
 
 /* Fills a request from f, as wire_parse_request would. */

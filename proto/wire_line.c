@@ -7,6 +7,7 @@
 #include "decimal.h"
 #include "hconn_error.h"
 #include "http1.h"
+#include "jsonword.h"
 #include "wire.h"
 #include "wire_line.h"
 
@@ -83,22 +84,7 @@ wire_line_int(struct wire_line *l, int64_t v)
                   decimal_u64(digits, v < 0 ? -(uint64_t)v : (uint64_t)v));
 }
 
-/* True when none of the 8 bytes in x needs a look of its own: each is
- * printable ASCII (0x20..0x7f) other than '"' and '\\'. The tests are
- * exact as a whole (a byte's borrow can only mark a byte that is itself
- * marked), so no byte is let through that should not be. */
-static inline bool
-wire_line_word_plain(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
-    uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
-    uint64_t marked = ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
-                      ((backslash - ones) & ~backslash) | x;
-
-    return (marked & high) == 0;
-}
-
-/* One byte as wire_line_word_plain tests eight. */
+/* One byte as jsonword_plain tests eight. */
 static inline bool
 wire_line_byte_plain(unsigned char c)
 {
@@ -113,20 +99,16 @@ static inline size_t
 wire_line_plain(const char *s, size_t n)
 {
     size_t i = 0;
-    uint64_t x;
 
     for (; i + 8 <= n; i += 8) {
-        memcpy(&x, s + i, sizeof x);
-        if (!wire_line_word_plain(x))
+        if (!jsonword_plain(jsonword_load(s + i)))
             break;
     }
     /* The last bytes, as the word that ends the string (it overlaps
      * bytes already seen): a plain string needs no byte-by-byte tail. */
-    if (i < n && n >= 8 && i + 8 > n) {
-        memcpy(&x, s + n - 8, sizeof x);
-        if (wire_line_word_plain(x))
-            return n;
-    }
+    if (i < n && n >= 8 && i + 8 > n &&
+        jsonword_plain(jsonword_load(s + n - 8)))
+        return n;
     while (i < n && wire_line_byte_plain((unsigned char)s[i]))
         i++;
     return i;

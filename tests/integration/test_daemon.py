@@ -190,6 +190,89 @@ class ConfigFile(harness.IntegrationTest):
         self.assertIn("idle timeout", d.log_text())
 
 
+class PlainIdleConnections(harness.IntegrationTest):
+    """A plain pooled connection goes on being read while it is idle (its
+    bufferevent's own reading, upstream_park): whatever wakes it closes it,
+    and it serves again with its own timeouts."""
+
+    OK = harness.http_response(200, b"quick\n")
+
+    def setUp(self):
+        self.origin = self.start_origin({
+            "/quick": [("send", self.OK)],
+            "/slow": [("sleep", 1.0), ("send", self.OK)],
+            "/then-close": [("send", self.OK), ("sleep", 0.3), ("close",)],
+            "/then-bytes": [("send", self.OK), ("sleep", 0.3),
+                            ("send", b"HTTP/1.1 200 OK\r\n"), ("keep_open",)],
+        })
+
+    def pool(self, w):
+        w.send({"op": "stats"})
+        return w.read_message()["pool"]
+
+    def wait_pool_empty(self, w, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while self.pool(w)["open"] != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.pool(w)["open"], 0)
+
+    def test_the_read_timeout_runs_from_the_request(self):
+        # read_timeout as long as idle_timeout: the timer the idle watch
+        # armed must not be what the next request's response is held to.
+        # Idle 1.5 s, then an answer 1 s after the request: in time.
+        d = self.start_daemon_config(idle_timeout=2, read_timeout=2)
+        w = self.wire(d)
+        head, body, last = w.request(1, "GET", self.origin.url("/quick"))
+        self.assertOkResponse(head, last)
+        time.sleep(1.5)
+        head, body, last = w.request(2, "GET", self.origin.url("/slow"))
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], True)
+        self.assertEqual(body, b"quick\n")
+        self.assertEqual(len(self.origin.connections), 1)
+
+    def serves_again_then_times_out(self, **config):
+        d = self.start_daemon_config(**config)
+        w = self.wire(d)
+        for rid in (1, 2):
+            head, _, last = w.request(rid, "GET", self.origin.url("/quick"))
+            self.assertOkResponse(head, last)
+            self.assertIs(head["reused"], rid == 2)
+            time.sleep(1.0)
+        self.assertEqual(self.pool(w)["idle"], 1)
+        self.wait_pool_empty(w)
+        self.assertIn("idle timeout", d.log_text())
+
+    def test_serves_again_then_times_out(self):
+        self.serves_again_then_times_out(idle_timeout=1.5)
+
+    def test_serves_again_then_times_out_as_long_as_a_read(self):
+        # The idle watch keeps the timer a read left when the two
+        # timeouts are the same.
+        self.serves_again_then_times_out(idle_timeout=1.5, read_timeout=1.5)
+
+    def closed_while_idle(self, path, why):
+        # Whatever wakes an idle connection closes it; the next request
+        # gets a new one, and its own answer.
+        d = self.start_daemon()
+        w = self.wire(d)
+        head, _, last = w.request(1, "GET", self.origin.url(path))
+        self.assertOkResponse(head, last)
+        self.wait_pool_empty(w)
+        self.assertIn(why, d.log_text())
+        head, body, last = w.request(2, "GET", self.origin.url("/quick"))
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], False)
+        self.assertEqual(body, b"quick\n")
+
+    def test_an_origin_closing_it_closes_it(self):
+        self.closed_while_idle("/then-close", "closed by the server")
+
+    def test_bytes_while_idle_close_it(self):
+        self.closed_while_idle("/then-bytes",
+                               "unexpected bytes from the server while idle")
+
+
 class NameResolution(harness.IntegrationTest):
 
     def test_localhost_resolves_and_connects(self):

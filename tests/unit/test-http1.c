@@ -3,15 +3,16 @@
  *
  * Response cases are a table: input bytes, the request's properties, and
  * the expected transcript (events, heads, body, trailers, final error,
- * keep-alive, stray bytes). Every case is run three ways — all bytes at
- * once (with EOF in the same call), one byte at a time, and in random-size
- * pieces from a fixed seed — and the three transcripts must be identical
- * before the first is compared with the table. The runner keeps its own
- * buffer, calls the parser until NEED_DATA and drops what it consumed, as
- * the daemon does; it also checks that every pointer in an event lies in
- * the bytes that event consumed and that END/ERROR repeat with nothing
- * consumed. Limits are exercised by generated cases at and just past each
- * limit. Request heads are compared byte for byte.
+ * keep-alive, stray bytes). Every case is run four ways — all bytes at
+ * once (with EOF in the same call), one byte at a time, in random-size
+ * pieces from a fixed seed, and in those pieces with the unconsumed bytes
+ * moved to a new buffer before every call — and the four transcripts must
+ * be identical before the first is compared with the table. The runner keeps
+ * its own buffer, calls the parser until NEED_DATA and drops what it consumed,
+ * as the daemon does; it also checks that every pointer in an event lies in the
+ * bytes that event consumed and that END/ERROR repeat with nothing consumed.
+ * Limits are exercised by generated cases at and just past each limit. Request
+ * heads are compared byte for byte.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -964,10 +965,13 @@ enum feed_mode {
     FEED_ALL,    /* everything in one call, EOF with it */
     FEED_BYTES,  /* one byte per call, EOF in a call of its own */
     FEED_RANDOM, /* random-size pieces from a fixed seed */
+    FEED_MOVED,  /* the same pieces, the unconsumed bytes moved to a new
+                    buffer (the old one wiped) before every call, as
+                    joining an evbuffer's chains may move them */
 };
 
 static const char *const feed_names[] = {"all at once", "byte by byte",
-                                         "random pieces"};
+                                         "random pieces", "moved pieces"};
 
 /* What one run produced; three runs of a case must agree. */
 struct response_run {
@@ -1146,7 +1150,7 @@ run_feed(const struct response_case *c, const char *in, size_t n,
 
             if (mode == FEED_BYTES) {
                 piece = 1;
-            } else if (mode == FEED_RANDOM) {
+            } else if (mode == FEED_RANDOM || mode == FEED_MOVED) {
                 uint32_t x = xorshift32(&rng);
 
                 piece = x % 8 == 0 ? 1 + (x >> 3) % 4096 : 1 + (x >> 3) % 23;
@@ -1164,8 +1168,18 @@ run_feed(const struct response_case *c, const char *in, size_t n,
         }
         for (;;) {
             size_t consumed = (size_t)-1;
-            struct http1_event ev =
-                http1_parser_next(&p, buf, have, eof, &consumed);
+            struct http1_event ev;
+
+            if (mode == FEED_MOVED) {
+                char *moved = malloc(n + 1);
+
+                assert_non_null(moved);
+                memcpy(moved, buf, have);
+                memset(buf, 'X', n + 1);
+                free(buf);
+                buf = moved;
+            }
+            ev = http1_parser_next(&p, buf, have, eof, &consumed);
 
             if (consumed > have)
                 fail_msg("%s: consumed %zu of %zu", who, consumed, have);
@@ -1224,12 +1238,12 @@ static void
 check_response(const struct response_case *c)
 {
     size_t n = c->input_len ? c->input_len : strlen(c->input);
-    struct response_run r[3];
+    struct response_run r[FEED_MOVED + 1];
     char who[160];
 
-    for (int m = FEED_ALL; m <= FEED_RANDOM; m++)
+    for (int m = FEED_ALL; m <= FEED_MOVED; m++)
         run_feed(c, c->input, n, (enum feed_mode)m, &r[m]);
-    for (int m = FEED_BYTES; m <= FEED_RANDOM; m++) {
+    for (int m = FEED_BYTES; m <= FEED_MOVED; m++) {
         snprintf(who, sizeof who, "%s [%s vs all at once]", c->name,
                  feed_names[m]);
         expect_same(who, "events", sb_str(&r[m].events), sb_str(&r[0].events));
@@ -1274,7 +1288,7 @@ check_response(const struct response_case *c)
          r[0].framing == HTTP1_FRAMING_CLOSE) &&
         r[0].ndata > 1)
         fail_msg("%s: body split into %zu DATA events", c->name, r[0].ndata);
-    for (int m = FEED_ALL; m <= FEED_RANDOM; m++)
+    for (int m = FEED_ALL; m <= FEED_MOVED; m++)
         run_free(&r[m]);
 }
 

@@ -1,7 +1,8 @@
 /*
  * test-url.c — the URL and "host:port" parsers (proto/url.c): good and bad
  * URLs in tables (schemes, IPv4/IPv6/names, ports, userinfo, fragments,
- * query-only targets, control bytes), url_parse_authority as
+ * query-only targets, control bytes), through url_parse and through
+ * url_split, which copies nothing; url_parse_authority as
  * http.client's HTTPConnection._get_hostport, and url_check_host.
  */
 #include <setjmp.h>
@@ -66,7 +67,31 @@ static const struct good_url good_urls[] = {
     {"http://h/p@q:r", false, "h", 80, false, "/p@q:r"},
 };
 
-/* Good URLs split into the expected parts. */
+/* url_split's spans say what url_parse copied: they lie in the URL, and
+ * the target is "/" then the path when slash. */
+static void
+check_split(const char *url, const struct url *want)
+{
+    struct url_parts p;
+    char err[256], target[256];
+    size_t n = strlen(url);
+
+    assert_int_equal(url_split(url, &p, err, sizeof(err)), 0);
+    assert_int_equal(p.tls, want->tls);
+    assert_int_equal(p.port, want->port);
+    assert_int_equal(p.port_given, want->port_given);
+    assert_true(p.host >= url && p.host + p.host_len <= url + n);
+    assert_true(p.path >= url && p.path + p.path_len <= url + n);
+    assert_int_equal(p.host_len, strlen(want->host));
+    assert_memory_equal(p.host, want->host, p.host_len);
+    assert_true(p.slash + p.path_len < sizeof(target));
+    target[0] = '/';
+    memcpy(target + p.slash, p.path, p.path_len);
+    target[p.slash + p.path_len] = '\0';
+    assert_string_equal(target, want->target);
+}
+
+/* Good URLs split into the expected parts, by both parsers. */
 static void
 test_good_urls(void **state)
 {
@@ -86,6 +111,7 @@ test_good_urls(void **state)
         assert_int_equal(u.port, t->port);
         assert_int_equal(u.port_given, t->port_given);
         assert_string_equal(u.target, t->target);
+        check_split(t->url, &u);
     }
 }
 
@@ -148,11 +174,17 @@ test_bad_urls(void **state)
     for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
         const struct bad_url *t = &bad_urls[i];
 
+        struct url_parts p;
+
         err[0] = '\0';
         if (url_parse(t->url, &u, err, sizeof(err)) != HCONN_EINVALID_URL) {
             print_error("accepted: \"%s\"\n", t->url);
             fail();
         }
+        assert_err_has(err, t->err);
+        err[0] = '\0';
+        assert_int_equal(url_split(t->url, &p, err, sizeof(err)),
+                         HCONN_EINVALID_URL);
         assert_err_has(err, t->err);
     }
     assert_int_equal(url_parse(NULL, &u, err, sizeof(err)), HCONN_EINVALID_URL);
