@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import other_user  # noqa: E402
 from harness import big_bytes  # noqa: E402
 
 # daemon/splice.h SPLICE_MIN_BYTES: the least a body must still owe.
@@ -490,6 +491,80 @@ class SpliceTest(harness.IntegrationTest):
         self.assertOkResponse(h, last)
         stats.send({"op": "stats"})
         self.assertEqual(stats.read_message()["held_bytes"], held0)
+
+    def test_other_uids_unread_sockets_count_against_its_share(self):
+        """A client of another uid that leaves a spliced body unread in its
+        widened socket cannot go on widening socket after socket: what the
+        socket holds counts against its uid's share, so its next body goes
+        through the pipe alone while root's is still widened; once it
+        leaves, nothing stays charged."""
+        other_user.require(self)
+        uid, gid = other_user.ids()
+        if shutil.which("ss") is None:
+            self.skipTest("needs ss (iproute2)")
+        window = 256 * 1024
+        with open("/proc/sys/net/core/wmem_max") as f:
+            wmem_max = int(f.read())
+        with open("/proc/sys/net/core/wmem_default") as f:
+            usual = int(f.read())
+        wide = 2 * min(8 * window, wmem_max)
+        n = 2 * 1024 * 1024
+        if wide < n + (512 << 10):
+            self.skipTest(f"net.core.wmem_max {wmem_max} cannot hold {n}")
+        # A widened pump may cost 17 windows (4.25 MiB): the share takes
+        # one, but not one more beside 2 MiB left unread.
+        d = self.start_daemon_config(max_held_bytes_per_uid=11 << 19)
+        for path in ("/a", "/b", "/root"):
+            self.body_after_gate(path, n, then=None)
+
+        def start(w, rid, path):
+            w.recv_size = 4096
+            w.send(self.request(rid, path))
+            self.assertIn("status", w.read_message())
+            self.gates[path].set()
+            first = w.read_message()      # w stops reading here
+            self.assertIn("data", first)
+            return first
+
+        def spliced():
+            return d.log_text().count(" body bytes spliced")
+
+        def wait(what, cond):
+            deadline = time.monotonic() + 30
+            while not cond() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertTrue(cond(), what)
+
+        a = other_user.wire_as(self, d, uid, gid, timeout=60)
+        first_a = start(a, 1, "/a")
+        wait("a's body all in its socket", lambda: spliced() == 1)
+        b = other_user.wire_as(self, d, uid, gid, timeout=60)
+        first_b = start(b, 2, "/b")
+        wait("b's pump running", lambda: any(
+            link.startswith("pipe:") for link in self.daemon_pipes(d)))
+        self.assertEqual(self.daemon_side_sndbuf(b), usual)
+        r = self.wire(d, timeout=60)
+        first_r = start(r, 3, "/root")
+        # Root's whole body goes into its unread socket (widened); b's,
+        # through the pipe alone, waits for b.
+        wait("root's body all in its socket", lambda: "/root: 2097152 body "
+             "bytes spliced" in d.log_text())
+        self.assertNotIn("/b: 2097152 body bytes spliced", d.log_text())
+        for w, first, rid in ((a, first_a, 1), (b, first_b, 2),
+                              (r, first_r, 3)):
+            w.recv_size = 1 << 20
+            body, last = self.read_rest(w, rid)
+            self.assertIs(last.get("end"), True, last)
+            self.assertTrue(first["_payload"] + body == big_bytes(n))
+        self.assertEqual(spliced(), 3)
+        for w in (a, b, r):
+            w.close()
+        stats = self.wire(d)
+
+        def held():
+            stats.send({"op": "stats"})
+            return stats.read_message()["held_bytes"]
+        wait("nothing held once the clients left", lambda: held() < 4096)
 
     def test_share_too_small_for_the_socket_splices_through_the_pipe(self):
         """A uid whose share takes a pipe but not the socket's extra room
