@@ -15,6 +15,12 @@
  * TCP) cost the kernel and a minimal user space on this machine; what
  * hconnd spends beyond it is hconnd's own.
  *
+ * Two knobs, for tests/bench/floorbudget.py, turn the floor into a model
+ * of a relay that does more: RELAYFLOOR_WORK_NS spins that many
+ * nanoseconds per request (user-space work of its own), RELAYFLOOR_PEEK=1
+ * makes the one extra system call hconnd makes per request (a MSG_PEEK
+ * of the origin connection before it is reused).
+ *
  * usage: relayfloor SOCKET HOST PORT PATH
  */
 #include <arpa/inet.h>
@@ -31,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RF_BUF    (64 * 1024) /* the whole response must fit */
@@ -52,6 +59,8 @@ struct rf_tag {
 static struct sockaddr_in rf_origin_addr;
 static char rf_request[1024];
 static size_t rf_request_len;
+static long rf_work_ns; /* RELAYFLOOR_WORK_NS */
+static bool rf_peek;    /* RELAYFLOOR_PEEK */
 
 static void
 rf_die(const char *what)
@@ -123,6 +132,19 @@ rf_origin_readable(struct rf_pair *p)
     return 0;
 }
 
+/* Spins for rf_work_ns of wall time: the model's own work. */
+static void
+rf_work(void)
+{
+    struct timespec t0, t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) <
+           rf_work_ns);
+}
+
 /* Reads the client's line (whatever it says) and sends the request. */
 static int
 rf_client_readable(struct rf_pair *p)
@@ -132,6 +154,10 @@ rf_client_readable(struct rf_pair *p)
 
     if (n <= 0)
         return -1;
+    if (rf_work_ns > 0)
+        rf_work();
+    if (rf_peek && recv(p->origin, buf, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
+        return -1; /* the origin spoke or closed out of turn */
     if (send(p->origin, rf_request, rf_request_len, MSG_NOSIGNAL) < 0)
         return -1;
     return 0;
@@ -181,6 +207,10 @@ main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (getenv("RELAYFLOOR_WORK_NS") != NULL)
+        rf_work_ns = atol(getenv("RELAYFLOOR_WORK_NS"));
+    rf_peek = getenv("RELAYFLOOR_PEEK") != NULL &&
+              strcmp(getenv("RELAYFLOOR_PEEK"), "1") == 0;
     rf_origin_addr.sin_family = AF_INET;
     rf_origin_addr.sin_port = htons((uint16_t)atoi(argv[3]));
     if (inet_pton(AF_INET, argv[2], &rf_origin_addr.sin_addr) != 1)
