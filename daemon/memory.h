@@ -39,8 +39,9 @@ bool memory_spare_keep(struct memory_spares *s, void *item);
 /* Frees every object s keeps. */
 void memory_spares_drop(struct memory_spares *s);
 
-/* Sets malloc up for hconnd's buffers, and libevent's allocator up to
- * cache its buffer chains; call once, before any libevent call. */
+/* Sets malloc up for hconnd's buffers, and libevent's and OpenSSL's
+ * allocators up to cache buffer chains and record buffers; call once,
+ * before any libevent or OpenSSL call. */
 void memory_tune(void);
 
 /* Returns the heap's free pages (and the cached chains and spares) to the

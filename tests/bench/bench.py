@@ -912,9 +912,8 @@ def pooled(d, n, request):
             raise RuntimeError(f"pooled request {i} failed: {last}")
     w.send({"op": "stats"})
     stats = w.read_message()
-    # Idle, settled: a parked TLS connection keeps OpenSSL's buffers for
-    # half a second in case it is taken again, and the heap is trimmed
-    # after a quiet second.
+    # Idle, settled: the heap is trimmed after a quiet second, and the
+    # recycled buffers (daemon/memory.c) go with that trim.
     time.sleep(3)
     after = rss_kib(d.pid)
     w.close()

@@ -2,7 +2,9 @@
  * test-memory.c — spare lists (daemon/memory.c): objects kept for reuse
  * come back last in, first out, no more than a list's bound are kept,
  * and the trim that follows a calm second frees every one of them, in
- * every list, and again for objects kept after it.
+ * every list, and again for objects kept after it. OpenSSL's record
+ * buffers, freed, go to the next record buffer asked for, and to no
+ * other allocation.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,8 @@
 
 #include <cmocka.h>
 #include <event2/event.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 
 #include "memory.h"
 
@@ -58,6 +62,30 @@ test_keep_and_take(void **state)
     free(c);
 }
 
+/* A freed record buffer (OpenSSL's read buffer is about 16.7 KiB, its
+ * write buffer 17 KiB) is the next one OpenSSL asks for; other sizes are
+ * malloc's. */
+static void
+test_record_buffers_recycled(void **state)
+{
+    void *a, *b, *small;
+
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* nothing is cached under AddressSanitizer (memory.c) */
+#endif
+    a = OPENSSL_malloc(16709);
+    assert_non_null(a);
+    assert_true(malloc_usable_size(a) >= 17000);
+    OPENSSL_free(a);
+    small = OPENSSL_malloc(100);
+    assert_ptr_not_equal(small, a);
+    b = OPENSSL_malloc(17000);
+    assert_ptr_equal(b, a);
+    OPENSSL_free(small);
+    OPENSSL_free(b);
+}
+
 /* A trim frees what every list keeps; a list used again after it is
  * emptied by the next trim too. */
 static void
@@ -93,6 +121,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keep_and_take),
+        cmocka_unit_test(test_record_buffers_recycled),
         cmocka_unit_test(test_trim_frees_spares),
     };
 
