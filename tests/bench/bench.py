@@ -912,8 +912,9 @@ def pooled(d, n, request):
             raise RuntimeError(f"pooled request {i} failed: {last}")
     w.send({"op": "stats"})
     stats = w.read_message()
-    # Idle, settled: the heap is trimmed after a quiet second, and the
-    # recycled buffers (daemon/memory.c) go with that trim.
+    # Idle, settled: a parked TLS connection keeps OpenSSL's buffers for
+    # half a second in case it is taken again, and the heap is trimmed
+    # after a quiet second.
     time.sleep(3)
     after = rss_kib(d.pid)
     w.close()
