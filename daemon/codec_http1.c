@@ -40,6 +40,7 @@
 #include "codec.h"
 #include "codec_http2.h"
 #include "hconn_error.h"
+#include "memory.h"
 #include "pool.h"
 #include "upstream.h"
 #include "wire.h"
@@ -178,18 +179,15 @@ codec_request_clear(struct codec_request *cr)
 /* Freed streams kept for the next ones: each is nearly 4 KiB (the
  * parser's header index), past malloc's per-thread cache, and allocating
  * it fresh cost a heap consolidation per request. Responses end in
- * bursts (one loop turn reads many), so a few are kept, 60 KiB at most. */
-#define CODEC_SPARE_MAX 16
-static struct codec_stream *codec_spare_streams[CODEC_SPARE_MAX];
-static size_t codec_nspare_streams;
+ * bursts (one loop turn reads many), as many as requests in flight: kept
+ * until the next trim (memory.c). */
+MEMORY_SPARES(codec_spare_streams, 512, free);
 
 /* Frees s, or keeps it as a spare. */
 static void
 codec_stream_release(struct codec_stream *s)
 {
-    if (codec_nspare_streams < CODEC_SPARE_MAX)
-        codec_spare_streams[codec_nspare_streams++] = s;
-    else
+    if (!memory_spare_keep(&codec_spare_streams, s))
         free(s);
 }
 
@@ -197,9 +195,9 @@ codec_stream_release(struct codec_stream *s)
 static struct codec_stream *
 codec_stream_alloc(void)
 {
-    if (codec_nspare_streams > 0)
-        return codec_spare_streams[--codec_nspare_streams];
-    return malloc(sizeof(struct codec_stream));
+    struct codec_stream *s = memory_spare_take(&codec_spare_streams);
+
+    return s != NULL ? s : malloc(sizeof(struct codec_stream));
 }
 
 /* Enters a codec frame on s's behalf. */

@@ -38,6 +38,7 @@
 #include "fields.h"
 #include "hconn_error.h"
 #include "log.h"
+#include "memory.h"
 #include "pathcheck.h"
 #include "policy.h"
 #include "pool.h"
@@ -167,27 +168,45 @@ exchange_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
                          (ssize_t)info->n_added - (ssize_t)info->n_deleted);
 }
 
+/* Frees a spare exchange: its buffers are empty. */
+static void
+exchange_spare_drop(void *item)
+{
+    struct exchange *ex = item;
+
+    evbuffer_free(ex->body);
+    evbuffer_free(ex->out);
+    free(ex);
+}
+
 /* Freed exchanges kept for the next ones, their two buffers (empty) and
  * out's callback still set up: a request then costs no calloc of the
- * exchange nor the five allocations of its buffers. The list is short:
- * it only bridges a free and the next request, and holds a few KiB. */
-#define EXCHANGE_SPARE_MAX 64
-static struct exchange *exchange_spare[EXCHANGE_SPARE_MAX];
-static size_t exchange_nspare;
+ * exchange nor the five allocations of its buffers. As many as requests
+ * in flight (a few hundred bytes each), until the next trim (memory.c). */
+MEMORY_SPARES(exchange_spares, 1024, exchange_spare_drop);
 
 /* A spare exchange, wiped but for its buffers; NULL if none. */
 static struct exchange *
 exchange_reuse(void)
 {
-    struct exchange *ex;
+    struct exchange *ex = memory_spare_take(&exchange_spares);
     struct evbuffer *out, *body;
 
-    if (exchange_nspare == 0)
+    if (ex == NULL)
         return NULL;
-    ex = exchange_spare[--exchange_nspare];
     out = ex->out;
     body = ex->body;
-    memset(ex, 0, sizeof *ex);
+    /* Wiped but for the two strings' tails: their first byte says they
+     * are empty, and the rest (576 bytes, nine cache lines of a struct
+     * that has gone cold while hundreds of others were in flight) is
+     * only read after it is written. */
+    memset(ex, 0, offsetof(struct exchange, target_desc) + 1);
+    memset(&ex->target_desc[sizeof ex->target_desc], 0,
+           offsetof(struct exchange, proxy_host) + 1 -
+               offsetof(struct exchange, target_desc) - sizeof ex->target_desc);
+    memset(&ex->proxy_host[sizeof ex->proxy_host], 0,
+           sizeof *ex - offsetof(struct exchange, proxy_host) -
+               sizeof ex->proxy_host);
     ex->out = out;
     ex->body = body;
     return ex;
@@ -225,10 +244,8 @@ exchange_release(struct exchange *ex)
                  evbuffer_get_length(ex->out) == 0 &&
                  evbuffer_get_length(ex->body) == 0;
 
-    if (empty && exchange_nspare < EXCHANGE_SPARE_MAX) {
-        exchange_spare[exchange_nspare++] = ex;
+    if (empty && memory_spare_keep(&exchange_spares, ex))
         return;
-    }
     if (ex->body != NULL) {
         session_body_held(ex->session, -(ssize_t)evbuffer_get_length(ex->body));
         evbuffer_free(ex->body);
@@ -244,13 +261,7 @@ exchange_release(struct exchange *ex)
 void
 exchange_spares_free(void)
 {
-    while (exchange_nspare > 0) {
-        struct exchange *ex = exchange_spare[--exchange_nspare];
-
-        evbuffer_free(ex->body);
-        evbuffer_free(ex->out);
-        free(ex);
-    }
+    memory_spares_drop(&exchange_spares);
 }
 
 /* Queues one encoded reply line; NULL: there was no memory for it. */

@@ -374,7 +374,10 @@ tls_context_build(struct tls *t, const struct wire_tls *o, char *err,
     if (o->min_version != NULL && strcmp(o->min_version, "1.3") == 0)
         min = TLS1_3_VERSION;
     SSL_CTX_set_min_proto_version(ctx, min);
-    /* Idle pooled connections give their read and write buffers back. */
+    /* OpenSSL frees a connection's read and write buffers whenever they
+     * empty: idle pooled connections hold none, and busy ones take
+     * recycled ones (memory.c), warm in the cache, instead of each
+     * keeping its own 34 KiB cold between requests. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
                                             SSL_SESS_CACHE_NO_INTERNAL_STORE);

@@ -35,6 +35,17 @@
  * allows TLSSOCK_READS reads, so that one busy connection cannot keep the
  * loop; the rest waits for the next turn.
  *
+ * The filter's read loop asks once more after every record, unless its
+ * input has reached its read high-water mark: an SSL_read (and an
+ * ERR_clear_error) that can only want more when the socket was found
+ * empty and OpenSSL holds nothing else. So while the filter reads for
+ * tlssock_read_cb, the bytes it adds to its input are watched: once the
+ * socket is empty and OpenSSL holds nothing, the filter's high-water mark
+ * is set, directly, to what its input already holds, which ends its loop
+ * (without suspending its reading, which only setting it through
+ * bufferevent_setwatermark does), and is cleared again as soon as the
+ * filter returns.
+ *
  * A TLS connection through a CONNECT tunnel goes the same way once the
  * proxy's answer is read, unless the socket bufferevent still holds bytes
  * (past the answer, or of CONNECT not yet sent): the filter then keeps
@@ -44,8 +55,10 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
@@ -58,7 +71,9 @@
 
 /* One connection's socket, as its BIO sees it. */
 struct tlssock {
-    struct bufferevent *tcp; /* the socket bufferevent under the filter */
+    struct bufferevent *tcp;    /* the socket bufferevent under the filter */
+    struct bufferevent *filter; /* the filter over it, whose SSL holds this */
+    SSL *ssl;
     evutil_socket_t fd;
     bool readable;     /* the socket may hold bytes: a read asks the kernel */
     int reads_left;    /* of TLSSOCK_READS, this readiness */
@@ -66,7 +81,11 @@ struct tlssock {
     bool end_reported; /* ... and the filter was told */
     int end_errno;     /* the failed read's errno */
     bool write_failed; /* a write failed: the filter was told */
+    bool read_ended;   /* the filter's high-water mark ends its read loop */
 };
+
+/* The connection the filter reads for tlssock_read_cb, while it does. */
+static struct tlssock *tlssock_reading;
 
 /* The BIO method, made on first use, and its type. */
 static BIO_METHOD *tlssock_method;
@@ -178,6 +197,39 @@ tlssock_bio_destroy(BIO *b)
 
 static struct tlssock *tlssock_of(SSL *ssl);
 
+/* Bytes reached a filter's input. When the filter is reading for
+ * tlssock_read_cb and another SSL_read could only want more (the socket
+ * was found empty, OpenSSL holds no record nor any part of one), a read
+ * high-water mark of what the input holds ends the filter's read loop. */
+static void
+tlssock_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                 void *arg)
+{
+    struct tlssock *t = tlssock_reading;
+
+    (void)arg;
+    if (t == NULL || info->n_added == 0 ||
+        bufferevent_get_input(t->filter) != buf || t->readable ||
+        t->filter->wm_read.high != 0 || SSL_has_pending(t->ssl))
+        return;
+    t->filter->wm_read.high = evbuffer_get_length(buf);
+    t->read_ended = true;
+}
+
+/* Runs the filter's read callback readcb for t, ending its read loop
+ * when the socket is empty (tlssock_input_cb). */
+static void
+tlssock_filter_read(struct tlssock *t, bufferevent_data_cb readcb)
+{
+    tlssock_reading = t;
+    readcb(t->tcp, t->filter);
+    tlssock_reading = NULL;
+    if (t->read_ended) {
+        t->read_ended = false;
+        t->filter->wm_read.high = 0;
+    }
+}
+
 /* The socket under a filter is readable: the filter reads it, through
  * the BIO, in its read callback; an end the reads met goes to the filter
  * after the bytes before it. The event's argument stays the socket
@@ -211,7 +263,7 @@ tlssock_read_cb(evutil_socket_t fd, short what, void *arg)
      * bufferevent: the filter defers its own callbacks, and the read is
      * only the filter's. */
     if (t->end == 0 && readcb != NULL)
-        readcb(tcp, cbarg);
+        tlssock_filter_read(t, readcb);
     if (t->end != 0 && !t->end_reported) {
         t->end_reported = true;
         bufferevent_disable(tcp, EV_READ);
@@ -261,12 +313,16 @@ tlssock_attach(struct bufferevent *filter, SSL *ssl)
         return -1;
     }
     t->tcp = tcp;
+    t->filter = filter;
+    t->ssl = ssl;
     t->fd = bufferevent_getfd(tcp);
     /* Nothing to read before the ClientHello is out. */
     t->readable = false;
     BIO_set_data(bio, t);
     BIO_set_init(bio, 1);
-    if (sockread_take_read_event(tcp, tlssock_read_cb, tcp) < 0) {
+    if (evbuffer_add_cb(bufferevent_get_input(filter), tlssock_input_cb,
+                        NULL) == NULL ||
+        sockread_take_read_event(tcp, tlssock_read_cb, tcp) < 0) {
         BIO_free(bio);
         return -1;
     }

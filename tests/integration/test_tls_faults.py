@@ -22,7 +22,8 @@ BODY = big_bytes(40000)
 
 # path: (bytes to send, how the connection ends: "keep", "fin" (TCP close
 # without close_notify), "reset" (RST), "fin-later" (kept a moment, then
-# closed without close_notify))
+# closed without close_notify), "records" (kept; the answer goes out as
+# TLS records of RECORD bytes, all in one TCP write))
 SCENARIOS = {
     "/close-delimited": (H200 + b"Connection: close\r\n\r\n" + BODY, "fin"),
     "/cut": (H200 + b"Content-Length: 100000\r\n\r\n" + BODY[:1000], "fin"),
@@ -30,7 +31,12 @@ SCENARIOS = {
                "reset"),
     "/ok": (H200 + b"Content-Length: 2\r\n\r\nok", "keep"),
     "/ok-then-close": (H200 + b"Content-Length: 2\r\n\r\nok", "fin-later"),
+    "/records": (H200 + b"Content-Length: %d\r\n\r\n" % len(BODY[:6000])
+                 + BODY[:6000], "records"),
 }
+
+# The size of each TLS record of a "records" answer.
+RECORD = 100
 
 
 class TlsFaultOrigin:
@@ -83,6 +89,14 @@ class TlsFaultOrigin:
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 path = head.split(b" ")[1].decode()
                 answer, end = SCENARIOS[path]
+                if end == "records":
+                    # Corked: every record reaches hconnd's socket at once,
+                    # and one read takes them all.
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                    for i in range(0, len(answer), RECORD):
+                        s.sendall(answer[i:i + RECORD])
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+                    continue
                 s.sendall(answer)
                 if end == "keep":
                     continue
@@ -159,6 +173,22 @@ class TlsFaults(harness.IntegrationTest):
         self.assertEqual(body, b"ok")
         self.assertIs(head["reused"], False)
         self.assertEqual(self.origin.accepted, 2)
+
+    def test_records_read_at_once_all_reach_the_response(self):
+        # OpenSSL reads ahead: one read of the socket takes all 61
+        # records, and the filter stops asking for more only once
+        # OpenSSL holds none (tlssock.c); stopping after the first would
+        # leave the rest unread until the read timeout.
+        for i in range(2):
+            self.rid += 1
+            head, body, last = self.w.request(
+                self.rid, "GET", self.origin.url("/records"),
+                tls={"ca_file": os.path.join(self.tls_dir, "ca.crt")},
+                read_timeout=10)
+            self.assertOkResponse(head, last)
+            self.assertTrue(body == BODY[:6000],
+                            f"{len(body)} bytes, not 6000")
+            self.assertIs(head["reused"], i > 0)
 
     def test_pooled_connection_carries_many_requests(self):
         for i in range(20):
