@@ -156,19 +156,20 @@ exchange_desc(struct exchange *ex)
     return ex->target_desc;
 }
 
-/* Counts what out holds among the client's queued replies. */
+/* Appends len bytes to out, counting them among the client's queued
+ * replies. The count moves where bytes are added to out (here and in
+ * exchange_on_data) and where they leave it (session_flush, and
+ * exchange_release): a callback on the buffer, run at every change,
+ * cost more per request than that. */
 static void
-exchange_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                void *arg)
+exchange_out_add(struct exchange *ex, const void *data, size_t len)
 {
-    struct exchange *ex = arg;
-
-    session_replies_held(ex->session,
-                         (ssize_t)info->n_added - (ssize_t)info->n_deleted);
+    if (evbuffer_add(ex->out, data, len) == 0)
+        session_replies_held(ex->session, (ssize_t)len);
 }
 
-/* Freed exchanges kept for the next ones, their two buffers (empty) and
- * out's callback still set up: a request then costs no calloc of the
+/* Freed exchanges kept for the next ones, their two buffers (empty)
+ * still set up: a request then costs no calloc of the
  * exchange nor the five allocations of its buffers. The list is short:
  * it only bridges a free and the next request, and holds a few KiB. */
 #define EXCHANGE_SPARE_MAX 64
@@ -205,8 +206,7 @@ exchange_alloc(struct session *s, json_t *id)
         ex->session = s;
         ex->out = evbuffer_new();
         ex->body = evbuffer_new();
-        if (ex->out == NULL || ex->body == NULL ||
-            evbuffer_add_cb(ex->out, exchange_out_cb, ex) == NULL) {
+        if (ex->out == NULL || ex->body == NULL) {
             exchange_free(ex);
             return NULL;
         }
@@ -263,7 +263,7 @@ exchange_queue_line(struct exchange *ex, const char *line, size_t len)
         log_error("out of memory encoding a reply");
         ex->abort_session = true;
     } else {
-        evbuffer_add(ex->out, line, len);
+        exchange_out_add(ex, line, len);
     }
     session_schedule_flush(ex->session);
 }
@@ -908,7 +908,7 @@ exchange_on_head(void *arg, const struct codec_head *h)
                       "protocol's %d-byte line limit",
                       upstream_peer(ex->up), line.len, WIRE_MAX_LINE);
     } else {
-        evbuffer_add(ex->out, line.buf, line.len);
+        exchange_out_add(ex, line.buf, line.len);
         ex->reply = EXCHANGE_REPLY_HEAD;
         session_schedule_flush(ex->session);
     }
@@ -926,6 +926,7 @@ static bool
 exchange_on_data(void *arg, struct evbuffer *in, size_t len)
 {
     struct exchange *ex = arg;
+    int moved;
 
     if (!ex->m.req.raw) {
         char storage[EXCHANGE_LINE_STORAGE];
@@ -938,7 +939,9 @@ exchange_on_data(void *arg, struct evbuffer *in, size_t len)
         if (rc < 0)
             return false;
     }
-    evbuffer_remove_buffer(in, ex->out, len);
+    moved = evbuffer_remove_buffer(in, ex->out, len);
+    if (moved > 0)
+        session_replies_held(ex->session, moved);
     session_schedule_flush(ex->session);
     exchange_check_window(ex);
     return true;

@@ -829,10 +829,20 @@ session_flush(struct session *s)
 
             if (queued >= window)
                 break;
-            if (queued == 0)
-                n -= session_write_direct(s, out, n);
-            if (n > 0)
-                evbuffer_remove_buffer(out, output, n);
+            /* Bytes leaving out are no longer its to count; those moved
+             * to output count there (session_output_cb). */
+            if (queued == 0) {
+                size_t written = session_write_direct(s, out, n);
+
+                n -= written;
+                session_replies_held(s, -(ssize_t)written);
+            }
+            if (n > 0) {
+                int moved = evbuffer_remove_buffer(out, output, n);
+
+                if (moved > 0)
+                    session_replies_held(s, -(ssize_t)moved);
+            }
             exchange_resume(ex);
         }
         if (!exchange_is_done(ex) || evbuffer_get_length(out) != 0)
