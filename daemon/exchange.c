@@ -595,9 +595,9 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     if (ex->m.req.body == WIRE_BODY_INLINE && codec_can_refuse(up))
         ex->body_retained = true;
     if (ex->reused)
-        uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
+        ex->session->ustats->reuse_hits++;
     else
-        uidstats_get(ex->session->srv, ex->session->uid)->reuse_misses++;
+        ex->session->ustats->reuse_misses++;
     ex->send = EXCHANGE_SEND_BODY;
     ex->resp_received = 0;
     ex->resp_expected = -1;
@@ -834,7 +834,7 @@ exchange_retry(struct exchange *ex, const struct codec_error *e)
              refused ? "not processed by" : "no answer on reused",
              upstream_id(ex->up));
     ex->session->srv->stats.retries++;
-    uidstats_get(ex->session->srv, ex->session->uid)->retries++;
+    ex->session->ustats->retries++;
     codec_abort(ex->stream);
     ex->stream = NULL;
     ex->up = NULL;
@@ -1113,7 +1113,7 @@ exchange_on_end(void *arg, const struct codec_end *end)
     ex->up = NULL;
     exchange_drop_body(ex);
     ex->session->srv->stats.responses++;
-    uidstats_get(ex->session->srv, ex->session->uid)->responses++;
+    ex->session->ustats->responses++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %d, %llu bytes, "
              "%s connection%s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
@@ -1210,7 +1210,7 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
         evtimer_del(ex->expect_timer);
     exchange_drop_body(ex);
     ex->session->srv->stats.errors[-code]++;
-    uidstats_get(ex->session->srv, ex->session->uid)->errors[-code]++;
+    ex->session->ustats->errors[-code]++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %s: %s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
              (long)ex->session->pid, exchange_desc(ex), hconn_error_name(code),

@@ -100,7 +100,7 @@ session_reply_error(struct session *s, json_t *id, int code,
                     const char *message)
 {
     s->srv->stats.errors[-code]++;
-    uidstats_get(s->srv, s->uid)->errors[-code]++;
+    s->ustats->errors[-code]++;
     log_info("client %lu: %s: %s", s->id, hconn_error_name(code), message);
     session_reply(s, wire_reply_error(id, code, message));
 }
@@ -363,7 +363,7 @@ session_handle_request(struct session *s, json_t *msg,
 
     s->next_seq++;
     s->srv->stats.requests++;
-    uidstats_get(s->srv, s->uid)->requests++;
+    s->ustats->requests++;
     if (s->raw) {
         /* PROTOCOL.md 6: messages after a raw request are ignored. */
         session_skip_payload(s, payload);
@@ -655,7 +655,7 @@ session_account_input(struct session *s, struct evbuffer *in, bool check)
 void
 session_charge(struct session *s, long long delta)
 {
-    budget_charge(s->srv, s->uid, delta);
+    budget_charge_stats(s->srv, s->ustats, delta);
 }
 
 void
@@ -1010,7 +1010,9 @@ session_new(struct server *srv, int fd)
         event_new(srv->base, fd, EV_READ | EV_PERSIST, session_read_cb, s);
     s->hangup_fd = -1;
     TAILQ_INIT(&s->streams);
-    if (s->bev == NULL || s->flush_event == NULL || s->read_event == NULL) {
+    s->ustats = uidstats_lookup(srv, s->uid);
+    if (s->bev == NULL || s->flush_event == NULL || s->read_event == NULL ||
+        s->ustats == NULL) {
         if (s->bev == NULL)
             close(fd);
         if (s->bev != NULL)
