@@ -1005,7 +1005,9 @@ session_new(struct server *srv, int fd)
     }
     s->bev = bufferevent_socket_new(
         srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    s->flush_event = event_new(srv->base, -1, 0, session_flush_cb, s);
+    /* Only ever made active, never added: EV_PERSIST spares the loop
+     * the event_del it runs after a non-persistent event's callback. */
+    s->flush_event = event_new(srv->base, -1, EV_PERSIST, session_flush_cb, s);
     s->read_event =
         event_new(srv->base, fd, EV_READ | EV_PERSIST, session_read_cb, s);
     s->hangup_fd = -1;
