@@ -94,7 +94,10 @@ deadline_set(struct deadline *d, double seconds)
         return -1;
     }
     event_base_gettimeofday_cached(d->base, &now);
-    deadline_timeval(seconds, &d->span);
+    if (seconds != d->seconds) {
+        deadline_timeval(seconds, &d->span);
+        d->seconds = seconds;
+    }
     evutil_timeradd(&now, &d->span, &d->due);
     /* A timer firing no later than due re-arms itself for the rest. */
     if (d->armed && !evutil_timercmp(&d->fires, &d->due, >))

@@ -15,7 +15,8 @@ struct deadline {
     struct event_base *base;
     struct event *timer; /* made at the first deadline_set */
     struct timeval due;  /* loop time it falls due; cleared: none */
-    struct timeval span; /* the seconds last set, as a timeval */
+    double seconds;      /* the seconds last set */
+    struct timeval span; /* ... as a timeval */
     bool armed;          /* timer pending, firing at fires */
     struct timeval fires;
     void (*cb)(void *arg);

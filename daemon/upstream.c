@@ -99,6 +99,11 @@ struct upstream {
      * 0 for none, and when it falls due. */
     double read_timeout;
     struct deadline read_deadline;
+    /* What the bufferevent's own timeouts are (plain): its write timeout
+     * in seconds (0: none), and whether it has a read timeout (only
+     * when the deadline could not be had). */
+    double write_timeout;
+    bool libevent_reads;
     /* ALPN: the offer (wire format, borrowed) and the server's choice */
     const unsigned char *alpn_offer;
     size_t alpn_offer_len;
@@ -768,19 +773,24 @@ static void
 upstream_plain_timeouts(struct upstream *up, double seconds, bool writes)
 {
     struct bufferevent *bev = up->bev;
-    struct timeval tv = {0, 0}, write_tv;
+    struct timeval tv = {0, 0};
 
+    up->read_timeout = seconds;
+    if (deadline_set(&up->read_deadline, seconds) == 0 && !up->libevent_reads &&
+        (!writes || seconds == up->write_timeout))
+        return; /* as they should be: the usual case, cheaply */
     if (seconds > 0)
         upstream_timeval(seconds, &tv);
-    up->read_timeout = seconds;
-    if (deadline_set(&up->read_deadline, seconds) < 0) {
+    if (!deadline_is_set(&up->read_deadline) && seconds > 0) {
         bufferevent_set_timeouts(bev, &tv, &tv);
+        up->libevent_reads = true;
+        up->write_timeout = seconds;
         return;
     }
-    write_tv = writes ? tv : bev->timeout_write;
-    if (evutil_timerisset(&bev->timeout_read) ||
-        !evutil_timercmp(&bev->timeout_write, &write_tv, ==))
-        bufferevent_set_timeouts(bev, NULL, &write_tv);
+    bufferevent_set_timeouts(bev, NULL, writes ? &tv : &bev->timeout_write);
+    up->libevent_reads = false;
+    if (writes)
+        up->write_timeout = seconds;
 }
 
 void
@@ -859,7 +869,8 @@ upstream_park(struct upstream *up, double timeout,
     up->parked = true;
     bufferevent_setcb(up->bev, NULL, NULL, NULL, up);
     bufferevent_set_timeouts(up->bev, NULL, NULL);
-    up->read_timeout = 0;
+    up->read_timeout = up->write_timeout = 0;
+    up->libevent_reads = false;
     deadline_clear(&up->read_deadline);
     bufferevent_disable(up->bev, EV_READ);
     if (up->tls && !up->park_holds_buffers)
