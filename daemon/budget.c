@@ -23,10 +23,16 @@
 void
 budget_charge(struct server *srv, uid_t uid, long long delta)
 {
-    if (delta == 0)
-        return;
+    if (delta != 0)
+        budget_charge_stats(srv, uidstats_get(srv, uid), delta);
+}
+
+void
+budget_charge_stats(struct server *srv, struct stats *uid_stats,
+                    long long delta)
+{
     srv->stats.held_bytes += (uint64_t)delta;
-    uidstats_get(srv, uid)->held_bytes += (uint64_t)delta;
+    uid_stats->held_bytes += (uint64_t)delta;
 }
 
 int

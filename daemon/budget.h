@@ -12,10 +12,16 @@
 #include <sys/types.h>
 
 struct server;
+struct stats;
 struct wire_request;
 
 /* Adds delta bytes (negative: gives them back) to uid's count. */
 void budget_charge(struct server *srv, uid_t uid, long long delta);
+
+/* The same, given uid's figures (uidstats_lookup), as a session that
+ * charges its uid several times per request keeps them. */
+void budget_charge_stats(struct server *srv, struct stats *uid_stats,
+                         long long delta);
 
 /* Whether extra more bytes for uid stay within both limits. Returns 0,
  * or HCONN_ELIMIT_EXCEEDED with why naming the limit. */

@@ -371,10 +371,12 @@ codec_body_taken(struct codec_stream *s, uint64_t n, bool eof)
     s->fd_lent = false;
     http1_parser_body_taken(&s->parser, n);
     s->response_bytes += n;
-    if (eof)
+    if (eof) {
         s->eof = true;
-    else if (!s->paused)
+    } else if (!s->paused) {
         bufferevent_enable(s->bev, EV_READ);
+        upstream_read_progress(s->up);
+    }
     codec_process(s);
 }
 
@@ -468,6 +470,7 @@ codec_read_cb(struct bufferevent *bev, void *arg)
 
     if (s->fd_lent)
         return; /* a read the loop had queued before the socket was lent */
+    upstream_read_progress(s->up);
     codec_process(s);
 }
 
@@ -537,14 +540,6 @@ codec_send_head(struct codec_stream *s, const struct codec_request *cr,
         evbuffer_add(output, cr->head + sent, cr->head_len - sent);
 }
 
-/* Converts seconds to a timeval. */
-static void
-codec_timeval(double seconds, struct timeval *tv)
-{
-    tv->tv_sec = (time_t)seconds;
-    tv->tv_usec = (suseconds_t)((seconds - (double)tv->tv_sec) * 1e6);
-}
-
 struct codec_stream *
 codec_open(struct upstream *up, const struct codec_request *cr,
            const struct codec_options *opt, const struct codec_events *ev,
@@ -552,7 +547,6 @@ codec_open(struct upstream *up, const struct codec_request *cr,
 {
     struct codec_stream *s;
     struct bufferevent *bev = upstream_bev(up);
-    struct timeval tv;
     short off;
 
     if (codec_http2_is(up))
@@ -577,12 +571,8 @@ codec_open(struct upstream *up, const struct codec_request *cr,
     s->request_sent = !s->writer.has_body;
     http1_parser_init(&s->parser, cr->head_request, cr->request_close);
 
-    codec_timeval(opt->read_timeout, &tv);
     bufferevent_setcb(bev, codec_read_cb, codec_write_cb, codec_event_cb, s);
-    if (opt->read_timeout > 0)
-        bufferevent_set_timeouts(bev, &tv, &tv);
-    else
-        bufferevent_set_timeouts(bev, NULL, NULL);
+    upstream_read_timeout(up, opt->read_timeout);
     bufferevent_setwatermark(bev, EV_WRITE, opt->window / 4, 0);
     /* A plain socket is read up to a window at once: a loop turn per
      * 16 KiB (libevent's default) held large bodies back. Under TLS the
@@ -743,6 +733,7 @@ codec_resume(struct codec_stream *s)
         return;
     s->paused = false;
     bufferevent_enable(s->bev, EV_READ);
+    upstream_read_progress(s->up);
     /* Bytes already buffered raise no new read event. */
     codec_process(s);
 }
@@ -782,6 +773,7 @@ codec_detach(struct codec_stream *s, uint64_t max_bytes,
     }
     s->paused = false;
     bufferevent_enable(s->bev, EV_READ);
+    upstream_read_progress(s->up);
     /* Bytes already buffered raise no read event: one is raised, from
      * the loop, so that the drain starts after its caller's turn (the
      * end of a response may hand the connection to a waiter). */

@@ -157,15 +157,16 @@ exchange_desc(struct exchange *ex)
     return ex->target_desc;
 }
 
-/* Counts what out holds among the client's queued replies. */
+/* Appends len bytes to out, counting them among the client's queued
+ * replies. The count moves where bytes are added to out (here and in
+ * exchange_on_data) and where they leave it (session_flush, and
+ * exchange_release): a callback on the buffer, run at every change,
+ * cost more per request than that. */
 static void
-exchange_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                void *arg)
+exchange_out_add(struct exchange *ex, const void *data, size_t len)
 {
-    struct exchange *ex = arg;
-
-    session_replies_held(ex->session,
-                         (ssize_t)info->n_added - (ssize_t)info->n_deleted);
+    if (evbuffer_add(ex->out, data, len) == 0)
+        session_replies_held(ex->session, (ssize_t)len);
 }
 
 /* Frees a spare exchange: its buffers are empty. */
@@ -179,8 +180,8 @@ exchange_spare_drop(void *item)
     free(ex);
 }
 
-/* Freed exchanges kept for the next ones, their two buffers (empty) and
- * out's callback still set up: a request then costs no calloc of the
+/* Freed exchanges kept for the next ones, their two buffers (empty) still
+ * set up: a request then costs no calloc of the
  * exchange nor the five allocations of its buffers. As many as requests
  * in flight (a few hundred bytes each), until the next trim (memory.c). */
 MEMORY_SPARES(exchange_spares, 1024, exchange_spare_drop);
@@ -224,8 +225,7 @@ exchange_alloc(struct session *s, json_t *id)
         ex->session = s;
         ex->out = evbuffer_new();
         ex->body = evbuffer_new();
-        if (ex->out == NULL || ex->body == NULL ||
-            evbuffer_add_cb(ex->out, exchange_out_cb, ex) == NULL) {
+        if (ex->out == NULL || ex->body == NULL) {
             exchange_free(ex);
             return NULL;
         }
@@ -274,7 +274,7 @@ exchange_queue_line(struct exchange *ex, const char *line, size_t len)
         log_error("out of memory encoding a reply");
         ex->abort_session = true;
     } else {
-        evbuffer_add(ex->out, line, len);
+        exchange_out_add(ex, line, len);
     }
     session_schedule_flush(ex->session);
 }
@@ -606,9 +606,9 @@ exchange_attach(struct exchange *ex, struct upstream *up)
     if (ex->m.req.body == WIRE_BODY_INLINE && codec_can_refuse(up))
         ex->body_retained = true;
     if (ex->reused)
-        uidstats_get(ex->session->srv, ex->session->uid)->reuse_hits++;
+        ex->session->ustats->reuse_hits++;
     else
-        uidstats_get(ex->session->srv, ex->session->uid)->reuse_misses++;
+        ex->session->ustats->reuse_misses++;
     ex->send = EXCHANGE_SEND_BODY;
     ex->resp_received = 0;
     ex->resp_expected = -1;
@@ -845,7 +845,7 @@ exchange_retry(struct exchange *ex, const struct codec_error *e)
              refused ? "not processed by" : "no answer on reused",
              upstream_id(ex->up));
     ex->session->srv->stats.retries++;
-    uidstats_get(ex->session->srv, ex->session->uid)->retries++;
+    ex->session->ustats->retries++;
     codec_abort(ex->stream);
     ex->stream = NULL;
     ex->up = NULL;
@@ -919,7 +919,7 @@ exchange_on_head(void *arg, const struct codec_head *h)
                       "protocol's %d-byte line limit",
                       upstream_peer(ex->up), line.len, WIRE_MAX_LINE);
     } else {
-        evbuffer_add(ex->out, line.buf, line.len);
+        exchange_out_add(ex, line.buf, line.len);
         ex->reply = EXCHANGE_REPLY_HEAD;
         session_schedule_flush(ex->session);
     }
@@ -937,6 +937,7 @@ static bool
 exchange_on_data(void *arg, struct evbuffer *in, size_t len)
 {
     struct exchange *ex = arg;
+    int moved;
 
     if (!ex->m.req.raw) {
         char storage[EXCHANGE_LINE_STORAGE];
@@ -949,7 +950,9 @@ exchange_on_data(void *arg, struct evbuffer *in, size_t len)
         if (rc < 0)
             return false;
     }
-    evbuffer_remove_buffer(in, ex->out, len);
+    moved = evbuffer_remove_buffer(in, ex->out, len);
+    if (moved > 0)
+        session_replies_held(ex->session, moved);
     session_schedule_flush(ex->session);
     exchange_check_window(ex);
     return true;
@@ -1121,7 +1124,7 @@ exchange_on_end(void *arg, const struct codec_end *end)
     ex->up = NULL;
     exchange_drop_body(ex);
     ex->session->srv->stats.responses++;
-    uidstats_get(ex->session->srv, ex->session->uid)->responses++;
+    ex->session->ustats->responses++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %d, %llu bytes, "
              "%s connection%s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
@@ -1218,7 +1221,7 @@ exchange_fail(struct exchange *ex, int code, const char *fmt, ...)
         evtimer_del(ex->expect_timer);
     exchange_drop_body(ex);
     ex->session->srv->stats.errors[-code]++;
-    uidstats_get(ex->session->srv, ex->session->uid)->errors[-code]++;
+    ex->session->ustats->errors[-code]++;
     log_info("client %lu (uid %ld, gid %ld, pid %ld): %s -> %s: %s",
              ex->session->id, (long)ex->session->uid, (long)ex->session->gid,
              (long)ex->session->pid, exchange_desc(ex), hconn_error_name(code),

@@ -91,7 +91,9 @@ bool exchange_aborts_session(const struct exchange *ex);
  * back when the exchange is freed. */
 void exchange_set_charge(struct exchange *ex, size_t charged);
 
-/* The replies not yet moved to the client. */
+/* The replies not yet moved to the client, counted among its queued
+ * replies (session_replies_held): whoever drains it gives the count
+ * back. */
 struct evbuffer *exchange_out(struct exchange *ex);
 
 /* The client's input ended: a request whose body it had not finished can

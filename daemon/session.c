@@ -100,7 +100,7 @@ session_reply_error(struct session *s, json_t *id, int code,
                     const char *message)
 {
     s->srv->stats.errors[-code]++;
-    uidstats_get(s->srv, s->uid)->errors[-code]++;
+    s->ustats->errors[-code]++;
     log_info("client %lu: %s: %s", s->id, hconn_error_name(code), message);
     session_reply(s, wire_reply_error(id, code, message));
 }
@@ -363,7 +363,7 @@ session_handle_request(struct session *s, json_t *msg,
 
     s->next_seq++;
     s->srv->stats.requests++;
-    uidstats_get(s->srv, s->uid)->requests++;
+    s->ustats->requests++;
     if (s->raw) {
         /* PROTOCOL.md 6: messages after a raw request are ignored. */
         session_skip_payload(s, payload);
@@ -655,7 +655,7 @@ session_account_input(struct session *s, struct evbuffer *in, bool check)
 void
 session_charge(struct session *s, long long delta)
 {
-    budget_charge(s->srv, s->uid, delta);
+    budget_charge_stats(s->srv, s->ustats, delta);
 }
 
 void
@@ -829,10 +829,20 @@ session_flush(struct session *s)
 
             if (queued >= window)
                 break;
-            if (queued == 0)
-                n -= session_write_direct(s, out, n);
-            if (n > 0)
-                evbuffer_remove_buffer(out, output, n);
+            /* Bytes leaving out are no longer its to count; those moved
+             * to output count there (session_output_cb). */
+            if (queued == 0) {
+                size_t written = session_write_direct(s, out, n);
+
+                n -= written;
+                session_replies_held(s, -(ssize_t)written);
+            }
+            if (n > 0) {
+                int moved = evbuffer_remove_buffer(out, output, n);
+
+                if (moved > 0)
+                    session_replies_held(s, -(ssize_t)moved);
+            }
             exchange_resume(ex);
         }
         if (!exchange_is_done(ex) || evbuffer_get_length(out) != 0)
@@ -995,12 +1005,16 @@ session_new(struct server *srv, int fd)
     }
     s->bev = bufferevent_socket_new(
         srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    s->flush_event = event_new(srv->base, -1, 0, session_flush_cb, s);
+    /* Only ever made active, never added: EV_PERSIST spares the loop
+     * the event_del it runs after a non-persistent event's callback. */
+    s->flush_event = event_new(srv->base, -1, EV_PERSIST, session_flush_cb, s);
     s->read_event =
         event_new(srv->base, fd, EV_READ | EV_PERSIST, session_read_cb, s);
     s->hangup_fd = -1;
     TAILQ_INIT(&s->streams);
-    if (s->bev == NULL || s->flush_event == NULL || s->read_event == NULL) {
+    s->ustats = uidstats_lookup(srv, s->uid);
+    if (s->bev == NULL || s->flush_event == NULL || s->read_event == NULL ||
+        s->ustats == NULL) {
         if (s->bev == NULL)
             close(fd);
         if (s->bev != NULL)

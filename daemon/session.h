@@ -16,6 +16,7 @@
 
 struct exchange;
 struct server;
+struct stats;
 struct wire_request;
 
 TAILQ_HEAD(exchange_list, exchange);
@@ -27,6 +28,7 @@ struct session {
     pid_t pid;        /* peer credentials (SO_PEERCRED) */
     uid_t uid;
     gid_t gid;
+    struct stats *ustats;     /* uid's figures (uidstats_lookup) */
     struct bufferevent *bev;  /* the client's socket; writes only */
     struct event *read_event; /* reads it (session_read_cb) */
     struct wire_reader reader;

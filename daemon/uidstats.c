@@ -25,6 +25,14 @@ struct stats *
 uidstats_get(struct server *srv, uid_t uid)
 {
     static struct stats scratch; /* out of memory: counted nowhere */
+    struct stats *st = uidstats_lookup(srv, uid);
+
+    return st != NULL ? st : &scratch;
+}
+
+struct stats *
+uidstats_lookup(struct server *srv, uid_t uid)
+{
     struct uidstats_entry **b, *e;
 
     if (srv->uidstats != NULL && (e = srv->uidstats->last) != NULL &&
@@ -32,14 +40,14 @@ uidstats_get(struct server *srv, uid_t uid)
         return &e->stats;
     if (srv->uidstats == NULL &&
         (srv->uidstats = calloc(1, sizeof *srv->uidstats)) == NULL)
-        return &scratch;
+        return NULL;
     b = &srv->uidstats->buckets[uid % UIDSTATS_BUCKETS];
     for (e = *b; e != NULL; e = e->next)
         if (e->uid == uid)
             break;
     if (e == NULL) {
         if ((e = calloc(1, sizeof *e)) == NULL)
-            return &scratch;
+            return NULL;
         e->uid = uid;
         e->next = *b;
         *b = e;

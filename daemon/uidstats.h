@@ -15,6 +15,10 @@ struct uidstats;
  * scratch entry when memory runs out). */
 struct stats *uidstats_get(struct server *srv, uid_t uid);
 
+/* The same, or NULL when memory runs out: for a pointer kept (entries
+ * live as long as the daemon), which must not be the scratch entry. */
+struct stats *uidstats_lookup(struct server *srv, uid_t uid);
+
 /* Frees every entry. */
 void uidstats_free(struct uidstats *u);
 

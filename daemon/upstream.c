@@ -30,6 +30,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "deadline.h"
 #include "hconn_error.h"
 #include "http1.h"
 #include "log.h"
@@ -97,6 +98,15 @@ struct upstream {
      * UPSTREAM_BUFFER_HOLD, then the watch runs park_left longer. */
     bool park_holds_buffers;
     double park_left;
+    /* A plain connection's read timeout (upstream_read_timeout): seconds,
+     * 0 for none, and when it falls due. */
+    double read_timeout;
+    struct deadline read_deadline;
+    /* What the bufferevent's own timeouts are (plain): its write timeout
+     * in seconds (0: none), and whether it has a read timeout (only
+     * when the deadline could not be had). */
+    double write_timeout;
+    bool libevent_reads;
     /* ALPN: the offer (wire format, borrowed) and the server's choice */
     const unsigned char *alpn_offer;
     size_t alpn_offer_len;
@@ -110,6 +120,23 @@ struct upstream {
 
 static unsigned long upstream_next_id = 1;
 
+/* A plain connection's read timeout fell due: as libevent's own read
+ * timeout would, reading stops and the bufferevent's event callback (the
+ * codec's, or the park's) hears BEV_EVENT_READING | BEV_EVENT_TIMEOUT.
+ * Reading stopped meanwhile (a paused stream, a lent socket, the end of
+ * input) stops the timeout too; it starts again with the reading. */
+static void
+upstream_read_due(void *arg)
+{
+    struct upstream *up = arg;
+
+    if (up->bev == NULL || !(bufferevent_get_enabled(up->bev) & EV_READ))
+        return;
+    bufferevent_disable(up->bev, EV_READ);
+    bufferevent_trigger_event(up->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT,
+                              0);
+}
+
 struct upstream *
 upstream_new(struct event_base *base, const char *host, uint16_t port,
              size_t owner_size)
@@ -122,6 +149,7 @@ upstream_new(struct event_base *base, const char *host, uint16_t port,
     up->base = base;
     up->port = port;
     snprintf(up->host, sizeof up->host, "%s", host);
+    deadline_init(&up->read_deadline, base, upstream_read_due, up);
     return up;
 }
 
@@ -734,36 +762,87 @@ upstream_parked_event_cb(struct bufferevent *bev, short what, void *arg)
     up->park_cb(up, (what & BEV_EVENT_TIMEOUT) ? EV_TIMEOUT : EV_READ);
 }
 
+/* Converts seconds to a timeval. */
+static void
+upstream_timeval(double seconds, struct timeval *tv)
+{
+    tv->tv_sec = (time_t)seconds;
+    tv->tv_usec = (suseconds_t)((seconds - (double)tv->tv_sec) * 1e6);
+}
+
+/* A plain connection's read timeout runs seconds from now (0: none):
+ * the deadline, or libevent's read timeout when there is no memory for
+ * the deadline's timer. With writes, stalled writes get libevent's
+ * timeout of the same length, which costs nothing while nothing waits
+ * to be written; it is only set again when it changes. */
+static void
+upstream_plain_timeouts(struct upstream *up, double seconds, bool writes)
+{
+    struct bufferevent *bev = up->bev;
+    struct timeval tv = {0, 0};
+
+    up->read_timeout = seconds;
+    if (deadline_set(&up->read_deadline, seconds) == 0 && !up->libevent_reads &&
+        (!writes || seconds == up->write_timeout))
+        return; /* as they should be: the usual case, cheaply */
+    if (seconds > 0)
+        upstream_timeval(seconds, &tv);
+    if (!deadline_is_set(&up->read_deadline) && seconds > 0) {
+        bufferevent_set_timeouts(bev, &tv, &tv);
+        up->libevent_reads = true;
+        up->write_timeout = seconds;
+        return;
+    }
+    bufferevent_set_timeouts(bev, NULL, writes ? &tv : &bev->timeout_write);
+    up->libevent_reads = false;
+    if (writes)
+        up->write_timeout = seconds;
+}
+
+void
+upstream_read_timeout(struct upstream *up, double seconds)
+{
+    struct timeval tv;
+
+    if (!up->tls) {
+        upstream_plain_timeouts(up, seconds, true);
+        return;
+    }
+    upstream_timeval(seconds, &tv);
+    if (seconds > 0)
+        bufferevent_set_timeouts(up->bev, &tv, &tv);
+    else
+        bufferevent_set_timeouts(up->bev, NULL, NULL);
+}
+
+void
+upstream_read_progress(struct upstream *up)
+{
+    /* A timer per connection stays armed; this only moves its due time
+     * (deadline.c), where libevent re-armed its read event's timer at
+     * every read. */
+    if (up->read_timeout > 0)
+        deadline_set(&up->read_deadline, up->read_timeout);
+}
+
 /*
  * Parks a plain connection whose bufferevent reads (as every one does when
  * its response ends): it goes on reading, into the parked callbacks, with
- * timeout as its timeouts. A read buffer is only allocated when bytes
- * come, and then the connection is closed; leasing it again is only
- * taking the callbacks back (codec_open). Watching the socket with an
- * event of its own instead cost four event changes per request: the
- * watch on and off, the bufferevent's reading off and on.
- *
- * When the timeouts are timeout already (idle_timeout and read_timeout
- * are both 60 s by default), they are left as they are: the read timer
- * restarts at every read, so it runs from the read that ended the
- * response, which is now unless the client held the response back; an
- * idle connection may then be closed that much sooner, never later.
+ * timeout as its read timeout, from now. A read buffer is only allocated
+ * when bytes come, and then the connection is closed; leasing it again is
+ * only taking the callbacks back (codec_open). Watching the socket with
+ * an event of its own instead cost four event changes per request: the
+ * watch on and off, the bufferevent's reading off and on. The timeout is
+ * a deadline moved, not a timer re-armed (deadline.c).
  */
 static void
 upstream_park_reading(struct upstream *up, double timeout)
 {
-    struct timeval tv = {
-        .tv_sec = (time_t)timeout,
-        .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6),
-    };
-
     up->park_reading = true;
     up->parked = true;
     bufferevent_setcb(up->bev, upstream_parked_read_cb, NULL,
                       upstream_parked_event_cb, up);
-    if (!evutil_timercmp(&up->bev->timeout_read, &tv, ==) ||
-        !evutil_timercmp(&up->bev->timeout_write, &tv, ==))
-        bufferevent_set_timeouts(up->bev, &tv, &tv);
+    upstream_plain_timeouts(up, timeout, false);
 }
 
 /*
@@ -820,6 +899,9 @@ upstream_park(struct upstream *up, double timeout,
     up->parked = true;
     bufferevent_setcb(up->bev, NULL, NULL, NULL, up);
     bufferevent_set_timeouts(up->bev, NULL, NULL);
+    up->read_timeout = up->write_timeout = 0;
+    up->libevent_reads = false;
+    deadline_clear(&up->read_deadline);
     upstream_park_stop_reading(up);
     if (up->tls && !up->park_holds_buffers)
         SSL_free_buffers(bufferevent_openssl_get_ssl(up->bev));
@@ -952,6 +1034,7 @@ upstream_free(struct upstream *up)
         event_free(up->fail_event);
     if (up->park_event != NULL)
         event_free(up->park_event);
+    deadline_free(&up->read_deadline);
     free(up->tunnel);
     free(up->proxy_answer);
     free(up->fail_answer);

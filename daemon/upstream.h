@@ -103,6 +103,19 @@ int upstream_park(struct upstream *up, double timeout,
  * close or an error. */
 bool upstream_settle_tls(struct upstream *up);
 
+/* The read timeout of what runs over the connection (an HTTP/1.1
+ * stream): seconds (0: none) of silence from the origin while reading
+ * is enabled, and of a stalled write, starting now. Past it, reading
+ * stops and the bufferevent's event callback hears BEV_EVENT_TIMEOUT with
+ * BEV_EVENT_READING (or BEV_EVENT_WRITING), as with libevent's own
+ * timeouts, which a TLS connection uses. */
+void upstream_read_timeout(struct upstream *up, double seconds);
+
+/* Bytes came, or reading was enabled again: the read timeout starts
+ * again from now. Only needed on a plain connection (libevent restarts a
+ * TLS one's); cheap, called per read. */
+void upstream_read_progress(struct upstream *up);
+
 /* Ends upstream_park's watch, reading with the bufferevent again (its
  * callbacks and timeouts are the caller's to set). */
 void upstream_unpark(struct upstream *up);

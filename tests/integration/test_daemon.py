@@ -273,6 +273,78 @@ class PlainIdleConnections(harness.IntegrationTest):
                                "unexpected bytes from the server while idle")
 
 
+class PlainReadTimeouts(harness.IntegrationTest):
+    """A plain connection's read timeout is a deadline that each read
+    moves (upstream.c, deadline.c) rather than a timer re-armed per read:
+    it must fall due exactly where a re-armed timer would, whichever way
+    the deadline moved since its timer was armed."""
+
+    OK = harness.http_response(200, b"quick\n")
+    TRICKLE = b"0123456789"
+
+    def setUp(self):
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+        self.origin = self.start_origin({
+            "/quick": [("send", self.OK)],
+            "/late": [("sleep", 3.0), ("send", self.OK)],
+            # A byte every 0.3 s: 3 s in all, twice the read timeout.
+            "/trickle": [("send", head), ("drip", self.TRICKLE, 1, 0.3)],
+            # Three bytes, then a gap past the read timeout.
+            "/gap": [("send", head), ("drip", self.TRICKLE[:3], 1, 0.3),
+                     ("sleep", 4.0), ("send", self.TRICKLE[3:])],
+        })
+
+    def test_a_short_read_timeout_after_a_long_one(self):
+        # The pooled connection's timer was armed for the first request's
+        # 30 s (and the idle timeout's): the second request's 0.5 s moves
+        # the deadline earlier, which must arm the timer again at once,
+        # or the late answer would arrive before it fires.
+        d = self.start_daemon_config(read_timeout=30, idle_timeout=30)
+        w = self.wire(d)
+        head, _, last = w.request(1, "GET", self.origin.url("/quick"))
+        self.assertOkResponse(head, last)
+        head, _, last = w.request(2, "GET", self.origin.url("/late"),
+                                  read_timeout=0.5)
+        self.assertIsNone(head)
+        self.assertEqual(last["error"], "timeout", last)
+        self.assertIn("no response bytes", last["message"])
+        self.assertIn("0.5 s", last["message"])
+        self.assertEqual(len(self.origin.connections), 1)
+
+    def test_bytes_under_the_read_timeout_keep_it_alive_a_gap_fires(self):
+        # Each byte comes well within the 1.5 s read timeout, the whole
+        # body takes twice as long: it arrives whole. Then, on the same
+        # connection, one gap longer than the timeout ends the response
+        # after its head.
+        d = self.start_daemon_config(read_timeout=1.5)
+        w = self.wire(d)
+        head, body, last = w.request(1, "GET", self.origin.url("/trickle"))
+        self.assertOkResponse(head, last)
+        self.assertEqual(body, self.TRICKLE)
+        head, body, last = w.request(2, "GET", self.origin.url("/gap"))
+        self.assertEqual(head and head["status"], 200, last)
+        self.assertIs(head["reused"], True)
+        self.assertEqual(last["error"], "timeout", last)
+        self.assertIn("no response bytes", last["message"])
+        self.assertEqual(body, self.TRICKLE[:3])
+        self.assertEqual(len(self.origin.connections), 1)
+
+    def test_a_read_timeout_shorter_than_idle_does_not_close_it(self):
+        # The read timeout ends with the response: an idle connection is
+        # held to idle_timeout alone, though the timer left from the
+        # request falls due first.
+        d = self.start_daemon_config(read_timeout=0.3, idle_timeout=30)
+        w = self.wire(d)
+        head, _, last = w.request(1, "GET", self.origin.url("/quick"))
+        self.assertOkResponse(head, last)
+        time.sleep(1.0)
+        head, body, last = w.request(2, "GET", self.origin.url("/quick"))
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], True)
+        self.assertEqual(body, b"quick\n")
+        self.assertNotIn("idle timeout", d.log_text())
+
+
 class NameResolution(harness.IntegrationTest):
 
     def test_localhost_resolves_and_connects(self):

@@ -165,6 +165,52 @@ class HeldBytes(ShareTest):
         self.assertEqual(head and head["status"], 200, last)
 
 
+    def test_replies_give_back_exactly_what_they_held(self):
+        # Reply bytes are counted where they are queued and where they
+        # leave (exchange.c, session_flush), not by a callback on the
+        # buffers: however they go out (written at once, piled up behind
+        # a client that is not reading, an error, a timeout, a chunked
+        # body of megabytes) the uid's count and the daemon's come back
+        # to what they were, to the byte.
+        chunk = b"x" * 65536
+        self.origin.scenarios["/big"] = [(
+            "send", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + (b"10000\r\n" + chunk + b"\r\n") * 64 + b"0\r\n\r\n")]
+        d = self.daemon()
+        root = self.wire(d)
+        w = self.user(d, timeout=30)
+
+        def held():
+            w.send({"op": "stats"})
+            mine = w.read_message()["held_bytes"]
+            root.send({"op": "stats"})
+            return mine, root.read_message()["held_bytes"]
+
+        before = held()
+        for _ in range(2):
+            # Sent together, read only once all are sent: the big body
+            # waits in the daemon while the client does not read.
+            w.send({"id": 1, "method": "GET", "url": self.origin.url("/big")})
+            for rid in range(2, 12):
+                w.send({"id": rid, "method": "GET",
+                        "url": self.origin.url("/small")})
+            w.send({"id": 12, "method": "GET",
+                    "url": self.origin.url("/hang"), "timeout": 0.3})
+            w.send({"id": 13, "method": "GET", "url": "ftp://x/"})
+            time.sleep(0.5)
+            head, body, last = w.read_response(1)
+            self.assertEqual(head and head["status"], 200, last)
+            self.assertEqual(len(body), 64 * 65536)
+            for rid in range(2, 12):
+                head, body, last = w.read_response(rid)
+                self.assertEqual(body, b"ok", last)
+            head, body, last = w.read_response(12)
+            self.assertEqual(last["error"], "timeout", last)
+            head, body, last = w.read_response(13)
+            self.assertIn("error", last)
+            self.assertEqual(held(), before)
+
+
 class SilentReaders(ShareTest):
 
     def flood(self, d, line, count):
