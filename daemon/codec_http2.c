@@ -32,6 +32,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -40,6 +41,7 @@
 
 #include "codec_http2.h"
 #include "config.h"
+#include "h2mem.h"
 #include "hconn_error.h"
 #include "log.h"
 #include "pool.h"
@@ -104,7 +106,8 @@ struct h2_stream {
     bool closed;       /* nghttp2 closed it */
     bool rst_received; /* the server reset it */
     uint32_t rst_code;
-    struct event *timer; /* read_timeout */
+    struct event *timer;     /* read_timeout */
+    struct timespec touched; /* the last response byte (CLOCK_MONOTONIC) */
     char errmsg[160];
     TAILQ_ENTRY(h2_stream) entry;
 };
@@ -138,6 +141,9 @@ struct h2_conn {
 };
 
 #define h2_stream_of(s) ((struct h2_stream *)(void *)(s))
+
+/* nghttp2 sessions alive (h2mem.c's blocks are kept while there are). */
+static unsigned h2_nsessions;
 
 static void h2_conn_fail(struct h2_conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -432,21 +438,34 @@ h2_stream_end(struct h2_stream *s)
     h2_detach(s, NGHTTP2_CANCEL);
 }
 
-/* Restarts the stream's read timeout (not while its client is behind). */
+/* Arms the stream's timer to fire in seconds. */
 static void
-h2_stream_touch(struct h2_stream *s)
+h2_stream_arm(struct h2_stream *s, double seconds)
 {
     struct timeval tv;
 
+    tv.tv_sec = (time_t)seconds;
+    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    evtimer_add(s->timer, &tv);
+}
+
+/* Restarts the stream's read timeout (not while its client is behind).
+ * Only the time is noted while the timer runs: it fires read_timeout
+ * after it was armed, and h2_timeout_cb moves it on by what came since.
+ * Moving it for every frame (three times per small response) cost more
+ * than the frames' own handling. */
+static void
+h2_stream_touch(struct h2_stream *s)
+{
     if (s->timer == NULL || s->ev == NULL)
         return;
     if (s->paused || !(s->opt.read_timeout > 0)) {
         evtimer_del(s->timer);
         return;
     }
-    tv.tv_sec = (time_t)s->opt.read_timeout;
-    tv.tv_usec = (suseconds_t)((s->opt.read_timeout - (double)tv.tv_sec) * 1e6);
-    evtimer_add(s->timer, &tv);
+    clock_gettime(CLOCK_MONOTONIC, &s->touched);
+    if (!evtimer_pending(s->timer, NULL))
+        h2_stream_arm(s, s->opt.read_timeout);
 }
 
 /* Moves what the stream holds to its client while it keeps up; reopens
@@ -729,7 +748,8 @@ h2_on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
 }
 
-/* Notes a GOAWAY with an error that nghttp2 sends: the session is over. */
+/* Notes a GOAWAY with an error that nghttp2 sends: the session is over;
+ * and a request's HEADERS, after which its body may go. */
 static int
 h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                  void *user_data)
@@ -740,6 +760,14 @@ h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
         frame->goaway.error_code != NGHTTP2_NO_ERROR) {
         c->sent_goaway = true;
         c->sent_goaway_code = frame->goaway.error_code;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS) {
+        struct h2_stream *s = h2_stream_get(session, frame->hd.stream_id);
+
+        /* The stream is open now, with the peer's window: room for the
+         * body, which the kick offers its exchange. */
+        if (s != NULL && s->ev != NULL && s->has_body && !s->send_ended)
+            h2_schedule(c);
     }
     return 0;
 }
@@ -808,8 +836,13 @@ h2_flush(struct h2_conn *c)
     size_t staged = 0;
     bool ok = true;
 
+    /* nghttp2 wants to write while a frame is queued, or one it handed
+     * over awaits the call that finishes it (its callbacks and state):
+     * a call with nothing of either would only say so, at a few hundred
+     * instructions, two or three times per request. */
     while (ok && !c->closing &&
-           evbuffer_get_length(out) + staged < H2_OUT_HIGH) {
+           evbuffer_get_length(out) + staged < H2_OUT_HIGH &&
+           nghttp2_session_want_write(c->session)) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->session, &data);
 
@@ -931,7 +964,10 @@ h2_write_cb(struct bufferevent *bev, void *arg)
         h2_leave(c);
         return;
     }
-    h2_schedule(c);
+    /* Only frames held back by a long output wait for this (a body's
+     * room comes from the kick its data provider schedules). */
+    if (nghttp2_session_want_write(c->session))
+        h2_schedule(c);
 }
 
 /* The connection closed, failed or stalled: every stream on it fails. */
@@ -1027,6 +1063,9 @@ h2_conn_free(void *arg)
     if (c->settings_timer != NULL)
         event_free(c->settings_timer);
     nghttp2_session_del(c->session);
+    /* The blocks nghttp2 freed wait only while a session may reuse them. */
+    if (--h2_nsessions == 0)
+        h2mem_drop();
     free(c);
 }
 
@@ -1093,7 +1132,7 @@ codec_http2_attach(struct upstream *up, const struct config *cfg)
     nghttp2_option_set_max_send_header_block_length(opt, 1 << 20);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_settings(opt, 32);
-    if (nghttp2_session_client_new2(&c->session, cbs, c, opt) != 0)
+    if (nghttp2_session_client_new3(&c->session, cbs, c, opt, h2mem_get()) != 0)
         goto out;
     iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
     iv[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
@@ -1117,8 +1156,11 @@ out:
         if (c->settings_timer != NULL)
             event_free(c->settings_timer);
         free(c);
+        if (h2_nsessions == 0)
+            h2mem_drop();
         return HCONN_ENO_MEMORY;
     }
+    h2_nsessions++;
     upstream_set_codec_state(up, c, h2_conn_free);
     bufferevent_setcb(bev, h2_read_cb, h2_write_cb, h2_event_cb, c);
     bufferevent_set_timeouts(bev, NULL, NULL);
@@ -1210,17 +1252,28 @@ codec_http2_ping(struct upstream *up)
 static bool
 h2_dropped_field(const char *name, size_t len, const char *value, size_t vlen)
 {
-    static const char *const dropped[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "upgrade",    "host",       "http2-settings",
-    };
-
-    for (size_t i = 0; i < sizeof dropped / sizeof *dropped; i++)
-        if (strlen(dropped[i]) == len && memcmp(name, dropped[i], len) == 0)
-            return true;
-    /* TE: only "trailers" may go (the codec already refuses others). */
-    return len == 2 && memcmp(name, "te", 2) == 0 &&
-           !(vlen == 8 && strncasecmp(value, "trailers", 8) == 0);
+    /* By length first: every request has several fields, few of them
+     * any of these. */
+    switch (len) {
+    case 2: /* TE: only "trailers" may go (the codec refuses others). */
+        return memcmp(name, "te", 2) == 0 &&
+               !(vlen == 8 && strncasecmp(value, "trailers", 8) == 0);
+    case 4:
+        return memcmp(name, "host", 4) == 0;
+    case 7:
+        return memcmp(name, "upgrade", 7) == 0;
+    case 10:
+        return memcmp(name, "connection", 10) == 0 ||
+               memcmp(name, "keep-alive", 10) == 0;
+    case 14:
+        return memcmp(name, "http2-settings", 14) == 0;
+    case 16:
+        return memcmp(name, "proxy-connection", 16) == 0;
+    case 17:
+        return memcmp(name, "transfer-encoding", 17) == 0;
+    default:
+        return false;
+    }
 }
 
 /* The request's fields as HTTP/2 sees them, from the HTTP/1.1 head the
@@ -1234,8 +1287,10 @@ h2_request_fields(char *buf, size_t len, const struct wire_request *req,
     size_t n = 4;
     bool have_authority = false;
 
-    /* The request line: METHOD SP target SP HTTP/1.1 CRLF. */
-    line_end = memmem(p, (size_t)(end - p), "\r\n", 2);
+    /* The request line: METHOD SP target SP HTTP/1.1 CRLF. The head is
+     * the codec's own, every line ending in CRLF and no CR elsewhere
+     * (codec_prepare refuses one in any field). */
+    line_end = memchr(p, '\r', (size_t)(end - p));
     sp1 = memchr(p, ' ', (size_t)(line_end - p));
     sp2 = memrchr(p, ' ', (size_t)(line_end - p));
     nv[0] = (nghttp2_nv){(uint8_t *)":method", (uint8_t *)p, 7,
@@ -1249,7 +1304,7 @@ h2_request_fields(char *buf, size_t len, const struct wire_request *req,
     while (p < end && n < max) {
         char *colon, *v, *ve;
 
-        line_end = memmem(p, (size_t)(end - p), "\r\n", 2);
+        line_end = memchr(p, '\r', (size_t)(end - p));
         if (line_end == NULL || line_end == p)
             break;
         colon = memchr(p, ':', (size_t)(line_end - p));
@@ -1298,7 +1353,19 @@ h2_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct h2_stream *s = arg;
     struct h2_conn *c = s->conn;
+    struct timespec now;
+    double idle;
 
+    if (s->ev == NULL || s->paused)
+        return;
+    /* Bytes came since the timer was armed: it runs on from the last. */
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    idle = (double)(now.tv_sec - s->touched.tv_sec) +
+           (double)(now.tv_nsec - s->touched.tv_nsec) / 1e9;
+    if (idle >= 0 && idle < s->opt.read_timeout) {
+        h2_stream_arm(s, s->opt.read_timeout - idle);
+        return;
+    }
     h2_enter(c);
     h2_stream_fail(s, HCONN_ETIMEOUT, false, false,
                    "no response bytes from %s for %g s (HTTP/2 stream)",

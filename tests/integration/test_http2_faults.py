@@ -477,6 +477,26 @@ class CutShort(H2Case):
         # The stall was one stream's: the connection serves on.
         self.assertServes(o, same_connection=0)
 
+    def test_timeout_counts_from_the_last_byte(self):
+        # The read timeout is silence, not the response's whole time: a
+        # body trickling in for longer than it is delivered whole (the
+        # stream's timer, armed once, moves on by what came), and the
+        # silence after the last byte times out.
+        trickle = []
+        for _ in range(8):
+            trickle += [("data", b"t" * 10), ("sleep", 0.4)]
+        o = self.origin({
+            "/trickle": [("headers", 200, [])] + trickle + [("end",)],
+            "/stall": [("headers", 200, [])] + trickle + [("hold",)]})
+        w = self.wire(self.daemon)
+        head, body, last = self.get(w, 1, o.url("/trickle"), timeout=2)
+        self.assertIs(last.get("end"), True, last)
+        self.assertEqual(body, b"t" * 80)
+        head, body, last = self.get(w, 2, o.url("/stall"), timeout=2)
+        self.assertIsNotNone(head)
+        self.assertH2Error(last, "timeout")
+        self.assertEqual(body, b"t" * 80)
+
     def test_data_longer_or_shorter_than_content_length(self):
         # RFC 9113 8.1.1: a content-length that disagrees with the DATA
         # makes the response malformed: an error, never a body of either
