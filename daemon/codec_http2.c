@@ -133,10 +133,13 @@ struct h2_conn {
     uint32_t sent_goaway_code;
     char problem[160]; /* the last invalid frame, for messages */
     bool pool_dirty;   /* capacity changed: let the pool lease */
+    bool out_full;     /* h2_flush stopped at H2_OUT_HIGH */
     unsigned busy;     /* codec frames on the stack */
     bool closing;      /* close once not busy */
     char close_why[400];
-    int close_code; /* why it failed: HCONN_E... */
+    int close_code;         /* why it failed: HCONN_E... */
+    int32_t last_id;        /* h2_stream_get's last find (0: none) */
+    struct h2_stream *last; /* ... and its stream */
     TAILQ_HEAD(, h2_stream) streams;
 };
 
@@ -158,6 +161,16 @@ h2_enter(struct h2_conn *c)
 
 static void h2_stream_free(struct h2_stream *s);
 
+/* Forgets the remembered stream (nghttp2 closed it, or it is freed). */
+static void
+h2_stream_forget(struct h2_conn *c, const struct h2_stream *s)
+{
+    if (c->last == s) {
+        c->last_id = 0;
+        c->last = NULL;
+    }
+}
+
 /* Frees the streams that are both closed and detached. */
 static void
 h2_reap(struct h2_conn *c)
@@ -169,6 +182,7 @@ h2_reap(struct h2_conn *c)
         if (!s->closed || s->ev != NULL)
             continue;
         TAILQ_REMOVE(&c->streams, s, entry);
+        h2_stream_forget(c, s);
         h2_stream_free(s);
     }
 }
@@ -493,10 +507,24 @@ h2_stream_deliver(struct h2_stream *s)
 
 /* ---- nghttp2's callbacks --------------------------------------------- */
 
+/* Our stream of id, or NULL. The last one found is remembered: a
+ * response's frames and fields come a dozen callbacks in a row for one
+ * stream, each a search of nghttp2's stream map otherwise. */
 static struct h2_stream *
-h2_stream_get(nghttp2_session *session, int32_t id)
+h2_stream_get(struct h2_conn *c, int32_t id)
 {
-    return id > 0 ? nghttp2_session_get_stream_user_data(session, id) : NULL;
+    struct h2_stream *s;
+
+    if (id <= 0)
+        return NULL;
+    if (id == c->last_id)
+        return c->last;
+    s = nghttp2_session_get_stream_user_data(c->session, id);
+    if (s != NULL) {
+        c->last_id = id;
+        c->last = s;
+    }
+    return s;
 }
 
 /* A header block starts: its fields replace the last block's. */
@@ -504,7 +532,7 @@ static int
 h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                     void *user_data)
 {
-    struct h2_stream *s = h2_stream_get(session, frame->hd.stream_id);
+    struct h2_stream *s = h2_stream_get(user_data, frame->hd.stream_id);
 
     if (s != NULL) {
         h2_fields_clear(&s->fields);
@@ -513,13 +541,26 @@ h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
 }
 
+/* A :status value's code: three digits (nghttp2 checks them too), else
+ * 0. */
+static int
+h2_status_code(const uint8_t *v, size_t len)
+{
+    if (len != 3)
+        return 0;
+    for (size_t i = 0; i < 3; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return 0;
+    return (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+}
+
 /* One field of a header block: :status kept, the others collected. */
 static int
 h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
              const uint8_t *name, size_t nlen, const uint8_t *value,
              size_t vlen, uint8_t flags, void *user_data)
 {
-    struct h2_stream *s = h2_stream_get(session, frame->hd.stream_id);
+    struct h2_stream *s = h2_stream_get(user_data, frame->hd.stream_id);
 
     if (s == NULL || s->ev == NULL)
         return 0;
@@ -532,7 +573,7 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
     }
     if (nlen == 7 && memcmp(name, ":status", 7) == 0) {
         if (!s->head_done)
-            s->status = vlen == 3 ? atoi((const char *)value) : 0;
+            s->status = h2_status_code(value, vlen);
         return 0;
     }
     if (nlen > 0 && name[0] == ':')
@@ -558,10 +599,20 @@ h2_response_length(const struct h2_stream *s)
         const struct http1_header *h = &s->fields.v[i];
 
         if (h->name_len == 14 && memcmp(h->name, "content-length", 14) == 0) {
-            char *end;
-            long long n = strtoll(h->value, &end, 10);
+            /* Digits only (nghttp2 refuses any other value); strtoll's
+             * locale-aware generality cost a few hundred instructions. */
+            int64_t n = 0;
 
-            return *end == '\0' && n >= 0 ? n : -1;
+            if (h->value_len == 0)
+                return -1;
+            for (size_t j = 0; j < h->value_len; j++) {
+                int d = h->value[j] - '0';
+
+                if (d < 0 || d > 9 || n > (INT64_MAX - d) / 10)
+                    return -1;
+                n = n * 10 + d;
+            }
+            return n;
         }
     }
     return -1;
@@ -601,7 +652,7 @@ h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                  void *user_data)
 {
     struct h2_conn *c = user_data;
-    struct h2_stream *s = h2_stream_get(session, frame->hd.stream_id);
+    struct h2_stream *s = h2_stream_get(user_data, frame->hd.stream_id);
     char name[64];
 
     switch (frame->hd.type) {
@@ -660,7 +711,7 @@ static int
 h2_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
                  const uint8_t *data, size_t len, void *user_data)
 {
-    struct h2_stream *s = h2_stream_get(session, id);
+    struct h2_stream *s = h2_stream_get(user_data, id);
 
     /* The connection's window reopens at once: only streams hold back. */
     nghttp2_session_consume_connection(session, len);
@@ -683,12 +734,13 @@ h2_on_stream_close(nghttp2_session *session, int32_t id, uint32_t code,
                    void *user_data)
 {
     struct h2_conn *c = user_data;
-    struct h2_stream *s = h2_stream_get(session, id);
+    struct h2_stream *s = h2_stream_get(user_data, id);
     const char *peer = upstream_peer(c->up);
     char name[64];
 
     if (s == NULL)
         return 0;
+    h2_stream_forget(c, s);
     s->closed = true;
     c->nopen--;
     c->pool_dirty = true;
@@ -762,7 +814,7 @@ h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
         c->sent_goaway_code = frame->goaway.error_code;
     }
     if (frame->hd.type == NGHTTP2_HEADERS) {
-        struct h2_stream *s = h2_stream_get(session, frame->hd.stream_id);
+        struct h2_stream *s = h2_stream_get(user_data, frame->hd.stream_id);
 
         /* The stream is open now, with the peer's window: room for the
          * body, which the kick offers its exchange. */
@@ -834,18 +886,23 @@ h2_flush(struct h2_conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     uint8_t stage[H2_FLUSH_STAGE];
     size_t staged = 0;
-    bool ok = true;
-
     /* nghttp2 wants to write while a frame is queued, or one it handed
      * over awaits the call that finishes it (its callbacks and state):
      * a call with nothing of either would only say so, at a few hundred
-     * instructions, two or three times per request. */
-    while (ok && !c->closing &&
-           evbuffer_get_length(out) + staged < H2_OUT_HIGH &&
-           nghttp2_session_want_write(c->session)) {
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(c->session, &data);
+     * instructions, two or three times per request. Once a frame came,
+     * the next call is due anyway: asked once. */
+    bool more = nghttp2_session_want_write(c->session), ok = true;
 
+    c->out_full = false;
+    while (more && ok && !c->closing) {
+        const uint8_t *data;
+        ssize_t n;
+
+        if (evbuffer_get_length(out) + staged >= H2_OUT_HIGH) {
+            c->out_full = true; /* h2_write_cb resumes */
+            break;
+        }
+        n = nghttp2_session_mem_send(c->session, &data);
         if (n < 0) {
             h2_flush_stage(out, stage, &staged);
             h2_conn_fail(c, HCONN_EPROTOCOL_ERROR, "%s: HTTP/2: %s",
@@ -966,7 +1023,7 @@ h2_write_cb(struct bufferevent *bev, void *arg)
     }
     /* Only frames held back by a long output wait for this (a body's
      * room comes from the kick its data provider schedules). */
-    if (nghttp2_session_want_write(c->session))
+    if (c->out_full)
         h2_schedule(c);
 }
 
