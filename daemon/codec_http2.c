@@ -32,6 +32,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -40,6 +41,7 @@
 
 #include "codec_http2.h"
 #include "config.h"
+#include "h2mem.h"
 #include "hconn_error.h"
 #include "log.h"
 #include "pool.h"
@@ -104,7 +106,8 @@ struct h2_stream {
     bool closed;       /* nghttp2 closed it */
     bool rst_received; /* the server reset it */
     uint32_t rst_code;
-    struct event *timer; /* read_timeout */
+    struct event *timer;     /* read_timeout */
+    struct timespec touched; /* the last response byte (CLOCK_MONOTONIC) */
     char errmsg[160];
     TAILQ_ENTRY(h2_stream) entry;
 };
@@ -130,14 +133,20 @@ struct h2_conn {
     uint32_t sent_goaway_code;
     char problem[160]; /* the last invalid frame, for messages */
     bool pool_dirty;   /* capacity changed: let the pool lease */
+    bool out_full;     /* h2_flush stopped at H2_OUT_HIGH */
     unsigned busy;     /* codec frames on the stack */
     bool closing;      /* close once not busy */
     char close_why[400];
-    int close_code; /* why it failed: HCONN_E... */
+    int close_code;         /* why it failed: HCONN_E... */
+    int32_t last_id;        /* h2_stream_get's last find (0: none) */
+    struct h2_stream *last; /* ... and its stream */
     TAILQ_HEAD(, h2_stream) streams;
 };
 
 #define h2_stream_of(s) ((struct h2_stream *)(void *)(s))
+
+/* nghttp2 sessions alive (h2mem.c's blocks are kept while there are). */
+static unsigned h2_nsessions;
 
 static void h2_conn_fail(struct h2_conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -152,6 +161,16 @@ h2_enter(struct h2_conn *c)
 
 static void h2_stream_free(struct h2_stream *s);
 
+/* Forgets the remembered stream (nghttp2 closed it, or it is freed). */
+static void
+h2_stream_forget(struct h2_conn *c, const struct h2_stream *s)
+{
+    if (c->last == s) {
+        c->last_id = 0;
+        c->last = NULL;
+    }
+}
+
 /* Frees the streams that are both closed and detached. */
 static void
 h2_reap(struct h2_conn *c)
@@ -163,6 +182,7 @@ h2_reap(struct h2_conn *c)
         if (!s->closed || s->ev != NULL)
             continue;
         TAILQ_REMOVE(&c->streams, s, entry);
+        h2_stream_forget(c, s);
         h2_stream_free(s);
     }
 }
@@ -432,21 +452,34 @@ h2_stream_end(struct h2_stream *s)
     h2_detach(s, NGHTTP2_CANCEL);
 }
 
-/* Restarts the stream's read timeout (not while its client is behind). */
+/* Arms the stream's timer to fire in seconds. */
 static void
-h2_stream_touch(struct h2_stream *s)
+h2_stream_arm(struct h2_stream *s, double seconds)
 {
     struct timeval tv;
 
+    tv.tv_sec = (time_t)seconds;
+    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    evtimer_add(s->timer, &tv);
+}
+
+/* Restarts the stream's read timeout (not while its client is behind).
+ * Only the time is noted while the timer runs: it fires read_timeout
+ * after it was armed, and h2_timeout_cb moves it on by what came since.
+ * Moving it for every frame (three times per small response) cost more
+ * than the frames' own handling. */
+static void
+h2_stream_touch(struct h2_stream *s)
+{
     if (s->timer == NULL || s->ev == NULL)
         return;
     if (s->paused || !(s->opt.read_timeout > 0)) {
         evtimer_del(s->timer);
         return;
     }
-    tv.tv_sec = (time_t)s->opt.read_timeout;
-    tv.tv_usec = (suseconds_t)((s->opt.read_timeout - (double)tv.tv_sec) * 1e6);
-    evtimer_add(s->timer, &tv);
+    clock_gettime(CLOCK_MONOTONIC, &s->touched);
+    if (!evtimer_pending(s->timer, NULL))
+        h2_stream_arm(s, s->opt.read_timeout);
 }
 
 /* Moves what the stream holds to its client while it keeps up; reopens
@@ -474,10 +507,24 @@ h2_stream_deliver(struct h2_stream *s)
 
 /* ---- nghttp2's callbacks --------------------------------------------- */
 
+/* Our stream of id, or NULL. The last one found is remembered: a
+ * response's frames and fields come a dozen callbacks in a row for one
+ * stream, each a search of nghttp2's stream map otherwise. */
 static struct h2_stream *
-h2_stream_get(nghttp2_session *session, int32_t id)
+h2_stream_get(struct h2_conn *c, int32_t id)
 {
-    return id > 0 ? nghttp2_session_get_stream_user_data(session, id) : NULL;
+    struct h2_stream *s;
+
+    if (id <= 0)
+        return NULL;
+    if (id == c->last_id)
+        return c->last;
+    s = nghttp2_session_get_stream_user_data(c->session, id);
+    if (s != NULL) {
+        c->last_id = id;
+        c->last = s;
+    }
+    return s;
 }
 
 /* A header block starts: its fields replace the last block's. */
@@ -485,7 +532,7 @@ static int
 h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                     void *user_data)
 {
-    struct h2_stream *s = h2_stream_get(session, frame->hd.stream_id);
+    struct h2_stream *s = h2_stream_get(user_data, frame->hd.stream_id);
 
     if (s != NULL) {
         h2_fields_clear(&s->fields);
@@ -494,13 +541,26 @@ h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
 }
 
+/* A :status value's code: three digits (nghttp2 checks them too), else
+ * 0. */
+static int
+h2_status_code(const uint8_t *v, size_t len)
+{
+    if (len != 3)
+        return 0;
+    for (size_t i = 0; i < 3; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return 0;
+    return (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+}
+
 /* One field of a header block: :status kept, the others collected. */
 static int
 h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
              const uint8_t *name, size_t nlen, const uint8_t *value,
              size_t vlen, uint8_t flags, void *user_data)
 {
-    struct h2_stream *s = h2_stream_get(session, frame->hd.stream_id);
+    struct h2_stream *s = h2_stream_get(user_data, frame->hd.stream_id);
 
     if (s == NULL || s->ev == NULL)
         return 0;
@@ -513,7 +573,7 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
     }
     if (nlen == 7 && memcmp(name, ":status", 7) == 0) {
         if (!s->head_done)
-            s->status = vlen == 3 ? atoi((const char *)value) : 0;
+            s->status = h2_status_code(value, vlen);
         return 0;
     }
     if (nlen > 0 && name[0] == ':')
@@ -539,10 +599,20 @@ h2_response_length(const struct h2_stream *s)
         const struct http1_header *h = &s->fields.v[i];
 
         if (h->name_len == 14 && memcmp(h->name, "content-length", 14) == 0) {
-            char *end;
-            long long n = strtoll(h->value, &end, 10);
+            /* Digits only (nghttp2 refuses any other value); strtoll's
+             * locale-aware generality cost a few hundred instructions. */
+            int64_t n = 0;
 
-            return *end == '\0' && n >= 0 ? n : -1;
+            if (h->value_len == 0)
+                return -1;
+            for (size_t j = 0; j < h->value_len; j++) {
+                int d = h->value[j] - '0';
+
+                if (d < 0 || d > 9 || n > (INT64_MAX - d) / 10)
+                    return -1;
+                n = n * 10 + d;
+            }
+            return n;
         }
     }
     return -1;
@@ -582,7 +652,7 @@ h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                  void *user_data)
 {
     struct h2_conn *c = user_data;
-    struct h2_stream *s = h2_stream_get(session, frame->hd.stream_id);
+    struct h2_stream *s = h2_stream_get(user_data, frame->hd.stream_id);
     char name[64];
 
     switch (frame->hd.type) {
@@ -641,7 +711,7 @@ static int
 h2_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
                  const uint8_t *data, size_t len, void *user_data)
 {
-    struct h2_stream *s = h2_stream_get(session, id);
+    struct h2_stream *s = h2_stream_get(user_data, id);
 
     /* The connection's window reopens at once: only streams hold back. */
     nghttp2_session_consume_connection(session, len);
@@ -664,12 +734,13 @@ h2_on_stream_close(nghttp2_session *session, int32_t id, uint32_t code,
                    void *user_data)
 {
     struct h2_conn *c = user_data;
-    struct h2_stream *s = h2_stream_get(session, id);
+    struct h2_stream *s = h2_stream_get(user_data, id);
     const char *peer = upstream_peer(c->up);
     char name[64];
 
     if (s == NULL)
         return 0;
+    h2_stream_forget(c, s);
     s->closed = true;
     c->nopen--;
     c->pool_dirty = true;
@@ -729,7 +800,8 @@ h2_on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
 }
 
-/* Notes a GOAWAY with an error that nghttp2 sends: the session is over. */
+/* Notes a GOAWAY with an error that nghttp2 sends: the session is over;
+ * and a request's HEADERS, after which its body may go. */
 static int
 h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                  void *user_data)
@@ -740,6 +812,14 @@ h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
         frame->goaway.error_code != NGHTTP2_NO_ERROR) {
         c->sent_goaway = true;
         c->sent_goaway_code = frame->goaway.error_code;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS) {
+        struct h2_stream *s = h2_stream_get(user_data, frame->hd.stream_id);
+
+        /* The stream is open now, with the peer's window: room for the
+         * body, which the kick offers its exchange. */
+        if (s != NULL && s->ev != NULL && s->has_body && !s->send_ended)
+            h2_schedule(c);
     }
     return 0;
 }
@@ -806,13 +886,23 @@ h2_flush(struct h2_conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     uint8_t stage[H2_FLUSH_STAGE];
     size_t staged = 0;
-    bool ok = true;
+    /* nghttp2 wants to write while a frame is queued, or one it handed
+     * over awaits the call that finishes it (its callbacks and state):
+     * a call with nothing of either would only say so, at a few hundred
+     * instructions, two or three times per request. Once a frame came,
+     * the next call is due anyway: asked once. */
+    bool more = nghttp2_session_want_write(c->session), ok = true;
 
-    while (ok && !c->closing &&
-           evbuffer_get_length(out) + staged < H2_OUT_HIGH) {
+    c->out_full = false;
+    while (more && ok && !c->closing) {
         const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(c->session, &data);
+        ssize_t n;
 
+        if (evbuffer_get_length(out) + staged >= H2_OUT_HIGH) {
+            c->out_full = true; /* h2_write_cb resumes */
+            break;
+        }
+        n = nghttp2_session_mem_send(c->session, &data);
         if (n < 0) {
             h2_flush_stage(out, stage, &staged);
             h2_conn_fail(c, HCONN_EPROTOCOL_ERROR, "%s: HTTP/2: %s",
@@ -931,7 +1021,10 @@ h2_write_cb(struct bufferevent *bev, void *arg)
         h2_leave(c);
         return;
     }
-    h2_schedule(c);
+    /* Only frames held back by a long output wait for this (a body's
+     * room comes from the kick its data provider schedules). */
+    if (c->out_full)
+        h2_schedule(c);
 }
 
 /* The connection closed, failed or stalled: every stream on it fails. */
@@ -1027,6 +1120,9 @@ h2_conn_free(void *arg)
     if (c->settings_timer != NULL)
         event_free(c->settings_timer);
     nghttp2_session_del(c->session);
+    /* The blocks nghttp2 freed wait only while a session may reuse them. */
+    if (--h2_nsessions == 0)
+        h2mem_drop();
     free(c);
 }
 
@@ -1093,7 +1189,7 @@ codec_http2_attach(struct upstream *up, const struct config *cfg)
     nghttp2_option_set_max_send_header_block_length(opt, 1 << 20);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_settings(opt, 32);
-    if (nghttp2_session_client_new2(&c->session, cbs, c, opt) != 0)
+    if (nghttp2_session_client_new3(&c->session, cbs, c, opt, h2mem_get()) != 0)
         goto out;
     iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
     iv[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
@@ -1117,8 +1213,11 @@ out:
         if (c->settings_timer != NULL)
             event_free(c->settings_timer);
         free(c);
+        if (h2_nsessions == 0)
+            h2mem_drop();
         return HCONN_ENO_MEMORY;
     }
+    h2_nsessions++;
     upstream_set_codec_state(up, c, h2_conn_free);
     bufferevent_setcb(bev, h2_read_cb, h2_write_cb, h2_event_cb, c);
     bufferevent_set_timeouts(bev, NULL, NULL);
@@ -1210,17 +1309,28 @@ codec_http2_ping(struct upstream *up)
 static bool
 h2_dropped_field(const char *name, size_t len, const char *value, size_t vlen)
 {
-    static const char *const dropped[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "upgrade",    "host",       "http2-settings",
-    };
-
-    for (size_t i = 0; i < sizeof dropped / sizeof *dropped; i++)
-        if (strlen(dropped[i]) == len && memcmp(name, dropped[i], len) == 0)
-            return true;
-    /* TE: only "trailers" may go (the codec already refuses others). */
-    return len == 2 && memcmp(name, "te", 2) == 0 &&
-           !(vlen == 8 && strncasecmp(value, "trailers", 8) == 0);
+    /* By length first: every request has several fields, few of them
+     * any of these. */
+    switch (len) {
+    case 2: /* TE: only "trailers" may go (the codec refuses others). */
+        return memcmp(name, "te", 2) == 0 &&
+               !(vlen == 8 && strncasecmp(value, "trailers", 8) == 0);
+    case 4:
+        return memcmp(name, "host", 4) == 0;
+    case 7:
+        return memcmp(name, "upgrade", 7) == 0;
+    case 10:
+        return memcmp(name, "connection", 10) == 0 ||
+               memcmp(name, "keep-alive", 10) == 0;
+    case 14:
+        return memcmp(name, "http2-settings", 14) == 0;
+    case 16:
+        return memcmp(name, "proxy-connection", 16) == 0;
+    case 17:
+        return memcmp(name, "transfer-encoding", 17) == 0;
+    default:
+        return false;
+    }
 }
 
 /* The request's fields as HTTP/2 sees them, from the HTTP/1.1 head the
@@ -1234,8 +1344,10 @@ h2_request_fields(char *buf, size_t len, const struct wire_request *req,
     size_t n = 4;
     bool have_authority = false;
 
-    /* The request line: METHOD SP target SP HTTP/1.1 CRLF. */
-    line_end = memmem(p, (size_t)(end - p), "\r\n", 2);
+    /* The request line: METHOD SP target SP HTTP/1.1 CRLF. The head is
+     * the codec's own, every line ending in CRLF and no CR elsewhere
+     * (codec_prepare refuses one in any field). */
+    line_end = memchr(p, '\r', (size_t)(end - p));
     sp1 = memchr(p, ' ', (size_t)(line_end - p));
     sp2 = memrchr(p, ' ', (size_t)(line_end - p));
     nv[0] = (nghttp2_nv){(uint8_t *)":method", (uint8_t *)p, 7,
@@ -1249,7 +1361,7 @@ h2_request_fields(char *buf, size_t len, const struct wire_request *req,
     while (p < end && n < max) {
         char *colon, *v, *ve;
 
-        line_end = memmem(p, (size_t)(end - p), "\r\n", 2);
+        line_end = memchr(p, '\r', (size_t)(end - p));
         if (line_end == NULL || line_end == p)
             break;
         colon = memchr(p, ':', (size_t)(line_end - p));
@@ -1298,7 +1410,19 @@ h2_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct h2_stream *s = arg;
     struct h2_conn *c = s->conn;
+    struct timespec now;
+    double idle;
 
+    if (s->ev == NULL || s->paused)
+        return;
+    /* Bytes came since the timer was armed: it runs on from the last. */
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    idle = (double)(now.tv_sec - s->touched.tv_sec) +
+           (double)(now.tv_nsec - s->touched.tv_nsec) / 1e9;
+    if (idle >= 0 && idle < s->opt.read_timeout) {
+        h2_stream_arm(s, s->opt.read_timeout - idle);
+        return;
+    }
     h2_enter(c);
     h2_stream_fail(s, HCONN_ETIMEOUT, false, false,
                    "no response bytes from %s for %g s (HTTP/2 stream)",

@@ -349,6 +349,9 @@ class H2Origin(LoopbackServer):
         self.enforce_streams = enforce_streams
         self.ack_settings = ack_settings
         self.max_header_block = max_header_block
+        # Set: no connection reads its socket (what the client sends
+        # waits in the kernel, and then in the client); see pause_reading.
+        self.read_paused = threading.Event()
         self.tls_context = None
         if tls_dir is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -358,6 +361,14 @@ class H2Origin(LoopbackServer):
             self.tls_context = ctx
             self.ca_file = os.path.join(tls_dir, "ca.crt")
         self.errors = []
+
+    def pause_reading(self, paused=True):
+        """Stops (or restarts, within a select timeout) reading every
+        connection's socket."""
+        if paused:
+            self.read_paused.set()
+        else:
+            self.read_paused.clear()
 
     def url(self, path="/"):
         scheme = "https" if self.tls_context else "http"
@@ -512,10 +523,13 @@ class H2Origin(LoopbackServer):
                         s.shutdown(socket.SHUT_RDWR)
                 return
             want_write = bool(pending)
-            readable = isinstance(s, ssl.SSLSocket) and s.pending()
+            paused = self.read_paused.is_set()
+            readable = not paused and isinstance(s, ssl.SSLSocket) and \
+                s.pending()
             if not readable:
-                r, w, _ = select.select([s, conn.wake_r],
-                                        [s] if want_write else [], [], 0.2)
+                r, w, _ = select.select(
+                    [conn.wake_r] if paused else [s, conn.wake_r],
+                    [s] if want_write else [], [], 0.2)
                 if conn.wake_r in r:
                     with contextlib.suppress(BlockingIOError):
                         conn.wake_r.recv(4096)

@@ -477,6 +477,26 @@ class CutShort(H2Case):
         # The stall was one stream's: the connection serves on.
         self.assertServes(o, same_connection=0)
 
+    def test_timeout_counts_from_the_last_byte(self):
+        # The read timeout is silence, not the response's whole time: a
+        # body trickling in for longer than it is delivered whole (the
+        # stream's timer, armed once, moves on by what came), and the
+        # silence after the last byte times out.
+        trickle = []
+        for _ in range(8):
+            trickle += [("data", b"t" * 10), ("sleep", 0.4)]
+        o = self.origin({
+            "/trickle": [("headers", 200, [])] + trickle + [("end",)],
+            "/stall": [("headers", 200, [])] + trickle + [("hold",)]})
+        w = self.wire(self.daemon)
+        head, body, last = self.get(w, 1, o.url("/trickle"), timeout=2)
+        self.assertIs(last.get("end"), True, last)
+        self.assertEqual(body, b"t" * 80)
+        head, body, last = self.get(w, 2, o.url("/stall"), timeout=2)
+        self.assertIsNotNone(head)
+        self.assertH2Error(last, "timeout")
+        self.assertEqual(body, b"t" * 80)
+
     def test_data_longer_or_shorter_than_content_length(self):
         # RFC 9113 8.1.1: a content-length that disagrees with the DATA
         # makes the response malformed: an error, never a body of either
@@ -724,6 +744,37 @@ class Floods(H2Case):
 
 
 class Windows(H2Case):
+
+    def test_upload_held_back_by_a_full_socket_goes_on(self):
+        # The origin opens wide windows (and sends nothing more until the
+        # response), then stops reading: the upload
+        # fills the socket, then hconnd's output up to its high mark,
+        # where nghttp2 stops serialising. Once the origin reads again the
+        # output drains, the write goes on from there, and the body
+        # arrives whole.
+        size = 8 * 1024 * 1024
+        payload = harness.big_bytes(size)
+        o = self.origin(
+            {"/up": [("head_only",),
+                     ("frame", h2.WINDOW_UPDATE, 0, 0,
+                      struct.pack(">I", 1 << 30)),
+                     ("call", lambda o, c, st: o.pause_reading()),
+                     ("sleep", 2),
+                     ("call", lambda o, c, st: o.pause_reading(False)),
+                     ("wait_body",),
+                     ("headers", 200, [("content-length", "2")]),
+                     ("data", b"ok", True)]},
+            settings={h2.INITIAL_WINDOW_SIZE: (1 << 31) - 1,
+                      h2.MAX_CONCURRENT_STREAMS: 100},
+            window_updates=False)  # nothing comes back to wake hconnd
+        w = self.wire(self.daemon, timeout=60)
+        head, body, last = w.request(1, "POST", o.url("/up"), payload,
+                                     data=size, http_version="2")
+        self.assertOkResponse(head, last)
+        self.assertEqual(body, b"ok")
+        st = [s for s in o.requests if s.path == "/up"][0]
+        self.assertEqual(len(st.body), size)
+        self.assertEqual(bytes(st.body), payload)
 
     def test_window_that_never_opens_stalls_only_the_upload(self):
         # Stream windows start at 0 and the origin never sends a
