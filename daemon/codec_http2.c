@@ -46,6 +46,7 @@
 #include "log.h"
 #include "pool.h"
 #include "server.h"
+#include "timeval.h"
 #include "upstream.h"
 #include "wire.h"
 
@@ -456,10 +457,8 @@ h2_stream_end(struct h2_stream *s)
 static void
 h2_stream_arm(struct h2_stream *s, double seconds)
 {
-    struct timeval tv;
+    struct timeval tv = timeval_of(seconds);
 
-    tv.tv_sec = (time_t)seconds;
-    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
     evtimer_add(s->timer, &tv);
 }
 
@@ -1226,12 +1225,7 @@ out:
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     h2_schedule(c); /* the preface and SETTINGS go out */
     {
-        struct timeval tv = {
-            .tv_sec = (time_t)c->settings_timeout,
-            .tv_usec = (suseconds_t)((c->settings_timeout -
-                                      (double)(time_t)c->settings_timeout) *
-                                     1e6),
-        };
+        struct timeval tv = timeval_of(c->settings_timeout);
 
         evtimer_add(c->settings_timer, &tv);
     }

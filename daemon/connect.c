@@ -35,6 +35,7 @@
 #include "hconn_error.h"
 #include "log.h"
 #include "resolve.h"
+#include "timeval.h"
 
 /* One connect in flight. */
 struct connect_attempt {
@@ -360,10 +361,7 @@ connect_race_step(struct connect_race *race)
          * failure instead of the delay. The timer runs even when no
          * address is left: one may still come with the other family. */
         if (race->o.source_port == 0) {
-            tv.tv_sec = (time_t)race->o.attempt_delay;
-            tv.tv_usec =
-                (suseconds_t)((race->o.attempt_delay - (double)tv.tv_sec) *
-                              1e6);
+            tv = timeval_of(race->o.attempt_delay);
             evtimer_add(race->delay_timer, &tv);
         }
         return;

@@ -22,14 +22,7 @@
 #include <event2/util.h>
 
 #include "deadline.h"
-
-/* Converts seconds to a timeval. */
-static void
-deadline_timeval(double seconds, struct timeval *tv)
-{
-    tv->tv_sec = (time_t)seconds;
-    tv->tv_usec = (suseconds_t)((seconds - (double)tv->tv_sec) * 1e6);
-}
+#include "timeval.h"
 
 /* Arms the timer for due, from now. */
 static int
@@ -95,7 +88,7 @@ deadline_set(struct deadline *d, double seconds)
     }
     event_base_gettimeofday_cached(d->base, &now);
     if (seconds != d->seconds) {
-        deadline_timeval(seconds, &d->span);
+        d->span = timeval_of(seconds);
         d->seconds = seconds;
     }
     evutil_timeradd(&now, &d->span, &d->due);

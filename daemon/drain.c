@@ -31,6 +31,7 @@
 #include "drain.h"
 #include "log.h"
 #include "server.h"
+#include "timeval.h"
 #include "uidstats.h"
 
 struct drain {
@@ -173,8 +174,7 @@ drain_start(struct server *srv, struct codec_stream *s, uid_t uid,
         drain_count(srv, uid, false);
         return;
     }
-    tv.tv_sec = (time_t)seconds;
-    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    tv = timeval_of(seconds);
     evtimer_add(d->deadline, &tv);
     TAILQ_INSERT_TAIL(&drain_all, d, entry);
 }

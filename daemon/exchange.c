@@ -45,6 +45,7 @@
 #include "server.h"
 #include "session.h"
 #include "splice.h"
+#include "timeval.h"
 #include "tlsfiles.h"
 #include "uidstats.h"
 #include "upstream.h"
@@ -413,13 +414,6 @@ exchange_new_request(struct session *s, json_t *msg, struct wire_client_msg *m,
     return ex;
 }
 
-static void
-exchange_timeval(double seconds, struct timeval *tv)
-{
-    tv->tv_sec = (time_t)seconds;
-    tv->tv_usec = (suseconds_t)((seconds - (double)tv->tv_sec) * 1e6);
-}
-
 /* Seconds of silence from the origin before a timeout, 0: none. A
  * request's own "read_timeout" (0: none) or "timeout" is kept within
  * max_read_timeout when that is set. */
@@ -582,7 +576,7 @@ exchange_expect(struct exchange *ex)
         return;
     }
     ex->send = EXCHANGE_SEND_EXPECTING;
-    exchange_timeval(exchange_cfg(ex)->expect_timeout, &tv);
+    tv = timeval_of(exchange_cfg(ex)->expect_timeout);
     evtimer_add(ex->expect_timer, &tv);
 }
 
@@ -664,7 +658,7 @@ exchange_start_request_timer(struct exchange *ex)
         return;
     ex->request_timer =
         evtimer_new(ex->session->srv->base, exchange_request_timeout_cb, ex);
-    exchange_timeval(exchange_cfg(ex)->request_timeout, &tv);
+    tv = timeval_of(exchange_cfg(ex)->request_timeout);
     if (ex->request_timer != NULL)
         evtimer_add(ex->request_timer, &tv);
 }

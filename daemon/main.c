@@ -28,6 +28,7 @@
 #include "resolve.h"
 #include "server.h"
 #include "session.h"
+#include "timeval.h"
 #include "tls.h"
 #include "tlsfiles_cache.h"
 #include "uidstats.h"
@@ -131,9 +132,7 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(srv->base, NULL);
         return;
     }
-    tv.tv_sec = (time_t)srv->cfg->shutdown_timeout;
-    tv.tv_usec =
-        (suseconds_t)((srv->cfg->shutdown_timeout - (double)tv.tv_sec) * 1e6);
+    tv = timeval_of(srv->cfg->shutdown_timeout);
     srv->shutdown_timer = evtimer_new(srv->base, main_shutdown_timeout_cb, srv);
     if (srv->shutdown_timer != NULL)
         evtimer_add(srv->shutdown_timer, &tv);

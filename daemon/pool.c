@@ -44,6 +44,7 @@
 #include "memory.h"
 #include "pool.h"
 #include "server.h"
+#include "timeval.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -593,11 +594,7 @@ pool_h2_idle_add(struct upstream *up)
 {
     struct pool_conn *c = pool_conn_of(up);
     struct pool_origin *o = c->origin;
-    double t = o->pool->cfg->idle_timeout;
-    struct timeval tv = {
-        .tv_sec = (time_t)t,
-        .tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6),
-    };
+    struct timeval tv = timeval_of(o->pool->cfg->idle_timeout);
 
     if (c->idle_timer == NULL &&
         (c->idle_timer =

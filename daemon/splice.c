@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #include "splice.h"
+#include "timeval.h"
 
 struct splice_pump {
     struct splice_sink sink;
@@ -307,11 +308,8 @@ splice_start(struct event_base *base, int src, uint64_t len,
     p->left = len;
     p->cb = cb;
     p->arg = arg;
-    if (read_timeout > 0) {
-        p->timeout.tv_sec = (time_t)read_timeout;
-        p->timeout.tv_usec =
-            (suseconds_t)((read_timeout - (double)p->timeout.tv_sec) * 1e6);
-    }
+    if (read_timeout > 0)
+        p->timeout = timeval_of(read_timeout);
     p->src_ev = event_new(base, src, EV_READ, splice_src_cb, p);
     p->dst_ev = event_new(base, sink->fd, EV_WRITE, splice_dst_cb, p);
     if (p->src_ev == NULL || p->dst_ev == NULL) {

@@ -37,6 +37,7 @@
 #include "memory.h"
 #include "resolve.h"
 #include "sockread.h"
+#include "timeval.h"
 #include "tls.h"
 #include "tlssock.h"
 #include "upstream.h"
@@ -647,10 +648,7 @@ upstream_connect(struct upstream *up, struct resolver *resolver, double timeout,
                  struct tls *tls, const struct wire_tls *options,
                  const char *origin_key, upstream_connect_cb cb, void *arg)
 {
-    struct timeval tv = {
-        .tv_sec = (time_t)timeout,
-        .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6),
-    };
+    struct timeval tv = timeval_of(timeout);
     struct resolve_addrs *addrs = NULL;
     char message[1024];
     int rc;
@@ -710,10 +708,7 @@ upstream_connect(struct upstream *up, struct resolver *resolver, double timeout,
 static int
 upstream_park_arm(struct upstream *up, double timeout)
 {
-    struct timeval tv = {
-        .tv_sec = (time_t)timeout,
-        .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6),
-    };
+    struct timeval tv = timeval_of(timeout);
 
     return event_add(up->park_event, &tv);
 }
@@ -762,14 +757,6 @@ upstream_parked_event_cb(struct bufferevent *bev, short what, void *arg)
     up->park_cb(up, (what & BEV_EVENT_TIMEOUT) ? EV_TIMEOUT : EV_READ);
 }
 
-/* Converts seconds to a timeval. */
-static void
-upstream_timeval(double seconds, struct timeval *tv)
-{
-    tv->tv_sec = (time_t)seconds;
-    tv->tv_usec = (suseconds_t)((seconds - (double)tv->tv_sec) * 1e6);
-}
-
 /* A plain connection's read timeout runs seconds from now (0: none):
  * the deadline, or libevent's read timeout when there is no memory for
  * the deadline's timer. With writes, stalled writes get libevent's
@@ -786,7 +773,7 @@ upstream_plain_timeouts(struct upstream *up, double seconds, bool writes)
         (!writes || seconds == up->write_timeout))
         return; /* as they should be: the usual case, cheaply */
     if (seconds > 0)
-        upstream_timeval(seconds, &tv);
+        tv = timeval_of(seconds);
     if (!deadline_is_set(&up->read_deadline) && seconds > 0) {
         bufferevent_set_timeouts(bev, &tv, &tv);
         up->libevent_reads = true;
@@ -808,7 +795,7 @@ upstream_read_timeout(struct upstream *up, double seconds)
         upstream_plain_timeouts(up, seconds, true);
         return;
     }
-    upstream_timeval(seconds, &tv);
+    tv = timeval_of(seconds);
     if (seconds > 0)
         bufferevent_set_timeouts(up->bev, &tv, &tv);
     else
