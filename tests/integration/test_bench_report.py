@@ -108,8 +108,10 @@ class BenchReportTest(unittest.TestCase):
             "**missed** by 0.10 (14%) |",
             "| 2, 16 clients: hconnd CPU per request, HTTP/2 / HTTP/1.1 ≤ 1.1"
             " | 1.50x (30.0 / 20.0 µs) | **missed** by 0.40 (36%) |",
-            "| 2, 256 clients: hconnd / nginx local pool req/s ≥ 1.2 | 1.50x "
-            "| met |",
+            "| 2, 256 clients: hconnd over HTTP/1.1 / nginx local pool req/s "
+            "≥ 1.2 | 1.50x | met |",
+            "| 2, 256 clients: hconnd over HTTP/2 (its default here) / nginx "
+            "local pool req/s ≥ 1.2 | 1.75x | met |",
             "| 2, 256 clients: hconnd CPU per request, HTTP/2 / HTTP/1.1 ≤ "
             "1.1 | 1.05x (10.5 / 10.0 µs) | met |",
             "| 4: hconn / curl direct MiB/s ≥ 0.95 | 0.96x | met |",
