@@ -187,6 +187,7 @@ class StalledReader(harness.IntegrationTest):
     # socket's buffers (the kernel grows a TCP receive buffer to several
     # MiB while hconnd reads fast). Far below TOTAL either way.
     SENT_LIMIT = 24 * 1024 * 1024
+    MOVED_LIMIT = 1024 * 1024
     RSS_GROWTH_LIMIT_KIB = 16 * 1024
 
     def test_stalled_stream_is_bounded_and_others_go_on(self):
@@ -221,8 +222,13 @@ class StalledReader(harness.IntegrationTest):
                 h, body, last = other.request(i, "GET", origin.url("/ok"))
                 self.assertOkResponse(h, last)
                 self.assertEqual(body, OK_BODY)
-        self.assertEqual(origin.sent.get(0), sent,
-                         "the stalled stream moved while nobody read it")
+        # The kernel may still let a little through a full receive buffer
+        # (it collapses queued segments and reopens the window), never the
+        # megabytes a stream read on regardless would move.
+        moved = origin.sent.get(0) - sent
+        self.assertLess(moved, self.MOVED_LIMIT,
+                        f"the stalled stream moved {moved} bytes while "
+                        "nobody read it")
 
         # The stalled client reads again and gets all of it, in order.
         stalled.recv_size = 1 << 20
@@ -239,11 +245,14 @@ class StalledReader(harness.IntegrationTest):
         self.assertEqual(n, self.TOTAL)
 
     def wait_stalled(self, origin, timeout=60.0):
+        """The origin's byte count once it has not moved for 1.5 s (a
+        loaded machine can leave one 0.5 s sample unchanged mid-flow)."""
         deadline = time.monotonic() + timeout
-        last = -1
+        last, same = -1, 0
         while time.monotonic() < deadline:
             now = origin.sent.get(0, 0)
-            if now == last and now > 0:
+            same = same + 1 if now == last and now > 0 else 0
+            if same == 3:
                 return now
             last = now
             time.sleep(0.5)
