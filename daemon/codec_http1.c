@@ -102,8 +102,8 @@ codec_list_has(const char *value, const char *token)
 /* Formats the HTTP/1.1 head once, checking the client's fields against
  * the framing the daemon does itself. */
 int
-codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
-              size_t errlen)
+codec_prepare(struct codec_request *cr, struct wire_request *req, char *buf,
+              size_t cap, char *err, size_t errlen)
 {
     /* Most requests carry a few fields: those need no allocation. */
     struct http1_header stack[16], *fields = stack;
@@ -161,8 +161,9 @@ codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
         hreq.chunked = true;
     else if (req->body != WIRE_BODY_NONE)
         hreq.content_length = req->length;
-    rc = http1_start_request(&hreq, &cr->writer, &cr->head, &cr->head_len, err,
-                             errlen);
+    rc = http1_start_request_in(&hreq, &cr->writer, buf, cap, &cr->head,
+                                &cr->head_len, err, errlen);
+    cr->head_owned = cr->head != NULL && cr->head != buf;
     if (fields != stack)
         free(fields);
     cr->length = cr->writer.length;
@@ -172,8 +173,10 @@ codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
 void
 codec_request_clear(struct codec_request *cr)
 {
-    free(cr->head);
+    if (cr->head_owned)
+        free(cr->head);
     cr->head = NULL;
+    cr->head_owned = false;
 }
 
 /* Freed streams kept for the next ones: each is nearly 4 KiB (the

@@ -223,29 +223,35 @@ struct http1_auto {
 };
 
 /* Sizes (p == NULL) or writes the head; the same code does both so the
- * measured length and the written bytes cannot disagree. Past cap bytes
- * a head is only measured: len then exceeds cap, and nothing more is
- * written. */
+ * measured length and the written bytes cannot disagree. Once a part
+ * does not fit in what is left of the buffer, it and every part after it
+ * are only measured: len then exceeds the buffer, and the caller writes
+ * the head again into one of len bytes. */
 struct http1_out {
     char *p;       /* the buffer, or NULL to measure only */
-    size_t cap;    /* p's size */
+    size_t room;   /* bytes left at p + len; 0 once a part did not fit */
     size_t len;    /* bytes so far */
     bool overflow; /* the length does not fit a size_t */
 };
 
-/* Appends, or only counts; a length that would wrap marks overflow. */
+/* Appends, or only counts; a length that wraps marks overflow. One
+ * comparison a part: the head goes out once a request. */
 static inline void
 http1_put(struct http1_out *o, const char *s, size_t n)
 {
-    if (o->overflow || n > SIZE_MAX - o->len) {
-        o->overflow = true;
-        return;
-    }
     /* n == 0 may come with s == NULL (an empty header value), which
      * memcpy must not be given. */
-    if (o->p != NULL && n > 0 && o->len <= o->cap && n <= o->cap - o->len)
+    if (n == 0)
+        return;
+    if (n <= o->room) {
         memcpy(o->p + o->len, s, n);
+        o->room -= n;
+    } else {
+        o->room = 0;
+    }
     o->len += n;
+    if (o->len < n)
+        o->overflow = true;
 }
 
 /* For NUL-terminated parts (method, target, host, literals). */
@@ -508,6 +514,20 @@ http1_method_expects_body(const char *method)
            http1_ieq_lit(method, n, "PUT") || http1_ieq_lit(method, n, "PATCH");
 }
 
+/* An IDLE writer, as a zeroed one reads: the message buffer is only
+ * emptied, since clearing its 160 bytes cost more than writing a head. */
+static void
+http1_writer_clear(struct http1_writer *w)
+{
+    w->state = HTTP1_W_IDLE;
+    w->has_body = false;
+    w->chunked = false;
+    w->length = 0;
+    w->written = 0;
+    w->error = 0;
+    w->errmsg[0] = '\0';
+}
+
 /* Decides the body's framing: the caller's Content-Length and
  * Transfer-Encoding must agree with the body it has (they never frame it
  * by themselves), else http.client's automatic field. */
@@ -518,7 +538,7 @@ http1_decide_request_framing(const struct http1_request *req,
 {
     bool body = req->content_length >= 0 || req->chunked;
 
-    memset(w, 0, sizeof *w);
+    http1_writer_clear(w);
     w->has_body = body;
     w->length = req->content_length;
     /* RFC 9112 §6.2: a sender MUST NOT send Content-Length together with
@@ -572,8 +592,9 @@ http1_decide_request_framing(const struct http1_request *req,
 /* Validates every input before writing a byte: on failure nothing is
  * allocated or returned, so nothing injected can reach the wire. */
 int
-http1_start_request(const struct http1_request *req, struct http1_writer *wr,
-                    char **head, size_t *len, char *err, size_t errlen)
+http1_start_request_in(const struct http1_request *req, struct http1_writer *wr,
+                       char *buf, size_t cap, char **head, size_t *len,
+                       char *err, size_t errlen)
 {
     struct http1_auto a = {.content_length = -1};
     struct http1_out o;
@@ -591,7 +612,7 @@ http1_start_request(const struct http1_request *req, struct http1_writer *wr,
     if (len != NULL)
         *len = 0;
     if (wr != NULL)
-        memset(wr, 0, sizeof *wr);
+        http1_writer_clear(wr);
     if (req == NULL || head == NULL || len == NULL ||
         (req->nheaders > 0 && req->headers == NULL))
         return http1_request_fail(err, errlen, HCONN_EINVALID_ARGUMENT,
@@ -662,29 +683,45 @@ http1_start_request(const struct http1_request *req, struct http1_writer *wr,
     }
     a.accept_encoding = !req->skip_accept_encoding && !g.ae;
 
-    /* One pass into the stack for the usual head; a larger one is
-     * measured by it and written again once its buffer is there. */
-    o = (struct http1_out){.p = stack, .cap = sizeof stack};
+    /* One pass into the caller's buffer (or the stack) for the usual
+     * head; a larger one is measured by it and written again once its
+     * buffer is there. */
+    if (buf == NULL) {
+        buf = stack;
+        cap = sizeof stack;
+    }
+    o = (struct http1_out){.p = buf, .room = cap};
     http1_write_head(req, &a, &o);
     if (o.overflow)
         return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
                                   "request head too large");
-    *head = malloc(o.len);
-    if (*head == NULL)
-        return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
-                                  "no memory for a %zu-byte request head",
-                                  o.len);
-    if (o.len <= o.cap) {
-        memcpy(*head, stack, o.len);
+    if (buf != stack && o.len <= cap) {
+        *head = buf;
     } else {
-        o = (struct http1_out){.p = *head, .cap = o.len};
-        http1_write_head(req, &a, &o);
+        *head = malloc(o.len);
+        if (*head == NULL)
+            return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
+                                      "no memory for a %zu-byte request head",
+                                      o.len);
+        if (o.len <= cap) {
+            memcpy(*head, stack, o.len);
+        } else {
+            o = (struct http1_out){.p = *head, .room = o.len};
+            http1_write_head(req, &a, &o);
+        }
     }
     *len = o.len;
     w.state = w.has_body ? HTTP1_W_BODY : HTTP1_W_DONE;
     if (wr != NULL)
         *wr = w;
     return HCONN_OK;
+}
+
+int
+http1_start_request(const struct http1_request *req, struct http1_writer *wr,
+                    char **head, size_t *len, char *err, size_t errlen)
+{
+    return http1_start_request_in(req, wr, NULL, 0, head, len, err, errlen);
 }
 
 int

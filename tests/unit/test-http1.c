@@ -1743,6 +1743,75 @@ test_request_head_sizes(void **state)
     (void)state;
 }
 
+/* A caller's buffer holds a head that fits, to its last byte, and
+ * nothing past it; a longer head is allocated, the same bytes either
+ * way. The parts after one that did not fit (an empty value among them)
+ * are only measured: the buffer's bytes past cap stay untouched. */
+static void
+test_request_head_in(void **state)
+{
+    static char value[300];
+    struct sbuf want = {0};
+
+    memset(value, 'v', sizeof value);
+    for (size_t vlen = 0; vlen < 40; vlen++) {
+        struct http1_header h[] = {{"X-Pad", 5, value, vlen},
+                                   {"X-Empty", 7, NULL, 0},
+                                   {"X-B", 3, "b", 1}};
+        struct http1_request req = {
+            .method = "GET",
+            .target = "/",
+            .host = "h",
+            .port = 8080,
+            .headers = h,
+            .nheaders = 3,
+            .content_length = -1,
+        };
+
+        want.len = 0;
+        sb_addf(&want, "GET / HTTP/1.1\r\nHost: h:8080\r\n"
+                       "Accept-Encoding: identity\r\nX-Pad: ");
+        sb_add(&want, value, vlen);
+        sb_addf(&want, "\r\nX-Empty: \r\nX-B: b\r\n\r\n");
+        for (size_t cap = 0; cap <= want.len + 3; cap++) {
+            char buf[200], *head, err[256];
+            size_t len;
+
+            memset(buf, '#', sizeof buf);
+            assert_int_equal(http1_start_request_in(&req, NULL, buf, cap, &head,
+                                                    &len, err, sizeof err),
+                             0);
+            assert_int_equal(len, want.len);
+            assert_memory_equal(head, want.s, len);
+            for (size_t k = cap; k < sizeof buf; k++)
+                assert_int_equal(buf[k], '#');
+            if (len <= cap) {
+                assert_ptr_equal(head, buf);
+            } else {
+                assert_ptr_not_equal(head, buf);
+                free(head);
+            }
+        }
+    }
+    /* A refusal hands back no head, not the buffer. */
+    {
+        struct http1_request req = {.method = "GET",
+                                    .target = "/ x",
+                                    .host = "h",
+                                    .content_length = -1};
+        char buf[64], *head = buf, err[256];
+        size_t len = 1;
+
+        assert_int_equal(http1_start_request_in(&req, NULL, buf, sizeof buf,
+                                                &head, &len, err, sizeof err),
+                         HCONN_EINVALID_URL);
+        assert_null(head);
+        assert_int_equal(len, 0);
+    }
+    sb_free(&want);
+    (void)state;
+}
+
 /* Scanning resumes where it stopped: p->scanned tracks the bytes seen. */
 static void
 test_scanned_resumes(void **state)
@@ -2887,6 +2956,7 @@ main(void)
         cmocka_unit_test(test_terminal_repeats),
         cmocka_unit_test(test_field_bytes),
         cmocka_unit_test(test_request_head_sizes),
+        cmocka_unit_test(test_request_head_in),
         cmocka_unit_test(test_scanned_resumes),
         cmocka_unit_test(test_request_err_buffer),
         cmocka_unit_test(test_chunk_header),
