@@ -532,7 +532,7 @@ codec_send_head(struct codec_stream *s, const struct codec_request *cr,
     size_t sent = 0;
 
     if (!upstream_is_tls(s->up) && evbuffer_get_length(output) == 0) {
-        ssize_t n = send(bufferevent_getfd(s->bev), cr->head, cr->head_len,
+        ssize_t n = send(upstream_fd(s->up), cr->head, cr->head_len,
                          MSG_DONTWAIT | MSG_NOSIGNAL);
 
         /* An error shows again, to the bufferevent, on the rest. */

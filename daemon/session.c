@@ -804,8 +804,7 @@ session_retire(struct session *s, struct exchange *ex)
 static size_t
 session_write_direct(struct session *s, struct evbuffer *src, size_t n)
 {
-    int written =
-        evbuffer_write_atmost(src, bufferevent_getfd(s->bev), (ev_ssize_t)n);
+    int written = evbuffer_write_atmost(src, s->fd, (ev_ssize_t)n);
 
     return written > 0 ? (size_t)written : 0;
 }
@@ -1003,6 +1002,7 @@ session_new(struct server *srv, int fd)
         s->uid = cred.uid;
         s->gid = cred.gid;
     }
+    s->fd = fd;
     s->bev = bufferevent_socket_new(
         srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     /* Only ever made active, never added: EV_PERSIST spares the loop
