@@ -66,7 +66,9 @@ session_cfg(const struct session *s)
     return s->srv->cfg;
 }
 
-/* Appends a slot to the queue. */
+/* Appends a slot to the queue. It asks for no flush: a slot has nothing
+ * to write until a reply is queued in it, and queueing one asks (a flush
+ * per request cost a loop turn that found nothing to do). */
 static void
 session_enqueue(struct session *s, struct exchange *ex)
 {
@@ -77,7 +79,6 @@ session_enqueue(struct session *s, struct exchange *ex)
         return;
     }
     exchange_link(&s->queue, ex);
-    session_schedule_flush(s);
 }
 
 /* Queues a ready reply. Consecutive ones share one slot: a client that
