@@ -407,6 +407,38 @@ class OwnAddresses(PolicyTest):
         self.assertEqual(self.accepted_count(), 1)
 
 
+class PoolKeys(PolicyTest):
+    """Connections are shared only under equal address filters. The pool
+    finds the last plain origin by comparing a request's fields rather
+    than its key, and the uid's filter is one of them: root (its rule's
+    filter, or none) and nobody (a rule that refuses private addresses,
+    loopback still allowed) ask for the same URL in turn, each on its
+    own client connection, and no upstream connection carries both."""
+
+    def setUp(self):
+        super().setUp()
+        other_user.require(self)
+        self.uid, self.gid = other_user.ids()
+
+    def test_uids_under_different_filters_never_share_a_connection(self):
+        d = self.daemon({"rules": [{"name": "nobody", "uids": [self.uid],
+                                    "private": False}]})
+        users = {"root": self.wire(d),
+                 "nobody": other_user.wire_as(self, d, self.uid, self.gid)}
+        for rid in range(1, 9):
+            who = "root" if rid % 2 else "nobody"
+            head, _, last = users[who].request(
+                rid, "GET", self.url(path=f"/{who}/{rid}"))
+            self.assertEqual(head and head["status"], 200, last)
+        conns = {"root": set(), "nobody": set()}
+        for r in self.origin.requests:
+            conns[r.target.split("/")[1]].add(r.conn_index)
+        # Each kept its one connection, in turn, and never the other's.
+        self.assertEqual(len(conns["root"]), 1, self.origin.requests)
+        self.assertEqual(len(conns["nobody"]), 1, self.origin.requests)
+        self.assertFalse(conns["root"] & conns["nobody"])
+
+
 class ByUid(PolicyTest):
     """Two users, two answers. Tests run as root in CI; the other user is
     nobody, through setpriv."""
