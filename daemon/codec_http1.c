@@ -293,6 +293,16 @@ codec_head_too_big(struct codec_stream *s, size_t more)
     return true;
 }
 
+/* Drops n bytes off in. Most events leave none to drop (a body moves
+ * whole, an end has no bytes of its own), and evbuffer_drain takes the
+ * buffer's lock and runs its callbacks even for none. */
+static inline void
+codec_drain(struct evbuffer *in, size_t n)
+{
+    if (n > 0)
+        evbuffer_drain(in, n);
+}
+
 /* The response is complete: the exchange replies (the trailers point
  * into the input, so before its consumed bytes go), then the connection
  * is pooled if it is clean: nothing may follow the response. */
@@ -312,7 +322,7 @@ codec_end(struct codec_stream *s, const struct http1_event *ev, size_t consumed)
     s->ev->end(s->arg, &end);
     if (s->dead)
         return;
-    evbuffer_drain(in, consumed);
+    codec_drain(in, consumed);
     upstream_set_clean(s->up,
                        true); /* a complete response: TLS state is sound */
     codec_finish(s, end.keep);
@@ -404,7 +414,7 @@ codec_process(struct codec_stream *s)
                                s->eof && seg.iov_len == avail, &consumed);
         switch (ev.kind) {
         case HTTP1_NEED_DATA:
-            evbuffer_drain(in, consumed);
+            codec_drain(in, consumed);
             s->response_bytes += consumed;
             if (seg.iov_len - consumed < avail - consumed) {
                 /* The next token straddles buffer chains: join them. */
@@ -443,7 +453,7 @@ codec_process(struct codec_stream *s)
              * buffer chains over, where copying cost as much CPU as the
              * kernel's own copies on large bodies. */
             skip = (size_t)(ev.data - (const char *)seg.iov_base);
-            evbuffer_drain(in, skip);
+            codec_drain(in, skip);
             taken = skip;
             if (s->ev->data(s->arg, in, ev.len))
                 taken += ev.len;
@@ -459,7 +469,7 @@ codec_process(struct codec_stream *s)
         }
         if (s->dead)
             break;
-        evbuffer_drain(in, consumed - taken);
+        codec_drain(in, consumed - taken);
         s->response_bytes += consumed;
     }
     codec_leave(s);
@@ -560,10 +570,14 @@ codec_open(struct upstream *up, const struct codec_request *cr,
         return NULL;
     }
     /* Zeroed but for the parser, which http1_parser_init readies without
-     * clearing its 3 KiB header index: the index is written before it is
-     * read, and clearing it cost more per request than parsing the head. */
+     * clearing its 3 KiB header index (the index is written before it is
+     * read, and clearing it cost more per request than parsing the head),
+     * the writer, copied just below, and the message buffer, a string. */
     memset(s, 0, offsetof(struct codec_stream, parser));
-    memset(&s->writer, 0, sizeof *s - offsetof(struct codec_stream, writer));
+    memset(&s->request_sent, 0,
+           offsetof(struct codec_stream, errmsg) -
+               offsetof(struct codec_stream, request_sent));
+    s->errmsg[0] = '\0';
     s->up = up;
     s->bev = bev;
     s->ev = ev;
