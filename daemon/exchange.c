@@ -190,7 +190,8 @@ exchange_spare_drop(void *item)
  * in flight (a few hundred bytes each), until the next trim (memory.c). */
 MEMORY_SPARES(exchange_spares, 1024, exchange_spare_drop);
 
-/* A spare exchange, wiped but for its buffers; NULL if none. */
+/* A spare exchange, wiped but for its buffers and its message; NULL if
+ * none. */
 static struct exchange *
 exchange_reuse(void)
 {
@@ -204,8 +205,13 @@ exchange_reuse(void)
     /* Wiped but for the buffers at its end: a string's first byte says
      * it is empty, and the rest (1 KiB, cache lines of a struct that has
      * gone cold while hundreds of others were in flight) is only read
-     * after it is written. */
-    memset(ex, 0, offsetof(struct exchange, target_desc));
+     * after it is written; and but for the message, which the caller
+     * sets (exchange_new_request copies it in, exchange_new_reply
+     * clears it). */
+    memset(ex, 0, offsetof(struct exchange, m));
+    memset((char *)&ex->m + sizeof ex->m, 0,
+           offsetof(struct exchange, target_desc) -
+               offsetof(struct exchange, m) - sizeof ex->m);
     ex->target_desc[0] = '\0';
     ex->proxy_host[0] = '\0';
     ex->out = out;
@@ -315,6 +321,7 @@ exchange_new_reply(struct session *s, json_t *reply)
         json_decref(reply);
         return NULL;
     }
+    memset(&ex->m, 0, sizeof ex->m); /* a reply slot has no message */
     ex->state = EXCHANGE_DONE;
     exchange_reply(ex, reply);
     return ex;
