@@ -147,21 +147,29 @@ target_of(const struct origin *o)
     return (struct pool_target){.host = "127.0.0.1", .port = o->port};
 }
 
-/* Leases to o and returns the connected upstream. */
+/* Leases t and returns the connected upstream. */
 static struct upstream *
-lease_connected(struct fixture *f, struct origin *o, struct lease *l)
+lease_target(struct fixture *f, const struct pool_target *t, struct lease *l)
 {
-    struct pool_target t = target_of(o);
     struct upstream *up = NULL;
 
     memset(l, 0, sizeof *l);
     l->w.cb = lease_cb;
-    assert_int_equal(pool_lease(f->pool, &t, &l->w, &up, 5), 0);
+    assert_int_equal(pool_lease(f->pool, t, &l->w, &up, 5), 0);
     if (up != NULL)
         return up;
     RUN_UNTIL(f, l->calls == 1);
     assert_int_equal(l->error, 0);
     return l->up;
+}
+
+/* Leases to o and returns the connected upstream. */
+static struct upstream *
+lease_connected(struct fixture *f, struct origin *o, struct lease *l)
+{
+    struct pool_target t = target_of(o);
+
+    return lease_target(f, &t, l);
 }
 
 static void
@@ -346,22 +354,6 @@ admit_any(const struct sockaddr *sa, const void *arg, char *why, size_t len)
     (void)why;
     (void)len;
     return 0;
-}
-
-/* Leases t and returns the connected upstream. */
-static struct upstream *
-lease_target(struct fixture *f, const struct pool_target *t, struct lease *l)
-{
-    struct upstream *up = NULL;
-
-    memset(l, 0, sizeof *l);
-    l->w.cb = lease_cb;
-    assert_int_equal(pool_lease(f->pool, t, &l->w, &up, 5), 0);
-    if (up != NULL)
-        return up;
-    RUN_UNTIL(f, l->calls == 1);
-    assert_int_equal(l->error, 0);
-    return l->up;
 }
 
 /* The pool finds the last plain origin by comparing a target's fields
