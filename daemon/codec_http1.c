@@ -475,7 +475,12 @@ codec_process(struct codec_stream *s)
     codec_leave(s);
 }
 
-/* The connection has bytes: read on, then parse. */
+/* The connection has bytes: parse them, and push the read timeout back
+ * if the stream reads on. A response that ended with these bytes has
+ * parked its connection with a timeout of its own (or dropped it), and
+ * pushing this one first was a deadline set for nothing per request;
+ * both are taken from the loop's one cached time, so the order changes
+ * no due time. */
 static void
 codec_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -483,8 +488,11 @@ codec_read_cb(struct bufferevent *bev, void *arg)
 
     if (s->fd_lent)
         return; /* a read the loop had queued before the socket was lent */
-    upstream_read_progress(s->up);
+    codec_enter(s);
     codec_process(s);
+    if (!s->dead)
+        upstream_read_progress(s->up);
+    codec_leave(s);
 }
 
 /* The connection's output drained below its low-water mark. */
