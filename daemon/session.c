@@ -521,25 +521,27 @@ session_read_payload(struct session *s, struct evbuffer *in)
            exchange_body_held(ex) < session_cfg(s)->stream_buffer_bytes;
 }
 
-/* Where the first line of in ends (the offset of its LF), or -1. Most
- * lines arrive whole in the buffer's first chain, where memchr finds the
- * end for a fraction of what evbuffer_search costs; a line that runs on
- * past that chain is searched for across chains. */
+/* Where the first line of in (avail bytes) ends: the offset of its LF,
+ * or -1. Most lines arrive whole in the buffer's first chain, where
+ * memchr finds the end for a fraction of what evbuffer_search costs; a
+ * line that runs on past that chain is searched for across chains. */
 static ev_ssize_t
-session_find_eol(struct evbuffer *in, struct evbuffer_iovec *first)
+session_find_eol(struct evbuffer *in, size_t avail,
+                 struct evbuffer_iovec *first)
 {
     const char *lf;
 
-    /* (Asked for everything with room for one extent, evbuffer_peek
-     * fills that one and says 1 whatever follows.) */
-    if (evbuffer_peek(in, -1, NULL, first, 1) <= 0) {
+    /* Empty (as after each request's line): nothing to peek at. (Asked
+     * for everything with room for one extent, evbuffer_peek fills that
+     * one and says 1 whatever follows.) */
+    if (avail == 0 || evbuffer_peek(in, -1, NULL, first, 1) <= 0) {
         first->iov_len = 0;
         return -1;
     }
     lf = memchr(first->iov_base, '\n', first->iov_len);
     if (lf != NULL)
         return lf - (const char *)first->iov_base;
-    if (first->iov_len >= evbuffer_get_length(in))
+    if (first->iov_len >= avail)
         return -1;
     return evbuffer_search(in, "\n", 1, NULL).pos;
 }
@@ -550,23 +552,20 @@ static bool
 session_read_line(struct session *s, struct evbuffer *in)
 {
     struct evbuffer_iovec first;
-    ev_ssize_t eol = session_find_eol(in, &first);
-    size_t avail, len, consumed;
+    size_t avail = evbuffer_get_length(in), len, consumed;
+    ev_ssize_t eol = session_find_eol(in, avail, &first);
     struct wire_client_msg fast;
     const char *line;
     json_t *msg;
     char err[256];
     int rc;
 
-    if (eol >= 0) {
+    if (eol >= 0)
         len = (size_t)eol + 1;
-    } else {
-        avail = evbuffer_get_length(in);
-        if (avail > 0 && (avail >= s->reader.max_line || s->reader.discarding))
-            len = avail; /* let the codec report or discard the long line */
-        else
-            return false;
-    }
+    else if (avail > 0 && (avail >= s->reader.max_line || s->reader.discarding))
+        len = avail; /* let the codec report or discard the long line */
+    else
+        return false;
     /* A line within the first chain is read where it lies. */
     line = len <= first.iov_len
                ? (const char *)first.iov_base
