@@ -438,6 +438,35 @@ class PoolKeys(PolicyTest):
         self.assertEqual(len(conns["nobody"]), 1, self.origin.requests)
         self.assertFalse(conns["root"] & conns["nobody"])
 
+    def test_scheme_and_proxy_never_take_the_plain_connection(self):
+        # The plain connection is idle and last found when the same host,
+        # port and protocol come through a proxy (the origin itself,
+        # which answers CONNECT), then over TLS: each must open its own.
+        d = self.daemon(None)
+        w = self.wire(d)
+        head, _, last = w.request(1, "GET", self.url(path="/plain"))
+        self.assertEqual(head and head["status"], 200, last)
+        w.send({"id": 2, "method": "GET", "url": self.url(path="/proxied"),
+                "proxy": {"host": "127.0.0.1", "port": self.origin.port}})
+        w.read_response(2)
+        head, _, last = w.request(3, "GET", self.url(path="/plain"))
+        self.assertEqual(head and head["status"], 200, last)
+        w.send({"id": 4, "method": "GET", "http_version": "1.1",
+                "url": f"https://127.0.0.1:{self.origin.port}/tls",
+                "timeout": 1})
+        head, _, last = w.read_response(4)
+        self.assertIsNone(head, last)
+        self.assertIn("error", last)
+        by_target = {}
+        for r in self.origin.requests:
+            by_target.setdefault(r.target, []).append(r)
+        self.assertEqual({r.conn_index for r in by_target["/plain"]}, {0},
+                         self.origin.requests)
+        self.assertNotIn("/tls", by_target)
+        self.assertEqual([r.method for r in self.origin.requests
+                          if r.conn_index != 0], ["CONNECT", "GET"],
+                         self.origin.requests)
+        self.assertEqual(len(self.origin.connections), 3)
 
 class ByUid(PolicyTest):
     """Two users, two answers. Tests run as root in CI; the other user is
