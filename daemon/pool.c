@@ -194,7 +194,9 @@ pool_label_put(char *label, size_t len, size_t *n, const char *s)
 
 /* The readable part of the key: "https://host:port <TLS settings> via
  * proxy:port". Its start, all most keys are, is put together without
- * snprintf: formatting it was the pool's largest cost per request. */
+ * snprintf: formatting it was the pool's largest cost per request. A
+ * part added here that a plain target can carry must be compared by
+ * pool_last_match too (or make the target not plain there). */
 static void
 pool_format_label(const struct pool_target *t, char *label, size_t len)
 {
