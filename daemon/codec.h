@@ -43,6 +43,7 @@ struct codec_request {
      * the body writer it readied (each stream rewinds a copy). */
     char *head;
     size_t head_len;
+    bool head_owned; /* head was malloc'd, not the caller's buffer */
     struct http1_writer writer;
 };
 
@@ -119,9 +120,11 @@ const char *codec_request_field(const struct wire_request *req,
 
 /* Readies req for sending (the codec's own rules on methods, targets and
  * header fields; may set req->expect_continue when the client's own
- * Expect asks for it). 0, or HCONN_E... with err saying what was wrong. */
-int codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
-                  size_t errlen);
+ * Expect asks for it). A head of at most cap bytes is formatted into buf,
+ * which must outlast cr; a longer one is allocated. 0, or HCONN_E...
+ * with err saying what was wrong. */
+int codec_prepare(struct codec_request *cr, struct wire_request *req, char *buf,
+                  size_t cap, char *err, size_t errlen);
 
 /* Frees what codec_prepare made. */
 void codec_request_clear(struct codec_request *cr);

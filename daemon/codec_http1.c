@@ -102,8 +102,8 @@ codec_list_has(const char *value, const char *token)
 /* Formats the HTTP/1.1 head once, checking the client's fields against
  * the framing the daemon does itself. */
 int
-codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
-              size_t errlen)
+codec_prepare(struct codec_request *cr, struct wire_request *req, char *buf,
+              size_t cap, char *err, size_t errlen)
 {
     /* Most requests carry a few fields: those need no allocation. */
     struct http1_header stack[16], *fields = stack;
@@ -161,8 +161,9 @@ codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
         hreq.chunked = true;
     else if (req->body != WIRE_BODY_NONE)
         hreq.content_length = req->length;
-    rc = http1_start_request(&hreq, &cr->writer, &cr->head, &cr->head_len, err,
-                             errlen);
+    rc = http1_start_request_in(&hreq, &cr->writer, buf, cap, &cr->head,
+                                &cr->head_len, err, errlen);
+    cr->head_owned = cr->head != NULL && cr->head != buf;
     if (fields != stack)
         free(fields);
     cr->length = cr->writer.length;
@@ -172,8 +173,10 @@ codec_prepare(struct codec_request *cr, struct wire_request *req, char *err,
 void
 codec_request_clear(struct codec_request *cr)
 {
-    free(cr->head);
+    if (cr->head_owned)
+        free(cr->head);
     cr->head = NULL;
+    cr->head_owned = false;
 }
 
 /* Freed streams kept for the next ones: each is nearly 4 KiB (the
@@ -290,6 +293,16 @@ codec_head_too_big(struct codec_stream *s, size_t more)
     return true;
 }
 
+/* Drops n bytes off in. Most events leave none to drop (a body moves
+ * whole, an end has no bytes of its own), and evbuffer_drain takes the
+ * buffer's lock and runs its callbacks even for none. */
+static inline void
+codec_drain(struct evbuffer *in, size_t n)
+{
+    if (n > 0)
+        evbuffer_drain(in, n);
+}
+
 /* The response is complete: the exchange replies (the trailers point
  * into the input, so before its consumed bytes go), then the connection
  * is pooled if it is clean: nothing may follow the response. */
@@ -309,7 +322,7 @@ codec_end(struct codec_stream *s, const struct http1_event *ev, size_t consumed)
     s->ev->end(s->arg, &end);
     if (s->dead)
         return;
-    evbuffer_drain(in, consumed);
+    codec_drain(in, consumed);
     upstream_set_clean(s->up,
                        true); /* a complete response: TLS state is sound */
     codec_finish(s, end.keep);
@@ -401,7 +414,7 @@ codec_process(struct codec_stream *s)
                                s->eof && seg.iov_len == avail, &consumed);
         switch (ev.kind) {
         case HTTP1_NEED_DATA:
-            evbuffer_drain(in, consumed);
+            codec_drain(in, consumed);
             s->response_bytes += consumed;
             if (seg.iov_len - consumed < avail - consumed) {
                 /* The next token straddles buffer chains: join them. */
@@ -440,7 +453,7 @@ codec_process(struct codec_stream *s)
              * buffer chains over, where copying cost as much CPU as the
              * kernel's own copies on large bodies. */
             skip = (size_t)(ev.data - (const char *)seg.iov_base);
-            evbuffer_drain(in, skip);
+            codec_drain(in, skip);
             taken = skip;
             if (s->ev->data(s->arg, in, ev.len))
                 taken += ev.len;
@@ -456,13 +469,18 @@ codec_process(struct codec_stream *s)
         }
         if (s->dead)
             break;
-        evbuffer_drain(in, consumed - taken);
+        codec_drain(in, consumed - taken);
         s->response_bytes += consumed;
     }
     codec_leave(s);
 }
 
-/* The connection has bytes: read on, then parse. */
+/* The connection has bytes: parse them, and push the read timeout back
+ * if the stream reads on. A response that ended with these bytes has
+ * parked its connection with a timeout of its own (or dropped it), and
+ * pushing this one first was a deadline set for nothing per request;
+ * both are taken from the loop's one cached time, so the order changes
+ * no due time. */
 static void
 codec_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -470,8 +488,11 @@ codec_read_cb(struct bufferevent *bev, void *arg)
 
     if (s->fd_lent)
         return; /* a read the loop had queued before the socket was lent */
-    upstream_read_progress(s->up);
+    codec_enter(s);
     codec_process(s);
+    if (!s->dead)
+        upstream_read_progress(s->up);
+    codec_leave(s);
 }
 
 /* The connection's output drained below its low-water mark. */
@@ -529,7 +550,7 @@ codec_send_head(struct codec_stream *s, const struct codec_request *cr,
     size_t sent = 0;
 
     if (!upstream_is_tls(s->up) && evbuffer_get_length(output) == 0) {
-        ssize_t n = send(bufferevent_getfd(s->bev), cr->head, cr->head_len,
+        ssize_t n = send(upstream_fd(s->up), cr->head, cr->head_len,
                          MSG_DONTWAIT | MSG_NOSIGNAL);
 
         /* An error shows again, to the bufferevent, on the rest. */
@@ -557,10 +578,14 @@ codec_open(struct upstream *up, const struct codec_request *cr,
         return NULL;
     }
     /* Zeroed but for the parser, which http1_parser_init readies without
-     * clearing its 3 KiB header index: the index is written before it is
-     * read, and clearing it cost more per request than parsing the head. */
+     * clearing its 3 KiB header index (the index is written before it is
+     * read, and clearing it cost more per request than parsing the head),
+     * the writer, copied just below, and the message buffer, a string. */
     memset(s, 0, offsetof(struct codec_stream, parser));
-    memset(&s->writer, 0, sizeof *s - offsetof(struct codec_stream, writer));
+    memset(&s->request_sent, 0,
+           offsetof(struct codec_stream, errmsg) -
+               offsetof(struct codec_stream, request_sent));
+    s->errmsg[0] = '\0';
     s->up = up;
     s->bev = bev;
     s->ev = ev;

@@ -89,10 +89,7 @@ struct exchange {
                                   when the fast path scanned it */
     struct wire_client_msg m;  /* validated; m.req borrows from msg, or
                                   owns its strings (wire_fast.h) */
-    char target_desc[320];     /* exchange_desc's, once formatted */
     struct codec_request creq; /* the request readied for the codec */
-    char proxy_host[256];      /* a tunnel's proxy (a copy: the defaults may
-                                  be reloaded meanwhile), or "" */
     uint16_t proxy_port;
     char *connect_head; /* a tunnel's CONNECT request */
     size_t connect_head_len;
@@ -122,6 +119,12 @@ struct exchange {
     struct pathcheck *pathcheck; /* inner destinations being resolved */
     size_t charged;              /* the request's bytes in the budget */
     bool path_checked;           /* ... and found allowed */
+    /* Last, the buffers a reused exchange does not wipe (exchange_reuse):
+     * strings by their first byte, the head by creq pointing into it. */
+    char target_desc[320]; /* exchange_desc's, once formatted */
+    char proxy_host[256];  /* a tunnel's proxy (a copy: the defaults may
+                              be reloaded meanwhile), or "" */
+    char head_buf[512];    /* creq.head when it fits: most heads */
 };
 
 #define exchange_of_waiter(w)                                                  \
@@ -187,7 +190,8 @@ exchange_spare_drop(void *item)
  * in flight (a few hundred bytes each), until the next trim (memory.c). */
 MEMORY_SPARES(exchange_spares, 1024, exchange_spare_drop);
 
-/* A spare exchange, wiped but for its buffers; NULL if none. */
+/* A spare exchange, wiped but for its buffers and its message; NULL if
+ * none. */
 static struct exchange *
 exchange_reuse(void)
 {
@@ -198,17 +202,18 @@ exchange_reuse(void)
         return NULL;
     out = ex->out;
     body = ex->body;
-    /* Wiped but for the two strings' tails: their first byte says they
-     * are empty, and the rest (576 bytes, nine cache lines of a struct
-     * that has gone cold while hundreds of others were in flight) is
-     * only read after it is written. */
-    memset(ex, 0, offsetof(struct exchange, target_desc) + 1);
-    memset(&ex->target_desc[sizeof ex->target_desc], 0,
-           offsetof(struct exchange, proxy_host) + 1 -
-               offsetof(struct exchange, target_desc) - sizeof ex->target_desc);
-    memset(&ex->proxy_host[sizeof ex->proxy_host], 0,
-           sizeof *ex - offsetof(struct exchange, proxy_host) -
-               sizeof ex->proxy_host);
+    /* Wiped but for the buffers at its end: a string's first byte says
+     * it is empty, and the rest (1 KiB, cache lines of a struct that has
+     * gone cold while hundreds of others were in flight) is only read
+     * after it is written; and but for the message, which the caller
+     * sets (exchange_new_request copies it in, exchange_new_reply
+     * clears it). */
+    memset(ex, 0, offsetof(struct exchange, m));
+    memset((char *)&ex->m + sizeof ex->m, 0,
+           offsetof(struct exchange, target_desc) -
+               offsetof(struct exchange, m) - sizeof ex->m);
+    ex->target_desc[0] = '\0';
+    ex->proxy_host[0] = '\0';
     ex->out = out;
     ex->body = body;
     return ex;
@@ -316,6 +321,7 @@ exchange_new_reply(struct session *s, json_t *reply)
         json_decref(reply);
         return NULL;
     }
+    memset(&ex->m, 0, sizeof ex->m); /* a reply slot has no message */
     ex->state = EXCHANGE_DONE;
     exchange_reply(ex, reply);
     return ex;
@@ -347,7 +353,8 @@ static int
 exchange_format_head(struct exchange *ex)
 {
     char err[256];
-    int rc = codec_prepare(&ex->creq, &ex->m.req, err, sizeof err);
+    int rc = codec_prepare(&ex->creq, &ex->m.req, ex->head_buf,
+                           sizeof ex->head_buf, err, sizeof err);
 
     if (rc < 0)
         exchange_fail(ex, rc, "%s", err);

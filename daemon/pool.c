@@ -113,6 +113,19 @@ struct pool_origin {
     TAILQ_ENTRY(pool_origin) wanting_entry;
 };
 
+/* The origin a plain target was last found for, and that target's
+ * fields (see pool_origin_find). */
+#define POOL_LAST_HOST   256
+#define POOL_LAST_FILTER 160
+struct pool_last {
+    struct pool_origin *origin; /* NULL: none (cleared when it goes) */
+    uint16_t port;
+    enum pool_proto proto;
+    bool filtered;                 /* it had an address filter ... */
+    char host[POOL_LAST_HOST];     /* (NUL-terminated) */
+    char filter[POOL_LAST_FILTER]; /* ... whose key this is */
+};
+
 struct pool {
     struct event_base *base;
     struct resolver *resolver;
@@ -120,7 +133,8 @@ struct pool {
     const struct config *cfg;
     struct stats *stats;
     struct pool_origin *buckets[POOL_BUCKETS];
-    struct conn_list lru; /* idle connections, oldest first */
+    struct pool_last last; /* the last plain origin found */
+    struct conn_list lru;  /* idle connections, oldest first */
     /* Connects under way, all origins (linked by lru_entry, which only
      * idle connections use otherwise), so that pool_free can end them. */
     struct conn_list connecting;
@@ -180,7 +194,9 @@ pool_label_put(char *label, size_t len, size_t *n, const char *s)
 
 /* The readable part of the key: "https://host:port <TLS settings> via
  * proxy:port". Its start, all most keys are, is put together without
- * snprintf: formatting it was the pool's largest cost per request. */
+ * snprintf: formatting it was the pool's largest cost per request. A
+ * part added here that a plain target can carry must be compared by
+ * pool_last_match too (or make the target not plain there). */
 static void
 pool_format_label(const struct pool_target *t, char *label, size_t len)
 {
@@ -349,15 +365,73 @@ pool_origin_new(struct pool *pool, const struct pool_target *t, const char *key,
     return o;
 }
 
+/* A plain target: no TLS (nor its options), no tunnel, no source
+ * address. Its key (pool_format_label) is made of its host, port,
+ * protocol and address filter's key alone. */
+static bool
+pool_target_is_plain(const struct pool_target *t)
+{
+    return !t->tls && t->tls_options == NULL && t->proxy_host == NULL &&
+           t->connect_head == NULL && t->source_host == NULL;
+}
+
+/* The last origin found when t is a plain target with the very fields
+ * it was found for: their keys are then equal, so the lookup by key
+ * would find it too. NULL otherwise. */
+static struct pool_origin *
+pool_last_match(const struct pool *pool, const struct pool_target *t)
+{
+    const struct pool_last *l = &pool->last;
+
+    if (l->origin == NULL || !pool_target_is_plain(t) || t->port != l->port ||
+        t->proto != l->proto || (t->addr_filter != NULL) != l->filtered ||
+        strcmp(t->host, l->host) != 0)
+        return NULL;
+    if (l->filtered && strcmp(t->addr_filter->key, l->filter) != 0)
+        return NULL;
+    return l->origin;
+}
+
+/* Remembers that plain target t found o (anything else: nothing). */
+static void
+pool_last_set(struct pool *pool, const struct pool_target *t,
+              struct pool_origin *o)
+{
+    struct pool_last *l = &pool->last;
+    size_t hn, fn = 0;
+
+    l->origin = NULL;
+    if (!pool_target_is_plain(t))
+        return;
+    hn = strlen(t->host);
+    if (t->addr_filter != NULL)
+        fn = strlen(t->addr_filter->key);
+    if (hn >= sizeof l->host || fn >= sizeof l->filter)
+        return;
+    memcpy(l->host, t->host, hn + 1);
+    l->filtered = t->addr_filter != NULL;
+    if (l->filtered)
+        memcpy(l->filter, t->addr_filter->key, fn + 1);
+    l->port = t->port;
+    l->proto = t->proto;
+    l->origin = o;
+}
+
+/* The origin for t's key, made when create says so. Formatting and
+ * hashing the key was the pool's largest cost per request: the last
+ * plain target's fields are compared first. */
 static struct pool_origin *
 pool_origin_find(struct pool *pool, const struct pool_target *t, bool create)
 {
     char buf[2400];
     size_t label_len;
-    char *key = pool_format_key(t, buf, sizeof buf, &label_len);
+    char *key;
     unsigned b;
-    struct pool_origin *o;
+    struct pool_origin *o = pool_last_match(pool, t);
 
+    if (o != NULL)
+        return o;
+    key = pool_format_key(t, buf, sizeof buf, &label_len);
     if (key == NULL)
         return NULL;
     b = pool_hash(key);
@@ -371,6 +445,8 @@ pool_origin_find(struct pool *pool, const struct pool_target *t, bool create)
     }
     if (key != buf)
         free(key);
+    if (o != NULL)
+        pool_last_set(pool, t, o);
     return o;
 }
 
@@ -384,6 +460,8 @@ pool_origin_maybe_free(struct pool_origin *o)
         return;
     if (o->wanting)
         TAILQ_REMOVE(&o->pool->wanting, o, wanting_entry);
+    if (o->pool->last.origin == o)
+        o->pool->last.origin = NULL;
     for (p = &o->pool->buckets[pool_hash(o->key)]; *p != o;
          p = &(*p)->hash_next)
         ;

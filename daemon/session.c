@@ -66,7 +66,9 @@ session_cfg(const struct session *s)
     return s->srv->cfg;
 }
 
-/* Appends a slot to the queue. */
+/* Appends a slot to the queue. It asks for no flush: a slot has nothing
+ * to write until a reply is queued in it, and queueing one asks (a flush
+ * per request cost a loop turn that found nothing to do). */
 static void
 session_enqueue(struct session *s, struct exchange *ex)
 {
@@ -77,7 +79,6 @@ session_enqueue(struct session *s, struct exchange *ex)
         return;
     }
     exchange_link(&s->queue, ex);
-    session_schedule_flush(s);
 }
 
 /* Queues a ready reply. Consecutive ones share one slot: a client that
@@ -435,56 +436,57 @@ session_is_refused_stream(json_t *msg, const struct wire_client_msg *m)
 }
 
 /* Acts on one message line: msg decoded, or fast already scanned (msg
- * NULL; its strings are its own, see wire_fast.h). */
+ * NULL; its strings are its own, see wire_fast.h), which is used in
+ * place (a copy of its 344 bytes cost more than what reads it) and
+ * cleared. */
 static void
-session_handle(struct session *s, json_t *msg,
-               const struct wire_client_msg *fast)
+session_handle(struct session *s, json_t *msg, struct wire_client_msg *fast)
 {
-    struct wire_client_msg m;
+    struct wire_client_msg parsed, *m = fast;
     struct session_stream *st;
     char err[512];
     int rc = 0;
 
-    if (fast != NULL)
-        m = *fast;
-    else
-        rc = wire_parse_client_msg(msg, &m, err, sizeof err);
+    if (m == NULL) {
+        m = &parsed;
+        rc = wire_parse_client_msg(msg, m, err, sizeof err);
+    }
     if (rc < 0 && s->raw) {
-        if (m.has_data)
-            session_skip_payload(s, m.data_len);
+        if (m->has_data)
+            session_skip_payload(s, m->data_len);
     } else if (rc < 0) {
-        session_reply_error(s, m.id, rc, err);
+        session_reply_error(s, m->id, rc, err);
         if (json_is_true(json_object_get(msg, "raw"))) {
             /* A raw client reads one reply and then waits for the close;
              * an invalid raw request ends the session too. */
             s->raw = true;
             s->closing = true;
-        } else if (m.framing_lost) {
+        } else if (m->framing_lost) {
             /* Where the next message starts is unknown: stop here. */
             s->closing = true;
-        } else if (m.has_data) {
-            session_skip_payload(s, m.data_len);
+        } else if (m->has_data) {
+            session_skip_payload(s, m->data_len);
         }
-        if (!s->closing && session_is_refused_stream(msg, &m))
-            session_stream_open(s, m.id, NULL);
-    } else if (m.kind == WIRE_MSG_REQUEST) {
-        session_handle_request(s, msg, &m);
-    } else if (m.kind == WIRE_MSG_OP) {
+        if (!s->closing && session_is_refused_stream(msg, m))
+            session_stream_open(s, m->id, NULL);
+    } else if (m->kind == WIRE_MSG_REQUEST) {
+        session_handle_request(s, msg, m);
+    } else if (m->kind == WIRE_MSG_OP) {
         if (!s->raw)
-            session_handle_op(s, &m);
-    } else if ((st = session_stream_find(s, m.id)) == NULL) {
+            session_handle_op(s, m);
+    } else if ((st = session_stream_find(s, m->id)) == NULL) {
         if (!s->raw) {
             snprintf(err, sizeof err,
                      "\"id\": no request with a streamed "
                      "body open under this id");
-            session_reply_error(s, m.id, HCONN_EBAD_MESSAGE, err);
+            session_reply_error(s, m->id, HCONN_EBAD_MESSAGE, err);
         }
-        if (m.has_data)
-            session_skip_payload(s, m.data_len);
-    } else if (m.kind == WIRE_MSG_DATA) {
+        if (m->has_data)
+            session_skip_payload(s, m->data_len);
+    } else if (m->kind == WIRE_MSG_DATA) {
         /* To a request that is over, the bytes are dropped (ex NULL). */
         s->payload_to = st->ex;
-        s->payload_left = m.data_len;
+        s->payload_left = m->data_len;
         s->payload_ends_body = false;
     } else {
         struct exchange *ex = st->ex;
@@ -493,7 +495,7 @@ session_handle(struct session *s, json_t *msg,
         if (ex != NULL)
             exchange_end_body(ex);
     }
-    wire_client_msg_clear(&m);
+    wire_client_msg_clear(m);
 }
 
 /* Moves payload bytes to their exchange. Returns false when reading must
@@ -519,30 +521,58 @@ session_read_payload(struct session *s, struct evbuffer *in)
            exchange_body_held(ex) < session_cfg(s)->stream_buffer_bytes;
 }
 
+/* Where the first line of in (avail bytes) ends: the offset of its LF,
+ * or -1. Most lines arrive whole in the buffer's first chain, where
+ * memchr finds the end for a fraction of what evbuffer_search costs; a
+ * line that runs on past that chain is searched for across chains. */
+static ev_ssize_t
+session_find_eol(struct evbuffer *in, size_t avail,
+                 struct evbuffer_iovec *first)
+{
+    const char *lf;
+
+    /* Empty (as after each request's line): nothing to peek at. (Asked
+     * for everything with room for one extent, evbuffer_peek fills that
+     * one and says 1 whatever follows.) */
+    if (avail == 0 || evbuffer_peek(in, -1, NULL, first, 1) <= 0) {
+        first->iov_len = 0;
+        return -1;
+    }
+    lf = memchr(first->iov_base, '\n', first->iov_len);
+    if (lf != NULL)
+        return lf - (const char *)first->iov_base;
+    if (first->iov_len >= avail)
+        return -1;
+    return evbuffer_search(in, "\n", 1, NULL).pos;
+}
+
 /* Takes the next message line off in, if a whole one is there. Returns
  * false when more bytes are needed. */
 static bool
 session_read_line(struct session *s, struct evbuffer *in)
 {
-    struct evbuffer_ptr eol = evbuffer_search(in, "\n", 1, NULL);
-    size_t avail = evbuffer_get_length(in);
-    size_t len, consumed;
+    struct evbuffer_iovec first;
+    size_t avail = evbuffer_get_length(in), len, consumed;
+    ev_ssize_t eol = session_find_eol(in, avail, &first);
     struct wire_client_msg fast;
     const char *line;
     json_t *msg;
     char err[256];
     int rc;
 
-    if (eol.pos >= 0)
-        len = (size_t)eol.pos + 1;
+    if (eol >= 0)
+        len = (size_t)eol + 1;
     else if (avail > 0 && (avail >= s->reader.max_line || s->reader.discarding))
         len = avail; /* let the codec report or discard the long line */
     else
         return false;
-    line = (const char *)evbuffer_pullup(in, len);
+    /* A line within the first chain is read where it lies. */
+    line = len <= first.iov_len
+               ? (const char *)first.iov_base
+               : (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
     /* A whole line of a common message skips the jansson tree; anything
      * else (and every error) takes the full path below. */
-    if (eol.pos >= 0 && !s->reader.discarding && len <= s->reader.max_line &&
+    if (eol >= 0 && !s->reader.discarding && len <= s->reader.max_line &&
         wire_fast_parse_client_msg(line, len - 1, &fast, &msg) ==
             WIRE_FAST_ACCEPTED) {
         evbuffer_drain(in, len);
@@ -804,8 +834,7 @@ session_retire(struct session *s, struct exchange *ex)
 static size_t
 session_write_direct(struct session *s, struct evbuffer *src, size_t n)
 {
-    int written =
-        evbuffer_write_atmost(src, bufferevent_getfd(s->bev), (ev_ssize_t)n);
+    int written = evbuffer_write_atmost(src, s->fd, (ev_ssize_t)n);
 
     return written > 0 ? (size_t)written : 0;
 }
@@ -1003,6 +1032,7 @@ session_new(struct server *srv, int fd)
         s->uid = cred.uid;
         s->gid = cred.gid;
     }
+    s->fd = fd;
     s->bev = bufferevent_socket_new(
         srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     /* Only ever made active, never added: EV_PERSIST spares the loop

@@ -30,6 +30,8 @@ struct session {
     gid_t gid;
     struct stats *ustats;     /* uid's figures (uidstats_lookup) */
     struct bufferevent *bev;  /* the client's socket; writes only */
+    int fd;                   /* that socket (bufferevent_getfd takes a
+                                 lock and an indirect call) */
     struct event *read_event; /* reads it (session_read_cb) */
     struct wire_reader reader;
     struct exchange_list queue;         /* replies owed, in order */

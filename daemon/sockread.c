@@ -98,11 +98,12 @@ sockread_bufferevent_cb(evutil_socket_t fd, short what, void *arg)
     struct bufferevent *bev = arg;
     struct evbuffer *input = bufferevent_get_input(bev);
     ev_ssize_t max = bufferevent_get_max_to_read(bev);
-    size_t low = 0, high = 0, held = evbuffer_get_length(input), first;
+    /* The read high-water mark, as bufferevent_getwatermark reads it but
+     * for its lock (hconnd runs one thread, and sets up no locks). */
+    size_t high = bev->wm_read.high, held = evbuffer_get_length(input), first;
     short end = 0; /* BEV_EVENT_EOF or _ERROR once a read met either */
     ssize_t n;
 
-    bufferevent_getwatermark(bev, EV_READ, &low, &high);
     if (what == EV_TIMEOUT || max <= 0 || (high != 0 && held >= high)) {
         sockread_libevent_cb(fd, what, arg);
         return;

@@ -47,6 +47,8 @@
 struct upstream {
     unsigned long id;        /* for logs */
     struct bufferevent *bev; /* NULL until a connect is under way */
+    int fd; /* bev's socket, once connected: bufferevent_getfd takes a
+               lock and an indirect call, per request */
     struct event_base *base;
     struct resolve_waiter resolving; /* the name's lookup, while pending */
     struct connect_race *race;       /* racing the addresses */
@@ -147,6 +149,7 @@ upstream_new(struct event_base *base, const char *host, uint16_t port,
     if (up == NULL)
         return NULL;
     up->id = upstream_next_id++;
+    up->fd = -1;
     up->base = base;
     up->port = port;
     snprintf(up->host, sizeof up->host, "%s", host);
@@ -559,6 +562,7 @@ upstream_connected(struct upstream *up, int fd)
                             "cannot allocate a connection");
         return;
     }
+    up->fd = fd;
     /* Every plain response byte, and a proxy's answer to CONNECT, is
      * read from this bufferevent: without libevent's FIONREAD ioctl per
      * read (sockread.c). Failing, it reads as libevent does. TLS reads
@@ -991,7 +995,7 @@ upstream_is_reusable(struct upstream *up)
     }
     /* The server may have closed (or sent stray bytes) since the loop last
      * looked; the kernel knows already. */
-    n = recv(bufferevent_getfd(up->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    n = recv(up->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -1044,6 +1048,12 @@ struct bufferevent *
 upstream_bev(const struct upstream *up)
 {
     return up->bev;
+}
+
+int
+upstream_fd(const struct upstream *up)
+{
+    return up->fd;
 }
 
 bool

@@ -129,6 +129,10 @@ const char *upstream_peer(const struct upstream *up);
 /* The connection's bufferevent: a codec's while it carries a stream. */
 struct bufferevent *upstream_bev(const struct upstream *up);
 
+/* The connection's socket (under a TLS filter too); -1 before it is
+ * connected. */
+int upstream_fd(const struct upstream *up);
+
 /* True when bev is a TLS filter (the socket carries records only). */
 bool upstream_is_tls(const struct upstream *up);
 

@@ -220,40 +220,45 @@ struct http1_auto {
     bool port;              /* Host carries ":port" */
     bool chunked;           /* write Transfer-Encoding: chunked */
     int64_t content_length; /* write Content-Length: this, if >= 0 */
+    size_t method_len;      /* the lengths of req's strings, measured */
+    size_t target_len;      /* once */
+    size_t host_len;        /* (with host) */
 };
 
 /* Sizes (p == NULL) or writes the head; the same code does both so the
- * measured length and the written bytes cannot disagree. Past cap bytes
- * a head is only measured: len then exceeds cap, and nothing more is
- * written. */
+ * measured length and the written bytes cannot disagree. Once a part
+ * does not fit in what is left of the buffer, it and every part after it
+ * are only measured: len then exceeds the buffer, and the caller writes
+ * the head again into one of len bytes. */
 struct http1_out {
     char *p;       /* the buffer, or NULL to measure only */
-    size_t cap;    /* p's size */
+    size_t room;   /* bytes left at p + len; 0 once a part did not fit */
     size_t len;    /* bytes so far */
     bool overflow; /* the length does not fit a size_t */
 };
 
-/* Appends, or only counts; a length that would wrap marks overflow. */
+/* Appends, or only counts; a length that wraps marks overflow. One
+ * comparison a part: the head goes out once a request. */
 static inline void
 http1_put(struct http1_out *o, const char *s, size_t n)
 {
-    if (o->overflow || n > SIZE_MAX - o->len) {
-        o->overflow = true;
-        return;
-    }
     /* n == 0 may come with s == NULL (an empty header value), which
      * memcpy must not be given. */
-    if (o->p != NULL && n > 0 && o->len <= o->cap && n <= o->cap - o->len)
+    if (n == 0)
+        return;
+    if (n <= o->room) {
         memcpy(o->p + o->len, s, n);
+        o->room -= n;
+    } else {
+        o->room = 0;
+    }
     o->len += n;
+    if (o->len < n)
+        o->overflow = true;
 }
 
-/* For NUL-terminated parts (method, target, host, literals). */
-static void
-http1_puts(struct http1_out *o, const char *s)
-{
-    http1_put(o, s, strlen(s));
-}
+/* For a string literal: its length is known when compiled. */
+#define http1_put_lit(o, lit) http1_put((o), (lit), sizeof(lit) - 1)
 
 /* The layout of http.client's putrequest + putheader + endheaders: the
  * request line, Host, Accept-Encoding, the caller's fields in order, then
@@ -264,15 +269,15 @@ http1_write_head(const struct http1_request *req, const struct http1_auto *a,
 {
     char num[DECIMAL_U64_SIZE];
 
-    http1_puts(o, req->method);
+    http1_put(o, req->method, a->method_len);
     http1_put(o, " ", 1);
-    http1_puts(o, req->target);
+    http1_put(o, req->target, a->target_len);
     http1_put(o, " HTTP/1.1\r\n", 11);
     if (a->host) {
         http1_put(o, "Host: ", 6);
         if (a->bracket)
             http1_put(o, "[", 1);
-        http1_puts(o, req->host);
+        http1_put(o, req->host, a->host_len);
         if (a->bracket)
             http1_put(o, "]", 1);
         if (a->port) {
@@ -282,7 +287,7 @@ http1_write_head(const struct http1_request *req, const struct http1_auto *a,
         http1_put(o, "\r\n", 2);
     }
     if (a->accept_encoding)
-        http1_puts(o, "Accept-Encoding: identity\r\n");
+        http1_put_lit(o, "Accept-Encoding: identity\r\n");
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http1_header *h = &req->headers[i];
 
@@ -292,29 +297,50 @@ http1_write_head(const struct http1_request *req, const struct http1_auto *a,
         http1_put(o, "\r\n", 2);
     }
     if (a->chunked)
-        http1_puts(o, "Transfer-Encoding: chunked\r\n");
+        http1_put_lit(o, "Transfer-Encoding: chunked\r\n");
     if (a->content_length >= 0) {
-        http1_puts(o, "Content-Length: ");
+        http1_put_lit(o, "Content-Length: ");
         http1_put(o, num, decimal_u64(num, (uint64_t)a->content_length));
         http1_put(o, "\r\n", 2);
     }
     http1_put(o, "\r\n", 2);
 }
 
-/* http.client refuses a request-target (and host) with controls, space or
- * DEL: each would end the request line early (InvalidURL). */
-static size_t
-http1_find_url_ctl(const char *s)
+/* True when the 8 bytes of w hold a control, space or DEL (0x00 to
+ * 0x20, or 0x7f). Exact as to whether one is there, not where: a byte
+ * below 0x21 borrows through the subtraction only into bytes above it. */
+static inline bool
+http1_word_has_ctl(uint64_t w)
 {
-    size_t i;
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t del = w ^ (ones * 0x7f);
 
-    for (i = 0; s[i] != '\0'; i++) {
+    return (((w - ones * 0x21) & ~w) | ((del - ones) & ~del)) & highs;
+}
+
+/* http.client refuses a request-target (and host) with controls, space or
+ * DEL: each would end the request line early (InvalidURL). Returns where
+ * s[0..n) holds the first, or n. Eight bytes at a time while none is in
+ * them; the word that holds one is looked at byte by byte. */
+static size_t
+http1_find_url_ctl(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+
+        memcpy(&w, s + i, 8);
+        if (http1_word_has_ctl(w))
+            break;
+    }
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
 
         if (c <= 0x20 || c == 0x7f)
             return i;
     }
-    return i;
+    return n;
 }
 
 /* What the caller's fields say, gathered in one pass. */
@@ -500,12 +526,24 @@ http1_check_request_fields(const struct http1_request *req,
 
 /* http.client's _METHODS_EXPECTING_BODY, compared upper-cased as it does. */
 static bool
-http1_method_expects_body(const char *method)
+http1_method_expects_body(const char *method, size_t n)
 {
-    size_t n = strlen(method);
-
     return http1_ieq_lit(method, n, "POST") ||
            http1_ieq_lit(method, n, "PUT") || http1_ieq_lit(method, n, "PATCH");
+}
+
+/* An IDLE writer, as a zeroed one reads: the message buffer is only
+ * emptied, since clearing its 160 bytes cost more than writing a head. */
+static void
+http1_writer_clear(struct http1_writer *w)
+{
+    w->state = HTTP1_W_IDLE;
+    w->has_body = false;
+    w->chunked = false;
+    w->length = 0;
+    w->written = 0;
+    w->error = 0;
+    w->errmsg[0] = '\0';
 }
 
 /* Decides the body's framing: the caller's Content-Length and
@@ -518,7 +556,7 @@ http1_decide_request_framing(const struct http1_request *req,
 {
     bool body = req->content_length >= 0 || req->chunked;
 
-    memset(w, 0, sizeof *w);
+    http1_writer_clear(w);
     w->has_body = body;
     w->length = req->content_length;
     /* RFC 9112 §6.2: a sender MUST NOT send Content-Length together with
@@ -563,7 +601,7 @@ http1_decide_request_framing(const struct http1_request *req,
         a->chunked = w->chunked = true;
     } else if (req->content_length >= 0) {
         a->content_length = req->content_length;
-    } else if (http1_method_expects_body(req->method)) {
+    } else if (http1_method_expects_body(req->method, a->method_len)) {
         a->content_length = 0;
     }
     return HCONN_OK;
@@ -572,8 +610,9 @@ http1_decide_request_framing(const struct http1_request *req,
 /* Validates every input before writing a byte: on failure nothing is
  * allocated or returned, so nothing injected can reach the wire. */
 int
-http1_start_request(const struct http1_request *req, struct http1_writer *wr,
-                    char **head, size_t *len, char *err, size_t errlen)
+http1_start_request_in(const struct http1_request *req, struct http1_writer *wr,
+                       char *buf, size_t cap, char **head, size_t *len,
+                       char *err, size_t errlen)
 {
     struct http1_auto a = {.content_length = -1};
     struct http1_out o;
@@ -591,7 +630,7 @@ http1_start_request(const struct http1_request *req, struct http1_writer *wr,
     if (len != NULL)
         *len = 0;
     if (wr != NULL)
-        memset(wr, 0, sizeof *wr);
+        http1_writer_clear(wr);
     if (req == NULL || head == NULL || len == NULL ||
         (req->nheaders > 0 && req->headers == NULL))
         return http1_request_fail(err, errlen, HCONN_EINVALID_ARGUMENT,
@@ -600,30 +639,32 @@ http1_start_request(const struct http1_request *req, struct http1_writer *wr,
     if (req->method == NULL || req->method[0] == '\0')
         return http1_request_fail(err, errlen, HCONN_EINVALID_URL,
                                   "method is empty");
-    for (size_t i = 0; req->method[i] != '\0'; i++) {
+    a.method_len = strlen(req->method);
+    for (size_t i = 0; i < a.method_len; i++) {
         if (!http1_is_tchar((unsigned char)req->method[i]))
             return http1_request_fail(
                 err, errlen, HCONN_EINVALID_URL,
                 "method \"%s\" contains an invalid character at byte %zu",
-                http1_quote(q, req->method, strlen(req->method)), i);
+                http1_quote(q, req->method, a.method_len), i);
     }
     /* Any case: some proxies compare methods case-insensitively, and a
      * CONNECT they accept is a raw tunnel to anywhere. */
-    if (!req->tunnel && http1_ieq(req->method, strlen(req->method), "CONNECT"))
+    if (!req->tunnel && http1_ieq_lit(req->method, a.method_len, "CONNECT"))
         return http1_request_fail(
             err, errlen, HCONN_EINVALID_URL,
             "method \"%s\" is not allowed: tunnels are the \"proxy\" "
             "field's job",
-            http1_quote(q, req->method, strlen(req->method)));
+            http1_quote(q, req->method, a.method_len));
     if (req->target == NULL || req->target[0] == '\0')
         return http1_request_fail(err, errlen, HCONN_EINVALID_URL,
                                   "target is empty");
-    bad = http1_find_url_ctl(req->target);
-    if (req->target[bad] != '\0')
+    a.target_len = strlen(req->target);
+    bad = http1_find_url_ctl(req->target, a.target_len);
+    if (bad < a.target_len)
         return http1_request_fail(
             err, errlen, HCONN_EINVALID_URL,
             "target \"%s\" contains an invalid character at byte %zu",
-            http1_quote(q, req->target, strlen(req->target)), bad);
+            http1_quote(q, req->target, a.target_len), bad);
     if (req->content_length < -1)
         return http1_request_fail(err, errlen, HCONN_EINVALID_ARGUMENT,
                                   "content_length %" PRId64 " is below -1",
@@ -646,8 +687,8 @@ http1_start_request(const struct http1_request *req, struct http1_writer *wr,
         if (req->host == NULL || req->host[0] == '\0')
             return http1_request_fail(err, errlen, HCONN_EINVALID_URL,
                                       "host is empty");
-        hl = strlen(req->host);
-        bad = http1_find_url_ctl(req->host);
+        hl = a.host_len = strlen(req->host);
+        bad = http1_find_url_ctl(req->host, hl);
         if (bad < hl)
             return http1_request_fail(
                 err, errlen, HCONN_EINVALID_URL,
@@ -655,36 +696,52 @@ http1_start_request(const struct http1_request *req, struct http1_writer *wr,
                 http1_quote(q, req->host, hl), bad);
         /* RFC 9110 §7.2 / RFC 3986 §3.2.2: an IPv6 literal is bracketed;
          * tolerate a caller who already did. */
-        a.bracket = strchr(req->host, ':') != NULL && req->host[0] != '[';
+        a.bracket = memchr(req->host, ':', hl) != NULL && req->host[0] != '[';
         /* Port 0 means "not given"; a default port is left out as
          * http.client does. */
         a.port = req->port != 0 && req->port != (req->tls ? 443 : 80);
     }
     a.accept_encoding = !req->skip_accept_encoding && !g.ae;
 
-    /* One pass into the stack for the usual head; a larger one is
-     * measured by it and written again once its buffer is there. */
-    o = (struct http1_out){.p = stack, .cap = sizeof stack};
+    /* One pass into the caller's buffer (or the stack) for the usual
+     * head; a larger one is measured by it and written again once its
+     * buffer is there. */
+    if (buf == NULL) {
+        buf = stack;
+        cap = sizeof stack;
+    }
+    o = (struct http1_out){.p = buf, .room = cap};
     http1_write_head(req, &a, &o);
     if (o.overflow)
         return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
                                   "request head too large");
-    *head = malloc(o.len);
-    if (*head == NULL)
-        return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
-                                  "no memory for a %zu-byte request head",
-                                  o.len);
-    if (o.len <= o.cap) {
-        memcpy(*head, stack, o.len);
+    if (buf != stack && o.len <= cap) {
+        *head = buf;
     } else {
-        o = (struct http1_out){.p = *head, .cap = o.len};
-        http1_write_head(req, &a, &o);
+        *head = malloc(o.len);
+        if (*head == NULL)
+            return http1_request_fail(err, errlen, HCONN_ENO_MEMORY,
+                                      "no memory for a %zu-byte request head",
+                                      o.len);
+        if (o.len <= cap) {
+            memcpy(*head, stack, o.len);
+        } else {
+            o = (struct http1_out){.p = *head, .room = o.len};
+            http1_write_head(req, &a, &o);
+        }
     }
     *len = o.len;
     w.state = w.has_body ? HTTP1_W_BODY : HTTP1_W_DONE;
     if (wr != NULL)
         *wr = w;
     return HCONN_OK;
+}
+
+int
+http1_start_request(const struct http1_request *req, struct http1_writer *wr,
+                    char **head, size_t *len, char *err, size_t errlen)
+{
+    return http1_start_request_in(req, wr, NULL, 0, head, len, err, errlen);
 }
 
 int

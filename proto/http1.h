@@ -2,7 +2,7 @@
  * http1.h — a sans-I/O HTTP/1.1 client codec: request heads and framed
  * request bodies out, response events in. No sockets, no clock, no
  * allocation beyond the one buffer http1_start_request hands to its
- * caller.
+ * caller (none when the caller's own buffer holds the head).
  *
  * The response parser follows h11 and picohttpparser: the caller holds the
  * bytes, the parser returns one event per call plus how many bytes the
@@ -105,6 +105,14 @@ struct http1_frame {
  */
 int http1_start_request(const struct http1_request *req, struct http1_writer *w,
                         char **head, size_t *len, char *err, size_t errlen);
+
+/* http1_start_request, with a head of at most cap bytes written into
+ * the caller's buf (then *head == buf: nothing allocated); a longer one
+ * is malloc'd as there (*head != buf: the caller frees it). buf NULL:
+ * always malloc'd. On failure *head is NULL. */
+int http1_start_request_in(const struct http1_request *req,
+                           struct http1_writer *w, char *buf, size_t cap,
+                           char **head, size_t *len, char *err, size_t errlen);
 
 /* http1_start_request without a body writer (a CONNECT, a test). */
 int http1_format_request(const struct http1_request *req, char **head,

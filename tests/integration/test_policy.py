@@ -407,6 +407,67 @@ class OwnAddresses(PolicyTest):
         self.assertEqual(self.accepted_count(), 1)
 
 
+class PoolKeys(PolicyTest):
+    """Connections are shared only under equal address filters. The pool
+    finds the last plain origin by comparing a request's fields rather
+    than its key, and the uid's filter is one of them: root (its rule's
+    filter, or none) and nobody (a rule that refuses private addresses,
+    loopback still allowed) ask for the same URL in turn, each on its
+    own client connection, and no upstream connection carries both."""
+
+    def setUp(self):
+        super().setUp()
+        other_user.require(self)
+        self.uid, self.gid = other_user.ids()
+
+    def test_uids_under_different_filters_never_share_a_connection(self):
+        d = self.daemon({"rules": [{"name": "nobody", "uids": [self.uid],
+                                    "private": False}]})
+        users = {"root": self.wire(d),
+                 "nobody": other_user.wire_as(self, d, self.uid, self.gid)}
+        for rid in range(1, 9):
+            who = "root" if rid % 2 else "nobody"
+            head, _, last = users[who].request(
+                rid, "GET", self.url(path=f"/{who}/{rid}"))
+            self.assertEqual(head and head["status"], 200, last)
+        conns = {"root": set(), "nobody": set()}
+        for r in self.origin.requests:
+            conns[r.target.split("/")[1]].add(r.conn_index)
+        # Each kept its one connection, in turn, and never the other's.
+        self.assertEqual(len(conns["root"]), 1, self.origin.requests)
+        self.assertEqual(len(conns["nobody"]), 1, self.origin.requests)
+        self.assertFalse(conns["root"] & conns["nobody"])
+
+    def test_scheme_and_proxy_never_take_the_plain_connection(self):
+        # The plain connection is idle and last found when the same host,
+        # port and protocol come through a proxy (the origin itself,
+        # which answers CONNECT), then over TLS: each must open its own.
+        d = self.daemon(None)
+        w = self.wire(d)
+        head, _, last = w.request(1, "GET", self.url(path="/plain"))
+        self.assertEqual(head and head["status"], 200, last)
+        w.send({"id": 2, "method": "GET", "url": self.url(path="/proxied"),
+                "proxy": {"host": "127.0.0.1", "port": self.origin.port}})
+        w.read_response(2)
+        head, _, last = w.request(3, "GET", self.url(path="/plain"))
+        self.assertEqual(head and head["status"], 200, last)
+        w.send({"id": 4, "method": "GET", "http_version": "1.1",
+                "url": f"https://127.0.0.1:{self.origin.port}/tls",
+                "timeout": 1})
+        head, _, last = w.read_response(4)
+        self.assertIsNone(head, last)
+        self.assertIn("error", last)
+        by_target = {}
+        for r in self.origin.requests:
+            by_target.setdefault(r.target, []).append(r)
+        self.assertEqual({r.conn_index for r in by_target["/plain"]}, {0},
+                         self.origin.requests)
+        self.assertNotIn("/tls", by_target)
+        self.assertEqual([r.method for r in self.origin.requests
+                          if r.conn_index != 0], ["CONNECT", "GET"],
+                         self.origin.requests)
+        self.assertEqual(len(self.origin.connections), 3)
+
 class ByUid(PolicyTest):
     """Two users, two answers. Tests run as root in CI; the other user is
     nobody, through setpriv."""

@@ -10,6 +10,7 @@ id whichever path read the request and its frames."""
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -125,6 +126,36 @@ class WireFast(harness.IntegrationTest):
             self.assertIn("no request with a streamed body", msg["message"])
         self.both(4, [({"id": 4, "method": "GET",
                         "url": self.origin.url("/after")}, b"")])
+
+    def test_lines_split_across_reads(self):
+        # The end of a line is looked for in the input's first buffer
+        # chain, then across chains: lines that arrive in pieces, one of
+        # many chains, and one that starts where another ends are read
+        # whole, in both spellings.
+        big = "v" * 20000
+        for rid, full in ((10, False), (11, True)):
+            line = spell({"id": rid, "method": "GET",
+                          "url": self.origin.url(f"/piece/{rid}")}, full)
+            for k in range(0, 24):
+                self.w.send_raw(line[k:k + 1])
+                time.sleep(0.002)
+            self.w.send_raw(line[24:])
+            head, _, last = self.w.read_response(rid)
+            self.assertOkResponse(head, last)
+            seen = len(self.origin.requests)
+            self.w.send_raw(
+                spell({"id": rid + 10, "method": "GET",
+                       "url": self.origin.url("/big"),
+                       "headers": [["X-Big", big]]}, full) +
+                spell({"id": rid + 20, "method": "GET",
+                       "url": self.origin.url("/next")}, full))
+            for r in (rid + 10, rid + 20):
+                head, _, last = self.w.read_response(r)
+                self.assertOkResponse(head, last)
+            self.origin.wait_requests(seen + 2)
+            reqs = {r.target: r for r in self.origin.requests[seen:seen + 2]}
+            self.assertEqual(sorted(reqs), ["/big", "/next"])
+            self.assertEqual(reqs["/big"].header("X-Big"), big)
 
 
 if __name__ == "__main__":

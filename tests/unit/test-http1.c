@@ -1743,6 +1743,129 @@ test_request_head_sizes(void **state)
     (void)state;
 }
 
+/* Targets and hosts are scanned eight bytes at a time for a control,
+ * space or DEL: every length around a word (1 to 24 bytes), each
+ * refused byte and its neighbours (0x20, 0x21, 0x7e, 0x7f, and bytes
+ * 0x80 and up, which pass) at every position, named at its byte. */
+static void
+test_request_url_controls(void **state)
+{
+    static const unsigned char bad[] = {0x01, 0x09, 0x0a, 0x0d,
+                                        0x1f, 0x20, 0x7f};
+    static const unsigned char good[] = {'a', 0x21, 0x7e, 0x80, 0xa0, 0xff};
+
+    for (size_t n = 1; n <= 24; n++) {
+        for (size_t g = 0; g < sizeof good; g++) {
+            char str[32], want[64], err[256], *head;
+            size_t len;
+
+            for (int host = 0; host < 2; host++) {
+                struct http1_request req = {.method = "GET",
+                                            .target = host ? "/" : str,
+                                            .host = host ? str : "h",
+                                            .content_length = -1};
+
+                memset(str, (char)good[g], n);
+                str[0] = host ? str[0] : '/';
+                str[n] = '\0';
+                assert_int_equal(
+                    http1_format_request(&req, &head, &len, err, sizeof err),
+                    0);
+                assert_non_null(memmem(head, len, str, n));
+                free(head);
+                for (size_t at = 0; at < n; at++) {
+                    for (size_t b = 0; b < sizeof bad; b++) {
+                        memset(str, (char)good[g], n);
+                        str[at] = (char)bad[b];
+                        str[n] = '\0';
+                        assert_int_equal(http1_format_request(&req, &head, &len,
+                                                              err, sizeof err),
+                                         HCONN_EINVALID_URL);
+                        snprintf(want, sizeof want,
+                                 "contains an invalid character at byte %zu",
+                                 at);
+                        if (strstr(err, want) == NULL ||
+                            strncmp(err, host ? "host" : "target",
+                                    host ? 4 : 6) != 0)
+                            fail_msg("n %zu at %zu byte 0x%02x: %s", n, at,
+                                     bad[b], err);
+                    }
+                }
+            }
+        }
+    }
+    (void)state;
+}
+
+/* A caller's buffer holds a head that fits, to its last byte, and
+ * nothing past it; a longer head is allocated, the same bytes either
+ * way. The parts after one that did not fit (an empty value among them)
+ * are only measured: the buffer's bytes past cap stay untouched. */
+static void
+test_request_head_in(void **state)
+{
+    static char value[300];
+    struct sbuf want = {0};
+
+    memset(value, 'v', sizeof value);
+    for (size_t vlen = 0; vlen < 40; vlen++) {
+        struct http1_header h[] = {{"X-Pad", 5, value, vlen},
+                                   {"X-Empty", 7, NULL, 0},
+                                   {"X-B", 3, "b", 1}};
+        struct http1_request req = {
+            .method = "GET",
+            .target = "/",
+            .host = "h",
+            .port = 8080,
+            .headers = h,
+            .nheaders = 3,
+            .content_length = -1,
+        };
+
+        want.len = 0;
+        sb_addf(&want, "GET / HTTP/1.1\r\nHost: h:8080\r\n"
+                       "Accept-Encoding: identity\r\nX-Pad: ");
+        sb_add(&want, value, vlen);
+        sb_addf(&want, "\r\nX-Empty: \r\nX-B: b\r\n\r\n");
+        for (size_t cap = 0; cap <= want.len + 3; cap++) {
+            char buf[200], *head, err[256];
+            size_t len;
+
+            memset(buf, '#', sizeof buf);
+            assert_int_equal(http1_start_request_in(&req, NULL, buf, cap, &head,
+                                                    &len, err, sizeof err),
+                             0);
+            assert_int_equal(len, want.len);
+            assert_memory_equal(head, want.s, len);
+            for (size_t k = cap; k < sizeof buf; k++)
+                assert_int_equal(buf[k], '#');
+            if (len <= cap) {
+                assert_ptr_equal(head, buf);
+            } else {
+                assert_ptr_not_equal(head, buf);
+                free(head);
+            }
+        }
+    }
+    /* A refusal hands back no head, not the buffer. */
+    {
+        struct http1_request req = {.method = "GET",
+                                    .target = "/ x",
+                                    .host = "h",
+                                    .content_length = -1};
+        char buf[64], *head = buf, err[256];
+        size_t len = 1;
+
+        assert_int_equal(http1_start_request_in(&req, NULL, buf, sizeof buf,
+                                                &head, &len, err, sizeof err),
+                         HCONN_EINVALID_URL);
+        assert_null(head);
+        assert_int_equal(len, 0);
+    }
+    sb_free(&want);
+    (void)state;
+}
+
 /* Scanning resumes where it stopped: p->scanned tracks the bytes seen. */
 static void
 test_scanned_resumes(void **state)
@@ -2887,6 +3010,8 @@ main(void)
         cmocka_unit_test(test_terminal_repeats),
         cmocka_unit_test(test_field_bytes),
         cmocka_unit_test(test_request_head_sizes),
+        cmocka_unit_test(test_request_head_in),
+        cmocka_unit_test(test_request_url_controls),
         cmocka_unit_test(test_scanned_resumes),
         cmocka_unit_test(test_request_err_buffer),
         cmocka_unit_test(test_chunk_header),

@@ -147,21 +147,29 @@ target_of(const struct origin *o)
     return (struct pool_target){.host = "127.0.0.1", .port = o->port};
 }
 
-/* Leases to o and returns the connected upstream. */
+/* Leases t and returns the connected upstream. */
 static struct upstream *
-lease_connected(struct fixture *f, struct origin *o, struct lease *l)
+lease_target(struct fixture *f, const struct pool_target *t, struct lease *l)
 {
-    struct pool_target t = target_of(o);
     struct upstream *up = NULL;
 
     memset(l, 0, sizeof *l);
     l->w.cb = lease_cb;
-    assert_int_equal(pool_lease(f->pool, &t, &l->w, &up, 5), 0);
+    assert_int_equal(pool_lease(f->pool, t, &l->w, &up, 5), 0);
     if (up != NULL)
         return up;
     RUN_UNTIL(f, l->calls == 1);
     assert_int_equal(l->error, 0);
     return l->up;
+}
+
+/* Leases to o and returns the connected upstream. */
+static struct upstream *
+lease_connected(struct fixture *f, struct origin *o, struct lease *l)
+{
+    struct pool_target t = target_of(o);
+
+    return lease_target(f, &t, l);
 }
 
 static void
@@ -337,6 +345,76 @@ test_cancelled_lease_goes_idle(void **state)
     assert_int_equal(l.calls, 0);
 }
 
+/* Admits any address: a filter that changes the key, not the outcome. */
+static int
+admit_any(const struct sockaddr *sa, const void *arg, char *why, size_t len)
+{
+    (void)sa;
+    (void)arg;
+    (void)why;
+    (void)len;
+    return 0;
+}
+
+/* The pool finds the last plain origin by comparing a target's fields
+ * rather than its key: a target that differs from the one before it in
+ * any field the key holds (address filter, its key, source address,
+ * port, host) must never get that one's idle connection, and one equal in
+ * all of them (a host string elsewhere in memory) must; after each
+ * other target the first still finds its own. */
+static void
+test_last_origin_keys(void **state)
+{
+    struct fixture *f = *state;
+    char host[] = "127.0.0.1";
+    struct pool_addr_filter k1 = {admit_any, "x", 1, "deny=L rule=one"};
+    struct pool_addr_filter k2 = {admit_any, "x", 1, "deny=L rule=two"};
+    struct pool_target base = target_of(&f->a), v[6];
+    struct lease l0, l, l1;
+    struct upstream *up0 = lease_connected(f, &f->a, &l0), *up, *up1;
+
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        v[i] = base;
+    v[0].addr_filter = &k1;
+    v[1].addr_filter = &k2;
+    v[2].source_host = ""; /* any address: still a key of its own */
+    v[3].port = f->b.port;
+    v[4].host = host;
+    v[5].host = "::ffff:127.0.0.1"; /* the same address, another key */
+    pool_release(up0);
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        /* Twice: once found by key, once by the fields just kept. */
+        for (int round = 0; round < 2; round++) {
+            up = lease_target(f, &v[i], &l);
+            if (i == 4) {
+                assert_ptr_equal(up, up0);
+            } else {
+                assert_ptr_not_equal(up, up0);
+            }
+            pool_release(up);
+        }
+        if (up != up0)
+            pool_drop(lease_target(f, &v[i], &l));
+        assert_ptr_equal(lease_target(f, &base, &l0), up0);
+        pool_release(up0);
+    }
+    /* k1 then k2 back to back: the kept filter key is compared too. */
+    up = lease_target(f, &v[0], &l);
+    pool_release(up);
+    up1 = lease_target(f, &v[1], &l1);
+    assert_ptr_not_equal(up1, up);
+    pool_drop(up1);
+    assert_ptr_equal(lease_target(f, &v[0], &l), up);
+    pool_drop(up);
+    /* The origin goes with its last connection, and the pool forgets
+     * it: the next lease makes a new one (ASan would see a stale one). */
+    pool_drop(lease_target(f, &base, &l0));
+    assert_int_equal(pool_count(f->pool, NULL), 0);
+    up = lease_target(f, &base, &l0);
+    assert_int_equal(l0.calls, 1);
+    pool_drop(up);
+}
+
 int
 main(void)
 {
@@ -358,6 +436,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancelled_lease_goes_idle, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_last_origin_keys, setup, teardown),
     };
 
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
