@@ -15,19 +15,49 @@
 #include <stdint.h>
 #include <string.h>
 
-/* True when none of the 8 bytes in x needs a look of its own: each is
- * printable ASCII (0x20..0x7f) other than '"' and '\\'. The tests are
- * exact as a whole (a byte's borrow can only mark a byte that is itself
- * marked), so no byte is let through that should not be. */
-static inline bool
-jsonword_plain(uint64_t x)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define JSONWORD_BIG_ENDIAN 1
+#else
+#define JSONWORD_BIG_ENDIAN 0
+#endif
+
+/* The marks of the 8 bytes in x: the high bit of a byte is set where it
+ * needs a look of its own (anything but printable ASCII, 0x20..0x7f,
+ * other than '"' and '\\'). Zero exactly when no byte does. A borrow
+ * starts only at a byte that truly needs a look and can falsely mark only
+ * bytes of higher order than it: the lowest-order mark is always a true
+ * one, and no byte is let through that should not be. */
+static inline uint64_t
+jsonword_marks(uint64_t x)
 {
     const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
     uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
     uint64_t marked = ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
                       ((backslash - ones) & ~backslash) | x;
 
-    return (marked & high) == 0;
+    return marked & high;
+}
+
+/* True when none of the 8 bytes in x needs a look of its own. */
+static inline bool
+jsonword_plain(uint64_t x)
+{
+    return jsonword_marks(x) == 0;
+}
+
+/* The offset in memory of the first byte that marks m (not 0) flags, in
+ * a word from jsonword_load: every byte before it is plain. On a
+ * little-endian machine it is the lowest-order mark, a true one; on a
+ * big-endian one it may be a false mark, so callers look at the byte
+ * itself before they trust it. */
+static inline unsigned
+jsonword_first(uint64_t m)
+{
+#if JSONWORD_BIG_ENDIAN
+    return (unsigned)__builtin_clzll(m) / 8;
+#else
+    return (unsigned)__builtin_ctzll(m) / 8;
+#endif
 }
 
 /* The 8 bytes at s as a word (any alignment). */
@@ -38,6 +68,42 @@ jsonword_load(const char *s)
 
     memcpy(&x, s, sizeof x);
     return x;
+}
+
+/* Spaces: plain bytes that pad a word past the bytes it stands for. */
+#define JSONWORD_SPACES 0x2020202020202020u
+
+/* The r bytes (1..7) before end, first in memory, then spaces: the tail of
+ * a string, read as the one word that ends it (end[-8..0) must be
+ * readable). */
+static inline uint64_t
+jsonword_load_end(const char *end, size_t r)
+{
+    uint64_t x = jsonword_load(end - 8);
+
+#if JSONWORD_BIG_ENDIAN
+    return x << (8 * (8 - r)) | JSONWORD_SPACES >> (8 * r);
+#else
+    return x >> (8 * (8 - r)) | JSONWORD_SPACES << (8 * r);
+#endif
+}
+
+/* The n bytes (4..7) at s, then spaces, from two overlapping 4-byte
+ * loads: a short string as one word, reading only s[0..n). */
+static inline uint64_t
+jsonword_load_short(const char *s, size_t n)
+{
+    uint32_t lo, hi;
+
+    memcpy(&lo, s, sizeof lo);
+    memcpy(&hi, s + n - 4, sizeof hi);
+#if JSONWORD_BIG_ENDIAN
+    return (uint64_t)lo << 32 | ((uint64_t)hi << (8 * (8 - n)) & 0xffffffffu) |
+           JSONWORD_SPACES >> (8 * n);
+#else
+    return lo | ((uint64_t)hi >> (8 * (8 - n))) << 32 |
+           JSONWORD_SPACES << (8 * n);
+#endif
 }
 
 #endif

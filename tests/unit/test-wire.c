@@ -1784,6 +1784,84 @@ test_reply_lines_plain_runs(void **state)
     wire_line_free(&l);
 }
 
+/* The ASCII writer's edges: names and values of every length up to 40
+ * (the 4..7-byte short word, 8/9, 15/16/17: one word and a tail) with one
+ * or two bytes that need a look of their own (escapes, a control byte,
+ * DEL, high bytes, a cut UTF-8 sequence) at every pair of positions,
+ * written into a line whose room ends anywhere near the field (so an
+ * escape can run out of room as the words are stored): always jansson's
+ * dump of wire_string_from_bytes. */
+static void
+test_reply_lines_ascii_edges(void **state)
+{
+    static const unsigned char odd[] = {'"',  '\\', 0x01, 0x1f, 0x7f,
+                                        0x80, 0xc3, 0xe9, 0xff, 'a'};
+    char value[40], plain[40], storage[96];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof plain; i++)
+        plain[i] = (char)('a' + i % 26);
+    for (size_t len = 0; len <= sizeof value; len++) {
+        for (size_t a = 0; a <= len; a++) {
+            for (size_t b = a; b <= len; b++) {
+                size_t nk = sizeof odd * (b == a || b == len ? 1 : sizeof odd);
+
+                for (size_t k = 0; k < nk; k++) {
+                    struct http1_header h[3] = {{"N", 1, value, len},
+                                                {value, len, "v", 1},
+                                                {value, len, plain, len}};
+                    size_t room = 40 + (a * 7 + b + k) % 56;
+                    struct wire_line l;
+                    json_t *o = json_object();
+                    size_t want_len;
+                    char *want;
+
+                    /* Both edges of a tail word: 8 bytes and more. */
+                    if (len > 17 && len < 38 && (len & 7) != 0)
+                        continue;
+                    /* Past the first odd pairs, all backslashes: an
+                     * escape per byte runs out of room. */
+                    for (size_t i = 0; i < len; i++)
+                        value[i] = k < sizeof odd * 2
+                                       ? (char)('A' + (i * 5) % 26)
+                                       : '\\';
+                    if (a < len)
+                        value[a] = (char)odd[k % sizeof odd];
+                    if (b < len && b != a)
+                        value[b] = (char)odd[k / sizeof odd];
+                    json_object_set_new(o, "status", json_integer(200));
+                    json_object_set_new(o, "reason",
+                                        wire_string_from_bytes(value, len));
+                    json_object_set_new(o, "version", json_integer(11));
+                    json_object_set_new(
+                        o, "headers",
+                        json_pack("[[s,o],[o,s],[o,o]]", "N",
+                                  wire_string_from_bytes(value, len),
+                                  wire_string_from_bytes(value, len), "v",
+                                  wire_string_from_bytes(value, len),
+                                  wire_string_from_bytes(plain, len)));
+                    json_object_set_new(o, "reused", json_false());
+                    want = wire_encode(o, &want_len);
+                    assert_non_null(want);
+                    /* Nothing is written past the room given. */
+                    memset(storage, 0xa5, sizeof storage);
+                    wire_line_init(&l, storage, room);
+                    assert_int_equal(wire_line_head(&l, NULL, 200, value, len,
+                                                    11, h, 3, -1, false, NULL),
+                                     0);
+                    assert_int_equal(l.len, want_len);
+                    assert_memory_equal(l.buf, want, want_len);
+                    for (size_t i = room; i < sizeof storage; i++)
+                        assert_int_equal((unsigned char)storage[i], 0xa5);
+                    wire_line_free(&l);
+                    free(want);
+                    json_decref(o);
+                }
+            }
+        }
+    }
+}
+
 /* Numbers are written without printf: the edges of every width, and
  * integer ids down to INT64_MIN, as jansson writes them. */
 static void
@@ -1997,6 +2075,7 @@ main(void)
         cmocka_unit_test(test_reply_lines),
         cmocka_unit_test(test_reply_lines_match_jansson),
         cmocka_unit_test(test_reply_lines_plain_runs),
+        cmocka_unit_test(test_reply_lines_ascii_edges),
         cmocka_unit_test(test_decimal),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_parse_reply_kinds),
