@@ -31,6 +31,7 @@
 #define WIRE_FAST_MAX_TIMEOUT 86400.0            /* as wire.c */
 #define WIRE_FAST_MAX_REAL    40                 /* bytes in a fraction read */
 #define WIRE_FAST_MAX_PATH    4096               /* as wire.c's WIRE_MAX_PATH */
+#define WIRE_FAST_PAD         8 /* NULs after the copy: one word's reach */
 
 /* The keys the scanner knows; any other makes it decline. */
 enum wire_fast_key {
@@ -172,9 +173,19 @@ wire_fast_string(struct wire_fast_scan *sc, struct wire_fast_str *out)
         return false;
     p = out->s = sc->p;
     /* Up to the first quote, backslash, control or non-ASCII byte nothing
-     * moves and nothing needs checking: skipped a word at a time. */
-    while (sc->end - p >= 8 && jsonword_plain(jsonword_load(p)))
+     * moves and nothing needs checking: skipped a word at a time, to the
+     * first marked byte of the word that has one. The NULs that pad the
+     * line (marked) stop it by the end of the line, so no length check
+     * is needed, and a short key or value takes one word. */
+    for (;;) {
+        uint64_t m = jsonword_marks(jsonword_load(p));
+
+        if (m != 0) {
+            p += jsonword_first(m);
+            break;
+        }
         p += 8;
+    }
     w = p;
     while (p < sc->end) {
         unsigned char c = (unsigned char)*p++;
@@ -511,15 +522,66 @@ wire_fast_value(struct wire_fast_scan *sc, enum wire_fast_key k,
     return false;
 }
 
-/* The known key named by s, or WIRE_FAST_NKEYS. */
+/* True when s is the known key k. */
+static inline bool
+wire_fast_key_is(const struct wire_fast_str *s, enum wire_fast_key k)
+{
+    return memcmp(s->s, wire_fast_key_names[k], s->len) == 0;
+}
+
+/* The known key named by s, or WIRE_FAST_NKEYS: picked by its length
+ * (and a byte where two share one), then compared once. A scanned string
+ * holds no NUL (it would have been a \u escape or a raw control byte), so
+ * its length is strlen's. */
 static enum wire_fast_key
 wire_fast_key_find(const struct wire_fast_str *s)
 {
-    for (int k = 0; k < WIRE_FAST_NKEYS; k++) {
-        if (strcmp(wire_fast_key_names[k], s->s) == 0)
-            return (enum wire_fast_key)k;
+    enum wire_fast_key k;
+
+    switch (s->len) {
+    case 2:
+        k = WIRE_FAST_KEY_ID;
+        break;
+    case 3: /* url tls raw end */
+        k = s->s[0] == 'u'   ? WIRE_FAST_KEY_URL
+            : s->s[0] == 't' ? WIRE_FAST_KEY_TLS
+            : s->s[0] == 'r' ? WIRE_FAST_KEY_RAW
+                             : WIRE_FAST_KEY_END;
+        break;
+    case 4: /* host port data body */
+        k = s->s[0] == 'h'   ? WIRE_FAST_KEY_HOST
+            : s->s[0] == 'p' ? WIRE_FAST_KEY_PORT
+            : s->s[0] == 'd' ? WIRE_FAST_KEY_DATA
+                             : WIRE_FAST_KEY_BODY;
+        break;
+    case 5:
+        k = WIRE_FAST_KEY_PROXY;
+        break;
+    case 6: /* method target length */
+        k = s->s[0] == 'm'   ? WIRE_FAST_KEY_METHOD
+            : s->s[0] == 't' ? WIRE_FAST_KEY_TARGET
+                             : WIRE_FAST_KEY_LENGTH;
+        break;
+    case 7: /* headers timeout */
+        k = s->s[0] == 'h' ? WIRE_FAST_KEY_HEADERS : WIRE_FAST_KEY_TIMEOUT;
+        break;
+    case 9:
+        k = WIRE_FAST_KEY_SKIP_HOST;
+        break;
+    case 12: /* read_timeout http_version */
+        k = s->s[0] == 'r' ? WIRE_FAST_KEY_READ_TIMEOUT
+                           : WIRE_FAST_KEY_HTTP_VERSION;
+        break;
+    case 15:
+        k = WIRE_FAST_KEY_EXPECT_CONTINUE;
+        break;
+    case 20:
+        k = WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING;
+        break;
+    default:
+        return WIRE_FAST_NKEYS;
     }
-    return WIRE_FAST_NKEYS;
+    return wire_fast_key_is(s, k) ? k : WIRE_FAST_NKEYS;
 }
 
 /* Reads the whole line: one object of known, distinct keys, then only
@@ -720,9 +782,12 @@ wire_fast_parse_client_msg(const char *line, size_t n,
 
     memset(out, 0, sizeof *out);
     *id = NULL;
-    if (n == 0 || n > WIRE_MAX_LINE || (block = malloc(room + n)) == NULL)
+    /* The copy, then 8 NULs: wire_fast_string reads a word at a time. */
+    if (n == 0 || n > WIRE_MAX_LINE ||
+        (block = malloc(room + n + WIRE_FAST_PAD)) == NULL)
         return WIRE_FAST_DECLINED;
     memcpy(block + room, line, n);
+    memset(block + room + n, 0, WIRE_FAST_PAD);
     sc.p = block + room;
     sc.end = sc.p + n;
     f.seen = 0;
