@@ -212,34 +212,94 @@ url_split_hostport(const char *a, size_t len, bool bare_v6,
     return 0;
 }
 
-int
-url_split(const char *s, struct url_parts *out, char *err, size_t errlen)
+/* The offset of the first byte of s[0..n) at or below space or DEL
+ * (which a URL refuses), or n when there is none. URLs are checked whole
+ * on every request: a word at a time, exact on its own (every such byte
+ * is marked, and no other byte is, before the first marked one), with
+ * the bytes of a marked word looked at one by one. */
+static size_t
+url_find_space(const char *s, size_t n)
 {
-    const char *p, *auth;
-    size_t n;
-    int rc;
+    const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
+    size_t i = 0;
 
-    *out = (struct url_parts){.host = "", .path = ""};
-    if (s == NULL)
-        return url_fail(err, errlen, "empty URL");
-    for (size_t i = 0; s[i] != '\0'; i++) {
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, del;
+
+        memcpy(&x, s + i, sizeof x);
+        del = x ^ (ones * 0x7f);
+        if ((((x - ones * 0x21) & ~x) | ((del - ones) & ~del)) & high)
+            break;
+    }
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
 
         if (c <= 0x20 || c == 0x7f)
-            return url_fail(err, errlen,
-                            "control or space byte 0x%02x at position %zu", c,
-                            i);
+            return i;
     }
-    if (strncasecmp(s, "http://", 7) == 0) {
-        auth = s + 7;
-    } else if (strncasecmp(s, "https://", 8) == 0) {
-        out->tls = true;
-        auth = s + 8;
-    } else {
+    return n;
+}
+
+/* How many bytes of scheme s[0..n) starts with, "http://" or "https://"
+ * in any case, with *tls set for the second; 0 for neither. The test
+ * strncasecmp made, with the letters compared at once: setting bit 5
+ * folds only 'H', 'T', 'P', 'S' onto 'h', 't', 'p', 's'. */
+static size_t
+url_scheme_len(const char *s, size_t n, bool *tls)
+{
+    uint32_t w, http;
+
+    if (n < 7)
+        return 0;
+    memcpy(&w, s, sizeof w);
+    memcpy(&http, "http", sizeof http);
+    if ((w | 0x20202020u) != http)
+        return 0;
+    if (memcmp(s + 4, "://", 3) == 0)
+        return 7;
+    if (n >= 8 && (s[4] | 0x20) == 's' && memcmp(s + 5, "://", 3) == 0) {
+        *tls = true;
+        return 8;
+    }
+    return 0;
+}
+
+int
+url_split(const char *s, struct url_parts *out, char *err, size_t errlen)
+{
+    if (s == NULL) {
+        *out = (struct url_parts){.host = "", .path = ""};
+        return url_fail(err, errlen, "empty URL");
+    }
+    return url_splitn(s, strlen(s), out, err, errlen);
+}
+
+int
+url_splitn(const char *s, size_t len, struct url_parts *out, char *err,
+           size_t errlen)
+{
+    const char *p, *auth, *end = s + len, *hash;
+    size_t n, i;
+    bool at = false;
+    int rc;
+
+    *out = (struct url_parts){.host = "", .path = ""};
+    if ((i = url_find_space(s, len)) < len)
+        return url_fail(err, errlen,
+                        "control or space byte 0x%02x at position %zu",
+                        (unsigned char)s[i], i);
+    if ((n = url_scheme_len(s, len, &out->tls)) == 0)
         return url_fail(err, errlen, "URL must start with http:// or https://");
+    auth = s + n;
+    /* The authority ends at the path, the query or the fragment. */
+    for (n = 0; auth + n < end; n++) {
+        char c = auth[n];
+
+        if (c == '/' || c == '?' || c == '#')
+            break;
+        at |= c == '@';
     }
-    n = strcspn(auth, "/?#");
-    if (memchr(auth, '@', n) != NULL)
+    if (at)
         return url_fail(err, errlen, "userinfo is not supported");
     rc = url_hostport_span(auth, n, false, &out->host, &out->host_len,
                            &out->port, &out->port_given, err, errlen);
@@ -251,7 +311,8 @@ url_split(const char *s, struct url_parts *out, char *err, size_t errlen)
     /* Path and query, cut at the fragment; "?q" alone becomes "/?q". */
     p = auth + n;
     out->path = p;
-    out->path_len = strcspn(p, "#");
+    hash = memchr(p, '#', (size_t)(end - p));
+    out->path_len = (size_t)((hash != NULL ? hash : end) - p);
     out->slash = out->path_len == 0 || p[0] != '/';
     if (out->path_len + out->slash > URL_TARGET_MAX)
         return url_fail(err, errlen, "target longer than %d bytes",

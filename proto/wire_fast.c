@@ -661,7 +661,7 @@ wire_fast_origin(const struct wire_fast_fields *f, struct wire_request *r,
         if ((f->seen & host_keys &
              ~(f->tls_object ? WIRE_FAST_BIT(WIRE_FAST_KEY_TLS) : 0u)) != 0 ||
             f->url.len < 1 || f->url.len > WIRE_MAX_LINE ||
-            url_split(f->url.s, &u, uerr, sizeof uerr) != 0 ||
+            url_splitn(f->url.s, f->url.len, &u, uerr, sizeof uerr) != 0 ||
             (!u.tls && f->tls_object))
             return false;
         r->tls = u.tls;

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,6 +191,100 @@ test_bad_urls(void **state)
     assert_int_equal(url_parse(NULL, &u, err, sizeof(err)), HCONN_EINVALID_URL);
     /* No err buffer: still the code, no write. */
     assert_int_equal(url_parse("ftp://h", &u, NULL, 0), HCONN_EINVALID_URL);
+}
+
+/* The space and control check runs a word at a time: in URLs of every
+ * length to 40, a control byte, a space or DEL at every position is
+ * refused naming that byte and position (the first when there are two),
+ * and the bytes around them (0x21, 0x7e, 0x80, 0xff) pass it. */
+static void
+test_space_edges(void **state)
+{
+    static const unsigned char bad[] = {0x01, 0x09, 0x1f, 0x20, 0x7f};
+    static const unsigned char good[] = {0x21, 0x7e, 0x80, 0xff};
+    char url[48], err[256], want[64];
+    struct url_parts p;
+
+    (void)state;
+    for (size_t len = 10; len <= 40; len++) {
+        memcpy(url, "http://h/", 9);
+        for (size_t i = 9; i < len; i++)
+            url[i] = (char)('a' + i % 26);
+        url[len] = '\0';
+        assert_int_equal(url_splitn(url, len, &p, err, sizeof err), 0);
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof bad; k++) {
+                char keep = url[at], next = url[len - 1];
+
+                url[at] = (char)bad[k];
+                if (at + 1 < len)
+                    url[len - 1] = (char)bad[(k + 1) % sizeof bad];
+                snprintf(want, sizeof want,
+                         "control or space byte 0x%02x at position %zu", bad[k],
+                         at);
+                err[0] = '\0';
+                assert_int_equal(url_split(url, &p, err, sizeof err),
+                                 HCONN_EINVALID_URL);
+                assert_string_equal(err, want);
+                url[at] = keep;
+                url[len - 1] = next;
+            }
+            for (size_t k = 0; at >= 9 && k < sizeof good; k++) {
+                char keep = url[at];
+
+                url[at] = (char)good[k];
+                assert_int_equal(url_split(url, &p, err, sizeof err), 0);
+                assert_int_equal(p.path_len, len - 8);
+                url[at] = keep;
+            }
+        }
+    }
+}
+
+/* The scheme, in any case, and what is not quite one. */
+static void
+test_scheme_edges(void **state)
+{
+    static const struct {
+        const char *url;
+        int rc;
+        bool tls;
+    } cases[] = {
+        {"http://h", 0, false},
+        {"HTTP://h", 0, false},
+        {"hTtP://h", 0, false},
+        {"https://h", 0, true},
+        {"HTTPS://h", 0, true},
+        {"httpS://h", 0, true},
+        {"http://", HCONN_EINVALID_URL, false},  /* empty host */
+        {"https://", HCONN_EINVALID_URL, true},  /* empty host */
+        {"http:/", HCONN_EINVALID_URL, false},   /* 6 bytes */
+        {"http:/h", HCONN_EINVALID_URL, false},  /* 7 bytes */
+        {"https:/h", HCONN_EINVALID_URL, false}, /* 8 bytes */
+        {"http", HCONN_EINVALID_URL, false},
+        {"", HCONN_EINVALID_URL, false},
+        {"httpx://h", HCONN_EINVALID_URL, false},
+        {"htt://h", HCONN_EINVALID_URL, false},
+        {"hxxp://h", HCONN_EINVALID_URL, false},
+        {"(TTP://h", HCONN_EINVALID_URL, false}, /* 0x28 | 0x20 != 'h' */
+        {"http\x1a//h", HCONN_EINVALID_URL, false},
+        {"http:\x0f/h", HCONN_EINVALID_URL, false},
+        {"https;//h", HCONN_EINVALID_URL, false},
+        {"http3://h", HCONN_EINVALID_URL, false},
+        {"ftp://h", HCONN_EINVALID_URL, false},
+    };
+    char err[256];
+    struct url_parts p;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        err[0] = '\0';
+        if (url_split(cases[i].url, &p, err, sizeof err) != cases[i].rc) {
+            print_error("\"%s\": %s\n", cases[i].url, err);
+            fail();
+        }
+        assert_int_equal(p.tls, cases[i].tls);
+    }
 }
 
 /* Host and target length limits, at and over the edge. */
@@ -414,10 +509,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_urls),  cmocka_unit_test(test_bad_urls),
-        cmocka_unit_test(test_url_limits), cmocka_unit_test(test_authority),
-        cmocka_unit_test(test_check_host), cmocka_unit_test(test_small_err),
-        cmocka_unit_test(test_proxy_urls),
+        cmocka_unit_test(test_good_urls),    cmocka_unit_test(test_bad_urls),
+        cmocka_unit_test(test_url_limits),   cmocka_unit_test(test_authority),
+        cmocka_unit_test(test_check_host),   cmocka_unit_test(test_small_err),
+        cmocka_unit_test(test_proxy_urls),   cmocka_unit_test(test_space_edges),
+        cmocka_unit_test(test_scheme_edges),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
