@@ -46,7 +46,8 @@ jsonword_plain(uint64_t x)
 }
 
 /* The offset in memory of the first byte that marks m (not 0) flags, in
- * a word from jsonword_load: every byte before it is plain. On a
+ * a word from jsonword_load (marks as jsonword_marks', or any test whose
+ * lowest-order mark is exact): every byte before it is unmarked. On a
  * little-endian machine it is the lowest-order mark, a true one; on a
  * big-endian one it may be a false mark, so callers look at the byte
  * itself before they trust it. */

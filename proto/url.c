@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "hconn_error.h"
+#include "jsonword.h"
 #include "url.h"
 
 #define URL_PORT_HTTP  80
@@ -212,31 +213,71 @@ url_split_hostport(const char *a, size_t len, bool bare_v6,
     return 0;
 }
 
+#define URL_ONES 0x0101010101010101u
+#define URL_HIGH (URL_ONES * 0x80)
+
+/* The high bit of each byte of x that equals c; exact up to the first
+ * (lowest-order) one, as jsonword_marks. */
+static inline uint64_t
+url_word_eq(uint64_t x, unsigned char c)
+{
+    uint64_t y = x ^ (URL_ONES * c);
+
+    return (y - URL_ONES) & ~y & URL_HIGH;
+}
+
+/* The high bit of each byte of x at or below space or DEL; exact up to
+ * the first one. */
+static inline uint64_t
+url_word_space(uint64_t x)
+{
+    return (((x - URL_ONES * 0x21) & ~x) & URL_HIGH) | url_word_eq(x, 0x7f);
+}
+
 /* The offset of the first byte of s[0..n) at or below space or DEL
  * (which a URL refuses), or n when there is none. URLs are checked whole
- * on every request: a word at a time, exact on its own (every such byte
- * is marked, and no other byte is, before the first marked one), with
- * the bytes of a marked word looked at one by one. */
+ * on every request: a word at a time, the last bytes as the word that
+ * ends s, and a marked word's bytes looked at one by one. */
 static size_t
 url_find_space(const char *s, size_t n)
 {
-    const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
     size_t i = 0;
 
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x, del;
-
-        memcpy(&x, s + i, sizeof x);
-        del = x ^ (ones * 0x7f);
-        if ((((x - ones * 0x21) & ~x) | ((del - ones) & ~del)) & high)
+    for (; i + 8 <= n; i += 8)
+        if (url_word_space(jsonword_load(s + i)) != 0)
             break;
-    }
+    if (i == n ||
+        (n >= 8 && i > n - 8 && url_word_space(jsonword_load(s + n - 8)) == 0))
+        return n;
     for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
 
         if (c <= 0x20 || c == 0x7f)
             return i;
     }
+    return n;
+}
+
+/* The length of the authority at a[0..n): up to the first '/', '?' or
+ * '#', found a word at a time. */
+static size_t
+url_authority_len(const char *a, size_t n)
+{
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x = jsonword_load(a + i);
+        uint64_t m =
+            url_word_eq(x, '/') | url_word_eq(x, '?') | url_word_eq(x, '#');
+
+        if (m != 0) {
+            i += jsonword_first(m);
+            break;
+        }
+    }
+    for (; i < n; i++)
+        if (a[i] == '/' || a[i] == '?' || a[i] == '#')
+            return i;
     return n;
 }
 
@@ -280,7 +321,6 @@ url_splitn(const char *s, size_t len, struct url_parts *out, char *err,
 {
     const char *p, *auth, *end = s + len, *hash;
     size_t n, i;
-    bool at = false;
     int rc;
 
     *out = (struct url_parts){.host = "", .path = ""};
@@ -292,14 +332,8 @@ url_splitn(const char *s, size_t len, struct url_parts *out, char *err,
         return url_fail(err, errlen, "URL must start with http:// or https://");
     auth = s + n;
     /* The authority ends at the path, the query or the fragment. */
-    for (n = 0; auth + n < end; n++) {
-        char c = auth[n];
-
-        if (c == '/' || c == '?' || c == '#')
-            break;
-        at |= c == '@';
-    }
-    if (at)
+    n = url_authority_len(auth, (size_t)(end - auth));
+    if (memchr(auth, '@', n) != NULL)
         return url_fail(err, errlen, "userinfo is not supported");
     rc = url_hostport_span(auth, n, false, &out->host, &out->host_len,
                            &out->port, &out->port_given, err, errlen);

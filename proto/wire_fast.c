@@ -33,7 +33,8 @@
 #define WIRE_FAST_MAX_PATH    4096               /* as wire.c's WIRE_MAX_PATH */
 #define WIRE_FAST_PAD         8 /* NULs after the copy: one word's reach */
 
-/* The keys the scanner knows; any other makes it decline. */
+/* The keys the scanner knows (wire_fast_key_find names them); any other
+ * makes it decline. */
 enum wire_fast_key {
     WIRE_FAST_KEY_ID,
     WIRE_FAST_KEY_METHOD,
@@ -56,29 +57,6 @@ enum wire_fast_key {
     WIRE_FAST_KEY_END,
     WIRE_FAST_KEY_HTTP_VERSION,
     WIRE_FAST_NKEYS
-};
-
-static const char *const wire_fast_key_names[WIRE_FAST_NKEYS] = {
-    [WIRE_FAST_KEY_ID] = "id",
-    [WIRE_FAST_KEY_METHOD] = "method",
-    [WIRE_FAST_KEY_URL] = "url",
-    [WIRE_FAST_KEY_HOST] = "host",
-    [WIRE_FAST_KEY_PORT] = "port",
-    [WIRE_FAST_KEY_TLS] = "tls",
-    [WIRE_FAST_KEY_TARGET] = "target",
-    [WIRE_FAST_KEY_HEADERS] = "headers",
-    [WIRE_FAST_KEY_SKIP_HOST] = "skip_host",
-    [WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING] = "skip_accept_encoding",
-    [WIRE_FAST_KEY_EXPECT_CONTINUE] = "expect_continue",
-    [WIRE_FAST_KEY_RAW] = "raw",
-    [WIRE_FAST_KEY_DATA] = "data",
-    [WIRE_FAST_KEY_BODY] = "body",
-    [WIRE_FAST_KEY_LENGTH] = "length",
-    [WIRE_FAST_KEY_TIMEOUT] = "timeout",
-    [WIRE_FAST_KEY_READ_TIMEOUT] = "read_timeout",
-    [WIRE_FAST_KEY_PROXY] = "proxy",
-    [WIRE_FAST_KEY_END] = "end",
-    [WIRE_FAST_KEY_HTTP_VERSION] = "http_version",
 };
 
 #define WIRE_FAST_BIT(k) (1u << (k))
@@ -152,6 +130,12 @@ wire_fast_ws(struct wire_fast_scan *sc)
 static bool
 wire_fast_take(struct wire_fast_scan *sc, char c)
 {
+    /* Compact lines have no whitespace to skip: c is looked for first
+     * (it is never whitespace itself). */
+    if (sc->p < sc->end && *sc->p == c) {
+        sc->p++;
+        return true;
+    }
     wire_fast_ws(sc);
     if (sc->p < sc->end && *sc->p == c) {
         sc->p++;
@@ -185,6 +169,14 @@ wire_fast_string(struct wire_fast_scan *sc, struct wire_fast_str *out)
             break;
         }
         p += 8;
+    }
+    /* The common end: the first odd byte is the closing quote (not a pad
+     * NUL: the line's end is not reached). */
+    if (*p == '"') {
+        out->len = (size_t)(p - out->s);
+        *p = '\0';
+        sc->p = p + 1;
+        return true;
     }
     w = p;
     while (p < sc->end) {
@@ -522,66 +514,81 @@ wire_fast_value(struct wire_fast_scan *sc, enum wire_fast_key k,
     return false;
 }
 
-/* True when s is the known key k. */
-static inline bool
-wire_fast_key_is(const struct wire_fast_str *s, enum wire_fast_key k)
-{
-    return memcmp(s->s, wire_fast_key_names[k], s->len) == 0;
-}
+/* True when s is the key lit (a literal); a compare of known length the
+ * compiler writes inline. */
+#define WIRE_FAST_KEY_IS(s, lit) (memcmp((s)->s, lit, sizeof lit - 1) == 0)
 
 /* The known key named by s, or WIRE_FAST_NKEYS: picked by its length
- * (and a byte where two share one), then compared once. A scanned string
- * holds no NUL (it would have been a \u escape or a raw control byte), so
- * its length is strlen's. */
+ * and a byte where two share one, then compared once. (A scanned string
+ * holds no NUL: that would have been a \u escape or a raw control byte.) */
 static enum wire_fast_key
 wire_fast_key_find(const struct wire_fast_str *s)
 {
-    enum wire_fast_key k;
+    enum wire_fast_key k = WIRE_FAST_NKEYS;
 
     switch (s->len) {
     case 2:
-        k = WIRE_FAST_KEY_ID;
+        if (WIRE_FAST_KEY_IS(s, "id"))
+            k = WIRE_FAST_KEY_ID;
         break;
-    case 3: /* url tls raw end */
-        k = s->s[0] == 'u'   ? WIRE_FAST_KEY_URL
-            : s->s[0] == 't' ? WIRE_FAST_KEY_TLS
-            : s->s[0] == 'r' ? WIRE_FAST_KEY_RAW
-                             : WIRE_FAST_KEY_END;
+    case 3:
+        if (WIRE_FAST_KEY_IS(s, "url"))
+            k = WIRE_FAST_KEY_URL;
+        else if (WIRE_FAST_KEY_IS(s, "tls"))
+            k = WIRE_FAST_KEY_TLS;
+        else if (WIRE_FAST_KEY_IS(s, "raw"))
+            k = WIRE_FAST_KEY_RAW;
+        else if (WIRE_FAST_KEY_IS(s, "end"))
+            k = WIRE_FAST_KEY_END;
         break;
-    case 4: /* host port data body */
-        k = s->s[0] == 'h'   ? WIRE_FAST_KEY_HOST
-            : s->s[0] == 'p' ? WIRE_FAST_KEY_PORT
-            : s->s[0] == 'd' ? WIRE_FAST_KEY_DATA
-                             : WIRE_FAST_KEY_BODY;
+    case 4:
+        if (WIRE_FAST_KEY_IS(s, "host"))
+            k = WIRE_FAST_KEY_HOST;
+        else if (WIRE_FAST_KEY_IS(s, "port"))
+            k = WIRE_FAST_KEY_PORT;
+        else if (WIRE_FAST_KEY_IS(s, "data"))
+            k = WIRE_FAST_KEY_DATA;
+        else if (WIRE_FAST_KEY_IS(s, "body"))
+            k = WIRE_FAST_KEY_BODY;
         break;
     case 5:
-        k = WIRE_FAST_KEY_PROXY;
+        if (WIRE_FAST_KEY_IS(s, "proxy"))
+            k = WIRE_FAST_KEY_PROXY;
         break;
-    case 6: /* method target length */
-        k = s->s[0] == 'm'   ? WIRE_FAST_KEY_METHOD
-            : s->s[0] == 't' ? WIRE_FAST_KEY_TARGET
-                             : WIRE_FAST_KEY_LENGTH;
+    case 6:
+        if (WIRE_FAST_KEY_IS(s, "method"))
+            k = WIRE_FAST_KEY_METHOD;
+        else if (WIRE_FAST_KEY_IS(s, "target"))
+            k = WIRE_FAST_KEY_TARGET;
+        else if (WIRE_FAST_KEY_IS(s, "length"))
+            k = WIRE_FAST_KEY_LENGTH;
         break;
-    case 7: /* headers timeout */
-        k = s->s[0] == 'h' ? WIRE_FAST_KEY_HEADERS : WIRE_FAST_KEY_TIMEOUT;
+    case 7:
+        if (WIRE_FAST_KEY_IS(s, "headers"))
+            k = WIRE_FAST_KEY_HEADERS;
+        else if (WIRE_FAST_KEY_IS(s, "timeout"))
+            k = WIRE_FAST_KEY_TIMEOUT;
         break;
     case 9:
-        k = WIRE_FAST_KEY_SKIP_HOST;
+        if (WIRE_FAST_KEY_IS(s, "skip_host"))
+            k = WIRE_FAST_KEY_SKIP_HOST;
         break;
-    case 12: /* read_timeout http_version */
-        k = s->s[0] == 'r' ? WIRE_FAST_KEY_READ_TIMEOUT
-                           : WIRE_FAST_KEY_HTTP_VERSION;
+    case 12:
+        if (WIRE_FAST_KEY_IS(s, "read_timeout"))
+            k = WIRE_FAST_KEY_READ_TIMEOUT;
+        else if (WIRE_FAST_KEY_IS(s, "http_version"))
+            k = WIRE_FAST_KEY_HTTP_VERSION;
         break;
     case 15:
-        k = WIRE_FAST_KEY_EXPECT_CONTINUE;
+        if (WIRE_FAST_KEY_IS(s, "expect_continue"))
+            k = WIRE_FAST_KEY_EXPECT_CONTINUE;
         break;
     case 20:
-        k = WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING;
+        if (WIRE_FAST_KEY_IS(s, "skip_accept_encoding"))
+            k = WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING;
         break;
-    default:
-        return WIRE_FAST_NKEYS;
     }
-    return wire_fast_key_is(s, k) ? k : WIRE_FAST_NKEYS;
+    return k;
 }
 
 /* Reads the whole line: one object of known, distinct keys, then only

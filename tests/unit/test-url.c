@@ -241,6 +241,55 @@ test_space_edges(void **state)
     }
 }
 
+/* The authority's end is found a word at a time: hosts of every length
+ * to 24 (":80" after some), ended by '/', '?', '#' or the URL's end, with
+ * or without a '@' before it. */
+static void
+test_authority_edges(void **state)
+{
+    static const char ends[] = {'/', '?', '#', '\0'};
+    char url[64], err[256];
+    struct url_parts p;
+
+    (void)state;
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t e = 0; e < sizeof ends; e++) {
+            for (int kind = 0; kind < 3; kind++) {
+                size_t n = 7;
+
+                memcpy(url, "http://", 7);
+                for (size_t i = 0; i < len; i++)
+                    url[n++] = (char)('a' + i % 26);
+                if (kind == 1) {
+                    memcpy(url + n, ":80", 3);
+                    n += 3;
+                } else if (kind == 2) {
+                    url[7 + len / 2] = '@';
+                }
+                /* The end, then "x" after it (a path, query or fragment). */
+                url[n] = ends[e];
+                if (ends[e] != '\0')
+                    memcpy(url + n + 1, "x", 2);
+                err[0] = '\0';
+                if (kind == 2) {
+                    assert_int_equal(url_split(url, &p, err, sizeof err),
+                                     HCONN_EINVALID_URL);
+                    assert_string_equal(err, "userinfo is not supported");
+                    continue;
+                }
+                assert_int_equal(url_split(url, &p, err, sizeof err), 0);
+                assert_int_equal(p.host_len, len);
+                assert_ptr_equal(p.host, url + 7);
+                assert_int_equal(p.port, 80);
+                assert_int_equal(p.port_given, kind == 1);
+                assert_ptr_equal(p.path, url + n);
+                assert_int_equal(p.path_len,
+                                 ends[e] == '/' || ends[e] == '?' ? 2 : 0);
+            }
+        }
+    }
+}
+
 /* The scheme, in any case, and what is not quite one. */
 static void
 test_scheme_edges(void **state)
@@ -509,11 +558,16 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_urls),    cmocka_unit_test(test_bad_urls),
-        cmocka_unit_test(test_url_limits),   cmocka_unit_test(test_authority),
-        cmocka_unit_test(test_check_host),   cmocka_unit_test(test_small_err),
-        cmocka_unit_test(test_proxy_urls),   cmocka_unit_test(test_space_edges),
+        cmocka_unit_test(test_good_urls),
+        cmocka_unit_test(test_bad_urls),
+        cmocka_unit_test(test_url_limits),
+        cmocka_unit_test(test_authority),
+        cmocka_unit_test(test_check_host),
+        cmocka_unit_test(test_small_err),
+        cmocka_unit_test(test_proxy_urls),
+        cmocka_unit_test(test_space_edges),
         cmocka_unit_test(test_scheme_edges),
+        cmocka_unit_test(test_authority_edges),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
