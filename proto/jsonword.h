@@ -15,6 +15,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define JSONWORD_BIG_ENDIAN 1
 #else
@@ -38,11 +42,36 @@ jsonword_marks(uint64_t x)
     return marked & high;
 }
 
+/* True when none of the 16 bytes in x and y needs a look of its own: most
+ * header names and values are 8 to 16 bytes, two words. With SSE2 (every
+ * x86-64) the two are tested at once, in a third of the instructions;
+ * bytes from 0x80 are negative as signed, so one compare below space
+ * takes them with the control bytes. */
+static inline bool
+jsonword_plain2(uint64_t x, uint64_t y)
+{
+#ifdef __SSE2__
+    __m128i v = _mm_set_epi64x((long long)y, (long long)x);
+    __m128i odd =
+        _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+
+    return _mm_movemask_epi8(odd) == 0;
+#else
+    return (jsonword_marks(x) | jsonword_marks(y)) == 0;
+#endif
+}
+
 /* True when none of the 8 bytes in x needs a look of its own. */
 static inline bool
 jsonword_plain(uint64_t x)
 {
+#ifdef __SSE2__
+    return jsonword_plain2(x, x);
+#else
     return jsonword_marks(x) == 0;
+#endif
 }
 
 /* The offset in memory of the first byte that marks m (not 0) flags, in

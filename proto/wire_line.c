@@ -145,11 +145,11 @@ wire_line_ascii_byte(char **p, const char *lim, unsigned char c, size_t left)
  * Header names and values (an ETag's quotes included) are such strings
  * almost always: a word at a time, copied as they are checked, they cost
  * a fraction of a validation, an escape pass and a copy. */
-static char *
+static inline __attribute__((always_inline)) char *
 wire_line_ascii(char *p, const char *lim, const char *s, size_t n)
 {
     size_t i = 0;
-    uint64_t x;
+    uint64_t x, y;
 
     if (n < 8) {
         if (n >= 4 && jsonword_plain(x = jsonword_load_short(s, n))) {
@@ -161,6 +161,30 @@ wire_line_ascii(char *p, const char *lim, const char *s, size_t n)
                 return NULL;
         return p;
     }
+    /* Plain so far, so p + i stands for s + i: 16 bytes at a time, then
+     * the last 16 (or 8 to 16) as two words that end s, overlapping what
+     * is already there. Most names and values end here. */
+    for (; n - i > 16; i += 16) {
+        x = jsonword_load(s + i);
+        y = jsonword_load(s + i + 8);
+        if (!jsonword_plain2(x, y))
+            break;
+        memcpy(p + i, &x, sizeof x);
+        memcpy(p + i + 8, &y, sizeof y);
+    }
+    if (n - i <= 16) {
+        size_t start = n >= 16 ? n - 16 : 0;
+
+        x = jsonword_load(s + start);
+        y = jsonword_load(s + n - 8);
+        if (jsonword_plain2(x, y)) {
+            memcpy(p + start, &x, sizeof x);
+            memcpy(p + n - 8, &y, sizeof y);
+            return p + n;
+        }
+    }
+    /* A byte needs a look: word by word from here. */
+    p += i;
     for (;;) {
         size_t left = n - i, k;
         uint64_t m;
