@@ -1,11 +1,14 @@
 /*
- * jsonword.h — eight bytes of a JSON string looked at together.
+ * jsonword.h — eight or sixteen bytes of a JSON string looked at
+ * together.
  *
  * Most strings the daemon reads and writes (keys, methods, URLs, header
  * names and values) are printable ASCII without a quote or a backslash:
  * they need no escape either way and are valid UTF-8 on their own. A
  * word-wide test finds the end of such a run in a fraction of the time
- * a byte-by-byte one takes. Pure: no I/O, no allocation.
+ * a byte-by-byte one takes; with SSE2 (every x86-64) sixteen bytes take
+ * one compare, with a portable fallback (tested by building with
+ * -U__SSE2__). Pure: no I/O, no allocation.
  */
 #ifndef HCONN_JSONWORD_H
 #define HCONN_JSONWORD_H
@@ -60,6 +63,33 @@ jsonword_plain2(uint64_t x, uint64_t y)
     return _mm_movemask_epi8(odd) == 0;
 #else
     return (jsonword_marks(x) | jsonword_marks(y)) == 0;
+#endif
+}
+
+/* A bit for each of the 16 bytes at s that needs a look of its own (bit
+ * i for s[i]), exact: its lowest bit is the first such byte. With SSE2
+ * in one compare, as jsonword_plain2; else byte by byte. */
+static inline unsigned
+jsonword_odd16(const char *s)
+{
+#ifdef __SSE2__
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i odd =
+        _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+
+    return (unsigned)_mm_movemask_epi8(odd);
+#else
+    unsigned m = 0;
+
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+            m |= 1u << i;
+    }
+    return m;
 #endif
 }
 

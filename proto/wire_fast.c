@@ -31,7 +31,7 @@
 #define WIRE_FAST_MAX_TIMEOUT 86400.0            /* as wire.c */
 #define WIRE_FAST_MAX_REAL    40                 /* bytes in a fraction read */
 #define WIRE_FAST_MAX_PATH    4096               /* as wire.c's WIRE_MAX_PATH */
-#define WIRE_FAST_PAD         8 /* NULs after the copy: one word's reach */
+#define WIRE_FAST_PAD         16 /* NULs after the copy: a step's reach */
 
 /* The keys the scanner knows (wire_fast_key_find names them); any other
  * makes it decline. */
@@ -126,8 +126,9 @@ wire_fast_ws(struct wire_fast_scan *sc)
         sc->p++;
 }
 
-/* Takes byte c (after whitespace) if it is next. */
-static bool
+/* Takes byte c (after whitespace) if it is next. Inlined: a request
+ * line takes a dozen. */
+static inline __attribute__((always_inline)) bool
 wire_fast_take(struct wire_fast_scan *sc, char c)
 {
     /* Compact lines have no whitespace to skip: c is looked for first
@@ -157,18 +158,18 @@ wire_fast_string(struct wire_fast_scan *sc, struct wire_fast_str *out)
         return false;
     p = out->s = sc->p;
     /* Up to the first quote, backslash, control or non-ASCII byte nothing
-     * moves and nothing needs checking: skipped a word at a time, to the
-     * first marked byte of the word that has one. The NULs that pad the
-     * line (marked) stop it by the end of the line, so no length check
-     * is needed, and a short key or value takes one word. */
+     * moves and nothing needs checking: skipped 16 bytes at a time, to the
+     * first such byte of the 16 that hold one. The NULs that pad the line
+     * stop it by the end of the line, so no length check is needed, and a
+     * key or a short value takes one step. */
     for (;;) {
-        uint64_t m = jsonword_marks(jsonword_load(p));
+        unsigned m = jsonword_odd16(p);
 
         if (m != 0) {
-            p += jsonword_first(m);
+            p += __builtin_ctz(m);
             break;
         }
-        p += 8;
+        p += 16;
     }
     /* The common end: the first odd byte is the closing quote (not a pad
      * NUL: the line's end is not reached). */
@@ -789,7 +790,7 @@ wire_fast_parse_client_msg(const char *line, size_t n,
 
     memset(out, 0, sizeof *out);
     *id = NULL;
-    /* The copy, then 8 NULs: wire_fast_string reads a word at a time. */
+    /* The copy, then NULs: wire_fast_string reads 16 bytes at a time. */
     if (n == 0 || n > WIRE_MAX_LINE ||
         (block = malloc(room + n + WIRE_FAST_PAD)) == NULL)
         return WIRE_FAST_DECLINED;

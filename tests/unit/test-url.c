@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -290,6 +291,52 @@ test_authority_edges(void **state)
     }
 }
 
+/* Every byte value in a host name, at its start, middle and end, with
+ * and without a port after it: only letters, digits, '-', '.' and '_'
+ * pass, and the error names the byte and its position. */
+static void
+test_host_bytes(void **state)
+{
+    char host[8], url[32], err[256], want[64];
+    struct url_parts p;
+
+    (void)state;
+    for (unsigned c = 1; c < 256; c++) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+
+        for (size_t at = 0; at < 3; at++) {
+            memcpy(host, "ab", 3);
+            host[2] = '\0';
+            memmove(host + at + 1, host + at, 3 - at);
+            host[at] = (char)c;
+            snprintf(want, sizeof want,
+                     "invalid byte 0x%02x in host at position %zu", c, at);
+            err[0] = '\0';
+            if (c != ':') {
+                assert_int_equal(url_check_host(host, err, sizeof err),
+                                 ok ? 0 : HCONN_EINVALID_URL);
+                if (!ok)
+                    assert_string_equal(err, want);
+            }
+            /* In a URL the delimiters and spaces are refused before,
+             * and a '[' first opens an IPv6 literal. */
+            if (c <= 0x20 || c == 0x7f || c == '/' || c == '?' || c == '#' ||
+                c == '@' || c == ':' || (c == '[' && at == 0))
+                continue;
+            for (int port = 0; port < 2; port++) {
+                snprintf(url, sizeof url, "http://%s%s/", host,
+                         port ? ":8080" : "");
+                err[0] = '\0';
+                assert_int_equal(url_split(url, &p, err, sizeof err),
+                                 ok ? 0 : HCONN_EINVALID_URL);
+                if (!ok)
+                    assert_string_equal(err, want);
+            }
+        }
+    }
+}
+
 /* The scheme, in any case, and what is not quite one. */
 static void
 test_scheme_edges(void **state)
@@ -568,6 +615,7 @@ main(void)
         cmocka_unit_test(test_space_edges),
         cmocka_unit_test(test_scheme_edges),
         cmocka_unit_test(test_authority_edges),
+        cmocka_unit_test(test_host_bytes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
