@@ -53,11 +53,13 @@ wire_line_grow(struct wire_line *l, size_t n)
 }
 
 /* Room for n more bytes; false (and failed set) when out of memory. The
- * common case, room already there, stays inline in every append. */
+ * common case, room already there, stays inline in every append: after a
+ * failure, bytes may still go where there is room (harmless: the line is
+ * never used), but the buffer never grows again. */
 static inline bool
 wire_line_reserve(struct wire_line *l, size_t n)
 {
-    if (!l->failed && l->len + n <= l->cap)
+    if (l->len + n <= l->cap)
         return true;
     return wire_line_grow(l, n);
 }
@@ -74,8 +76,9 @@ wire_line_put(struct wire_line *l, const char *s, size_t n)
 #define wire_line_lit(l, s) wire_line_put((l), (s), sizeof(s) - 1)
 
 /* Appends v in decimal, written in place with exactly the room it takes
- * (a data frame's line must fit the caller's buffer as before). */
-static void
+ * (a data frame's line must fit the caller's buffer as before). Inlined:
+ * a response's lines write seven. */
+static inline __attribute__((always_inline)) void
 wire_line_int(struct wire_line *l, int64_t v)
 {
     uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
@@ -322,22 +325,31 @@ wire_line_json(struct wire_line *l, const json_t *v)
     l->len += n;
 }
 
-/* Opens a reply object: '{' and its "id" when there is one. */
+/* Opens a reply object: '{', its "id" when there is one, then the next
+ * key: key[0..n) is a ',' and that key, the ',' dropped when there is no
+ * id (fewer appends than one for each piece). */
 static void
-wire_line_open(struct wire_line *l, const json_t *id)
+wire_line_open_key(struct wire_line *l, const json_t *id, const char *key,
+                   size_t n)
 {
-    wire_line_lit(l, "{");
-    if (id == NULL)
+    if (id == NULL) {
+        wire_line_lit(l, "{");
+        wire_line_put(l, key + 1, n - 1);
         return;
-    wire_line_lit(l, "\"id\":");
+    }
+    wire_line_lit(l, "{\"id\":");
     if (json_is_integer(id))
         wire_line_int(l, (int64_t)json_integer_value(id));
     else if (json_is_string(id))
         wire_line_utf8(l, json_string_value(id), json_string_length(id));
     else
         wire_line_json(l, id);
-    wire_line_lit(l, ",");
+    wire_line_put(l, key, n);
 }
+
+/* wire_line_open_key with the literal key (",\"key\":..."). */
+#define wire_line_open(l, id, key)                                             \
+    wire_line_open_key((l), (id), (key), sizeof(key) - 1)
 
 /* Appends ["name","value"], preceded by a comma unless first, when both
  * are printable ASCII (wire_line_ascii): then with one check for room,
@@ -373,11 +385,11 @@ wire_line_ascii_field(struct wire_line *l, const struct http1_header *h,
     return true;
 }
 
-/* Appends [[name,value],...], unfolding values that carry obs-folds. */
+/* Appends [name,value],...] (the caller has written the '['), unfolding
+ * values that carry obs-folds. */
 static void
 wire_line_fields(struct wire_line *l, const struct http1_header *h, size_t n)
 {
-    wire_line_lit(l, "[");
     for (size_t i = 0; i < n; i++) {
         const char *value = h[i].value;
         size_t vlen = h[i].value_len;
@@ -419,35 +431,39 @@ wire_line_head(struct wire_line *l, const json_t *id, int status,
                const struct http1_header *headers, size_t nheaders,
                int64_t length, bool reused, const json_t *proxy_response)
 {
-    wire_line_open(l, id);
-    wire_line_lit(l, "\"status\":");
+    wire_line_open(l, id, ",\"status\":");
     wire_line_int(l, status);
     wire_line_lit(l, ",\"reason\":");
     wire_line_bytes(l, reason, reason_len);
     wire_line_lit(l, ",\"version\":");
     wire_line_int(l, version);
-    wire_line_lit(l, ",\"headers\":");
+    wire_line_lit(l, ",\"headers\":[");
     wire_line_fields(l, headers, nheaders);
     if (length >= 0) {
         wire_line_lit(l, ",\"length\":");
         wire_line_int(l, length);
     }
+    if (proxy_response == NULL) {
+        /* The usual end, with the line's. */
+        if (reused)
+            wire_line_lit(l, ",\"reused\":true}\n");
+        else
+            wire_line_lit(l, ",\"reused\":false}\n");
+        return l->failed ? HCONN_ENO_MEMORY : 0;
+    }
     if (reused)
         wire_line_lit(l, ",\"reused\":true");
     else
         wire_line_lit(l, ",\"reused\":false");
-    if (proxy_response != NULL) {
-        wire_line_lit(l, ",\"proxy_response\":");
-        wire_line_json(l, proxy_response);
-    }
+    wire_line_lit(l, ",\"proxy_response\":");
+    wire_line_json(l, proxy_response);
     return wire_line_close(l);
 }
 
 int
 wire_line_data(struct wire_line *l, const json_t *id, uint64_t n)
 {
-    wire_line_open(l, id);
-    wire_line_lit(l, "\"data\":");
+    wire_line_open(l, id, ",\"data\":");
     wire_line_int(l, (int64_t)n);
     return wire_line_close(l);
 }
@@ -456,8 +472,7 @@ int
 wire_line_end(struct wire_line *l, const json_t *id,
               const struct http1_header *trailers, size_t ntrailers)
 {
-    wire_line_open(l, id);
-    wire_line_lit(l, "\"end\":true,\"trailers\":");
+    wire_line_open(l, id, ",\"end\":true,\"trailers\":[");
     wire_line_fields(l, trailers, ntrailers);
     return wire_line_close(l);
 }
