@@ -1733,6 +1733,18 @@ test_reply_lines_match_jansson(void **state)
     wire_line_free(&l);
 }
 
+/* Fills o as jansson's form of wire_line_head(NULL, 200, reason[0..len),
+ * 11, headers, no length, not reused). */
+static void
+head_want(json_t *o, const char *reason, size_t len, json_t *headers)
+{
+    json_object_set_new(o, "status", json_integer(200));
+    json_object_set_new(o, "reason", wire_string_from_bytes(reason, len));
+    json_object_set_new(o, "version", json_integer(11));
+    json_object_set_new(o, "headers", headers);
+    json_object_set_new(o, "reused", json_false());
+}
+
 /* Plain ASCII runs are copied a word at a time: a byte that needs a look
  * of its own (an escape, a control character, UTF-8, ISO-8859-1) at any
  * offset of a long value, and every byte value alone, come out as
@@ -1764,15 +1776,9 @@ test_reply_lines_plain_runs(void **state)
                 /* A lone LF is an obs-fold's; checked elsewhere. */
                 if (odd[k] == '\n' && at < len)
                     value[at] = '\t';
-                json_object_set_new(o, "status", json_integer(200));
-                json_object_set_new(o, "reason",
-                                    wire_string_from_bytes(value, len));
-                json_object_set_new(o, "version", json_integer(11));
-                json_object_set_new(
-                    o, "headers",
-                    json_pack("[[s,o]]", "X-Value",
-                              wire_string_from_bytes(value, len)));
-                json_object_set_new(o, "reused", json_false());
+                head_want(o, value, len,
+                          json_pack("[[s,o]]", "X-Value",
+                                    wire_string_from_bytes(value, len)));
                 assert_line_json(&l,
                                  wire_line_head(&l, NULL, 200, value, len, 11,
                                                 &h, 1, -1, false, NULL),
@@ -1832,18 +1838,12 @@ test_reply_lines_ascii_edges(void **state)
                         value[a] = (char)odd[k % sizeof odd];
                     if (b < len && b != a)
                         value[b] = (char)odd2[k / sizeof odd];
-                    json_object_set_new(o, "status", json_integer(200));
-                    json_object_set_new(o, "reason",
-                                        wire_string_from_bytes(value, len));
-                    json_object_set_new(o, "version", json_integer(11));
-                    json_object_set_new(
-                        o, "headers",
-                        json_pack("[[s,o],[o,s],[o,o]]", "N",
-                                  wire_string_from_bytes(value, len),
-                                  wire_string_from_bytes(value, len), "v",
-                                  wire_string_from_bytes(value, len),
-                                  wire_string_from_bytes(plain, len)));
-                    json_object_set_new(o, "reused", json_false());
+                    head_want(o, value, len,
+                              json_pack("[[s,o],[o,s],[o,o]]", "N",
+                                        wire_string_from_bytes(value, len),
+                                        wire_string_from_bytes(value, len), "v",
+                                        wire_string_from_bytes(value, len),
+                                        wire_string_from_bytes(plain, len)));
                     want = wire_encode(o, &want_len);
                     assert_non_null(want);
                     /* Nothing is written past the room given. */
