@@ -45,65 +45,6 @@ jsonword_marks(uint64_t x)
     return marked & high;
 }
 
-/* True when none of the 16 bytes in x and y needs a look of its own: most
- * header names and values are 8 to 16 bytes, two words. With SSE2 (every
- * x86-64) the two are tested at once, in a third of the instructions;
- * bytes from 0x80 are negative as signed, so one compare below space
- * takes them with the control bytes. */
-static inline bool
-jsonword_plain2(uint64_t x, uint64_t y)
-{
-#ifdef __SSE2__
-    __m128i v = _mm_set_epi64x((long long)y, (long long)x);
-    __m128i odd =
-        _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-
-    return _mm_movemask_epi8(odd) == 0;
-#else
-    return (jsonword_marks(x) | jsonword_marks(y)) == 0;
-#endif
-}
-
-/* A bit for each of the 16 bytes at s that needs a look of its own (bit
- * i for s[i]), exact: its lowest bit is the first such byte. With SSE2
- * in one compare, as jsonword_plain2; else byte by byte. */
-static inline unsigned
-jsonword_odd16(const char *s)
-{
-#ifdef __SSE2__
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
-    __m128i odd =
-        _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-
-    return (unsigned)_mm_movemask_epi8(odd);
-#else
-    unsigned m = 0;
-
-    for (unsigned i = 0; i < 16; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
-            m |= 1u << i;
-    }
-    return m;
-#endif
-}
-
-/* True when none of the 8 bytes in x needs a look of its own. */
-static inline bool
-jsonword_plain(uint64_t x)
-{
-#ifdef __SSE2__
-    return jsonword_plain2(x, x);
-#else
-    return jsonword_marks(x) == 0;
-#endif
-}
-
 /* The offset in memory of the first byte that marks m (not 0) flags, in
  * a word from jsonword_load (marks as jsonword_marks', or any test whose
  * lowest-order mark is exact): every byte before it is unmarked. On a
@@ -128,6 +69,67 @@ jsonword_load(const char *s)
 
     memcpy(&x, s, sizeof x);
     return x;
+}
+
+#ifdef __SSE2__
+/* A bit for each of the 16 bytes in v that needs a look of its own (bit
+ * i for byte i), exact: one compare for all. Bytes from 0x80 are
+ * negative as signed, so the compare below space takes them with the
+ * control bytes. */
+static inline unsigned
+jsonword_odd_sse2(__m128i v)
+{
+    __m128i odd =
+        _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+
+    return (unsigned)_mm_movemask_epi8(odd);
+}
+#endif
+
+/* True when none of the 16 bytes in x and y needs a look of its own: most
+ * header names and values are 8 to 16 bytes, two words. With SSE2 (every
+ * x86-64) the two are tested at once, in a third of the instructions. */
+static inline bool
+jsonword_plain2(uint64_t x, uint64_t y)
+{
+#ifdef __SSE2__
+    return jsonword_odd_sse2(_mm_set_epi64x((long long)y, (long long)x)) == 0;
+#else
+    return (jsonword_marks(x) | jsonword_marks(y)) == 0;
+#endif
+}
+
+/* Where in the 16 bytes at s the first that needs a look of its own is:
+ * not 0 exactly when one does, and its lowest bit (bit i for s[i]) at or
+ * before the first such byte, every byte before it plain. With SSE2 the
+ * mask is exact; else it holds one bit, from the two words' marks (which
+ * may be a false mark on a big-endian machine, as jsonword_first says). */
+static inline unsigned
+jsonword_odd16(const char *s)
+{
+#ifdef __SSE2__
+    return jsonword_odd_sse2(_mm_loadu_si128((const __m128i *)(const void *)s));
+#else
+    uint64_t a = jsonword_marks(jsonword_load(s));
+    uint64_t b = jsonword_marks(jsonword_load(s + 8));
+
+    if (a != 0)
+        return 1u << jsonword_first(a);
+    return b != 0 ? 1u << (8 + jsonword_first(b)) : 0;
+#endif
+}
+
+/* True when none of the 8 bytes in x needs a look of its own. */
+static inline bool
+jsonword_plain(uint64_t x)
+{
+#ifdef __SSE2__
+    return jsonword_plain2(x, x);
+#else
+    return jsonword_marks(x) == 0;
+#endif
 }
 
 /* Spaces: plain bytes that pad a word past the bytes it stands for. */

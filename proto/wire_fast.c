@@ -159,9 +159,10 @@ wire_fast_string(struct wire_fast_scan *sc, struct wire_fast_str *out)
     p = out->s = sc->p;
     /* Up to the first quote, backslash, control or non-ASCII byte nothing
      * moves and nothing needs checking: skipped 16 bytes at a time, to the
-     * first such byte of the 16 that hold one. The NULs that pad the line
-     * stop it by the end of the line, so no length check is needed, and a
-     * key or a short value takes one step. */
+     * first such byte of the 16 that hold one (or a plain byte before it,
+     * without SSE2 on a big-endian machine: the loop below is exact). The
+     * NULs that pad the line stop it by the end of the line, so no length
+     * check is needed, and a key or a short value takes one step. */
     for (;;) {
         unsigned m = jsonword_odd16(p);
 
