@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "hconn_error.h"
+#include "jsonword.h"
 #include "url.h"
 
 #define URL_PORT_HTTP  80
@@ -54,6 +55,25 @@ url_is_ipv6_char(unsigned char c)
            (c >= 'A' && c <= 'F') || c == ':' || c == '.';
 }
 
+/* Checks host[0..len), which holds no ':', as a reg-name or IPv4 host. */
+static int
+url_check_name(const char *host, size_t len, char *err, size_t errlen)
+{
+    if (len == 0)
+        return url_fail(err, errlen, "empty host");
+    if (len > URL_HOST_MAX)
+        return url_fail(err, errlen, "host longer than %d bytes", URL_HOST_MAX);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)host[i];
+
+        if (!url_is_name_char(c))
+            return url_fail(err, errlen,
+                            "invalid byte 0x%02x in host at position %zu", c,
+                            i);
+    }
+    return 0;
+}
+
 /* Checks host[0..len) as a host without brackets; the one rule for URLs,
  * "host" arguments and the protocol's "host" fields. */
 static int
@@ -62,21 +82,10 @@ url_check_hostn(const char *host, size_t len, char *err, size_t errlen)
     char addr[URL_HOST_MAX + 1];
     struct in6_addr in6;
 
-    if (len == 0)
-        return url_fail(err, errlen, "empty host");
+    if (memchr(host, ':', len) == NULL)
+        return url_check_name(host, len, err, errlen);
     if (len > URL_HOST_MAX)
         return url_fail(err, errlen, "host longer than %d bytes", URL_HOST_MAX);
-    if (memchr(host, ':', len) == NULL) {
-        for (size_t i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)host[i];
-
-            if (!url_is_name_char(c))
-                return url_fail(err, errlen,
-                                "invalid byte 0x%02x in host at position %zu",
-                                c, i);
-        }
-        return 0;
-    }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)host[i];
 
@@ -141,6 +150,7 @@ url_hostport_span(const char *a, size_t len, bool bare_v6,
 {
     const char *host = a, *colon = NULL;
     size_t hostlen = len;
+    bool name = false; /* host[0..hostlen) holds no ':' */
     int rc;
 
     *port_given = false;
@@ -174,11 +184,16 @@ url_hostport_span(const char *a, size_t len, bool bare_v6,
                     "more than one ':' in host (IPv6 addresses need "
                     "brackets)");
             colon = NULL;
-        } else if (colon != NULL) {
-            hostlen = (size_t)(colon - a);
+        } else {
+            /* At most one ':', the port's: the host has none. */
+            name = true;
+            if (colon != NULL)
+                hostlen = (size_t)(colon - a);
         }
     }
-    if ((rc = url_check_hostn(host, hostlen, err, errlen)) != 0)
+    rc = name ? url_check_name(host, hostlen, err, errlen)
+              : url_check_hostn(host, hostlen, err, errlen);
+    if (rc != 0)
         return rc;
     if (colon != NULL) {
         size_t plen = len - (size_t)(colon + 1 - a);
@@ -212,33 +227,126 @@ url_split_hostport(const char *a, size_t len, bool bare_v6,
     return 0;
 }
 
-int
-url_split(const char *s, struct url_parts *out, char *err, size_t errlen)
-{
-    const char *p, *auth;
-    size_t n;
-    int rc;
+#define URL_ONES 0x0101010101010101u
+#define URL_HIGH (URL_ONES * 0x80)
 
-    *out = (struct url_parts){.host = "", .path = ""};
-    if (s == NULL)
-        return url_fail(err, errlen, "empty URL");
-    for (size_t i = 0; s[i] != '\0'; i++) {
+/* The high bit of each byte of x that equals c; exact up to the first
+ * (lowest-order) one, as jsonword_marks. */
+static inline uint64_t
+url_word_eq(uint64_t x, unsigned char c)
+{
+    uint64_t y = x ^ (URL_ONES * c);
+
+    return (y - URL_ONES) & ~y & URL_HIGH;
+}
+
+/* The high bit of each byte of x at or below space or DEL; exact up to
+ * the first one. */
+static inline uint64_t
+url_word_space(uint64_t x)
+{
+    return (((x - URL_ONES * 0x21) & ~x) & URL_HIGH) | url_word_eq(x, 0x7f);
+}
+
+/* The offset of the first byte of s[0..n) at or below space or DEL
+ * (which a URL refuses), or n when there is none. URLs are checked whole
+ * on every request: a word at a time, the last bytes as the word that
+ * ends s, and a marked word's bytes looked at one by one. */
+static size_t
+url_find_space(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8)
+        if (url_word_space(jsonword_load(s + i)) != 0)
+            break;
+    if (i == n ||
+        (n >= 8 && i > n - 8 && url_word_space(jsonword_load(s + n - 8)) == 0))
+        return n;
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
 
         if (c <= 0x20 || c == 0x7f)
-            return url_fail(err, errlen,
-                            "control or space byte 0x%02x at position %zu", c,
-                            i);
+            return i;
     }
-    if (strncasecmp(s, "http://", 7) == 0) {
-        auth = s + 7;
-    } else if (strncasecmp(s, "https://", 8) == 0) {
-        out->tls = true;
-        auth = s + 8;
-    } else {
+    return n;
+}
+
+/* The length of the authority at a[0..n): up to the first '/', '?' or
+ * '#', found a word at a time. */
+static size_t
+url_authority_len(const char *a, size_t n)
+{
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x = jsonword_load(a + i);
+        uint64_t m =
+            url_word_eq(x, '/') | url_word_eq(x, '?') | url_word_eq(x, '#');
+
+        if (m != 0) {
+            i += jsonword_first(m);
+            break;
+        }
+    }
+    for (; i < n; i++)
+        if (a[i] == '/' || a[i] == '?' || a[i] == '#')
+            return i;
+    return n;
+}
+
+/* How many bytes of scheme s[0..n) starts with, "http://" or "https://"
+ * in any case, with *tls set for the second; 0 for neither. The test
+ * strncasecmp made, with the letters compared at once: setting bit 5
+ * folds only 'H', 'T', 'P', 'S' onto 'h', 't', 'p', 's'. */
+static size_t
+url_scheme_len(const char *s, size_t n, bool *tls)
+{
+    uint32_t w, http;
+
+    if (n < 7)
+        return 0;
+    memcpy(&w, s, sizeof w);
+    memcpy(&http, "http", sizeof http);
+    if ((w | 0x20202020u) != http)
+        return 0;
+    if (memcmp(s + 4, "://", 3) == 0)
+        return 7;
+    if (n >= 8 && (s[4] | 0x20) == 's' && memcmp(s + 5, "://", 3) == 0) {
+        *tls = true;
+        return 8;
+    }
+    return 0;
+}
+
+int
+url_split(const char *s, struct url_parts *out, char *err, size_t errlen)
+{
+    if (s == NULL) {
+        *out = (struct url_parts){.host = "", .path = ""};
+        return url_fail(err, errlen, "empty URL");
+    }
+    return url_splitn(s, strlen(s), out, err, errlen);
+}
+
+int
+url_splitn(const char *s, size_t len, struct url_parts *out, char *err,
+           size_t errlen)
+{
+    const char *p, *auth, *end = s + len, *hash;
+    size_t n, i;
+    int rc;
+
+    *out = (struct url_parts){.host = "", .path = ""};
+    if ((i = url_find_space(s, len)) < len)
+        return url_fail(err, errlen,
+                        "control or space byte 0x%02x at position %zu",
+                        (unsigned char)s[i], i);
+    if ((n = url_scheme_len(s, len, &out->tls)) == 0)
         return url_fail(err, errlen, "URL must start with http:// or https://");
-    }
-    n = strcspn(auth, "/?#");
+    auth = s + n;
+    /* The authority ends at the path, the query or the fragment. */
+    n = url_authority_len(auth, (size_t)(end - auth));
     if (memchr(auth, '@', n) != NULL)
         return url_fail(err, errlen, "userinfo is not supported");
     rc = url_hostport_span(auth, n, false, &out->host, &out->host_len,
@@ -251,7 +359,8 @@ url_split(const char *s, struct url_parts *out, char *err, size_t errlen)
     /* Path and query, cut at the fragment; "?q" alone becomes "/?q". */
     p = auth + n;
     out->path = p;
-    out->path_len = strcspn(p, "#");
+    hash = memchr(p, '#', (size_t)(end - p));
+    out->path_len = (size_t)((hash != NULL ? hash : end) - p);
     out->slash = out->path_len == 0 || p[0] != '/';
     if (out->path_len + out->slash > URL_TARGET_MAX)
         return url_fail(err, errlen, "target longer than %d bytes",

@@ -46,6 +46,10 @@ struct url_parts {
 /* url_parse's checks and errors, with nothing copied: what it would copy
  * is left in place in s. */
 int url_split(const char *s, struct url_parts *out, char *err, size_t errlen);
+/* url_split of s[0..len), which holds no NUL (a caller that knows the
+ * length saves a strlen). */
+int url_splitn(const char *s, size_t len, struct url_parts *out, char *err,
+               size_t errlen);
 
 /*
  * Parses an HTTPConnection-style host argument: "host", "host:port",

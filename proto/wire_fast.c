@@ -31,8 +31,10 @@
 #define WIRE_FAST_MAX_TIMEOUT 86400.0            /* as wire.c */
 #define WIRE_FAST_MAX_REAL    40                 /* bytes in a fraction read */
 #define WIRE_FAST_MAX_PATH    4096               /* as wire.c's WIRE_MAX_PATH */
+#define WIRE_FAST_PAD         16 /* NULs after the copy: a step's reach */
 
-/* The keys the scanner knows; any other makes it decline. */
+/* The keys the scanner knows (wire_fast_key_find names them); any other
+ * makes it decline. */
 enum wire_fast_key {
     WIRE_FAST_KEY_ID,
     WIRE_FAST_KEY_METHOD,
@@ -55,29 +57,6 @@ enum wire_fast_key {
     WIRE_FAST_KEY_END,
     WIRE_FAST_KEY_HTTP_VERSION,
     WIRE_FAST_NKEYS
-};
-
-static const char *const wire_fast_key_names[WIRE_FAST_NKEYS] = {
-    [WIRE_FAST_KEY_ID] = "id",
-    [WIRE_FAST_KEY_METHOD] = "method",
-    [WIRE_FAST_KEY_URL] = "url",
-    [WIRE_FAST_KEY_HOST] = "host",
-    [WIRE_FAST_KEY_PORT] = "port",
-    [WIRE_FAST_KEY_TLS] = "tls",
-    [WIRE_FAST_KEY_TARGET] = "target",
-    [WIRE_FAST_KEY_HEADERS] = "headers",
-    [WIRE_FAST_KEY_SKIP_HOST] = "skip_host",
-    [WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING] = "skip_accept_encoding",
-    [WIRE_FAST_KEY_EXPECT_CONTINUE] = "expect_continue",
-    [WIRE_FAST_KEY_RAW] = "raw",
-    [WIRE_FAST_KEY_DATA] = "data",
-    [WIRE_FAST_KEY_BODY] = "body",
-    [WIRE_FAST_KEY_LENGTH] = "length",
-    [WIRE_FAST_KEY_TIMEOUT] = "timeout",
-    [WIRE_FAST_KEY_READ_TIMEOUT] = "read_timeout",
-    [WIRE_FAST_KEY_PROXY] = "proxy",
-    [WIRE_FAST_KEY_END] = "end",
-    [WIRE_FAST_KEY_HTTP_VERSION] = "http_version",
 };
 
 #define WIRE_FAST_BIT(k) (1u << (k))
@@ -147,10 +126,17 @@ wire_fast_ws(struct wire_fast_scan *sc)
         sc->p++;
 }
 
-/* Takes byte c (after whitespace) if it is next. */
-static bool
+/* Takes byte c (after whitespace) if it is next. Inlined: a request
+ * line takes a dozen. */
+static inline __attribute__((always_inline)) bool
 wire_fast_take(struct wire_fast_scan *sc, char c)
 {
+    /* Compact lines have no whitespace to skip: c is looked for first
+     * (it is never whitespace itself). */
+    if (sc->p < sc->end && *sc->p == c) {
+        sc->p++;
+        return true;
+    }
     wire_fast_ws(sc);
     if (sc->p < sc->end && *sc->p == c) {
         sc->p++;
@@ -172,9 +158,28 @@ wire_fast_string(struct wire_fast_scan *sc, struct wire_fast_str *out)
         return false;
     p = out->s = sc->p;
     /* Up to the first quote, backslash, control or non-ASCII byte nothing
-     * moves and nothing needs checking: skipped a word at a time. */
-    while (sc->end - p >= 8 && jsonword_plain(jsonword_load(p)))
-        p += 8;
+     * moves and nothing needs checking: skipped 16 bytes at a time, to the
+     * first such byte of the 16 that hold one (or a plain byte before it,
+     * without SSE2 on a big-endian machine: the loop below is exact). The
+     * NULs that pad the line stop it by the end of the line, so no length
+     * check is needed, and a key or a short value takes one step. */
+    for (;;) {
+        unsigned m = jsonword_odd16(p);
+
+        if (m != 0) {
+            p += __builtin_ctz(m);
+            break;
+        }
+        p += 16;
+    }
+    /* The common end: the first odd byte is the closing quote (not a pad
+     * NUL: the line's end is not reached). */
+    if (*p == '"') {
+        out->len = (size_t)(p - out->s);
+        *p = '\0';
+        sc->p = p + 1;
+        return true;
+    }
     w = p;
     while (p < sc->end) {
         unsigned char c = (unsigned char)*p++;
@@ -511,15 +516,81 @@ wire_fast_value(struct wire_fast_scan *sc, enum wire_fast_key k,
     return false;
 }
 
-/* The known key named by s, or WIRE_FAST_NKEYS. */
+/* True when s is the key lit (a literal); a compare of known length the
+ * compiler writes inline. */
+#define WIRE_FAST_KEY_IS(s, lit) (memcmp((s)->s, lit, sizeof lit - 1) == 0)
+
+/* The known key named by s, or WIRE_FAST_NKEYS: picked by its length
+ * and a byte where two share one, then compared once. (A scanned string
+ * holds no NUL: that would have been a \u escape or a raw control byte.) */
 static enum wire_fast_key
 wire_fast_key_find(const struct wire_fast_str *s)
 {
-    for (int k = 0; k < WIRE_FAST_NKEYS; k++) {
-        if (strcmp(wire_fast_key_names[k], s->s) == 0)
-            return (enum wire_fast_key)k;
+    enum wire_fast_key k = WIRE_FAST_NKEYS;
+
+    switch (s->len) {
+    case 2:
+        if (WIRE_FAST_KEY_IS(s, "id"))
+            k = WIRE_FAST_KEY_ID;
+        break;
+    case 3:
+        if (WIRE_FAST_KEY_IS(s, "url"))
+            k = WIRE_FAST_KEY_URL;
+        else if (WIRE_FAST_KEY_IS(s, "tls"))
+            k = WIRE_FAST_KEY_TLS;
+        else if (WIRE_FAST_KEY_IS(s, "raw"))
+            k = WIRE_FAST_KEY_RAW;
+        else if (WIRE_FAST_KEY_IS(s, "end"))
+            k = WIRE_FAST_KEY_END;
+        break;
+    case 4:
+        if (WIRE_FAST_KEY_IS(s, "host"))
+            k = WIRE_FAST_KEY_HOST;
+        else if (WIRE_FAST_KEY_IS(s, "port"))
+            k = WIRE_FAST_KEY_PORT;
+        else if (WIRE_FAST_KEY_IS(s, "data"))
+            k = WIRE_FAST_KEY_DATA;
+        else if (WIRE_FAST_KEY_IS(s, "body"))
+            k = WIRE_FAST_KEY_BODY;
+        break;
+    case 5:
+        if (WIRE_FAST_KEY_IS(s, "proxy"))
+            k = WIRE_FAST_KEY_PROXY;
+        break;
+    case 6:
+        if (WIRE_FAST_KEY_IS(s, "method"))
+            k = WIRE_FAST_KEY_METHOD;
+        else if (WIRE_FAST_KEY_IS(s, "target"))
+            k = WIRE_FAST_KEY_TARGET;
+        else if (WIRE_FAST_KEY_IS(s, "length"))
+            k = WIRE_FAST_KEY_LENGTH;
+        break;
+    case 7:
+        if (WIRE_FAST_KEY_IS(s, "headers"))
+            k = WIRE_FAST_KEY_HEADERS;
+        else if (WIRE_FAST_KEY_IS(s, "timeout"))
+            k = WIRE_FAST_KEY_TIMEOUT;
+        break;
+    case 9:
+        if (WIRE_FAST_KEY_IS(s, "skip_host"))
+            k = WIRE_FAST_KEY_SKIP_HOST;
+        break;
+    case 12:
+        if (WIRE_FAST_KEY_IS(s, "read_timeout"))
+            k = WIRE_FAST_KEY_READ_TIMEOUT;
+        else if (WIRE_FAST_KEY_IS(s, "http_version"))
+            k = WIRE_FAST_KEY_HTTP_VERSION;
+        break;
+    case 15:
+        if (WIRE_FAST_KEY_IS(s, "expect_continue"))
+            k = WIRE_FAST_KEY_EXPECT_CONTINUE;
+        break;
+    case 20:
+        if (WIRE_FAST_KEY_IS(s, "skip_accept_encoding"))
+            k = WIRE_FAST_KEY_SKIP_ACCEPT_ENCODING;
+        break;
     }
-    return WIRE_FAST_NKEYS;
+    return k;
 }
 
 /* Reads the whole line: one object of known, distinct keys, then only
@@ -599,7 +670,7 @@ wire_fast_origin(const struct wire_fast_fields *f, struct wire_request *r,
         if ((f->seen & host_keys &
              ~(f->tls_object ? WIRE_FAST_BIT(WIRE_FAST_KEY_TLS) : 0u)) != 0 ||
             f->url.len < 1 || f->url.len > WIRE_MAX_LINE ||
-            url_split(f->url.s, &u, uerr, sizeof uerr) != 0 ||
+            url_splitn(f->url.s, f->url.len, &u, uerr, sizeof uerr) != 0 ||
             (!u.tls && f->tls_object))
             return false;
         r->tls = u.tls;
@@ -720,9 +791,12 @@ wire_fast_parse_client_msg(const char *line, size_t n,
 
     memset(out, 0, sizeof *out);
     *id = NULL;
-    if (n == 0 || n > WIRE_MAX_LINE || (block = malloc(room + n)) == NULL)
+    /* The copy, then NULs: wire_fast_string reads 16 bytes at a time. */
+    if (n == 0 || n > WIRE_MAX_LINE ||
+        (block = malloc(room + n + WIRE_FAST_PAD)) == NULL)
         return WIRE_FAST_DECLINED;
     memcpy(block + room, line, n);
+    memset(block + room + n, 0, WIRE_FAST_PAD);
     sc.p = block + room;
     sc.end = sc.p + n;
     f.seen = 0;

@@ -7,8 +7,10 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,6 +192,195 @@ test_bad_urls(void **state)
     assert_int_equal(url_parse(NULL, &u, err, sizeof(err)), HCONN_EINVALID_URL);
     /* No err buffer: still the code, no write. */
     assert_int_equal(url_parse("ftp://h", &u, NULL, 0), HCONN_EINVALID_URL);
+}
+
+/* The space and control check runs a word at a time: in URLs of every
+ * length to 40, a control byte, a space or DEL at every position is
+ * refused naming that byte and position (the first when there are two),
+ * and the bytes around them (0x21, 0x7e, 0x80, 0xff) pass it. */
+static void
+test_space_edges(void **state)
+{
+    static const unsigned char bad[] = {0x01, 0x09, 0x1f, 0x20, 0x7f};
+    static const unsigned char good[] = {0x21, 0x7e, 0x80, 0xff};
+    char url[48], err[256], want[64];
+    struct url_parts p;
+
+    (void)state;
+    for (size_t len = 10; len <= 40; len++) {
+        memcpy(url, "http://h/", 9);
+        for (size_t i = 9; i < len; i++)
+            url[i] = (char)('a' + i % 26);
+        url[len] = '\0';
+        assert_int_equal(url_splitn(url, len, &p, err, sizeof err), 0);
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof bad; k++) {
+                char keep = url[at], next = url[len - 1];
+
+                url[at] = (char)bad[k];
+                if (at + 1 < len)
+                    url[len - 1] = (char)bad[(k + 1) % sizeof bad];
+                snprintf(want, sizeof want,
+                         "control or space byte 0x%02x at position %zu", bad[k],
+                         at);
+                err[0] = '\0';
+                assert_int_equal(url_split(url, &p, err, sizeof err),
+                                 HCONN_EINVALID_URL);
+                assert_string_equal(err, want);
+                url[at] = keep;
+                url[len - 1] = next;
+            }
+            for (size_t k = 0; at >= 9 && k < sizeof good; k++) {
+                char keep = url[at];
+
+                url[at] = (char)good[k];
+                assert_int_equal(url_split(url, &p, err, sizeof err), 0);
+                assert_int_equal(p.path_len, len - 8);
+                url[at] = keep;
+            }
+        }
+    }
+}
+
+/* The authority's end is found a word at a time: hosts of every length
+ * to 24 (":80" after some), ended by '/', '?', '#' or the URL's end, with
+ * or without a '@' before it. */
+static void
+test_authority_edges(void **state)
+{
+    static const char ends[] = {'/', '?', '#', '\0'};
+    char url[64], err[256];
+    struct url_parts p;
+
+    (void)state;
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t e = 0; e < sizeof ends; e++) {
+            for (int kind = 0; kind < 3; kind++) {
+                size_t n = 7;
+
+                memcpy(url, "http://", 7);
+                for (size_t i = 0; i < len; i++)
+                    url[n++] = (char)('a' + i % 26);
+                if (kind == 1) {
+                    memcpy(url + n, ":80", 3);
+                    n += 3;
+                } else if (kind == 2) {
+                    url[7 + len / 2] = '@';
+                }
+                /* The end, then "x" after it (a path, query or fragment). */
+                url[n] = ends[e];
+                if (ends[e] != '\0')
+                    memcpy(url + n + 1, "x", 2);
+                err[0] = '\0';
+                if (kind == 2) {
+                    assert_int_equal(url_split(url, &p, err, sizeof err),
+                                     HCONN_EINVALID_URL);
+                    assert_string_equal(err, "userinfo is not supported");
+                    continue;
+                }
+                assert_int_equal(url_split(url, &p, err, sizeof err), 0);
+                assert_int_equal(p.host_len, len);
+                assert_ptr_equal(p.host, url + 7);
+                assert_int_equal(p.port, 80);
+                assert_int_equal(p.port_given, kind == 1);
+                assert_ptr_equal(p.path, url + n);
+                assert_int_equal(p.path_len,
+                                 ends[e] == '/' || ends[e] == '?' ? 2 : 0);
+            }
+        }
+    }
+}
+
+/* Every byte value in a host name, at its start, middle and end, with
+ * and without a port after it: only letters, digits, '-', '.' and '_'
+ * pass, and the error names the byte and its position. */
+static void
+test_host_bytes(void **state)
+{
+    char host[8], url[32], err[256], want[64];
+    struct url_parts p;
+
+    (void)state;
+    for (unsigned c = 1; c < 256; c++) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+
+        for (size_t at = 0; at < 3; at++) {
+            memcpy(host, "ab", 3);
+            host[2] = '\0';
+            memmove(host + at + 1, host + at, 3 - at);
+            host[at] = (char)c;
+            snprintf(want, sizeof want,
+                     "invalid byte 0x%02x in host at position %zu", c, at);
+            err[0] = '\0';
+            if (c != ':') {
+                assert_int_equal(url_check_host(host, err, sizeof err),
+                                 ok ? 0 : HCONN_EINVALID_URL);
+                if (!ok)
+                    assert_string_equal(err, want);
+            }
+            /* In a URL the delimiters and spaces are refused before,
+             * and a '[' first opens an IPv6 literal. */
+            if (c <= 0x20 || c == 0x7f || c == '/' || c == '?' || c == '#' ||
+                c == '@' || c == ':' || (c == '[' && at == 0))
+                continue;
+            for (int port = 0; port < 2; port++) {
+                snprintf(url, sizeof url, "http://%s%s/", host,
+                         port ? ":8080" : "");
+                err[0] = '\0';
+                assert_int_equal(url_split(url, &p, err, sizeof err),
+                                 ok ? 0 : HCONN_EINVALID_URL);
+                if (!ok)
+                    assert_string_equal(err, want);
+            }
+        }
+    }
+}
+
+/* The scheme, in any case, and what is not quite one. */
+static void
+test_scheme_edges(void **state)
+{
+    static const struct {
+        const char *url;
+        int rc;
+        bool tls;
+    } cases[] = {
+        {"http://h", 0, false},
+        {"HTTP://h", 0, false},
+        {"hTtP://h", 0, false},
+        {"https://h", 0, true},
+        {"HTTPS://h", 0, true},
+        {"httpS://h", 0, true},
+        {"http://", HCONN_EINVALID_URL, false},  /* empty host */
+        {"https://", HCONN_EINVALID_URL, true},  /* empty host */
+        {"http:/", HCONN_EINVALID_URL, false},   /* 6 bytes */
+        {"http:/h", HCONN_EINVALID_URL, false},  /* 7 bytes */
+        {"https:/h", HCONN_EINVALID_URL, false}, /* 8 bytes */
+        {"http", HCONN_EINVALID_URL, false},
+        {"", HCONN_EINVALID_URL, false},
+        {"httpx://h", HCONN_EINVALID_URL, false},
+        {"htt://h", HCONN_EINVALID_URL, false},
+        {"hxxp://h", HCONN_EINVALID_URL, false},
+        {"(TTP://h", HCONN_EINVALID_URL, false}, /* 0x28 | 0x20 != 'h' */
+        {"http\x1a//h", HCONN_EINVALID_URL, false},
+        {"http:\x0f/h", HCONN_EINVALID_URL, false},
+        {"https;//h", HCONN_EINVALID_URL, false},
+        {"http3://h", HCONN_EINVALID_URL, false},
+        {"ftp://h", HCONN_EINVALID_URL, false},
+    };
+    char err[256];
+    struct url_parts p;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        err[0] = '\0';
+        if (url_split(cases[i].url, &p, err, sizeof err) != cases[i].rc) {
+            print_error("\"%s\": %s\n", cases[i].url, err);
+            fail();
+        }
+        assert_int_equal(p.tls, cases[i].tls);
+    }
 }
 
 /* Host and target length limits, at and over the edge. */
@@ -414,10 +605,17 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_urls),  cmocka_unit_test(test_bad_urls),
-        cmocka_unit_test(test_url_limits), cmocka_unit_test(test_authority),
-        cmocka_unit_test(test_check_host), cmocka_unit_test(test_small_err),
+        cmocka_unit_test(test_good_urls),
+        cmocka_unit_test(test_bad_urls),
+        cmocka_unit_test(test_url_limits),
+        cmocka_unit_test(test_authority),
+        cmocka_unit_test(test_check_host),
+        cmocka_unit_test(test_small_err),
         cmocka_unit_test(test_proxy_urls),
+        cmocka_unit_test(test_space_edges),
+        cmocka_unit_test(test_scheme_edges),
+        cmocka_unit_test(test_authority_edges),
+        cmocka_unit_test(test_host_bytes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

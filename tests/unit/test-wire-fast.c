@@ -432,6 +432,80 @@ test_many_headers(void **state)
     assert_declined(line);
 }
 
+/* The scanner agrees with the full path on line[0..n): declined, or
+ * accepted with the same message as the full path's; returns whether it
+ * accepted. */
+static bool
+fast_agrees(const char *line, size_t n)
+{
+    struct wire_client_msg fast, full;
+    json_t *id, *msg;
+    char err[256];
+    bool accepted;
+
+    accepted =
+        wire_fast_parse_client_msg(line, n, &fast, &id) == WIRE_FAST_ACCEPTED;
+    if (accepted) {
+        msg =
+            json_loadb(line, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+        assert_non_null(msg);
+        assert_int_equal(wire_parse_client_msg(msg, &full, err, sizeof err), 0);
+        assert_true(wire_fast_same(&fast, &full));
+        wire_client_msg_clear(&full);
+        json_decref(msg);
+        fast_free(&fast, id);
+    }
+    return accepted;
+}
+
+/* Strings are skipped a word at a time to the first byte that needs a
+ * look: a header value of every length around the word edges (7/8/9,
+ * 15/16/17) with a quote, a backslash escape, a control byte, DEL, UTF-8
+ * or a byte that is not UTF-8 at every position agrees with the full
+ * path, plain ones are accepted, and a line that ends inside the string
+ * (its end in the middle of a word) is declined. */
+static void
+test_string_edges(void **state)
+{
+    static const char *const odd[] = {"\"",   "\\\\", "\\n",  "\\q",
+                                      "\x01", "\t",   "\x7f", "\xc3\xa9",
+                                      "\xe9", "\xc3", "~",    " "};
+    char value[40], line[256];
+
+    (void)state;
+    for (size_t len = 0; len <= 25; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof odd / sizeof *odd; k++) {
+                size_t n, vn = 0;
+
+                for (size_t i = 0; i < len; i++) {
+                    if (i == at) {
+                        memcpy(value + vn, odd[k], strlen(odd[k]));
+                        vn += strlen(odd[k]);
+                    } else {
+                        value[vn++] = (char)('a' + i % 26);
+                    }
+                }
+                n = (size_t)snprintf(
+                    line, sizeof line,
+                    "{\"id\":1,\"method\":\"GET\",\"url\":\"http://h/\","
+                    "\"headers\":[[\"X-V\",\"%.*s\"]]}",
+                    (int)vn, value);
+                /* Printable ASCII, escapes and UTF-8 are the scanner's;
+                 * a bare quote, a bad escape, a control byte or bytes
+                 * that are not UTF-8 make the line invalid. */
+                if (k != 0 && k != 3 && k != 4 && k != 5 && k != 8 && k != 9)
+                    assert_true(fast_agrees(line, n) || at == len);
+                else
+                    assert_false(fast_agrees(line, n) && at < len);
+                /* Cut inside the value, then just after it. */
+                for (size_t cut = n - 4 - vn; cut <= n - 4; cut++)
+                    assert_false(fast_agrees(line, cut));
+            }
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -444,6 +518,7 @@ main(void)
         cmocka_unit_test(test_tls_object),
         cmocka_unit_test(test_declines),
         cmocka_unit_test(test_many_headers),
+        cmocka_unit_test(test_string_edges),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1733,6 +1733,18 @@ test_reply_lines_match_jansson(void **state)
     wire_line_free(&l);
 }
 
+/* Fills o as jansson's form of wire_line_head(NULL, 200, reason[0..len),
+ * 11, headers, no length, not reused). */
+static void
+head_want(json_t *o, const char *reason, size_t len, json_t *headers)
+{
+    json_object_set_new(o, "status", json_integer(200));
+    json_object_set_new(o, "reason", wire_string_from_bytes(reason, len));
+    json_object_set_new(o, "version", json_integer(11));
+    json_object_set_new(o, "headers", headers);
+    json_object_set_new(o, "reused", json_false());
+}
+
 /* Plain ASCII runs are copied a word at a time: a byte that needs a look
  * of its own (an escape, a control character, UTF-8, ISO-8859-1) at any
  * offset of a long value, and every byte value alone, come out as
@@ -1764,15 +1776,9 @@ test_reply_lines_plain_runs(void **state)
                 /* A lone LF is an obs-fold's; checked elsewhere. */
                 if (odd[k] == '\n' && at < len)
                     value[at] = '\t';
-                json_object_set_new(o, "status", json_integer(200));
-                json_object_set_new(o, "reason",
-                                    wire_string_from_bytes(value, len));
-                json_object_set_new(o, "version", json_integer(11));
-                json_object_set_new(
-                    o, "headers",
-                    json_pack("[[s,o]]", "X-Value",
-                              wire_string_from_bytes(value, len)));
-                json_object_set_new(o, "reused", json_false());
+                head_want(o, value, len,
+                          json_pack("[[s,o]]", "X-Value",
+                                    wire_string_from_bytes(value, len)));
                 assert_line_json(&l,
                                  wire_line_head(&l, NULL, 200, value, len, 11,
                                                 &h, 1, -1, false, NULL),
@@ -1782,6 +1788,81 @@ test_reply_lines_plain_runs(void **state)
         }
     }
     wire_line_free(&l);
+}
+
+/* The ASCII writer's edges: names and values of every length up to 40
+ * (the 4..7-byte short word, 8/9, 15/16/17: one word and a tail) with one
+ * or two bytes that need a look of their own (escapes, a control byte,
+ * DEL, high bytes, a cut UTF-8 sequence) at every pair of positions,
+ * written into a line whose room ends anywhere near the field (so an
+ * escape can run out of room as the words are stored): always jansson's
+ * dump of wire_string_from_bytes. */
+static void
+test_reply_lines_ascii_edges(void **state)
+{
+    static const unsigned char odd[] = {'"',  '\\', 0x01, 0x1f, 0x7f,
+                                        0x80, 0xc3, 0xe9, 0xff, 'a'};
+    /* The second odd byte of a pair. */
+    static const unsigned char odd2[] = {'"', 0x01, 0x80, '\\'};
+    char value[40], plain[40], storage[96];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof plain; i++)
+        plain[i] = (char)('a' + i % 26);
+    for (size_t len = 0; len <= sizeof value; len++) {
+        /* The edges of words and 16-byte steps: 7/8/9, 15/16/17,
+         * 23/24/25, 31/32/33, then 38 to 40. */
+        if (len > 17 && len < 38 && ((len + 1) & 7) > 2)
+            continue;
+        for (size_t a = 0; a <= len; a++) {
+            for (size_t b = a; b <= len; b++) {
+                size_t nk = sizeof odd * (b == a || b == len ? 1 : sizeof odd2);
+
+                for (size_t k = 0; k < nk; k++) {
+                    struct http1_header h[3] = {{"N", 1, value, len},
+                                                {value, len, "v", 1},
+                                                {value, len, plain, len}};
+                    size_t room = 40 + (a * 7 + b + k) % 56;
+                    struct wire_line l;
+                    json_t *o = json_object();
+                    size_t want_len;
+                    char *want;
+
+                    /* Half the pairs among backslashes: an escape per
+                     * byte runs out of room. */
+                    for (size_t i = 0; i < len; i++)
+                        value[i] = (k / sizeof odd) % 2 == 0
+                                       ? (char)('A' + (i * 5) % 26)
+                                       : '\\';
+                    if (a < len)
+                        value[a] = (char)odd[k % sizeof odd];
+                    if (b < len && b != a)
+                        value[b] = (char)odd2[k / sizeof odd];
+                    head_want(o, value, len,
+                              json_pack("[[s,o],[o,s],[o,o]]", "N",
+                                        wire_string_from_bytes(value, len),
+                                        wire_string_from_bytes(value, len), "v",
+                                        wire_string_from_bytes(value, len),
+                                        wire_string_from_bytes(plain, len)));
+                    want = wire_encode(o, &want_len);
+                    assert_non_null(want);
+                    /* Nothing is written past the room given. */
+                    memset(storage, 0xa5, sizeof storage);
+                    wire_line_init(&l, storage, room);
+                    assert_int_equal(wire_line_head(&l, NULL, 200, value, len,
+                                                    11, h, 3, -1, false, NULL),
+                                     0);
+                    assert_int_equal(l.len, want_len);
+                    assert_memory_equal(l.buf, want, want_len);
+                    for (size_t i = room; i < sizeof storage; i++)
+                        assert_int_equal((unsigned char)storage[i], 0xa5);
+                    wire_line_free(&l);
+                    free(want);
+                    json_decref(o);
+                }
+            }
+        }
+    }
 }
 
 /* Numbers are written without printf: the edges of every width, and
@@ -1796,13 +1877,23 @@ test_decimal(void **state)
         {0, "0"},
         {9, "9"},
         {10, "10"},
+        {99, "99"},
+        {100, "100"},
+        {101, "101"},
+        {999, "999"},
+        {1000, "1000"},
         {65535, "65535"},
+        {2147483648u, "2147483648"},
+        {9007199254740992u, "9007199254740992"},
+        {9999999999999999999u, "9999999999999999999"},
+        {10000000000000000000u, "10000000000000000000"},
         {999999999, "999999999"},
         {1000000000, "1000000000"},
         {(uint64_t)INT64_MAX, "9223372036854775807"},
         {UINT64_MAX, "18446744073709551615"},
     };
-    static const int64_t ids[] = {0, -1, 7, INT64_MAX, INT64_MIN};
+    static const int64_t ids[] = {
+        0, -1, 7, 99, 100, -100, -2147483648LL, INT64_MAX, INT64_MIN};
     char out[DECIMAL_U64_SIZE], storage[128];
     struct wire_line l;
 
@@ -1997,6 +2088,7 @@ main(void)
         cmocka_unit_test(test_reply_lines),
         cmocka_unit_test(test_reply_lines_match_jansson),
         cmocka_unit_test(test_reply_lines_plain_runs),
+        cmocka_unit_test(test_reply_lines_ascii_edges),
         cmocka_unit_test(test_decimal),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_parse_reply_kinds),
