@@ -219,11 +219,13 @@ class TlsFaults(TlsOriginTest):
         self.assertEqual(self.origin.accepted, 1)
 
 
-class TlsReadTimeouts(TlsOriginTest):
+class TlsTimeouts(TlsOriginTest):
     """A TLS connection's read timeout is the deadline each read moves, as
     a plain one's (upstream.c, deadline.c), not the OpenSSL filter's timer
-    re-armed per record: it must fall due exactly where that timer would,
-    whichever way the deadline moved since its timer was armed."""
+    re-armed per record; its idle timeout is a deadline each park moves,
+    not a timer on the park watch re-armed per request. Each must fall
+    due exactly where a re-armed timer would, whichever way the deadline
+    moved since its timer was armed."""
 
     def setUp(self):
         self.origin = TlsFaultOrigin(self.tls_dir)
@@ -285,6 +287,40 @@ class TlsReadTimeouts(TlsOriginTest):
         self.assertEqual(body, b"ok")
         self.assertNotIn("idle timeout", self.daemon.log_text())
         self.assertEqual(self.origin.accepted, 1)
+
+    def idle(self):
+        self.w.send({"op": "stats"})
+        pool = self.w.read_message()["pool"]
+        return pool["idle"], pool["open"]
+
+    def test_the_idle_timeout_runs_from_the_last_park(self):
+        # Leased again every 0.3 s, within the half second OpenSSL's
+        # buffers are held: the timer armed at the first park falls due
+        # before the connection was idle for 1 s, and must only move on.
+        self.daemon_with(idle_timeout=1.0)
+        for i in range(6):
+            head, body, last = self.get("/ok")
+            self.assertOkResponse(head, last)
+            self.assertIs(head["reused"], i > 0)
+            time.sleep(0.3)
+        self.assertEqual(self.idle(), (1, 1))
+        time.sleep(1.5)
+        self.assertEqual(self.idle(), (0, 0))
+        self.assertIn("idle timeout", self.daemon.log_text())
+        self.assertEqual(self.origin.accepted, 1)
+
+    def test_an_idle_timeout_shorter_than_the_buffer_hold(self):
+        # 0.3 s: no hold, the connection is closed when it is up.
+        self.daemon_with(idle_timeout=0.3)
+        head, body, last = self.get("/ok")
+        self.assertOkResponse(head, last)
+        self.assertEqual(self.idle(), (1, 1))
+        time.sleep(1.0)
+        self.assertEqual(self.idle(), (0, 0))
+        self.assertIn("idle timeout", self.daemon.log_text())
+        head, body, last = self.get("/ok")
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], False)
 
 
 if __name__ == "__main__":
