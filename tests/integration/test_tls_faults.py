@@ -222,10 +222,10 @@ class TlsFaults(TlsOriginTest):
 class TlsTimeouts(TlsOriginTest):
     """A TLS connection's read timeout is the deadline each read moves, as
     a plain one's (upstream.c, deadline.c), not the OpenSSL filter's timer
-    re-armed per record; its idle timeout is a deadline each park moves,
-    not a timer on the park watch re-armed per request. Each must fall
-    due exactly where a re-armed timer would, whichever way the deadline
-    moved since its timer was armed."""
+    re-armed per record: it must fall due exactly where that timer would,
+    whichever way the deadline moved since its timer was armed. Its idle
+    timeout runs from its last park, after the hold of OpenSSL's
+    buffers."""
 
     def setUp(self):
         self.origin = TlsFaultOrigin(self.tls_dir)
