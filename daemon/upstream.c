@@ -101,11 +101,11 @@ struct upstream {
      * UPSTREAM_BUFFER_HOLD, then the watch runs park_left longer. */
     bool park_holds_buffers;
     double park_left;
-    /* A plain connection's read timeout (upstream_read_timeout): seconds,
+    /* The read timeout (upstream_read_timeout): seconds,
      * 0 for none, and when it falls due. */
     double read_timeout;
     struct deadline read_deadline;
-    /* What the bufferevent's own timeouts are (plain): its write timeout
+    /* What the bufferevent's own timeouts are: its write timeout
      * in seconds (0: none), and whether it has a read timeout (only
      * when the deadline could not be had). */
     double write_timeout;
@@ -123,7 +123,7 @@ struct upstream {
 
 static unsigned long upstream_next_id = 1;
 
-/* A plain connection's read timeout fell due: as libevent's own read
+/* A connection's read timeout fell due: as libevent's own read
  * timeout would, reading stops and the bufferevent's event callback (the
  * codec's, or the park's) hears BEV_EVENT_READING | BEV_EVENT_TIMEOUT.
  * Reading stopped meanwhile (a paused stream, a lent socket, the end of
@@ -761,15 +761,40 @@ upstream_parked_event_cb(struct bufferevent *bev, short what, void *arg)
     up->park_cb(up, (what & BEV_EVENT_TIMEOUT) ? EV_TIMEOUT : EV_READ);
 }
 
-/* A plain connection's read timeout runs seconds from now (0: none):
- * the deadline, or libevent's read timeout when there is no memory for
- * the deadline's timer. With writes, stalled writes get libevent's
- * timeout of the same length, which costs nothing while nothing waits
- * to be written; it is only set again when it changes. */
-static void
-upstream_plain_timeouts(struct upstream *up, double seconds, bool writes)
+/* The bufferevent whose write event waits for room in the socket: a TLS
+ * filter's socket bufferevent (tlssock.c arms it when a write would
+ * block), else the connection's own. */
+static struct bufferevent *
+upstream_socket_bev(struct upstream *up)
 {
-    struct bufferevent *bev = up->bev;
+    struct bufferevent *tcp =
+        up->tls ? bufferevent_get_underlying(up->bev) : NULL;
+
+    return tcp != NULL ? tcp : up->bev;
+}
+
+/* A connection's read timeout runs seconds from now (0: none): the
+ * deadline, or libevent's read timeout when there is no memory for the
+ * deadline's timer. With writes, stalled writes get libevent's timeout
+ * of the same length, which costs nothing while nothing waits to be
+ * written; it is only set again when it changes.
+ *
+ * TLS connections too. libevent's OpenSSL filter restarts its read
+ * timer at every record it reads, a re-insert in the loop's heap whose
+ * sifting reads the events of other connections, gone cold at 256 of
+ * them; the deadline goes off the same way (reading stops, the filter's
+ * event callback hears BEV_EVENT_READING | BEV_EVENT_TIMEOUT) and each
+ * read only stores when it falls due. And the filter arms its write timer
+ * at every write and leaves it armed once its output is empty: a
+ * response taking longer in all than the timeout, however steadily it
+ * came, ended as a stalled request. The write timeout is its socket
+ * bufferevent's instead, whose write event is armed only while a write
+ * waits for room; the filter passes its timeout on as BEV_EVENT_WRITING |
+ * BEV_EVENT_TIMEOUT. */
+static void
+upstream_set_timeouts(struct upstream *up, double seconds, bool writes)
+{
+    struct bufferevent *bev = up->bev, *sock = upstream_socket_bev(up);
     struct timeval tv = {0, 0};
 
     up->read_timeout = seconds;
@@ -779,12 +804,21 @@ upstream_plain_timeouts(struct upstream *up, double seconds, bool writes)
     if (seconds > 0)
         tv = timeval_of(seconds);
     if (!deadline_is_set(&up->read_deadline) && seconds > 0) {
-        bufferevent_set_timeouts(bev, &tv, &tv);
+        bufferevent_set_timeouts(bev, &tv, sock == bev ? &tv : NULL);
+        if (sock != bev)
+            bufferevent_set_timeouts(sock, NULL, &tv);
         up->libevent_reads = true;
         up->write_timeout = seconds;
         return;
     }
-    bufferevent_set_timeouts(bev, NULL, writes ? &tv : &bev->timeout_write);
+    if (sock == bev) {
+        bufferevent_set_timeouts(bev, NULL, writes ? &tv : &bev->timeout_write);
+    } else {
+        if (up->libevent_reads)
+            bufferevent_set_timeouts(bev, NULL, NULL);
+        if (writes)
+            bufferevent_set_timeouts(sock, NULL, &tv);
+    }
     up->libevent_reads = false;
     if (writes)
         up->write_timeout = seconds;
@@ -793,17 +827,7 @@ upstream_plain_timeouts(struct upstream *up, double seconds, bool writes)
 void
 upstream_read_timeout(struct upstream *up, double seconds)
 {
-    struct timeval tv;
-
-    if (!up->tls) {
-        upstream_plain_timeouts(up, seconds, true);
-        return;
-    }
-    tv = timeval_of(seconds);
-    if (seconds > 0)
-        bufferevent_set_timeouts(up->bev, &tv, &tv);
-    else
-        bufferevent_set_timeouts(up->bev, NULL, NULL);
+    upstream_set_timeouts(up, seconds, true);
 }
 
 void
@@ -833,7 +857,30 @@ upstream_park_reading(struct upstream *up, double timeout)
     up->parked = true;
     bufferevent_setcb(up->bev, upstream_parked_read_cb, NULL,
                       upstream_parked_event_cb, up);
-    upstream_plain_timeouts(up, timeout, false);
+    upstream_set_timeouts(up, timeout, false);
+}
+
+/* A connection parked by its park watch has no read timeout, and no
+ * write timeout where one could go off. A TLS connection's socket
+ * bufferevent keeps its write timeout for the next request unless a
+ * write still waits for room (the filter holds bytes): its write event
+ * is armed only then. */
+static void
+upstream_park_timeouts(struct upstream *up)
+{
+    struct bufferevent *sock = upstream_socket_bev(up);
+
+    if (sock == up->bev || up->libevent_reads)
+        bufferevent_set_timeouts(up->bev, NULL, NULL);
+    if (sock == up->bev ||
+        evbuffer_get_length(bufferevent_get_output(up->bev)) != 0) {
+        if (sock != up->bev)
+            bufferevent_set_timeouts(sock, NULL, NULL);
+        up->write_timeout = 0;
+    }
+    up->read_timeout = 0;
+    up->libevent_reads = false;
+    deadline_clear(&up->read_deadline);
 }
 
 /*
@@ -889,10 +936,7 @@ upstream_park(struct upstream *up, double timeout,
     up->park_reading = false;
     up->parked = true;
     bufferevent_setcb(up->bev, NULL, NULL, NULL, up);
-    bufferevent_set_timeouts(up->bev, NULL, NULL);
-    up->read_timeout = up->write_timeout = 0;
-    up->libevent_reads = false;
-    deadline_clear(&up->read_deadline);
+    upstream_park_timeouts(up);
     upstream_park_stop_reading(up);
     if (up->tls && !up->park_holds_buffers)
         SSL_free_buffers(bufferevent_openssl_get_ssl(up->bev));

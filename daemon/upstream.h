@@ -108,12 +108,11 @@ bool upstream_settle_tls(struct upstream *up);
  * is enabled, and of a stalled write, starting now. Past it, reading
  * stops and the bufferevent's event callback hears BEV_EVENT_TIMEOUT with
  * BEV_EVENT_READING (or BEV_EVENT_WRITING), as with libevent's own
- * timeouts, which a TLS connection uses. */
+ * timeouts. */
 void upstream_read_timeout(struct upstream *up, double seconds);
 
 /* Bytes came, or reading was enabled again: the read timeout starts
- * again from now. Only needed on a plain connection (libevent restarts a
- * TLS one's); cheap, called per read. */
+ * again from now; cheap, called per read. */
 void upstream_read_progress(struct upstream *up);
 
 /* Ends upstream_park's watch, reading with the bufferevent again (its

@@ -3,7 +3,8 @@
 against one nginx origin, every build served side by side in one run.
 
 usage: tests/bench/ab.py [--tls] [--http-version V] [-c CLIENTS] [-n N]
-                         [--rounds R] [--mode cpu|syscalls|instructions]
+                         [--rounds R]
+                         [--mode cpu|syscalls|instructions|misses]
                          HCONND...
 
   cpu           perf stat -e task-clock -p <hconnd> over N requests, / N;
@@ -15,6 +16,11 @@ usage: tests/bench/ab.py [--tls] [--http-version V] [-c CLIENTS] [-n N]
                 (both after a warm-up), so that what a run's start costs
                 (connections the previous clients dropped, handshakes)
                 cancels out; deterministic, the kernel not counted
+  misses        as instructions, with callgrind's cache simulation
+                (--cache-sim=yes, a 1 MiB last-level cache): data reads
+                and writes missing the first level (D1mr, D1mw) and the
+                last level (DLmr, DLmw) per request; callgrind_annotate
+                --show=DLmr,DLmw,D1mr,D1mw on the dumps names who misses
 
 Copy each build's hconnd aside first (cp build/daemon/hconnd /tmp/old).
 loadgen comes from --build (default build/, configured with -Dbench=true).
@@ -41,6 +47,11 @@ import harness  # noqa: E402
 
 bench.harness = harness
 
+# The simulated last-level cache in misses mode: 1 MiB, 16-way, 64-byte
+# lines, a share of a server's cache rather than this machine's whole one.
+LL_BYTES = 1 << 20
+MISS_EVENTS = ("D1mr", "D1mw", "DLmr", "DLmw")
+
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -53,15 +64,16 @@ def parse_args():
     ap.add_argument("-n", "--requests", type=int, default=30000)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--mode", default="cpu",
-                    choices=("cpu", "syscalls", "instructions"))
+                    choices=("cpu", "syscalls", "instructions", "misses"))
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     return ap.parse_args()
 
 
 class Daemon:
-    """One build on its own socket; under callgrind in instructions mode."""
+    """One build on its own socket; under callgrind in instructions and
+    misses modes (with the cache simulated in misses mode)."""
 
-    def __init__(self, binary, tmp, index, config, callgrind):
+    def __init__(self, binary, tmp, index, config, callgrind, cache_sim):
         self.binary = binary
         self.name = os.path.basename(binary)
         self.socket = os.path.join(tmp, f"d{index}.sock")
@@ -69,7 +81,10 @@ class Daemon:
         args = [binary, "--socket", self.socket, "--config", config]
         if callgrind:
             args = ["valgrind", "--tool=callgrind",
-                    f"--callgrind-out-file={self.out}"] + args
+                    f"--callgrind-out-file={self.out}"]
+            if cache_sim:
+                args += ["--cache-sim=yes", f"--LL={LL_BYTES},16,64"]
+            args += [binary, "--socket", self.socket, "--config", config]
         with open(os.path.join(tmp, f"d{index}.log"), "wb") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL,
@@ -81,16 +96,20 @@ class Daemon:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
 
-    def callgrind_total(self):
-        """Instructions since the last zeroing (dumps, reads the dump)."""
+    def callgrind_totals(self):
+        """Events since the last zeroing (dumps, reads the dump): a dict
+        from event name (Ir, D1mr, ...) to count."""
         subprocess.run(["callgrind_control", "-d", str(self.proc.pid)],
                        capture_output=True, check=True)
         time.sleep(1)
         dump = max(glob.glob(self.out + "*"), key=os.path.getmtime)
+        events = None
         with open(dump) as f:
             for line in f:
-                if line.startswith(("summary:", "totals:")):
-                    return int(line.split()[1])
+                if line.startswith("events:"):
+                    events = line.split()[1:]
+                elif line.startswith(("summary:", "totals:")) and events:
+                    return dict(zip(events, map(int, line.split()[1:])))
         raise RuntimeError(f"no totals in {dump}")
 
 
@@ -139,22 +158,32 @@ def measure_syscalls(opts, origin, d, tmp):
     return calls
 
 
-def measure_instructions(opts, origin, d):
+def warm_up(opts, origin, d):
+    """Requests that open the pool's connections (and TLS sessions)."""
+    loadgen(opts, origin, d, max(2000, 4 * opts.clients))
+
+
+def measure_callgrind(opts, origin, d):
+    """Per request events: the difference of a 3N run and an N run. Warmed
+    up again first: the origin may have closed connections idle while
+    the builds before were measured, and the N run would pay their
+    handshakes, the difference coming out short."""
+    warm_up(opts, origin, d)
     totals = []
     for n in (opts.requests, 3 * opts.requests):
         subprocess.run(["callgrind_control", "-z", str(d.proc.pid)],
                        capture_output=True, check=True)
         done = loadgen(opts, origin, d, n)
-        totals.append((done, d.callgrind_total()))
+        totals.append((done, d.callgrind_totals()))
     (n1, t1), (n3, t3) = totals
-    return (t3 - t1) / (n3 - n1)
+    return {e: (t3[e] - t1.get(e, 0)) / (n3 - n1) for e in t3}
 
 
 def main():
     opts = parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    callgrind = opts.mode == "instructions"
+    callgrind = opts.mode in ("instructions", "misses")
     tmp = tempfile.mkdtemp(prefix="hconn-ab-")
     config = os.path.join(tmp, "hconnd.json")
     with open(config, "w") as f:
@@ -168,9 +197,9 @@ def main():
     try:
         for i, b in enumerate(opts.hconnd):
             daemons.append(Daemon(os.path.abspath(b), tmp, i, config,
-                                  callgrind))
+                                  callgrind, opts.mode == "misses"))
         for d in daemons:  # warm-up: connections, TLS sessions, caches
-            loadgen(opts, origin, d, max(2000, 4 * opts.clients))
+            warm_up(opts, origin, d)
         if opts.mode == "syscalls":
             for d in daemons:
                 calls = measure_syscalls(opts, origin, d, tmp)
@@ -179,10 +208,19 @@ def main():
                         calls.items(), key=lambda kv: -kv[1]) if v >= 0.01)
                     + " (per request)")
             return
-        if callgrind:
+        if opts.mode == "instructions":
             for d in daemons:
-                print(f"{d.name}: {measure_instructions(opts, origin, d):.0f} "
+                ev = measure_callgrind(opts, origin, d)
+                print(f"{d.name}: {ev['Ir']:.0f} "
                       "user-space instructions per request")
+            return
+        if opts.mode == "misses":
+            for d in daemons:
+                ev = measure_callgrind(opts, origin, d)
+                print(f"{d.name}: " + ", ".join(
+                    f"{e} {ev.get(e, 0):.1f}" for e in MISS_EVENTS)
+                    + f" per request ({ev['Ir']:.0f} instructions; "
+                    f"LL {LL_BYTES >> 20} MiB)")
             return
         figures = {d.name: [] for d in daemons}
         for r in range(opts.rounds):

@@ -12,6 +12,7 @@ import ssl
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -19,11 +20,14 @@ from harness import LOOPBACK, big_bytes  # noqa: E402
 
 H200 = b"HTTP/1.1 200 OK\r\n"
 BODY = big_bytes(40000)
+TRICKLE = b"0123456789"
+TEN_HEAD = H200 + b"Content-Length: 10\r\n\r\n"
 
 # path: (bytes to send, how the connection ends: "keep", "fin" (TCP close
 # without close_notify), "reset" (RST), "fin-later" (kept a moment, then
 # closed without close_notify), "records" (kept; the answer goes out as
-# TLS records of RECORD bytes, all in one TCP write))
+# TLS records of RECORD bytes, all in one TCP write), "steps" (kept; the
+# answer is a list of (seconds to wait, then bytes to send)))
 SCENARIOS = {
     "/close-delimited": (H200 + b"Connection: close\r\n\r\n" + BODY, "fin"),
     "/cut": (H200 + b"Content-Length: 100000\r\n\r\n" + BODY[:1000], "fin"),
@@ -33,6 +37,13 @@ SCENARIOS = {
     "/ok-then-close": (H200 + b"Content-Length: 2\r\n\r\nok", "fin-later"),
     "/records": (H200 + b"Content-Length: %d\r\n\r\n" % len(BODY[:6000])
                  + BODY[:6000], "records"),
+    # A byte every 0.3 s: 3 s in all, twice the tests' read timeout.
+    "/trickle": ([(0, TEN_HEAD)] + [(0.3, TRICKLE[i:i + 1])
+                                    for i in range(len(TRICKLE))], "steps"),
+    # Three bytes, then a gap past the read timeout.
+    "/gap": ([(0, TEN_HEAD)] + [(0.3, TRICKLE[i:i + 1]) for i in range(3)]
+             + [(4.0, TRICKLE[3:])], "steps"),
+    "/late": ([(3.0, H200 + b"Content-Length: 2\r\n\r\nok")], "steps"),
 }
 
 # The size of each TLS record of a "records" answer.
@@ -89,6 +100,11 @@ class TlsFaultOrigin:
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 path = head.split(b" ")[1].decode()
                 answer, end = SCENARIOS[path]
+                if end == "steps":
+                    for wait, data in answer:
+                        time.sleep(wait)
+                        s.sendall(data)
+                    continue
                 if end == "records":
                     # Corked: every record reaches hconnd's socket at once,
                     # and one read takes them all.
@@ -119,7 +135,8 @@ class TlsFaultOrigin:
             s.close()
 
 
-class TlsFaults(harness.IntegrationTest):
+class TlsOriginTest(harness.IntegrationTest):
+    """Tests against a TlsFaultOrigin, with the certificates it uses."""
 
     @classmethod
     def setUpClass(cls):
@@ -130,6 +147,9 @@ class TlsFaults(harness.IntegrationTest):
     @classmethod
     def tearDownClass(cls):
         cls.tmp.cleanup()
+
+
+class TlsFaults(TlsOriginTest):
 
     def setUp(self):
         self.origin = TlsFaultOrigin(self.tls_dir)
@@ -197,6 +217,110 @@ class TlsFaults(harness.IntegrationTest):
             self.assertEqual(body, b"ok")
             self.assertIs(head["reused"], i > 0)
         self.assertEqual(self.origin.accepted, 1)
+
+
+class TlsTimeouts(TlsOriginTest):
+    """A TLS connection's read timeout is the deadline each read moves, as
+    a plain one's (upstream.c, deadline.c), not the OpenSSL filter's timer
+    re-armed per record: it must fall due exactly where that timer would,
+    whichever way the deadline moved since its timer was armed. Its idle
+    timeout runs from its last park, after the hold of OpenSSL's
+    buffers."""
+
+    def setUp(self):
+        self.origin = TlsFaultOrigin(self.tls_dir)
+        self.addCleanup(self.origin.stop)
+        self.rid = 0
+
+    def daemon_with(self, **config):
+        self.daemon = self.start_daemon_config(**config)
+        self.w = self.wire(self.daemon)
+
+    def get(self, path, **keys):
+        self.rid += 1
+        return self.w.request(
+            self.rid, "GET", self.origin.url(path),
+            tls={"ca_file": os.path.join(self.tls_dir, "ca.crt")}, **keys)
+
+    def test_records_under_the_read_timeout_keep_it_alive_a_gap_fires(self):
+        # Each record comes well within the 1.5 s read timeout, the whole
+        # body takes twice as long: it arrives whole. Then, on the same
+        # connection, one gap longer than the timeout ends the response
+        # after its head.
+        self.daemon_with(read_timeout=1.5)
+        head, body, last = self.get("/trickle")
+        self.assertOkResponse(head, last)
+        self.assertEqual(body, TRICKLE)
+        head, body, last = self.get("/gap")
+        self.assertEqual(head and head["status"], 200, last)
+        self.assertIs(head["reused"], True)
+        self.assertEqual(last["error"], "timeout", last)
+        self.assertIn("no response bytes", last["message"])
+        self.assertEqual(body, TRICKLE[:3])
+        self.assertEqual(self.origin.accepted, 1)
+
+    def test_a_short_read_timeout_after_a_long_one(self):
+        # The pooled connection's timer was armed for the first request's
+        # 30 s: the second request's 0.5 s moves the deadline earlier,
+        # which must arm the timer again at once.
+        self.daemon_with(read_timeout=30, idle_timeout=30)
+        head, _, last = self.get("/ok")
+        self.assertOkResponse(head, last)
+        head, _, last = self.get("/late", read_timeout=0.5)
+        self.assertIsNone(head)
+        self.assertEqual(last["error"], "timeout", last)
+        self.assertIn("no response bytes", last["message"])
+        self.assertIn("0.5 s", last["message"])
+        self.assertEqual(self.origin.accepted, 1)
+
+    def test_a_read_timeout_shorter_than_idle_does_not_close_it(self):
+        # The read timeout ends with the response: an idle connection is
+        # held to idle_timeout alone, though the timer left from the
+        # request falls due first.
+        self.daemon_with(read_timeout=0.3, idle_timeout=30)
+        head, _, last = self.get("/ok")
+        self.assertOkResponse(head, last)
+        time.sleep(1.0)
+        head, body, last = self.get("/ok")
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], True)
+        self.assertEqual(body, b"ok")
+        self.assertNotIn("idle timeout", self.daemon.log_text())
+        self.assertEqual(self.origin.accepted, 1)
+
+    def idle(self):
+        self.w.send({"op": "stats"})
+        pool = self.w.read_message()["pool"]
+        return pool["idle"], pool["open"]
+
+    def test_the_idle_timeout_runs_from_the_last_park(self):
+        # Leased again every 0.3 s, within the half second OpenSSL's
+        # buffers are held: the timer armed at the first park falls due
+        # before the connection was idle for 1 s, and must only move on.
+        self.daemon_with(idle_timeout=1.0)
+        for i in range(6):
+            head, body, last = self.get("/ok")
+            self.assertOkResponse(head, last)
+            self.assertIs(head["reused"], i > 0)
+            time.sleep(0.3)
+        self.assertEqual(self.idle(), (1, 1))
+        time.sleep(1.5)
+        self.assertEqual(self.idle(), (0, 0))
+        self.assertIn("idle timeout", self.daemon.log_text())
+        self.assertEqual(self.origin.accepted, 1)
+
+    def test_an_idle_timeout_shorter_than_the_buffer_hold(self):
+        # 0.3 s: no hold, the connection is closed when it is up.
+        self.daemon_with(idle_timeout=0.3)
+        head, body, last = self.get("/ok")
+        self.assertOkResponse(head, last)
+        self.assertEqual(self.idle(), (1, 1))
+        time.sleep(1.0)
+        self.assertEqual(self.idle(), (0, 0))
+        self.assertIn("idle timeout", self.daemon.log_text())
+        head, body, last = self.get("/ok")
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], False)
 
 
 if __name__ == "__main__":
