@@ -175,18 +175,31 @@ class DisconnectMidResponse(harness.IntegrationTest):
                              "before the clients came and went")
 
 
-class StalledReader(harness.IntegrationTest):
-    """A client asks for a 64 MiB body and stops reading after the head.
-    Its stream stalls (the origin's writes block well short of the body),
-    other clients of the same origin go on, hconnd's memory stays bounded,
-    and when the client reads again it gets every byte in order."""
+def tcp_buffer_max():
+    """The most a loopback TCP connection can hold in flight: the largest
+    receive buffer plus the largest send buffer the kernel may grow."""
+    total = 0
+    for name in ("tcp_rmem", "tcp_wmem"):
+        with open(f"/proc/sys/net/ipv4/{name}") as f:
+            total += int(f.read().split()[2])
+    return total
 
-    TOTAL = 64 * 1024 * 1024
+
+class StalledReader(harness.IntegrationTest):
+    """A client asks for a large body (64 MiB or more) and stops reading
+    after the head. Its stream stalls (the origin's writes block well
+    short of the body), other clients of the same origin go on, hconnd's
+    memory stays bounded, and when the client reads again it gets every
+    byte in order."""
+
     # What may sit between a stalled reader and the origin: hconnd's
-    # stream buffer (256 KiB), the Unix socket's and the loopback TCP
-    # socket's buffers (the kernel grows a TCP receive buffer to several
-    # MiB while hconnd reads fast). Far below TOTAL either way.
-    SENT_LIMIT = 24 * 1024 * 1024
+    # stream buffer (256 KiB), its splice pipe, the Unix socket's buffers,
+    # and the loopback TCP socket's: the kernel grows a receive buffer up
+    # to tcp_rmem's maximum (32 MiB on some machines) while hconnd reads
+    # fast, and a send buffer up to tcp_wmem's. The body is twice that,
+    # so that stopping well short of it shows backpressure.
+    SENT_LIMIT = tcp_buffer_max() + 8 * 1024 * 1024
+    TOTAL = max(64 * 1024 * 1024, 2 * SENT_LIMIT)
     MOVED_LIMIT = 1024 * 1024
     RSS_GROWTH_LIMIT_KIB = 16 * 1024
 
