@@ -70,6 +70,25 @@ http1_are_tchars4(const unsigned char *s)
             http1_tchar[s[3]]) != 0;
 }
 
+#if defined(__SSE2__)
+/* How many of the 16 bytes at s, from the first, are ASCII letters or
+ * '-', the bytes of nearly every field name (all tchars): 16 bytes
+ * looked at together. Signed compares: a byte from 0x80 is no letter. */
+static size_t
+http1_count_name_bytes16(const char *s)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i folded = _mm_or_si128(x, _mm_set1_epi8(0x20)); /* A-Z: a-z */
+    __m128i letter =
+        _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8('a' - 1)),
+                      _mm_cmplt_epi8(folded, _mm_set1_epi8('z' + 1)));
+    __m128i dash = _mm_cmpeq_epi8(x, _mm_set1_epi8('-'));
+    unsigned run = (unsigned)_mm_movemask_epi8(_mm_or_si128(letter, dash));
+
+    return (size_t)__builtin_ctz(~run); /* bit 16 of ~run is set */
+}
+#endif
+
 /* Status codes and lengths are ASCII digits only, whatever the locale. */
 static bool
 http1_is_digit(char c)
@@ -1021,13 +1040,13 @@ http1_field_kind(const char *name, size_t n)
     }
 }
 
-/* Records a checked field line s[0..n) at byte at of its section: a new
- * field whose colon is name_len bytes in, or an obs-fold, which extends
- * the previous field's value over the line break (turned into a space by
- * http1_unfold_value). Offsets and lengths only: the bytes may move
- * before the section ends (http1_fields_at). A new field's value is
- * trimmed here (RFC 9112 §5.1: OWS is SP and HTAB, and a checked line
- * holds no CR or LF); a folded one is trimmed once the section ends. */
+/* Records a checked field line s[0..n) (s[n] its CR or LF) at byte at of its
+ * section: a new field whose colon is name_len bytes in, or an obs-fold, which
+ * extends the previous field's value over the line break (turned into a space
+ * by http1_unfold_value). Offsets and lengths only: the bytes may move before
+ * the section ends (http1_fields_at). A new field's value is trimmed here (RFC
+ * 9112 §5.1: OWS is SP and HTAB, and a checked line holds no CR or LF); a
+ * folded one is trimmed once the section ends. */
 static void
 http1_record_field(struct http1_parser *p, const char *s, size_t at, bool fold,
                    size_t name_len, size_t n)
@@ -1042,7 +1061,7 @@ http1_record_field(struct http1_parser *p, const char *s, size_t at, bool fold,
         p->folded = true;
         return;
     }
-    while (v < end && (s[v] == ' ' || s[v] == '\t'))
+    while (s[v] == ' ' || s[v] == '\t') /* s[n] is neither */
         v++;
     while (end > v && (s[end - 1] == ' ' || s[end - 1] == '\t'))
         end--;
@@ -1166,12 +1185,20 @@ http1_take_field_line(struct http1_parser *p, const char *s, size_t n,
     size_t k = 0;
 
     if (!fold) {
-        /* Four bytes a step while the line holds them, then one: s[n]
-         * (CR or LF) is not a tchar, so the name ends by then. */
-        while (n - k >= 4 && http1_are_tchars4((const unsigned char *)s + k))
-            k += 4;
-        while (http1_is_tchar((unsigned char)s[k]))
-            k++;
+        /* Sixteen bytes, then four a step while the line holds them,
+         * then one: s[n] (CR or LF) is not a tchar, so the name ends by
+         * then. */
+#if defined(__SSE2__)
+        if (n >= 16)
+            k = http1_count_name_bytes16(s);
+#endif
+        if (s[k] != ':') {
+            while (n - k >= 4 &&
+                   http1_are_tchars4((const unsigned char *)s + k))
+                k += 4;
+            while (http1_is_tchar((unsigned char)s[k]))
+                k++;
+        }
     }
     if (p->nlines >= HTTP1_MAX_HEADERS || !clean ||
         (fold ? p->nlines == 0 : k == 0 || s[k] != ':')) {
