@@ -334,6 +334,105 @@ static const struct response_case response_cases[] = {
         .events = "HEAD 200 LENGTH, END",
     },
 
+    /* -- Framing fields, named as they are recorded --------------------- */
+    {
+        .name = "Content-Length in mixed case, repeated and in a list",
+        .input = "HTTP/1.1 200 OK\r\ncontent-LENGTH: 2\r\n"
+                 "CONTENT-length:\t2 ,2\t\r\n\r\nab",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "ab",
+        .keep_alive = true,
+    },
+    {
+        .name = "Content-Length one digit short of overflowing",
+        .input = "HTTP/1.1 200 OK\r\n"
+                 "Content-Length: 0922337203685477580\r\n\r\nab",
+        .eof = true,
+        .events = "HEAD 200 LENGTH, DATA, ERROR",
+        .body = "ab",
+        .error = HCONN_EINCOMPLETE_READ,
+        .errmsg = "received 2 of 922337203685477580 bytes",
+    },
+    {
+        .name = "Content-Length INT64_MAX + 10 (its last digit 7 or less)",
+        .input = "HTTP/1.1 200 OK\r\n"
+                 "Content-Length: 9223372036854775817\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+        .errmsg = "Content-Length \"9223372036854775817\": too large",
+    },
+    {
+        .name = "names as long as the framing ones are not them",
+        .input = "HTTP/1.1 200 OK\r\nContent-Lengtx: 5\r\n"
+                 "Transfer-Encodinh: chunked\r\nConnectiom: close\r\n\r\n"
+                 "abc",
+        .eof = true,
+        .events = "HEAD 200 CLOSE, DATA, END",
+        .body = "abc",
+    },
+    {
+        .name = "Transfer-Encoding in mixed case beside a look-alike",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encodinx: gzip\r\n"
+                 "tRANSFER-eNCODING: Chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "x",
+        .keep_alive = true,
+    },
+    {
+        .name = "HTTP/1.0 KEEP-ALIVE without OWS, any case",
+        .input = "HTTP/1.0 200 OK\r\nCONNECTION:KEEP-ALIVE \t\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "Connection's look-alike does not close",
+        .input = "HTTP/1.1 200 OK\r\nConnectiom: close\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "HTTP/1.0 keep-alive's look-alike does not keep",
+        .input = "HTTP/1.0 200 OK\r\nConnection: keep-alivf\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+    },
+    {
+        .name = "HTTP/1.0 keep-alive, then close in another field",
+        .input = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                 "connection: Close\r\nContent-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+    },
+    {
+        .name = "an interim head's framing fields are not the final head's",
+        .input = "HTTP/1.1 103 Early Hints\r\nConnection: close\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n"
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        .events = "INTERIM 103, HEAD 200 LENGTH, DATA, END",
+        .body = "ok",
+        .keep_alive = true,
+    },
+    {
+        .name = "framing fields in trailers change nothing",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "1\r\nx\r\n0\r\nContent-Length: 9\r\nConnection: close\r\n"
+                 "\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "x",
+        .trailers = "Content-Length: 9\nConnection: close\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "obs-fold after trailing OWS, and a Content-Length list folded",
+        .input = "HTTP/1.1 200 OK\r\nX-A: one \t\r\n two \r\n"
+                 "Content-Length: 1\r\n\t, 1\r\n\r\nz",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .heads = "HTTP/1.1 200 OK\nX-A: one two\nContent-Length: 1 , 1\n",
+        .body = "z",
+        .keep_alive = true,
+    },
+
     /* -- No body -------------------------------------------------------- */
     {
         .name = "HEAD with Content-Length",
@@ -1704,6 +1803,275 @@ test_field_bytes(void **state)
     (void)state;
 }
 
+/* ---- Generated cases: bytes at every position --------------------------- */
+
+/* The bytes a head line is searched for (NUL, CR, LF) or that the
+ * searches look at twice (every control, tab, DEL, bytes from 0x80), and
+ * for names the tchars beside letters and '-': each is put at every
+ * position of values, reasons and names whose lengths straddle the 4-,
+ * 8- and 16-byte steps of the scans. The outcome is worked out here
+ * byte by byte, as RFC 9112 reads a line, and every case is run the four
+ * ways, so a step that resumes in another piece is tried too. */
+static const unsigned char probe_bytes[] = {
+    '\0', '\r', '\n', '\t', ' ', 0x01, 0x1f, 0x7f, 0x80, 0xff,
+    ':',  '@',  '"',  '_',  '9', '!',  '~',  '-',  'Z',
+};
+static const size_t probe_lens[] = {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33};
+
+static bool
+probe_is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+           (c >= 'A' && c <= 'Z') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* s[0..n) without SP and HTAB at either end, appended to out. */
+static void
+sb_add_trimmed(struct sbuf *out, const char *s, size_t n)
+{
+    while (n > 0 && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        n--;
+    }
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    sb_add(out, s, n);
+}
+
+/* What a probe case expects, built up by the caller. */
+struct probe {
+    struct response_case c;
+    char name[128];
+    struct sbuf input, heads, body, errmsg;
+};
+
+/* Runs the case p describes, then empties it for the next one. */
+static void
+probe_run(struct probe *p)
+{
+    p->c.name = p->name;
+    p->c.input = sb_str(&p->input);
+    p->c.input_len = p->input.len;
+    p->c.heads = p->heads.len > 0 ? sb_str(&p->heads) : NULL;
+    p->c.body = p->body.len > 0 ? sb_str(&p->body) : NULL;
+    p->c.errmsg = p->errmsg.len > 0 ? sb_str(&p->errmsg) : NULL;
+    p->c.eof = true;
+    check_response(&p->c);
+    sb_free(&p->input);
+    sb_free(&p->heads);
+    sb_free(&p->body);
+    sb_free(&p->errmsg);
+    memset(&p->c, 0, sizeof p->c);
+}
+
+/* A head whose first line break came early: line 1 was the whole head,
+ * so what follows the blank line is a read-until-close body. */
+static void
+probe_expect_close(struct probe *p, size_t body_from)
+{
+    p->c.events = "HEAD 200 CLOSE, DATA, END";
+    sb_add(&p->body, p->input.s + body_from, p->input.len - body_from);
+}
+
+/* "X-Val: " and value[0..len), which holds at most one NUL, CR or LF
+ * and no SP or HTAB right after it; desc names the case. */
+static void
+probe_value(const char *value, size_t len, const char *desc)
+{
+    static const char prefix[] = "HTTP/1.1 200 OK\r\nX-Val: ";
+    struct probe p = {0};
+    size_t f = 0;
+
+    while (f < len && value[f] != '\0' && value[f] != '\r' && value[f] != '\n')
+        f++;
+    snprintf(p.name, sizeof p.name, "value of %zu bytes, %s", len, desc);
+    sb_add(&p.input, prefix, strlen(prefix));
+    sb_add(&p.input, value, len);
+    sb_addf(&p.input, "\r\nContent-Length: 0\r\n\r\n");
+    if (f < len && value[f] != '\n') {
+        p.c.events = "ERROR";
+        p.c.error = HCONN_EBAD_HEADER;
+        sb_addf(&p.errmsg, "header line 1: value contains %s at byte %zu",
+                value[f] == '\0' ? "NUL" : "CR", strlen("X-Val: ") + f);
+    } else if (f + 1 < len) {
+        p.c.events = "ERROR"; /* the rest of the value is a line */
+        p.c.error = HCONN_EBAD_HEADER;
+        sb_addf(&p.errmsg, "header line 2: no colon");
+    } else if (f < len) {
+        sb_addf(&p.heads, "HTTP/1.1 200 OK\nX-Val: ");
+        sb_add_trimmed(&p.heads, value, f);
+        sb_addf(&p.heads, "\n");
+        probe_expect_close(&p, strlen(prefix) + len + 2);
+    } else {
+        p.c.events = "HEAD 200 LENGTH, END";
+        p.c.keep_alive = true;
+        sb_addf(&p.heads, "HTTP/1.1 200 OK\nX-Val: ");
+        sb_add_trimmed(&p.heads, value, len);
+        sb_addf(&p.heads, "\nContent-Length: 0\n");
+    }
+    probe_run(&p);
+}
+
+/* A reason of len bytes holding c at j. */
+static void
+probe_reason(size_t len, size_t j, unsigned char c)
+{
+    static const char prefix[] = "HTTP/1.1 200 ";
+    struct probe p = {0};
+    char reason[64];
+
+    memset(reason, 'r', len);
+    reason[j] = (char)c;
+    snprintf(p.name, sizeof p.name, "reason of %zu bytes, 0x%02x at %zu", len,
+             c, j);
+    sb_add(&p.input, prefix, strlen(prefix));
+    sb_add(&p.input, reason, len);
+    sb_addf(&p.input, "\r\nContent-Length: 0\r\n\r\n");
+    if (c == '\0' || c == '\r') {
+        p.c.events = "ERROR";
+        p.c.error = HCONN_EBAD_STATUS_LINE;
+        sb_addf(&p.errmsg, "status line: reason contains %s at byte %zu",
+                c == '\0' ? "NUL" : "CR", strlen(prefix) + j);
+    } else if (c == '\n' && j + 1 < len) {
+        p.c.events = "ERROR";
+        p.c.error = HCONN_EBAD_HEADER;
+        sb_addf(&p.errmsg, "header line 1: no colon");
+    } else if (c == '\n') {
+        sb_addf(&p.heads, "HTTP/1.1 200 ");
+        sb_add(&p.heads, reason, j);
+        sb_addf(&p.heads, "\n");
+        probe_expect_close(&p, strlen(prefix) + len + 2);
+    } else {
+        p.c.events = "HEAD 200 LENGTH, END";
+        p.c.keep_alive = true;
+        sb_addf(&p.heads, "HTTP/1.1 200 ");
+        sb_add(&p.heads, reason, len);
+        sb_addf(&p.heads, "\nContent-Length: 0\n");
+    }
+    probe_run(&p);
+}
+
+/* A field name of len bytes holding c at j, then ": " and a value of
+ * vlen bytes (a line shorter or longer than 16 bytes). */
+static void
+probe_name(size_t len, size_t j, unsigned char c, size_t vlen)
+{
+    static const char prefix[] = "HTTP/1.1 200 OK\r\n";
+    struct probe p = {0};
+    char name[64], value[64];
+
+    for (size_t k = 0; k < len; k++)
+        name[k] = k % 2 ? 'n' : 'N';
+    name[j] = (char)c;
+    memset(value, 'x', vlen);
+    snprintf(p.name, sizeof p.name,
+             "name of %zu bytes, 0x%02x at %zu, value of %zu", len, c, j, vlen);
+    sb_add(&p.input, prefix, strlen(prefix));
+    sb_add(&p.input, name, len);
+    sb_addf(&p.input, ": ");
+    sb_add(&p.input, value, vlen);
+    sb_addf(&p.input, "\r\nContent-Length: 0\r\n\r\n");
+    p.c.events = "ERROR";
+    p.c.error = HCONN_EBAD_HEADER;
+    if (probe_is_tchar(c)) {
+        p.c.events = "HEAD 200 LENGTH, END";
+        p.c.error = 0;
+        p.c.keep_alive = true;
+        sb_addf(&p.heads, "HTTP/1.1 200 OK\n");
+        sb_add(&p.heads, name, len);
+        sb_addf(&p.heads, ": ");
+        sb_add(&p.heads, value, vlen);
+        sb_addf(&p.heads, "\nContent-Length: 0\n");
+    } else if (c == ':' && j == 0) {
+        sb_addf(&p.errmsg, "header line 1: empty field name");
+    } else if (c == ':') {
+        /* The name ends early; the rest of it opens the value. */
+        p.c.events = "HEAD 200 LENGTH, END";
+        p.c.error = 0;
+        p.c.keep_alive = true;
+        sb_addf(&p.heads, "HTTP/1.1 200 OK\n");
+        sb_add(&p.heads, name, j);
+        sb_addf(&p.heads, ": ");
+        sb_add(&p.heads, name + j + 1, len - j - 1);
+        sb_addf(&p.heads, ": ");
+        sb_add(&p.heads, value, vlen);
+        sb_addf(&p.heads, "\nContent-Length: 0\n");
+    } else if (c == '\n' && j == 0) {
+        p.c.error = 0; /* a blank line: the head ends */
+        sb_addf(&p.heads, "HTTP/1.1 200 OK\n");
+        probe_expect_close(&p, strlen(prefix) + 1);
+    } else if (c == '\n') {
+        sb_addf(&p.errmsg, "header line 1: no colon");
+    } else if ((c == ' ' || c == '\t') && j == 0) {
+        sb_addf(&p.errmsg, "header line 1: continuation line before any field");
+    } else if ((c == ' ' || c == '\t') && j + 1 == len) {
+        sb_addf(&p.errmsg,
+                "header line 1: whitespace between field name \"%.*s\" "
+                "and colon",
+                (int)j, name);
+    } else {
+        sb_addf(&p.errmsg,
+                "header line 1: invalid character in field name at byte %zu",
+                j);
+    }
+    probe_run(&p);
+}
+
+static void
+test_bytes_at_every_position(void **state)
+{
+    for (size_t l = 0; l < sizeof probe_lens / sizeof *probe_lens; l++) {
+        size_t len = probe_lens[l];
+
+        for (size_t j = 0; j < len; j++) {
+            for (size_t b = 0; b < sizeof probe_bytes; b++) {
+                char value[64], desc[64];
+
+                memset(value, 'v', len);
+                value[j] = (char)probe_bytes[b];
+                snprintf(desc, sizeof desc, "0x%02x at %zu", probe_bytes[b], j);
+                probe_value(value, len, desc);
+                probe_reason(len, j, probe_bytes[b]);
+                probe_name(len, j, probe_bytes[b], 1);
+                probe_name(len, j, probe_bytes[b], 20);
+            }
+        }
+    }
+    (void)state;
+}
+
+/* A control the scans let through (tab, 0x01) sits in the same 8 or 16
+ * bytes as a NUL, CR or LF after it: the search goes on past the first
+ * and still finds the second, at every distance. */
+static void
+test_byte_after_a_control(void **state)
+{
+    static const unsigned char controls[] = {'\t', 0x01};
+    static const unsigned char ends[] = {'\0', '\r', '\n'};
+
+    for (size_t len = 17; len <= 33; len += 16) {
+        for (size_t j = 0; j < len; j++) {
+            for (size_t k = j + 1; k < len; k++) {
+                for (size_t a = 0; a < sizeof controls; a++) {
+                    for (size_t b = 0; b < sizeof ends; b++) {
+                        char value[64], desc[64];
+
+                        memset(value, 'v', len);
+                        value[j] = (char)controls[a];
+                        value[k] = (char)ends[b];
+                        snprintf(desc, sizeof desc,
+                                 "0x%02x at %zu, 0x%02x at %zu", controls[a], j,
+                                 ends[b], k);
+                        probe_value(value, len, desc);
+                    }
+                }
+            }
+        }
+    }
+    (void)state;
+}
+
 /* A head is written in one pass when it fits the stack buffer and in
  * two when it does not: either way, byte for byte the same, at every
  * length around the buffer's size. */
@@ -2886,6 +3254,8 @@ main(void)
         cmocka_unit_test(test_large_body),
         cmocka_unit_test(test_terminal_repeats),
         cmocka_unit_test(test_field_bytes),
+        cmocka_unit_test(test_bytes_at_every_position),
+        cmocka_unit_test(test_byte_after_a_control),
         cmocka_unit_test(test_request_head_sizes),
         cmocka_unit_test(test_scanned_resumes),
         cmocka_unit_test(test_request_err_buffer),
