@@ -1011,15 +1011,17 @@ http1_check_status_line(struct http1_parser *p, const char *s, size_t n,
     return 0;
 }
 
-/* Fields framing depends on, told apart once, as each is recorded. */
+/* Fields framing depends on, told apart once, as each is recorded
+ * (p->field_kind); p->framing_fields has bit 1 << kind for each kind a
+ * head holds. */
 enum {
     HTTP1_FIELD_CONTENT_LENGTH = 1,
     HTTP1_FIELD_TRANSFER_ENCODING = 2,
-    HTTP1_FIELD_CONNECTION = 4,
+    HTTP1_FIELD_CONNECTION = 3,
 };
 
-/* Which of those a field name is (its HTTP1_FIELD_... bit), or 0: most
- * names are told apart by their length alone. */
+/* Which of those a field name is (its HTTP1_FIELD_...), or 0: most names
+ * are told apart by their length alone. */
 static unsigned
 http1_field_kind(const char *name, size_t n)
 {
@@ -1073,7 +1075,12 @@ http1_record_field(struct http1_parser *p, const char *s, size_t at, bool fold,
     h->value_len = end - v;
     kind = http1_field_kind(s, name_len);
     p->field_kind[k] = (uint8_t)kind;
-    p->framing_fields |= kind;
+    if (kind != 0) {
+        if (!(p->framing_fields & 1u << kind))
+            p->kind_first[kind] = (uint8_t)k;
+        p->kind_last[kind] = (uint8_t)k;
+        p->framing_fields |= 1u << kind;
+    }
 }
 
 /* The section that starts at base has ended: points its recorded fields
@@ -1303,13 +1310,14 @@ too_long:
 /* Content-Length: 1*DIGIT; RFC 9110 §8.6 lets a recipient accept a list
  * (or repeated fields) of one identical value; anything else is refused. */
 static int
-http1_content_length(struct http1_parser *p, size_t nh, int64_t *out)
+http1_content_length(struct http1_parser *p, int64_t *out)
 {
     char q[HTTP1_QUOTE_SIZE];
     bool have = false;
     int64_t cl = 0;
 
-    for (size_t i = 0; i < nh; i++) {
+    for (size_t i = p->kind_first[HTTP1_FIELD_CONTENT_LENGTH];
+         i <= p->kind_last[HTTP1_FIELD_CONTENT_LENGTH]; i++) {
         const struct http1_header *h = &p->headers[i];
         struct http1_list l;
         const char *e;
@@ -1355,13 +1363,14 @@ http1_content_length(struct http1_parser *p, size_t nh, int64_t *out)
 /* RFC 9112 §6.1/§7: we decode chunked only, so the combined coding list
  * must be exactly "chunked" (chunked last, and applied once). */
 static int
-http1_transfer_encoding(struct http1_parser *p, size_t nh)
+http1_transfer_encoding(struct http1_parser *p)
 {
     char q[HTTP1_QUOTE_SIZE], qe[HTTP1_QUOTE_SIZE];
     const struct http1_header *last = NULL;
     bool chunked = false;
 
-    for (size_t i = 0; i < nh; i++) {
+    for (size_t i = p->kind_first[HTTP1_FIELD_TRANSFER_ENCODING];
+         i <= p->kind_last[HTTP1_FIELD_TRANSFER_ENCODING]; i++) {
         const struct http1_header *h = &p->headers[i];
         struct http1_list l = {h->value, h->value_len, 0, false};
         const char *e;
@@ -1396,16 +1405,18 @@ http1_transfer_encoding(struct http1_parser *p, size_t nh)
 }
 
 /* Decides framing (RFC 9112 §6.3, steps in order) and keep-alive for the
- * final head whose nh fields are in p->headers; kinds: the HTTP1_FIELD_...
- * bits of its fields. */
+ * final head, whose fields are in p->headers; kinds: its framing_fields
+ * (only the fields from the first to the last of a kind are looked at). */
 static int
-http1_decide_framing(struct http1_parser *p, size_t nh, unsigned kinds)
+http1_decide_framing(struct http1_parser *p, unsigned kinds)
 {
-    bool has_cl = kinds & HTTP1_FIELD_CONTENT_LENGTH;
-    bool has_te = kinds & HTTP1_FIELD_TRANSFER_ENCODING;
+    bool has_cl = kinds & 1u << HTTP1_FIELD_CONTENT_LENGTH;
+    bool has_te = kinds & 1u << HTTP1_FIELD_TRANSFER_ENCODING;
+    bool has_conn = kinds & 1u << HTTP1_FIELD_CONNECTION;
     bool conn_close = false, conn_keep = false, reusable;
 
-    for (size_t i = 0; i < nh && (kinds & HTTP1_FIELD_CONNECTION); i++) {
+    for (size_t i = p->kind_first[HTTP1_FIELD_CONNECTION];
+         has_conn && i <= p->kind_last[HTTP1_FIELD_CONNECTION]; i++) {
         const struct http1_header *h = &p->headers[i];
 
         if (p->field_kind[i] == HTTP1_FIELD_CONNECTION) {
@@ -1443,12 +1454,12 @@ http1_decide_framing(struct http1_parser *p, size_t nh, unsigned kinds)
     } else if (has_te) {
         /* Step 4: chunked last, else (for a response) read until close;
          * we only accept chunked, so any other list is refused. */
-        if (http1_transfer_encoding(p, nh) < 0)
+        if (http1_transfer_encoding(p) < 0)
             return -1;
         p->framing = HTTP1_FRAMING_CHUNKED;
     } else if (has_cl) {
         /* Step 5 (step 6 is for requests). */
-        if (http1_content_length(p, nh, &p->content_length) < 0)
+        if (http1_content_length(p, &p->content_length) < 0)
             return -1;
         p->framing = HTTP1_FRAMING_LENGTH;
     } else {
@@ -1536,7 +1547,7 @@ http1_step_head(struct http1_parser *p, const char *buf, size_t len, bool eof,
         *off += end;
         return true;
     }
-    if (http1_decide_framing(p, nh, kinds) < 0)
+    if (http1_decide_framing(p, kinds) < 0)
         return true;
     ev->kind = HTTP1_HEAD;
     *off += end;

@@ -211,9 +211,12 @@ struct http1_parser {
      * caller may move the bytes between calls. */
     uint32_t field_at[HTTP1_MAX_HEADERS];
     uint32_t value_at[HTTP1_MAX_HEADERS];
-    /* Which of those names each field has (a bit), else 0: told once,
-     * as the field is recorded, for the framing decision. */
+    /* Which of those names each field has (1, 2, 3 in that order), else
+     * 0: told once, as the field is recorded, for the framing decision;
+     * and where the first and the last field of each kind are. */
     uint8_t field_kind[HTTP1_MAX_HEADERS];
+    uint8_t kind_first[4];
+    uint8_t kind_last[4];
 };
 
 /* Prepares p for one response to a request with the given properties. */
