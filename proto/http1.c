@@ -1308,53 +1308,70 @@ too_long:
 /* ---- Response parser: framing ------------------------------------------- */
 
 /* Content-Length: 1*DIGIT; RFC 9110 §8.6 lets a recipient accept a list
- * (or repeated fields) of one identical value; anything else is refused. */
+ * (or repeated fields) of one identical value; anything else is refused.
+ * A value is read in one pass, element by element as http1_list_next
+ * would hand them out trimmed, so each value gets the refusal its first
+ * bad element earns: empty, then (in digit order) not a number or too
+ * large, then conflicting. */
 static int
 http1_content_length(struct http1_parser *p, int64_t *out)
 {
     char q[HTTP1_QUOTE_SIZE];
+    const char *why = NULL;
     bool have = false;
     int64_t cl = 0;
 
     for (size_t i = p->kind_first[HTTP1_FIELD_CONTENT_LENGTH];
          i <= p->kind_last[HTTP1_FIELD_CONTENT_LENGTH]; i++) {
         const struct http1_header *h = &p->headers[i];
-        struct http1_list l;
-        const char *e;
-        size_t en;
+        const char *s = h->value;
+        size_t n = h->value_len, k = 0;
 
         if (p->field_kind[i] != HTTP1_FIELD_CONTENT_LENGTH)
             continue;
-        l = (struct http1_list){h->value, h->value_len, 0, false};
-        while (http1_list_next(&l, &e, &en)) {
+        for (;;) {
+            size_t start;
             int64_t v = 0;
 
-            if (en == 0)
-                return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
-                                  "Content-Length \"%s\": empty value",
-                                  http1_quote(q, h->value, h->value_len));
-            for (size_t k = 0; k < en; k++) {
-                int d = e[k] - '0';
+            while (k < n && http1_is_ows(s[k]))
+                k++;
+            start = k;
+            for (; k < n && http1_is_digit(s[k]); k++) {
+                int d = s[k] - '0';
 
-                if (!http1_is_digit(e[k]))
-                    return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
-                                      "Content-Length \"%s\": not a number",
-                                      http1_quote(q, h->value, h->value_len));
                 /* v * 10 + d > INT64_MAX, without a division */
                 if (v > INT64_MAX / 10 ||
-                    (v == INT64_MAX / 10 && d > INT64_MAX % 10))
-                    return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
-                                      "Content-Length \"%s\": too large",
-                                      http1_quote(q, h->value, h->value_len));
+                    (v == INT64_MAX / 10 && d > INT64_MAX % 10)) {
+                    why = "too large";
+                    goto refuse;
+                }
                 v = v * 10 + d;
             }
-            if (have && v != cl)
-                return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
-                                  "Content-Length \"%s\": conflicting values",
-                                  http1_quote(q, h->value, h->value_len));
+            if (k == start && (k == n || s[k] == ',')) {
+                why = "empty value";
+                goto refuse;
+            }
+            while (k < n && http1_is_ows(s[k]))
+                k++;
+            if (k < n && s[k] != ',') {
+                why = "not a number";
+                goto refuse;
+            }
+            if (have && v != cl) {
+                why = "conflicting values";
+                goto refuse;
+            }
             have = true;
             cl = v;
+            if (k == n)
+                break;
+            k++; /* past the comma */
         }
+        continue;
+    refuse:
+        return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
+                          "Content-Length \"%s\": %s",
+                          http1_quote(q, h->value, h->value_len), why);
     }
     *out = cl;
     return 0;

@@ -2072,6 +2072,103 @@ test_byte_after_a_control(void **state)
     (void)state;
 }
 
+/* Content-Length as the parser read it before reading a value in one
+ * pass: the value split at commas, each element trimmed, then checked
+ * digit by digit. Returns NULL and the length, or why it is refused. */
+static const char *
+cl_reference(const char *value, int64_t *out)
+{
+    const char *s = value, *end = value + strlen(value);
+    bool have = false;
+
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    for (;;) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *e = comma != NULL ? comma : end, *b = s;
+        int64_t v = 0;
+
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (b == e)
+            return "empty value";
+        for (; b < e; b++) {
+            if (*b < '0' || *b > '9')
+                return "not a number";
+            if (v > (INT64_MAX - (*b - '0')) / 10)
+                return "too large";
+            v = v * 10 + (*b - '0');
+        }
+        if (have && v != *out)
+            return "conflicting values";
+        have = true;
+        *out = v;
+        if (comma == NULL)
+            return NULL;
+        s = comma + 1;
+    }
+}
+
+/* Every Content-Length value of up to 6 bytes from digits, commas, SP,
+ * HTAB and a letter (and a few near INT64_MAX) is taken or refused as
+ * the element-by-element reading takes or refuses it, with its
+ * message. */
+static void
+test_content_length_values(void **state)
+{
+    static const char alphabet[] = "19, \tx";
+    static const char *const long_values[] = {
+        "9223372036854775807",    "9223372036854775808",
+        "9223372036854775807x",   "99999999999999999999x",
+        "1, 9223372036854775807", "00000000000000000000000001",
+    };
+    const size_t na = sizeof alphabet - 1;
+    char value[32];
+
+    for (size_t len = 0; len <= 6 + sizeof long_values / sizeof *long_values;
+         len++) {
+        size_t count = 1;
+
+        for (size_t k = 0; k < len && len <= 6; k++)
+            count *= na;
+        for (size_t c = 0; c < count; c++) {
+            struct probe p = {0};
+            const char *why;
+            int64_t cl = 0;
+
+            if (len <= 6) {
+                for (size_t k = 0, x = c; k < len; k++, x /= na)
+                    value[k] = alphabet[x % na];
+                value[len] = '\0';
+            } else {
+                snprintf(value, sizeof value, "%s", long_values[len - 7]);
+            }
+            why = cl_reference(value, &cl);
+            snprintf(p.name, sizeof p.name, "Content-Length \"%s\"", value);
+            sb_addf(&p.input, "HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\n",
+                    value);
+            if (why != NULL) {
+                p.c.events = "ERROR";
+                p.c.error = HCONN_EBAD_CONTENT_LENGTH;
+                sb_addf(&p.errmsg, ": %s", why);
+            } else if (cl == 0) {
+                p.c.events = "HEAD 200 LENGTH, END";
+                p.c.keep_alive = true;
+            } else {
+                p.c.events = "HEAD 200 LENGTH, ERROR";
+                p.c.error = HCONN_EINCOMPLETE_READ;
+                sb_addf(&p.errmsg, "received 0 of %lld bytes", (long long)cl);
+            }
+            probe_run(&p);
+        }
+    }
+    (void)state;
+}
+
 /* A head is written in one pass when it fits the stack buffer and in
  * two when it does not: either way, byte for byte the same, at every
  * length around the buffer's size. */
@@ -3256,6 +3353,7 @@ main(void)
         cmocka_unit_test(test_field_bytes),
         cmocka_unit_test(test_bytes_at_every_position),
         cmocka_unit_test(test_byte_after_a_control),
+        cmocka_unit_test(test_content_length_values),
         cmocka_unit_test(test_request_head_sizes),
         cmocka_unit_test(test_scanned_resumes),
         cmocka_unit_test(test_request_err_buffer),
