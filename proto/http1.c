@@ -215,6 +215,14 @@ http1_find_line_byte(const char *s, size_t i, size_t n)
     return i;
 }
 
+/* OWS proper (RFC 9110 §5.6.3), tested so that most bytes, above SP, take
+ * one compare. */
+static bool
+http1_is_sp_ht(char c)
+{
+    return (unsigned char)c <= ' ' && (c == ' ' || c == '\t');
+}
+
 /* Whitespace around list elements and values. CR and LF count too: inside
  * a parsed value they can only be part of an obs-fold (RFC 9112 §5.2). */
 static bool
@@ -1063,9 +1071,9 @@ http1_record_field(struct http1_parser *p, const char *s, size_t at, bool fold,
         p->folded = true;
         return;
     }
-    while (s[v] == ' ' || s[v] == '\t') /* s[n] is neither */
+    while (http1_is_sp_ht(s[v])) /* s[n] is neither */
         v++;
-    while (end > v && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+    while (end > v && http1_is_sp_ht(s[end - 1]))
         end--;
     k = p->nfields++;
     h = &p->headers[k];
@@ -1091,13 +1099,11 @@ static size_t
 http1_fields_at(struct http1_parser *p, const char *base)
 {
     for (size_t k = 0; k < p->nfields; k++) {
-        struct http1_header *h = &p->headers[k];
-
-        h->name = base + p->field_at[k];
-        h->value = base + p->value_at[k];
-        if (p->folded)
-            http1_trim(&h->value, &h->value_len);
+        p->headers[k].name = base + p->field_at[k];
+        p->headers[k].value = base + p->value_at[k];
     }
+    for (size_t k = 0; p->folded && k < p->nfields; k++)
+        http1_trim(&p->headers[k].value, &p->headers[k].value_len);
     return p->nfields;
 }
 
@@ -1240,7 +1246,7 @@ http1_scan_section(struct http1_parser *p, const char *base, size_t n,
                           "parser: unconsumed bytes were dropped");
     /* Refuse a non-HTTP reply (or HTTP/0.9) at once rather than waiting
      * for a line end that may never come. */
-    if (!trailers && ls == 0) {
+    if (!trailers && ls == 0 && (n < 5 || memcmp(base, "HTTP/", 5) != 0)) {
         for (size_t k = i; k < n && k < 5; k++) {
             if (base[k] != "HTTP/"[k])
                 return http1_fail(p, HCONN_EBAD_STATUS_LINE,
@@ -1788,8 +1794,10 @@ void
 http1_parser_init(struct http1_parser *p, bool head_request, bool request_close)
 {
     /* Not the header index: entries are written before they are read,
-     * and clearing 3 KiB per response was the parser's largest cost. */
-    memset(p, 0, offsetof(struct http1_parser, headers));
+     * and clearing 3 KiB per response was the parser's largest cost; nor
+     * the message past its first byte, written whole when it is set. */
+    memset(p, 0, offsetof(struct http1_parser, errmsg));
+    p->errmsg[0] = '\0';
     p->head_request = head_request;
     p->request_close = request_close;
     p->state = HTTP1_S_HEAD;
