@@ -965,10 +965,11 @@ http1_line_name(const struct http1_parser *p, bool trailers, char *out,
 
 /* ---- Response parser: heads and trailer sections ------------------------ */
 
-/* RFC 9112 §4: status-line = HTTP-version SP status-code SP [reason];
- * checked as soon as the line is complete, before the rest of the head.
- * clean: the scan found no NUL or CR in s[0..n). */
-static int
+/* RFC 9112 §4: status-line = HTTP-version SP status-code SP [reason].
+ * Every check in order, for a line http1_take_status_line doubts:
+ * returns -1 with the line's first fault, or 0. clean: the scan found no
+ * NUL or CR in s[0..n). */
+static int __attribute__((cold))
 http1_check_status_line(struct http1_parser *p, const char *s, size_t n,
                         bool clean)
 {
@@ -1011,10 +1012,28 @@ http1_check_status_line(struct http1_parser *p, const char *s, size_t n,
         return http1_fail(p, HCONN_EBAD_STATUS_LINE,
                           "status line: reason contains %s at byte %zu",
                           s[k] == '\0' ? "NUL" : "CR", k);
+    return 0;
+}
+
+/* Checks and takes the status line s[0..n), as soon as it is complete,
+ * before the rest of the head. The common line ("HTTP/1.x NNN", then
+ * nothing or SP and a clean reason) passes in one look; any other goes
+ * through every check (http1_check_status_line), so it is refused
+ * exactly as the full checks refuse it. */
+static int
+http1_take_status_line(struct http1_parser *p, const char *s, size_t n,
+                       bool clean)
+{
+    if (!(clean && n >= 12 && memcmp(s, "HTTP/1.", 7) == 0 &&
+          http1_is_digit(s[7]) && s[8] == ' ' && s[9] >= '1' && s[9] <= '9' &&
+          http1_is_digit(s[10]) && http1_is_digit(s[11]) &&
+          (n == 12 || s[12] == ' ')) &&
+        http1_check_status_line(p, s, n, clean) < 0)
+        return -1;
     /* RFC 9110 §2.5: a higher minor version is handled as the highest
      * minor version we implement, 1.1. */
     p->version = s[7] == '0' ? 10 : 11;
-    p->status = status;
+    p->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
     p->status_end = n;
     return 0;
 }
@@ -1289,7 +1308,7 @@ http1_scan_section(struct http1_parser *p, const char *base, size_t n,
             i = lf + 1;
             break;
         }
-        if (status_line ? http1_check_status_line(p, base, e, clean)
+        if (status_line ? http1_take_status_line(p, base, e, clean)
                         : http1_take_field_line(p, base + ls, e - ls, ls,
                                                 trailers, clean))
             return -1;

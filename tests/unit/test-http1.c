@@ -2169,6 +2169,89 @@ test_content_length_values(void **state)
     (void)state;
 }
 
+/* A status line's fault as RFC 9112 §4 reads it, checked part by part
+ * in the order the parser reports them: NULL when it is good. */
+static const char *
+status_line_reference(const char *s, size_t n, int *code)
+{
+    size_t v_end = 0, c_end = 9;
+
+    *code = HCONN_EBAD_STATUS_LINE;
+    for (size_t k = 0; k < n && k < 5; k++)
+        if (s[k] != "HTTP/"[k])
+            return "does not start with";
+    while (v_end < n && s[v_end] != ' ')
+        v_end++;
+    if (v_end != 8 || s[5] < '0' || s[5] > '9' || s[6] != '.' || s[7] < '0' ||
+        s[7] > '9')
+        return "malformed version";
+    if (s[5] != '1') {
+        *code = HCONN_EUNKNOWN_PROTOCOL;
+        return "not supported";
+    }
+    if (v_end == n)
+        return "no status code";
+    while (c_end < n && s[c_end] != ' ')
+        c_end++;
+    if (c_end != 12 || strspn(s + 9, "0123456789") < 3)
+        return "is not 3 digits";
+    if (s[9] == '0')
+        return "is out of range";
+    for (size_t k = c_end; k < n; k++)
+        if (s[k] == '\0' || s[k] == '\r')
+            return "reason contains";
+    *code = 0;
+    return NULL;
+}
+
+/* The status line the scan takes in one look ("HTTP/1.x NNN", then
+ * nothing or SP and a clean reason) and every line one byte away from
+ * it, or cut short: each is taken or refused as the full checks do. */
+static void
+test_status_line_bytes(void **state)
+{
+    static const char good[] = "HTTP/1.1 200 OK";
+    static const unsigned char bytes[] = {' ', '\t', '\0', '\r', '0', '1', '2',
+                                          '9', 'x',  '.',  '/',  'H', 0x80};
+    const size_t glen = sizeof good - 1;
+
+    for (size_t v = 0; v < glen * sizeof bytes + glen - 5; v++) {
+        char line[32], head[64], err[256];
+        size_t n = glen;
+        struct http1_event ev;
+        const char *why;
+        int code;
+
+        memcpy(line, good, glen);
+        if (v < glen * sizeof bytes)
+            line[v / sizeof bytes] = (char)bytes[v % sizeof bytes];
+        else
+            n = 5 + v - glen * sizeof bytes; /* cut short, "HTTP/" kept */
+        memcpy(head, line, n);
+        memcpy(head + n, "\r\nContent-Length: 0\r\n\r\n", 23);
+        ev = parse_head(head, n + 23, err, sizeof err);
+        why = status_line_reference(line, n, &code);
+        if (why != NULL) {
+            if (ev.kind != HTTP1_ERROR || ev.error != code ||
+                strstr(err, why) == NULL)
+                fail_msg("status line \"%.*s\": got %d %d \"%s\", want \"%s\"",
+                         (int)n, line, ev.kind, ev.error, err, why);
+            continue;
+        }
+        code = (line[9] - '0') * 100 + (line[10] - '0') * 10 + line[11] - '0';
+        if (code == 101) {
+            assert_int_equal(ev.error, HCONN_EUNSUPPORTED);
+            continue;
+        }
+        assert_int_equal(ev.kind, code < 200 ? HTTP1_INTERIM : HTTP1_HEAD);
+        assert_int_equal(ev.status, code);
+        assert_int_equal(ev.version, line[7] == '0' ? 10 : 11);
+        assert_int_equal(ev.reason_len, n > 12 ? n - 13 : 0);
+        assert_memory_equal(ev.reason, line + 13, ev.reason_len);
+    }
+    (void)state;
+}
+
 /* A head is written in one pass when it fits the stack buffer and in
  * two when it does not: either way, byte for byte the same, at every
  * length around the buffer's size. */
@@ -3354,6 +3437,7 @@ main(void)
         cmocka_unit_test(test_bytes_at_every_position),
         cmocka_unit_test(test_byte_after_a_control),
         cmocka_unit_test(test_content_length_values),
+        cmocka_unit_test(test_status_line_bytes),
         cmocka_unit_test(test_request_head_sizes),
         cmocka_unit_test(test_scanned_resumes),
         cmocka_unit_test(test_request_err_buffer),
