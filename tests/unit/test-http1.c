@@ -1874,6 +1874,44 @@ probe_expect_close(struct probe *p, size_t body_from)
     sb_add(&p->body, p->input.s + body_from, p->input.len - body_from);
 }
 
+/* The case fails with code and a message holding the formatted text. */
+static void __attribute__((format(printf, 3, 4)))
+probe_expect_error(struct probe *p, int code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    p->c.events = "ERROR";
+    p->c.error = code;
+    sb_add(&p->errmsg, msg, strlen(msg));
+}
+
+/* The head's first lines as the transcript shows them: first, then
+ * part[0..n) (trimmed of SP and HTAB when trim), then the rest of the
+ * input's head (one "Content-Length: 0" field) unless the head ended
+ * early (close: the input's rest from body_from is a body). */
+static void
+probe_expect_head(struct probe *p, const char *first, const char *part,
+                  size_t n, bool trim, bool close, size_t body_from)
+{
+    sb_add(&p->heads, first, strlen(first));
+    if (trim)
+        sb_add_trimmed(&p->heads, part, n);
+    else
+        sb_add(&p->heads, part, n);
+    sb_addf(&p->heads, "\n");
+    if (close) {
+        probe_expect_close(p, body_from);
+        return;
+    }
+    sb_addf(&p->heads, "Content-Length: 0\n");
+    p->c.events = "HEAD 200 LENGTH, END";
+    p->c.keep_alive = true;
+}
+
 /* "X-Val: " and value[0..len), which holds at most one NUL, CR or LF
  * and no SP or HTAB right after it; desc names the case. */
 static void
@@ -1889,27 +1927,16 @@ probe_value(const char *value, size_t len, const char *desc)
     sb_add(&p.input, prefix, strlen(prefix));
     sb_add(&p.input, value, len);
     sb_addf(&p.input, "\r\nContent-Length: 0\r\n\r\n");
-    if (f < len && value[f] != '\n') {
-        p.c.events = "ERROR";
-        p.c.error = HCONN_EBAD_HEADER;
-        sb_addf(&p.errmsg, "header line 1: value contains %s at byte %zu",
-                value[f] == '\0' ? "NUL" : "CR", strlen("X-Val: ") + f);
-    } else if (f + 1 < len) {
-        p.c.events = "ERROR"; /* the rest of the value is a line */
-        p.c.error = HCONN_EBAD_HEADER;
-        sb_addf(&p.errmsg, "header line 2: no colon");
-    } else if (f < len) {
-        sb_addf(&p.heads, "HTTP/1.1 200 OK\nX-Val: ");
-        sb_add_trimmed(&p.heads, value, f);
-        sb_addf(&p.heads, "\n");
-        probe_expect_close(&p, strlen(prefix) + len + 2);
-    } else {
-        p.c.events = "HEAD 200 LENGTH, END";
-        p.c.keep_alive = true;
-        sb_addf(&p.heads, "HTTP/1.1 200 OK\nX-Val: ");
-        sb_add_trimmed(&p.heads, value, len);
-        sb_addf(&p.heads, "\nContent-Length: 0\n");
-    }
+    if (f < len && value[f] != '\n')
+        probe_expect_error(&p, HCONN_EBAD_HEADER,
+                           "header line 1: value contains %s at byte %zu",
+                           value[f] == '\0' ? "NUL" : "CR",
+                           strlen("X-Val: ") + f);
+    else if (f + 1 < len) /* the rest of the value is a line */
+        probe_expect_error(&p, HCONN_EBAD_HEADER, "header line 2: no colon");
+    else
+        probe_expect_head(&p, "HTTP/1.1 200 OK\nX-Val: ", value, f, true,
+                          f < len, strlen(prefix) + len + 2);
     probe_run(&p);
 }
 
@@ -1928,27 +1955,15 @@ probe_reason(size_t len, size_t j, unsigned char c)
     sb_add(&p.input, prefix, strlen(prefix));
     sb_add(&p.input, reason, len);
     sb_addf(&p.input, "\r\nContent-Length: 0\r\n\r\n");
-    if (c == '\0' || c == '\r') {
-        p.c.events = "ERROR";
-        p.c.error = HCONN_EBAD_STATUS_LINE;
-        sb_addf(&p.errmsg, "status line: reason contains %s at byte %zu",
-                c == '\0' ? "NUL" : "CR", strlen(prefix) + j);
-    } else if (c == '\n' && j + 1 < len) {
-        p.c.events = "ERROR";
-        p.c.error = HCONN_EBAD_HEADER;
-        sb_addf(&p.errmsg, "header line 1: no colon");
-    } else if (c == '\n') {
-        sb_addf(&p.heads, "HTTP/1.1 200 ");
-        sb_add(&p.heads, reason, j);
-        sb_addf(&p.heads, "\n");
-        probe_expect_close(&p, strlen(prefix) + len + 2);
-    } else {
-        p.c.events = "HEAD 200 LENGTH, END";
-        p.c.keep_alive = true;
-        sb_addf(&p.heads, "HTTP/1.1 200 ");
-        sb_add(&p.heads, reason, len);
-        sb_addf(&p.heads, "\nContent-Length: 0\n");
-    }
+    if (c == '\0' || c == '\r')
+        probe_expect_error(&p, HCONN_EBAD_STATUS_LINE,
+                           "status line: reason contains %s at byte %zu",
+                           c == '\0' ? "NUL" : "CR", strlen(prefix) + j);
+    else if (c == '\n' && j + 1 < len)
+        probe_expect_error(&p, HCONN_EBAD_HEADER, "header line 1: no colon");
+    else
+        probe_expect_head(&p, "HTTP/1.1 200 ", reason, c == '\n' ? j : len,
+                          false, c == '\n', strlen(prefix) + len + 2);
     probe_run(&p);
 }
 
