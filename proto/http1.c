@@ -1046,6 +1046,8 @@ enum {
     HTTP1_FIELD_TRANSFER_ENCODING = 2,
     HTTP1_FIELD_CONNECTION = 3,
 };
+_Static_assert(HTTP1_MAX_HEADERS <= UINT8_MAX + 1,
+               "a field's index fits kind_first and kind_last");
 
 /* Which of those a field name is (its HTTP1_FIELD_...), or 0: most names
  * are told apart by their length alone. */
