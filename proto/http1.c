@@ -26,6 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "decimal.h"
 #include "hconn_error.h"
@@ -36,28 +39,55 @@
 
 /* ---- Shared helpers ----------------------------------------------------- */
 
-/* RFC 9110 §5.6.2: tchar, the bytes of a token (method, field name). */
+/* RFC 9110 §5.6.2: tchar, the bytes of a token (method, field name):
+ * DIGIT, ALPHA and "!#$%&'*+-.^_`|~", a row of 16 bytes a line from 0x00
+ * to 0x7f; none above (the rows left out are zero). A lookup, not a
+ * search of the list nor a range check, for every name byte. */
+/* clang-format off */
+static const unsigned char http1_tchar[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+};
+/* clang-format on */
+
 static bool
 http1_is_tchar(unsigned char c)
 {
-    /* DIGIT, ALPHA and "!#$%&'*+-.^_`|~", a row of 16 bytes a line from
-     * 0x00 to 0x7f; none above (the rows left out are zero). A lookup,
-     * not a search of the list nor a range check, for every name byte. */
-    /* clang-format off */
-    static const unsigned char tchar[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
-    };
-    /* clang-format on */
-
-    return tchar[c] != 0;
+    return http1_tchar[c] != 0;
 }
+
+/* Four bytes of a name at once: true when each is a tchar. */
+static bool
+http1_are_tchars4(const unsigned char *s)
+{
+    return (http1_tchar[s[0]] & http1_tchar[s[1]] & http1_tchar[s[2]] &
+            http1_tchar[s[3]]) != 0;
+}
+
+#if defined(__SSE2__)
+/* How many of the 16 bytes at s, from the first, are ASCII letters or
+ * '-', the bytes of nearly every field name (all tchars): 16 bytes
+ * looked at together. Signed compares: a byte from 0x80 is no letter. */
+static size_t
+http1_count_name_bytes16(const char *s)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i folded = _mm_or_si128(x, _mm_set1_epi8(0x20)); /* A-Z: a-z */
+    __m128i letter =
+        _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8('a' - 1)),
+                      _mm_cmplt_epi8(folded, _mm_set1_epi8('z' + 1)));
+    __m128i dash = _mm_cmpeq_epi8(x, _mm_set1_epi8('-'));
+    unsigned run = (unsigned)_mm_movemask_epi8(_mm_or_si128(letter, dash));
+
+    return (size_t)__builtin_ctz(~run); /* bit 16 of ~run is set */
+}
+#endif
 
 /* Status codes and lengths are ASCII digits only, whatever the locale. */
 static bool
@@ -116,6 +146,81 @@ http1_find_nul_cr(const char *s, size_t n)
     const char *nul = memchr(s, '\0', end);
 
     return nul != NULL ? (size_t)(nul - s) : end;
+}
+
+/* True for the bytes that end a head line (LF) or may never be in one
+ * (NUL, and CR other than the one before LF): a bit test, not a search. */
+static bool
+http1_is_line_byte(unsigned char c)
+{
+    return c <= '\r' && ((1u << c) & (1u << '\0' | 1u << '\n' | 1u << '\r'));
+}
+
+/* The 8 bytes at s as a word whose lowest byte is s[0], on any host. */
+static uint64_t
+http1_load_le(const char *s)
+{
+    uint64_t x;
+
+    memcpy(&x, s, sizeof x);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
+    return x;
+}
+
+/* Where s[i..n) holds its first NUL, CR or LF, or n: a line's end and
+ * every byte that makes it invalid in one pass. Bytes are looked at 16
+ * (SSE2, every x86-64) or 8 (any host, and the rest) together for any
+ * below 0x20; a marked tab or other control is let through and the
+ * search goes on after it. In a word the first marked byte is exact: a
+ * borrow only marks bytes above a marked one. */
+static size_t
+http1_find_line_byte(const char *s, size_t i, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
+
+#if defined(__SSE2__)
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+
+    while (n - i >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        unsigned marked = (unsigned)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_min_epu8(x, ctl), x));
+
+        for (; marked != 0; marked &= marked - 1) {
+            size_t k = i + (size_t)__builtin_ctz(marked);
+
+            if (http1_is_line_byte((unsigned char)s[k]))
+                return k;
+        }
+        i += 16;
+    }
+#endif
+    while (n - i >= 8) {
+        uint64_t x = http1_load_le(s + i);
+        uint64_t marked = (x - ones * 0x20) & ~x & high;
+
+        if (marked == 0) {
+            i += 8;
+            continue;
+        }
+        i += (size_t)__builtin_ctzll(marked) / 8;
+        if (http1_is_line_byte((unsigned char)s[i]))
+            return i;
+        i++;
+    }
+    while (i < n && !http1_is_line_byte((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+/* OWS proper (RFC 9110 §5.6.3), tested so that most bytes, above SP, take
+ * one compare. */
+static bool
+http1_is_sp_ht(char c)
+{
+    return (unsigned char)c <= ' ' && (c == ' ' || c == '\t');
 }
 
 /* Whitespace around list elements and values. CR and LF count too: inside
@@ -917,10 +1022,13 @@ http1_line_name(const struct http1_parser *p, bool trailers, char *out,
 
 /* ---- Response parser: heads and trailer sections ------------------------ */
 
-/* RFC 9112 §4: status-line = HTTP-version SP status-code SP [reason];
- * checked as soon as the line is complete, before the rest of the head. */
-static int
-http1_check_status_line(struct http1_parser *p, const char *s, size_t n)
+/* RFC 9112 §4: status-line = HTTP-version SP status-code SP [reason].
+ * Every check in order, for a line http1_take_status_line doubts:
+ * returns -1 with the line's first fault, or 0. clean: the scan found no
+ * NUL or CR in s[0..n). */
+static int __attribute__((cold))
+http1_check_status_line(struct http1_parser *p, const char *s, size_t n,
+                        bool clean)
 {
     char q[HTTP1_QUOTE_SIZE];
     size_t v_end = 0, c_end, k;
@@ -954,71 +1062,152 @@ http1_check_status_line(struct http1_parser *p, const char *s, size_t n)
         return http1_fail(p, HCONN_EBAD_STATUS_LINE,
                           "status line: status code \"%s\" is out of range",
                           http1_quote(q, s + 9, 3));
-    /* RFC 9112 §2.2: a bare CR is invalid; RFC 9110 §5.5 for NUL. */
-    k = c_end + http1_find_nul_cr(s + c_end, n - c_end);
+    /* RFC 9112 §2.2: a bare CR is invalid; RFC 9110 §5.5 for NUL. Only
+     * a line the scan found one in is searched for where it is. */
+    k = clean ? n : c_end + http1_find_nul_cr(s + c_end, n - c_end);
     if (k < n)
         return http1_fail(p, HCONN_EBAD_STATUS_LINE,
                           "status line: reason contains %s at byte %zu",
                           s[k] == '\0' ? "NUL" : "CR", k);
-    /* RFC 9110 §2.5: a higher minor version is handled as the highest
-     * minor version we implement, 1.1. */
-    p->version = s[7] == '0' ? 10 : 11;
-    p->status = status;
     return 0;
 }
 
-/* Records a checked field line of n bytes at byte at of its section: a
- * new field whose colon is name_len bytes in, or an obs-fold, which
- * extends the previous field's value over the line break (turned into a
- * space by http1_unfold_value). Offsets and lengths only: the bytes may
- * move before the section ends (http1_fields_at). */
+/* Checks and takes the status line s[0..n), as soon as it is complete,
+ * before the rest of the head. The common line ("HTTP/1.x NNN", then
+ * nothing or SP and a clean reason) passes in one look; any other goes
+ * through every check (http1_check_status_line), so it is refused
+ * exactly as the full checks refuse it. */
+static int
+http1_take_status_line(struct http1_parser *p, const char *s, size_t n,
+                       bool clean)
+{
+    if (!(clean && n >= 12 && memcmp(s, "HTTP/1.", 7) == 0 &&
+          http1_is_digit(s[7]) && s[8] == ' ' && s[9] >= '1' && s[9] <= '9' &&
+          http1_is_digit(s[10]) && http1_is_digit(s[11]) &&
+          (n == 12 || s[12] == ' ')) &&
+        http1_check_status_line(p, s, n, clean) < 0)
+        return -1;
+    /* RFC 9110 §2.5: a higher minor version is handled as the highest
+     * minor version we implement, 1.1. */
+    p->version = s[7] == '0' ? 10 : 11;
+    p->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+    p->status_end = n;
+    return 0;
+}
+
+/* Fields framing depends on, told apart once, as each is recorded
+ * (p->field_kind); p->framing_fields has bit 1 << kind for each kind a
+ * head holds. */
+enum {
+    HTTP1_FIELD_CONTENT_LENGTH = 1,
+    HTTP1_FIELD_TRANSFER_ENCODING = 2,
+    HTTP1_FIELD_CONNECTION = 3,
+};
+_Static_assert(HTTP1_MAX_HEADERS <= UINT8_MAX + 1,
+               "a field's index fits kind_first and kind_last");
+
+/* Which of those a field name is (its HTTP1_FIELD_...), or 0: most names
+ * are told apart by their length alone. */
+static unsigned
+http1_field_kind(const char *name, size_t n)
+{
+    switch (n) {
+    case sizeof "Content-Length" - 1:
+        return http1_ieq_lit(name, n, "Content-Length")
+                   ? HTTP1_FIELD_CONTENT_LENGTH
+                   : 0;
+    case sizeof "Transfer-Encoding" - 1:
+        return http1_ieq_lit(name, n, "Transfer-Encoding")
+                   ? HTTP1_FIELD_TRANSFER_ENCODING
+                   : 0;
+    case sizeof "Connection" - 1:
+        return http1_ieq_lit(name, n, "Connection") ? HTTP1_FIELD_CONNECTION
+                                                    : 0;
+    default:
+        return 0;
+    }
+}
+
+/* Records a checked field line s[0..n) (s[n] its CR or LF) at byte at of its
+ * section: a new field whose colon is name_len bytes in, or an obs-fold, which
+ * extends the previous field's value over the line break (turned into a space
+ * by http1_unfold_value). Offsets and lengths only: the bytes may move before
+ * the section ends (http1_fields_at). A new field's value is trimmed here (RFC
+ * 9112 §5.1: OWS is SP and HTAB, and a checked line holds no CR or LF); a
+ * folded one is trimmed once the section ends. */
 static void
-http1_record_field(struct http1_parser *p, size_t at, bool fold,
+http1_record_field(struct http1_parser *p, const char *s, size_t at, bool fold,
                    size_t name_len, size_t n)
 {
     struct http1_header *h;
+    size_t k, v = name_len + 1, end = n;
+    unsigned kind;
 
     if (fold) {
-        h = &p->headers[p->nfields - 1];
-        h->value_len = at + n - (p->field_at[p->nfields - 1] + h->name_len + 1);
+        k = p->nfields - 1;
+        p->headers[k].value_len = at + n - p->value_at[k];
+        p->folded = true;
         return;
     }
-    h = &p->headers[p->nfields];
-    p->field_at[p->nfields++] = (uint32_t)at;
+    while (http1_is_sp_ht(s[v])) /* s[n] is neither */
+        v++;
+    while (end > v && http1_is_sp_ht(s[end - 1]))
+        end--;
+    k = p->nfields++;
+    h = &p->headers[k];
+    p->field_at[k] = (uint32_t)at;
+    p->value_at[k] = (uint32_t)(at + v);
     h->name_len = name_len;
-    h->value_len = n - name_len - 1;
+    h->value_len = end - v;
+    kind = http1_field_kind(s, name_len);
+    p->field_kind[k] = (uint8_t)kind;
+    if (kind != 0) {
+        if (!(p->framing_fields & 1u << kind))
+            p->kind_first[kind] = (uint8_t)k;
+        p->kind_last[kind] = (uint8_t)k;
+        p->framing_fields |= 1u << kind;
+    }
 }
 
 /* The section that starts at base has ended: points its recorded fields
- * into it, each value without the OWS around it (RFC 9112 §5.1). Returns
- * how many there are. */
+ * into it, each value without the OWS around it (RFC 9112 §5.1; a folded
+ * value's line breaks count as OWS at its ends). Returns how many there
+ * are. */
 static size_t
 http1_fields_at(struct http1_parser *p, const char *base)
 {
     for (size_t k = 0; k < p->nfields; k++) {
-        struct http1_header *h = &p->headers[k];
-
-        h->name = base + p->field_at[k];
-        h->value = h->name + h->name_len + 1;
-        http1_trim(&h->value, &h->value_len);
+        p->headers[k].name = base + p->field_at[k];
+        p->headers[k].value = base + p->value_at[k];
     }
+    for (size_t k = 0; p->folded && k < p->nfields; k++)
+        http1_trim(&p->headers[k].value, &p->headers[k].value_len);
     return p->nfields;
+}
+
+/* Back to the start of a section: no line open, no field recorded. */
+static void
+http1_section_clear(struct http1_parser *p)
+{
+    p->scanned = p->line_start = p->nlines = p->nfields = 0;
+    p->nul_cr_at = 0;
+    p->folded = false;
+    p->framing_fields = 0;
 }
 
 /* RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, with
  * obs-fold (§5.2) continuing the previous line. s[0..n) excludes the line
- * end; it starts at byte at of its section. A good line is recorded as it
- * is checked (http1_record_field), so the section is never scanned again
- * to index its fields. */
-static int
+ * end. Every check in order, for a line http1_take_field_line doubts:
+ * returns -1 with the line's first fault, or 0 with *name_len set (0
+ * for a folded line). */
+static int __attribute__((cold))
 http1_check_field_line(struct http1_parser *p, const char *s, size_t n,
-                       size_t at, bool trailers)
+                       bool trailers, size_t *name_len)
 {
     const char *what = trailers ? "trailer" : "header";
     char q[HTTP1_QUOTE_SIZE];
-    size_t line = p->nlines + 1, k = 0, name_len;
+    size_t line = p->nlines + 1, k = 0;
     const char *colon;
-    bool fold;
 
     /* Folded lines count as lines, as http.client counts them: the limit
      * is what bounds the memory a head can take. */
@@ -1063,15 +1252,52 @@ http1_check_field_line(struct http1_parser *p, const char *s, size_t n,
         k++;
     }
     /* A field's name ends at its colon; a folded line (k 0) has none. */
-    fold = k == 0;
-    name_len = fold ? 0 : k - 1;
+    *name_len = k == 0 ? 0 : k - 1;
     /* RFC 9110 §5.5: CR (bare, here) and NUL are never valid in a value. */
     k += http1_find_nul_cr(s + k, n - k);
     if (k < n)
         return http1_fail(p, HCONN_EBAD_HEADER,
                           "%s line %zu: value contains %s at byte %zu", what,
                           line, s[k] == '\0' ? "NUL" : "CR", k);
-    http1_record_field(p, at, fold, name_len, n);
+    return 0;
+}
+
+/* Checks and records the field line s[0..n) (at byte at of its section;
+ * s[n] is its CR or LF). clean: the scan found no NUL or CR in it. The
+ * common line (room for it, a token, a colon, a clean value) passes
+ * with one look at its name; any other goes through every check
+ * (http1_check_field_line), which says what is wrong, so a line is
+ * refused exactly as the full checks refuse it. */
+static int
+http1_take_field_line(struct http1_parser *p, const char *s, size_t n,
+                      size_t at, bool trailers, bool clean)
+{
+    bool fold = s[0] == ' ' || s[0] == '\t';
+    size_t k = 0;
+
+    if (!fold) {
+        /* Sixteen bytes, then four a step while the line holds them,
+         * then one: s[n] (CR or LF) is not a tchar, so the name ends by
+         * then. */
+#if defined(__SSE2__)
+        if (n >= 16)
+            k = http1_count_name_bytes16(s);
+#endif
+        if (s[k] != ':') {
+            while (n - k >= 4 &&
+                   http1_are_tchars4((const unsigned char *)s + k))
+                k += 4;
+            while (http1_is_tchar((unsigned char)s[k]))
+                k++;
+        }
+    }
+    if (p->nlines >= HTTP1_MAX_HEADERS || !clean ||
+        (fold ? p->nlines == 0 : k == 0 || s[k] != ':')) {
+        if (http1_check_field_line(p, s, n, trailers, &k) < 0)
+            return -1;
+        fold = k == 0;
+    }
+    http1_record_field(p, s, at, fold, k, n);
     p->nlines++;
     return 0;
 }
@@ -1080,22 +1306,26 @@ http1_check_field_line(struct http1_parser *p, const char *s, size_t n,
  * Scans base[0..n) (a head or a trailer section, from its first byte) for
  * its end, checking each line as it completes. Returns 1 with *end set
  * past the blank line, 0 when more bytes are needed, -1 on error. Resumes
- * at p->scanned, so every byte is looked at once however input arrives.
+ * at p->scanned, so every byte is looked at once however input arrives:
+ * one search finds both a line's end and any NUL or CR in it
+ * (p->nul_cr_at), so a clean line's value is never looked at again.
  */
 static int
 http1_scan_section(struct http1_parser *p, const char *base, size_t n,
                    bool trailers, size_t *end)
 {
     char q[HTTP1_QUOTE_SIZE], what[32];
-    bool status_line;
+    size_t i = p->scanned, ls = p->line_start, nul_cr_at = p->nul_cr_at;
+    bool status_line, clean;
+    int rc = 0;
 
-    if (p->scanned > n || p->line_start > p->scanned)
+    if (i > n || ls > i)
         return http1_fail(p, HCONN_EINVALID_ARGUMENT,
                           "parser: unconsumed bytes were dropped");
     /* Refuse a non-HTTP reply (or HTTP/0.9) at once rather than waiting
      * for a line end that may never come. */
-    if (!trailers && p->line_start == 0) {
-        for (size_t k = p->scanned; k < n && k < 5; k++) {
+    if (!trailers && ls == 0 && (n < 5 || memcmp(base, "HTTP/", 5) != 0)) {
+        for (size_t k = i; k < n && k < 5; k++) {
             if (base[k] != "HTTP/"[k])
                 return http1_fail(p, HCONN_EBAD_STATUS_LINE,
                                   "status line: does not start with "
@@ -1103,40 +1333,57 @@ http1_scan_section(struct http1_parser *p, const char *base, size_t n,
                                   http1_quote(q, base, k + 1));
         }
     }
-    while (p->scanned < n) {
-        const char *lf = memchr(base + p->scanned, '\n', n - p->scanned);
-        size_t i, e;
+    while (i < n) {
+        size_t lf, e;
 
-        if (lf == NULL) {
-            p->scanned = n;
+        i = http1_find_line_byte(base, i, n);
+        if (i == n)
+            break;
+        if (base[i] == '\r' && i + 1 < n && base[i + 1] == '\n') {
+            e = i; /* CRLF, the common line end */
+            lf = i + 1;
+        } else if (base[i] == '\n') {
+            /* RFC 9112 §2.2: a bare LF ends a line too (and a CR just
+             * before it, seen by an earlier call, is its CRLF's). */
+            e = lf = i;
+            if (e > ls && base[e - 1] == '\r')
+                e--;
+        } else {
+            /* NUL or CR: the line is refused once complete, unless it
+             * is a CR that turns out to be its line end's. */
+            if (nul_cr_at == 0)
+                nul_cr_at = i + 1;
+            i++;
+            continue;
+        }
+        /* The limit counts the line end, as http.client's readline does. */
+        if (lf + 1 - ls > HTTP1_MAX_LINE)
+            goto too_long;
+        clean = nul_cr_at == 0 || nul_cr_at > e;
+        status_line = !trailers && ls == 0;
+        if (e == ls && !status_line) {
+            *end = lf + 1;
+            rc = 1;
+            i = lf + 1;
             break;
         }
-        i = (size_t)(lf - base);
-        /* The limit counts the line end, as http.client's readline does. */
-        if (i + 1 - p->line_start > HTTP1_MAX_LINE)
-            goto too_long;
-        /* RFC 9112 §2.2: a bare LF ends a line too. */
-        e = i;
-        if (e > p->line_start && base[e - 1] == '\r')
-            e--;
-        status_line = !trailers && p->line_start == 0;
-        if (e == p->line_start && !status_line) {
-            *end = i + 1;
-            return 1;
-        }
-        if (status_line ? http1_check_status_line(p, base, e)
-                        : http1_check_field_line(p, base + p->line_start,
-                                                 e - p->line_start,
-                                                 p->line_start, trailers))
+        if (status_line ? http1_take_status_line(p, base, e, clean)
+                        : http1_take_field_line(p, base + ls, e - ls, ls,
+                                                trailers, clean))
             return -1;
-        p->line_start = p->scanned = i + 1;
+        ls = i = lf + 1;
+        nul_cr_at = 0;
     }
+    p->scanned = i;
+    p->line_start = ls;
+    p->nul_cr_at = nul_cr_at;
     /* This many bytes and no line end: the line cannot fit any more. */
-    if (n - p->line_start >= HTTP1_MAX_LINE)
+    if (rc == 0 && n - ls >= HTTP1_MAX_LINE)
         goto too_long;
-    return 0;
+    return rc;
 
 too_long:
+    p->line_start = ls;
     http1_line_name(p, trailers, what, sizeof what);
     return http1_fail(p, HCONN_ELINE_TOO_LONG, "%s: longer than %d bytes", what,
                       HTTP1_MAX_LINE);
@@ -1145,47 +1392,70 @@ too_long:
 /* ---- Response parser: framing ------------------------------------------- */
 
 /* Content-Length: 1*DIGIT; RFC 9110 §8.6 lets a recipient accept a list
- * (or repeated fields) of one identical value; anything else is refused. */
+ * (or repeated fields) of one identical value; anything else is refused.
+ * A value is read in one pass, element by element as http1_list_next
+ * would hand them out trimmed, so each value gets the refusal its first
+ * bad element earns: empty, then (in digit order) not a number or too
+ * large, then conflicting. */
 static int
-http1_content_length(struct http1_parser *p, size_t nh, int64_t *out)
+http1_content_length(struct http1_parser *p, int64_t *out)
 {
     char q[HTTP1_QUOTE_SIZE];
+    const char *why = NULL;
     bool have = false;
     int64_t cl = 0;
 
-    for (size_t i = 0; i < nh; i++) {
+    for (size_t i = p->kind_first[HTTP1_FIELD_CONTENT_LENGTH];
+         i <= p->kind_last[HTTP1_FIELD_CONTENT_LENGTH]; i++) {
         const struct http1_header *h = &p->headers[i];
-        struct http1_list l = {h->value, h->value_len, 0, false};
-        const char *e;
-        size_t en;
+        const char *s = h->value;
+        size_t n = h->value_len, k = 0;
 
-        if (!http1_ieq_lit(h->name, h->name_len, "Content-Length"))
+        if (p->field_kind[i] != HTTP1_FIELD_CONTENT_LENGTH)
             continue;
-        while (http1_list_next(&l, &e, &en)) {
+        for (;;) {
+            size_t start;
             int64_t v = 0;
 
-            if (en == 0)
-                return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
-                                  "Content-Length \"%s\": empty value",
-                                  http1_quote(q, h->value, h->value_len));
-            for (size_t k = 0; k < en; k++) {
-                if (!http1_is_digit(e[k]))
-                    return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
-                                      "Content-Length \"%s\": not a number",
-                                      http1_quote(q, h->value, h->value_len));
-                if (v > (INT64_MAX - (e[k] - '0')) / 10)
-                    return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
-                                      "Content-Length \"%s\": too large",
-                                      http1_quote(q, h->value, h->value_len));
-                v = v * 10 + (e[k] - '0');
+            while (k < n && http1_is_ows(s[k]))
+                k++;
+            start = k;
+            for (; k < n && http1_is_digit(s[k]); k++) {
+                int d = s[k] - '0';
+
+                /* v * 10 + d > INT64_MAX, without a division */
+                if (v > INT64_MAX / 10 ||
+                    (v == INT64_MAX / 10 && d > INT64_MAX % 10)) {
+                    why = "too large";
+                    goto refuse;
+                }
+                v = v * 10 + d;
             }
-            if (have && v != cl)
-                return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
-                                  "Content-Length \"%s\": conflicting values",
-                                  http1_quote(q, h->value, h->value_len));
+            if (k == start && (k == n || s[k] == ',')) {
+                why = "empty value";
+                goto refuse;
+            }
+            while (k < n && http1_is_ows(s[k]))
+                k++;
+            if (k < n && s[k] != ',') {
+                why = "not a number";
+                goto refuse;
+            }
+            if (have && v != cl) {
+                why = "conflicting values";
+                goto refuse;
+            }
             have = true;
             cl = v;
+            if (k == n)
+                break;
+            k++; /* past the comma */
         }
+        continue;
+    refuse:
+        return http1_fail(p, HCONN_EBAD_CONTENT_LENGTH,
+                          "Content-Length \"%s\": %s",
+                          http1_quote(q, h->value, h->value_len), why);
     }
     *out = cl;
     return 0;
@@ -1194,19 +1464,20 @@ http1_content_length(struct http1_parser *p, size_t nh, int64_t *out)
 /* RFC 9112 §6.1/§7: we decode chunked only, so the combined coding list
  * must be exactly "chunked" (chunked last, and applied once). */
 static int
-http1_transfer_encoding(struct http1_parser *p, size_t nh)
+http1_transfer_encoding(struct http1_parser *p)
 {
     char q[HTTP1_QUOTE_SIZE], qe[HTTP1_QUOTE_SIZE];
     const struct http1_header *last = NULL;
     bool chunked = false;
 
-    for (size_t i = 0; i < nh; i++) {
+    for (size_t i = p->kind_first[HTTP1_FIELD_TRANSFER_ENCODING];
+         i <= p->kind_last[HTTP1_FIELD_TRANSFER_ENCODING]; i++) {
         const struct http1_header *h = &p->headers[i];
         struct http1_list l = {h->value, h->value_len, 0, false};
         const char *e;
         size_t en;
 
-        if (!http1_ieq_lit(h->name, h->name_len, "Transfer-Encoding"))
+        if (p->field_kind[i] != HTTP1_FIELD_TRANSFER_ENCODING)
             continue;
         last = h;
         while (http1_list_next(&l, &e, &en)) {
@@ -1235,25 +1506,32 @@ http1_transfer_encoding(struct http1_parser *p, size_t nh)
 }
 
 /* Decides framing (RFC 9112 §6.3, steps in order) and keep-alive for the
- * final head whose nh fields are in p->headers. */
+ * final head, whose fields are in p->headers; kinds: its framing_fields
+ * (only the fields from the first to the last of a kind are looked at). */
 static int
-http1_decide_framing(struct http1_parser *p, size_t nh)
+http1_decide_framing(struct http1_parser *p, unsigned kinds)
 {
-    bool has_cl = false, has_te = false, conn_close = false, conn_keep = false;
-    bool reusable;
+    bool has_cl = kinds & 1u << HTTP1_FIELD_CONTENT_LENGTH;
+    bool has_te = kinds & 1u << HTTP1_FIELD_TRANSFER_ENCODING;
+    bool has_conn = kinds & 1u << HTTP1_FIELD_CONNECTION;
+    bool conn_close = false, conn_keep = false, reusable;
 
-    for (size_t i = 0; i < nh; i++) {
+    for (size_t i = p->kind_first[HTTP1_FIELD_CONNECTION];
+         has_conn && i <= p->kind_last[HTTP1_FIELD_CONNECTION]; i++) {
         const struct http1_header *h = &p->headers[i];
 
-        if (http1_ieq_lit(h->name, h->name_len, "Content-Length")) {
-            has_cl = true;
-        } else if (http1_ieq_lit(h->name, h->name_len, "Transfer-Encoding")) {
-            has_te = true;
-        } else if (http1_ieq_lit(h->name, h->name_len, "Connection")) {
-            /* RFC 9110 §7.6.1: a list of case-insensitive options. */
+        if (p->field_kind[i] == HTTP1_FIELD_CONNECTION) {
+            /* RFC 9110 §7.6.1: a list of case-insensitive options; most
+             * are the one option keep-alive (a trimmed value, so the
+             * list's one element). */
             struct http1_list l = {h->value, h->value_len, 0, false};
             const char *e;
             size_t en;
+
+            if (http1_ieq_lit(h->value, h->value_len, "keep-alive")) {
+                conn_keep = true;
+                continue;
+            }
 
             while (http1_list_next(&l, &e, &en)) {
                 if (http1_ieq_lit(e, en, "close"))
@@ -1277,12 +1555,12 @@ http1_decide_framing(struct http1_parser *p, size_t nh)
     } else if (has_te) {
         /* Step 4: chunked last, else (for a response) read until close;
          * we only accept chunked, so any other list is refused. */
-        if (http1_transfer_encoding(p, nh) < 0)
+        if (http1_transfer_encoding(p) < 0)
             return -1;
         p->framing = HTTP1_FRAMING_CHUNKED;
     } else if (has_cl) {
         /* Step 5 (step 6 is for requests). */
-        if (http1_content_length(p, nh, &p->content_length) < 0)
+        if (http1_content_length(p, &p->content_length) < 0)
             return -1;
         p->framing = HTTP1_FRAMING_LENGTH;
     } else {
@@ -1320,7 +1598,8 @@ http1_step_head(struct http1_parser *p, const char *buf, size_t len, bool eof,
                 size_t *off, struct http1_event *ev)
 {
     const char *base = buf + *off;
-    size_t n = len - *off, end, nh, sl_lf, sl_end;
+    size_t n = len - *off, end, nh, sl_end;
+    unsigned kinds;
     int rc = http1_scan_section(p, base, n, false, &end);
 
     if (rc < 0)
@@ -1345,10 +1624,10 @@ http1_step_head(struct http1_parser *p, const char *buf, size_t len, bool eof,
         return true;
     }
 
-    sl_lf = (size_t)((const char *)memchr(base, '\n', end) - base);
-    sl_end = sl_lf > 0 && base[sl_lf - 1] == '\r' ? sl_lf - 1 : sl_lf;
+    sl_end = p->status_end;
     nh = http1_fields_at(p, base);
-    p->scanned = p->line_start = p->nlines = p->nfields = 0;
+    kinds = p->framing_fields;
+    http1_section_clear(p);
     ev->status = p->status;
     ev->version = p->version;
     /* Checked: "HTTP/x.y NNN" then nothing, or SP and the reason. */
@@ -1369,7 +1648,7 @@ http1_step_head(struct http1_parser *p, const char *buf, size_t len, bool eof,
         *off += end;
         return true;
     }
-    if (http1_decide_framing(p, nh) < 0)
+    if (http1_decide_framing(p, kinds) < 0)
         return true;
     ev->kind = HTTP1_HEAD;
     *off += end;
@@ -1498,7 +1777,7 @@ http1_step_chunk_size(struct http1_parser *p, const char *buf, size_t len,
     p->scanned = 0;
     if (size == 0) {
         /* The last chunk: a trailer section follows (§7.1.2). */
-        p->line_start = p->nlines = 0;
+        http1_section_clear(p);
         p->state = HTTP1_S_TRAILERS;
     } else {
         p->chunk_left = size;
@@ -1580,7 +1859,7 @@ http1_step_trailers(struct http1_parser *p, const char *buf, size_t len,
         return true;
     }
     nh = http1_fields_at(p, base);
-    p->scanned = p->line_start = p->nlines = p->nfields = 0;
+    http1_section_clear(p);
     *off += end;
     ev->headers = p->headers;
     ev->nheaders = nh;
@@ -1593,8 +1872,10 @@ void
 http1_parser_init(struct http1_parser *p, bool head_request, bool request_close)
 {
     /* Not the header index: entries are written before they are read,
-     * and clearing 3 KiB per response was the parser's largest cost. */
-    memset(p, 0, offsetof(struct http1_parser, headers));
+     * and clearing 3 KiB per response was the parser's largest cost; nor
+     * the message past its first byte, written whole when it is set. */
+    memset(p, 0, offsetof(struct http1_parser, errmsg));
+    p->errmsg[0] = '\0';
     p->head_request = head_request;
     p->request_close = request_close;
     p->state = HTTP1_S_HEAD;

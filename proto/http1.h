@@ -195,22 +195,36 @@ struct http1_parser {
     int status;  /* final status */
     int version; /* 10 or 11 */
     enum http1_framing framing;
-    int64_t content_length; /* LENGTH: declared length; else -1 */
-    uint64_t body_received; /* body bytes returned in DATA so far */
-    uint64_t chunk_left;    /* CHUNK_DATA: bytes left in this chunk */
-    bool keep_alive;        /* the head allows reuse (see below) */
-    size_t scanned;         /* head/line bytes already scanned */
-    size_t line_start;      /* head, trailers: where the open line starts */
-    size_t nlines;          /* head, trailers: field lines so far */
-    size_t nfields;         /* head, trailers: fields so far (a folded
-                               line continues one) */
-    int error;              /* FAILED: the HCONN_E... ERROR returned */
-    char errmsg[192];       /* ERROR: what was wrong and where */
+    int64_t content_length;  /* LENGTH: declared length; else -1 */
+    uint64_t body_received;  /* body bytes returned in DATA so far */
+    uint64_t chunk_left;     /* CHUNK_DATA: bytes left in this chunk */
+    bool keep_alive;         /* the head allows reuse (see below) */
+    size_t scanned;          /* head/line bytes already scanned */
+    size_t line_start;       /* head, trailers: where the open line starts */
+    size_t nlines;           /* head, trailers: field lines so far */
+    size_t nfields;          /* head, trailers: fields so far (a folded
+                                line continues one) */
+    size_t nul_cr_at;        /* head, trailers: 1 + where the open line's
+                                first NUL or CR is; 0: none yet */
+    size_t status_end;       /* head: where the status line's CR/LF is */
+    bool folded;             /* head, trailers: a field has an obs-fold */
+    unsigned framing_fields; /* head: which of Content-Length,
+                                Transfer-Encoding, Connection it has */
+    int error;               /* FAILED: the HCONN_E... ERROR returned */
+    char errmsg[192];        /* ERROR: what was wrong and where */
     struct http1_header headers[HTTP1_MAX_HEADERS]; /* the last head */
-    /* Where each field of the open section starts, from its first byte:
+    /* Where each field of the open section starts, from its first byte,
+     * and where its value starts (past the OWS after the colon):
      * headers[] holds the lengths until the section ends, since the
      * caller may move the bytes between calls. */
     uint32_t field_at[HTTP1_MAX_HEADERS];
+    uint32_t value_at[HTTP1_MAX_HEADERS];
+    /* Which of those names each field has (1, 2, 3 in that order), else
+     * 0: told once, as the field is recorded, for the framing decision;
+     * and where the first and the last field of each kind are. */
+    uint8_t field_kind[HTTP1_MAX_HEADERS];
+    uint8_t kind_first[4];
+    uint8_t kind_last[4];
 };
 
 /* Prepares p for one response to a request with the given properties. */

@@ -55,19 +55,28 @@ h1_is_ows(char c)
 
 /* Field lines of a head or a trailer section: inside the bytes the event
  * consumed, well-formed names, trimmed values without NUL; and
- * http1_unfold_value on each value leaves one line. */
+ * http1_unfold_value on each value leaves one line. The value is all
+ * there is between the name's colon and the end of its (last) line but
+ * whitespace, however it was trimmed. */
 static inline void
 h1_check_fields(const struct http1_event *ev, const char *base, size_t n)
 {
     FZ_CHECK(ev->nheaders <= HTTP1_MAX_HEADERS);
     for (size_t i = 0; i < ev->nheaders; i++) {
         const struct http1_header *h = &ev->headers[i];
+        const char *t;
         char *u;
         size_t ulen;
 
         FZ_CHECK(h->name_len > 0);
         FZ_CHECK(fz_inside(base, n, h->name, h->name_len));
         FZ_CHECK(fz_inside(base, n, h->value, h->value_len));
+        FZ_CHECK(h->name[h->name_len] == ':');
+        for (t = h->name + h->name_len + 1; t < h->value; t++)
+            FZ_CHECK(h1_is_ows(*t));
+        for (t = h->value + h->value_len; t < base + n && *t != '\n'; t++)
+            FZ_CHECK(*t == ' ' || *t == '\t' || *t == '\r');
+        FZ_CHECK(t < base + n);
         for (size_t k = 0; k < h->name_len; k++)
             FZ_CHECK(fz_is_tchar((unsigned char)h->name[k]));
         FZ_CHECK(h->value_len == 0 ||

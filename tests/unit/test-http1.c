@@ -334,6 +334,105 @@ static const struct response_case response_cases[] = {
         .events = "HEAD 200 LENGTH, END",
     },
 
+    /* -- Framing fields, named as they are recorded --------------------- */
+    {
+        .name = "Content-Length in mixed case, repeated and in a list",
+        .input = "HTTP/1.1 200 OK\r\ncontent-LENGTH: 2\r\n"
+                 "CONTENT-length:\t2 ,2\t\r\n\r\nab",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .body = "ab",
+        .keep_alive = true,
+    },
+    {
+        .name = "Content-Length one digit short of overflowing",
+        .input = "HTTP/1.1 200 OK\r\n"
+                 "Content-Length: 0922337203685477580\r\n\r\nab",
+        .eof = true,
+        .events = "HEAD 200 LENGTH, DATA, ERROR",
+        .body = "ab",
+        .error = HCONN_EINCOMPLETE_READ,
+        .errmsg = "received 2 of 922337203685477580 bytes",
+    },
+    {
+        .name = "Content-Length INT64_MAX + 10 (its last digit 7 or less)",
+        .input = "HTTP/1.1 200 OK\r\n"
+                 "Content-Length: 9223372036854775817\r\n\r\n",
+        .events = "ERROR",
+        .error = HCONN_EBAD_CONTENT_LENGTH,
+        .errmsg = "Content-Length \"9223372036854775817\": too large",
+    },
+    {
+        .name = "names as long as the framing ones are not them",
+        .input = "HTTP/1.1 200 OK\r\nContent-Lengtx: 5\r\n"
+                 "Transfer-Encodinh: chunked\r\nConnectiom: close\r\n\r\n"
+                 "abc",
+        .eof = true,
+        .events = "HEAD 200 CLOSE, DATA, END",
+        .body = "abc",
+    },
+    {
+        .name = "Transfer-Encoding in mixed case beside a look-alike",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encodinx: gzip\r\n"
+                 "tRANSFER-eNCODING: Chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "x",
+        .keep_alive = true,
+    },
+    {
+        .name = "HTTP/1.0 KEEP-ALIVE without OWS, any case",
+        .input = "HTTP/1.0 200 OK\r\nCONNECTION:KEEP-ALIVE \t\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "Connection's look-alike does not close",
+        .input = "HTTP/1.1 200 OK\r\nConnectiom: close\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+        .keep_alive = true,
+    },
+    {
+        .name = "HTTP/1.0 keep-alive's look-alike does not keep",
+        .input = "HTTP/1.0 200 OK\r\nConnection: keep-alivf\r\n"
+                 "Content-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+    },
+    {
+        .name = "HTTP/1.0 keep-alive, then close in another field",
+        .input = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                 "connection: Close\r\nContent-Length: 0\r\n\r\n",
+        .events = "HEAD 200 LENGTH, END",
+    },
+    {
+        .name = "an interim head's framing fields are not the final head's",
+        .input = "HTTP/1.1 103 Early Hints\r\nConnection: close\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n"
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        .events = "INTERIM 103, HEAD 200 LENGTH, DATA, END",
+        .body = "ok",
+        .keep_alive = true,
+    },
+    {
+        .name = "framing fields in trailers change nothing",
+        .input = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "1\r\nx\r\n0\r\nContent-Length: 9\r\nConnection: close\r\n"
+                 "\r\n",
+        .events = "HEAD 200 CHUNKED, DATA, END",
+        .body = "x",
+        .trailers = "Content-Length: 9\nConnection: close\n",
+        .keep_alive = true,
+    },
+    {
+        .name = "obs-fold after trailing OWS, and a Content-Length list folded",
+        .input = "HTTP/1.1 200 OK\r\nX-A: one \t\r\n two \r\n"
+                 "Content-Length: 1\r\n\t, 1\r\n\r\nz",
+        .events = "HEAD 200 LENGTH, DATA, END",
+        .heads = "HTTP/1.1 200 OK\nX-A: one two\nContent-Length: 1 , 1\n",
+        .body = "z",
+        .keep_alive = true,
+    },
+
     /* -- No body -------------------------------------------------------- */
     {
         .name = "HEAD with Content-Length",
@@ -1704,6 +1803,470 @@ test_field_bytes(void **state)
     (void)state;
 }
 
+/* ---- Generated cases: bytes at every position --------------------------- */
+
+/* The bytes a head line is searched for (NUL, CR, LF) or that the
+ * searches look at twice (every control, tab, DEL, bytes from 0x80), and
+ * for names the tchars beside letters and '-': each is put at every
+ * position of values, reasons and names whose lengths straddle the 4-,
+ * 8- and 16-byte steps of the scans. The outcome is worked out here
+ * byte by byte, as RFC 9112 reads a line, and every case is run the four
+ * ways, so a step that resumes in another piece is tried too. */
+static const unsigned char probe_bytes[] = {
+    '\0', '\r', '\n', '\t', ' ', 0x01, 0x1f, 0x7f, 0x80, 0xff,
+    ':',  '@',  '"',  '_',  '9', '!',  '~',  '-',  'Z',
+};
+static const size_t probe_lens[] = {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33};
+
+static bool
+probe_is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+           (c >= 'A' && c <= 'Z') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* s[0..n) without SP and HTAB at either end, appended to out. */
+static void
+sb_add_trimmed(struct sbuf *out, const char *s, size_t n)
+{
+    while (n > 0 && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        n--;
+    }
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    sb_add(out, s, n);
+}
+
+/* What a probe case expects, built up by the caller. */
+struct probe {
+    struct response_case c;
+    char name[128];
+    struct sbuf input, heads, body, errmsg;
+};
+
+/* Runs the case p describes, then empties it for the next one. */
+static void
+probe_run(struct probe *p)
+{
+    p->c.name = p->name;
+    p->c.input = sb_str(&p->input);
+    p->c.input_len = p->input.len;
+    p->c.heads = p->heads.len > 0 ? sb_str(&p->heads) : NULL;
+    p->c.body = p->body.len > 0 ? sb_str(&p->body) : NULL;
+    p->c.errmsg = p->errmsg.len > 0 ? sb_str(&p->errmsg) : NULL;
+    p->c.eof = true;
+    check_response(&p->c);
+    sb_free(&p->input);
+    sb_free(&p->heads);
+    sb_free(&p->body);
+    sb_free(&p->errmsg);
+    memset(&p->c, 0, sizeof p->c);
+}
+
+/* A head whose first line break came early: line 1 was the whole head,
+ * so what follows the blank line is a read-until-close body. */
+static void
+probe_expect_close(struct probe *p, size_t body_from)
+{
+    p->c.events = "HEAD 200 CLOSE, DATA, END";
+    sb_add(&p->body, p->input.s + body_from, p->input.len - body_from);
+}
+
+/* The case fails with code and a message holding the formatted text. */
+static void __attribute__((format(printf, 3, 4)))
+probe_expect_error(struct probe *p, int code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    p->c.events = "ERROR";
+    p->c.error = code;
+    sb_add(&p->errmsg, msg, strlen(msg));
+}
+
+/* The head's first lines as the transcript shows them: first, then
+ * part[0..n) (trimmed of SP and HTAB when trim), then the rest of the
+ * input's head (one "Content-Length: 0" field) unless the head ended
+ * early (close: the input's rest from body_from is a body). */
+static void
+probe_expect_head(struct probe *p, const char *first, const char *part,
+                  size_t n, bool trim, bool close, size_t body_from)
+{
+    sb_add(&p->heads, first, strlen(first));
+    if (trim)
+        sb_add_trimmed(&p->heads, part, n);
+    else
+        sb_add(&p->heads, part, n);
+    sb_addf(&p->heads, "\n");
+    if (close) {
+        probe_expect_close(p, body_from);
+        return;
+    }
+    sb_addf(&p->heads, "Content-Length: 0\n");
+    p->c.events = "HEAD 200 LENGTH, END";
+    p->c.keep_alive = true;
+}
+
+/* "X-Val: " and value[0..len), which holds at most one NUL, CR or LF
+ * and no SP or HTAB right after it; desc names the case. */
+static void
+probe_value(const char *value, size_t len, const char *desc)
+{
+    static const char prefix[] = "HTTP/1.1 200 OK\r\nX-Val: ";
+    struct probe p = {0};
+    size_t f = 0;
+
+    while (f < len && value[f] != '\0' && value[f] != '\r' && value[f] != '\n')
+        f++;
+    snprintf(p.name, sizeof p.name, "value of %zu bytes, %s", len, desc);
+    sb_add(&p.input, prefix, strlen(prefix));
+    sb_add(&p.input, value, len);
+    sb_addf(&p.input, "\r\nContent-Length: 0\r\n\r\n");
+    if (f < len && value[f] != '\n')
+        probe_expect_error(&p, HCONN_EBAD_HEADER,
+                           "header line 1: value contains %s at byte %zu",
+                           value[f] == '\0' ? "NUL" : "CR",
+                           strlen("X-Val: ") + f);
+    else if (f + 1 < len) /* the rest of the value is a line */
+        probe_expect_error(&p, HCONN_EBAD_HEADER, "header line 2: no colon");
+    else
+        probe_expect_head(&p, "HTTP/1.1 200 OK\nX-Val: ", value, f, true,
+                          f < len, strlen(prefix) + len + 2);
+    probe_run(&p);
+}
+
+/* A reason of len bytes holding c at j. */
+static void
+probe_reason(size_t len, size_t j, unsigned char c)
+{
+    static const char prefix[] = "HTTP/1.1 200 ";
+    struct probe p = {0};
+    char reason[64];
+
+    memset(reason, 'r', len);
+    reason[j] = (char)c;
+    snprintf(p.name, sizeof p.name, "reason of %zu bytes, 0x%02x at %zu", len,
+             c, j);
+    sb_add(&p.input, prefix, strlen(prefix));
+    sb_add(&p.input, reason, len);
+    sb_addf(&p.input, "\r\nContent-Length: 0\r\n\r\n");
+    if (c == '\0' || c == '\r')
+        probe_expect_error(&p, HCONN_EBAD_STATUS_LINE,
+                           "status line: reason contains %s at byte %zu",
+                           c == '\0' ? "NUL" : "CR", strlen(prefix) + j);
+    else if (c == '\n' && j + 1 < len)
+        probe_expect_error(&p, HCONN_EBAD_HEADER, "header line 1: no colon");
+    else
+        probe_expect_head(&p, "HTTP/1.1 200 ", reason, c == '\n' ? j : len,
+                          false, c == '\n', strlen(prefix) + len + 2);
+    probe_run(&p);
+}
+
+/* A field name of len bytes holding c at j, then ": " and a value of
+ * vlen bytes (a line shorter or longer than 16 bytes). */
+static void
+probe_name(size_t len, size_t j, unsigned char c, size_t vlen)
+{
+    static const char prefix[] = "HTTP/1.1 200 OK\r\n";
+    struct probe p = {0};
+    char name[64], value[64];
+
+    for (size_t k = 0; k < len; k++)
+        name[k] = k % 2 ? 'n' : 'N';
+    name[j] = (char)c;
+    memset(value, 'x', vlen);
+    snprintf(p.name, sizeof p.name,
+             "name of %zu bytes, 0x%02x at %zu, value of %zu", len, c, j, vlen);
+    sb_add(&p.input, prefix, strlen(prefix));
+    sb_add(&p.input, name, len);
+    sb_addf(&p.input, ": ");
+    sb_add(&p.input, value, vlen);
+    sb_addf(&p.input, "\r\nContent-Length: 0\r\n\r\n");
+    p.c.events = "ERROR";
+    p.c.error = HCONN_EBAD_HEADER;
+    if (probe_is_tchar(c)) {
+        p.c.events = "HEAD 200 LENGTH, END";
+        p.c.error = 0;
+        p.c.keep_alive = true;
+        sb_addf(&p.heads, "HTTP/1.1 200 OK\n");
+        sb_add(&p.heads, name, len);
+        sb_addf(&p.heads, ": ");
+        sb_add(&p.heads, value, vlen);
+        sb_addf(&p.heads, "\nContent-Length: 0\n");
+    } else if (c == ':' && j == 0) {
+        sb_addf(&p.errmsg, "header line 1: empty field name");
+    } else if (c == ':') {
+        /* The name ends early; the rest of it opens the value. */
+        p.c.events = "HEAD 200 LENGTH, END";
+        p.c.error = 0;
+        p.c.keep_alive = true;
+        sb_addf(&p.heads, "HTTP/1.1 200 OK\n");
+        sb_add(&p.heads, name, j);
+        sb_addf(&p.heads, ": ");
+        sb_add(&p.heads, name + j + 1, len - j - 1);
+        sb_addf(&p.heads, ": ");
+        sb_add(&p.heads, value, vlen);
+        sb_addf(&p.heads, "\nContent-Length: 0\n");
+    } else if (c == '\n' && j == 0) {
+        p.c.error = 0; /* a blank line: the head ends */
+        sb_addf(&p.heads, "HTTP/1.1 200 OK\n");
+        probe_expect_close(&p, strlen(prefix) + 1);
+    } else if (c == '\n') {
+        sb_addf(&p.errmsg, "header line 1: no colon");
+    } else if ((c == ' ' || c == '\t') && j == 0) {
+        sb_addf(&p.errmsg, "header line 1: continuation line before any field");
+    } else if ((c == ' ' || c == '\t') && j + 1 == len) {
+        sb_addf(&p.errmsg,
+                "header line 1: whitespace between field name \"%.*s\" "
+                "and colon",
+                (int)j, name);
+    } else {
+        sb_addf(&p.errmsg,
+                "header line 1: invalid character in field name at byte %zu",
+                j);
+    }
+    probe_run(&p);
+}
+
+static void
+test_bytes_at_every_position(void **state)
+{
+    for (size_t l = 0; l < sizeof probe_lens / sizeof *probe_lens; l++) {
+        size_t len = probe_lens[l];
+
+        for (size_t j = 0; j < len; j++) {
+            for (size_t b = 0; b < sizeof probe_bytes; b++) {
+                char value[64], desc[64];
+
+                memset(value, 'v', len);
+                value[j] = (char)probe_bytes[b];
+                snprintf(desc, sizeof desc, "0x%02x at %zu", probe_bytes[b], j);
+                probe_value(value, len, desc);
+                probe_reason(len, j, probe_bytes[b]);
+                probe_name(len, j, probe_bytes[b], 1);
+                probe_name(len, j, probe_bytes[b], 20);
+            }
+        }
+    }
+    (void)state;
+}
+
+/* A control the scans let through (tab, 0x01) sits in the same 8 or 16
+ * bytes as a NUL, CR or LF after it: the search goes on past the first
+ * and still finds the second, at every distance. */
+static void
+test_byte_after_a_control(void **state)
+{
+    static const unsigned char controls[] = {'\t', 0x01};
+    static const unsigned char ends[] = {'\0', '\r', '\n'};
+
+    for (size_t len = 17; len <= 33; len += 16) {
+        for (size_t j = 0; j < len; j++) {
+            for (size_t k = j + 1; k < len; k++) {
+                for (size_t a = 0; a < sizeof controls; a++) {
+                    for (size_t b = 0; b < sizeof ends; b++) {
+                        char value[64], desc[64];
+
+                        memset(value, 'v', len);
+                        value[j] = (char)controls[a];
+                        value[k] = (char)ends[b];
+                        snprintf(desc, sizeof desc,
+                                 "0x%02x at %zu, 0x%02x at %zu", controls[a], j,
+                                 ends[b], k);
+                        probe_value(value, len, desc);
+                    }
+                }
+            }
+        }
+    }
+    (void)state;
+}
+
+/* Content-Length as the parser read it before reading a value in one
+ * pass: the value split at commas, each element trimmed, then checked
+ * digit by digit. Returns NULL and the length, or why it is refused. */
+static const char *
+cl_reference(const char *value, int64_t *out)
+{
+    const char *s = value, *end = value + strlen(value);
+    bool have = false;
+
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    for (;;) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *e = comma != NULL ? comma : end, *b = s;
+        int64_t v = 0;
+
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (b == e)
+            return "empty value";
+        for (; b < e; b++) {
+            if (*b < '0' || *b > '9')
+                return "not a number";
+            if (v > (INT64_MAX - (*b - '0')) / 10)
+                return "too large";
+            v = v * 10 + (*b - '0');
+        }
+        if (have && v != *out)
+            return "conflicting values";
+        have = true;
+        *out = v;
+        if (comma == NULL)
+            return NULL;
+        s = comma + 1;
+    }
+}
+
+/* Every Content-Length value of up to 6 bytes from digits, commas, SP,
+ * HTAB and a letter (and a few near INT64_MAX) is taken or refused as
+ * the element-by-element reading takes or refuses it, with its
+ * message. */
+static void
+test_content_length_values(void **state)
+{
+    static const char alphabet[] = "19, \tx";
+    static const char *const long_values[] = {
+        "9223372036854775807",    "9223372036854775808",
+        "9223372036854775807x",   "99999999999999999999x",
+        "1, 9223372036854775807", "00000000000000000000000001",
+    };
+    const size_t na = sizeof alphabet - 1;
+    char value[32];
+
+    for (size_t len = 0; len <= 6 + sizeof long_values / sizeof *long_values;
+         len++) {
+        size_t count = 1;
+
+        for (size_t k = 0; k < len && len <= 6; k++)
+            count *= na;
+        for (size_t c = 0; c < count; c++) {
+            struct probe p = {0};
+            const char *why;
+            int64_t cl = 0;
+
+            if (len <= 6) {
+                for (size_t k = 0, x = c; k < len; k++, x /= na)
+                    value[k] = alphabet[x % na];
+                value[len] = '\0';
+            } else {
+                snprintf(value, sizeof value, "%s", long_values[len - 7]);
+            }
+            why = cl_reference(value, &cl);
+            snprintf(p.name, sizeof p.name, "Content-Length \"%s\"", value);
+            sb_addf(&p.input, "HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\n",
+                    value);
+            if (why != NULL) {
+                p.c.events = "ERROR";
+                p.c.error = HCONN_EBAD_CONTENT_LENGTH;
+                sb_addf(&p.errmsg, ": %s", why);
+            } else if (cl == 0) {
+                p.c.events = "HEAD 200 LENGTH, END";
+                p.c.keep_alive = true;
+            } else {
+                p.c.events = "HEAD 200 LENGTH, ERROR";
+                p.c.error = HCONN_EINCOMPLETE_READ;
+                sb_addf(&p.errmsg, "received 0 of %lld bytes", (long long)cl);
+            }
+            probe_run(&p);
+        }
+    }
+    (void)state;
+}
+
+/* A status line's fault as RFC 9112 §4 reads it, checked part by part
+ * in the order the parser reports them: NULL when it is good. */
+static const char *
+status_line_reference(const char *s, size_t n, int *code)
+{
+    size_t v_end = 0, c_end = 9;
+
+    *code = HCONN_EBAD_STATUS_LINE;
+    for (size_t k = 0; k < n && k < 5; k++)
+        if (s[k] != "HTTP/"[k])
+            return "does not start with";
+    while (v_end < n && s[v_end] != ' ')
+        v_end++;
+    if (v_end != 8 || s[5] < '0' || s[5] > '9' || s[6] != '.' || s[7] < '0' ||
+        s[7] > '9')
+        return "malformed version";
+    if (s[5] != '1') {
+        *code = HCONN_EUNKNOWN_PROTOCOL;
+        return "not supported";
+    }
+    if (v_end == n)
+        return "no status code";
+    while (c_end < n && s[c_end] != ' ')
+        c_end++;
+    if (c_end != 12 || strspn(s + 9, "0123456789") < 3)
+        return "is not 3 digits";
+    if (s[9] == '0')
+        return "is out of range";
+    for (size_t k = c_end; k < n; k++)
+        if (s[k] == '\0' || s[k] == '\r')
+            return "reason contains";
+    *code = 0;
+    return NULL;
+}
+
+/* The status line the scan takes in one look ("HTTP/1.x NNN", then
+ * nothing or SP and a clean reason) and every line one byte away from
+ * it, or cut short: each is taken or refused as the full checks do. */
+static void
+test_status_line_bytes(void **state)
+{
+    static const char good[] = "HTTP/1.1 200 OK";
+    static const unsigned char bytes[] = {' ', '\t', '\0', '\r', '0', '1', '2',
+                                          '9', 'x',  '.',  '/',  'H', 0x80};
+    const size_t glen = sizeof good - 1;
+
+    for (size_t v = 0; v < glen * sizeof bytes + glen - 5; v++) {
+        char line[32], head[64], err[256];
+        size_t n = glen;
+        struct http1_event ev;
+        const char *why;
+        int code;
+
+        memcpy(line, good, glen);
+        if (v < glen * sizeof bytes)
+            line[v / sizeof bytes] = (char)bytes[v % sizeof bytes];
+        else
+            n = 5 + v - glen * sizeof bytes; /* cut short, "HTTP/" kept */
+        memcpy(head, line, n);
+        memcpy(head + n, "\r\nContent-Length: 0\r\n\r\n", 23);
+        ev = parse_head(head, n + 23, err, sizeof err);
+        why = status_line_reference(line, n, &code);
+        if (why != NULL) {
+            if (ev.kind != HTTP1_ERROR || ev.error != code ||
+                strstr(err, why) == NULL)
+                fail_msg("status line \"%.*s\": got %d %d \"%s\", want \"%s\"",
+                         (int)n, line, ev.kind, ev.error, err, why);
+            continue;
+        }
+        code = (line[9] - '0') * 100 + (line[10] - '0') * 10 + line[11] - '0';
+        if (code == 101) {
+            assert_int_equal(ev.error, HCONN_EUNSUPPORTED);
+            continue;
+        }
+        assert_int_equal(ev.kind, code < 200 ? HTTP1_INTERIM : HTTP1_HEAD);
+        assert_int_equal(ev.status, code);
+        assert_int_equal(ev.version, line[7] == '0' ? 10 : 11);
+        assert_int_equal(ev.reason_len, n > 12 ? n - 13 : 0);
+        assert_memory_equal(ev.reason, line + 13, ev.reason_len);
+    }
+    (void)state;
+}
+
 /* A head is written in one pass when it fits the stack buffer and in
  * two when it does not: either way, byte for byte the same, at every
  * length around the buffer's size. */
@@ -3009,6 +3572,10 @@ main(void)
         cmocka_unit_test(test_large_body),
         cmocka_unit_test(test_terminal_repeats),
         cmocka_unit_test(test_field_bytes),
+        cmocka_unit_test(test_bytes_at_every_position),
+        cmocka_unit_test(test_byte_after_a_control),
+        cmocka_unit_test(test_content_length_values),
+        cmocka_unit_test(test_status_line_bytes),
         cmocka_unit_test(test_request_head_sizes),
         cmocka_unit_test(test_request_head_in),
         cmocka_unit_test(test_request_url_controls),
