@@ -410,8 +410,8 @@ codec_process(struct codec_stream *s)
             break;
         if (avail > 0)
             evbuffer_peek(in, -1, NULL, &seg, 1);
-        ev = http1_parser_next(&s->parser, seg.iov_base, seg.iov_len,
-                               s->eof && seg.iov_len == avail, &consumed);
+        http1_parser_next_into(&s->parser, seg.iov_base, seg.iov_len,
+                               s->eof && seg.iov_len == avail, &consumed, &ev);
         switch (ev.kind) {
         case HTTP1_NEED_DATA:
             codec_drain(in, consumed);

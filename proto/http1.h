@@ -245,6 +245,11 @@ void http1_parser_init(struct http1_parser *p, bool head_request,
 struct http1_event http1_parser_next(struct http1_parser *p, const char *buf,
                                      size_t len, bool eof, size_t *consumed);
 
+/* http1_parser_next, with the event written into *ev (every field, as
+ * the one returned would be), for a caller on the hot path. */
+void http1_parser_next_into(struct http1_parser *p, const char *buf, size_t len,
+                            bool eof, size_t *consumed, struct http1_event *ev);
+
 /*
  * After HTTP1_END: true when the connection may carry another request:
  * HTTP/1.1 without Connection: close, or HTTP/1.0 with keep-alive, and the

@@ -3529,6 +3529,53 @@ test_body_taken(void **state)
     (void)state;
 }
 
+/* http1_parser_next_into writes every field of the event, as the one
+ * http1_parser_next returns: an event left from an earlier call (here,
+ * garbage) shows through in none of them, whatever the kind. */
+static void
+test_next_into(void **state)
+{
+    static const char *const inputs[] = {
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nA: b\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: u\r\n\r\n",
+        "HTTP/1.0 204\r\nX: y\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nxy",
+        "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
+        const char *in = inputs[i];
+        size_t n = strlen(in), off = 0;
+        struct http1_parser p, q;
+
+        http1_parser_init(&p, false, false);
+        http1_parser_init(&q, false, false);
+        for (int call = 0; call < 8; call++) {
+            struct http1_event want, got;
+            size_t used_want, used_got;
+
+            memset(&got, 0xa5, sizeof got);
+            want = http1_parser_next(&p, in + off, n - off, true, &used_want);
+            http1_parser_next_into(&q, in + off, n - off, true, &used_got,
+                                   &got);
+            assert_int_equal(got.kind, want.kind);
+            assert_int_equal(got.status, want.status);
+            assert_int_equal(got.version, want.version);
+            assert_ptr_equal(got.reason, want.reason);
+            assert_int_equal(got.reason_len, want.reason_len);
+            assert_ptr_equal(got.headers,
+                             want.headers == NULL ? NULL : q.headers);
+            assert_int_equal(got.nheaders, want.nheaders);
+            assert_ptr_equal(got.data, want.data);
+            assert_int_equal(got.len, want.len);
+            assert_int_equal(got.error, want.error);
+            assert_int_equal(used_got, used_want);
+            off += used_want;
+        }
+    }
+    (void)state;
+}
+
 /* Each obs-fold, with the whitespace around it, becomes one SP. */
 static void
 test_unfold_value(void **state)
@@ -3588,6 +3635,7 @@ main(void)
         cmocka_unit_test(test_writer_no_body),
         cmocka_unit_test(test_unfold_value),
         cmocka_unit_test(test_body_taken),
+        cmocka_unit_test(test_next_into),
     };
     const size_t nresp = sizeof response_cases / sizeof *response_cases;
     const size_t nreq = sizeof request_cases / sizeof *request_cases;
