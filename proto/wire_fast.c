@@ -520,8 +520,8 @@ wire_fast_value(struct wire_fast_scan *sc, enum wire_fast_key k,
  * compiler writes inline. */
 #define WIRE_FAST_KEY_IS(s, lit) (memcmp((s)->s, lit, sizeof lit - 1) == 0)
 
-/* The known key named by s, or WIRE_FAST_NKEYS: picked by its length
- * and a byte where two share one, then compared once. (A scanned string
+/* The known key named by s, or WIRE_FAST_NKEYS: picked by its length,
+ * then compared with the few keys of that length. (A scanned string
  * holds no NUL: that would have been a \u escape or a raw control byte.) */
 static enum wire_fast_key
 wire_fast_key_find(const struct wire_fast_str *s)
