@@ -7,6 +7,7 @@ cut short is incomplete_read), a reset must stay an error, and a pooled
 TLS connection that the server closes while idle must never be leased."""
 
 import os
+import shutil
 import socket
 import ssl
 import sys
@@ -16,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import other_user  # noqa: E402
 from harness import LOOPBACK, big_bytes  # noqa: E402
 
 H200 = b"HTTP/1.1 200 OK\r\n"
@@ -257,6 +259,31 @@ class TlsTimeouts(TlsOriginTest):
         self.assertEqual(last["error"], "timeout", last)
         self.assertIn("no response bytes", last["message"])
         self.assertEqual(body, TRICKLE[:3])
+        self.assertEqual(self.origin.accepted, 1)
+
+    def test_another_users_read_timeout_stays_with_its_request(self):
+        # A client of another uid leaves the shared TLS connection after a
+        # request with a 0.2 s read timeout. Root's next response on that
+        # connection sends a byte every 0.3 s under the daemon's 1.5 s: a
+        # deadline left from the other request would cut it.
+        other_user.require(self)
+        uid, gid = other_user.ids()
+        self.daemon_with(read_timeout=1.5, idle_timeout=30)
+        public = tempfile.mkdtemp(prefix="hconn-tlspub-")
+        self.addCleanup(shutil.rmtree, public, True)
+        os.chmod(public, 0o755)
+        ca = os.path.join(public, "ca.crt")
+        shutil.copyfile(os.path.join(self.tls_dir, "ca.crt"), ca)
+        os.chmod(ca, 0o644)
+        w = other_user.wire_as(self, self.daemon, uid, gid)
+        head, _, last = w.request(1, "GET", self.origin.url("/ok"),
+                                  tls={"ca_file": ca}, read_timeout=0.2)
+        self.assertOkResponse(head, last)
+        w.close()
+        head, body, last = self.get("/trickle")
+        self.assertOkResponse(head, last)
+        self.assertIs(head["reused"], True)
+        self.assertEqual(body, TRICKLE)
         self.assertEqual(self.origin.accepted, 1)
 
     def test_a_short_read_timeout_after_a_long_one(self):
