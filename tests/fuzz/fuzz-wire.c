@@ -166,7 +166,7 @@ wf_check_reply(const struct wire_reply *r)
     switch (r->kind) {
     case WIRE_REPLY_HEAD:
         FZ_CHECK(r->status >= 100 && r->status <= 999);
-        FZ_CHECK(r->version == 10 || r->version == 11);
+        FZ_CHECK(r->version == 10 || r->version == 11 || r->version == 20);
         FZ_CHECK(r->reason != NULL && json_is_array(r->headers));
         FZ_CHECK(r->length >= -1);
         break;
