@@ -2,8 +2,8 @@
 """A/B of hconnd builds, per request of 1 KiB GETs through the protocol,
 against one nginx origin, every build served side by side in one run.
 
-usage: tests/bench/ab.py [--tls] [--http-version V] [-c CLIENTS] [-n N]
-                         [--rounds R]
+usage: tests/bench/ab.py [--tls [--ca-per-request]] [--http-version V]
+                         [-c CLIENTS] [-n N] [--rounds R]
                          [--mode cpu|syscalls|instructions|misses]
                          HCONND...
 
@@ -21,6 +21,10 @@ usage: tests/bench/ab.py [--tls] [--http-version V] [-c CLIENTS] [-n N]
                 and writes missing the first level (D1mr, D1mw) and the
                 last level (DLmr, DLmw) per request; callgrind_annotate
                 --show=DLmr,DLmw,D1mr,D1mw on the dumps names who misses
+
+With --tls each hconnd trusts the origin's CA through SSL_CERT_FILE, as
+in bench.py; --ca-per-request names the CA file in every request instead
+(three more system calls per request: tlsfiles.c opens it as the client).
 
 Copy each build's hconnd aside first (cp build/daemon/hconnd /tmp/old).
 loadgen comes from --build (default build/, configured with -Dbench=true).
@@ -60,6 +64,9 @@ def parse_args():
     ap.add_argument("--http-version", choices=("auto", "1.1", "2"),
                     help="the requests' http_version (2 with --tls: HTTP/2 "
                     "by ALPN)")
+    ap.add_argument("--ca-per-request", action="store_true",
+                    help="name the CA file in every request (\"tls\": "
+                    "{\"ca_file\"}) instead of trusting it by environment")
     ap.add_argument("-c", "--clients", type=int, default=16)
     ap.add_argument("-n", "--requests", type=int, default=30000)
     ap.add_argument("--rounds", type=int, default=6)
@@ -73,7 +80,8 @@ class Daemon:
     """One build on its own socket; under callgrind in instructions and
     misses modes (with the cache simulated in misses mode)."""
 
-    def __init__(self, binary, tmp, index, config, callgrind, cache_sim):
+    def __init__(self, binary, tmp, index, config, env, callgrind,
+                 cache_sim):
         self.binary = binary
         self.name = os.path.basename(binary)
         self.socket = os.path.join(tmp, f"d{index}.sock")
@@ -88,7 +96,8 @@ class Daemon:
         with open(os.path.join(tmp, f"d{index}.log"), "wb") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL,
-                                         stderr=log, start_new_session=True)
+                                         stderr=log, env=env,
+                                         start_new_session=True)
         if not harness.wait_for_unix(self.socket, 60, self.proc):
             raise RuntimeError(f"{binary} did not start")
 
@@ -117,7 +126,7 @@ def loadgen(opts, origin, d, n):
     args = [os.path.join(opts.build, "tests", "bench", "loadgen"),
             "--unix", d.socket, "--hconn", origin.url("/small", opts.tls),
             "-c", str(opts.clients), "-n", str(n), "-d", "600", "-w", "0"]
-    if opts.tls:
+    if opts.tls and opts.ca_per_request:
         args += ["--ca", origin.ca_file]
     if opts.http_version:
         args += ["--http-version", opts.http_version]
@@ -193,10 +202,11 @@ def main():
                    "connect_timeout": 120 if callgrind else 10}, f)
     origin = bench.Origin(os.path.join(tmp, "origin"), 1)
     origin.start()
+    env = dict(os.environ, **bench.hconnd_env(origin))
     daemons = []
     try:
         for i, b in enumerate(opts.hconnd):
-            daemons.append(Daemon(os.path.abspath(b), tmp, i, config,
+            daemons.append(Daemon(os.path.abspath(b), tmp, i, config, env,
                                   callgrind, opts.mode == "misses"))
         for d in daemons:  # warm-up: connections, TLS sessions, caches
             warm_up(opts, origin, d)

@@ -73,16 +73,20 @@ QUICK = dict(duration=1.0, warmup=0.3, processes=30, large_mib=128,
              large_rounds=1, idle_clients=1000, pooled=100,
              profile_seconds=2.0)
 
-# Targets of the issue: (what, ratio key, comparison, bound).
-PEERS = ["hconnd", "hconnd-h2", "direct", "h2load", "nginx-pool", "squid",
-         "tinyproxy", "floor"]
-# Peers of workload 2 only: HTTP/2 needs TLS here (no h2c origin).
-H2_PEERS = {"hconnd-h2", "h2load"}
+# Peers of workloads 1 and 2, in the order their rows and bars appear.
+PEERS = ["hconnd", "hconnd-h2", "hconnd-cafile", "direct", "h2load",
+         "nginx-pool", "squid", "tinyproxy", "floor"]
+# Peers of workload 2 only: HTTP/2 needs TLS here (no h2c origin), and a
+# CA file named per request is a TLS setting.
+TLS_PEERS = {"hconnd-h2", "hconnd-cafile", "h2load"}
+# Rows served by the one hconnd of the run (ctx["hconnd"]).
+HCONND_PEERS = {"hconnd", "hconnd-h2", "hconnd-cafile"}
 # Peers of workload 1 only: the relay floor speaks plain HTTP upstream.
 PLAIN_PEERS = {"floor"}
 PEER_TITLES = {
     "hconnd": "hconnd (protocol, Unix socket)",
     "hconnd-h2": "hconnd over HTTP/2 to the origin",
+    "hconnd-cafile": "hconnd, the CA file named in each request",
     "direct": "direct keep-alive to nginx",
     "h2load": "h2load direct over HTTP/2 (origin's capacity)",
     "nginx-pool": "nginx local pool (Unix socket)",
@@ -92,7 +96,8 @@ PEER_TITLES = {
 }
 # Short names for the charts' legends.
 PEER_SHORT = {
-    "hconnd": "hconnd", "hconnd-h2": "hconnd (HTTP/2)", "direct": "direct",
+    "hconnd": "hconnd", "hconnd-h2": "hconnd (HTTP/2)",
+    "hconnd-cafile": "hconnd (CA file per request)", "direct": "direct",
     "h2load": "h2load (HTTP/2, direct)", "nginx-pool": "nginx pool",
     "squid": "squid", "tinyproxy": "tinyproxy", "floor": "relay floor",
 }
@@ -474,6 +479,13 @@ class Tinyproxy(Launched):
         return super().logs("tinyproxy.log", *names)
 
 
+def hconnd_env(origin):
+    """hconnd's environment in workloads 1 and 2: the origin's CA as the
+    system trust store (OpenSSL's SSL_CERT_FILE), the counterpart of the
+    nginx pool's proxy_ssl_trusted_certificate."""
+    return {"SSL_CERT_FILE": origin.ca_file}
+
+
 def start_hconnd(directory, config, env=None):
     """The real hconnd (harness.Hconnd, log level 0) with config (a dict)
     written to directory, env added to its environment; the caller enters
@@ -530,14 +542,19 @@ def loadgen_args(peer, tls, origin, ctx):
         port = origin.tls_port if tls else origin.port
         args = ["--tcp", f"127.0.0.1:{port}", "--target", "/small"]
         return args + (["--tls", "--ca", origin.ca_file] if tls else [])
-    if peer in ("hconnd", "hconnd-h2"):
+    if peer in HCONND_PEERS:
         args = ["--unix", ctx["hconnd"].socket, "--hconn", small]
         # Over TLS the daemon's "auto" would pick HTTP/2 where it has it:
         # each row names its version when the daemon knows the field.
         version = "2" if peer == "hconnd-h2" else "1.1"
         if tls and ctx.get("http_version_field"):
             args += ["--http-version", version]
-        return args + (["--ca", origin.ca_file] if tls else [])
+        # hconnd trusts the origin's CA by its environment (hconnd_env), as
+        # the nginx pool does by its configuration; one row names the file
+        # in every request instead, which hconnd opens as the client each
+        # time (tlsfiles.c).
+        return args + (["--ca", origin.ca_file] if peer == "hconnd-cafile"
+                       else [])
     if peer == "floor":
         return ["--unix", ctx["floor"].socket, "--hconn", small]
     if peer == "nginx-pool":
@@ -557,7 +574,7 @@ def serving_pids(peer, ctx):
     """The processes whose CPU a request through peer costs, origin aside."""
     if peer in ("direct", "h2load"):
         return []
-    if peer in ("hconnd", "hconnd-h2"):
+    if peer in HCONND_PEERS:
         return [ctx["hconnd"].pid]
     return [ctx[peer].proc.pid]
 
@@ -694,7 +711,7 @@ def workload_small(opts, tls, origin, ctx, peers):
     """Rows for every client count and peer, interleaved so that a noisy
     moment hurts no single peer."""
     rows = []
-    peers = [p for p in peers if (tls or p not in H2_PEERS) and
+    peers = [p for p in peers if (tls or p not in TLS_PEERS) and
              (not tls or p not in PLAIN_PEERS)]
     if "hconnd-h2" in peers and not ctx.get("http2"):
         log(f"  hconnd over HTTP/2 skipped: {ctx.get('http2_why')}")
@@ -1400,7 +1417,10 @@ def build_report(opts, info, results, charts=None):
           f"- settings: {opts.duration:g} s measured after {opts.warmup:g} s "
           f"warm-up per run, loadgen with {opts.threads} thread(s); "
           f"{'quick mode' if opts.quick else 'full mode'}; hconnd config "
-          f"`{json.dumps(opts.hconnd_config)}`; every server (origin nginx, "
+          f"`{json.dumps(opts.hconnd_config)}`, the origin's CA trusted through "
+          "SSL_CERT_FILE in hconnd's environment (as the nginx pool's "
+          "proxy_ssl_trusted_certificate) except where a row names it in "
+          "each request; every server (origin nginx, "
           "nginx pool, squid, tinyproxy, hconnd) runs one worker process; "
           + ("CPU per request is the server's user + system time over the "
              "measured part of the run (after the warm-up) over the "
@@ -1786,7 +1806,7 @@ def main():
             if need_small or {"3", "4"} & set(opts.workloads):
                 ctx["hconnd"] = stack.enter_context(
                     start_hconnd(os.path.join(tmp, "hconnd"),
-                                 opts.hconnd_config))
+                                 opts.hconnd_config, env=hconnd_env(origin)))
             if "2" in opts.workloads and "hconnd" in ctx:
                 (ctx["http_version_field"], ctx["http2"],
                  ctx["http2_why"]) = probe_http2(ctx["hconnd"], origin)
