@@ -110,6 +110,22 @@ class HttpsToNginx(harness.IntegrationTest):
         self.assertVerifyFailed(head, err, self.nginx.tls_port,
                                 "unable to get local issuer certificate")
 
+    def test_ssl_cert_file_in_the_daemons_environment_is_its_trust_store(self):
+        # What README tells an administrator trusting a private CA for
+        # every client: requests naming no CA verify against it, one
+        # naming its own CA still verifies against that one only.
+        d = self.start_daemon(env={"SSL_CERT_FILE": self.nginx.ca_file})
+        w = self.wire(d)
+        self.rid += 1
+        head, body, end = w.request(self.rid, "GET",
+                                    self.nginx.tls_url("/small.txt"))
+        self.assertOkResponse(head, end)
+        self.assertEqual(body, SMALL_BODY)
+        head, body, err = self.host_get(
+            {"ca_file": self.nginx.other_ca_file}, wire=w)
+        self.assertVerifyFailed(head, err, self.nginx.tls_port,
+                                "unable to get local issuer certificate")
+
     def test_certificate_from_another_ca_fails_verification(self):
         head, body, err = self.host_get({"ca_file": self.nginx.other_ca_file})
         self.assertVerifyFailed(head, err, self.nginx.tls_port,
