@@ -360,6 +360,30 @@ admit_any(const struct sockaddr *sa, const void *arg, char *why, size_t len)
     return 0;
 }
 
+/* Leases v right after base, whose connection up0 is idle: twice, once
+ * found by key, once by the fields just kept; it gets up0 exactly when
+ * same. Then base gets up0 back, and leaves it idle. */
+static void
+lease_after(struct fixture *f, const struct pool_target *base,
+            struct upstream *up0, const struct pool_target *v, bool same)
+{
+    struct lease l, l0;
+    struct upstream *up = NULL;
+
+    for (int round = 0; round < 2; round++) {
+        up = lease_target(f, v, &l);
+        if (same)
+            assert_ptr_equal(up, up0);
+        else
+            assert_ptr_not_equal(up, up0);
+        pool_release(up);
+    }
+    if (up != up0)
+        pool_drop(lease_target(f, v, &l));
+    assert_ptr_equal(lease_target(f, base, &l0), up0);
+    pool_release(up0);
+}
+
 /* The pool finds the last plain origin by comparing a target's fields
  * rather than its key: a target that differs from the one before it in
  * any field the key holds (address filter, its key, source address,
@@ -386,22 +410,8 @@ test_last_origin_keys(void **state)
     v[4].host = host;
     v[5].host = "::ffff:127.0.0.1"; /* the same address, another key */
     pool_release(up0);
-    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
-        /* Twice: once found by key, once by the fields just kept. */
-        for (int round = 0; round < 2; round++) {
-            up = lease_target(f, &v[i], &l);
-            if (i == 4) {
-                assert_ptr_equal(up, up0);
-            } else {
-                assert_ptr_not_equal(up, up0);
-            }
-            pool_release(up);
-        }
-        if (up != up0)
-            pool_drop(lease_target(f, &v[i], &l));
-        assert_ptr_equal(lease_target(f, &base, &l0), up0);
-        pool_release(up0);
-    }
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        lease_after(f, &base, up0, &v[i], i == 4);
     /* k1 then k2 back to back: the kept filter key is compared too. */
     up = lease_target(f, &v[0], &l);
     pool_release(up);
@@ -471,21 +481,8 @@ test_last_tls_origin_keys(void **state)
     same[14] = true;
     up0 = lease_target(f, &base, &l0);
     pool_release(up0);
-    for (size_t i = 0; i < nv; i++) {
-        /* Twice: once found by key, once by the fields just kept. */
-        for (int round = 0; round < 2; round++) {
-            up = lease_target(f, &v[i], &l);
-            if (same[i])
-                assert_ptr_equal(up, up0);
-            else
-                assert_ptr_not_equal(up, up0);
-            pool_release(up);
-        }
-        if (up != up0)
-            pool_drop(lease_target(f, &v[i], &l));
-        assert_ptr_equal(lease_target(f, &base, &l0), up0);
-        pool_release(up0);
-    }
+    for (size_t i = 0; i < nv; i++)
+        lease_after(f, &base, up0, &v[i], same[i]);
     /* Plain and https to one host and port, back to back. */
     v[0] = base;
     v[0].tls = false;
