@@ -113,7 +113,7 @@ struct pool_origin {
     TAILQ_ENTRY(pool_origin) wanting_entry;
 };
 
-/* The origin a plain target was last found for, and that target's
+/* The origin a direct target was last found for, and that target's
  * fields (see pool_origin_find). */
 #define POOL_LAST_HOST   256
 #define POOL_LAST_FILTER 160
@@ -124,6 +124,8 @@ struct pool_last {
     bool filtered;                 /* it had an address filter ... */
     char host[POOL_LAST_HOST];     /* (NUL-terminated) */
     char filter[POOL_LAST_FILTER]; /* ... whose key this is */
+    bool tls;                      /* https, with these settings: */
+    struct tls_settings_id tls_id;
 };
 
 struct pool {
@@ -133,7 +135,7 @@ struct pool {
     const struct config *cfg;
     struct stats *stats;
     struct pool_origin *buckets[POOL_BUCKETS];
-    struct pool_last last; /* the last plain origin found */
+    struct pool_last last; /* the last direct origin found */
     struct conn_list lru;  /* idle connections, oldest first */
     /* Connects under way, all origins (linked by lru_entry, which only
      * idle connections use otherwise), so that pool_free can end them. */
@@ -195,8 +197,8 @@ pool_label_put(char *label, size_t len, size_t *n, const char *s)
 /* The readable part of the key: "https://host:port <TLS settings> via
  * proxy:port". Its start, all most keys are, is put together without
  * snprintf: formatting it was the pool's largest cost per request. A
- * part added here that a plain target can carry must be compared by
- * pool_last_match too (or make the target not plain there). */
+ * part added here that a direct target can carry must be compared by
+ * pool_last_match too (or make the target not direct there). */
 static void
 pool_format_label(const struct pool_target *t, char *label, size_t len)
 {
@@ -365,34 +367,40 @@ pool_origin_new(struct pool *pool, const struct pool_target *t, const char *key,
     return o;
 }
 
-/* A plain target: no TLS (nor its options), no tunnel, no source
- * address. Its key (pool_format_label) is made of its host, port,
- * protocol and address filter's key alone. */
+/* A direct target: no tunnel, no source address, and no TLS options
+ * unless it is https. Its key (pool_format_label) is made of its host,
+ * port, protocol, address filter's key and, for https, TLS settings
+ * alone. */
 static bool
-pool_target_is_plain(const struct pool_target *t)
+pool_target_is_direct(const struct pool_target *t)
 {
-    return !t->tls && t->tls_options == NULL && t->proxy_host == NULL &&
+    return (t->tls || t->tls_options == NULL) && t->proxy_host == NULL &&
            t->connect_head == NULL && t->source_host == NULL;
 }
 
-/* The last origin found when t is a plain target with the very fields
+/* The last origin found when t is a direct target with the very fields
  * it was found for: their keys are then equal, so the lookup by key
- * would find it too. NULL otherwise. */
+ * would find it too. NULL otherwise. For https the TLS settings are
+ * compared as tls_settings_key would write them, digests and all, which
+ * was most of the cost of a TLS target's key. */
 static struct pool_origin *
 pool_last_match(const struct pool *pool, const struct pool_target *t)
 {
     const struct pool_last *l = &pool->last;
 
-    if (l->origin == NULL || !pool_target_is_plain(t) || t->port != l->port ||
-        t->proto != l->proto || (t->addr_filter != NULL) != l->filtered ||
+    if (l->origin == NULL || !pool_target_is_direct(t) || t->tls != l->tls ||
+        t->port != l->port || t->proto != l->proto ||
+        (t->addr_filter != NULL) != l->filtered ||
         strcmp(t->host, l->host) != 0)
         return NULL;
     if (l->filtered && strcmp(t->addr_filter->key, l->filter) != 0)
         return NULL;
+    if (l->tls && !tls_settings_id_match(&l->tls_id, t->tls_options))
+        return NULL;
     return l->origin;
 }
 
-/* Remembers that plain target t found o (anything else: nothing). */
+/* Remembers that direct target t found o (anything else: nothing). */
 static void
 pool_last_set(struct pool *pool, const struct pool_target *t,
               struct pool_origin *o)
@@ -401,12 +409,15 @@ pool_last_set(struct pool *pool, const struct pool_target *t,
     size_t hn, fn = 0;
 
     l->origin = NULL;
-    if (!pool_target_is_plain(t))
+    if (!pool_target_is_direct(t))
         return;
     hn = strlen(t->host);
     if (t->addr_filter != NULL)
         fn = strlen(t->addr_filter->key);
     if (hn >= sizeof l->host || fn >= sizeof l->filter)
+        return;
+    l->tls = t->tls;
+    if (l->tls && !tls_settings_id_set(&l->tls_id, t->tls_options))
         return;
     memcpy(l->host, t->host, hn + 1);
     l->filtered = t->addr_filter != NULL;
@@ -419,7 +430,7 @@ pool_last_set(struct pool *pool, const struct pool_target *t,
 
 /* The origin for t's key, made when create says so. Formatting and
  * hashing the key was the pool's largest cost per request: the last
- * plain target's fields are compared first. */
+ * direct target's fields are compared first. */
 static struct pool_origin *
 pool_origin_find(struct pool *pool, const struct pool_target *t, bool create)
 {

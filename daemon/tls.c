@@ -146,14 +146,49 @@ tls_digest(const char *pem, char out[TLS_DIGEST_HEX])
 }
 
 /* pem's digest: the one hconnd already knows (known), else computed into
- * buf. */
+ * buf; NULL when buf is NULL and it would have to be computed. */
 static const char *
-tls_digest_of(const char *pem, const char *known, char buf[TLS_DIGEST_HEX])
+tls_digest_of(const char *pem, const char *known, char *buf)
 {
     if (pem != NULL && known != NULL)
         return known;
+    if (buf == NULL)
+        return pem == NULL ? "-" : NULL;
     tls_digest(pem, buf);
     return buf;
+}
+
+/* Every setting a key names, as the key writes it. tls_settings_key
+ * writes these, and tls_settings_id compares them, so a setting added
+ * here is in both. */
+struct tls_fields {
+    bool verify; /* verify and not insecure */
+    bool no_check_hostname;
+    const char *ca, *cert, *key; /* digests, "-" for none */
+    const char *min_version;     /* "" for the default */
+    const char *server_name;     /* "" for the host */
+};
+
+/* o's fields (o NULL: the defaults), the digests hconnd does not know yet
+ * computed into digests[3]; with digests NULL, false when one would have
+ * to be. */
+static bool
+tls_fields_of(const struct wire_tls *o, struct tls_fields *f,
+              char (*digests)[TLS_DIGEST_HEX])
+{
+    if (o == NULL)
+        o = &tls_defaults;
+    f->verify = o->verify && !o->insecure;
+    f->no_check_hostname = o->no_check_hostname;
+    f->ca = tls_digest_of(o->ca_pem, o->ca_pem_digest,
+                          digests != NULL ? digests[0] : NULL);
+    f->cert = tls_digest_of(o->cert_pem, o->cert_pem_digest,
+                            digests != NULL ? digests[1] : NULL);
+    f->key = tls_digest_of(o->key_pem, o->key_pem_digest,
+                           digests != NULL ? digests[2] : NULL);
+    f->min_version = o->min_version != NULL ? o->min_version : "";
+    f->server_name = o->server_name != NULL ? o->server_name : "";
+    return f->ca != NULL && f->cert != NULL && f->key != NULL;
 }
 
 /* A key being written into len bytes at p (n of them used): what does not
@@ -181,47 +216,93 @@ tls_key_put(struct tls_key *k, const char *s)
 /* The settings that shape a context: everything but the server name.
  * Written without printf: it is built for every request. */
 static void
-tls_context_key_put(const struct wire_tls *o, struct tls_key *k)
+tls_context_key_put(const struct tls_fields *f, struct tls_key *k)
 {
-    char ca[TLS_DIGEST_HEX], cert[TLS_DIGEST_HEX], pkey[TLS_DIGEST_HEX];
-
-    tls_key_put(k, o->verify && !o->insecure ? "verify=1;ca=" : "verify=0;ca=");
-    tls_key_put(k, tls_digest_of(o->ca_pem, o->ca_pem_digest, ca));
+    tls_key_put(k, f->verify ? "verify=1;ca=" : "verify=0;ca=");
+    tls_key_put(k, f->ca);
     tls_key_put(k, ";cert=");
-    tls_key_put(k, tls_digest_of(o->cert_pem, o->cert_pem_digest, cert));
+    tls_key_put(k, f->cert);
     tls_key_put(k, ";key=");
-    tls_key_put(k, tls_digest_of(o->key_pem, o->key_pem_digest, pkey));
+    tls_key_put(k, f->key);
     tls_key_put(k, ";min=");
-    tls_key_put(k, o->min_version ? o->min_version : "");
+    tls_key_put(k, f->min_version);
 }
 
-/* tls_context_key_put into key (len bytes). */
+/* tls_context_key_put of o into key (len bytes). */
 static void
 tls_context_key(const struct wire_tls *o, char *key, size_t len)
 {
+    char digests[3][TLS_DIGEST_HEX];
+    struct tls_fields f;
     struct tls_key k = {key, len, 0};
 
     if (len > 0)
         key[0] = '\0';
-    tls_context_key_put(o, &k);
+    tls_fields_of(o, &f, digests);
+    tls_context_key_put(&f, &k);
 }
 
 void
 tls_settings_key(const struct wire_tls *o, char *key, size_t len)
 {
+    char digests[3][TLS_DIGEST_HEX];
+    struct tls_fields f;
     struct tls_key k = {key, len, 0};
 
-    if (o == NULL)
-        o = &tls_defaults;
     if (len > 0)
         key[0] = '\0';
-    tls_context_key_put(o, &k);
+    tls_fields_of(o, &f, digests);
+    tls_context_key_put(&f, &k);
     tls_key_put(&k, ";sni=");
-    tls_key_put(&k, o->server_name ? o->server_name : "");
+    tls_key_put(&k, f.server_name);
     /* A connection made without the name check serves only such
      * requests. */
-    if (o->no_check_hostname && k.n + 12 < len)
+    if (f.no_check_hostname && k.n + 12 < len)
         tls_key_put(&k, ";nohostcheck");
+}
+
+/* Copies s into out (size bytes); false when it does not fit. */
+static bool
+tls_copy_field(char *out, size_t size, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n >= size)
+        return false;
+    memcpy(out, s, n + 1);
+    return true;
+}
+
+bool
+tls_settings_id_set(struct tls_settings_id *id, const struct wire_tls *o)
+{
+    struct tls_fields f;
+
+    if (!tls_fields_of(o, &f, NULL))
+        return false;
+    id->verify = f.verify;
+    id->no_check_hostname = f.no_check_hostname;
+    return tls_copy_field(id->ca, sizeof id->ca, f.ca) &&
+           tls_copy_field(id->cert, sizeof id->cert, f.cert) &&
+           tls_copy_field(id->key, sizeof id->key, f.key) &&
+           tls_copy_field(id->min_version, sizeof id->min_version,
+                          f.min_version) &&
+           tls_copy_field(id->server_name, sizeof id->server_name,
+                          f.server_name);
+}
+
+bool
+tls_settings_id_match(const struct tls_settings_id *id,
+                      const struct wire_tls *o)
+{
+    struct tls_fields f;
+
+    return tls_fields_of(o, &f, NULL) && f.verify == id->verify &&
+           f.no_check_hostname == id->no_check_hostname &&
+           strcmp(f.ca, id->ca) == 0 && strcmp(f.cert, id->cert) == 0 &&
+           strcmp(f.key, id->key) == 0 &&
+           strcmp(f.min_version, id->min_version) == 0 &&
+           strcmp(f.server_name, id->server_name) == 0;
 }
 
 /* OpenSSL's first queued error as text, or fallback. */

@@ -34,6 +34,30 @@ void tls_digest(const char *pem, char out[TLS_DIGEST_HEX]);
  * material appears only as a digest. */
 void tls_settings_key(const struct wire_tls *o, char *key, size_t len);
 
+/* What tls_settings_key writes for one set of settings, kept so that a
+ * later request's settings can be compared with it without writing (and
+ * hashing) their key: the pool's shortcut to the origin it found last. */
+#define TLS_ID_VERSION 8   /* min_version bytes kept, NUL included */
+#define TLS_ID_NAME    256 /* server_name bytes kept, NUL included */
+struct tls_settings_id {
+    bool verify;
+    bool no_check_hostname;
+    char ca[TLS_DIGEST_HEX], cert[TLS_DIGEST_HEX], key[TLS_DIGEST_HEX];
+    char min_version[TLS_ID_VERSION];
+    char server_name[TLS_ID_NAME];
+};
+
+/* Keeps o's settings (NULL: the defaults) in id. False when they cannot
+ * be compared cheaply (PEM whose digest hconnd does not know, a server
+ * name or version longer than id holds): id must then not be matched. */
+bool tls_settings_id_set(struct tls_settings_id *id, const struct wire_tls *o);
+
+/* True only when tls_settings_key would write the same key for o as for
+ * the settings id was last set from (by tls_settings_id_set returning
+ * true); false when it cannot tell without computing a digest. */
+bool tls_settings_id_match(const struct tls_settings_id *id,
+                           const struct wire_tls *o);
+
 /*
  * Prepares one connection's SSL for host (o NULL: defaults), with SNI, the
  * name to verify and the session cached under origin_key. Returns NULL

@@ -159,17 +159,20 @@ tlssock_bio_write(BIO *b, const char *in, int len)
     return -1;
 }
 
+/* OpenSSL asks about a dozen of these per request, mostly whether this
+ * BIO does kernel TLS (it does not): its state is fetched only for the
+ * one request that needs it. */
 static long
 tlssock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    struct tlssock *t = BIO_get_data(b);
+    struct tlssock *t;
 
     switch (cmd) {
     case BIO_CTRL_FLUSH: /* every write went out, or is retried */
     case BIO_CTRL_DUP:
         return 1;
     case BIO_C_GET_FD:
-        if (t == NULL)
+        if ((t = BIO_get_data(b)) == NULL)
             return -1;
         if (ptr != NULL)
             *(int *)ptr = (int)t->fd;

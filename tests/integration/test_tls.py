@@ -10,8 +10,10 @@ shared by separate clients but never across TLS settings."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -560,6 +562,50 @@ class HttpsToNginx(harness.IntegrationTest):
         head2, _, end2 = self.host_get({"insecure": True})
         self.assertOkResponse(head2, end2)
         self.assertIs(head2["reused"], False)
+
+    def test_one_tls_setting_apart_never_shares_a_connection(self):
+        """The pool finds the last https origin by comparing a request's
+        TLS settings rather than writing their key. Each of these differs
+        from the first in one setting (or only in how it is written, and
+        then shares): asked right after the first, it must not get the
+        first's connection, asked again it gets its own back, and the
+        first then gets its own back."""
+        ng = self.nginx
+        with open(ng.ca_file) as f:
+            ca_pem = f.read()
+        tmp = tempfile.mkdtemp(prefix="hconn-tls-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        copy = os.path.join(tmp, "same-ca.crt")
+        with open(copy, "w") as f:
+            f.write(ca_pem)
+        base = self.ca()
+        head, _, end = self.host_get(base)
+        self.assertOkResponse(head, end)
+        conn1 = header_value(head, "X-Connection")
+        for tls, shared in (
+                # The same CA bytes (a file's PEM gets a newline, as the
+                # files of a ca_path bundle).
+                ({"ca_pem": ca_pem + "\n"}, True),
+                ({"ca_pem": ca_pem}, False),
+                ({"ca_file": copy}, True),           # ... another file
+                (self.ca(server_name="localhost"), False),   # SNI
+                (self.ca(min_version="1.2"), False),
+                (self.ca(check_hostname=False), False),
+                ({"insecure": True}, False),                 # verify off
+                (self.ca(cert_file=ng.client_cert_file,      # client cert
+                         key_file=ng.client_key_file), False)):
+            with self.subTest(tls=tls):
+                conns = []
+                for _ in range(2):
+                    head, _, end = self.host_get(tls)
+                    self.assertOkResponse(head, end)
+                    conns.append(header_value(head, "X-Connection"))
+                self.assertEqual(conns[0] == conn1, shared, conns)
+                self.assertEqual(conns[1], conns[0])
+                head, _, end = self.host_get(base)
+                self.assertOkResponse(head, end)
+                self.assertIs(head["reused"], True)
+                self.assertEqual(header_value(head, "X-Connection"), conn1)
 
     def test_separate_client_connections_share_a_pooled_tls_connection(self):
         """Two clients, one after the other, each on its own Unix socket

@@ -125,6 +125,32 @@ class TlsFilesAsTheClient(harness.IntegrationTest):
                          self.cannot_open("key_file", self.secret_key))
         self.assertEqual(self.requests_seen(), 0)
 
+    def test_uids_under_different_filters_never_share_a_tls_connection(self):
+        """The pool finds the last https origin by comparing a request's
+        TLS settings and address filter rather than writing its key:
+        root and a user, under rules that filter addresses alike but are
+        not the same rule, ask in turn for the same origin with the same
+        CA bytes, each from its own file, and no connection carries both;
+        each keeps its own."""
+        d = self.daemon({"rules": [{"name": "user", "uids": [self.uid],
+                                    "private": False},
+                                   {"name": "root", "uids": [0],
+                                    "private": False}]})
+        users = {"root": (self.wire(d), self.secret_ca),
+                 "user": (other_user.wire_as(self, d, self.uid, self.gid),
+                          self.public_ca)}
+        conns = {"root": set(), "user": set()}
+        for i in range(8):
+            who = "root" if i % 2 == 0 else "user"
+            w, ca = users[who]
+            head, _, last = self.get(w, {"ca_file": ca}, tag=who)
+            self.assertOkResponse(head, last)
+            self.assertIs(head["reused"], i >= 2, (who, i))
+            conns[who].add(harness.header_value(head, "X-Connection"))
+        self.assertEqual(len(conns["root"]), 1, conns)
+        self.assertEqual(len(conns["user"]), 1, conns)
+        self.assertFalse(conns["root"] & conns["user"], conns)
+
     def same_size_pems(self):
         """The test CA and the other CA as PEM of one length (OpenSSL skips
         text outside the BEGIN/END lines, so the shorter is padded)."""

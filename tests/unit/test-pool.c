@@ -24,8 +24,12 @@
 #include "resolve.h"
 #include "server.h"
 #include "upstream.h"
+#include "wire.h"
 
 #define MAX_ACCEPTED 16
+
+#define DIGEST_A "0123456789abcdef0123456789abcdef"
+#define DIGEST_B "0123456789abcdef0123456789abcdee"
 
 /* A listening origin on 127.0.0.1 that records the sockets it accepts. */
 struct origin {
@@ -356,6 +360,30 @@ admit_any(const struct sockaddr *sa, const void *arg, char *why, size_t len)
     return 0;
 }
 
+/* Leases v right after base, whose connection up0 is idle: twice, once
+ * found by key, once by the fields just kept; it gets up0 exactly when
+ * same. Then base gets up0 back, and leaves it idle. */
+static void
+lease_after(struct fixture *f, const struct pool_target *base,
+            struct upstream *up0, const struct pool_target *v, bool same)
+{
+    struct lease l, l0;
+    struct upstream *up = NULL;
+
+    for (int round = 0; round < 2; round++) {
+        up = lease_target(f, v, &l);
+        if (same)
+            assert_ptr_equal(up, up0);
+        else
+            assert_ptr_not_equal(up, up0);
+        pool_release(up);
+    }
+    if (up != up0)
+        pool_drop(lease_target(f, v, &l));
+    assert_ptr_equal(lease_target(f, base, &l0), up0);
+    pool_release(up0);
+}
+
 /* The pool finds the last plain origin by comparing a target's fields
  * rather than its key: a target that differs from the one before it in
  * any field the key holds (address filter, its key, source address,
@@ -382,22 +410,8 @@ test_last_origin_keys(void **state)
     v[4].host = host;
     v[5].host = "::ffff:127.0.0.1"; /* the same address, another key */
     pool_release(up0);
-    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
-        /* Twice: once found by key, once by the fields just kept. */
-        for (int round = 0; round < 2; round++) {
-            up = lease_target(f, &v[i], &l);
-            if (i == 4) {
-                assert_ptr_equal(up, up0);
-            } else {
-                assert_ptr_not_equal(up, up0);
-            }
-            pool_release(up);
-        }
-        if (up != up0)
-            pool_drop(lease_target(f, &v[i], &l));
-        assert_ptr_equal(lease_target(f, &base, &l0), up0);
-        pool_release(up0);
-    }
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        lease_after(f, &base, up0, &v[i], i == 4);
     /* k1 then k2 back to back: the kept filter key is compared too. */
     up = lease_target(f, &v[0], &l);
     pool_release(up);
@@ -413,6 +427,75 @@ test_last_origin_keys(void **state)
     up = lease_target(f, &base, &l0);
     assert_int_equal(l0.calls, 1);
     pool_drop(up);
+}
+
+/* The same for https targets, whose TLS settings the pool compares as
+ * their key would write them (tls_settings_id). The pool has no TLS
+ * context here (tls NULL: the connections are plain TCP), which changes
+ * nothing in how origins are found. A target that differs from the one
+ * before it in one TLS field, or in being https, its protocol or its
+ * filter, must never get that one's idle connection; one written another
+ * way with an equal key (another PEM of the same digest, an empty server
+ * name, another uid) must. */
+static void
+test_last_tls_origin_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct pool_addr_filter k1 = {admit_any, "x", 1, "deny=L rule=one"};
+    const struct wire_tls base_tls = {
+        .verify = true, .ca_pem = "A", .ca_pem_digest = DIGEST_A};
+    struct wire_tls o[12];
+    struct pool_target base = target_of(&f->a), v[15];
+    const size_t nv = sizeof v / sizeof *v;
+    bool same[sizeof v / sizeof *v] = {false};
+    struct lease l0, l;
+    struct upstream *up0, *up;
+
+    base.tls = true;
+    base.tls_options = &base_tls;
+    for (size_t i = 0; i < sizeof o / sizeof *o; i++)
+        o[i] = base_tls;
+    o[0].verify = false;
+    o[1].insecure = true;
+    o[2].ca_pem = "B";
+    o[2].ca_pem_digest = DIGEST_B;
+    o[3].cert_pem = "C";
+    o[3].cert_pem_digest = DIGEST_A;
+    o[4].min_version = "1.3";
+    o[5].server_name = "localhost";
+    o[6].no_check_hostname = true;
+    o[7].ca_pem_digest = NULL; /* inline: the digest of "A" itself */
+    o[8].key_pem = "K";
+    o[8].key_pem_digest = DIGEST_B;
+    o[9].ca_pem = "another A"; /* ... of the same digest: the same key */
+    o[10].server_name = "";    /* the host's name: the same key */
+    o[11].min_version = "";    /* the default: the same key */
+    for (size_t i = 0; i < nv; i++)
+        v[i] = base;
+    for (size_t i = 0; i < sizeof o / sizeof *o; i++)
+        v[i].tls_options = &o[i];
+    same[9] = same[10] = same[11] = true;
+    v[12].tls_options = NULL; /* the defaults: no CA of its own */
+    v[13].addr_filter = &k1;
+    v[14].uid = 12345; /* not in the key: the same */
+    same[14] = true;
+    up0 = lease_target(f, &base, &l0);
+    pool_release(up0);
+    for (size_t i = 0; i < nv; i++)
+        lease_after(f, &base, up0, &v[i], same[i]);
+    /* Plain and https to one host and port, back to back. */
+    v[0] = base;
+    v[0].tls = false;
+    v[0].tls_options = NULL;
+    up = lease_target(f, &v[0], &l);
+    assert_ptr_not_equal(up, up0);
+    pool_release(up);
+    assert_ptr_equal(lease_target(f, &base, &l0), up0);
+    pool_release(up0);
+    assert_ptr_equal(lease_target(f, &v[0], &l), up);
+    pool_drop(up);
+    pool_drop(lease_target(f, &base, &l0));
+    assert_int_equal(pool_count(f->pool, NULL), 0);
 }
 
 int
@@ -437,6 +520,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cancelled_lease_goes_idle, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_last_origin_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_tls_origin_keys, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
