@@ -3,8 +3,9 @@
  * freed small block serves the next request of its size class, whole;
  * calloc zeroes a reused block; realloc keeps the bytes and moves the
  * block to its new size's class; what is kept is bounded per class and
- * in all; large blocks and a dropped cache go back to malloc; and with caching off nothing is kept. An nghttp2 session
- * made with it runs a request and its response.
+ * in all; large blocks and a dropped cache go back to malloc; and with
+ * caching off nothing is kept. An nghttp2 session made with it runs a
+ * request and its response.
  */
 #include <setjmp.h>
 #include <stdarg.h>
