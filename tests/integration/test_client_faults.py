@@ -12,9 +12,11 @@ import random
 import resource
 import selectors
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -433,6 +435,61 @@ class TwoThousandClients(harness.IntegrationTest):
                 if line.startswith("Max open files"):
                     return int(line.split()[3])
         raise AssertionError("no Max open files in /proc/PID/limits")
+
+
+class DeparturesAmongQueuedReplies(harness.IntegrationTest):
+    """Many clients each wait for a reply; every answer arrives at once
+    and half the clients leave at that moment. hconnd runs the flushes of
+    a loop turn as one batch: a session that leaves after asking for its
+    flush, but before the batch reaches it, must be dropped from the
+    batch, and the clients that stayed must each get their own answer,
+    whole, and go on."""
+
+    CLIENTS = 48
+    ROUNDS = 4
+
+    def test_clients_leaving_while_replies_are_queued(self):
+        # Each round's answers wait at the origin for that round's gate.
+        gates = [threading.Event() for _ in range(self.ROUNDS)]
+        self.addCleanup(lambda: [g.set() for g in gates])
+        origin = self.start_origin({
+            f"/{rnd}/{i}": [("wait", gates[rnd]),
+                            ("send", http_response(
+                                200, b"answer to /%d/%d\n" % (rnd, i)))]
+            for rnd in range(self.ROUNDS) for i in range(self.CLIENTS)})
+        daemon = self.start_daemon_config(max_clients_per_uid=0,
+                                          pool_max_per_origin=self.CLIENTS)
+        for rnd in range(self.ROUNDS):
+            clients = [self.wire(daemon) for _ in range(self.CLIENTS)]
+            for i, w in enumerate(clients):
+                w.send({"id": i, "method": "GET",
+                        "url": origin.url(f"/{rnd}/{i}")})
+            self.assertTrue(
+                origin.wait_requests(self.CLIENTS * (rnd + 1), timeout=20),
+                f"round {rnd}: the origin never saw every request")
+            # Stopped, hconnd finds the answers and the departures
+            # ready together on its next wake-up, answers first: each
+            # leaving session asks for its flush, then reads its end of
+            # input and is freed before the batch runs.
+            os.kill(daemon.pid, signal.SIGSTOP)
+            try:
+                gates[rnd].set()
+                time.sleep(0.05)  # the answers reach hconnd's sockets
+                for w in clients[1::2]:
+                    w.close()
+            finally:
+                os.kill(daemon.pid, signal.SIGCONT)
+            for i, w in enumerate(clients[0::2]):
+                rid = 2 * i
+                head, body, last = w.read_response(rid)
+                self.assertEqual(head["status"], 200, f"round {rnd}")
+                self.assertEqual(body, b"answer to /%d/%d\n" % (rnd, rid))
+                self.assertIs(last.get("end"), True, f"round {rnd}: {last}")
+                w.send({"id": "after", "op": "stats"})
+                self.assertEqual(w.read_message().get("id"), "after")
+                w.close()
+            self.assertTrue(daemon.alive(), f"round {rnd}")
+            self.assertEqual(origin.errors, [])
 
 
 class _Reader:
