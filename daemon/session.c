@@ -1220,9 +1220,6 @@ session_free(struct session *s)
         session_stream_close(s, TAILQ_FIRST(&s->streams));
     TAILQ_REMOVE(&srv->sessions, s, entry);
     srv->nsessions--;
-    /* A flush it asked for must not run on freed memory. */
-    if (s->flush_scheduled)
-        session_unschedule_flush(s);
     if (s->hangup_event != NULL)
         event_free(s->hangup_event);
     if (s->hangup_fd >= 0)
@@ -1235,6 +1232,10 @@ session_free(struct session *s)
     event_free(s->read_event);
     bufferevent_free(s->bev);
     memory_trim_soon(srv->base);
+    /* Last: freeing what it owns may have asked for a flush, which must
+     * not run on freed memory. */
+    if (s->flush_scheduled)
+        session_unschedule_flush(s);
     log_info("client %lu: closed", s->id);
     free(s);
     server_session_closed(srv);
