@@ -297,6 +297,10 @@ main(int argc, char **argv)
         log_error("cannot install signal handlers");
         goto out;
     }
+    if (!session_flushes_init(&srv)) {
+        log_error("out of memory");
+        goto out;
+    }
     srv.tls = tls_new(&cfg);
     srv.localaddr = localaddr_new(srv.base);
     srv.pool = pool_new(srv.base, srv.resolver, srv.tls, &cfg, &srv.stats);
@@ -325,6 +329,7 @@ out:
         pool_stop(srv.pool);
     while (!TAILQ_EMPTY(&srv.sessions))
         session_free(TAILQ_FIRST(&srv.sessions));
+    session_flushes_clear(&srv);
     drain_stop_all();
     listener_close(srv.listener);
     pool_free(srv.pool);

@@ -61,6 +61,11 @@ struct server {
     struct listener *listener;
     struct session_list sessions; /* every connected client */
     size_t nsessions;
+    struct session_list flushes; /* sessions that asked for a flush, in
+                                    the order they asked (session.c) */
+    size_t nflushes;
+    struct event *flush_event; /* runs them from the loop; active while
+                                  flushes is not empty */
     struct stats stats;
     bool shutting_down;           /* SIGTERM seen: drain, accept nothing */
     struct event *shutdown_timer; /* ends the drain after shutdown_timeout */

@@ -892,12 +892,10 @@ session_flush(struct session *s)
     return true;
 }
 
+/* Runs one session's flush from the loop, and reads what it held back. */
 static void
-session_flush_cb(evutil_socket_t fd, short what, void *arg)
+session_run_flush(struct session *s)
 {
-    struct session *s = arg;
-
-    s->flush_scheduled = false;
     if (!session_flush(s))
         return;
     if (!s->reading_paused && !s->closing && session_wants_input(s) &&
@@ -909,15 +907,75 @@ session_flush_cb(evutil_socket_t fd, short what, void *arg)
         session_flush(s);
 }
 
+/* Takes s off the server's flushes list. */
+static void
+session_unschedule_flush(struct session *s)
+{
+    struct server *srv = s->srv;
+
+    TAILQ_REMOVE(&srv->flushes, s, flush_entry);
+    srv->nflushes--;
+    s->flush_scheduled = false;
+}
+
+/* Runs the sessions that asked for a flush, oldest first: one loop
+ * activation for every session served in a loop turn rather than one
+ * each. A session that asks again while this runs (reading its input
+ * queued more) joins the end; the pass stops after as many as were
+ * waiting when it began, so a session that keeps asking cannot hold
+ * the loop, and the event goes active again for the rest, behind the
+ * callbacks already active, as a session's own event would (it may
+ * already be: the list emptied and a session asked again). */
+static void
+session_flushes_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    size_t n = srv->nflushes;
+    struct session *s;
+
+    while (n-- > 0 && (s = TAILQ_FIRST(&srv->flushes)) != NULL) {
+        session_unschedule_flush(s);
+        session_run_flush(s); /* may free s */
+    }
+    if (!TAILQ_EMPTY(&srv->flushes))
+        event_active(srv->flush_event, EV_TIMEOUT, 0);
+}
+
 /* Replies are queued several times per request (head, data, end), each
- * asking for a flush: only the first activates the event. */
+ * asking for a flush: only the first puts the session on the list, and
+ * only the first session on it activates the event. */
 void
 session_schedule_flush(struct session *s)
 {
+    struct server *srv = s->srv;
+
     if (s->flush_scheduled)
         return;
     s->flush_scheduled = true;
-    event_active(s->flush_event, EV_TIMEOUT, 0);
+    if (TAILQ_EMPTY(&srv->flushes))
+        event_active(srv->flush_event, EV_TIMEOUT, 0);
+    TAILQ_INSERT_TAIL(&srv->flushes, s, flush_entry);
+    srv->nflushes++;
+}
+
+bool
+session_flushes_init(struct server *srv)
+{
+    TAILQ_INIT(&srv->flushes);
+    srv->nflushes = 0;
+    /* Only ever made active, never added: EV_PERSIST spares the loop
+     * the event_del it runs after a non-persistent event's callback. */
+    srv->flush_event =
+        event_new(srv->base, -1, EV_PERSIST, session_flushes_cb, srv);
+    return srv->flush_event != NULL;
+}
+
+void
+session_flushes_clear(struct server *srv)
+{
+    if (srv->flush_event != NULL)
+        event_free(srv->flush_event);
+    srv->flush_event = NULL;
 }
 
 /* Bytes read off the client's socket at most per read: a chain of 4 KiB
@@ -1035,22 +1093,16 @@ session_new(struct server *srv, int fd)
     s->fd = fd;
     s->bev = bufferevent_socket_new(
         srv->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    /* Only ever made active, never added: EV_PERSIST spares the loop
-     * the event_del it runs after a non-persistent event's callback. */
-    s->flush_event = event_new(srv->base, -1, EV_PERSIST, session_flush_cb, s);
     s->read_event =
         event_new(srv->base, fd, EV_READ | EV_PERSIST, session_read_cb, s);
     s->hangup_fd = -1;
     TAILQ_INIT(&s->streams);
     s->ustats = uidstats_lookup(srv, s->uid);
-    if (s->bev == NULL || s->flush_event == NULL || s->read_event == NULL ||
-        s->ustats == NULL) {
+    if (s->bev == NULL || s->read_event == NULL || s->ustats == NULL) {
         if (s->bev == NULL)
             close(fd);
         if (s->bev != NULL)
             bufferevent_free(s->bev);
-        if (s->flush_event != NULL)
-            event_free(s->flush_event);
         if (s->read_event != NULL)
             event_free(s->read_event);
         free(s);
@@ -1180,7 +1232,10 @@ session_free(struct session *s)
     event_free(s->read_event);
     bufferevent_free(s->bev);
     memory_trim_soon(srv->base);
-    event_free(s->flush_event);
+    /* Last: freeing what it owns may have asked for a flush, which must
+     * not run on freed memory. */
+    if (s->flush_scheduled)
+        session_unschedule_flush(s);
     log_info("client %lu: closed", s->id);
     free(s);
     server_session_closed(srv);

@@ -61,8 +61,8 @@ struct session {
     bool draining;                      /* SIGTERM: read on, close once the
                                            queue is empty */
     bool aborting;                      /* close once output is written, now */
-    struct event *flush_event;          /* runs session_flush off-stack */
-    bool flush_scheduled;               /* ... and is active */
+    bool flush_scheduled;               /* on the server's flushes list */
+    TAILQ_ENTRY(session) flush_entry;   /* ... there */
     int hangup_fd;                      /* a dup of the socket, watched for the
                                            client's hang-up while the bufferevent
                                            is not reading; -1 before first use */
@@ -80,6 +80,11 @@ void session_free(struct session *s);
 /* Asks for the queue to be written out from the loop (never re-entrant:
  * exchanges call it from inside their own callbacks). */
 void session_schedule_flush(struct session *s);
+
+/* Sets up (false: out of memory) and frees the server's one event that
+ * runs the flushes sessions asked for. */
+bool session_flushes_init(struct server *srv);
+void session_flushes_clear(struct server *srv);
 
 /* Reads the client again after its buffered body shrank. */
 void session_resume_reading(struct session *s);

@@ -541,6 +541,11 @@ class H2Origin(LoopbackServer):
                             BlockingIOError):
                         pass
                     except (BrokenPipeError, ConnectionResetError):
+                        # The peer is gone, but what it sent before its
+                        # reset (a GOAWAY ahead of closing with our bytes
+                        # unread) is still queued here: record it first.
+                        if not self.read_paused.is_set():
+                            self._read_remains(s, conn, inbuf, preface_done)
                         self._event(conn, ("reset",))
                         return
                 readable = s in r
@@ -561,24 +566,47 @@ class H2Origin(LoopbackServer):
                 self._event(conn, ("eof",))
                 return
             inbuf += chunk
-            if not preface_done:
-                if len(inbuf) < len(PREFACE):
-                    if PREFACE.startswith(bytes(inbuf)):
-                        continue
-                if not inbuf.startswith(PREFACE):
-                    self._event(conn, ("bad_preface", bytes(inbuf[:200])))
-                    return
-                del inbuf[:len(PREFACE)]
-                preface_done = True
-            while len(inbuf) >= 9:
-                length = int.from_bytes(inbuf[0:3], "big")
-                if len(inbuf) < 9 + length:
-                    break
-                ftype, flags = inbuf[3], inbuf[4]
-                sid = int.from_bytes(inbuf[5:9], "big") & 0x7FFFFFFF
-                payload = bytes(inbuf[9:9 + length])
-                del inbuf[:9 + length]
-                self._on_frame(conn, ftype, flags, sid, payload)
+            preface_done = self._take_frames(conn, inbuf, preface_done)
+            if preface_done is None:
+                return
+
+    def _take_frames(self, conn, inbuf, preface_done):
+        """Handles the whole frames at the start of inbuf (after the
+        client's preface); returns whether the preface is done, None after
+        a bad one."""
+        if not preface_done:
+            if len(inbuf) < len(PREFACE) and PREFACE.startswith(bytes(inbuf)):
+                return False
+            if not inbuf.startswith(PREFACE):
+                self._event(conn, ("bad_preface", bytes(inbuf[:200])))
+                return None
+            del inbuf[:len(PREFACE)]
+        while len(inbuf) >= 9:
+            length = int.from_bytes(inbuf[0:3], "big")
+            if len(inbuf) < 9 + length:
+                break
+            ftype, flags = inbuf[3], inbuf[4]
+            sid = int.from_bytes(inbuf[5:9], "big") & 0x7FFFFFFF
+            payload = bytes(inbuf[9:9 + length])
+            del inbuf[:9 + length]
+            self._on_frame(conn, ftype, flags, sid, payload)
+        return True
+
+    def _read_remains(self, s, conn, inbuf, preface_done):
+        """After a failed write: handles the frames the peer sent before
+        it went, up to its reset or end of file, writing nothing more."""
+        with self.cond:
+            conn.ending = True  # nothing more is queued, nor waits to be
+            self.cond.notify_all()
+        while preface_done is not None:
+            try:
+                chunk = s.recv(65536)
+            except OSError:  # the reset itself, or nothing more queued
+                return
+            if not chunk:
+                return
+            inbuf += chunk
+            preface_done = self._take_frames(conn, inbuf, preface_done)
 
     def _event(self, conn, event):
         with self.cond:

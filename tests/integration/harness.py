@@ -1463,6 +1463,8 @@ class FaultOrigin(LoopbackServer):
       ("send", bytes)                 write the bytes
       ("drip", bytes, n, interval)    write n bytes at a time, sleeping
       ("sleep", seconds)
+      ("wait", event)                 wait until the test sets event (a
+                                      threading.Event)
       ("head_only",)                  (first step only) do not read the
                                       body of the request that selected the
                                       scenario yet (Expect: 100-continue)
@@ -1580,6 +1582,8 @@ class FaultOrigin(LoopbackServer):
                 return False
             elif op == "sleep":
                 time.sleep(step[1])
+            elif op == "wait":
+                step[1].wait()
             elif op == "expect_request":
                 req = self._read_request(s, buf, conn)
                 if req is None:

@@ -25,6 +25,7 @@ The origin itself is checked against nghttp (nghttp2-client) first.
 
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -587,6 +588,65 @@ class ProtocolErrors(H2Case):
                 self.assertIsNotNone(ga, "hconnd sent no GOAWAY: "
                                      f"{o.connections[0].events[-5:]}")
                 self.assertEqual(h2.error_name(ga[2]), code)
+
+    def test_goaway_before_a_reset_is_seen_by_a_late_writer(self):
+        # The origin's thread, descheduled between writes of the oversized
+        # frame (as on a loaded machine), writes again only after hconnd
+        # has sent its GOAWAY and closed. Its write meets the reset; the
+        # GOAWAY queued ahead of the reset must still be read and
+        # recorded, or the test above would report "hconnd sent no GOAWAY"
+        # for a GOAWAY that was sent.
+        class LateWriter:
+            def __init__(self, sock):
+                self.sock = sock
+                self.cut = False
+
+            def __getattr__(self, name):
+                return getattr(self.sock, name)
+
+            def closed_by_peer(self):
+                info = self.sock.getsockopt(socket.IPPROTO_TCP,
+                                            socket.TCP_INFO, 8)
+                return info[0] in (7, 8)  # TCP_CLOSE, TCP_CLOSE_WAIT
+
+            def recv(self, n):
+                if self.cut:  # read before hconnd's answer came in
+                    raise BlockingIOError()
+                return self.sock.recv(n)
+
+            def send(self, data):
+                if self.cut:  # the rest only once hconnd has closed
+                    deadline = time.monotonic() + 10
+                    while not self.closed_by_peer() and \
+                            time.monotonic() < deadline:
+                        time.sleep(0.01)
+                try:
+                    n = self.sock.send(bytes(data[:4096]))
+                except OSError:
+                    self.cut = False
+                    raise
+                self.cut = n < len(data)
+                return n
+
+        class LateOrigin(h2.H2Origin):
+            def _serve(self, s, conn):
+                return super()._serve(LateWriter(s), conn)
+
+        o = LateOrigin({"/bad": CONNECTION_ERRORS["oversized_frame"][0],
+                        "/ok": OK})
+        self.addCleanup(o.stop)
+        o.start()
+        w = self.wire(self.daemon)
+        head, body, last = self.get(w, 1, o.url("/bad"))
+        self.assertH2Error(last, "protocol_error")
+        self.assertTrue(o.connections[0].closed.wait(10))
+        self.assertIn(("reset",), o.connections[0].events,
+                      "the origin's late write did not fail; nothing "
+                      "was checked")
+        ga = self.goaway_from_daemon(o)
+        self.assertIsNotNone(ga, "the GOAWAY ahead of the reset was lost: "
+                             f"{o.connections[0].events[-5:]}")
+        self.assertEqual(h2.error_name(ga[2]), "FRAME_SIZE_ERROR")
 
     def test_upper_case_header_name(self):
         # RFC 9113 8.2.1: malformed; a stream error at least. No head
