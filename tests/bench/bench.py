@@ -81,8 +81,6 @@ PEERS = ["hconnd", "hconnd-h2", "hconnd-cafile", "direct", "h2load",
 TLS_PEERS = {"hconnd-h2", "hconnd-cafile", "h2load"}
 # Rows served by the one hconnd of the run (ctx["hconnd"]).
 HCONND_PEERS = {"hconnd", "hconnd-h2", "hconnd-cafile"}
-# Peers of workload 1 only: the relay floor speaks plain HTTP upstream.
-PLAIN_PEERS = {"floor"}
 PEER_TITLES = {
     "hconnd": "hconnd (protocol, Unix socket)",
     "hconnd-h2": "hconnd over HTTP/2 to the origin",
@@ -392,19 +390,22 @@ class NginxPool(Launched):
 class RelayFloor(Launched):
     """tests/bench/relayfloor: the system calls of a relay shaped like
     hconnd (Unix socket in, keep-alive TCP out) and nothing else, on
-    .socket, to the plain origin's /small."""
+    .socket, to the origin's /small: the plain origin, or with tls the
+    HTTPS one (then with the TLS record layer's work too)."""
 
     name = "relay floor"
 
-    def __init__(self, directory, origin, binary):
+    def __init__(self, directory, origin, binary, tls=False):
         super().__init__(directory)
         self.origin = origin
         self.binary = binary
+        self.tls = tls
 
     def start(self):
         self.socket = os.path.join(self.dir, "floor.sock")
-        self.launch([self.binary, self.socket, "127.0.0.1",
-                     str(self.origin.port), "/small"])
+        port = self.origin.tls_port if self.tls else self.origin.port
+        self.launch([self.binary, self.socket, "127.0.0.1", str(port),
+                     "/small"] + (["tls"] if self.tls else []))
         deadline = time.monotonic() + 20
         while not os.path.exists(self.socket):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -556,7 +557,7 @@ def loadgen_args(peer, tls, origin, ctx):
         return args + (["--ca", origin.ca_file] if peer == "hconnd-cafile"
                        else [])
     if peer == "floor":
-        return ["--unix", ctx["floor"].socket, "--hconn", small]
+        return ["--unix", ctx[floor_key(tls)].socket, "--hconn", small]
     if peer == "nginx-pool":
         pool = ctx["nginx-pool"]
         return ["--unix", pool.tls_socket if tls else pool.socket,
@@ -570,12 +571,19 @@ def loadgen_args(peer, tls, origin, ctx):
             "--host", f"127.0.0.1:{origin.port}"]
 
 
-def serving_pids(peer, ctx):
+def floor_key(tls):
+    """ctx's key for the relay floor of the plain or the HTTPS origin."""
+    return "floor-tls" if tls else "floor"
+
+
+def serving_pids(peer, tls, ctx):
     """The processes whose CPU a request through peer costs, origin aside."""
     if peer in ("direct", "h2load"):
         return []
     if peer in HCONND_PEERS:
         return [ctx["hconnd"].pid]
+    if peer == "floor":
+        return [ctx[floor_key(tls)].proc.pid]
     return [ctx[peer].proc.pid]
 
 
@@ -680,7 +688,7 @@ def h2load_result(out, log_file, duration):
 def measure_one(opts, peer, tls, clients, origin, ctx, label):
     """One row: the peer's figures and the CPU per request of its serving
     processes and of the origin."""
-    pids = serving_pids(peer, ctx)
+    pids = serving_pids(peer, tls, ctx)
     timeout = opts.duration + opts.warmup + 120
     if peer == "h2load":
         log_file = os.path.join(ctx["tmp"], "h2load.log")
@@ -711,8 +719,7 @@ def workload_small(opts, tls, origin, ctx, peers):
     """Rows for every client count and peer, interleaved so that a noisy
     moment hurts no single peer."""
     rows = []
-    peers = [p for p in peers if (tls or p not in TLS_PEERS) and
-             (not tls or p not in PLAIN_PEERS)]
+    peers = [p for p in peers if tls or p not in TLS_PEERS]
     if "hconnd-h2" in peers and not ctx.get("http2"):
         log(f"  hconnd over HTTP/2 skipped: {ctx.get('http2_why')}")
         peers.remove("hconnd-h2")
@@ -1383,7 +1390,9 @@ def small_targets(rows, workload):
             # hconnd negotiates by default when the origin offers it.
             v = h["rps"] / p["rps"]
             out.append((f"{w}: hconnd over HTTP/1.1 / nginx local pool "
-                        "req/s ≥ 1.2", f"{v:.2f}x", verdict(v, ">=", 1.2)))
+                        "req/s ≥ 1.2", f"{v:.2f}x" + floor(
+                            lambda r: f"{r['rps'] / p['rps']:.2f}x"),
+                        verdict(v, ">=", 1.2)))
             if h2 and h2["rps"]:
                 v = h2["rps"] / p["rps"]
                 out.append((f"{w}: hconnd over HTTP/2 (its default here) / "
@@ -1811,11 +1820,12 @@ def main():
                 (ctx["http_version_field"], ctx["http2"],
                  ctx["http2_why"]) = probe_http2(ctx["hconnd"], origin)
             if need_small:
-                if "floor" in opts.peers and "1" in opts.workloads:
-                    ctx["floor"] = stack.enter_context(RelayFloor(
-                        os.path.join(tmp, "floor"), origin,
-                        os.path.join(os.path.dirname(opts.loadgen),
-                                     "relayfloor")))
+                for w, tls in (("1", False), ("2", True)):
+                    if "floor" in opts.peers and w in opts.workloads:
+                        ctx[floor_key(tls)] = stack.enter_context(RelayFloor(
+                            os.path.join(tmp, floor_key(tls)), origin,
+                            os.path.join(os.path.dirname(opts.loadgen),
+                                         "relayfloor"), tls))
                 if "nginx-pool" in opts.peers:
                     ctx["nginx-pool"] = stack.enter_context(
                         NginxPool(os.path.join(tmp, "pool"), origin))

@@ -15,16 +15,22 @@
  * TCP) cost the kernel and a minimal user space on this machine; what
  * hconnd spends beyond it is hconnd's own.
  *
+ * With a fifth argument "tls" the origin side is HTTPS: one TLS session per
+ * client, its handshake made once when the client connects (neither side
+ * verified), then SSL_write and SSL_read in place of send and read, so
+ * the floor of workload 2 holds the record layer's cost and no more.
+ *
  * Two knobs, for tests/bench/floorbudget.py, turn the floor into a model
  * of a relay that does more: RELAYFLOOR_WORK_NS spins that many
  * nanoseconds per request (user-space work of its own), RELAYFLOOR_PEEK=1
  * makes the one extra system call hconnd makes per request (a MSG_PEEK
  * of the origin connection before it is reused).
  *
- * usage: relayfloor SOCKET HOST PORT PATH
+ * usage: relayfloor SOCKET HOST PORT PATH [tls]
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -40,12 +46,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #define RF_BUF    (64 * 1024) /* the whole response must fit */
 #define RF_EVENTS 256
 
 /* One client and its origin connection. */
 struct rf_pair {
     int client, origin;
+    SSL *tls;      /* the origin side's, with a fifth argument "tls" */
     size_t in_len; /* response bytes read so far */
     char in[RF_BUF];
 };
@@ -61,6 +70,7 @@ static char rf_request[1024];
 static size_t rf_request_len;
 static long rf_work_ns; /* RELAYFLOOR_WORK_NS */
 static bool rf_peek;    /* RELAYFLOOR_PEEK */
+static SSL_CTX *rf_tls; /* an HTTPS origin */
 
 static void
 rf_die(const char *what)
@@ -69,9 +79,11 @@ rf_die(const char *what)
     exit(1);
 }
 
-/* Connects a pair's origin side (blocking: once per client). */
-static int
-rf_connect_origin(void)
+/* Connects a pair's origin side, with its TLS handshake for an HTTPS
+ * origin (blocking: once per client); the socket is then non-blocking,
+ * as SSL_read must not wait for the rest of a record. */
+static void
+rf_connect_origin(struct rf_pair *p)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
@@ -79,7 +91,32 @@ rf_connect_origin(void)
                           sizeof rf_origin_addr) < 0)
         rf_die("connect to the origin");
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
+    p->origin = fd;
+    if (rf_tls == NULL)
+        return;
+    if ((p->tls = SSL_new(rf_tls)) == NULL || SSL_set_fd(p->tls, fd) != 1 ||
+        SSL_connect(p->tls) != 1) {
+        fprintf(stderr, "relayfloor: TLS handshake with the origin failed\n");
+        exit(1);
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Up to len of the origin's bytes: > 0 read, 0 none yet (TLS: the rest
+ * of a record is still on its way), -1 the origin is gone. */
+static ssize_t
+rf_origin_read(struct rf_pair *p, char *buf, size_t len)
+{
+    int n;
+
+    if (p->tls == NULL) {
+        ssize_t got = read(p->origin, buf, len);
+        return got > 0 ? got : -1;
+    }
+    n = SSL_read(p->tls, buf, (int)len);
+    if (n > 0)
+        return n;
+    return SSL_get_error(p->tls, n) == SSL_ERROR_WANT_READ ? 0 : -1;
 }
 
 /* The response's total length once its head is in, else 0. */
@@ -109,12 +146,19 @@ rf_origin_readable(struct rf_pair *p)
     char line[96];
     struct iovec iov[3];
     size_t total, head;
-    ssize_t n = read(p->origin, p->in + p->in_len, sizeof p->in - p->in_len);
+    ssize_t n;
 
-    if (n <= 0)
-        return -1;
-    p->in_len += (size_t)n;
-    if ((total = rf_response_length(p)) == 0 || p->in_len < total)
+    /* A readable socket may hold several TLS records: read on while the
+     * response is not whole and bytes come. */
+    do {
+        n = rf_origin_read(p, p->in + p->in_len, sizeof p->in - p->in_len);
+        if (n < 0)
+            return -1;
+        p->in_len += (size_t)n;
+        total = rf_response_length(p);
+    } while (n > 0 && p->tls != NULL && (total == 0 || p->in_len < total) &&
+             p->in_len < sizeof p->in);
+    if (total == 0 || p->in_len < total)
         return p->in_len < sizeof p->in ? 0 : -1;
     head =
         (size_t)((char *)memmem(p->in, p->in_len, "\r\n\r\n", 4) + 4 - p->in);
@@ -158,6 +202,11 @@ rf_client_readable(struct rf_pair *p)
         rf_work();
     if (rf_peek && recv(p->origin, buf, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
         return -1; /* the origin spoke or closed out of turn */
+    if (p->tls != NULL)
+        return SSL_write(p->tls, rf_request, (int)rf_request_len) ==
+                       (int)rf_request_len
+                   ? 0
+                   : -1;
     if (send(p->origin, rf_request, rf_request_len, MSG_NOSIGNAL) < 0)
         return -1;
     return 0;
@@ -187,7 +236,7 @@ rf_accept(int ep, int listener)
     if (p == NULL || tags == NULL)
         rf_die("calloc");
     p->client = fd;
-    p->origin = rf_connect_origin();
+    rf_connect_origin(p);
     tags[0] = (struct rf_tag){p, false};
     tags[1] = (struct rf_tag){p, true};
     rf_add(ep, p->client, &tags[0]);
@@ -202,9 +251,17 @@ main(int argc, char **argv)
     static struct rf_tag listener_tag;
     int listener, ep;
 
-    if (argc != 5 || strlen(argv[1]) >= sizeof sun.sun_path) {
-        fprintf(stderr, "usage: relayfloor SOCKET HOST PORT PATH\n");
+    if (argc < 5 || argc > 6 || (argc == 6 && strcmp(argv[5], "tls") != 0) ||
+        strlen(argv[1]) >= sizeof sun.sun_path) {
+        fprintf(stderr, "usage: relayfloor SOCKET HOST PORT PATH [tls]\n");
         return 2;
+    }
+    if (argc == 6) {
+        if ((rf_tls = SSL_CTX_new(TLS_client_method())) == NULL)
+            rf_die("SSL_CTX_new");
+        /* One read takes whatever the socket holds, not a record's header
+         * and then its body: two system calls a record otherwise. */
+        SSL_CTX_set_read_ahead(rf_tls, 1);
     }
     signal(SIGPIPE, SIG_IGN);
     if (getenv("RELAYFLOOR_WORK_NS") != NULL)
@@ -248,6 +305,8 @@ main(int argc, char **argv)
                 continue;
             /* Either side gone: the pair goes (tags leak with it, a bench
              * tool's clients come once per run). */
+            SSL_free(p->tls);
+            p->tls = NULL;
             close(p->client);
             close(p->origin);
             p->client = p->origin = -1;
