@@ -149,6 +149,18 @@ def wait_for_unix(path, timeout=10.0, proc=None):
     return False
 
 
+def wait_stopped(pid, timeout=10.0):
+    """Waits until pid is stopped: SIGSTOP takes effect only once the
+    process is next scheduled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rpartition(")")[2].split()[0] == "T":
+                return True
+        time.sleep(0.002)
+    return False
+
+
 def kill_group(proc, sig=signal.SIGKILL):
     """Sends sig to proc's process group (started with start_new_session)
     and reaps proc. Never touches other processes."""

@@ -462,18 +462,6 @@ class DeparturesAmongQueuedReplies(harness.IntegrationTest):
     ROUNDS = 4
 
     @staticmethod
-    def wait_stopped(pid, timeout=10.0):
-        """Waits until pid is stopped: SIGSTOP takes effect only once the
-        process is next scheduled."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rpartition(")")[2].split()[0] == "T":
-                    return True
-            time.sleep(0.002)
-        return False
-
-    @staticmethod
     def wait_answers_delivered(origin, nbytes, timeout=20.0):
         """Waits until the origin has written nbytes of answers and the
         kernel has acknowledged every byte of them: they are in hconnd's
@@ -525,7 +513,7 @@ class DeparturesAmongQueuedReplies(harness.IntegrationTest):
             # ready together on its next wake-up, answers first.
             os.kill(daemon.pid, signal.SIGSTOP)
             try:
-                self.assertTrue(self.wait_stopped(daemon.pid),
+                self.assertTrue(harness.wait_stopped(daemon.pid),
                                 f"round {rnd}: SIGSTOP did not stop hconnd")
                 gates[rnd].set()
                 self.assertTrue(
@@ -546,6 +534,67 @@ class DeparturesAmongQueuedReplies(harness.IntegrationTest):
                 w.close()
             self.assertTrue(daemon.alive(), f"round {rnd}")
             self.assertEqual(origin.errors, [])
+
+
+class ReplyQueuedWhilePipelinedRequestIsRead(harness.IntegrationTest):
+    """A reply and the client's next pipelined request reach hconnd in the
+    same wake-up: the reply is queued and flushed while the session reads
+    what its client sent, the next request cut at every kind of place
+    (none of it, a byte, half, all but the newline, all of it with half of
+    the one after). Each reply comes whole and in order, and the cut
+    request is served once its rest arrives."""
+
+    def test_pipelined_request_cut_anywhere(self):
+        for cut in ("none", "one", "half", "no-newline", "whole+half"):
+            with self.subTest(cut=cut):
+                self.run_cut(cut)
+
+    def run_cut(self, cut):
+        gate = threading.Event()
+        first = http_response(200, b"first\n" * 500)
+        origin = self.start_origin({
+            "/1": [("wait", gate), ("send", first)],
+            "/2": [("send", http_response(200, b"second\n" * 500))],
+            "/3": [("send", http_response(200, b"third\n"))]})
+        self.addCleanup(gate.set)
+        daemon = self.start_daemon()
+        w = self.wire(daemon)
+
+        def req(rid):
+            return json.dumps({"id": rid, "method": "GET",
+                               "url": origin.url(f"/{rid}")},
+                              separators=(",", ":")).encode() + b"\n"
+
+        w.send_raw(req(1))
+        self.assertTrue(origin.wait_requests(1))
+        second, third = req(2), req(3)
+        early = {"none": b"", "one": second[:1],
+                 "half": second[:len(second) // 2],
+                 "no-newline": second[:-1],
+                 "whole+half": second + third[:len(third) // 2]}[cut]
+        # Stopped, hconnd finds the answer and the client's bytes ready
+        # together on its next wake-up.
+        os.kill(daemon.pid, signal.SIGSTOP)
+        try:
+            self.assertTrue(harness.wait_stopped(daemon.pid))
+            gate.set()
+            self.assertTrue(DeparturesAmongQueuedReplies
+                            .wait_answers_delivered(origin, len(first)))
+            if early:
+                w.send_raw(early)
+        finally:
+            os.kill(daemon.pid, signal.SIGCONT)
+        head, body, last = w.read_response(1)
+        self.assertIs(last.get("end"), True, last)
+        self.assertEqual(body, b"first\n" * 500)
+        w.send_raw((second + third)[len(early):])
+        head, body, last = w.read_response(2)
+        self.assertIs(last.get("end"), True, last)
+        self.assertEqual(body, b"second\n" * 500)
+        head, body, last = w.read_response(3)
+        self.assertEqual(body, b"third\n")
+        self.assertTrue(daemon.alive())
+        self.assertEqual(origin.errors, [])
 
 
 class _Reader:

@@ -26,8 +26,10 @@ run as other uids (other_user.py) against one hconnd:
 import hashlib
 import io
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import unittest
 
@@ -251,6 +253,85 @@ class Departures(HostileCase):
         self.assertIn(long_st.reset, (h2.ERRORS["CANCEL"],
                                       h2.ERRORS["NO_ERROR"],
                                       h2.ERRORS["INTERNAL_ERROR"]))
+
+
+class OneReadForSeveralClients(HostileCase):
+    """One read of the shared connection completes the replies of several
+    clients, of different uids, and their sessions' flushes run in one
+    batch. A client that left before it is not written to; one that
+    half-closed gets its reply, then its end of file (writing it frees
+    the session, in the middle of the others' flushes); the one that
+    stayed gets its own reply whole and goes on."""
+
+    BODIES = {name: (b"reply for %s\n" % name.encode()) * 300
+              for name in ("stays", "half", "gone")}
+
+    def test_replies_of_one_read_go_to_their_own_clients(self):
+        gate = threading.Event()
+        sent = threading.Event()
+
+        def answer_all(origin, conn, st):
+            # Every stream's whole answer in one write, once the test
+            # opens the gate: the shared connection reads them together.
+            gate.wait(20)
+            blob = b""
+            for name in ("half", "gone", "stays"):
+                sid = [s.sid for s in conn.streams.values()
+                       if s.path == f"/{name}"][0]
+                body = self.BODIES[name]
+                blob += h2.frame(h2.HEADERS, h2.END_HEADERS, sid,
+                                 h2.hpack_encode([
+                                     (":status", "200"),
+                                     ("content-length", str(len(body)))]))
+                blob += h2.frame(h2.DATA, h2.END_STREAM, sid, body)
+            origin.send(conn, blob)
+            sent.set()
+            return False
+
+        o = self.origin({"/stays": [("wait_streams", 3),
+                                    ("call", answer_all)],
+                         "/half": [("hold",)], "/gone": [("hold",)]})
+        self.addCleanup(gate.set)
+        d = self.start_daemon()
+        clients = {}
+        for n, name in enumerate(("stays", "half", "gone"), 1):
+            # stays and gone as another uid than half (the test's own).
+            w = self.wire(d) if name == "half" else self.as_other(d)
+            w.send({"id": n, "method": "GET", "url": o.url(f"/{name}"),
+                    "http_version": "2"})
+            self.assertTrue(o.wait_requests(n), name)
+            clients[name] = w
+        self.assertEqual(len(o.connections), 1)
+        # Half-closed first: hconnd has run the flush that end of input
+        # asked for, and only the reply's flush, in the batch, finds the
+        # session done (and frees it).
+        clients["half"].shutdown_write()
+        time.sleep(0.2)
+        # Stopped, hconnd finds the answers and the departure ready
+        # together on its next wake-up.
+        os.kill(d.pid, signal.SIGSTOP)
+        try:
+            self.assertTrue(harness.wait_stopped(d.pid))
+            gate.set()
+            self.assertTrue(sent.wait(10), "the origin never answered")
+            time.sleep(0.05)  # its I/O thread writes the answers
+            clients["gone"].close()
+        finally:
+            os.kill(d.pid, signal.SIGCONT)
+        head, body, last = clients["half"].read_response(2)
+        self.assertIs(last.get("end"), True, last)
+        self.assertEqual(body, self.BODIES["half"])
+        clients["half"].expect_eof()
+        w = clients["stays"]
+        head, body, last = w.read_response(1)
+        self.assertIs(last.get("end"), True, last)
+        self.assertEqual(body, self.BODIES["stays"])
+        # Nothing else came its way: its next reply is the next line.
+        h, body, last = w.request(4, "GET", o.url("/ok"), http_version="2")
+        self.assertEqual(body, OK_BODY)
+        self.assertTrue(d.alive())
+        self.assertEqual(len(o.connections), 1)
+        self.assertEqual(o.events("goaway"), [])
 
 
 class ManyStreams(HostileCase):
